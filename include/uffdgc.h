@@ -1,0 +1,279 @@
+/* uffdgc: a mark-compact garbage collector for language runtimes on Linux, whose compaction
+ * runs while the application keeps running (userfaultfd page faults are the read barrier).
+ *
+ * The embedder's contract, in short:
+ *  - create a heap (ugc_heap_create), register object types (ugc_type_register);
+ *  - every thread that touches the heap attaches (ugc_thread_attach) and polls
+ *    ugc_safepoint() regularly, or marks the stretches where it does not touch the heap as
+ *    blocking regions (ugc_blocking_enter/leave);
+ *  - every reference the collector must see is either inside a heap object (at a place its
+ *    type describes), in a root slot registered with a handle scope, a global root, or
+ *    reported by a root enumerator callback;
+ *  - stores of references into heap objects go through ugc_write (the write barrier).
+ *
+ * References are pointers to an object's payload (the value ugc_alloc returned). The
+ * collector owns the one word just before it (the header). Objects move only at a
+ * safepoint: between two safepoints raw pointers held by C code stay valid.
+ *
+ * Documentation: docs/api.md (guide with examples), docs/design.md (how it works).
+ */
+#ifndef UFFDGC_H
+#define UFFDGC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UGC_API __attribute__((visibility("default")))
+
+typedef struct ugc_heap ugc_heap;
+typedef struct ugc_mutator ugc_mutator;
+typedef struct ugc_tracer ugc_tracer;
+typedef uint32_t ugc_type_id;
+
+/* ------------------------------------------------------------------------------------------
+ * Errors
+ * ---------------------------------------------------------------------------------------- */
+
+typedef enum ugc_error_code {
+  UGC_OK = 0,
+  UGC_ERR_INVALID,     /* bad argument or configuration value */
+  UGC_ERR_NOMEM,       /* could not reserve or commit memory */
+  UGC_ERR_UNAVAILABLE, /* the requested backend or feature is not offered by this kernel */
+  UGC_ERR_KERNEL,      /* a system call failed unexpectedly */
+  UGC_ERR_MISUSE,      /* the call is not allowed in the current state */
+} ugc_error_code;
+
+/* Filled by calls that can fail; `message` names the call and the cause. */
+typedef struct ugc_error {
+  ugc_error_code code;
+  char message[256];
+} ugc_error;
+
+/* ------------------------------------------------------------------------------------------
+ * Heap creation
+ * ---------------------------------------------------------------------------------------- */
+
+/* Called when an allocation fails even after a full collection, before NULL is returned. */
+typedef void (*ugc_oom_handler)(ugc_heap *heap, size_t requested_bytes, void *data);
+
+typedef struct ugc_config {
+  size_t heap_max;          /* maximum bytes of the moving space; default 256 MiB */
+  size_t heap_initial;      /* occupancy that triggers the first collection; default 32 MiB */
+  size_t nonmoving_max;     /* maximum bytes of the pinned (non-moving) space; default 64 MiB */
+  size_t large_threshold;   /* objects of at least this many bytes go to the large-object
+                               space (never moved); default 128 KiB */
+  const char *backend;      /* "auto" (default), "stw", "copy", ... ; see docs/backends.md */
+  const char *delivery;     /* concurrent backends: "sigbus" (default) or "thread" */
+  unsigned gc_threads;      /* collector threads; 0 = number of CPUs, at most 8 */
+  int verify;               /* 0 off; 1 run the heap verifier around every collection */
+  bool trace;               /* one line per cycle on trace_file */
+  FILE *trace_file;         /* default stderr */
+  double growth_factor;     /* next trigger = live bytes * growth_factor; default 2.0 */
+  uintptr_t root_tag_mask;  /* tag bits to strip from root slots; default 0 */
+  ugc_oom_handler oom_handler;
+  void *oom_data;
+} ugc_config;
+
+/* Fills *config with the defaults. Always call it before setting fields. */
+UGC_API void ugc_config_init(ugc_config *config);
+
+/* Creates a heap. The environment overrides the config: UFFDGC_BACKEND, UFFDGC_TRACE=1,
+ * UFFDGC_VERIFY=1, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY, UFFDGC_GC_THREADS.
+ * Returns NULL and fills *error (may be NULL) when the heap cannot be made. */
+UGC_API ugc_heap *ugc_heap_create(const ugc_config *config, ugc_error *error);
+
+/* Destroys the heap and releases all its memory. Every mutator must be detached. */
+UGC_API void ugc_heap_destroy(ugc_heap *heap);
+
+/* The backend the heap runs ("stw", "copy", ...), after "auto" was resolved. */
+UGC_API const char *ugc_heap_backend(const ugc_heap *heap);
+
+/* Whether this kernel and build can run backend `name`; if not, why (into reason). */
+UGC_API bool ugc_backend_available(const char *name, char *reason, size_t reason_len);
+
+/* ------------------------------------------------------------------------------------------
+ * Types
+ * ---------------------------------------------------------------------------------------- */
+
+typedef enum ugc_layout {
+  UGC_LAYOUT_FIXED,     /* fixed payload; references at ref_offsets */
+  UGC_LAYOUT_REF_ARRAY, /* fixed part (fixed_size bytes, refs at ref_offsets), then an array of
+                           references filling the rest of the payload */
+  UGC_LAYOUT_LEAF,      /* no references at all: strings, byte arrays, floats */
+  UGC_LAYOUT_CUSTOM,    /* the trace callback reports every reference slot */
+} ugc_layout;
+
+/* Reports each reference slot of obj to the tracer (ugc_trace_slot / ugc_trace_tagged).
+ * It may be called with a copy of the object and from a signal handler on a mutator thread
+ * (concurrent backends build pages there): it must be async-signal-safe, take no locks,
+ * allocate nothing and read nothing but the object itself. `payload_bytes` is the size
+ * given at allocation. */
+typedef void (*ugc_trace_fn)(void *obj, size_t payload_bytes, ugc_tracer *tracer);
+
+typedef struct ugc_type_desc {
+  const char *name;             /* for messages and statistics; copied */
+  ugc_layout layout;
+  size_t fixed_size;            /* FIXED: payload bytes (ugc_alloc may ask for more);
+                                   REF_ARRAY: bytes before the reference array */
+  const uint32_t *ref_offsets;  /* byte offsets of reference slots in the fixed part; copied */
+  uint32_t ref_count;
+  uintptr_t tag_mask;           /* tag bits in this type's reference slots (kept on update) */
+  ugc_trace_fn trace;           /* CUSTOM only */
+} ugc_type_desc;
+
+/* Registers a type; returns its id (> 0), or 0 with *error filled for a bad description
+ * (offset not 8-byte aligned or outside fixed_size, CUSTOM without trace, ...). */
+UGC_API ugc_type_id ugc_type_register(ugc_heap *heap, const ugc_type_desc *desc,
+                                      ugc_error *error);
+
+/* Tracer calls, for CUSTOM trace callbacks and root enumerators. */
+
+/* Visits an untagged reference slot. NULL and pointers outside the heap are left alone. */
+UGC_API void ugc_trace_slot(ugc_tracer *tracer, void **slot);
+/* Visits a slot holding a tagged reference: the bits in tag_mask are stripped before the
+ * lookup and put back after relocation. Call it only for slots that hold references. */
+UGC_API void ugc_trace_tagged(ugc_tracer *tracer, uintptr_t *slot, uintptr_t tag_mask);
+
+/* ------------------------------------------------------------------------------------------
+ * Mutator threads
+ * ---------------------------------------------------------------------------------------- */
+
+/* Attaches the calling thread; returns its mutator, or NULL with *error filled. */
+UGC_API ugc_mutator *ugc_thread_attach(ugc_heap *heap, ugc_error *error);
+/* Detaches the calling thread; its roots stop being roots, its mutator is freed. */
+UGC_API void ugc_thread_detach(ugc_mutator *mutator);
+/* The heap a mutator belongs to. */
+UGC_API ugc_heap *ugc_mutator_heap(const ugc_mutator *mutator);
+
+/* Enters a region where the thread does not touch heap objects nor its roots (a blocking
+ * system call, a long computation on non-heap data): collections proceed without it. */
+UGC_API void ugc_blocking_enter(ugc_mutator *mutator);
+/* Leaves the region; waits if a pause is in progress. Objects may have moved meanwhile. */
+UGC_API void ugc_blocking_leave(ugc_mutator *mutator);
+
+/* ------------------------------------------------------------------------------------------
+ * Roots
+ * ---------------------------------------------------------------------------------------- */
+
+/* Adds a global root: *slot is a reference (untagged, or tagged with config.root_tag_mask). */
+UGC_API void ugc_global_root_add(ugc_heap *heap, void **slot);
+/* Removes a global root added with ugc_global_root_add. */
+UGC_API void ugc_global_root_remove(ugc_heap *heap, void **slot);
+
+/* A callback that reports roots the embedder keeps itself (its own stacks, tables).
+ * The collector may call it more than once per cycle (to mark, then to update). */
+typedef void (*ugc_root_enumerator)(ugc_tracer *tracer, void *data);
+/* Registers a root enumerator. */
+UGC_API void ugc_root_enumerator_add(ugc_heap *heap, ugc_root_enumerator fn, void *data);
+/* Unregisters a root enumerator registered with the same fn and data. */
+UGC_API void ugc_root_enumerator_remove(ugc_heap *heap, ugc_root_enumerator fn, void *data);
+
+/* Weak slot: cleared (set to NULL) when its referent dies, updated when it moves. */
+UGC_API void ugc_weak_add(ugc_heap *heap, void **slot);
+/* Removes a weak slot. */
+UGC_API void ugc_weak_remove(ugc_heap *heap, void **slot);
+
+/* ------------------------------------------------------------------------------------------
+ * Allocation slow paths (the inline fast paths are in uffdgc/inline.h)
+ * ---------------------------------------------------------------------------------------- */
+
+/* Out-of-line allocation: new TLAB, large objects, collections, errors. Prefer ugc_alloc. */
+UGC_API void *ugc_alloc_slow(ugc_mutator *mutator, ugc_type_id type, size_t bytes);
+/* Allocates an object that never moves (in the non-moving or large-object space). */
+UGC_API void *ugc_alloc_pinned(ugc_mutator *mutator, ugc_type_id type, size_t bytes);
+/* Makes sure the next allocations totalling at most `bytes` (headers included: use
+ * ugc_alloc_size) succeed without reaching a safepoint. May collect. False when out of memory. */
+UGC_API bool ugc_reserve(ugc_mutator *mutator, size_t bytes);
+/* Safepoint slow path: parks the thread for a pause. Prefer ugc_safepoint. */
+UGC_API void ugc_safepoint_slow(ugc_mutator *mutator);
+/* Reports a misuse found by an inline check (debug builds) and aborts. */
+UGC_API void ugc_misuse(const char *call, const char *reason) __attribute__((noreturn));
+
+/* ------------------------------------------------------------------------------------------
+ * Collection, statistics, inspection
+ * ---------------------------------------------------------------------------------------- */
+
+typedef enum ugc_collect_kind {
+  UGC_COLLECT_FULL,   /* mark and compact now */
+  UGC_COLLECT_FINISH, /* only wait until an in-flight concurrent compaction has finished */
+} ugc_collect_kind;
+
+/* Runs a collection from a mutator thread (all other mutators are stopped at safepoints). */
+UGC_API void ugc_collect(ugc_mutator *mutator, ugc_collect_kind kind);
+
+/* A log-linear histogram of durations in nanoseconds (8 sub-buckets per power of two). */
+#define UGC_HISTOGRAM_BUCKETS 512
+typedef struct ugc_histogram {
+  uint64_t count;
+  uint64_t max_ns;
+  uint64_t sum_ns;
+  uint64_t buckets[UGC_HISTOGRAM_BUCKETS];
+} ugc_histogram;
+
+/* The duration below which a fraction p (0..1) of the samples fall; 0 when empty. */
+UGC_API uint64_t ugc_histogram_percentile(const ugc_histogram *histogram, double p);
+
+typedef struct ugc_compaction_stats {
+  uint64_t pages_total, pages_in_place, pages_slid_whole, pages_recycled, pages_fresh;
+  uint64_t pages_by_mutator, pages_by_gc;
+  uint64_t copy_ioctls, move_ioctls, continue_ioctls, zeropage_ioctls, madvise_calls;
+  uint64_t bytes_copied;
+  uint64_t concurrent_ns; /* from the end of the compaction pause to the last page mapped */
+  uint64_t forwarding_ns, memcpy_ns, map_ns, madvise_ns, wait_ns;
+} ugc_compaction_stats;
+
+typedef struct ugc_stats {
+  uint64_t cycles;
+  uint64_t allocated_bytes;       /* total ever allocated */
+  uint64_t live_bytes_last;       /* live after the last marking */
+  uint64_t live_bytes_peak;
+  uint64_t freed_bytes;           /* total reclaimed */
+  uint64_t heap_used_bytes;       /* moving space in use now (bump pointer) */
+  uint64_t heap_max_bytes;
+  uint64_t nonmoving_used_bytes, large_used_bytes;
+  uint64_t gc_cpu_ns;             /* time spent in collector work, all threads */
+  ugc_histogram pause;            /* every stop-the-world pause */
+  ugc_histogram pause_mark;       /* marking pauses */
+  ugc_histogram pause_compact;    /* compaction pauses (stw: includes all compaction) */
+  ugc_histogram stall;            /* mutator waits on pages being compacted */
+  ugc_compaction_stats compaction; /* summed over all cycles */
+  uint64_t verify_cycles, verify_failures;
+} ugc_stats;
+
+/* Copies the heap's statistics (safe to call from any attached or unattached thread). */
+UGC_API void ugc_stats_get(ugc_heap *heap, ugc_stats *stats);
+/* Writes the statistics as one JSON object to `out`. */
+UGC_API void ugc_stats_write_json(ugc_heap *heap, FILE *out);
+
+/* Type id of an object. */
+UGC_API ugc_type_id ugc_object_type(const void *obj);
+/* Payload bytes of an object, as given at allocation. */
+UGC_API size_t ugc_object_size(const void *obj);
+
+/* Calls fn for every object in the heap, live or not yet collected; stops when fn returns
+ * false. Runs with the world stopped: fn must not allocate. */
+typedef bool (*ugc_walk_fn)(void *obj, ugc_type_id type, size_t payload_bytes, void *data);
+UGC_API void ugc_heap_walk(ugc_mutator *mutator, ugc_walk_fn fn, void *data);
+
+/* Checks the whole heap: headers, type ids, every reference points at an object start in a
+ * live space. Returns the number of problems (0 = clean); describes the first in *error. */
+UGC_API size_t ugc_verify(ugc_mutator *mutator, ugc_error *error);
+
+/* A hash of the graph reachable from all roots that does not depend on addresses: type ids,
+ * sizes, non-reference payload bytes and the shape of the references. Equal before and
+ * after a collection when the collector kept the graph intact. */
+UGC_API uint64_t ugc_graph_digest(ugc_mutator *mutator);
+
+#ifdef __cplusplus
+}
+#endif
+
+#include "uffdgc/inline.h"
+
+#endif

@@ -1,0 +1,157 @@
+/* Compaction plan: where every live object of the moving space goes, and how to build any
+ * to-space page from a from-space copy of the old heap. Shared unchanged by every backend;
+ * backends only decide when, where and by whom a page is built and how it gets mapped.
+ *
+ * Addresses: "old" addresses are where objects were before compaction, "new" where they are
+ * after. Both lie in the moving space [space_base, space_base + space_bytes). During
+ * compaction the old contents are readable at old + from_delta (the from-space view).
+ *
+ * Forwarding (the idea of Android's collector):
+ *
+ *   live-words bitmap: 1 bit per 8-byte word, set for every word of a live object
+ *   chunk = 512 bytes = 64 words = exactly one 64-bit bitmap word
+ *   chunk_live_before[c] = live words in chunks [first moved chunk, c)   (prefix sum)
+ *   new(old) = dense_end + 8 * (chunk_live_before[c] + popcount(bits of c below old))
+ *
+ * A leading "dense prefix" [space_base, dense_end) whose live fraction is at least the
+ * threshold is not moved: its objects keep their addresses, dead gaps in it become fillers.
+ * Every page at or after dense_end is "slid": live objects are packed in address order. */
+#ifndef UGC_COMPACT_H
+#define UGC_COMPACT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "heap/object.h"
+
+#define UGC_PAGE_SIZE 4096u
+#define UGC_CHUNK_BYTES 512u
+
+typedef struct ugc_compact_plan {
+  /* Inputs, filled by the caller. */
+  uintptr_t space_base;         /* moving space start, page aligned */
+  uintptr_t old_top;            /* end of allocated objects before compaction (8-aligned) */
+  const uint64_t *live_words;   /* bit i of word w <=> word space_base + 8*(64*w + i) is live */
+  const ugc_type_table *types;
+  double dense_threshold;       /* e.g. 0.95: a leading page stays in place at >= this */
+
+  /* Outputs of ugc_compact_plan_compute. */
+  uintptr_t dense_end;          /* page aligned; [space_base, dense_end) stays in place */
+  uintptr_t new_top;            /* end of the last live object after compaction */
+  size_t live_bytes;            /* bytes of live objects (headers included) */
+  size_t page_count;            /* to-space pages holding data: [space_base, new_top) */
+  uint32_t *chunk_live_before;  /* one entry per chunk of [space_base, old_top) */
+  uintptr_t *page_first_object; /* per to-space page: old header address of the first live
+                                   object overlapping the page (or starting in it); 0 = none */
+  size_t chunk_capacity, page_capacity; /* allocated entries (reused across cycles) */
+} ugc_compact_plan;
+
+/* Computes forwarding and per-page data from the bitmap. Returns 0, or -1 when memory for
+ * the tables could not be had (the heap is untouched then). */
+int ugc_compact_plan_compute(ugc_compact_plan *plan);
+
+/* Frees the plan's tables. */
+void ugc_compact_plan_free(ugc_compact_plan *plan);
+
+/* Population count of a bitmap word. Without -mpopcnt (the x86-64 baseline build),
+ * __builtin_popcountll is a call into libgcc; this branch-free form is inlined instead and
+ * costs a few cycles. With -mpopcnt (or -march=x86-64-v2) it is the single instruction. */
+static inline unsigned ugc_compact_popcount64(uint64_t x) {
+#if defined(__POPCNT__)
+  return (unsigned)__builtin_popcountll(x);
+#else
+  x = x - ((x >> 1) & UINT64_C(0x5555555555555555));
+  x = (x & UINT64_C(0x3333333333333333)) + ((x >> 2) & UINT64_C(0x3333333333333333));
+  x = (x + (x >> 4)) & UINT64_C(0x0F0F0F0F0F0F0F0F);
+  return (unsigned)((x * UINT64_C(0x0101010101010101)) >> 56);
+#endif
+}
+
+/* Whether the object whose header is at old address `hdr` is live (bitmap lookup). */
+static inline int ugc_compact_is_live(const ugc_compact_plan *plan, uintptr_t hdr) {
+  size_t word_index = (hdr - plan->space_base) >> 3;
+  return (int)((plan->live_words[word_index >> 6] >> (word_index & 63)) & 1u);
+}
+
+/* New address of the live object whose header is at old address `hdr` (in the moving space,
+ * below old_top). Reads only the plan, never the object. */
+static inline uintptr_t ugc_compact_forward_header(const ugc_compact_plan *plan, uintptr_t hdr) {
+  if (hdr < plan->dense_end)
+    return hdr;
+  size_t word_index = (hdr - plan->space_base) >> 3;
+  size_t chunk = word_index >> 6;
+  uint64_t below = plan->live_words[chunk] & ((UINT64_C(1) << (word_index & 63)) - 1);
+  return plan->dense_end +
+         8u * ((size_t)plan->chunk_live_before[chunk] + (size_t)ugc_compact_popcount64(below));
+}
+
+/* New value of a reference (payload pointer). References outside [space_base, old_top) are
+ * returned unchanged. */
+static inline uintptr_t ugc_compact_forward_ref(const ugc_compact_plan *plan, uintptr_t ref) {
+  if (ref - plan->space_base - UGC_HEADER_BYTES >= plan->old_top - plan->space_base)
+    return ref;
+  return ugc_compact_forward_header(plan, ref - UGC_HEADER_BYTES) + UGC_HEADER_BYTES;
+}
+
+/* Bitmap scans (word at a time). Bits are numbered from space_base: bit b <=> the word at
+ * space_base + 8 * b. Both return `limit` when no such bit lies in [bit, limit). */
+static inline size_t ugc_compact_bitmap_next(const uint64_t *words, size_t bit, size_t limit,
+                                             uint64_t flip) {
+  if (bit >= limit)
+    return limit;
+  size_t w = bit >> 6, last_w = (limit - 1) >> 6;
+  uint64_t word = (words[w] ^ flip) & (~UINT64_C(0) << (bit & 63));
+  while (word == 0) {
+    if (++w > last_w)
+      return limit;
+    word = words[w] ^ flip;
+  }
+  size_t found = (w << 6) + (size_t)__builtin_ctzll(word);
+  return found < limit ? found : limit;
+}
+
+/* First live word at or after old address `from` (8-aligned), or `limit` if none below it. */
+static inline uintptr_t ugc_compact_next_live(const ugc_compact_plan *plan, uintptr_t from,
+                                              uintptr_t limit) {
+  size_t bit = ugc_compact_bitmap_next(plan->live_words, (from - plan->space_base) >> 3,
+                                       (limit - plan->space_base) >> 3, 0);
+  return plan->space_base + 8u * bit;
+}
+
+/* First dead word at or after old address `from`, or `limit` if all of [from, limit) is live:
+ * with ugc_compact_next_live, this finds runs of contiguous live objects. */
+static inline uintptr_t ugc_compact_next_dead(const ugc_compact_plan *plan, uintptr_t from,
+                                              uintptr_t limit) {
+  size_t bit = ugc_compact_bitmap_next(plan->live_words, (from - plan->space_base) >> 3,
+                                       (limit - plan->space_base) >> 3, ~UINT64_C(0));
+  return plan->space_base + 8u * bit;
+}
+
+/* Builds to-space page `page_index` (address space_base + page_index * 4096) into `out`
+ * (4096 bytes, may be the destination itself when it does not alias from-space): copies
+ * the bytes of every live object that overlaps the page from the from-space view
+ * (old + from_delta), turns dead gaps of the dense prefix into fillers, zero-fills the part
+ * past new_top, and updates every reference slot that lies inside this page -- only those,
+ * so building one page never needs another page. Async-signal-safe: no locks, no
+ * allocation; safe to run on many threads for different pages at once.
+ * Returns the number of bytes of live objects copied into the page. */
+size_t ugc_compact_build_page(const ugc_compact_plan *plan, size_t page_index,
+                              intptr_t from_delta, void *out);
+
+/* The page builder has a second copy compiled for the POPCNT instruction, chosen at load
+ * time when the CPU has it. Test hook: 0 selects the portable copy, 1 the POPCNT copy (if the
+ * CPU has it). Returns the previous selection. Never call it while pages are being built. */
+int ugc_compact_select_popcnt(int enable);
+
+/* Updates one reference slot in place (roots, non-moving objects): *slot = forward(*slot),
+ * keeping the bits in tag_mask. */
+static inline void ugc_compact_update_slot(const ugc_compact_plan *plan, void *slot,
+                                           uintptr_t tag_mask) {
+  uintptr_t value = *(uintptr_t *)slot;
+  uintptr_t ref = value & ~tag_mask;
+  uintptr_t moved = ugc_compact_forward_ref(plan, ref);
+  if (moved != ref)
+    *(uintptr_t *)slot = moved | (value & tag_mask);
+}
+
+#endif
