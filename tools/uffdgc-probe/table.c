@@ -1,0 +1,112 @@
+/* The human-readable report. */
+#include <stdio.h>
+#include <string.h>
+
+#include "os/remap.h"
+#include "report.h"
+
+static const int ioctl_order[] = {
+    _UFFDIO_API,      _UFFDIO_REGISTER, _UFFDIO_UNREGISTER,   _UFFDIO_WAKE,     _UFFDIO_COPY,
+    _UFFDIO_ZEROPAGE, _UFFDIO_MOVE,     _UFFDIO_WRITEPROTECT, _UFFDIO_CONTINUE, _UFFDIO_POISON};
+
+static const char *mark(uint64_t mask, int nr) {
+  return (mask >> nr & 1) ? "yes" : "-";
+}
+
+static void print_attempt(const char *what, const ugc_uffd_attempt *a) {
+  switch (a->state) {
+  case UGC_ATTEMPT_OK:
+    printf("  %-28s works\n", what);
+    break;
+  case UGC_ATTEMPT_DISABLED:
+    printf("  %-28s disabled by UFFDGC_DISABLE\n", what);
+    break;
+  case UGC_ATTEMPT_FAILED:
+    printf("  %-28s fails: %s (%s)\n", what, probe_errno_name(a->err), strerror(a->err));
+    break;
+  default:
+    printf("  %-28s not tried\n", what);
+    break;
+  }
+}
+
+void probe_print_table(const probe_report *r) {
+  const ugc_uffd_caps *c = &r->caps;
+  printf("kernel                         %s\n", r->kernel);
+  printf("UFFDGC_DISABLE                 %s\n", r->disable_list[0] ? r->disable_list : "(unset)");
+  if (r->unprivileged_userfaultfd >= 0)
+    printf("vm.unprivileged_userfaultfd    %d\n", r->unprivileged_userfaultfd);
+  else
+    printf("vm.unprivileged_userfaultfd    unreadable (%s)\n",
+           probe_errno_name(-r->unprivileged_userfaultfd));
+
+  printf("\nuserfaultfd: %s", c->available ? "available" : "unavailable");
+  if (c->available)
+    printf(" (opened via %s)\n", ugc_uffd_path_name(c->open.path));
+  else
+    printf(": %s\n", c->reason);
+  print_attempt("/dev/userfaultfd", &c->dev);
+  print_attempt("userfaultfd syscall", &c->syscall);
+  print_attempt("UFFD_USER_MODE_ONLY syscall", &c->user_mode_only);
+
+  if (c->available) {
+    printf("\nfeatures (UFFDIO_API: 0x%llx)\n", (unsigned long long)c->kernel_features);
+    for (int bit = 0; bit < 64; bit++) {
+      const char *name = ugc_uffd_feature_name(bit);
+      bool has = c->kernel_features >> bit & 1;
+      if (!name && !has)
+        continue;
+      const char *state = !has                              ? "unsupported"
+                          : (c->masked_features >> bit & 1) ? "supported, masked by UFFDGC_DISABLE"
+                                                            : "supported";
+      printf("  %2d %-22s %s\n", bit, name ? name : "(unknown)", state);
+    }
+    printf("\nioctls        api   anon:missing anon:wp shmem:missing shmem:minor masked\n");
+    for (size_t i = 0; i < sizeof ioctl_order / sizeof ioctl_order[0]; i++) {
+      int nr = ioctl_order[i];
+      printf("  %-12s %-5s %-12s %-7s %-13s %-11s %s\n", ugc_uffd_ioctl_name(nr),
+             mark(c->api_ioctls, nr), mark(c->anon_missing_ioctls, nr), mark(c->anon_wp_ioctls, nr),
+             mark(c->shmem_missing_ioctls, nr), mark(c->shmem_minor_ioctls, nr),
+             mark(c->masked_ioctls, nr));
+    }
+  }
+
+  printf("\ntransparent huge pages         enabled=%s defrag=%s shmem_enabled=%s\n", r->thp_enabled,
+         r->thp_defrag, r->thp_shmem);
+  printf("MREMAP_DONTUNMAP               anonymous: %s, shmem: %s\n",
+         r->dontunmap_anon ? "works" : "unavailable", r->dontunmap_shmem ? "works" : "unavailable");
+  if (r->measured) {
+    printf("1 GiB-aligned reservation      alignment obtained: %s -> cost class %s\n",
+           r->reservation_align >= ((size_t)1 << 30) ? "1GiB" : "less than 1GiB",
+           r->reservation_align >= ((size_t)1 << 30) ? "1GiB (whole page-table moves)"
+                                                     : "degraded");
+    printf("mremap DONTUNMAP 64 MiB        ");
+    for (int i = 0; i < 3; i++)
+      printf("%s-aligned %.1f us%s", r->timing[i].label, r->timing[i].us, i < 2 ? ", " : "\n");
+    if (r->timing[0].us > 0 && r->timing[2].us > 0)
+      printf("                               aligned ends move %.1fx faster than 4 KiB-aligned "
+             "(below 1 GiB, 1 GiB and 2 MiB alignment both move whole PMD entries)\n",
+             r->timing[2].us / r->timing[0].us);
+  } else {
+    printf("mremap DONTUNMAP timing        not measured: %s\n", r->measure_note);
+  }
+
+  printf("\nbackends\n");
+  for (int i = 0; i < r->backend_count; i++) {
+    const probe_backend *b = &r->backends[i];
+    const char *impl = b->implemented == 1   ? ""
+                       : b->implemented == 0 ? " [not implemented yet]"
+                                             : "";
+    if (b->available)
+      printf("  %-8s available%s\n", b->name, impl);
+    else
+      printf("  %-8s unavailable: %s%s\n", b->name, b->reason, impl);
+  }
+  if (!r->registry_known)
+    printf("auto would pick: unknown (this build has no backend registry to say which backends "
+           "are implemented); the kernel's best in auto order: %s\n",
+           r->kernel_best ? r->kernel_best : "none");
+  else
+    printf("auto would pick: %s\n",
+           r->auto_pick ? r->auto_pick : "nothing (no implemented backend is available)");
+}
