@@ -37,17 +37,28 @@ typedef struct ugc_compact_plan {
 
   /* Outputs of ugc_compact_plan_compute. */
   uintptr_t dense_end;          /* page aligned; [space_base, dense_end) stays in place */
-  uintptr_t new_top;            /* end of the last live object after compaction */
+  uintptr_t new_top;            /* end of the compacted data: dense_end + live bytes from
+                                   dense_end on (the dense prefix may end in fillers), or
+                                   old_top when the dense prefix reaches past old_top */
   size_t live_bytes;            /* bytes of live objects (headers included) */
   size_t page_count;            /* to-space pages holding data: [space_base, new_top) */
-  uint32_t *chunk_live_before;  /* one entry per chunk of [space_base, old_top) */
-  uintptr_t *page_first_object; /* per to-space page: old header address of the first live
-                                   object overlapping the page (or starting in it); 0 = none */
+  uint32_t *chunk_live_before;  /* one entry per chunk of [space_base, old_top); entries
+                                   below dense_end's chunk are unused. Counts words in 32
+                                   bits: compute refuses spaces of 32 GiB or more */
+  uintptr_t *page_first_object; /* per to-space page [0, page_count): old header address of
+                                   the first object overlapping the page. Slid pages: the
+                                   first live object whose new extent overlaps it. Dense
+                                   pages: the first object, live or dead (dead ones become
+                                   fillers, so the builder walks them too) */
   size_t chunk_capacity, page_capacity; /* allocated entries (reused across cycles) */
 } ugc_compact_plan;
 
-/* Computes forwarding and per-page data from the bitmap. Returns 0, or -1 when memory for
- * the tables could not be had (the heap is untouched then). */
+/* Computes forwarding and per-page data from the bitmap. Runs while the old heap is still
+ * at its old addresses: reads the headers of the dense prefix's objects (all of them: the
+ * prefix must be walkable, gaps as fillers) and of a few live objects per slid page. The
+ * bitmap must mark every word of every live object and nothing else (bits past old_top are
+ * ignored). Returns 0, or -1 when memory for the tables could not be had or the space is
+ * 32 GiB or more (the heap is untouched then; the plan stays valid to free or recompute). */
 int ugc_compact_plan_compute(ugc_compact_plan *plan);
 
 /* Frees the plan's tables. */
@@ -134,6 +145,9 @@ static inline uintptr_t ugc_compact_next_dead(const ugc_compact_plan *plan, uint
  * past new_top, and updates every reference slot that lies inside this page -- only those,
  * so building one page never needs another page. Async-signal-safe: no locks, no
  * allocation; safe to run on many threads for different pages at once.
+ * Pages at or past page_count come out all zero. Reads only from-space, the bitmap, the plan
+ * and the type table, never to-space, so pages can be built in any order by any thread. The
+ * result depends only on from-space: building a page twice gives the same bytes.
  * Returns the number of bytes of live objects copied into the page. */
 size_t ugc_compact_build_page(const ugc_compact_plan *plan, size_t page_index,
                               intptr_t from_delta, void *out);

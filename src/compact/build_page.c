@@ -1,0 +1,380 @@
+/* Building one to-space page from from-space: the collector's inner loop, shared by every
+ * backend (stop-the-world loop, GC threads, mutators in a SIGBUS handler).
+ *
+ * Slid page P (at or after dense_end): the live objects whose new extent overlaps P are
+ * contiguous in to-space and in old-address order:
+ *
+ *   from-space (old + from_delta):  |..AAAABB...CCCCCCCDD.....EEEE....|
+ *   to-space:                  |AAAABBCCCCCCCDDEEEE|
+ *                              ^P      (page_first_object[P] = A, possibly starting before P)
+ *
+ * Walk them from page_first_object[P]: copy each (the part inside P), rewrite its reference
+ * slots that lie inside P with forwarded values, step to the next live object (the next
+ * object if its first word is live, else the next set bit: one bitmap word and a ctz), stop
+ * at the page end. Copying object by object with small fixed-size copies beats one memcpy
+ * per run of contiguous live objects: runs are short in a fragmented heap, and the objects
+ * must be visited anyway for their slots. Slots outside P are left to the page that holds
+ * them: an object that straddles pages is fixed piecewise, so building one page never needs
+ * another page, never faults on to-space, and reads only from-space, the bitmap and the plan.
+ *
+ * Dense page P (before dense_end): objects keep their addresses. Copy the page, fix the slots
+ * of live objects inside it, and turn dead objects into fillers:
+ *
+ *   from-space:  | x x L L L d1 d2 L L d3 ...|d3 d3 L ...|      d3 starts in P, ends in P+1
+ *   to-space:    | 0 0 L L L F---- L L F3 0 0|0  0  L ...|
+ *                ^P  (tail of a dead object from P-1: its filler header is in P-1; zero)
+ *
+ * A filler starts at each dead object whose header is in P and whose predecessor is live or
+ * lies in an earlier page, and swallows the following dead objects with headers in P. The
+ * last one may extend into P+1; P+1 treats those bytes as the tail of an earlier dead object.
+ * So every page makes the same decision about every object no matter which page is built
+ * first. Dead fillers are cut at dense_end (to-space past it belongs to slid objects). Dead
+ * bytes after a filler header are zeroed.
+ *
+ * Reference slots are assumed 8-byte aligned (the type registry enforces it), so a slot never
+ * straddles two pages (a misaligned one is skipped rather than written past the buffer).
+ * Dead objects must have payload sizes whose rounded total fits a filler (payload bytes up
+ * to 2^32 - 8). Async-signal-safe: no allocation, no locks, no stdio; a CUSTOM type's trace
+ * callback is called, and must itself be signal-safe (the API contract says so). */
+#include "compact/compact.h"
+
+#include <string.h>
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+/* Functions compiled a second time for CPUs with the POPCNT instruction (every x86-64 since
+ * about 2009, but not the x86-64 baseline the library is built for). Forwarding costs one
+ * popcount per reference; the instruction instead of the bit-twiddling fallback makes the
+ * whole page about 25% faster. The choice is made once at load time (below). */
+#if defined(__x86_64__) && !defined(__POPCNT__)
+#define HW_POPCNT_CLONES 1
+#define TARGET_POPCNT __attribute__((target("popcnt")))
+#else
+#define HW_POPCNT_CLONES 0
+#define TARGET_POPCNT
+#endif
+
+/* `hw` is a compile-time constant in every caller: 1 only inside TARGET_POPCNT functions,
+ * where __builtin_popcountll is the instruction. */
+static ALWAYS_INLINE unsigned popcount_for(uint64_t x, int hw) {
+  return hw ? (unsigned)__builtin_popcountll(x) : ugc_compact_popcount64(x);
+}
+
+static inline uintptr_t min_addr(uintptr_t a, uintptr_t b) { return a < b ? a : b; }
+static inline uintptr_t max_addr(uintptr_t a, uintptr_t b) { return a > b ? a : b; }
+
+/* Everything slot fixing needs. The forwarding inputs are copied out of the plan: the page
+ * buffer is written through uintptr_t pointers, which could alias the plan's uintptr_t
+ * fields as far as the compiler knows, so it would reload them after every store. A local
+ * copy whose address does not escape stays in registers. */
+typedef struct page_window {
+  uintptr_t space_base;
+  uintptr_t old_span;   /* old_top - space_base */
+  uintptr_t dense_span; /* dense_end - space_base */
+  uintptr_t moved_base; /* dense_end + header: payload address of the first slid word */
+  const uint64_t *live_words;
+  const uint32_t *chunk_live_before;
+  const ugc_type_info *types;
+  uintptr_t lo;      /* to-space address of the page being built */
+  uintptr_t out_off; /* (uintptr_t)out - lo: the buffer address of to-space address a */
+  const ugc_compact_plan *plan;
+} page_window;
+
+static inline page_window make_window(const ugc_compact_plan *plan, uintptr_t lo, void *out) {
+  page_window w = {plan->space_base, plan->old_top - plan->space_base,
+                   plan->dense_end - plan->space_base, plan->dense_end + UGC_HEADER_BYTES,
+                   plan->live_words, plan->chunk_live_before, plan->types->entries,
+                   lo, (uintptr_t)out - lo, plan};
+  return w;
+}
+
+/* Forwarded value of a slot: tag bits stripped, the reference forwarded, tag bits put back;
+ * the same result as ugc_compact_update_slot, shaped for the inner loop. Values that are not
+ * references to slid objects (NULL, immediates, other spaces, the dense prefix) go through
+ * the same arithmetic on index 0 (any readable entry would do; its value is discarded) and
+ * are selected away at the end: conditional moves instead of a branch that random data would
+ * mispredict. */
+static ALWAYS_INLINE uintptr_t forward_value(const page_window *w, uintptr_t value,
+                                             uintptr_t tag_mask, int hw) {
+  uintptr_t offset = (value & ~tag_mask) - w->space_base - UGC_HEADER_BYTES; /* of the header */
+  int moving = offset < w->old_span && offset >= w->dense_span;
+  size_t word_index = moving ? offset >> 3 : 0; /* word 0 exists: old_top > space_base here */
+  size_t chunk = word_index >> 6;
+  uint64_t below = w->live_words[chunk] & ((UINT64_C(1) << (word_index & 63)) - 1);
+  uintptr_t moved =
+      w->moved_base + 8u * ((size_t)w->chunk_live_before[chunk] + popcount_for(below, hw));
+  return moving ? moved | (value & tag_mask) : value;
+}
+
+/* Rewrites one slot: the old value comes from from-space, the forwarded value goes to the
+ * slot's place in the buffer. Unconditional store (the buffer holds the old value already). */
+static ALWAYS_INLINE void fix_slot(const page_window *w, uintptr_t new_slot, uintptr_t from_slot,
+                                   uintptr_t tag_mask, int hw) {
+  *(uintptr_t *)(new_slot + w->out_off) =
+      forward_value(w, *(const uintptr_t *)from_slot, tag_mask, hw);
+}
+
+static inline int in_window(const page_window *w, uintptr_t new_slot) {
+  return new_slot - w->lo <= UGC_PAGE_SIZE - 8;
+}
+
+/* For CUSTOM layouts: the embedder's trace callback reports slots of the from-space copy. */
+typedef struct window_tracer {
+  ugc_tracer base;
+  const page_window *window;
+  uintptr_t shift; /* new slot address = from-space slot address + shift (mod 2^64) */
+} window_tracer;
+
+static void window_visit(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
+  window_tracer *self = (window_tracer *)tracer;
+  uintptr_t new_slot = (uintptr_t)slot + self->shift;
+  if (in_window(self->window, new_slot))
+    fix_slot(self->window, new_slot, (uintptr_t)slot, tag_mask, 0);
+}
+
+/* Fixes the slots inside the page of one live object: header value `header`, header at
+ * from-space address `from_hdr`, to-space address `new_hdr`. */
+static ALWAYS_INLINE void fix_object_body(const page_window *window, uint64_t header,
+                                          uintptr_t from_hdr, uintptr_t new_hdr, int hw) {
+  page_window local = *window, *w = &local;
+  const ugc_type_info *type = &w->types[ugc_header_type(header)];
+  uintptr_t from_payload = from_hdr + UGC_HEADER_BYTES;
+  uintptr_t new_payload = new_hdr + UGC_HEADER_BYTES;
+  switch (type->layout) {
+  case UGC_LAYOUT_LEAF:
+    return;
+  case UGC_LAYOUT_FIXED:
+  case UGC_LAYOUT_REF_ARRAY:
+    for (uint32_t i = 0; i < type->ref_count; i++) {
+      uintptr_t offset = type->ref_offsets[i];
+      if (in_window(w, new_payload + offset))
+        fix_slot(w, new_payload + offset, from_payload + offset, type->tag_mask, hw);
+    }
+    if (type->layout == UGC_LAYOUT_REF_ARRAY) {
+      /* The slots of ugc_object_visit (offsets fixed_size + 8k while 8 more bytes fit the
+       * payload), but only the index range inside the page: an array straddling many pages
+       * costs each page its own slots only. */
+      size_t payload = ugc_header_payload(header), fixed = type->fixed_size;
+      if (payload < fixed + 8)
+        return;
+      size_t count = (payload - fixed) / 8;
+      uintptr_t array = new_payload + fixed, hi = w->lo + UGC_PAGE_SIZE;
+      if (array >= hi)
+        return;
+      size_t first = array >= w->lo ? 0 : (w->lo - array + 7) / 8;
+      size_t end = min_addr((hi - array + 7) / 8, count);
+      uintptr_t from_array = from_payload + fixed, tag_mask = type->tag_mask;
+      if (first < end && in_window(w, array + 8 * first) && in_window(w, array + 8 * (end - 1))) {
+        for (size_t k = first; k < end; k++)
+          fix_slot(w, array + 8 * k, from_array + 8 * k, tag_mask, hw);
+      } else { /* only with a misaligned fixed_size: a slot would straddle the page edge */
+        for (size_t k = first; k < end; k++)
+          if (in_window(w, array + 8 * k))
+            fix_slot(w, array + 8 * k, from_array + 8 * k, tag_mask, hw);
+      }
+    }
+    return;
+  case UGC_LAYOUT_CUSTOM: {
+    window_tracer tracer = {{window_visit}, window, new_payload - from_payload};
+    ugc_object_visit(window->plan->types, header, (void *)from_payload, &tracer.base);
+    return;
+  }
+  }
+}
+
+static __attribute__((noinline)) void fix_object_sw(const page_window *w, uint64_t header,
+                                                    uintptr_t from_hdr, uintptr_t new_hdr) {
+  fix_object_body(w, header, from_hdr, new_hdr, 0);
+}
+
+static TARGET_POPCNT __attribute__((noinline)) void
+fix_object_hw(const page_window *w, uint64_t header, uintptr_t from_hdr, uintptr_t new_hdr) {
+  fix_object_body(w, header, from_hdr, new_hdr, HW_POPCNT_CLONES);
+}
+
+static ALWAYS_INLINE void fix_object(const page_window *w, uint64_t header, uintptr_t from_hdr,
+                                     uintptr_t new_hdr, int hw) {
+  if (hw)
+    fix_object_hw(w, header, from_hdr, new_hdr);
+  else
+    fix_object_sw(w, header, from_hdr, new_hdr);
+}
+
+/* Fixes the slots of a live object that lies wholly inside the page. The common case, a
+ * FIXED layout, is inline (no window checks: every slot is in the page). */
+static ALWAYS_INLINE void fix_whole_object(const page_window *w, uint64_t header, uintptr_t from,
+                                           uintptr_t new, int hw) {
+  const ugc_type_info *type = &w->types[ugc_header_type(header)];
+  if (type->layout == UGC_LAYOUT_FIXED && ugc_header_payload(header) >= type->fixed_size) {
+    const uint32_t *offsets = type->ref_offsets;
+    uintptr_t tag_mask = type->tag_mask, from_payload = from + UGC_HEADER_BYTES;
+    uintptr_t new_payload = new + UGC_HEADER_BYTES;
+    for (uint32_t i = 0, n = type->ref_count; i < n; i++)
+      fix_slot(w, new_payload + offsets[i], from_payload + offsets[i], tag_mask, hw);
+  } else if (type->layout != UGC_LAYOUT_LEAF) {
+    fix_object(w, header, from, new, hw);
+  }
+}
+
+/* Page in the dense prefix: new address == old address. */
+static ALWAYS_INLINE size_t build_dense_page(const ugc_compact_plan *plan, size_t page_index,
+                                             uintptr_t lo, intptr_t from_delta, char *out,
+                                             int hw) {
+  uintptr_t hi = lo + UGC_PAGE_SIZE, dense_end = plan->dense_end;
+  uintptr_t limit = min_addr(hi, plan->old_top); /* below hi only for a partial last page */
+  const page_window w = make_window(plan, lo, out);
+  memcpy(out, (const void *)(lo + from_delta), limit - lo);
+  if (limit < hi)
+    memset(out + (limit - lo), 0, hi - limit); /* past old_top == new_top here */
+
+  size_t copied = 0;
+  uintptr_t object = plan->page_first_object[page_index];
+  while (object < limit) {
+    uint64_t header = ugc_header_load(object + from_delta);
+    uintptr_t end = object + ugc_header_total(header);
+    if (ugc_compact_is_live(plan, object)) {
+      if (object >= lo && end <= hi)
+        fix_whole_object(&w, header, object + from_delta, object, hw);
+      else
+        fix_object(&w, header, object + from_delta, object, hw);
+      copied += min_addr(end, hi) - max_addr(object, lo);
+      object = end;
+    } else if (object < lo) {
+      /* Tail of a dead object whose filler header was written by an earlier page. */
+      memset(out, 0, min_addr(end, hi) - lo);
+      object = end;
+    } else {
+      /* A filler from here over the following dead objects with headers in this page. */
+      uintptr_t run_end = min_addr(end, dense_end);
+      while (run_end < limit && !ugc_compact_is_live(plan, run_end)) {
+        uintptr_t next_end = run_end + ugc_header_total(ugc_header_load(run_end + from_delta));
+        next_end = min_addr(next_end, dense_end);
+        if (next_end - object - UGC_HEADER_BYTES > UINT32_MAX)
+          break; /* a filler's payload size is 32 bits: start another one */
+        run_end = next_end;
+      }
+      *(uint64_t *)(object + w.out_off) = ugc_filler_header(run_end - object);
+      memset((void *)(object + UGC_HEADER_BYTES + w.out_off), 0,
+             min_addr(run_end, hi) - object - UGC_HEADER_BYTES);
+      object = run_end;
+    }
+  }
+  return copied;
+}
+
+/* Copies a live object of `total` bytes (a multiple of 8) to the buffer. Most objects are a
+ * few words: when 64 bytes fit both in the page and below old_top, copy exactly 64 (a few
+ * vector moves, no loop, no call); bytes copied past the object's end are overwritten by the
+ * next object or by the final zero fill. */
+static ALWAYS_INLINE void copy_object(uintptr_t dst, uintptr_t src, size_t total,
+                                      int room_for_64) {
+  if (total <= 64 && room_for_64)
+    memcpy((void *)dst, (const void *)src, 64);
+  else
+    memcpy((void *)dst, (const void *)src, total);
+}
+
+/* Old address of the first live word at or after `old` (an object boundary below old_top),
+ * or an address >= old_top when none is left. One bitmap word usually answers: no loop and
+ * no branch on the (random) liveness of the next object. */
+static ALWAYS_INLINE uintptr_t next_live_object(const ugc_compact_plan *plan, uintptr_t old) {
+  size_t bit = (old - plan->space_base) >> 3;
+  uint64_t word = plan->live_words[bit >> 6] >> (bit & 63);
+  if (UGC_LIKELY(word != 0))
+    return old + 8u * (uintptr_t)__builtin_ctzll(word);
+  return ugc_compact_next_live(plan, old, plan->old_top);
+}
+
+/* Page at or after dense_end: live objects packed in old-address order, copied one by one
+ * (the part inside the page), their slots inside the page fixed as they land. */
+static ALWAYS_INLINE size_t build_slid_page(const ugc_compact_plan *plan, size_t page_index,
+                                            uintptr_t lo, intptr_t from_delta, char *out,
+                                            int hw) {
+  const uintptr_t hi = lo + UGC_PAGE_SIZE, old_top = plan->old_top;
+  const page_window w = make_window(plan, lo, out);
+  uintptr_t old = plan->page_first_object[page_index];
+  uintptr_t new = ugc_compact_forward_header(plan, old);
+
+  if (new < lo) { /* the first object straddles into the page from an earlier one */
+    uint64_t header = ugc_header_load(old + from_delta);
+    uintptr_t end = new + ugc_header_total(header);
+    memcpy(out, (const void *)(old + from_delta + (lo - new)), min_addr(end, hi) - lo);
+    fix_object(&w, header, old + from_delta, new, hw);
+    if (end >= hi)
+      return UGC_PAGE_SIZE;
+    old += end - new;
+    new = end;
+    if (old < old_top)
+      old = next_live_object(plan, old);
+  }
+  while (old < old_top) {
+    uintptr_t from = old + from_delta;
+    uint64_t header = ugc_header_load(from);
+    uintptr_t total = ugc_header_total(header);
+    if (UGC_LIKELY(new + total <= hi)) {
+      copy_object(new + w.out_off, from, total, new + 64 <= hi && old + 64 <= old_top);
+      fix_whole_object(&w, header, from, new, hw);
+    } else { /* straddles into the next page: the part in this one */
+      memcpy((void *)(new + w.out_off), (const void *)from, hi - new);
+      fix_object(&w, header, from, new, hw);
+    }
+    new += total;
+    if (new >= hi)
+      return UGC_PAGE_SIZE;
+    old += total;
+    if (old < old_top)
+      old = next_live_object(plan, old);
+  }
+  /* The last page: the rest lies past new_top. */
+  uintptr_t stop = max_addr(new, lo);
+  memset((void *)(stop + w.out_off), 0, hi - stop);
+  return stop - lo;
+}
+
+static ALWAYS_INLINE size_t build_page_body(const ugc_compact_plan *plan, size_t page_index,
+                                            intptr_t from_delta, void *out, int hw) {
+  if (page_index >= plan->page_count) {
+    memset(out, 0, UGC_PAGE_SIZE);
+    return 0;
+  }
+  uintptr_t lo = plan->space_base + page_index * UGC_PAGE_SIZE;
+  if (lo < plan->dense_end)
+    return build_dense_page(plan, page_index, lo, from_delta, (char *)out, hw);
+  return build_slid_page(plan, page_index, lo, from_delta, (char *)out, hw);
+}
+
+static size_t build_page_sw(const ugc_compact_plan *plan, size_t page_index, intptr_t from_delta,
+                            void *out) {
+  return build_page_body(plan, page_index, from_delta, out, 0);
+}
+
+static TARGET_POPCNT size_t build_page_hw(const ugc_compact_plan *plan, size_t page_index,
+                                          intptr_t from_delta, void *out) {
+  return build_page_body(plan, page_index, from_delta, out, HW_POPCNT_CLONES);
+}
+
+static int cpu_has_popcnt(void) {
+#if HW_POPCNT_CLONES
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("popcnt");
+#else
+  return 0;
+#endif
+}
+
+/* Set once at load time; the page builder (maybe in a signal handler) only reads it. */
+static int use_hw_popcnt;
+
+__attribute__((constructor)) static void detect_popcnt(void) { use_hw_popcnt = cpu_has_popcnt(); }
+
+int ugc_compact_select_popcnt(int enable) {
+  int previous = use_hw_popcnt;
+  use_hw_popcnt = enable && cpu_has_popcnt();
+  return previous;
+}
+
+size_t ugc_compact_build_page(const ugc_compact_plan *plan, size_t page_index,
+                              intptr_t from_delta, void *out) {
+  if (use_hw_popcnt)
+    return build_page_hw(plan, page_index, from_delta, out);
+  return build_page_sw(plan, page_index, from_delta, out);
+}

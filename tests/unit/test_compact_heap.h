@@ -1,0 +1,414 @@
+/* Synthetic moving spaces for the compaction tests (included by tests/unit/test_compact_*.c).
+ *
+ * A heap is an mmap'ed region filled with objects of five types plus pre-existing fillers,
+ * a random live subset (references only from live objects to live objects, NULL, tagged
+ * immediates, or addresses outside [space_base, old_top)), its live-words bitmap, and the
+ * expected outcome computed the slow, obvious way (per-object overlaps, running cursor), so
+ * the plan and the page builder are checked against an independent model. */
+#ifndef TEST_COMPACT_HEAP_H
+#define TEST_COMPACT_HEAP_H
+
+#include <string.h>
+#include <sys/mman.h>
+
+#include "compact/compact.h"
+#include "test.h"
+
+enum { T_FILLER = 0, T_LEAF, T_PAIR, T_ARRAY, T_TAGGED, T_CUSTOM, T_COUNT };
+
+static uint64_t rng_next(uint64_t *state) { /* splitmix64 */
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+static size_t rng_below(uint64_t *state, size_t n) { return n ? rng_next(state) % n : 0; }
+static double rng_unit(uint64_t *state) { return (double)(rng_next(state) >> 11) / 9007199254740992.0; }
+
+/* CUSTOM layout: payload word 0 = n, words 1..n are untagged references, the rest data. */
+static void custom_trace(void *obj, size_t payload_bytes, ugc_tracer *tracer) {
+  uint64_t *words = obj;
+  for (uint64_t i = 1; i <= words[0] && 8 * (i + 1) <= payload_bytes; i++)
+    tracer->visit(tracer, &words[i], 0);
+}
+
+static uint32_t pair_offsets[] = {0, 16};
+static uint32_t array_offsets[] = {8};
+static uint32_t tagged_offsets[] = {0, 8};
+static ugc_type_info type_entries[T_COUNT];
+static ugc_type_table test_types;
+
+static const ugc_type_table *test_type_table(void) {
+  memset(type_entries, 0, sizeof type_entries);
+  type_entries[T_FILLER] = (ugc_type_info){.name = "filler", .layout = UGC_LAYOUT_LEAF};
+  type_entries[T_LEAF] = (ugc_type_info){.name = "leaf", .layout = UGC_LAYOUT_LEAF};
+  type_entries[T_PAIR] = (ugc_type_info){.name = "pair", .layout = UGC_LAYOUT_FIXED,
+                                         .ref_count = 2, .fixed_size = 24,
+                                         .ref_offsets = pair_offsets};
+  type_entries[T_ARRAY] = (ugc_type_info){.name = "array", .layout = UGC_LAYOUT_REF_ARRAY,
+                                          .ref_count = 1, .fixed_size = 16,
+                                          .ref_offsets = array_offsets};
+  type_entries[T_TAGGED] = (ugc_type_info){.name = "tagged", .layout = UGC_LAYOUT_FIXED,
+                                           .ref_count = 2, .fixed_size = 16, .tag_mask = 7,
+                                           .ref_offsets = tagged_offsets};
+  type_entries[T_CUSTOM] = (ugc_type_info){.name = "custom", .layout = UGC_LAYOUT_CUSTOM,
+                                           .trace = custom_trace};
+  test_types.entries = type_entries;
+  atomic_store(&test_types.count, T_COUNT);
+  return &test_types;
+}
+
+typedef struct synth_obj {
+  uintptr_t hdr, new_hdr; /* new_hdr: expected address after compaction (live only) */
+  uint32_t total;
+  uint8_t type, live;
+} synth_obj;
+
+typedef struct synth_params {
+  size_t heap_bytes;   /* objects fill about this much */
+  double live_prob;    /* chance that an object is live ... */
+  size_t dense_bytes;  /* ... except in the first dense_bytes, where it is dense_prob */
+  double dense_prob;
+  double threshold;    /* plan.dense_threshold */
+  int shape;           /* SHAPE_* */
+  int local_refs;      /* see synth_heap */
+} synth_params;
+
+enum { SHAPE_MIXED, SHAPE_PAIRS, SHAPE_LEAVES, SHAPE_GIANT };
+
+typedef struct synth_heap {
+  char *space, *from;       /* the moving space and the from-space copy */
+  size_t space_bytes;
+  intptr_t delta;           /* from - space */
+  uintptr_t base, old_top;
+  uint64_t *bitmap;
+  synth_obj *objs;
+  size_t count, cap;
+  /* expected outcome */
+  uintptr_t dense_end, new_top;
+  size_t live_bytes;
+  ugc_compact_plan plan;
+  int local_refs;  /* references mostly to objects allocated nearby (realistic locality) */
+  size_t live_pos; /* while filling: live objects before the current one */
+} synth_heap;
+
+static uint64_t outside_target[4]; /* a "non-moving" object referenced from the heap */
+
+static void synth_add(synth_heap *h, uintptr_t hdr, uint8_t type, size_t payload, int live) {
+  if (h->count == h->cap) {
+    h->cap = h->cap ? 2 * h->cap : 1024;
+    h->objs = realloc(h->objs, h->cap * sizeof *h->objs);
+    REQUIRE(h->objs);
+  }
+  *(uint64_t *)hdr = ugc_header_make(type, payload);
+  h->objs[h->count++] = (synth_obj){hdr, 0, (uint32_t)ugc_alloc_size(payload), type, (uint8_t)live};
+}
+
+/* Picks a type and payload size for the next object. */
+static void synth_pick(uint64_t *rng, int shape, uint8_t *type, size_t *payload) {
+  size_t r = rng_below(rng, 100);
+  if (shape == SHAPE_PAIRS) { *type = T_PAIR; *payload = 24; return; }
+  if (shape == SHAPE_LEAVES) { *type = T_LEAF; *payload = rng_below(rng, 48); return; }
+  if (r < 5) { *type = T_FILLER; *payload = 8 * rng_below(rng, 8); }
+  else if (r < 25) { *type = T_LEAF; *payload = rng_below(rng, 5) ? rng_below(rng, 100) : 0; }
+  else if (r < 50) { *type = T_PAIR; *payload = 24; }
+  else if (r < 65) { *type = T_ARRAY; *payload = 16 + 8 * rng_below(rng, 40) + rng_below(rng, 8); }
+  else if (r < 80) { *type = T_TAGGED; *payload = 16; }
+  else if (r < 95) { *type = T_CUSTOM; *payload = 8 + 8 * rng_below(rng, 12); }
+  else if (r < 98) { *type = T_ARRAY; *payload = 16 + 8 * (500 + rng_below(rng, 3000)); }
+  else { *type = T_LEAF; *payload = 4000 + rng_below(rng, 20000); }
+}
+
+/* A reference value a live object may hold. */
+static uintptr_t synth_ref(synth_heap *h, uint64_t *rng, const size_t *live_idx, size_t nlive) {
+  size_t r = rng_below(rng, 20);
+  if (h->local_refs && r >= 3 && nlive) { /* a live object allocated nearby */
+    size_t at = h->live_pos + rng_below(rng, 128);
+    at = at < 64 ? 0 : at - 64;
+    return h->objs[live_idx[at < nlive ? at : nlive - 1]].hdr + UGC_HEADER_BYTES;
+  }
+  if (r == 0 || nlive == 0)
+    return 0;
+  if (r == 1)
+    return (uintptr_t)&outside_target[1];
+  if (r == 2) /* inside the mapping but past old_top: not an object, left alone */
+    return h->base + h->space_bytes - 64;
+  return h->objs[live_idx[rng_below(rng, nlive)]].hdr + UGC_HEADER_BYTES;
+}
+
+/* Writes every reference slot of object i (payload at its old address). */
+static void synth_fill_refs(synth_heap *h, uint64_t *rng, size_t i, const size_t *live_idx,
+                            size_t nlive) {
+  synth_obj *o = &h->objs[i];
+  uint64_t *p = (uint64_t *)(o->hdr + 8);
+  size_t words = (o->total - 8) / 8, payload = ugc_header_payload(*(uint64_t *)o->hdr);
+  for (size_t k = 0; k < words; k++) /* data: recognisable garbage */
+    p[k] = rng_next(rng) | 1;
+  switch (o->type) {
+  case T_FILLER:
+    memset(p, 0, words * 8);
+    break;
+  case T_PAIR:
+    p[0] = synth_ref(h, rng, live_idx, nlive);
+    p[2] = synth_ref(h, rng, live_idx, nlive);
+    break;
+  case T_ARRAY:
+    p[1] = synth_ref(h, rng, live_idx, nlive);
+    for (size_t k = 2; 8 * (k + 1) <= payload; k++)
+      p[k] = synth_ref(h, rng, live_idx, nlive);
+    break;
+  case T_TAGGED:
+    for (int k = 0; k < 2; k++) {
+      uintptr_t tag = rng_below(rng, 8);
+      p[k] = rng_below(rng, 4) ? synth_ref(h, rng, live_idx, nlive) | tag
+                               : ((uintptr_t)rng_below(rng, 1000) << 3) | 1; /* immediate */
+    }
+    break;
+  case T_CUSTOM:
+    p[0] = rng_below(rng, words);
+    for (size_t k = 1; k <= p[0]; k++)
+      p[k] = synth_ref(h, rng, live_idx, nlive);
+    break;
+  }
+}
+
+/* Naive model: per-page live bytes from object overlaps, then a running cursor. */
+static void synth_expect(synth_heap *h, double threshold) {
+  size_t pages = (h->old_top - h->base + 4095) / 4096;
+  size_t *page_live = calloc(pages + 1, sizeof *page_live);
+  REQUIRE(page_live);
+  h->live_bytes = 0;
+  for (size_t i = 0; i < h->count; i++) {
+    synth_obj *o = &h->objs[i];
+    if (!o->live)
+      continue;
+    h->live_bytes += o->total;
+    for (uintptr_t a = o->hdr; a < o->hdr + o->total;) {
+      uintptr_t page_end = (a & ~(uintptr_t)4095) + 4096;
+      uintptr_t stop = page_end < o->hdr + o->total ? page_end : o->hdr + o->total;
+      page_live[(a - h->base) / 4096] += stop - a;
+      a = stop;
+    }
+  }
+  size_t dense = 0;
+  while (dense < pages && (double)page_live[dense] / 4096.0 >= threshold)
+    dense++;
+  free(page_live);
+  h->dense_end = h->base + 4096 * dense;
+  uintptr_t cursor = h->dense_end;
+  for (size_t i = 0; i < h->count; i++) {
+    synth_obj *o = &h->objs[i];
+    if (!o->live)
+      continue;
+    if (o->hdr < h->dense_end) {
+      o->new_hdr = o->hdr;
+      if (o->hdr + o->total > cursor)
+        cursor = o->hdr + o->total; /* live object straddling dense_end */
+    } else {
+      o->new_hdr = cursor;
+      cursor += o->total;
+    }
+  }
+  h->new_top = h->dense_end > h->old_top ? h->old_top : cursor;
+}
+
+/* Builds a heap: objects, liveness, references, bitmap, from-space copy, expected outcome,
+ * and a computed plan. */
+static inline void synth_build(synth_heap *h, const synth_params *params, uint64_t seed) {
+  uint64_t rng = seed * 0x2545F4914F6CDD1Dull + 1;
+  memset(h, 0, sizeof *h);
+  h->space_bytes = ((params->heap_bytes + 4095) & ~(size_t)4095) + 8192;
+  h->space = mmap(NULL, h->space_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  h->from = mmap(NULL, h->space_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(h->space != MAP_FAILED && h->from != MAP_FAILED);
+  h->base = (uintptr_t)h->space;
+  h->delta = h->from - h->space;
+  uintptr_t cursor = h->base, limit = h->base + params->heap_bytes;
+  while (cursor < limit) {
+    uint8_t type;
+    size_t payload;
+    int giant = params->shape == SHAPE_GIANT && h->count == 1;
+    if (giant) {
+      type = T_ARRAY; /* one array spanning most of the heap */
+      payload = 16 + 8 * ((limit - cursor) / 8 / 2);
+    } else {
+      synth_pick(&rng, params->shape, &type, &payload);
+    }
+    if (cursor + ugc_alloc_size(payload) > limit)
+      break;
+    int live = giant || (type != T_FILLER &&
+               rng_unit(&rng) < (cursor - h->base < params->dense_bytes ? params->dense_prob
+                                                                        : params->live_prob));
+    synth_add(h, cursor, type, payload, live);
+    cursor += ugc_alloc_size(payload);
+    size_t to_page = (4096 - (cursor & 4095)) & 4095;
+    if (params->shape == SHAPE_MIXED && to_page >= 8 && rng_below(&rng, 30) == 0 &&
+        cursor + to_page <= limit) { /* next object exactly at a page boundary */
+      synth_add(h, cursor, T_FILLER, to_page - 8, 0);
+      cursor += to_page;
+    }
+  }
+  h->old_top = cursor;
+  size_t *live_idx = malloc((h->count + 1) * sizeof *live_idx), nlive = 0;
+  REQUIRE(live_idx);
+  for (size_t i = 0; i < h->count; i++)
+    if (h->objs[i].live)
+      live_idx[nlive++] = i;
+  h->local_refs = params->local_refs;
+  for (size_t i = 0; i < h->count; i++) {
+    synth_fill_refs(h, &rng, i, live_idx, nlive);
+    h->live_pos += h->objs[i].live;
+  }
+  free(live_idx);
+  /* Garbage past old_top, as a real heap might hold. */
+  memset((void *)h->old_top, 0xEE, h->base + h->space_bytes - h->old_top);
+
+  h->bitmap = calloc(h->space_bytes / 512 + 1, sizeof(uint64_t));
+  REQUIRE(h->bitmap);
+  for (size_t i = 0; i < h->count; i++) {
+    synth_obj *o = &h->objs[i];
+    for (uintptr_t a = o->hdr; o->live && a < o->hdr + o->total; a += 8) {
+      size_t bit = (a - h->base) / 8;
+      h->bitmap[bit / 64] |= UINT64_C(1) << (bit % 64);
+    }
+  }
+  synth_expect(h, params->threshold);
+  h->plan.space_base = h->base;
+  h->plan.old_top = h->old_top;
+  h->plan.live_words = h->bitmap;
+  h->plan.types = test_type_table();
+  h->plan.dense_threshold = params->threshold;
+  REQUIRE(ugc_compact_plan_compute(&h->plan) == 0);
+  memcpy(h->from, h->space, h->space_bytes);
+}
+
+static inline void synth_free(synth_heap *h) {
+  ugc_compact_plan_free(&h->plan);
+  munmap(h->space, h->space_bytes);
+  munmap(h->from, h->space_bytes);
+  free(h->bitmap);
+  free(h->objs);
+}
+
+/* Expected value of a reference read from from-space. */
+static inline uintptr_t synth_forward(const synth_heap *h, uintptr_t value, uintptr_t tag_mask) {
+  uintptr_t ref = value & ~tag_mask, hdr = ref - 8;
+  size_t lo = 0, hi = h->count;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (h->objs[mid].hdr < hdr) lo = mid + 1;
+    else hi = mid;
+  }
+  if (ref < 8 || lo == h->count || h->objs[lo].hdr != hdr)
+    return value;
+  REQUIRE(h->objs[lo].live);
+  return (h->objs[lo].new_hdr + 8) | (value & tag_mask);
+}
+
+typedef struct slot_collector {
+  ugc_tracer base;
+  uintptr_t payload;
+  uintptr_t *masks; /* per payload word: tag mask + 1 for a slot, 0 for data */
+} slot_collector;
+
+static void collect_slot(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
+  slot_collector *c = (slot_collector *)tracer;
+  c->masks[((uintptr_t)slot - c->payload) / 8] = tag_mask + 1;
+}
+
+/* Checks the plan's scalar outputs against the model. */
+static inline void synth_check_plan(const synth_heap *h) {
+  CHECK_EQ_U64(h->plan.dense_end, h->dense_end);
+  CHECK_EQ_U64(h->plan.new_top, h->new_top);
+  CHECK_EQ_U64(h->plan.live_bytes, h->live_bytes);
+  CHECK_EQ_U64(h->plan.page_count, (h->new_top - h->base + 4095) / 4096);
+}
+
+/* Checks the rebuilt space: live objects at their new place with forwarded references, a
+ * walkable run of fillers for dead space in the dense prefix only, zeros past new_top up to
+ * the end of the mapping. Returns the number of failed checks. */
+static inline int synth_verify(const synth_heap *h) {
+  int before = ugc_test_failures;
+  uintptr_t a = h->base;
+  size_t next = 0;
+  uintptr_t *masks = NULL;
+  size_t masks_cap = 0;
+  while (a < h->new_top && ugc_test_failures - before < 10) {
+    while (next < h->count && !h->objs[next].live)
+      next++;
+    uint64_t header = *(uint64_t *)a;
+    if (next < h->count && h->objs[next].new_hdr == a) {
+      const synth_obj *o = &h->objs[next++];
+      uint64_t old_header = *(uint64_t *)(o->hdr + h->delta);
+      CHECK_EQ_U64(header, old_header);
+      size_t words = (o->total - 8) / 8;
+      if (words > masks_cap) {
+        masks_cap = words * 2;
+        masks = realloc(masks, masks_cap * sizeof *masks);
+        REQUIRE(masks);
+      }
+      if (words)
+        memset(masks, 0, words * sizeof *masks);
+      slot_collector c = {{collect_slot}, o->hdr + h->delta + 8, masks};
+      ugc_object_visit(h->plan.types, old_header, (void *)c.payload, &c.base);
+      const uintptr_t *old_p = (const uintptr_t *)(o->hdr + h->delta + 8);
+      const uintptr_t *new_p = (const uintptr_t *)(a + 8);
+      for (size_t k = 0; k < words; k++) {
+        uintptr_t want = masks[k] ? synth_forward(h, old_p[k], masks[k] - 1) : old_p[k];
+        if (new_p[k] != want) {
+          fprintf(stderr, "object old %#lx new %#lx type %u word %zu: %#lx != %#lx\n",
+                  (unsigned long)o->hdr, (unsigned long)a, o->type, k, (unsigned long)new_p[k],
+                  (unsigned long)want);
+          ugc_test_failures++;
+          break;
+        }
+      }
+      a += o->total;
+    } else {
+      /* dead space: only in the dense prefix, as zero-filled fillers */
+      CHECK(a < h->dense_end);
+      CHECK_EQ_U64(ugc_header_type(header), UGC_FILLER_TYPE);
+      size_t total = ugc_header_total(header);
+      CHECK(next >= h->count || a + total <= h->objs[next].new_hdr);
+      for (size_t k = 8; k < total && a + k < h->new_top; k += 8)
+        if (*(uint64_t *)(a + k) != 0) {
+          CHECK(!"filler payload not zero");
+          break;
+        }
+      a += total;
+    }
+  }
+  while (next < h->count && !h->objs[next].live)
+    next++;
+  CHECK(next == h->count);
+  CHECK_EQ_U64(a, h->new_top);
+  for (uintptr_t z = h->new_top; z < h->base + h->space_bytes; z += 8)
+    if (*(uint64_t *)z != 0) {
+      fprintf(stderr, "non-zero word past new_top at +%#lx\n", (unsigned long)(z - h->base));
+      ugc_test_failures++;
+      break;
+    }
+  free(masks);
+  return ugc_test_failures - before;
+}
+
+/* Builds every page of the mapping into place in a random order; returns bytes copied. */
+static inline size_t synth_build_all_random(synth_heap *h, uint64_t seed) {
+  size_t pages = h->space_bytes / 4096, copied = 0;
+  size_t *order = malloc(pages * sizeof *order);
+  REQUIRE(order);
+  for (size_t i = 0; i < pages; i++)
+    order[i] = i;
+  for (size_t i = pages; i > 1; i--) {
+    size_t j = rng_below(&seed, i), t = order[i - 1];
+    order[i - 1] = order[j];
+    order[j] = t;
+  }
+  memset(h->space, 0xA5, h->space_bytes); /* to-space content must never be read */
+  for (size_t i = 0; i < pages; i++)
+    copied += ugc_compact_build_page(&h->plan, order[i], h->delta, h->space + 4096 * order[i]);
+  free(order);
+  return copied;
+}
+
+#endif

@@ -1,0 +1,194 @@
+/* ugc_compact_plan_compute and the forwarding arithmetic against a naive model: thousands of
+ * small random heaps (several layouts, random liveness, straddlers, all dense thresholds),
+ * plus the bitmap scan helpers and table reuse across cycles. */
+#include "test_compact_heap.h"
+
+/* Naive next bit at or after `bit` below `limit` that equals `value`. */
+static size_t naive_next(const uint64_t *words, size_t bit, size_t limit, int value) {
+  for (; bit < limit; bit++)
+    if ((int)((words[bit / 64] >> (bit % 64)) & 1) == value)
+      return bit;
+  return limit;
+}
+
+static void test_bitmap_scans(void) {
+  uint64_t rng = 99;
+  uint64_t words[16];
+  for (int round = 0; round < 2000; round++) {
+    for (int i = 0; i < 16; i++) { /* sparse, dense, runs and empty words */
+      uint64_t r = rng_next(&rng);
+      switch (rng_below(&rng, 5)) {
+      case 0: words[i] = 0; break;
+      case 1: words[i] = ~UINT64_C(0); break;
+      case 2: words[i] = r & rng_next(&rng) & rng_next(&rng); break;
+      case 3: words[i] = r | rng_next(&rng); break;
+      default: words[i] = r; break;
+      }
+    }
+    size_t limit = rng_below(&rng, 16 * 64 + 1);
+    size_t bit = rng_below(&rng, limit + 2);
+    CHECK_EQ_U64(ugc_compact_bitmap_next(words, bit, limit, 0), naive_next(words, bit, limit, 1));
+    CHECK_EQ_U64(ugc_compact_bitmap_next(words, bit, limit, ~UINT64_C(0)),
+                 naive_next(words, bit, limit, 0));
+    uint64_t x = words[round % 16];
+    CHECK_EQ_U64(ugc_compact_popcount64(x), (unsigned)__builtin_popcountll(x));
+  }
+}
+
+/* Naive first object per to-space page. */
+static uintptr_t naive_first_object(const synth_heap *h, size_t page) {
+  uintptr_t start = h->base + page * 4096;
+  for (size_t i = 0; i < h->count; i++) {
+    const synth_obj *o = &h->objs[i];
+    if (start < h->dense_end) { /* dense page: any object overlapping it */
+      if (o->hdr + o->total > start)
+        return o->hdr;
+    } else if (o->live && o->new_hdr + o->total > start) {
+      return o->hdr;
+    }
+  }
+  return 0;
+}
+
+static void check_forwarding(const synth_heap *h, uint64_t seed) {
+  const ugc_compact_plan *plan = &h->plan;
+  int before = ugc_test_failures;
+  for (size_t i = 0; i < h->count && ugc_test_failures - before < 5; i++) {
+    const synth_obj *o = &h->objs[i];
+    CHECK_EQ_U64(ugc_compact_is_live(plan, o->hdr), o->live);
+    if (!o->live)
+      continue;
+    CHECK_EQ_U64(ugc_compact_forward_header(plan, o->hdr), o->new_hdr);
+    CHECK_EQ_U64(ugc_compact_forward_ref(plan, o->hdr + 8), o->new_hdr + 8);
+    uintptr_t slot = (o->hdr + 8) | 5; /* tagged slot, mask 7 */
+    ugc_compact_update_slot(plan, &slot, 7);
+    CHECK_EQ_U64(slot, (o->new_hdr + 8) | 5);
+  }
+  /* Values that are not references into [space_base, old_top) stay as they are. */
+  uintptr_t outside[] = {0, 8, (uintptr_t)&outside_target[1], h->old_top + 8, h->base,
+                         h->base + h->space_bytes - 64, ~(uintptr_t)7};
+  for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++)
+    CHECK_EQ_U64(ugc_compact_forward_ref(plan, outside[i]), outside[i]);
+  for (size_t page = 0; page < plan->page_count && ugc_test_failures - before < 5; page++)
+    CHECK_EQ_U64(plan->page_first_object[page], naive_first_object(h, page));
+  if (ugc_test_failures != before)
+    fprintf(stderr, "seed %llu: %zu objects, old_top +%zu, dense_end +%zu, new_top +%zu\n",
+            (unsigned long long)seed, h->count, (size_t)(h->old_top - h->base),
+            (size_t)(h->dense_end - h->base), (size_t)(h->new_top - h->base));
+}
+
+static const double thresholds[] = {0.0, 0.25, 0.5, 0.8, 0.95, 0.999, 1.0, 1.5};
+
+static synth_params random_params(uint64_t seed) {
+  uint64_t rng = seed * 7 + 3;
+  synth_params p = {
+      .heap_bytes = 8 * rng_below(&rng, 48 * 1024 / 8),
+      .live_prob = rng_below(&rng, 4) ? rng_unit(&rng) : (double)rng_below(&rng, 2),
+      .dense_bytes = rng_below(&rng, 32 * 1024),
+      .dense_prob = 0.85 + 0.15 * rng_unit(&rng),
+      .threshold = thresholds[rng_below(&rng, 8)],
+      .shape = (int)rng_below(&rng, 4),
+  };
+  return p;
+}
+
+static void test_random_heaps(void) {
+  for (uint64_t seed = 0; seed < 3000; seed++) {
+    synth_params p = random_params(seed);
+    synth_heap h;
+    synth_build(&h, &p, seed);
+    synth_check_plan(&h);
+    check_forwarding(&h, seed);
+    synth_free(&h);
+  }
+}
+
+/* One plan reused across "cycles" of different sizes gives the same answers as fresh ones. */
+static void test_table_reuse(void) {
+  ugc_compact_plan reused = {0};
+  size_t sizes[] = {40000, 4000, 200000, 0, 120000, 8};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    synth_params p = {.heap_bytes = sizes[i], .live_prob = 0.6, .dense_bytes = sizes[i] / 3,
+                      .dense_prob = 1.0, .threshold = 0.9};
+    synth_heap h;
+    synth_build(&h, &p, 500 + i);
+    reused.space_base = h.plan.space_base;
+    reused.old_top = h.plan.old_top;
+    reused.live_words = h.plan.live_words;
+    reused.types = h.plan.types;
+    reused.dense_threshold = h.plan.dense_threshold;
+    REQUIRE(ugc_compact_plan_compute(&reused) == 0);
+    CHECK_EQ_U64(reused.dense_end, h.plan.dense_end);
+    CHECK_EQ_U64(reused.new_top, h.plan.new_top);
+    CHECK_EQ_U64(reused.live_bytes, h.plan.live_bytes);
+    CHECK_EQ_U64(reused.page_count, h.plan.page_count);
+    for (size_t page = 0; page < h.plan.page_count; page++)
+      CHECK_EQ_U64(reused.page_first_object[page], h.plan.page_first_object[page]);
+    size_t first_chunk = (h.plan.dense_end - h.base) / 512;
+    for (size_t c = first_chunk; c < (h.old_top - h.base + 511) / 512; c++)
+      CHECK_EQ_U64(reused.chunk_live_before[c], h.plan.chunk_live_before[c]);
+    synth_free(&h);
+  }
+  CHECK(reused.chunk_capacity >= 200000 / 512 && reused.page_capacity >= 200000 / 4096);
+  ugc_compact_plan_free(&reused);
+  CHECK(reused.chunk_live_before == NULL && reused.page_capacity == 0);
+  ugc_compact_plan_free(&reused); /* twice is harmless */
+}
+
+/* Named edge cases, each also checked against the model. */
+static void test_edges(void) {
+  synth_params empty = {.heap_bytes = 0, .threshold = 0.95};
+  synth_heap h;
+  synth_build(&h, &empty, 1);
+  CHECK_EQ_U64(h.plan.page_count, 0);
+  CHECK_EQ_U64(h.plan.new_top, h.base);
+  CHECK_EQ_U64(h.plan.dense_end, h.base);
+  CHECK_EQ_U64(h.plan.live_bytes, 0);
+  synth_free(&h);
+
+  /* Everything live: threshold 1.0 keeps every full page; the partial last page slides by 0. */
+  synth_params all = {.heap_bytes = 100000, .live_prob = 1.0, .threshold = 1.0,
+                      .shape = SHAPE_PAIRS};
+  synth_build(&h, &all, 2);
+  synth_check_plan(&h);
+  check_forwarding(&h, 2);
+  CHECK_EQ_U64(h.plan.dense_end, h.base + (h.old_top - h.base) / 4096 * 4096);
+  CHECK_EQ_U64(h.plan.new_top, h.old_top);
+  synth_free(&h);
+
+  /* Threshold 0: every page dense, the partial last one too; nothing moves. */
+  all.threshold = 0.0;
+  all.live_prob = 0.3;
+  synth_build(&h, &all, 3);
+  synth_check_plan(&h);
+  CHECK_EQ_U64(h.plan.dense_end, h.base + (h.old_top - h.base + 4095) / 4096 * 4096);
+  CHECK_EQ_U64(h.plan.new_top, h.old_top);
+  synth_free(&h);
+
+  /* Threshold above 1 (or NaN): no prefix at all. */
+  all.threshold = 0.0 / 0.0;
+  synth_build(&h, &all, 4);
+  CHECK_EQ_U64(h.plan.dense_end, h.base);
+  synth_free(&h);
+
+  /* A single giant live array over many pages, with small objects around it. */
+  synth_params giant = {.heap_bytes = 256 << 10, .live_prob = 0.5, .threshold = 0.95,
+                        .shape = SHAPE_GIANT};
+  synth_build(&h, &giant, 5);
+  synth_check_plan(&h);
+  check_forwarding(&h, 5);
+  CHECK(h.objs[1].total > 100 * 1024);
+  size_t pages_with_giant = 0;
+  for (size_t page = 0; page < h.plan.page_count; page++)
+    pages_with_giant += h.plan.page_first_object[page] == h.objs[1].hdr;
+  CHECK(pages_with_giant >= h.objs[1].total / 4096 - 1);
+  synth_free(&h);
+}
+
+int main(void) {
+  test_bitmap_scans();
+  test_random_heaps();
+  test_table_reuse();
+  test_edges();
+  TEST_DONE();
+}
