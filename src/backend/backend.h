@@ -1,0 +1,54 @@
+/* Compaction backends: the only part of a cycle that differs between them is when and how
+ * the to-space pages [space_base, new_top) get built (ugc_compact_build_page) and mapped.
+ * Everything before -- marking, the plan, updating roots and the references held by
+ * non-moving and large objects -- is shared and done by src/runtime/collect.c.
+ *
+ * What a backend may use of the heap (src/runtime/heap.h):
+ *   heap->moving.base, .reserved_bytes   the moving space (1 GiB-aligned, RW, private anon)
+ *   heap->moving.from_base               a from-space reservation of the same size and
+ *                                        alignment (PROT_NONE between cycles)
+ *   heap->workers                        ugc_workers_run(&heap->workers, n, grain, fn, ctx)
+ *   heap->stats.compaction               counters to add to (under the heap lock, which the
+ *                                        collector holds during the pause)
+ *   heap->backend_data                   the backend's own state (set in attach)
+ *   ugc_heap_for_each_mutator            the attached mutators
+ */
+#ifndef UGC_BACKEND_BACKEND_H
+#define UGC_BACKEND_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "compact/compact.h"
+#include "uffdgc.h"
+
+typedef struct ugc_backend_ops {
+  const char *name;
+  bool concurrent;
+  /* At heap creation: -1 with *error filled if the backend cannot run on this heap. */
+  int (*attach)(ugc_heap *heap, ugc_error *error);
+  void (*detach)(ugc_heap *heap);
+  /* In the compaction pause: world stopped, plan computed, roots and the references of
+   * non-moving and large objects already updated. Afterwards [space_base, new_top) must
+   * hold the compacted objects (stw: on return; concurrent: when compact_wait returns).
+   * Returns 0, or -1 if it could not compact (the heap must then be unchanged). */
+  int (*compact_start)(ugc_heap *heap, ugc_compact_plan *plan);
+  /* Blocks until the compaction started last is complete (returns at once if none). */
+  void (*compact_wait)(ugc_heap *heap);
+} ugc_backend_ops;
+
+/* The backend registered as `name`, or NULL. */
+const ugc_backend_ops *ugc_backend_find(const char *name);
+
+/* Whether backend `name` can run here; if not, why. Does not attach it. */
+bool ugc_backend_check(const char *name, char *reason, size_t reason_len);
+
+/* Resolves `requested` ("auto" or a name) and attaches the backend to the heap: sets
+ * heap->backend. "auto" tries move, copy, sigsegv, stw in that order, falling back (and
+ * saying so in the trace) when one cannot attach. 0, or -1 with *error filled. */
+int ugc_backend_select(ugc_heap *heap, const char *requested, ugc_error *error);
+
+/* Backends (one per file in src/backend/). */
+extern const ugc_backend_ops ugc_backend_stw;
+
+#endif

@@ -1,0 +1,102 @@
+#include "heap/space.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "heap/vm.h"
+#include "os/madvise.h"
+
+static int fail(ugc_error *error, const char *what, size_t bytes) {
+  if (error) {
+    error->code = UGC_ERR_NOMEM;
+    snprintf(error->message, sizeof error->message,
+             "ugc_heap_create: cannot reserve %zu MiB of address space for %s: %s",
+             bytes >> 20, what, strerror(errno));
+  }
+  return -1;
+}
+
+int ugc_moving_space_init(ugc_moving_space *space, size_t heap_max, size_t nonmoving_bytes,
+                          ugc_error *error) {
+  memset(space, 0, sizeof *space);
+  size_t reserved = ugc_round_up(heap_max, UGC_VM_GiB);
+  nonmoving_bytes = ugc_round_up(nonmoving_bytes, 2 * UGC_VM_MiB);
+  /* One reservation for both spaces so that one card table covers them. */
+  void *base = ugc_vm_reserve_aligned(reserved + nonmoving_bytes, UGC_VM_GiB);
+  if (!base)
+    return fail(error, "the moving space", reserved + nonmoving_bytes);
+  space->base = (uintptr_t)base;
+  space->reserved_bytes = reserved;
+  space->top = space->base;
+  space->limit = space->base + ugc_round_up(heap_max, 4096);
+  space->nonmoving_base = space->base + reserved;
+  space->nonmoving_bytes = nonmoving_bytes;
+  if (ugc_vm_map_fixed(base, reserved, true) != 0)
+    goto fail_all;
+  void *from = ugc_vm_reserve_aligned(reserved, UGC_VM_GiB);
+  if (!from)
+    goto fail_all;
+  space->from_base = (uintptr_t)from;
+  size_t bitmap_bytes = reserved / 64;
+  void *bitmap = mmap(NULL, bitmap_bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (bitmap == MAP_FAILED)
+    goto fail_all;
+  space->live_words = bitmap;
+  space->covered_low = space->base;
+  space->covered_bytes = reserved + nonmoving_bytes;
+  void *cards = mmap(NULL, space->covered_bytes >> UGC_CARD_SHIFT, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (cards == MAP_FAILED)
+    goto fail_all;
+  space->cards = cards;
+  return 0;
+
+fail_all:;
+  int saved = errno;
+  ugc_moving_space_destroy(space);
+  errno = saved;
+  return fail(error, "the moving space's from-space, bitmap or cards", reserved);
+}
+
+void ugc_moving_space_destroy(ugc_moving_space *space) {
+  if (space->base)
+    ugc_vm_unmap((void *)space->base, space->reserved_bytes + space->nonmoving_bytes);
+  if (space->from_base)
+    ugc_vm_unmap((void *)space->from_base, space->reserved_bytes);
+  if (space->live_words)
+    ugc_vm_unmap(space->live_words, space->reserved_bytes / 64);
+  if (space->cards)
+    ugc_vm_unmap(space->cards, space->covered_bytes >> UGC_CARD_SHIFT);
+  memset(space, 0, sizeof *space);
+}
+
+/* Large clears give the pages back instead of writing zeros over them. */
+static void clear_range(void *start, size_t bytes) {
+  const size_t big = 1u << 20;
+  if (bytes < 2 * big) {
+    memset(start, 0, bytes);
+    return;
+  }
+  uintptr_t lo = ugc_round_up((uintptr_t)start, 4096);
+  uintptr_t hi = ((uintptr_t)start + bytes) & ~(uintptr_t)4095;
+  memset(start, 0, lo - (uintptr_t)start);
+  if (ugc_madv_dontneed((void *)lo, hi - lo) != 0)
+    memset((void *)lo, 0, hi - lo);
+  memset((void *)hi, 0, (uintptr_t)start + bytes - hi);
+}
+
+void ugc_moving_space_clear_bitmap(ugc_moving_space *space) {
+  size_t words = ((space->top - space->base) >> 3);
+  clear_range(space->live_words, ((words + 63) >> 6) * 8);
+}
+
+void ugc_moving_space_clear_cards(ugc_moving_space *space, uintptr_t nonmoving_end) {
+  size_t used = (space->top - space->base + 511) >> UGC_CARD_SHIFT;
+  clear_range(space->cards, used);
+  size_t nm_first = (space->nonmoving_base - space->base) >> UGC_CARD_SHIFT;
+  size_t nm_used = (nonmoving_end - space->nonmoving_base + 511) >> UGC_CARD_SHIFT;
+  clear_range(space->cards + nm_first, nm_used);
+}

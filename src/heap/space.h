@@ -1,0 +1,89 @@
+/* The moving space: one 1 GiB-aligned reservation, bump-allocated in TLABs, compacted every
+ * cycle. Beside it live the structures sized by it: the from-space reservation compaction
+ * moves the old pages to, the live-words bitmap (1 bit per 8-byte word, the bit of an
+ * object's header word doubles as its mark bit) and the card table, which covers the moving
+ * space and the non-moving space placed right after it. */
+#ifndef UGC_HEAP_SPACE_H
+#define UGC_HEAP_SPACE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uffdgc.h"
+
+typedef struct ugc_moving_space {
+  uintptr_t base;          /* 1 GiB-aligned */
+  size_t reserved_bytes;   /* heap_max rounded up to 1 GiB; [base, base+reserved) is RW */
+  uintptr_t limit;         /* base + heap_max: the bump pointer never passes it */
+  uintptr_t top;           /* bump pointer; guarded by the heap lock */
+  uintptr_t from_base;     /* from-space reservation (reserved_bytes, 1 GiB-aligned) */
+  uint64_t *live_words;    /* reserved_bytes / 64 bytes, NORESERVE */
+  /* The region right after the moving space that the non-moving space occupies. */
+  uintptr_t nonmoving_base;
+  size_t nonmoving_bytes;
+  /* Card table over [base, nonmoving_base + nonmoving_bytes). */
+  uint8_t *cards;
+  uintptr_t covered_low;
+  size_t covered_bytes;
+} ugc_moving_space;
+
+/* Reserves everything; nonmoving_bytes is reserved (PROT_NONE) right after the moving space
+ * for the non-moving space to map. 0, or -1 with *error filled. */
+int ugc_moving_space_init(ugc_moving_space *space, size_t heap_max, size_t nonmoving_bytes,
+                          ugc_error *error);
+void ugc_moving_space_destroy(ugc_moving_space *space);
+
+/* Bumps `bytes` (multiple of 8) from top; 0 when the space limit would be passed.
+ * Caller holds the heap lock. */
+static inline uintptr_t ugc_moving_space_bump(ugc_moving_space *space, size_t bytes) {
+  if (bytes > space->limit - space->top)
+    return 0;
+  uintptr_t start = space->top;
+  space->top += bytes;
+  return start;
+}
+
+static inline bool ugc_moving_space_contains(const ugc_moving_space *space, uintptr_t addr) {
+  return addr - space->base < space->top - space->base;
+}
+
+/* Clears the live-words bits of [base, top). */
+void ugc_moving_space_clear_bitmap(ugc_moving_space *space);
+/* Clears the cards of [base, top) and of the non-moving range [nonmoving_base, nm_end). */
+void ugc_moving_space_clear_cards(ugc_moving_space *space, uintptr_t nonmoving_end);
+
+/* Whether the object with header at `hdr` is marked (its header word's bit). */
+static inline bool ugc_live_bit(const ugc_moving_space *space, uintptr_t hdr) {
+  size_t word = (hdr - space->base) >> 3;
+  return (space->live_words[word >> 6] >> (word & 63)) & 1u;
+}
+
+/* Marks the object [hdr, hdr+total) live: sets the bits of all its words. Returns true for
+ * the thread that set the header bit first (it owns tracing the object). */
+static inline bool ugc_live_mark(ugc_moving_space *space, uintptr_t hdr, size_t total) {
+  size_t first = (hdr - space->base) >> 3;
+  size_t words = total >> 3;
+  _Atomic uint64_t *bitmap = (_Atomic uint64_t *)space->live_words;
+  uint64_t head_bit = UINT64_C(1) << (first & 63);
+  uint64_t old = atomic_fetch_or_explicit(&bitmap[first >> 6], head_bit, memory_order_relaxed);
+  if (old & head_bit)
+    return false;
+  /* The rest of the object's bits: only the winner gets here. Edge words are shared with
+   * neighbours, hence atomic ORs; interior words belong to this object alone. */
+  size_t next = first + 1, end = first + words;
+  while (next < end) {
+    size_t index = next >> 6, bit = next & 63;
+    size_t count = end - next < 64 - bit ? end - next : 64 - bit;
+    uint64_t mask = count == 64 ? ~UINT64_C(0) : ((UINT64_C(1) << count) - 1) << bit;
+    if (count == 64)
+      atomic_store_explicit(&bitmap[index], mask, memory_order_relaxed);
+    else
+      atomic_fetch_or_explicit(&bitmap[index], mask, memory_order_relaxed);
+    next += count;
+  }
+  return true;
+}
+
+#endif

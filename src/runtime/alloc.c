@@ -1,0 +1,146 @@
+/* Allocation slow paths: TLAB refills, medium objects straight from the bump pointer, the
+ * non-moving and large-object spaces, the collection trigger and running out of memory. */
+#include <string.h>
+
+#include "heap/vm.h"
+#include "runtime/heap.h"
+
+typedef enum alloc_space { SPACE_MOVING, SPACE_NONMOVING, SPACE_LARGE } alloc_space;
+
+/* Objects above this bypass the TLAB (they would waste too much of one). */
+#define MEDIUM_BYTES (UGC_TLAB_BYTES / 4)
+
+static size_t occupancy(const ugc_heap *heap) {
+  return (heap->moving.top - heap->moving.base) + heap->other_since_gc;
+}
+
+static void check_request(ugc_mutator *mutator, ugc_type_id type, size_t bytes,
+                          const char *call) {
+  ugc_check_attached(mutator, call);
+  if (type == UGC_FILLER_TYPE || type >= ugc_type_count(&mutator->heap->types))
+    ugc_misuse(call, "unregistered type id");
+  if (bytes >= ((size_t)1 << 32))
+    ugc_misuse(call, "size overflow: the payload must be below 4 GiB");
+}
+
+/* Starts a new TLAB of at least `min_bytes`. Heap lock held. */
+static bool refill_tlab_locked(ugc_heap *heap, ugc_mutator *mutator, size_t min_bytes) {
+  size_t bytes = min_bytes > UGC_TLAB_BYTES ? ugc_round_up(min_bytes, 8) : UGC_TLAB_BYTES;
+  ugc_tlab_retire(mutator);
+  uintptr_t start = ugc_moving_space_bump(&heap->moving, bytes);
+  if (!start && bytes > min_bytes) /* near the limit: a smaller TLAB still serves */
+    start = ugc_moving_space_bump(&heap->moving, bytes = ugc_round_up(min_bytes, 8));
+  if (!start)
+    return false;
+  mutator->tlab_start = start;
+  mutator->fast.tlab_cursor = start;
+  mutator->fast.tlab_limit = start + bytes;
+  return true;
+}
+
+/* One attempt; returns the header address or 0. Past the trigger it fails unless
+ * `past_trigger` (after a collection, the hard limits alone decide). Heap lock held. */
+static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_space space,
+                                  size_t total, bool past_trigger) {
+  if (!past_trigger && occupancy(heap) + total > heap->trigger_bytes)
+    return 0;
+  uintptr_t hdr = 0;
+  switch (space) {
+  case SPACE_MOVING:
+    if (total > MEDIUM_BYTES) {
+      hdr = ugc_moving_space_bump(&heap->moving, total);
+      if (hdr)
+        heap->stats.allocated_bytes += total;
+    } else if (refill_tlab_locked(heap, mutator, total)) {
+      hdr = mutator->fast.tlab_cursor;
+      mutator->fast.tlab_cursor += total;
+    }
+    break;
+  case SPACE_NONMOVING: {
+    hdr = ugc_nonmoving_alloc(&heap->nonmoving, total);
+    if (hdr) {
+      heap->other_since_gc += total;
+      heap->stats.allocated_bytes += total;
+    }
+    break;
+  }
+  case SPACE_LARGE:
+    hdr = ugc_large_alloc(&heap->large, total);
+    if (hdr) {
+      heap->other_since_gc += total;
+      heap->stats.allocated_bytes += total;
+    }
+    break;
+  }
+  return hdr;
+}
+
+static void *alloc_in(ugc_mutator *mutator, ugc_type_id type, size_t bytes, alloc_space space) {
+  ugc_heap *heap = mutator->heap;
+  size_t total = ugc_alloc_size(bytes);
+  /* Attempt 0 respects the trigger; a collection (skipped if another thread's just ran);
+   * attempt 1 may use the whole heap; one last full collection; attempt 2; then OOM. */
+  for (int attempt = 0; attempt < 3; attempt++) {
+    pthread_mutex_lock(&heap->lock);
+    uintptr_t hdr = try_alloc_locked(heap, mutator, space, total, attempt > 0);
+    pthread_mutex_unlock(&heap->lock);
+    if (hdr) {
+      *(uint64_t *)hdr = ugc_header_make(type, bytes);
+      return (void *)(hdr + UGC_HEADER_BYTES);
+    }
+    if (attempt < 2)
+      ugc_collect_now(heap, mutator, attempt == 0);
+  }
+  if (heap->config.oom_handler)
+    heap->config.oom_handler(heap, bytes, heap->config.oom_data);
+  return NULL;
+}
+
+void *ugc_alloc_slow(ugc_mutator *mutator, ugc_type_id type, size_t bytes) {
+  check_request(mutator, type, bytes, "ugc_alloc");
+  ugc_safepoint(mutator);
+  ugc_heap *heap = mutator->heap;
+  if (bytes >= heap->config.large_threshold)
+    return alloc_in(mutator, type, bytes, SPACE_LARGE);
+  /* What is left of the TLAB may still fit it (ugc_reserve makes sure it does). */
+  size_t total = ugc_alloc_size(bytes);
+  ugc_mutator_fast *fast = &mutator->fast;
+  if (total <= fast->tlab_limit - fast->tlab_cursor) {
+    uintptr_t hdr = fast->tlab_cursor;
+    fast->tlab_cursor += total;
+    *(uint64_t *)hdr = ugc_header_make(type, bytes);
+    return (void *)(hdr + UGC_HEADER_BYTES);
+  }
+  return alloc_in(mutator, type, bytes, SPACE_MOVING);
+}
+
+void *ugc_alloc_pinned(ugc_mutator *mutator, ugc_type_id type, size_t bytes) {
+  check_request(mutator, type, bytes, "ugc_alloc_pinned");
+  ugc_safepoint(mutator);
+  bool large = bytes >= mutator->heap->config.large_threshold;
+  return alloc_in(mutator, type, bytes, large ? SPACE_LARGE : SPACE_NONMOVING);
+}
+
+bool ugc_reserve(ugc_mutator *mutator, size_t bytes) {
+  ugc_check_attached(mutator, "ugc_reserve");
+  ugc_safepoint(mutator);
+  ugc_mutator_fast *fast = &mutator->fast;
+  if (bytes <= fast->tlab_limit - fast->tlab_cursor)
+    return true;
+  ugc_heap *heap = mutator->heap;
+  if (bytes > heap->config.heap_max)
+    return false;
+  for (int attempt = 0; attempt < 3; attempt++) {
+    pthread_mutex_lock(&heap->lock);
+    bool ok = (attempt > 0 || occupancy(heap) + bytes <= heap->trigger_bytes) &&
+              refill_tlab_locked(heap, mutator, bytes);
+    pthread_mutex_unlock(&heap->lock);
+    if (ok)
+      return true;
+    if (attempt < 2)
+      ugc_collect_now(heap, mutator, attempt == 0);
+  }
+  if (heap->config.oom_handler)
+    heap->config.oom_handler(heap, bytes, heap->config.oom_data);
+  return false;
+}

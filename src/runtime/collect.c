@@ -1,0 +1,218 @@
+/* One collection cycle, stop-the-world from start to end (marking, then compaction by the
+ * backend), and the public entry points that run one.
+ *
+ *   retire TLABs -> (verify) -> mark -> weak slots -> sweep non-moving, free large
+ *     [marking pause ends]
+ *   plan -> update roots, weak slots, non-moving and large objects -> backend compacts
+ *     -> top = new_top -> (verify)      [compaction pause ends]
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "heap/vm.h"
+#include "mark/mark.h"
+#include "os/log.h"
+#include "os/time.h"
+#include "runtime/addrmap.h"
+#include "runtime/heap.h"
+#include "runtime/verify.h"
+
+#define DENSE_THRESHOLD 0.95
+
+/* ---- reference updating ---- */
+
+typedef struct update_tracer {
+  ugc_tracer tracer;
+  const ugc_compact_plan *plan;
+  ugc_addrmap *seen; /* root slots already updated, or NULL (object slots are unique) */
+} update_tracer;
+
+static void update_visit(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
+  update_tracer *u = (update_tracer *)tracer;
+  if (u->seen) {
+    /* A slot reported twice (rooted twice, or by two enumerator calls) must move once. */
+    bool inserted = true;
+    if (!ugc_addrmap_put(u->seen, (uintptr_t)slot, 0, &inserted))
+      ugc_fatal("out of memory while updating roots");
+    if (!inserted)
+      return;
+  }
+  ugc_compact_update_slot(u->plan, slot, tag_mask);
+}
+
+static bool update_cell(uintptr_t hdr, void *data) {
+  update_tracer *u = data;
+  ugc_object_visit(u->plan->types, ugc_header_load(hdr), (void *)(hdr + UGC_HEADER_BYTES),
+                   &u->tracer);
+  return true;
+}
+
+/* Every reference the backend will not rewrite: roots, weak slots, and the slots of live
+ * non-moving and large objects (the backend only rewrites the moving space). */
+static void update_references(ugc_heap *heap, const ugc_compact_plan *plan) {
+  ugc_addrmap seen = {0};
+  update_tracer roots = {{update_visit}, plan, &seen};
+  ugc_roots_visit(heap, &roots.tracer);
+  for (size_t i = 0; i < heap->weaks.count; i++)
+    update_visit(&roots.tracer, heap->weaks.slots[i], heap->config.root_tag_mask);
+  ugc_addrmap_free(&seen);
+
+  update_tracer objects = {{update_visit}, plan, NULL};
+  ugc_nonmoving_for_each(&heap->nonmoving, update_cell, &objects);
+  for (size_t i = 0; i < heap->large.count; i++)
+    update_cell(heap->large.objects[i].hdr, &objects);
+}
+
+/* ---- marking-pause helpers ---- */
+
+static void clear_dead_weaks(ugc_heap *heap) {
+  uintptr_t mask = heap->config.root_tag_mask;
+  for (size_t i = 0; i < heap->weaks.count; i++) {
+    void **slot = heap->weaks.slots[i];
+    uintptr_t ref = (uintptr_t)*slot & ~mask;
+    if (ref && !ugc_mark_is_live(heap, ref))
+      *slot = NULL;
+  }
+}
+
+/* Without a plan nothing moves: dead objects become fillers so that the space stays
+ * walkable and nothing dead points at freed large objects or cells. */
+static void fill_dead_objects(ugc_heap *heap) {
+  uintptr_t at = heap->moving.base, top = heap->moving.top, gap = 0;
+  while (at < top) {
+    size_t total = ugc_header_total(ugc_header_load(at));
+    bool live = ugc_header_type(ugc_header_load(at)) != UGC_FILLER_TYPE &&
+                ugc_live_bit(&heap->moving, at);
+    if (live) {
+      if (gap)
+        *(uint64_t *)gap = ugc_filler_header(at - gap);
+      gap = 0;
+    } else if (!gap) {
+      gap = at;
+    }
+    at += total;
+  }
+  if (gap)
+    *(uint64_t *)gap = ugc_filler_header(top - gap);
+}
+
+static void run_verifier(ugc_heap *heap, const char *when) {
+  char first[200];
+  size_t problems = ugc_verify_locked(heap, first, sizeof first);
+  heap->stats.verify_cycles++;
+  heap->stats.verify_failures += problems;
+  if (problems)
+    ugc_warn("verify %s cycle %llu: %zu problem(s); first: %s", when,
+             (unsigned long long)heap->stats.cycles + 1, problems, first);
+}
+
+static double mib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
+
+void ugc_collect_locked(ugc_heap *heap) {
+  ugc_moving_space *space = &heap->moving;
+  uint64_t cpu_start = ugc_thread_cpu_ns();
+  uint64_t helpers_start = atomic_load(&heap->workers.cpu_ns);
+  uint64_t start = ugc_now_ns();
+
+  heap->backend->compact_wait(heap);
+  ugc_tlabs_retire_all(heap);
+  size_t used_before = space->top - space->base;
+  if (heap->config.verify)
+    run_verifier(heap, "before");
+
+  ugc_moving_space_clear_bitmap(space);
+  ugc_mark_totals totals;
+  ugc_mark_heap(heap, &totals);
+  if (totals.bad_refs && heap->config.verify) {
+    heap->stats.verify_failures += totals.bad_refs;
+    ugc_warn("marking found %zu reference(s) into the heap that are not objects; first: %s",
+             totals.bad_refs, totals.first_bad);
+  }
+  clear_dead_weaks(heap);
+  size_t nonmoving_freed = ugc_nonmoving_sweep(&heap->nonmoving);
+  size_t large_freed = ugc_large_sweep(&heap->large);
+  uint64_t mark_end = ugc_now_ns();
+
+  ugc_compact_plan *plan = &heap->plan;
+  plan->space_base = space->base;
+  plan->old_top = space->top;
+  plan->live_words = space->live_words;
+  plan->types = &heap->types;
+  plan->dense_threshold = DENSE_THRESHOLD;
+  uint64_t plan_start = ugc_now_ns();
+  int planned = ugc_compact_plan_compute(plan);
+  heap->stats.compaction.forwarding_ns += ugc_now_ns() - plan_start;
+  if (planned == 0) {
+    update_references(heap, plan);
+    if (heap->backend->compact_start(heap, plan) != 0)
+      ugc_fatal("backend %s could not compact (it must fall back internally)",
+                heap->backend->name);
+    space->top = plan->new_top;
+  } else {
+    ugc_warn("no memory for the compaction plan; cycle %llu does not compact",
+             (unsigned long long)heap->stats.cycles + 1);
+    fill_dead_objects(heap);
+  }
+  if (heap->config.verify) {
+    heap->backend->compact_wait(heap);
+    run_verifier(heap, "after");
+  }
+  ugc_moving_space_clear_cards(space, heap->nonmoving.top);
+  uint64_t end = ugc_now_ns();
+
+  /* Statistics and the next trigger. */
+  ugc_stats *stats = &heap->stats;
+  size_t used_after = space->top - space->base;
+  size_t live = totals.moving_bytes + totals.nonmoving_bytes + totals.large_bytes;
+  size_t freed = (used_before - totals.moving_bytes) + nonmoving_freed + large_freed;
+  stats->cycles++;
+  stats->live_bytes_last = live;
+  if (live > stats->live_bytes_peak)
+    stats->live_bytes_peak = live;
+  stats->freed_bytes += freed;
+  stats->heap_used_bytes = used_after;
+  stats->nonmoving_used_bytes = heap->nonmoving.used_bytes;
+  stats->large_used_bytes = heap->large.used_bytes;
+  ugc_stats_record_pause(&stats->pause_mark, mark_end - start);
+  ugc_stats_record_pause(&stats->pause, mark_end - start);
+  ugc_stats_record_pause(&stats->pause_compact, end - mark_end);
+  ugc_stats_record_pause(&stats->pause, end - mark_end);
+  stats->gc_cpu_ns += (ugc_thread_cpu_ns() - cpu_start) +
+                      (atomic_load(&heap->workers.cpu_ns) - helpers_start);
+
+  double next = (double)totals.moving_bytes * heap->config.growth_factor;
+  size_t trigger = next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;
+  heap->trigger_bytes = trigger > heap->config.heap_initial ? trigger : heap->config.heap_initial;
+  heap->other_since_gc = 0;
+
+  if (heap->config.trace)
+    fprintf(heap->config.trace_file ? heap->config.trace_file : stderr,
+            "uffdgc: cycle %llu backend=%s mark_pause=%.2fms compact_pause=%.2fms "
+            "live=%.1fMiB freed=%.1fMiB heap=%.1fMiB->%.1fMiB\n",
+            (unsigned long long)stats->cycles, heap->backend->name,
+            (double)(mark_end - start) / 1e6, (double)(end - mark_end) / 1e6, mib(live),
+            mib(freed), mib(used_before), mib(used_after));
+}
+
+void ugc_collect_now(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) {
+  if (!ugc_world_stop(heap, self, skip_if_collected))
+    return;
+  pthread_mutex_lock(&heap->lock);
+  ugc_collect_locked(heap);
+  pthread_mutex_unlock(&heap->lock);
+  ugc_world_resume(heap, self, true);
+}
+
+void ugc_collect(ugc_mutator *mutator, ugc_collect_kind kind) {
+  ugc_check_attached(mutator, "ugc_collect");
+  if (mutator->state == UGC_MUTATOR_BLOCKING)
+    ugc_misuse("ugc_collect", "called inside a blocking region");
+  ugc_heap *heap = mutator->heap;
+  if (kind == UGC_COLLECT_FINISH) {
+    heap->backend->compact_wait(heap);
+    return;
+  }
+  if (kind != UGC_COLLECT_FULL)
+    ugc_misuse("ugc_collect", "unknown collection kind");
+  ugc_collect_now(heap, mutator, true);
+}

@@ -1,0 +1,166 @@
+/* The heap and mutator structures and the runtime's internal interfaces. */
+#ifndef UGC_RUNTIME_HEAP_H
+#define UGC_RUNTIME_HEAP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "compact/compact.h"
+#include "heap/large.h"
+#include "heap/nonmoving.h"
+#include "heap/object.h"
+#include "heap/space.h"
+#include "runtime/workers.h"
+
+#define UGC_TLAB_BYTES ((size_t)32 * 1024)
+
+/* Mutator states. Changed only under heap->sp_lock; read by the collector under it. */
+enum ugc_mutator_state {
+  UGC_MUTATOR_RUNNING = 0, /* may touch the heap: a pause waits for it */
+  UGC_MUTATOR_PARKED,      /* stopped at a safepoint */
+  UGC_MUTATOR_BLOCKING,    /* inside a blocking region */
+  UGC_MUTATOR_COLLECTING,  /* runs the pause */
+  UGC_MUTATOR_GONE,        /* after fork(): a thread that does not exist in the child */
+};
+
+struct ugc_mutator {
+  ugc_mutator_fast fast; /* must stay the first member (include/uffdgc/inline.h) */
+  ugc_heap *heap;
+  uintptr_t tlab_start;  /* start of the current TLAB (for allocation statistics) */
+  int state;             /* enum ugc_mutator_state */
+  pthread_t thread;
+  ugc_mutator *prev, *next; /* attach order */
+};
+
+typedef struct ugc_slot_list {
+  void ***slots;
+  size_t count, capacity;
+} ugc_slot_list;
+
+typedef struct ugc_enumerator {
+  ugc_root_enumerator fn;
+  void *data;
+} ugc_enumerator;
+
+struct ugc_heap {
+  ugc_config config; /* resolved: defaults and environment applied */
+  char delivery[16];  /* config.delivery points here */
+  size_t small_limit;
+  const ugc_backend_ops *backend;
+  void *backend_data;
+
+  ugc_type_table types;
+  ugc_moving_space moving;
+  ugc_nonmoving_space nonmoving;
+  ugc_large_space large;
+  ugc_compact_plan plan;
+  ugc_workers workers;
+
+  /* Allocation, types, roots and statistics. The collector takes it once the world is
+   * stopped and keeps it for the whole pause; nobody waits for a safepoint while holding it. */
+  pthread_mutex_t lock;
+
+  /* Safepoints: the collector sets safepoint_requested and gc_in_progress together under
+   * sp_lock, then waits on parked_cond until no other mutator is RUNNING; mutators wait on
+   * resume_cond until gc_in_progress is false. */
+  pthread_mutex_t sp_lock;
+  pthread_cond_t parked_cond, resume_cond;
+  _Atomic uint32_t safepoint_requested;
+  bool gc_in_progress;
+  uint64_t pause_epoch;   /* bumped at the end of every pause */
+  uint64_t gc_epoch;      /* bumped at the end of every collection */
+  ugc_mutator *mutators_head, *mutators_tail;
+  /* Detached mutators are kept (attached = 0) and reused, so that a call through a stale
+   * mutator pointer is caught as a misuse instead of reading freed memory. */
+  ugc_mutator *detached;
+
+  ugc_slot_list globals, weaks;
+  ugc_enumerator *enumerators;
+  size_t enumerator_count, enumerator_capacity;
+
+  size_t trigger_bytes;       /* moving occupancy that starts a collection */
+  size_t other_since_gc;      /* large + non-moving bytes allocated since the last cycle */
+  ugc_stats stats;
+  bool remap_fallback_reported;
+
+  ugc_heap *next_heap;        /* the process's list of heaps (for fork) */
+};
+
+/* ---- safepoints (mutator.c) ---- */
+/* Stops every other mutator. `self` may be NULL (an unattached caller). If another pause
+ * is in progress, waits for it first; with `skip_if_collected`, returns false instead of
+ * stopping when a collection finished meanwhile. Returns true with the world stopped. */
+bool ugc_world_stop(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected);
+void ugc_world_resume(ugc_heap *heap, ugc_mutator *self, bool collected);
+/* With sp_lock held: returns once no pause is in progress. If the calling thread is a
+ * RUNNING mutator of this heap, it counts as parked meanwhile (so the call is a safepoint,
+ * not a deadlock). */
+void ugc_wait_pause_end_locked(ugc_heap *heap);
+/* Frees the kept detached mutators (heap destruction). */
+void ugc_mutators_free_detached(ugc_heap *heap);
+/* Calls fn for every attached mutator in attach order (world stopped or sp_lock held). */
+void ugc_heap_for_each_mutator(ugc_heap *heap, void (*fn)(ugc_mutator *, void *), void *data);
+/* Ends the TLAB of a mutator: the unused rest becomes a filler. Heap lock held. */
+void ugc_tlab_retire(ugc_mutator *mutator);
+void ugc_tlabs_retire_all(ugc_heap *heap);
+
+/* ---- collection (collect.c) ---- */
+/* Runs one full collection; world stopped and heap lock held by the caller. */
+void ugc_collect_locked(ugc_heap *heap);
+/* Stops the world, collects (unless another thread's collection finished while waiting,
+ * when `skip_if_collected`), resumes. */
+void ugc_collect_now(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected);
+
+/* ---- references (lookup.c) ---- */
+typedef enum ugc_ref_kind {
+  UGC_REF_NONE = 0,  /* not a heap reference (immediate, NULL, outside the heap) */
+  UGC_REF_MOVING,
+  UGC_REF_NONMOVING,
+  UGC_REF_LARGE,
+  UGC_REF_BAD,       /* inside a heap range but not an object start */
+} ugc_ref_kind;
+
+/* Classifies an untagged value. Cheap checks only (range, alignment, a sane header for the
+ * moving space); the verifier does the exact object-start check. */
+static inline ugc_ref_kind ugc_heap_lookup(const ugc_heap *heap, uintptr_t ref) {
+  uintptr_t hdr = ref - UGC_HEADER_BYTES;
+  if (ref - heap->moving.base - UGC_HEADER_BYTES < heap->moving.top - heap->moving.base) {
+    if (ref & 7)
+      return UGC_REF_BAD;
+    uint64_t header = ugc_header_load(hdr);
+    ugc_type_id type = ugc_header_type(header);
+    if (type == UGC_FILLER_TYPE || type >= ugc_type_count(&heap->types) ||
+        ugc_header_total(header) > heap->moving.top - hdr)
+      return UGC_REF_BAD;
+    return UGC_REF_MOVING;
+  }
+  if (ref - heap->nonmoving.base < heap->nonmoving.end - heap->nonmoving.base)
+    return ugc_nonmoving_cell_index(&heap->nonmoving, hdr) >= 0 ? UGC_REF_NONMOVING
+                                                                : UGC_REF_BAD;
+  if (ref - heap->moving.base < heap->moving.reserved_bytes)
+    return UGC_REF_BAD; /* above the bump pointer */
+  if (ref >= heap->large.low && ref < heap->large.high) {
+    if (ugc_large_find(&heap->large, hdr))
+      return UGC_REF_LARGE;
+    return UGC_REF_BAD;
+  }
+  return UGC_REF_NONE;
+}
+
+/* ---- roots (roots.c) ---- */
+/* Visits every root slot in a fixed order: each mutator's handle stack (attach order), the
+ * global roots (registration order), then the enumerators. World stopped. */
+void ugc_roots_visit(ugc_heap *heap, ugc_tracer *tracer);
+
+/* ---- misc ---- */
+void ugc_stats_record_pause(ugc_histogram *histogram, uint64_t ns);
+/* Fills *error (may be NULL) with code and a formatted message. */
+void ugc_set_error(ugc_error *error, ugc_error_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The calling mutator must be attached: aborts with a misuse message otherwise. */
+void ugc_check_attached(const ugc_mutator *mutator, const char *call);
+
+#endif

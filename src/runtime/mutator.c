@@ -1,0 +1,243 @@
+/* Mutator threads: attach/detach, safepoints, blocking regions, stopping the world.
+ *
+ * Every state change happens under heap->sp_lock, which makes the protocol easy to check:
+ * a pause begins (gc_in_progress and safepoint_requested set) only under the lock, and the
+ * collector proceeds only once, under the lock, it has seen every other mutator PARKED or
+ * BLOCKING. A mutator leaves those states only under the lock and only when no pause is in
+ * progress. The inline poll reads safepoint_requested without the lock; a stale read only
+ * delays parking until the next poll. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "os/log.h"
+#include "runtime/heap.h"
+
+void ugc_check_attached(const ugc_mutator *mutator, const char *call) {
+  if (!mutator || !mutator->fast.attached)
+    ugc_misuse(call, "the mutator is detached (or NULL)");
+}
+
+static bool others_running(ugc_heap *heap, ugc_mutator *self) {
+  for (ugc_mutator *m = heap->mutators_head; m; m = m->next)
+    if (m != self && m->state == UGC_MUTATOR_RUNNING)
+      return true;
+  return false;
+}
+
+/* Parks `self` (may be NULL) until the pause in progress is over. sp_lock held. */
+static void park_locked(ugc_heap *heap, ugc_mutator *self) {
+  int saved = self ? self->state : 0;
+  if (self && saved == UGC_MUTATOR_RUNNING) {
+    self->state = UGC_MUTATOR_PARKED;
+    pthread_cond_broadcast(&heap->parked_cond);
+  }
+  while (heap->gc_in_progress)
+    pthread_cond_wait(&heap->resume_cond, &heap->sp_lock);
+  if (self)
+    self->state = saved;
+}
+
+void ugc_wait_pause_end_locked(ugc_heap *heap) {
+  if (!heap->gc_in_progress)
+    return;
+  ugc_mutator *self = NULL;
+  for (ugc_mutator *m = heap->mutators_head; m; m = m->next)
+    if (pthread_equal(m->thread, pthread_self()) && m->state == UGC_MUTATOR_RUNNING)
+      self = m;
+  park_locked(heap, self);
+}
+
+bool ugc_world_stop(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) {
+  pthread_mutex_lock(&heap->sp_lock);
+  uint64_t epoch = heap->gc_epoch;
+  while (heap->gc_in_progress) {
+    park_locked(heap, self);
+    if (skip_if_collected && heap->gc_epoch != epoch) {
+      pthread_mutex_unlock(&heap->sp_lock);
+      return false;
+    }
+  }
+  heap->gc_in_progress = true;
+  atomic_store(&heap->safepoint_requested, 1);
+  int saved = self ? self->state : 0;
+  if (self)
+    self->state = UGC_MUTATOR_COLLECTING;
+  while (others_running(heap, self))
+    pthread_cond_wait(&heap->parked_cond, &heap->sp_lock);
+  if (self)
+    self->state = saved;
+  pthread_mutex_unlock(&heap->sp_lock);
+  return true;
+}
+
+void ugc_world_resume(ugc_heap *heap, ugc_mutator *self, bool collected) {
+  pthread_mutex_lock(&heap->sp_lock);
+  atomic_store(&heap->safepoint_requested, 0);
+  heap->gc_in_progress = false;
+  heap->pause_epoch++;
+  if (collected)
+    heap->gc_epoch++;
+  pthread_cond_broadcast(&heap->resume_cond);
+  pthread_mutex_unlock(&heap->sp_lock);
+}
+
+void ugc_safepoint_slow(ugc_mutator *mutator) {
+  ugc_check_attached(mutator, "ugc_safepoint");
+  ugc_heap *heap = mutator->heap;
+  pthread_mutex_lock(&heap->sp_lock);
+  park_locked(heap, mutator);
+  pthread_mutex_unlock(&heap->sp_lock);
+}
+
+void ugc_blocking_enter(ugc_mutator *mutator) {
+  ugc_check_attached(mutator, "ugc_blocking_enter");
+  ugc_heap *heap = mutator->heap;
+  pthread_mutex_lock(&heap->sp_lock);
+  if (mutator->state != UGC_MUTATOR_RUNNING) {
+    pthread_mutex_unlock(&heap->sp_lock);
+    ugc_misuse("ugc_blocking_enter", "already inside a blocking region");
+  }
+  mutator->state = UGC_MUTATOR_BLOCKING;
+  if (heap->gc_in_progress)
+    pthread_cond_broadcast(&heap->parked_cond);
+  pthread_mutex_unlock(&heap->sp_lock);
+}
+
+void ugc_blocking_leave(ugc_mutator *mutator) {
+  ugc_check_attached(mutator, "ugc_blocking_leave");
+  ugc_heap *heap = mutator->heap;
+  pthread_mutex_lock(&heap->sp_lock);
+  if (mutator->state != UGC_MUTATOR_BLOCKING) {
+    pthread_mutex_unlock(&heap->sp_lock);
+    ugc_misuse("ugc_blocking_leave", "not inside a blocking region");
+  }
+  while (heap->gc_in_progress)
+    pthread_cond_wait(&heap->resume_cond, &heap->sp_lock);
+  mutator->state = UGC_MUTATOR_RUNNING;
+  pthread_mutex_unlock(&heap->sp_lock);
+}
+
+void ugc_heap_for_each_mutator(ugc_heap *heap, void (*fn)(ugc_mutator *, void *), void *data) {
+  for (ugc_mutator *m = heap->mutators_head; m; m = m->next)
+    fn(m, data);
+}
+
+/* ---- TLABs ---- */
+
+void ugc_tlab_retire(ugc_mutator *mutator) {
+  ugc_mutator_fast *fast = &mutator->fast;
+  if (fast->tlab_limit > fast->tlab_cursor)
+    *(uint64_t *)fast->tlab_cursor = ugc_filler_header(fast->tlab_limit - fast->tlab_cursor);
+  if (mutator->tlab_start)
+    mutator->heap->stats.allocated_bytes += fast->tlab_cursor - mutator->tlab_start;
+  fast->tlab_cursor = fast->tlab_limit = 0;
+  mutator->tlab_start = 0;
+}
+
+static void retire_one(ugc_mutator *mutator, void *data) { ugc_tlab_retire(mutator); }
+
+void ugc_tlabs_retire_all(ugc_heap *heap) { ugc_heap_for_each_mutator(heap, retire_one, NULL); }
+
+/* ---- attach / detach ---- */
+
+ugc_mutator *ugc_thread_attach(ugc_heap *heap, ugc_error *error) {
+  if (!heap) {
+    ugc_set_error(error, UGC_ERR_INVALID, "ugc_thread_attach: heap is NULL");
+    return NULL;
+  }
+  pthread_mutex_lock(&heap->sp_lock);
+  ugc_mutator *mutator = heap->detached;
+  if (mutator)
+    heap->detached = mutator->next;
+  pthread_mutex_unlock(&heap->sp_lock);
+  if (!mutator) {
+    mutator = calloc(1, sizeof *mutator);
+    if (!mutator) {
+      ugc_set_error(error, UGC_ERR_NOMEM, "ugc_thread_attach: out of memory");
+      return NULL;
+    }
+  }
+  ugc_mutator_fast *fast = &mutator->fast;
+  void ***slots = fast->root_slots;
+  uint32_t capacity = fast->root_capacity;
+  memset(mutator, 0, sizeof *mutator);
+  fast->root_slots = slots;
+  fast->root_capacity = capacity;
+  fast->small_limit = heap->small_limit;
+  fast->safepoint_requested = (const volatile uint32_t *)&heap->safepoint_requested;
+  fast->cards = heap->moving.cards;
+  fast->covered_low = heap->moving.covered_low;
+  fast->covered_bytes = heap->moving.covered_bytes;
+  mutator->heap = heap;
+  mutator->thread = pthread_self();
+  mutator->state = UGC_MUTATOR_RUNNING;
+
+  /* Joining in the middle of a pause would let the thread run unseen: wait it out. */
+  pthread_mutex_lock(&heap->sp_lock);
+  ugc_wait_pause_end_locked(heap);
+  fast->type_count = ugc_type_count(&heap->types);
+  fast->attached = 1;
+  mutator->prev = heap->mutators_tail;
+  if (heap->mutators_tail)
+    heap->mutators_tail->next = mutator;
+  else
+    heap->mutators_head = mutator;
+  heap->mutators_tail = mutator;
+  pthread_mutex_unlock(&heap->sp_lock);
+  return mutator;
+}
+
+void ugc_thread_detach(ugc_mutator *mutator) {
+  ugc_check_attached(mutator, "ugc_thread_detach");
+  ugc_heap *heap = mutator->heap;
+  if (mutator->state == UGC_MUTATOR_BLOCKING)
+    ugc_misuse("ugc_thread_detach", "called inside a blocking region");
+  if (mutator->fast.root_count != 0)
+    ugc_warn("ugc_thread_detach: %u handle-scope root(s) still registered (unbalanced "
+             "ugc_scope_open/ugc_scope_close?); they are dropped",
+             mutator->fast.root_count);
+  pthread_mutex_lock(&heap->sp_lock);
+  park_locked(heap, mutator); /* no pause may see a half-removed mutator */
+  /* No pause can start while we hold sp_lock: the TLAB and list are ours to change. */
+  pthread_mutex_lock(&heap->lock);
+  ugc_tlab_retire(mutator);
+  pthread_mutex_unlock(&heap->lock);
+  if (mutator->prev)
+    mutator->prev->next = mutator->next;
+  else
+    heap->mutators_head = mutator->next;
+  if (mutator->next)
+    mutator->next->prev = mutator->prev;
+  else
+    heap->mutators_tail = mutator->prev;
+  pthread_cond_broadcast(&heap->parked_cond);
+  mutator->fast.attached = 0;
+  mutator->fast.root_count = 0;
+  mutator->prev = NULL;
+  mutator->next = heap->detached;
+  heap->detached = mutator;
+  pthread_mutex_unlock(&heap->sp_lock);
+}
+
+void ugc_mutators_free_detached(ugc_heap *heap) {
+  while (heap->detached) {
+    ugc_mutator *next = heap->detached->next;
+    free(heap->detached->fast.root_slots);
+    free(heap->detached);
+    heap->detached = next;
+  }
+}
+
+ugc_heap *ugc_mutator_heap(const ugc_mutator *mutator) { return mutator->heap; }
+
+void ugc_root_stack_grow(ugc_mutator *mutator) {
+  ugc_mutator_fast *fast = &mutator->fast;
+  uint32_t capacity = fast->root_capacity ? 2 * fast->root_capacity : 64;
+  if (capacity < fast->root_capacity)
+    ugc_misuse("ugc_root", "too many handle-scope roots");
+  void ***slots = realloc(fast->root_slots, capacity * sizeof *slots);
+  if (!slots)
+    ugc_misuse("ugc_root", "out of memory growing the handle-scope root stack");
+  fast->root_slots = slots;
+  fast->root_capacity = capacity;
+}

@@ -1,0 +1,162 @@
+/* Out of memory: allocation returns NULL after a last collection and the handler; the heap
+ * stays intact and usable; misuse and bad environment values are reported clearly. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "uffdgc.h"
+
+typedef struct node {
+  void *next;
+  uint64_t data[7];
+} node;
+
+static int oom_calls;
+static size_t oom_bytes;
+static void on_oom(ugc_heap *heap, size_t bytes, void *data) {
+  oom_calls++;
+  oom_bytes = bytes;
+  (void)data;
+}
+
+/* Runs fn in a child and returns its stderr (which must end with an abort). */
+static void expect_abort(void (*fn)(void), const char *fragment) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    fn();
+    _exit(0);
+  }
+  close(fds[1]);
+  char text[1024] = {0};
+  size_t got = 0;
+  ssize_t r;
+  while ((r = read(fds[0], text + got, sizeof text - 1 - got)) > 0)
+    got += (size_t)r;
+  close(fds[0]);
+  int status;
+  waitpid(pid, &status, 0);
+  CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+  if (!strstr(text, fragment)) {
+    fprintf(stderr, "expected \"%s\" in: %s\n", fragment, text);
+    ugc_test_failures++;
+  }
+}
+
+static ugc_heap *misuse_heap;
+static ugc_type_id misuse_type;
+
+static void alloc_bad_type(void) {
+  ugc_mutator *m = ugc_thread_attach(misuse_heap, NULL);
+  ugc_alloc_slow(m, 999, 16);
+}
+static void alloc_too_big(void) {
+  ugc_mutator *m = ugc_thread_attach(misuse_heap, NULL);
+  ugc_alloc_slow(m, misuse_type, (size_t)5 << 30);
+}
+static void alloc_detached(void) {
+  ugc_mutator *m = ugc_thread_attach(misuse_heap, NULL);
+  ugc_thread_detach(m);
+  ugc_alloc_slow(m, misuse_type, 16);
+}
+static void blocking_twice(void) {
+  ugc_mutator *m = ugc_thread_attach(misuse_heap, NULL);
+  ugc_blocking_enter(m);
+  ugc_blocking_enter(m);
+}
+
+int main(void) {
+  ugc_config config;
+  ugc_config_init(&config);
+  config.heap_max = 4 << 20;
+  config.heap_initial = 1 << 20;
+  config.oom_handler = on_oom;
+  ugc_error error;
+  ugc_heap *heap = ugc_heap_create(&config, &error);
+  REQUIRE(heap);
+  uint32_t refs[] = {0};
+  ugc_type_id node_type = ugc_type_register(
+      heap,
+      &(ugc_type_desc){.name = "node", .layout = UGC_LAYOUT_FIXED, .fixed_size = sizeof(node),
+                       .ref_offsets = refs, .ref_count = 1},
+      &error);
+  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  REQUIRE(m);
+
+  ugc_scope scope = ugc_scope_open(m);
+  UGC_LOCAL(m, void *, list, NULL);
+  size_t count = 0;
+  for (;;) {
+    node *n = ugc_alloc(m, node_type, sizeof(node));
+    if (!n)
+      break;
+    n->data[0] = count++;
+    ugc_write(m, n, &n->next, list);
+    list = n;
+  }
+  CHECK(oom_calls == 1 && oom_bytes == sizeof(node));
+  CHECK(count > 40000 && count < 70000); /* 4 MiB of 72-byte objects */
+  uint64_t digest = ugc_graph_digest(m);
+  CHECK(ugc_verify(m, &error) == 0);
+  size_t seen = 0;
+  for (node *p = list; p; p = p->next, seen++)
+    if (p->data[0] != count - 1 - seen)
+      break;
+  CHECK(seen == count);
+  /* Large and pinned allocations fail the same way when their space is full... */
+  ugc_stats stats;
+  ugc_stats_get(heap, &stats);
+  CHECK(stats.heap_used_bytes <= (4u << 20));
+  CHECK(!ugc_reserve(m, 5u << 20));
+  /* ... and after dropping the list, everything works again. */
+  list = NULL;
+  CHECK(ugc_alloc(m, node_type, sizeof(node)) != NULL);
+  CHECK(ugc_reserve(m, 1 << 20));
+  (void)digest;
+  ugc_scope_close(m, scope);
+  ugc_thread_detach(m);
+  ugc_heap_destroy(heap);
+
+  /* Misuse aborts with "uffdgc: <call>: <reason>". */
+  ugc_config_init(&config);
+  config.heap_max = 8 << 20;
+  misuse_heap = ugc_heap_create(&config, &error);
+  REQUIRE(misuse_heap);
+  misuse_type = ugc_type_register(
+      misuse_heap, &(ugc_type_desc){.name = "leaf", .layout = UGC_LAYOUT_LEAF}, &error);
+  expect_abort(alloc_bad_type, "uffdgc: ugc_alloc: unregistered type id");
+  expect_abort(alloc_too_big, "uffdgc: ugc_alloc: size overflow");
+  expect_abort(alloc_detached, "uffdgc: ugc_alloc: the mutator is detached");
+  expect_abort(blocking_twice, "uffdgc: ugc_blocking_enter: already inside");
+  ugc_heap_destroy(misuse_heap);
+
+  /* Bad environment values name the variable. */
+  const char *vars[][2] = {{"UFFDGC_HEAP_MAX", "lots"}, {"UFFDGC_TRACE", "maybe"},
+                           {"UFFDGC_GC_THREADS", "-3"}, {"UFFDGC_DELIVERY", "pigeon"},
+                           {"UFFDGC_BACKEND", "nonsense"}};
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+    setenv(vars[i][0], vars[i][1], 1);
+    memset(&error, 0, sizeof error);
+    ugc_heap *bad = ugc_heap_create(NULL, &error);
+    CHECK(bad == NULL);
+    CHECK(error.code == UGC_ERR_INVALID);
+    if (!strstr(error.message, vars[i][0]) && !strstr(error.message, vars[i][1])) {
+      fprintf(stderr, "message lacks %s: %s\n", vars[i][0], error.message);
+      ugc_test_failures++;
+    }
+    unsetenv(vars[i][0]);
+  }
+  setenv("UFFDGC_HEAP_MAX", "48M", 1);
+  ugc_heap *sized = ugc_heap_create(NULL, &error);
+  REQUIRE(sized);
+  ugc_stats_get(sized, &stats);
+  CHECK_EQ_U64(stats.heap_max_bytes, 48u << 20);
+  ugc_heap_destroy(sized);
+  unsetenv("UFFDGC_HEAP_MAX");
+  TEST_DONE();
+}
