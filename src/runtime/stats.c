@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "compact/concurrent.h"
 #include "runtime/heap.h"
 
 /* Values 0..7 get a bucket each; above, 8 sub-buckets per power of two. */
@@ -107,4 +108,16 @@ void ugc_stats_write_json(ugc_heap *heap, FILE *out) {
           U64(c->continue_ioctls), U64(c->zeropage_ioctls), U64(c->madvise_calls),
           U64(c->bytes_copied), U64(c->concurrent_ns), U64(c->forwarding_ns),
           U64(c->memcpy_ns), U64(c->map_ns), U64(c->madvise_ns), U64(c->wait_ns));
+}
+
+/* The same as ugc_stats_record_pause, for histograms that several threads (and signal
+ * handlers) update at once: every field is changed with an atomic operation. */
+void ugc_histogram_record_atomic(ugc_histogram *histogram, uint64_t ns) {
+  __atomic_fetch_add(&histogram->count, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&histogram->sum_ns, ns, __ATOMIC_RELAXED);
+  uint64_t max = __atomic_load_n(&histogram->max_ns, __ATOMIC_RELAXED);
+  while (ns > max && !__atomic_compare_exchange_n(&histogram->max_ns, &max, ns, true,
+                                                  __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    ;
+  __atomic_fetch_add(&histogram->buckets[bucket_of(ns)], 1, __ATOMIC_RELAXED);
 }

@@ -1,0 +1,411 @@
+/* The `copy` backend: concurrent compaction with MREMAP_DONTUNMAP + userfaultfd MISSING +
+ * UFFDIO_COPY (private anonymous memory).
+ *
+ * The compaction pause (world stopped, roots already point to the new addresses):
+ *
+ *   heap [base, base+R)  --mremap(MAYMOVE|FIXED|DONTUNMAP)-->  from-space [from, from+R)
+ *        the heap keeps its VMA but no page tables: every access is now a missing fault
+ *   register [base, base+R) for MISSING faults with our userfaultfd
+ *   resume the world
+ *
+ * R is the whole 1 GiB-multiple reservation: both ends 1 GiB-aligned, the kernel moves
+ * whole PUD entries (about 5 us per GiB instead of 4.8 ms), and registering the whole VMA
+ * never splits it (a split VMA may fail to merge back and break the next cycle's mremap).
+ * The range is always unregistered before the next mremap: a registered source makes mremap
+ * move one PTE at a time.
+ *
+ * Then GC threads and faulting mutators build pages (compact/concurrent.h) and map them with
+ * UFFDIO_COPY from a buffer. Faults reach us in one of two ways:
+ *   sigbus  (default) UFFD_FEATURE_SIGBUS: the faulting thread gets SIGBUS and builds the
+ *           page itself in its handler, then retries the access (about 5-6 us per fault);
+ *   thread  a handler thread reads fault messages and builds the page for the sleeping
+ *           thread; needed where SIGBUS mode is missing (or masked), and when the embedder
+ *           passes heap memory to system calls (the kernel then waits instead of EFAULT).
+ * When every data page is mapped the range is unregistered and the rest of from-space freed.
+ * If the hand-off fails (mremap, registration, memory for page states), the cycle compacts
+ * in the pause with the stw backend instead: slower, never wrong.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/availability.h"
+#include "backend/backend.h"
+#include "compact/compact_threads.h"
+#include "compact/concurrent.h"
+#include "os/inject.h"
+#include "os/log.h"
+#include "os/madvise.h"
+#include "os/remap.h"
+#include "os/reserve.h"
+#include "os/time.h"
+#include "runtime/heap.h"
+#include "uffd/fault_thread.h"
+#include "uffd/sigbus.h"
+#include "uffd/uffd.h"
+
+static const char zero_page[UGC_PAGE_SIZE] __attribute__((aligned(4096)));
+
+typedef struct copy_backend {
+  ugc_heap *heap;
+  ugc_uffd uffd;
+  bool sigbus_delivery;
+  int sigbus_range;            /* -1 when not registered */
+  ugc_fault_thread fault_thread;
+  bool fault_thread_running;
+  pid_t owner_pid;             /* process the descriptor and threads belong to */
+
+  uintptr_t space_base;
+  size_t space_bytes;
+  uintptr_t from_base;
+  uintptr_t from_end;          /* old top of this cycle, page aligned */
+  const ugc_compact_plan *plan;
+
+  ugc_concurrent concurrent;
+  ugc_compact_threads threads;
+  _Atomic bool compacting;     /* faults in the heap are ours to resolve */
+  pthread_mutex_t wait_lock;   /* one compact_wait at a time */
+} copy_backend;
+
+/* ---- mapping primitives (async-signal-safe) ------------------------------------------- */
+
+/* Writes "uffdgc: error: copy backend: <what>: errno <n>" without stdio (signal handlers). */
+static void report_signal_safe(const char *what, int err) {
+  char message[200] = "uffdgc: error: copy backend: ";
+  size_t length = strlen(message);
+  for (const char *p = what; *p && length < sizeof message - 32; p++)
+    message[length++] = *p;
+  for (const char *p = ": errno "; *p; p++)
+    message[length++] = *p;
+  char digits[12];
+  int count = 0;
+  unsigned value = err < 0 ? (unsigned)-err : (unsigned)err;
+  do {
+    digits[count++] = (char)('0' + value % 10);
+    value /= 10;
+  } while (value && count < (int)sizeof digits);
+  while (count)
+    message[length++] = digits[--count];
+  message[length++] = '\n';
+  ssize_t ignored = write(STDERR_FILENO, message, length);
+  (void)ignored;
+}
+
+static ugc_map_result copy_map(void *ctx, uintptr_t dst, const void *src, size_t bytes,
+                               size_t *done) {
+  copy_backend *backend = ctx;
+  ugc_uffd_result r = ugc_uffd_copy(&backend->uffd, (void *)dst, src, bytes, 0);
+  *done = r.done;
+  switch (r.status) {
+  case UGC_UFFD_OK:
+    return UGC_MAP_OK;
+  case UGC_UFFD_ALREADY_RESOLVED:
+    return UGC_MAP_EXISTS;
+  case UGC_UFFD_EXITING:
+    return UGC_MAP_OK; /* the process is going away: nobody will read the page */
+  default:
+    report_signal_safe("UFFDIO_COPY of a to-space page failed", r.err);
+    return UGC_MAP_FAILED;
+  }
+}
+
+static ugc_map_result copy_map_zero(void *ctx, uintptr_t dst) {
+  copy_backend *backend = ctx;
+  /* UFFDIO_COPY of zeros, not UFFDIO_ZEROPAGE: the shared zero page is read-only and the
+   * first write (allocation goes there next) would cost a second fault. */
+  ugc_uffd_result r = ugc_uffd_copy(&backend->uffd, (void *)dst, zero_page, UGC_PAGE_SIZE, 0);
+  switch (r.status) {
+  case UGC_UFFD_OK:
+    return UGC_MAP_OK;
+  case UGC_UFFD_ALREADY_RESOLVED: /* another thread mapped zeros first */
+  case UGC_UFFD_NOENT:            /* compaction ended meanwhile: the range is unregistered
+                                     and the retried access is an ordinary fault */
+  case UGC_UFFD_EXITING:
+    return UGC_MAP_EXISTS;
+  default:
+    report_signal_safe("UFFDIO_COPY of a zero page failed", r.err);
+    return UGC_MAP_FAILED;
+  }
+}
+
+static void copy_unmap_stray(void *ctx, uintptr_t dst) {
+  (void)ctx;
+  ugc_madv_dontneed((void *)dst, UGC_PAGE_SIZE);
+}
+
+static void copy_release_from(void *ctx, uintptr_t from, size_t bytes) {
+  (void)ctx;
+  ugc_madv_dontneed((void *)from, bytes);
+}
+
+/* ---- fault delivery --------------------------------------------------------------------- */
+
+static int copy_on_sigbus(void *ctx, void *addr, int is_write) {
+  (void)is_write;
+  copy_backend *backend = ctx;
+  if (!atomic_load_explicit(&backend->compacting, memory_order_acquire))
+    return 0; /* raced with the end of compaction: the range is unregistered, retry */
+  return ugc_concurrent_resolve_fault(&backend->concurrent, (uintptr_t)addr) == 0 ? 0 : 1;
+}
+
+static void copy_on_fault_message(void *ctx, const ugc_uffd_fault *fault) {
+  copy_backend *backend = ctx;
+  uintptr_t page = (uintptr_t)fault->addr & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  if (atomic_load_explicit(&backend->compacting, memory_order_acquire))
+    ugc_concurrent_resolve_fault(&backend->concurrent, page);
+  /* The owner's UFFDIO_COPY woke the waiters it knew of; wake once more for a thread that
+   * began waiting after it (a no-op otherwise). */
+  ugc_uffd_wake(&backend->uffd, (void *)page, UGC_PAGE_SIZE);
+}
+
+static int start_delivery(copy_backend *backend, ugc_error *error) {
+  if (backend->sigbus_delivery) {
+    if (backend->sigbus_range < 0) {
+      int id = ugc_sigbus_add_range((void *)backend->space_base, backend->space_bytes,
+                                    copy_on_sigbus, backend);
+      if (id < 0) {
+        ugc_set_error(error, UGC_ERR_KERNEL, "copy backend: installing the SIGBUS handler: %s",
+                      strerror(-id));
+        return -1;
+      }
+      backend->sigbus_range = id;
+    }
+    return 0;
+  }
+  int rc = ugc_fault_thread_start(&backend->fault_thread, &backend->uffd,
+                                  copy_on_fault_message, backend);
+  if (rc != 0) {
+    ugc_set_error(error, UGC_ERR_UNAVAILABLE,
+                  "copy backend: starting the fault-handler thread: %s", strerror(-rc));
+    return -1;
+  }
+  backend->fault_thread_running = true;
+  return 0;
+}
+
+/* Opens the descriptor in the delivery mode chosen at attach. */
+static int open_uffd(copy_backend *backend, ugc_error *error) {
+  uint64_t features = backend->sigbus_delivery ? UFFD_FEATURE_SIGBUS : 0;
+  unsigned flags = UGC_UFFD_ALLOW_USER_MODE_ONLY | (backend->sigbus_delivery ? 0 : UGC_UFFD_NONBLOCK);
+  int rc = ugc_uffd_create(&backend->uffd, features, flags);
+  if (rc != 0) {
+    ugc_set_error(error, UGC_ERR_UNAVAILABLE, "copy backend: opening userfaultfd: %s",
+                  strerror(-rc));
+    return -1;
+  }
+  if (backend->sigbus_delivery && !(backend->uffd.features & UFFD_FEATURE_SIGBUS)) {
+    ugc_uffd_close(&backend->uffd);
+    ugc_set_error(error, UGC_ERR_UNAVAILABLE, "copy backend: the SIGBUS feature was refused");
+    return -1;
+  }
+  backend->owner_pid = getpid();
+  return 0;
+}
+
+/* After fork() the inherited descriptor still belongs to the parent's address space and the
+ * handler thread does not exist: the child opens its own. */
+static int reopen_after_fork(copy_backend *backend) {
+  if (backend->owner_pid == getpid())
+    return 0;
+  if (backend->uffd.fd >= 0)
+    close(backend->uffd.fd);
+  backend->uffd.fd = -1;
+  backend->fault_thread_running = false;
+  ugc_error error;
+  if (open_uffd(backend, &error) != 0 || start_delivery(backend, &error) != 0) {
+    ugc_warn("%s (in a child process after fork)", error.message);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- the backend interface ---------------------------------------------------------------- */
+
+static int copy_attach(ugc_heap *heap, ugc_error *error) {
+  char reason[160];
+  if (ugc_backend_availability("copy", reason, sizeof reason) != 1) {
+    ugc_set_error(error, UGC_ERR_UNAVAILABLE, "copy backend unavailable: %s", reason);
+    return -1;
+  }
+  copy_backend *backend = calloc(1, sizeof *backend);
+  if (!backend) {
+    ugc_set_error(error, UGC_ERR_NOMEM, "copy backend: out of memory");
+    return -1;
+  }
+  backend->heap = heap;
+  backend->sigbus_range = -1;
+  backend->uffd.fd = -1;
+  backend->space_base = heap->moving.base;
+  backend->space_bytes = heap->moving.reserved_bytes;
+  backend->from_base = heap->moving.from_base;
+  pthread_mutex_init(&backend->wait_lock, NULL);
+  ugc_concurrent_init(&backend->concurrent);
+
+  const char *delivery = heap->config.delivery ? heap->config.delivery : "sigbus";
+  backend->sigbus_delivery = strcmp(delivery, "thread") != 0;
+  if (backend->sigbus_delivery &&
+      !(ugc_uffd_caps_get()->features & UFFD_FEATURE_SIGBUS)) {
+    if (heap->config.trace)
+      fprintf(heap->config.trace_file ? heap->config.trace_file : stderr,
+              "uffdgc: copy backend: SIGBUS delivery unavailable, using a handler thread\n");
+    backend->sigbus_delivery = false;
+  }
+  if (open_uffd(backend, error) != 0 || start_delivery(backend, error) != 0) {
+    if (backend->uffd.fd >= 0)
+      ugc_uffd_close(&backend->uffd);
+    ugc_concurrent_destroy(&backend->concurrent);
+    free(backend);
+    return -1;
+  }
+  unsigned threads = heap->config.gc_threads ? heap->config.gc_threads : 1;
+  ugc_compact_threads_init(&backend->threads, threads);
+  heap->backend_data = backend;
+  return 0;
+}
+
+static void copy_compact_wait(ugc_heap *heap);
+
+static void copy_detach(ugc_heap *heap) {
+  copy_backend *backend = heap->backend_data;
+  if (!backend)
+    return;
+  copy_compact_wait(heap);
+  ugc_compact_threads_destroy(&backend->threads);
+  if (backend->sigbus_range >= 0)
+    ugc_sigbus_remove_range(backend->sigbus_range);
+  if (backend->fault_thread_running && backend->owner_pid == getpid())
+    ugc_fault_thread_stop(&backend->fault_thread);
+  if (backend->uffd.fd >= 0)
+    ugc_uffd_close(&backend->uffd);
+  ugc_concurrent_destroy(&backend->concurrent);
+  pthread_mutex_destroy(&backend->wait_lock);
+  free(backend);
+  heap->backend_data = NULL;
+}
+
+/* Puts the heap back where it was after a failed hand-off: the pages go back from
+ * from-space, from-space becomes a reservation again. */
+static void undo_handoff(copy_backend *backend) {
+  int rc = ugc_remap_move((void *)backend->from_base, (void *)backend->space_base,
+                          backend->space_bytes, NULL);
+  if (rc != 0)
+    ugc_fatal("copy backend: cannot move the heap back after a failed hand-off: %s",
+              strerror(-rc));
+  if (ugc_uncommit((void *)backend->from_base, backend->space_bytes) != 0)
+    ugc_warn("copy backend: could not restore the from-space reservation");
+}
+
+static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
+  copy_backend *backend = heap->backend_data;
+  if (reopen_after_fork(backend) != 0)
+    return ugc_backend_stw.compact_start(heap, plan);
+  void *space = (void *)backend->space_base;
+  int rc = ugc_inject("copy.mremap")
+               ? -ENOMEM
+               : ugc_remap_dontunmap(space, (void *)backend->from_base, backend->space_bytes, NULL);
+  if (rc != 0) {
+    ugc_warn("copy backend: mremap(DONTUNMAP) failed (%s); compacting in the pause",
+             ugc_remap_explain(rc));
+    return ugc_backend_stw.compact_start(heap, plan);
+  }
+  if (ugc_inject("copy.stray_read"))
+    (void)*(volatile char *)space; /* maps the zero page: this page's copy will see EEXIST */
+  rc = ugc_inject("copy.register") ? -EBUSY
+                                   : ugc_uffd_register(&backend->uffd, space, backend->space_bytes,
+                                                       UGC_UFFD_REG_MISSING, 0, NULL);
+  if (rc != 0) {
+    ugc_warn("copy backend: registering the heap failed (%s); compacting in the pause",
+             strerror(-rc));
+    undo_handoff(backend);
+    return ugc_backend_stw.compact_start(heap, plan);
+  }
+  ugc_page_mapper mapper = {
+      .backend = backend,
+      .map = copy_map,
+      .map_zero = copy_map_zero,
+      .unmap_stray = copy_unmap_stray,
+      .release_from = copy_release_from,
+  };
+  intptr_t from_delta = (intptr_t)(backend->from_base - backend->space_base);
+  if (ugc_inject("copy.page_states") ||
+      ugc_concurrent_begin(&backend->concurrent, plan, from_delta, backend->space_bytes,
+                           &mapper, &heap->stats.stall) != 0) {
+    ugc_warn("copy backend: no memory for the page states; compacting in the pause");
+    ugc_uffd_unregister(&backend->uffd, space, backend->space_bytes);
+    undo_handoff(backend);
+    return ugc_backend_stw.compact_start(heap, plan);
+  }
+  backend->plan = plan;
+  backend->from_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  atomic_store_explicit(&backend->compacting, true, memory_order_release);
+  if (ugc_compact_threads_kick(&backend->threads, &backend->concurrent) != 0) {
+    /* No thread could be started: build everything here, still correct, just paused. */
+    static char batch[UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE];
+    ugc_concurrent_gc_work(&backend->concurrent, batch);
+  }
+  return 0;
+}
+
+static void add_stat(uint64_t *field, uint64_t value) {
+  __atomic_fetch_add(field, value, __ATOMIC_RELAXED);
+}
+
+static void copy_compact_wait(ugc_heap *heap) {
+  copy_backend *backend = heap->backend_data;
+  if (!backend || !atomic_load_explicit(&backend->compacting, memory_order_acquire))
+    return;
+  pthread_mutex_lock(&backend->wait_lock);
+  if (!atomic_load_explicit(&backend->compacting, memory_order_acquire)) {
+    pthread_mutex_unlock(&backend->wait_lock);
+    return;
+  }
+  ugc_concurrent *c = &backend->concurrent;
+  if (backend->owner_pid == getpid()) {
+    ugc_compact_threads_wait(&backend->threads);
+  } else {
+    /* fork child (the atfork handler should have finished compaction first, so this is a
+     * last resort): the parent's threads are gone, build what is left here. */
+    static char batch[UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE];
+    ugc_concurrent_gc_work(c, batch);
+  }
+  ugc_concurrent_finish(c, backend->from_end);
+  int rc = ugc_uffd_unregister(&backend->uffd, (void *)backend->space_base, backend->space_bytes);
+  if (rc != 0)
+    ugc_warn("copy backend: unregistering the heap failed: %s", strerror(-rc));
+  atomic_store_explicit(&backend->compacting, false, memory_order_release);
+
+  const ugc_compact_plan *plan = backend->plan;
+  ugc_compaction_stats *s = &heap->stats.compaction;
+  ugc_concurrent_counters *k = &c->counters;
+  uint64_t by_gc = atomic_load(&k->pages_by_gc), by_mutator = atomic_load(&k->pages_by_mutator);
+  add_stat(&s->pages_total, plan->page_count);
+  add_stat(&s->pages_in_place, (plan->dense_end - plan->space_base) / UGC_PAGE_SIZE);
+  add_stat(&s->pages_fresh, by_gc + by_mutator + atomic_load(&k->zero_pages));
+  add_stat(&s->pages_by_gc, by_gc);
+  add_stat(&s->pages_by_mutator, by_mutator);
+  add_stat(&s->copy_ioctls, atomic_load(&k->map_calls) + atomic_load(&k->zero_calls));
+  add_stat(&s->madvise_calls, atomic_load(&k->release_calls) + atomic_load(&k->stray_pages));
+  add_stat(&s->bytes_copied, atomic_load(&k->bytes_copied));
+  add_stat(&s->concurrent_ns, ugc_now_ns() - c->started_ns);
+  add_stat(&s->memcpy_ns, atomic_load(&k->build_ns));
+  add_stat(&s->map_ns, atomic_load(&k->map_ns));
+  add_stat(&s->madvise_ns, atomic_load(&k->release_ns));
+  add_stat(&s->wait_ns, atomic_load(&k->wait_ns));
+  add_stat(&heap->stats.gc_cpu_ns, atomic_exchange(&backend->threads.cpu_ns, 0));
+  if (atomic_load(&k->stray_pages))
+    ugc_warn("copy backend: %llu to-space page(s) were mapped by a stray access during the "
+             "hand-off and had to be replaced",
+             (unsigned long long)atomic_load(&k->stray_pages));
+  pthread_mutex_unlock(&backend->wait_lock);
+}
+
+const ugc_backend_ops ugc_backend_copy = {
+    .name = "copy",
+    .concurrent = true,
+    .attach = copy_attach,
+    .detach = copy_detach,
+    .compact_start = copy_compact_start,
+    .compact_wait = copy_compact_wait,
+};

@@ -1,0 +1,40 @@
+/* The GC threads of concurrent compaction: they live across cycles (so the compaction pause
+ * never pays for thread creation), sleep between cycles, and each runs
+ * ugc_concurrent_gc_work with its own batch buffer when a compaction is kicked off. */
+#ifndef UGC_COMPACT_COMPACT_THREADS_H
+#define UGC_COMPACT_COMPACT_THREADS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "compact/concurrent.h"
+
+typedef struct ugc_compact_threads {
+  unsigned count;        /* threads wanted */
+  unsigned started;      /* threads running (0 until the first kick, and in a fork child) */
+  pthread_t *threads;
+  void **batches;        /* one batch buffer per thread */
+  pid_t owner_pid;
+  pthread_mutex_t lock;
+  pthread_cond_t kick_cond, done_cond;
+  uint64_t generation;   /* bumped per kick */
+  unsigned running;      /* threads still inside the current job */
+  bool stopping;
+  ugc_concurrent *job;
+  _Atomic uint64_t cpu_ns; /* thread CPU time spent in jobs */
+} ugc_compact_threads;
+
+/* Sets up a pool of `count` (>= 1) threads; they start on the first kick. */
+void ugc_compact_threads_init(ugc_compact_threads *t, unsigned count);
+/* Starts every thread on `job` (ugc_concurrent_gc_work) and returns at once.
+ * 0, or -1 when no thread could be started (the caller must then do the work itself). */
+int ugc_compact_threads_kick(ugc_compact_threads *t, ugc_concurrent *job);
+/* Waits until every thread has returned from the current job. */
+void ugc_compact_threads_wait(ugc_compact_threads *t);
+/* Stops and joins the threads, frees the buffers. */
+void ugc_compact_threads_destroy(ugc_compact_threads *t);
+
+#endif

@@ -1,0 +1,212 @@
+/* Concurrent compaction driver: claims, builds and maps to-space pages for GC threads and
+ * faulting threads. The idea and the rules are drawn in compact/concurrent.h. */
+#include "compact/concurrent.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "os/time.h"
+
+/* A failure to map a page leaves a hole that every later access would fault on forever:
+ * there is no correct way to continue. The message must be written without stdio, since
+ * this may run in a signal handler. */
+static void __attribute__((noreturn)) concurrent_fatal(const char *message) {
+  static const char prefix[] = "uffdgc: fatal: concurrent compaction: ";
+  ssize_t ignored = write(STDERR_FILENO, prefix, sizeof prefix - 1);
+  ignored = write(STDERR_FILENO, message, strlen(message));
+  ignored = write(STDERR_FILENO, "\n", 1);
+  (void)ignored;
+  abort();
+}
+
+static inline void add(_Atomic uint64_t *counter, uint64_t value) {
+  atomic_fetch_add_explicit(counter, value, memory_order_relaxed);
+}
+
+void ugc_concurrent_init(ugc_concurrent *c) {
+  memset(c, 0, sizeof *c);
+  pthread_mutex_init(&c->release_lock, NULL);
+}
+
+int ugc_concurrent_begin(ugc_concurrent *c, const ugc_compact_plan *plan, intptr_t from_delta,
+                         size_t registered_bytes, const ugc_page_mapper *mapper,
+                         ugc_histogram *stall) {
+  if (ugc_page_states_alloc(&c->states, plan->page_count) != 0)
+    return -1;
+  c->plan = plan;
+  c->from_delta = from_delta;
+  c->space_base = plan->space_base;
+  c->registered_bytes = registered_bytes;
+  c->mapper = *mapper;
+  c->stall = stall;
+  c->started_ns = ugc_now_ns();
+  atomic_store_explicit(&c->next_page, 0, memory_order_relaxed);
+  atomic_store_explicit(&c->waiters, 0, memory_order_relaxed);
+  c->watermark_page = 0;
+  c->released_upto = plan->space_base;
+  memset(&c->counters, 0, sizeof c->counters);
+  return 0;
+}
+
+void ugc_concurrent_destroy(ugc_concurrent *c) {
+  ugc_page_states_free(&c->states);
+  pthread_mutex_destroy(&c->release_lock);
+}
+
+/* Maps pages [first, first + count) that this thread owns, built in `buffer`. A page that
+ * turns out to be mapped already was mapped by nobody who owned it (claims are exclusive):
+ * a stray access mapped a zero page there before registration. Drop it and map ours. */
+static void map_owned_pages(ugc_concurrent *c, size_t first, const char *buffer, size_t count) {
+  uintptr_t dst = c->space_base + first * UGC_PAGE_SIZE;
+  size_t bytes = count * UGC_PAGE_SIZE, offset = 0;
+  unsigned stray_retries = 0;
+  uint64_t t0 = ugc_now_ns();
+  while (offset < bytes) {
+    size_t done = 0;
+    add(&c->counters.map_calls, 1);
+    ugc_map_result result =
+        c->mapper.map(c->mapper.backend, dst + offset, buffer + offset, bytes - offset, &done);
+    if (result == UGC_MAP_OK) {
+      offset = bytes;
+      break;
+    }
+    if (result == UGC_MAP_FAILED)
+      concurrent_fatal("mapping a to-space page failed (see the message above)");
+    offset += done;
+    if (++stray_retries > 64)
+      concurrent_fatal("a to-space page keeps being mapped by someone else");
+    add(&c->counters.stray_pages, 1);
+    c->mapper.unmap_stray(c->mapper.backend, dst + offset);
+  }
+  add(&c->counters.map_ns, ugc_now_ns() - t0);
+  add(&c->counters.bytes_copied, bytes);
+  for (size_t i = 0; i < count; i++)
+    ugc_page_set(&c->states, first + i, UGC_PAGE_MAPPED);
+}
+
+static void map_zero_page(ugc_concurrent *c, uintptr_t page_address) {
+  add(&c->counters.zero_calls, 1);
+  ugc_map_result result = c->mapper.map_zero(c->mapper.backend, page_address);
+  if (result == UGC_MAP_FAILED)
+    concurrent_fatal("mapping a zero page past the compacted data failed");
+  if (result == UGC_MAP_OK)
+    add(&c->counters.zero_pages, 1);
+}
+
+static void build_one(ugc_concurrent *c, size_t page, void *out) {
+  uint64_t t0 = ugc_now_ns();
+  ugc_compact_build_page(c->plan, page, c->from_delta, out);
+  add(&c->counters.build_ns, ugc_now_ns() - t0);
+}
+
+int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr) {
+  uintptr_t offset = addr - c->space_base;
+  if (offset >= c->registered_bytes)
+    return -1;
+  uint64_t t0 = ugc_now_ns();
+  size_t page = offset / UGC_PAGE_SIZE;
+  if (page >= c->states.count) {
+    map_zero_page(c, c->space_base + page * UGC_PAGE_SIZE);
+  } else if (ugc_page_try_claim(&c->states, page, UGC_PAGE_BY_MUTATOR)) {
+    char buffer[UGC_PAGE_SIZE] __attribute__((aligned(64)));
+    build_one(c, page, buffer);
+    ugc_page_set(&c->states, page, UGC_PAGE_MAPPING);
+    map_owned_pages(c, page, buffer, 1);
+    add(&c->counters.pages_by_mutator, 1);
+  } else {
+    uint64_t w0 = ugc_now_ns();
+    atomic_fetch_add_explicit(&c->waiters, 1, memory_order_relaxed);
+    ugc_page_wait_mapped(&c->states, page);
+    atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_relaxed);
+    add(&c->counters.wait_ns, ugc_now_ns() - w0);
+  }
+  if (c->stall)
+    ugc_histogram_record_atomic(c->stall, ugc_now_ns() - t0);
+  return 0;
+}
+
+/* Advances the watermark over MAPPED pages and releases from-space below the first object
+ * of the first page not yet mapped, once a large enough chunk has drained. Only one thread
+ * at a time does it; the others skip (trylock). */
+static void release_drained_from_space(ugc_concurrent *c, bool final) {
+  if (pthread_mutex_trylock(&c->release_lock) != 0)
+    return;
+  const ugc_compact_plan *plan = c->plan;
+  size_t page = c->watermark_page;
+  while (page < c->states.count && ugc_page_get(&c->states, page) == UGC_PAGE_MAPPED)
+    page++;
+  c->watermark_page = page;
+  uintptr_t needed_from;
+  if (page >= c->states.count)
+    needed_from = plan->old_top;
+  else
+    needed_from = plan->page_first_object[page] ? plan->page_first_object[page] : plan->old_top;
+  needed_from &= ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  if (needed_from > c->released_upto &&
+      (final || needed_from - c->released_upto >= UGC_CONCURRENT_RELEASE_CHUNK)) {
+    uint64_t t0 = ugc_now_ns();
+    c->mapper.release_from(c->mapper.backend, c->released_upto + (uintptr_t)c->from_delta,
+                           needed_from - c->released_upto);
+    add(&c->counters.release_calls, 1);
+    add(&c->counters.release_ns, ugc_now_ns() - t0);
+    c->released_upto = needed_from;
+  }
+  pthread_mutex_unlock(&c->release_lock);
+}
+
+void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
+  char *buffer = batch;
+  size_t page_count = c->states.count;
+  for (;;) {
+    size_t first = atomic_fetch_add_explicit(&c->next_page, UGC_CONCURRENT_BATCH_PAGES,
+                                             memory_order_relaxed);
+    if (first >= page_count)
+      break;
+    size_t end = first + UGC_CONCURRENT_BATCH_PAGES;
+    if (end > page_count)
+      end = page_count;
+    /* Build the pages we win; map each contiguous run of them with one call. A page a
+     * faulting thread claimed first ends the run, and so does a waiting thread. */
+    size_t run_start = first, run_length = 0;
+    for (size_t page = first; page < end; page++) {
+      bool won = ugc_page_try_claim(&c->states, page, UGC_PAGE_BY_GC);
+      if (won) {
+        if (run_length == 0)
+          run_start = page;
+        build_one(c, page, buffer + run_length * UGC_PAGE_SIZE);
+        ugc_page_set(&c->states, page, UGC_PAGE_BUILT);
+        run_length++;
+      }
+      bool someone_waits = atomic_load_explicit(&c->waiters, memory_order_relaxed) != 0;
+      if (run_length && (!won || someone_waits || page + 1 == end)) {
+        for (size_t i = 0; i < run_length; i++)
+          ugc_page_set(&c->states, run_start + i, UGC_PAGE_MAPPING);
+        map_owned_pages(c, run_start, buffer, run_length);
+        add(&c->counters.pages_by_gc, run_length);
+        run_length = 0;
+      }
+    }
+    release_drained_from_space(c, false);
+  }
+}
+
+uint64_t ugc_concurrent_finish(ugc_concurrent *c, uintptr_t from_end) {
+  uint64_t t0 = ugc_now_ns();
+  for (size_t page = 0; page < c->states.count; page++)
+    ugc_page_wait_mapped(&c->states, page);
+  uint64_t waited = ugc_now_ns() - t0;
+  add(&c->counters.wait_ns, waited);
+  pthread_mutex_lock(&c->release_lock);
+  c->watermark_page = c->states.count;
+  if (from_end > c->released_upto) {
+    uint64_t r0 = ugc_now_ns();
+    c->mapper.release_from(c->mapper.backend, c->released_upto + (uintptr_t)c->from_delta,
+                           from_end - c->released_upto);
+    add(&c->counters.release_calls, 1);
+    add(&c->counters.release_ns, ugc_now_ns() - r0);
+    c->released_upto = from_end;
+  }
+  pthread_mutex_unlock(&c->release_lock);
+  return waited;
+}

@@ -1,0 +1,126 @@
+/* Concurrent compaction, independent of the kernel mechanism: who builds which to-space page
+ * when, and how threads that meet on one page agree.
+ *
+ * After the compaction pause the to-space [space_base, space_base + registered_bytes) is
+ * empty: every access faults. Pages are built by two kinds of threads:
+ *
+ *   GC threads       walk the pages in ascending order from a shared cursor, build runs of
+ *                    contiguous pages into a batch buffer and map each run with one call.
+ *   faulting thread  (a mutator in its SIGBUS handler, or the fault-handler thread on its
+ *                    behalf) builds exactly the page it needs into a buffer on its stack and
+ *                    maps it; it never cascades into other pages (build_page only updates
+ *                    the references that lie inside the page being built).
+ *
+ * Both go through the page state machine (compact/page_state.h): whoever wins the claim
+ * builds and maps the page; a loser waits until the page is MAPPED. Pages past the data
+ * (page >= plan->page_count, fresh allocation space) get a writable zero page; two threads
+ * racing there both map zeros and one sees EEXIST, which is harmless.
+ *
+ * From-space is read-only during compaction and released in large chunks behind a
+ * watermark: when every page below w is MAPPED, no build can read from-space below the
+ * first object of page w (objects only move down, in order).
+ *
+ * The backend supplies the mapping primitives (ugc_page_mapper) and, for the handler-thread
+ * delivery mode, wakes the waiting thread itself. */
+#ifndef UGC_COMPACT_CONCURRENT_H
+#define UGC_COMPACT_CONCURRENT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "compact/compact.h"
+#include "compact/page_state.h"
+
+/* How the backend maps built pages. All must be async-signal-safe. */
+typedef enum ugc_map_result {
+  UGC_MAP_OK = 0,
+  UGC_MAP_EXISTS,  /* the destination page was already mapped (EEXIST) */
+  UGC_MAP_FAILED,  /* any other failure: the error is reported by the backend */
+} ugc_map_result;
+
+typedef struct ugc_page_mapper {
+  void *backend;
+  /* Maps `bytes` of built content at `dst` (page aligned). On UGC_MAP_EXISTS, *done_bytes
+   * tells how much was mapped before the page that already existed. */
+  ugc_map_result (*map)(void *backend, uintptr_t dst, const void *src, size_t bytes,
+                        size_t *done_bytes);
+  /* Maps a writable zero page at `dst`. */
+  ugc_map_result (*map_zero)(void *backend, uintptr_t dst);
+  /* Drops the page at `dst` that somebody mapped without owning it (a stray access between
+   * the hand-off and the registration), so that `map` can be retried. */
+  void (*unmap_stray)(void *backend, uintptr_t dst);
+  /* Releases from-space memory [from, from + bytes) that no build needs any more. */
+  void (*release_from)(void *backend, uintptr_t from, size_t bytes);
+} ugc_page_mapper;
+
+/* Counters of one compaction (relaxed atomics; folded into ugc_stats at the end). */
+typedef struct ugc_concurrent_counters {
+  _Atomic uint64_t pages_by_gc, pages_by_mutator, zero_pages;
+  _Atomic uint64_t map_calls, zero_calls, release_calls, stray_pages;
+  _Atomic uint64_t bytes_copied;
+  _Atomic uint64_t build_ns, map_ns, release_ns, wait_ns;
+} ugc_concurrent_counters;
+
+typedef struct ugc_concurrent {
+  /* Set by ugc_concurrent_begin. */
+  const ugc_compact_plan *plan;
+  intptr_t from_delta;
+  uintptr_t space_base;
+  size_t registered_bytes;   /* faults are expected anywhere in here */
+  ugc_page_mapper mapper;
+  ugc_page_states states;    /* one per data page: [0, plan->page_count) */
+  ugc_histogram *stall;      /* where mutator waits go (atomic updates) */
+  uint64_t started_ns;
+
+  /* GC threads' cursor and the from-space release watermark. */
+  _Atomic size_t next_page;
+  /* Faulting threads waiting for a page somebody else owns: GC threads then map what they
+   * built at once instead of completing their batch (the waiter may want one of them). */
+  _Atomic uint32_t waiters;
+  pthread_mutex_t release_lock;
+  size_t watermark_page;     /* every page below is MAPPED */
+  uintptr_t released_upto;   /* from-space (old addresses) below this is released */
+
+  ugc_concurrent_counters counters;
+} ugc_concurrent;
+
+/* Number of pages a GC thread builds before mapping them with one call. */
+#define UGC_CONCURRENT_BATCH_PAGES 16u
+/* From-space is released in chunks of at least this many bytes. */
+#define UGC_CONCURRENT_RELEASE_CHUNK ((size_t)8 << 20)
+
+/* Zeroes *c and initialises its lock; once per heap. */
+void ugc_concurrent_init(ugc_concurrent *c);
+
+/* Prepares a compaction (in the pause): page states for the plan's data pages, counters
+ * reset. Returns 0, or -1 when the page states could not be allocated. */
+int ugc_concurrent_begin(ugc_concurrent *c, const ugc_compact_plan *plan, intptr_t from_delta,
+                         size_t registered_bytes, const ugc_page_mapper *mapper,
+                         ugc_histogram *stall);
+
+/* Resolves the fault at `addr` for a faulting thread: builds and maps its page, or waits
+ * until its owner has. Records the stall. Async-signal-safe. Returns 0 when the page is now
+ * mapped, -1 if addr is outside the registered range. */
+int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr);
+
+/* A GC thread's share of the work: builds pages from the shared cursor until none is left.
+ * `batch` holds UGC_CONCURRENT_BATCH_PAGES pages. Several threads may run it at once. */
+void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch);
+
+/* After every GC thread returned from gc_work: waits until pages claimed by faulting
+ * threads are mapped too, then releases what is left of from-space up to `from_end`.
+ * Returns the time spent waiting, in ns. */
+uint64_t ugc_concurrent_finish(ugc_concurrent *c, uintptr_t from_end);
+
+/* Frees the page states and the lock (heap destruction). */
+void ugc_concurrent_destroy(ugc_concurrent *c);
+
+/* Adds one duration to a histogram with atomic updates (signal handlers and several threads
+ * record stalls at once). Defined in src/runtime/stats.c beside the percentile query. */
+void ugc_histogram_record_atomic(ugc_histogram *histogram, uint64_t ns);
+
+#endif

@@ -1,0 +1,65 @@
+/* UFFDGC_INJECT parsing and counting (see inject.h). */
+#include "os/inject.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "os/log.h"
+
+static const char *const known_points[] = {"copy.mremap", "copy.register", "copy.page_states",
+                                           "copy.stray_read"};
+#define POINT_COUNT (sizeof known_points / sizeof known_points[0])
+
+typedef struct injection {
+  bool armed;
+  unsigned long nth; /* 0: every call */
+  _Atomic unsigned long calls;
+} injection;
+
+static injection injections[POINT_COUNT];
+static bool any_armed;
+static pthread_once_t parse_once = PTHREAD_ONCE_INIT;
+
+static int point_index(const char *name, size_t length) {
+  for (size_t i = 0; i < POINT_COUNT; i++)
+    if (strlen(known_points[i]) == length && !strncmp(known_points[i], name, length))
+      return (int)i;
+  return -1;
+}
+
+static void parse(void) {
+  const char *value = getenv("UFFDGC_INJECT");
+  if (!value)
+    return;
+  while (*value) {
+    size_t length = strcspn(value, ",");
+    size_t name_length = strcspn(value, ",:");
+    if (name_length > length)
+      name_length = length;
+    int index = point_index(value, name_length);
+    if (index < 0) {
+      ugc_warn("UFFDGC_INJECT: unknown point \"%.*s\" ignored", (int)name_length, value);
+    } else {
+      injections[index].armed = true;
+      injections[index].nth =
+          name_length < length ? strtoul(value + name_length + 1, NULL, 10) : 0;
+      any_armed = true;
+    }
+    value += length;
+    if (*value == ',')
+      value++;
+  }
+}
+
+bool ugc_inject(const char *point) {
+  pthread_once(&parse_once, parse);
+  if (!any_armed)
+    return false;
+  int index = point_index(point, strlen(point));
+  if (index < 0 || !injections[index].armed)
+    return false;
+  unsigned long call = atomic_fetch_add(&injections[index].calls, 1) + 1;
+  return injections[index].nth == 0 || injections[index].nth == call;
+}

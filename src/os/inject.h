@@ -1,0 +1,23 @@
+/* UFFDGC_INJECT: fault injection for tests. A comma-separated list of `point` or
+ * `point:N`; ugc_inject(point) returns true on every call of a listed point (or only on its
+ * N-th call), so tests can make a kernel operation fail at a chosen moment and check that
+ * the library falls back or reports a clean error with the heap intact.
+ *
+ * Points (each names the place that consults it):
+ *   copy.mremap       the copy backend's hand-off mremap fails (ENOMEM)
+ *   copy.register     registering the heap with userfaultfd fails (EBUSY)
+ *   copy.page_states  no memory for the per-page states
+ *   copy.stray_read   a read of the first heap page between mremap and registration maps
+ *                     the zero page there (the trap the page protocol must survive)
+ *
+ * Parsed once, on first use; unknown points get one warning. Unset: one well-predicted
+ * branch per call site, and the call sites are on per-cycle paths only. */
+#ifndef UGC_OS_INJECT_H
+#define UGC_OS_INJECT_H
+
+#include <stdbool.h>
+
+/* True when the fault at `point` must be injected now. */
+bool ugc_inject(const char *point);
+
+#endif

@@ -1,0 +1,217 @@
+/* Concurrent compaction under fire: several mutator threads touch the same pages right after
+ * the compaction pause (so most pages are built by faulting threads, racing each other and
+ * the GC threads), readers and writers, collections back to back, and fork() while a
+ * compaction is in flight. Every collection is checked with the graph digest and the
+ * verifier.
+ *
+ * Runs with the backend in UFFDGC_BACKEND (default: copy). A backend this kernel cannot
+ * offer is a skip, never a pass. With the stw backend it still checks the same invariants. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "uffdgc.h"
+
+typedef struct node {
+  struct node *next;  /* the list everybody walks */
+  struct node *other; /* a random earlier node: references across pages */
+  uint64_t id;
+  uint64_t value;     /* readers check it, writers bump it */
+} node;
+
+static ugc_type_id node_type, blob_type;
+static ugc_heap *heap;
+static node *list_head, *list_tail; /* global roots */
+enum { NODES = 200000, THREADS = 3, ROUNDS = 6 };
+
+static const char *backend_name(void) {
+  const char *name = getenv("UFFDGC_BACKEND");
+  return name && *name ? name : "copy";
+}
+
+static void setup(void) {
+  char reason[200];
+  if (!ugc_backend_available(backend_name(), reason, sizeof reason))
+    SKIP("backend %s unavailable: %s", backend_name(), reason);
+#if defined(UGC_UNDER_SANITIZER)
+  if (strcmp(backend_name(), "stw") != 0)
+    SKIP("backend %s maps pages with userfaultfd, which bypasses sanitizer shadow memory",
+         backend_name());
+#endif
+  ugc_config config;
+  ugc_config_init(&config);
+  config.backend = backend_name();
+  config.heap_max = (size_t)512 << 20;
+  config.heap_initial = (size_t)256 << 20; /* collections only when we ask */
+  ugc_error error;
+  heap = ugc_heap_create(&config, &error);
+  if (!heap && error.code == UGC_ERR_UNAVAILABLE)
+    SKIP("%s", error.message);
+  REQUIRE(heap);
+  static const uint32_t refs[] = {offsetof(node, next), offsetof(node, other)};
+  ugc_type_desc desc = {.name = "node", .layout = UGC_LAYOUT_FIXED, .fixed_size = sizeof(node),
+                        .ref_offsets = refs, .ref_count = 2};
+  node_type = ugc_type_register(heap, &desc, &error);
+  ugc_type_desc blob = {.name = "blob", .layout = UGC_LAYOUT_LEAF};
+  blob_type = ugc_type_register(heap, &blob, &error);
+  REQUIRE(node_type && blob_type);
+  ugc_global_root_add(heap, (void **)&list_head);
+  ugc_global_root_add(heap, (void **)&list_tail);
+}
+
+/* A list of NODES nodes with garbage between them, so compaction really slides. */
+static void build(ugc_mutator *m) {
+  node *tail = NULL;
+  uint64_t rng = 88172645463325252ull;
+  node **recent = calloc(1024, sizeof *recent);
+  for (uint64_t i = 0; i < NODES; i++) {
+    ugc_alloc(m, blob_type, 24 + (i % 5) * 16); /* dies at once */
+    node *n = ugc_alloc(m, node_type, sizeof(node));
+    REQUIRE(n);
+    n->id = i;
+    n->value = i * 3;
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    ugc_write(m, n, (void **)&n->other, i ? recent[rng % (i < 1024 ? i : 1024)] : NULL);
+    recent[i % 1024] = n;
+    if (tail)
+      ugc_write(m, tail, (void **)&tail->next, n);
+    else
+      list_head = n;
+    tail = n;
+  }
+  list_tail = tail;
+  free(recent);
+}
+
+typedef struct worker {
+  pthread_t thread;
+  ugc_mutator *mutator;
+  int index;
+  bool writer;
+  _Atomic int *round;
+  _Atomic int *done;
+  uint64_t failures;
+} worker;
+
+/* Walks the list from the far end first (the pages GC threads reach last), then all of it. */
+static void *worker_main(void *arg) {
+  worker *w = arg;
+  ugc_error error;
+  w->mutator = ugc_thread_attach(heap, &error);
+  REQUIRE(w->mutator);
+  int seen_round = 0;
+  for (;;) {
+    ugc_blocking_enter(w->mutator);
+    while (atomic_load(w->round) == seen_round)
+      usleep(100);
+    ugc_blocking_leave(w->mutator);
+    seen_round = atomic_load(w->round);
+    if (seen_round < 0)
+      break;
+    /* the far end first: a page the GC threads reach last, so this thread builds it */
+    if (!list_tail || list_tail->id != NODES - 1)
+      w->failures++;
+    uint64_t expected = 0;
+    for (node *n = list_head; n; n = n->next, expected++) {
+      if (n->id != expected || (n->other && n->other->id >= n->id))
+        w->failures++;
+      if (w->writer && n->id % THREADS == (uint64_t)w->index)
+        n->value += 1; /* plain store into the object: the page must be there */
+      else if (n->value < n->id * 3)
+        w->failures++;
+    }
+    if (expected != NODES)
+      w->failures++;
+    atomic_fetch_add(w->done, 1);
+  }
+  ugc_thread_detach(w->mutator);
+  return NULL;
+}
+
+static void check_fork_during_compaction(ugc_mutator *m, uint64_t digest) {
+  /* ugc_collect returned with compaction possibly still running; fork() must hand the
+   * child a complete heap (the atfork handler finishes compaction first). */
+  ugc_collect(m, UGC_COLLECT_FULL);
+  fflush(NULL);
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    uint64_t child_digest = ugc_graph_digest(m);
+    size_t problems = ugc_verify(m, NULL);
+    ugc_collect(m, UGC_COLLECT_FULL); /* the child can collect on its own */
+    uint64_t after = ugc_graph_digest(m);
+    _exit(child_digest == digest && after == digest && problems == 0 ? 0 : 3);
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK_EQ_U64(ugc_graph_digest(m), digest);
+}
+
+int main(void) {
+  setup();
+  ugc_error error;
+  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  REQUIRE(m);
+  build(m);
+
+  _Atomic int round = 0, done = 0;
+  worker workers[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    workers[i] = (worker){.index = i, .writer = i == 0, .round = &round, .done = &done};
+    REQUIRE(pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) == 0);
+  }
+
+  uint64_t digest = ugc_graph_digest(m);
+  for (int r = 1; r <= ROUNDS; r++) {
+    ugc_collect(m, UGC_COLLECT_FULL);
+    if (r % 2 == 0)
+      ugc_collect(m, UGC_COLLECT_FULL); /* back to back: waits for the previous one */
+    atomic_store(&done, 0);
+    atomic_store(&round, r); /* workers storm the heap while it is being compacted */
+    ugc_blocking_enter(m);
+    while (atomic_load(&done) < THREADS)
+      usleep(200);
+    ugc_blocking_leave(m);
+    /* the writer changed values, so take a fresh digest, then check a collection keeps it */
+    digest = ugc_graph_digest(m);
+    ugc_collect(m, UGC_COLLECT_FULL);
+    CHECK_EQ_U64(ugc_graph_digest(m), digest);
+    CHECK_EQ_U64(ugc_verify(m, NULL), 0);
+  }
+  atomic_store(&round, -1);
+  ugc_blocking_enter(m);
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(workers[i].thread, NULL);
+    CHECK_EQ_U64(workers[i].failures, 0);
+  }
+  ugc_blocking_leave(m);
+
+  check_fork_during_compaction(m, digest);
+
+  ugc_stats stats;
+  ugc_collect(m, UGC_COLLECT_FINISH);
+  ugc_stats_get(heap, &stats);
+  printf("backend=%s cycles=%llu pages_total=%llu by_gc=%llu by_mutator=%llu stalls=%llu "
+         "stall_p50=%lluns stall_p99=%lluns\n",
+         ugc_heap_backend(heap), (unsigned long long)stats.cycles,
+         (unsigned long long)stats.compaction.pages_total,
+         (unsigned long long)stats.compaction.pages_by_gc,
+         (unsigned long long)stats.compaction.pages_by_mutator,
+         (unsigned long long)stats.stall.count,
+         (unsigned long long)ugc_histogram_percentile(&stats.stall, 0.5),
+         (unsigned long long)ugc_histogram_percentile(&stats.stall, 0.99));
+  if (strcmp(ugc_heap_backend(heap), "stw") != 0) {
+    /* every data page is built exactly once, by a GC thread or a faulting thread */
+    CHECK_EQ_U64(stats.compaction.pages_by_gc + stats.compaction.pages_by_mutator,
+                 stats.compaction.pages_total);
+    CHECK(stats.compaction.pages_by_mutator > 0);
+  }
+  ugc_thread_detach(m);
+  ugc_heap_destroy(heap);
+  TEST_DONE();
+}

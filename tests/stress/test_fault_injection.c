@@ -1,0 +1,154 @@
+/* Fault injection: kernel operations of the copy backend fail at chosen moments
+ * (UFFDGC_INJECT), and kernel features are masked (UFFDGC_DISABLE). Each scenario runs in a
+ * fresh process (this program re-executed with the scenario's index: both variables and
+ * the kernel probe are read once per process) that builds a graph, collects a few times and
+ * checks the graph digest and the verifier: a failure must lead to a fallback or a clean
+ * error, never to a corrupted heap. */
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "uffdgc.h"
+
+typedef struct cell {
+  struct cell *left, *right;
+  uint64_t value;
+} cell;
+
+enum { EXIT_OK = 0, EXIT_MISMATCH = 3, EXIT_UNAVAILABLE = 4, EXIT_OTHER = 5 };
+
+/* Builds a random tree with garbage in between, collects `cycles` times, checks. */
+static int run_scenario(const char *backend, int cycles, const char *expect_backend) {
+  ugc_config config;
+  ugc_config_init(&config);
+  config.backend = backend;
+  config.heap_max = (size_t)64 << 20;
+  config.heap_initial = (size_t)32 << 20;
+  ugc_error error;
+  ugc_heap *heap = ugc_heap_create(&config, &error);
+  if (!heap) {
+    printf("  heap_create(%s): %s\n", backend, error.message);
+    return error.code == UGC_ERR_UNAVAILABLE && strstr(error.message, backend) ? EXIT_UNAVAILABLE
+                                                                                : EXIT_OTHER;
+  }
+  if (expect_backend && strcmp(ugc_heap_backend(heap), expect_backend) != 0) {
+    printf("  backend %s, expected %s\n", ugc_heap_backend(heap), expect_backend);
+    return EXIT_OTHER;
+  }
+  static const uint32_t refs[] = {offsetof(cell, left), offsetof(cell, right)};
+  ugc_type_desc desc = {.name = "cell", .layout = UGC_LAYOUT_FIXED, .fixed_size = sizeof(cell),
+                        .ref_offsets = refs, .ref_count = 2};
+  ugc_type_id type = ugc_type_register(heap, &desc, &error);
+  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  if (!type || !m)
+    return EXIT_OTHER;
+  ugc_scope scope = ugc_scope_open(m);
+  cell *root = ugc_alloc(m, type, sizeof(cell));
+  ugc_root(m, &root);
+  uint64_t rng = 0x9e3779b97f4a7c15ull;
+  for (int i = 0; i < 60000; i++) {
+    cell *c = ugc_alloc(m, type, sizeof(cell));
+    c->value = (uint64_t)i;
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    if (rng % 3 == 0)
+      continue; /* garbage */
+    cell *at = root;
+    for (int depth = 0; depth < 40; depth++) {
+      void **slot = (void **)((rng >> depth) & 1 ? &at->left : &at->right);
+      if (!*slot) {
+        ugc_write(m, at, slot, c);
+        break;
+      }
+      at = *slot;
+    }
+  }
+  uint64_t digest = ugc_graph_digest(m);
+  int result = EXIT_OK;
+  for (int i = 0; i < cycles; i++) {
+    ugc_collect(m, UGC_COLLECT_FULL);
+    if (ugc_graph_digest(m) != digest || ugc_verify(m, NULL) != 0)
+      result = EXIT_MISMATCH;
+  }
+  ugc_stats stats;
+  ugc_stats_get(heap, &stats);
+  printf("  backend=%s cycles=%llu pages_by_gc=%llu pages_by_mutator=%llu\n",
+         ugc_heap_backend(heap), (unsigned long long)stats.cycles,
+         (unsigned long long)stats.compaction.pages_by_gc,
+         (unsigned long long)stats.compaction.pages_by_mutator);
+  ugc_scope_close(m, scope);
+  ugc_thread_detach(m);
+  ugc_heap_destroy(heap);
+  fflush(stdout);
+  return result;
+}
+
+typedef struct scenario {
+  const char *name;
+  const char *inject;      /* UFFDGC_INJECT */
+  const char *disable;     /* UFFDGC_DISABLE */
+  const char *backend;
+  const char *expect_backend; /* NULL: whatever was chosen */
+  int expect_exit;
+} scenario;
+
+static const scenario scenarios[] = {
+    {"mremap fails every cycle: stw fallback", "copy.mremap", NULL, "copy", "copy", EXIT_OK},
+    {"mremap fails once", "copy.mremap:2", NULL, "copy", "copy", EXIT_OK},
+    {"register fails: heap moved back", "copy.register", NULL, "copy", "copy", EXIT_OK},
+    {"no memory for page states", "copy.page_states:1", NULL, "copy", "copy", EXIT_OK},
+    {"stray read maps a zero page before registration", "copy.stray_read", NULL, "copy",
+     "copy", EXIT_OK},
+    {"no userfaultfd: explicit copy refused", NULL, "uffd", "copy", NULL, EXIT_UNAVAILABLE},
+    {"no userfaultfd: auto falls back to stw", NULL, "uffd", "auto", "stw", EXIT_OK},
+    {"no DONTUNMAP: auto falls back to stw", NULL, "dontunmap", "auto", "stw", EXIT_OK},
+    {"no SIGBUS feature: copy uses a handler thread", NULL, "sigbus", "copy", "copy", EXIT_OK},
+    {"only the syscall path", NULL, "dev", "copy", "copy", EXIT_OK},
+    {"no dev node, no syscall: copy refused", NULL, "dev,syscall", "copy", NULL,
+     EXIT_UNAVAILABLE},
+};
+
+int main(int argc, char **argv) {
+  size_t count = sizeof scenarios / sizeof scenarios[0];
+  if (argc == 2) { /* a scenario, in its own process, with its environment set */
+    const scenario *s = &scenarios[strtoul(argv[1], NULL, 10) % count];
+    return run_scenario(s->backend, 3, s->expect_backend);
+  }
+  char reason[200];
+  if (!ugc_backend_available("copy", reason, sizeof reason))
+    SKIP("copy backend unavailable: %s", reason);
+#if defined(UGC_UNDER_SANITIZER)
+  SKIP("userfaultfd maps pages behind the sanitizer's back");
+#endif
+  for (size_t i = 0; i < count; i++) {
+    const scenario *s = &scenarios[i];
+    printf("%s\n", s->name);
+    fflush(stdout);
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      if (s->inject)
+        setenv("UFFDGC_INJECT", s->inject, 1);
+      if (s->disable)
+        setenv("UFFDGC_DISABLE", s->disable, 1);
+      char index[16];
+      snprintf(index, sizeof index, "%zu", i);
+      execl("/proc/self/exe", argv[0], index, (char *)NULL);
+      _exit(127);
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    if (!WIFEXITED(status)) {
+      fprintf(stderr, "  %s: child died with signal %d\n", s->name, WTERMSIG(status));
+      CHECK(0);
+      continue;
+    }
+    if (WEXITSTATUS(status) != s->expect_exit) {
+      fprintf(stderr, "  %s: exit %d, expected %d\n", s->name, WEXITSTATUS(status),
+              s->expect_exit);
+      CHECK(0);
+    }
+  }
+  TEST_DONE();
+}
