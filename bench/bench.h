@@ -1,0 +1,135 @@
+/* Shared definitions of the uffdgc-bench workloads and the driver.
+ *
+ * A workload is written once against the allocator shim (bench/shim.h) and compiled twice:
+ * normally for uffdgc, and with BENCH_BDW defined for bdwgc (only the workloads whose
+ * `run_bdw` is set). Each run happens in a forked child that fills one bench_result and
+ * sends it to the parent as raw bytes over a pipe: parent and child are the same binary, so
+ * the layout is shared, and the parent turns results into tables, JSON and plots. */
+#ifndef BENCH_BENCH_H
+#define BENCH_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BENCH_QUANTILES 101     /* q[i] = the i-th percentile, for plots */
+#define BENCH_RSS_SAMPLES 1024  /* RSS time series capacity (frag plots) */
+#define BENCH_NAME_LEN 32
+
+/* A distribution of durations, in nanoseconds. */
+typedef struct bench_dist {
+  uint64_t count, p50, p95, p99, max, sum;
+  uint64_t q[BENCH_QUANTILES];
+} bench_dist;
+
+typedef struct bench_rss_sample {
+  double t_s;    /* seconds since the workload started */
+  uint64_t rss;  /* bytes */
+} bench_rss_sample;
+
+/* Mirrors ugc_compaction_stats, so bdw-only builds and the parent need no library types. */
+typedef struct bench_compaction {
+  uint64_t pages_total, pages_in_place, pages_slid_whole, pages_recycled, pages_fresh;
+  uint64_t pages_by_mutator, pages_by_gc;
+  uint64_t copy_ioctls, move_ioctls, continue_ioctls, zeropage_ioctls, madvise_calls;
+  uint64_t bytes_copied;
+  double concurrent_s;
+  double forwarding_s, memcpy_s, map_s, madvise_s, wait_s;
+} bench_compaction;
+
+typedef struct bench_result {
+  char workload[BENCH_NAME_LEN];
+  char backend[BENCH_NAME_LEN];           /* what ran ("stw", "bdw", ...) */
+  char backend_requested[BENCH_NAME_LEN]; /* what was asked ("auto", ...) */
+  char kernel[72];
+  char error[256];  /* empty when the run succeeded */
+  bool ok;
+  unsigned threads;
+  uint64_t heap_max_bytes;
+  double wall_s, mutator_cpu_s, gc_cpu_s, gc_total_pause_s;
+  uint64_t gc_cycles;
+  bench_dist pause, pause_mark, pause_compact, stall, unit;
+  bench_compaction compaction;
+  uint64_t live_bytes_peak, heap_used_bytes, rss_peak_bytes, rss_after_gc_bytes;
+  uint64_t shmem_peak_bytes, vma_peak;
+  uint64_t verify_cycles, verify_failures;  /* verifier: library's + our explicit checks */
+  uint64_t digest_checks, digest_mismatches;
+  uint32_t rss_count;
+  bench_rss_sample rss[BENCH_RSS_SAMPLES];
+} bench_result;
+
+/* Everything a workload needs for one run. */
+typedef struct bench_ctx {
+  const char *backend;   /* "stw", ..., or "bdw" */
+  size_t heap_max;       /* bytes */
+  unsigned threads;
+  unsigned scale;
+  bool verify;
+  bool single_threaded;  /* digests around explicit collections are meaningful */
+  void *heap;            /* ugc_heap * when running on uffdgc */
+  uint32_t types[4];     /* uffdgc type ids: node, array, leaf (index by BENCH_T_*) */
+  double t0;             /* monotonic seconds at workload start */
+  uint64_t last_cycles;  /* collections seen by the last RSS sample */
+  struct bench_hist *unit_hist; /* latency workload: unit durations */
+  bench_result *result;
+} bench_ctx;
+
+enum { BENCH_T_NODE = 1, BENCH_T_ARRAY = 2, BENCH_T_LEAF = 3 };
+
+typedef struct bench_workload {
+  const char *name;
+  const char *desc;
+  int (*run)(bench_ctx *ctx);      /* uffdgc variant; 0 on success */
+  int (*run_bdw)(bench_ctx *ctx);  /* bdwgc variant, NULL when not capable or not built */
+  size_t default_heap;             /* used when --heap is not given */
+  bool multi_threaded;
+} bench_workload;
+
+/* Workload table (bench/workloads.c). */
+extern const bench_workload bench_workloads[];
+extern const size_t bench_workload_count;
+const bench_workload *bench_workload_find(const char *name);
+/* Whether this binary was built with the bdwgc variants. */
+extern const bool bench_have_bdw;
+
+/* Heap setup and result collection for each collector (bench/shim_ugc.c, shim_bdw.c).
+ * setup returns 0, or -1 with ctx->result->error filled; UGC_ERR_UNAVAILABLE gives -2. */
+int bench_ugc_setup(bench_ctx *ctx, const char *backend);
+void bench_ugc_finish(bench_ctx *ctx);
+int bench_bdw_setup(bench_ctx *ctx);
+void bench_bdw_finish(bench_ctx *ctx);
+
+/* Monotonic clock. */
+double bench_now_s(void);
+uint64_t bench_now_ns(void);
+
+/* /proc readers (bench/procfs.c). */
+uint64_t bench_rss_bytes(void);            /* statm resident */
+uint64_t bench_status_field(const char *); /* a "kB" field of /proc/self/status, in bytes */
+uint64_t bench_vma_count(void);
+void bench_reset_peak_rss(void);           /* clear_refs 5: VmHWM restarts from now */
+/* Appends an RSS sample and updates the shmem / VMA peaks. */
+void bench_sample_memory(bench_ctx *ctx);
+
+/* A log-linear histogram for durations the bench measures itself (bench/hist.c). */
+typedef struct bench_hist bench_hist;
+bench_hist *bench_hist_new(void);
+void bench_hist_free(bench_hist *h);
+void bench_hist_add(bench_hist *h, uint64_t ns);
+void bench_hist_to_dist(const bench_hist *h, bench_dist *out);
+
+/* xorshift64*: a fixed, fast sequence so every run of a workload does the same work. */
+static inline uint64_t bench_rand(uint64_t *state) {
+  uint64_t x = *state;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *state = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* Fatal error inside a child: prints "uffdgc-bench: <workload>/<backend>: msg", exits 3. */
+void bench_fail(bench_ctx *ctx, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,184 @@
+/* The uffdgc side of the shim: heap creation with the bench's types, per-thread attach,
+ * explicit collections with digest checks, and the statistics that end up in a result. */
+#include <stdio.h>
+#include <string.h>
+
+#include "shim.h"
+
+static const uint32_t node_refs[] = {0, 8};
+
+int bench_ugc_setup(bench_ctx *ctx, const char *backend) {
+  ugc_config config;
+  ugc_config_init(&config);
+  config.heap_max = ctx->heap_max;
+  /* The first trigger must fit in small heaps; otherwise keep the library's default. */
+  if (config.heap_initial > ctx->heap_max / 2)
+    config.heap_initial = ctx->heap_max / 2;
+  config.backend = backend;
+  config.verify = ctx->verify ? 1 : 0;
+  ugc_error error = {0};
+  ugc_heap *heap = ugc_heap_create(&config, &error);
+  if (!heap) {
+    snprintf(ctx->result->error, sizeof ctx->result->error, "%s", error.message);
+    return error.code == UGC_ERR_UNAVAILABLE ? -2 : -1;
+  }
+  const ugc_type_desc descs[3] = {
+      {.name = "bench.node", .layout = UGC_LAYOUT_FIXED, .fixed_size = sizeof(bnode),
+       .ref_offsets = node_refs, .ref_count = 2},
+      {.name = "bench.array", .layout = UGC_LAYOUT_REF_ARRAY, .fixed_size = sizeof(barray)},
+      {.name = "bench.leaf", .layout = UGC_LAYOUT_LEAF},
+  };
+  for (int i = 0; i < 3; i++) {
+    ugc_type_id id = ugc_type_register(heap, &descs[i], &error);
+    if (!id) {
+      snprintf(ctx->result->error, sizeof ctx->result->error, "type %s: %.200s",
+               descs[i].name, error.message);
+      ugc_heap_destroy(heap);
+      return -1;
+    }
+    ctx->types[BENCH_T_NODE + i] = id;
+  }
+  ctx->heap = heap;
+  snprintf(ctx->result->backend, sizeof ctx->result->backend, "%s", ugc_heap_backend(heap));
+  return 0;
+}
+
+int shim_attach(shim *s, bench_ctx *ctx) {
+  ugc_error error = {0};
+  s->ctx = ctx;
+  s->ticks = 0;
+  s->m = ugc_thread_attach((ugc_heap *)ctx->heap, &error);
+  if (!s->m)
+    bench_fail(ctx, "ugc_thread_attach: %s", error.message);
+  s->node = ctx->types[BENCH_T_NODE];
+  s->array = ctx->types[BENCH_T_ARRAY];
+  s->leaf = ctx->types[BENCH_T_LEAF];
+  return 0;
+}
+
+void shim_detach(shim *s) {
+  ugc_thread_detach(s->m);
+  s->m = NULL;
+}
+
+uint64_t shim_gc_count(shim *s) {
+  /* ugc_stats_get copies a few KiB; callers only do this every few thousand ticks. */
+  static __thread ugc_stats stats;
+  ugc_stats_get((ugc_heap *)s->ctx->heap, &stats);
+  /* The footer's "heap size": the most the heap held when sampled. */
+  uint64_t used = stats.heap_used_bytes + stats.nonmoving_used_bytes + stats.large_used_bytes;
+  uint64_t *peak = &s->ctx->result->heap_used_bytes;
+  uint64_t old = __atomic_load_n(peak, __ATOMIC_RELAXED);
+  while (used > old && !__atomic_compare_exchange_n(peak, &old, used, false, __ATOMIC_RELAXED,
+                                                    __ATOMIC_RELAXED)) {
+  }
+  return stats.cycles;
+}
+
+void shim_sample_tick(shim *s) {
+  uint64_t cycles = shim_gc_count(s);
+  if (__atomic_exchange_n(&s->ctx->last_cycles, cycles, __ATOMIC_RELAXED) != cycles)
+    bench_sample_memory(s->ctx);
+}
+
+void shim_collect(shim *s) {
+  bench_ctx *ctx = s->ctx;
+  bool check = ctx->verify && ctx->single_threaded;
+  uint64_t before = check ? ugc_graph_digest(s->m) : 0;
+  ugc_collect(s->m, UGC_COLLECT_FULL);
+  if (check) {
+    bench_result *r = ctx->result;
+    uint64_t after = ugc_graph_digest(s->m);
+    r->digest_checks++;
+    if (after != before) {
+      r->digest_mismatches++;
+      fprintf(stderr, "uffdgc-bench: %s/%s: graph digest changed across a collection "
+              "(%016llx -> %016llx)\n", r->workload, r->backend,
+              (unsigned long long)before, (unsigned long long)after);
+    }
+    ugc_error error = {0};
+    size_t problems = ugc_verify(s->m, &error);
+    r->verify_cycles++;
+    if (problems) {
+      r->verify_failures++;
+      fprintf(stderr, "uffdgc-bench: %s/%s: ugc_verify found %zu problem(s): %s\n",
+              r->workload, r->backend, problems, error.message);
+    }
+  }
+  ctx->last_cycles = shim_gc_count(s);
+  bench_sample_memory(ctx);
+}
+
+static void dist_from_histogram(const ugc_histogram *h, bench_dist *out) {
+  memset(out, 0, sizeof *out);
+  out->count = h->count;
+  out->max = h->max_ns;
+  out->sum = h->sum_ns;
+  if (!h->count)
+    return;
+  out->p50 = ugc_histogram_percentile(h, 0.50);
+  out->p95 = ugc_histogram_percentile(h, 0.95);
+  out->p99 = ugc_histogram_percentile(h, 0.99);
+  for (int i = 0; i < BENCH_QUANTILES; i++)
+    out->q[i] = i == BENCH_QUANTILES - 1 ? h->max_ns : ugc_histogram_percentile(h, i / 100.0);
+}
+
+void bench_ugc_finish(bench_ctx *ctx) {
+  bench_result *r = ctx->result;
+  ugc_heap *heap = (ugc_heap *)ctx->heap;
+  shim s;
+  shim_attach(&s, ctx);
+  /* Final collection, waiting for a concurrent compaction to end: "RSS after GC". */
+  ugc_collect(s.m, UGC_COLLECT_FULL);
+  ugc_collect(s.m, UGC_COLLECT_FINISH);
+  if (ctx->verify) {
+    ugc_error error = {0};
+    size_t problems = ugc_verify(s.m, &error);
+    r->verify_cycles++;
+    if (problems) {
+      r->verify_failures++;
+      fprintf(stderr, "uffdgc-bench: %s/%s: final ugc_verify: %zu problem(s): %s\n",
+              r->workload, r->backend, problems, error.message);
+    }
+  }
+  bench_sample_memory(ctx);
+  r->rss_after_gc_bytes = bench_rss_bytes();
+  shim_detach(&s);
+
+  static ugc_stats st;
+  ugc_stats_get(heap, &st);
+  r->gc_cycles = st.cycles;
+  r->heap_max_bytes = st.heap_max_bytes ? st.heap_max_bytes : ctx->heap_max;
+  r->live_bytes_peak = st.live_bytes_peak;
+  r->gc_cpu_s = st.gc_cpu_ns / 1e9;
+  r->gc_total_pause_s = st.pause.sum_ns / 1e9;
+  dist_from_histogram(&st.pause, &r->pause);
+  dist_from_histogram(&st.pause_mark, &r->pause_mark);
+  dist_from_histogram(&st.pause_compact, &r->pause_compact);
+  dist_from_histogram(&st.stall, &r->stall);
+  r->verify_cycles += st.verify_cycles;
+  r->verify_failures += st.verify_failures;
+  const ugc_compaction_stats *c = &st.compaction;
+  bench_compaction *o = &r->compaction;
+  o->pages_total = c->pages_total;
+  o->pages_in_place = c->pages_in_place;
+  o->pages_slid_whole = c->pages_slid_whole;
+  o->pages_recycled = c->pages_recycled;
+  o->pages_fresh = c->pages_fresh;
+  o->pages_by_mutator = c->pages_by_mutator;
+  o->pages_by_gc = c->pages_by_gc;
+  o->copy_ioctls = c->copy_ioctls;
+  o->move_ioctls = c->move_ioctls;
+  o->continue_ioctls = c->continue_ioctls;
+  o->zeropage_ioctls = c->zeropage_ioctls;
+  o->madvise_calls = c->madvise_calls;
+  o->bytes_copied = c->bytes_copied;
+  o->concurrent_s = c->concurrent_ns / 1e9;
+  o->forwarding_s = c->forwarding_ns / 1e9;
+  o->memcpy_s = c->memcpy_ns / 1e9;
+  o->map_s = c->map_ns / 1e9;
+  o->madvise_s = c->madvise_ns / 1e9;
+  o->wait_s = c->wait_ns / 1e9;
+  ugc_heap_destroy(heap);
+  ctx->heap = NULL;
+}

@@ -1,0 +1,56 @@
+# Extra CTest registrations: the integration tests once per backend (and per fault-delivery
+# mode for the concurrent backends), the two-thread random-graph variant, and the bench
+# smoke test. A backend this kernel or build cannot offer makes the test exit 77 with the
+# reason (CTest: Skipped), never pass.
+#
+# Extend UGC_MATRIX_BACKENDS as backends land (sigsegv minor move).
+set(UGC_MATRIX_BACKENDS stw copy CACHE STRING "Backends the integration tests run on")
+
+function(ugc_matrix_test name exe env)
+  add_test(NAME ${name} COMMAND ${exe})
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "${env}" SKIP_RETURN_CODE 77
+                       TIMEOUT 300 LABELS "integration;matrix")
+endfunction()
+
+if(TARGET test_random_graph)
+  # The default run of test_random_graph is single-threaded; this one uses two mutators.
+  ugc_matrix_test(integration/random_graph_mt test_random_graph
+                  "UGC_TEST_THREADS=2;UGC_TEST_SEEDS=600")
+endif()
+
+foreach(backend ${UGC_MATRIX_BACKENDS})
+  set(deliveries default)
+  if(NOT backend STREQUAL "stw")
+    list(APPEND deliveries thread)
+  endif()
+  foreach(delivery ${deliveries})
+    set(env "UFFDGC_BACKEND=${backend}")
+    set(suffix "${backend}")
+    if(delivery STREQUAL "thread")
+      list(APPEND env "UFFDGC_DELIVERY=thread")
+      set(suffix "${backend},thread")
+    endif()
+    if(TARGET test_random_graph)
+      ugc_matrix_test("integration/random_graph[${suffix}]" test_random_graph "${env}")
+      ugc_matrix_test("integration/random_graph_mt[${suffix}]" test_random_graph
+                      "${env};UGC_TEST_THREADS=2;UGC_TEST_SEEDS=600")
+    endif()
+    if(TARGET test_embedding)
+      ugc_matrix_test("integration/embedding[${suffix}]" test_embedding "${env}")
+    endif()
+    if(TARGET test_gcbench)
+      ugc_matrix_test("integration/gcbench[${suffix}]" test_gcbench "${env}")
+    endif()
+  endforeach()
+endforeach()
+
+# bench/smoke: a quick uffdgc-bench run whose --json output must parse and hold every key
+# docs/benchmarks.md promises.
+find_package(Python3 COMPONENTS Interpreter QUIET)
+if(TARGET uffdgc-bench AND Python3_Interpreter_FOUND)
+  add_test(NAME bench/smoke
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/bench_smoke.py
+                   $<TARGET_FILE:uffdgc-bench> ${CMAKE_CURRENT_BINARY_DIR}/bench-smoke.json)
+  set_tests_properties(bench/smoke PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+                       LABELS "bench")
+endif()

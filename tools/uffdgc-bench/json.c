@@ -1,0 +1,150 @@
+/* Writes results as JSON. The key names are an interface (scripts and docs read them):
+ * keep them stable. Durations in the *_us objects are microseconds, times in *_s seconds. */
+#include "json.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static void put_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c == '\n')
+      fputs("\\n", f);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+static void put_u64(FILE *f, const char *key, uint64_t v, bool comma) {
+  fprintf(f, "\"%s\": %" PRIu64 "%s", key, v, comma ? ", " : "");
+}
+
+static void put_num(FILE *f, const char *key, double v, bool comma) {
+  fprintf(f, "\"%s\": %.6f%s", key, v, comma ? ", " : "");
+}
+
+static void put_us(FILE *f, const char *key, uint64_t ns, bool comma) {
+  put_num(f, key, ns / 1e3, comma);
+}
+
+/* {count, p50, [p95,] p99, max} in microseconds. */
+static void put_dist(FILE *f, const char *key, const bench_dist *d, bool with_p95) {
+  fprintf(f, "\"%s\": {", key);
+  put_u64(f, "count", d->count, true);
+  put_us(f, "p50", d->p50, true);
+  if (with_p95)
+    put_us(f, "p95", d->p95, true);
+  put_us(f, "p99", d->p99, true);
+  put_us(f, "max", d->max, false);
+  fputc('}', f);
+}
+
+static void put_compaction(FILE *f, const bench_compaction *c) {
+  fputs("\"compaction\": {", f);
+  put_u64(f, "pages_total", c->pages_total, true);
+  put_u64(f, "pages_in_place", c->pages_in_place, true);
+  put_u64(f, "pages_slid_whole", c->pages_slid_whole, true);
+  put_u64(f, "pages_recycled", c->pages_recycled, true);
+  put_u64(f, "pages_fresh", c->pages_fresh, true);
+  put_u64(f, "pages_by_mutator", c->pages_by_mutator, true);
+  put_u64(f, "pages_by_gc", c->pages_by_gc, true);
+  put_u64(f, "copy_ioctls", c->copy_ioctls, true);
+  put_u64(f, "move_ioctls", c->move_ioctls, true);
+  put_u64(f, "continue_ioctls", c->continue_ioctls, true);
+  put_u64(f, "zeropage_ioctls", c->zeropage_ioctls, true);
+  put_u64(f, "madvise_calls", c->madvise_calls, true);
+  put_u64(f, "bytes_copied", c->bytes_copied, true);
+  put_num(f, "concurrent_s", c->concurrent_s, true);
+  fputs("\"breakdown_s\": {", f);
+  put_num(f, "forwarding", c->forwarding_s, true);
+  put_num(f, "memcpy", c->memcpy_s, true);
+  put_num(f, "map", c->map_s, true);
+  put_num(f, "madvise", c->madvise_s, true);
+  put_num(f, "wait", c->wait_s, false);
+  fputs("}}", f);
+}
+
+static void put_row(FILE *f, const bench_row *row) {
+  const bench_result *r = row->result;
+  fputs("  {", f);
+  fputs("\"workload\": ", f);
+  put_string(f, row->workload->name);
+  fputs(", \"backend\": ", f);
+  put_string(f, r && r->backend[0] ? r->backend : row->backend_requested);
+  fputs(", \"backend_requested\": ", f);
+  put_string(f, row->backend_requested);
+  if (row->skipped[0]) {
+    fputs(", \"skipped\": ", f);
+    put_string(f, row->skipped);
+    fputs("}", f);
+    return;
+  }
+  fputs(", \"ok\": ", f);
+  fputs(row->failed ? "false" : "true", f);
+  if (row->failed) {
+    fputs(", \"error\": ", f);
+    put_string(f, r->error);
+  }
+  fputs(", \"kernel\": ", f);
+  put_string(f, r->kernel);
+  fputs(",\n   ", f);
+  put_u64(f, "threads", r->threads, true);
+  put_u64(f, "heap_max_bytes", r->heap_max_bytes, true);
+  put_num(f, "wall_s", r->wall_s, true);
+  put_num(f, "mutator_cpu_s", r->mutator_cpu_s, true);
+  put_num(f, "gc_cpu_s", r->gc_cpu_s, true);
+  put_num(f, "gc_pause_total_s", r->gc_total_pause_s, true);
+  put_u64(f, "gc_cycles", r->gc_cycles, false);
+  fputs(",\n   ", f);
+  put_dist(f, "pause_us", &r->pause, true);
+  fputs(",\n   \"pause_kind_us\": {", f);
+  put_dist(f, "mark", &r->pause_mark, false);
+  fputs(", ", f);
+  put_dist(f, "compact", &r->pause_compact, false);
+  fputs("},\n   ", f);
+  put_dist(f, "stall_us", &r->stall, false);
+  fputs(",\n   ", f);
+  put_dist(f, "unit_us", &r->unit, false);
+  fputs(",\n   ", f);
+  put_compaction(f, &r->compaction);
+  fputs(",\n   ", f);
+  put_u64(f, "live_bytes_peak", r->live_bytes_peak, true);
+  put_u64(f, "heap_used_bytes", r->heap_used_bytes, true);
+  put_u64(f, "rss_peak_bytes", r->rss_peak_bytes, true);
+  put_u64(f, "rss_after_gc_bytes", r->rss_after_gc_bytes, true);
+  put_u64(f, "shmem_peak_bytes", r->shmem_peak_bytes, true);
+  put_u64(f, "vma_peak", r->vma_peak, true);
+  fputs("\n   \"verify\": {", f);
+  put_u64(f, "cycles_checked", r->verify_cycles, true);
+  put_u64(f, "failures", r->verify_failures, true);
+  put_u64(f, "digest_checks", r->digest_checks, true);
+  put_u64(f, "digest_mismatches", r->digest_mismatches, false);
+  fputs("}}", f);
+}
+
+int bench_write_json(const char *path, const bench_row *rows, size_t count) {
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    fprintf(stderr, "uffdgc-bench: --json: cannot write '%s': %s\n", path, strerror(errno));
+    return -1;
+  }
+  fputs("[\n", f);
+  for (size_t i = 0; i < count; i++) {
+    put_row(f, &rows[i]);
+    fputs(i + 1 < count ? ",\n" : "\n", f);
+  }
+  fputs("]\n", f);
+  if (fclose(f) != 0) {
+    fprintf(stderr, "uffdgc-bench: --json: error writing '%s': %s\n", path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,76 @@
+/* uffdgc-bench: runs the workloads of bench/ on the requested uffdgc backends (and bdwgc),
+ * one forked child per run, then prints footers, a comparison table, and optionally JSON
+ * and plots. See docs/benchmarks.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "options.h"
+#include "plot.h"
+#include "report.h"
+#include "runner.h"
+#include "uffdgc.h"
+
+/* Rows in run order: for each workload, each backend, then bdw when compared. */
+static size_t plan_rows(const bench_options *o, bench_row *rows, size_t max) {
+  size_t n = 0;
+  for (size_t w = 0; w < o->workload_count; w++) {
+    for (size_t b = 0; b < o->backend_count && n < max; b++) {
+      bench_row *row = &rows[n++];
+      memset(row, 0, sizeof *row);
+      row->workload = o->workloads[w];
+      row->backend_requested = o->backends[b];
+      if (strcmp(row->backend_requested, "auto") != 0 &&
+          !ugc_backend_available(row->backend_requested, row->skipped, sizeof row->skipped) &&
+          !row->skipped[0])
+        snprintf(row->skipped, sizeof row->skipped, "not available here");
+    }
+    if (o->compare_bdw && (o->workloads[w]->run_bdw || !bench_have_bdw) && n < max &&
+        (strcmp(o->workloads[w]->name, "gcbench") == 0 ||
+         strcmp(o->workloads[w]->name, "frag") == 0)) {
+      bench_row *row = &rows[n++];
+      memset(row, 0, sizeof *row);
+      row->workload = o->workloads[w];
+      row->backend_requested = "bdw";
+      if (!bench_have_bdw)
+        snprintf(row->skipped, sizeof row->skipped,
+                 "install libgc-dev (apt-get install libgc-dev) and re-run cmake");
+    }
+  }
+  return n;
+}
+
+int main(int argc, char **argv) {
+  bench_options options;
+  int status = bench_parse_options(argc, argv, &options);
+  if (status == 1)
+    return 0;
+  if (status)
+    return 2;
+
+  size_t max_rows = options.workload_count * (options.backend_count + 1);
+  bench_row *rows = calloc(max_rows, sizeof *rows);
+  size_t count = plan_rows(&options, rows, max_rows);
+
+  int failures = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (!rows[i].skipped[0])
+      bench_run_row(&options, &rows[i]);
+    failures += rows[i].failed;
+    bench_print_footer(stdout, &rows[i]);
+    fflush(stdout);
+  }
+  bench_print_table(stdout, rows, count);
+
+  if (options.json_path && bench_write_json(options.json_path, rows, count) != 0)
+    failures++;
+  if (options.plot_dir && bench_plot(options.plot_dir, rows, count) != 0)
+    failures++;
+  if (failures)
+    fprintf(stderr, "uffdgc-bench: %d run(s) failed\n", failures);
+  for (size_t i = 0; i < count; i++)
+    free(rows[i].result);
+  free(rows);
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,124 @@
+/* The footer follows Whippet's benchmark driver, so numbers can be read side by side:
+ *   Completed N major collections (0 minor).
+ *   T ms total time (S stopped).
+ *   P50 ms median pause time, P95 p95, MAX max.
+ *   Heap size is H MB (max M MB); peak live data L MB.
+ * The table has one row per (workload, backend). */
+#include "report.h"
+
+#include <string.h>
+
+#define MB 1e6
+
+static double us(uint64_t ns) { return ns / 1e3; }
+
+void bench_print_footer(FILE *out, const bench_row *row) {
+  const char *w = row->workload->name;
+  if (row->skipped[0]) {
+    fprintf(out, "[%s/%s] skipped: %s\n", w, row->backend_requested, row->skipped);
+    return;
+  }
+  const bench_result *r = row->result;
+  const char *b = r->backend[0] ? r->backend : row->backend_requested;
+  if (row->failed) {
+    fprintf(out, "[%s/%s] FAILED: %s\n", w, b, r->error);
+    return;
+  }
+  fprintf(out, "[%s/%s] Completed %llu major collections (0 minor).\n", w, b,
+          (unsigned long long)r->gc_cycles);
+  fprintf(out, "[%s/%s] %.3f ms total time (%.3f stopped).\n", w, b, r->wall_s * 1e3,
+          r->gc_total_pause_s * 1e3);
+  fprintf(out, "[%s/%s] %.3f ms median pause time, %.3f p95, %.3f max.\n", w, b,
+          r->pause.p50 / 1e6, r->pause.p95 / 1e6, r->pause.max / 1e6);
+  fprintf(out, "[%s/%s] Heap size is %.3f MB (max %.3f MB); peak live data %.3f MB.\n", w, b,
+          r->heap_used_bytes / MB, r->heap_max_bytes / MB, r->live_bytes_peak / MB);
+  if (r->stall.count)
+    fprintf(out, "[%s/%s] %llu stalls: %.1f us median, %.1f p99, %.1f max.\n", w, b,
+            (unsigned long long)r->stall.count, us(r->stall.p50), us(r->stall.p99),
+            us(r->stall.max));
+  if (r->unit.count)
+    fprintf(out, "[%s/%s] %llu units: %.2f us median, %.2f p99, %.1f max.\n", w, b,
+            (unsigned long long)r->unit.count, us(r->unit.p50), us(r->unit.p99),
+            us(r->unit.max));
+  if (r->verify_cycles || r->digest_checks)
+    fprintf(out, "[%s/%s] verified %llu times, %llu failures; %llu digest checks, %llu "
+            "mismatches.\n", w, b, (unsigned long long)r->verify_cycles,
+            (unsigned long long)r->verify_failures, (unsigned long long)r->digest_checks,
+            (unsigned long long)r->digest_mismatches);
+}
+
+const bench_row *bench_bdw_row_for(const bench_row *rows, size_t count, const bench_row *row) {
+  for (size_t i = 0; i < count; i++)
+    if (rows[i].workload == row->workload && strcmp(rows[i].backend_requested, "bdw") == 0 &&
+        rows[i].result && !rows[i].failed && !rows[i].skipped[0])
+      return &rows[i];
+  return NULL;
+}
+
+static void print_rule(FILE *out) {
+  for (int i = 0; i < 148; i++)
+    fputc('-', out);
+  fputc('\n', out);
+}
+
+void bench_print_table(FILE *out, const bench_row *rows, size_t count) {
+  fprintf(out, "\n%-12s %-8s %8s %6s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "workload",
+          "backend", "wall s", "gcs", "pause p50", "p99", "max us", "stall50", "stall99",
+          "unit p99", "RSS pk", "RSS aft", "t/bdw", "rss/bdw");
+  fprintf(out, "%-12s %-8s %8s %6s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "", "", "", "",
+          "us", "us", "", "us", "us", "us", "MB", "GC MB", "", "");
+  print_rule(out);
+  for (size_t i = 0; i < count; i++) {
+    const bench_row *row = &rows[i];
+    const char *b = row->backend_requested;
+    if (row->result && row->result->backend[0])
+      b = row->result->backend;
+    if (row->skipped[0]) {
+      fprintf(out, "%-12s %-8s skipped: %s\n", row->workload->name, b, row->skipped);
+      continue;
+    }
+    const bench_result *r = row->result;
+    if (row->failed) {
+      fprintf(out, "%-12s %-8s FAILED: %s\n", row->workload->name, b, r->error);
+      continue;
+    }
+    char unit[16] = "-", stall50[16] = "-", stall99[16] = "-", tr[16] = "", rr[16] = "";
+    if (r->unit.count)
+      snprintf(unit, sizeof unit, "%.1f", us(r->unit.p99));
+    if (r->stall.count) {
+      snprintf(stall50, sizeof stall50, "%.1f", us(r->stall.p50));
+      snprintf(stall99, sizeof stall99, "%.1f", us(r->stall.p99));
+    }
+    const bench_row *bdw = bench_bdw_row_for(rows, count, row);
+    if (bdw && bdw != row) {
+      snprintf(tr, sizeof tr, "%.2f", r->wall_s / bdw->result->wall_s);
+      snprintf(rr, sizeof rr, "%.2f",
+               (double)r->rss_after_gc_bytes / (double)bdw->result->rss_after_gc_bytes);
+    } else if (bdw) {
+      snprintf(tr, sizeof tr, "1");
+      snprintf(rr, sizeof rr, "1");
+    }
+    fprintf(out, "%-12s %-8s %8.2f %6llu %9.0f %9.0f %9.0f %8s %8s %8s %8.1f %8.1f %8s %8s\n",
+            row->workload->name, b, r->wall_s, (unsigned long long)r->gc_cycles,
+            us(r->pause.p50), us(r->pause.p99), us(r->pause.max), stall50, stall99, unit,
+            r->rss_peak_bytes / MB, r->rss_after_gc_bytes / MB, tr, rr);
+  }
+  print_rule(out);
+  /* The bdw comparison once more, per workload, as sentences. */
+  for (size_t i = 0; i < count; i++) {
+    const bench_row *bdw = &rows[i];
+    if (strcmp(bdw->backend_requested, "bdw") != 0 || bench_bdw_row_for(rows, count, bdw) != bdw)
+      continue;
+    fprintf(out, "%s, ours/bdw (time, RSS after GC):", bdw->workload->name);
+    for (size_t k = 0; k < count; k++) {
+      const bench_row *row = &rows[k];
+      if (row == bdw || row->workload != bdw->workload || !row->result || row->failed ||
+          row->skipped[0])
+        continue;
+      fprintf(out, " %s %.2fx %.2fx;", row->result->backend,
+              row->result->wall_s / bdw->result->wall_s,
+              (double)row->result->rss_after_gc_bytes / (double)bdw->result->rss_after_gc_bytes);
+    }
+    fputc('\n', out);
+  }
+}

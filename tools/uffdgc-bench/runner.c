@@ -1,0 +1,197 @@
+/* Each run happens in a forked child: RSS peaks, VMA counts and crashes stay isolated, and
+ * the library starts from a fresh process every time. The child sends its bench_result as
+ * raw bytes over a pipe (same binary, same layout); the parent reports a crash, a timeout
+ * or a short result as a failed row. */
+#include "runner.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* A run that takes longer than this is a hang (a deadlocked collector), not a result. */
+enum { CHILD_TIMEOUT_S = 1800 };
+
+static double cpu_seconds(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* In the child: set up the collector, run, measure. Returns the exit status. */
+static int child_run(const bench_options *options, const bench_row *row, bench_result *r) {
+  const bench_workload *w = row->workload;
+  bool bdw = strcmp(row->backend_requested, "bdw") == 0;
+  bench_ctx ctx = {0};
+  ctx.backend = row->backend_requested;
+  ctx.heap_max = options->heap ? options->heap : w->default_heap;
+  ctx.threads = w->multi_threaded ? options->threads : 1;
+  ctx.scale = options->scale;
+  ctx.verify = options->verify;
+  ctx.single_threaded = !w->multi_threaded;
+  ctx.result = r;
+  snprintf(r->workload, sizeof r->workload, "%s", w->name);
+  snprintf(r->backend, sizeof r->backend, "%s", row->backend_requested);
+  snprintf(r->backend_requested, sizeof r->backend_requested, "%s", row->backend_requested);
+  struct utsname u;
+  if (uname(&u) == 0)
+    snprintf(r->kernel, sizeof r->kernel, "%s", u.release);
+  r->threads = ctx.threads;
+  r->heap_max_bytes = ctx.heap_max;
+
+  /* The options choose the backend and heap size: the library's environment overrides
+   * would silently make every row the same. */
+  unsetenv("UFFDGC_BACKEND");
+  unsetenv("UFFDGC_HEAP_MAX");
+  bench_reset_peak_rss();
+
+  int setup = bdw ? bench_bdw_setup(&ctx) : bench_ugc_setup(&ctx, row->backend_requested);
+  if (setup)
+    return setup == -2 ? 4 : 3;
+  ctx.unit_hist = bench_hist_new();
+  double cpu0 = cpu_seconds();
+  ctx.t0 = bench_now_s();
+  bench_sample_memory(&ctx);
+  int status = bdw ? w->run_bdw(&ctx) : w->run(&ctx);
+  r->wall_s = bench_now_s() - ctx.t0;
+  if (bdw)
+    bench_bdw_finish(&ctx);
+  else
+    bench_ugc_finish(&ctx);
+  double cpu = cpu_seconds() - cpu0;
+  r->mutator_cpu_s = cpu > r->gc_cpu_s ? cpu - r->gc_cpu_s : 0;
+  bench_hist_to_dist(ctx.unit_hist, &r->unit);
+  r->rss_peak_bytes = bench_status_field("VmHWM");
+  r->ok = status == 0 && r->verify_failures == 0 && r->digest_mismatches == 0;
+  if (!r->ok && !r->error[0])
+    snprintf(r->error, sizeof r->error, "%s",
+             status ? "workload failed" : "verification failed (see stderr)");
+  return 0;
+}
+
+static bool write_all(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return false;
+    p += n;
+    len -= (size_t)n;
+  }
+  return true;
+}
+
+static size_t read_all(int fd, void *buf, size_t len) {
+  char *p = buf;
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = read(fd, p + got, len - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+  }
+  return got;
+}
+
+/* One run in a child; fills *r. Returns false when the run failed. */
+static bool run_once(const bench_options *options, bench_row *row, bench_result *r) {
+  int fds[2];
+  memset(r, 0, sizeof *r);
+  if (pipe(fds) != 0) {
+    snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
+    return false;
+  }
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
+    close(fds[0]);
+    close(fds[1]);
+    return false;
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    alarm(CHILD_TIMEOUT_S);
+    int status = child_run(options, row, r);
+    /* Even a failed setup sends its result: the error message travels with it. */
+    bool sent = write_all(fds[1], r, sizeof *r);
+    fflush(stdout);
+    fflush(stderr);
+    _exit(sent ? status : 5);
+  }
+  close(fds[1]);
+  size_t got = read_all(fds[0], r, sizeof *r);
+  close(fds[0]);
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(wstatus)) {
+    int sig = WTERMSIG(wstatus);
+    snprintf(r->error, sizeof r->error, "child killed by signal %d (%s)%s", sig,
+             strsignal(sig), sig == SIGALRM ? ": timed out" : "");
+    r->ok = false;
+    return false;
+  }
+  int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+  if (got != sizeof *r) {
+    memset(r, 0, sizeof *r);
+    snprintf(r->error, sizeof r->error, "child exited with status %d without a result%s",
+             code, code == 3 ? " (see its message above)" : "");
+    return false;
+  }
+  if (code == 4) {
+    /* The library refused the backend at heap creation: a skip, not a failure. */
+    snprintf(row->skipped, sizeof row->skipped, "%s", r->error);
+    return true;
+  }
+  if (code != 0) {
+    r->ok = false;
+    if (!r->error[0])
+      snprintf(r->error, sizeof r->error, "child exited with status %d", code);
+  }
+  return r->ok;
+}
+
+static int by_wall(const void *a, const void *b) {
+  double x = (*(bench_result *const *)a)->wall_s, y = (*(bench_result *const *)b)->wall_s;
+  return (x > y) - (x < y);
+}
+
+void bench_run_row(const bench_options *options, bench_row *row) {
+  unsigned n = options->repeat;
+  bench_result **runs = calloc(n, sizeof *runs);
+  row->failed = false;
+  unsigned done = 0;
+  for (unsigned i = 0; i < n; i++) {
+    runs[i] = calloc(1, sizeof(bench_result));
+    done++;
+    bool ok = run_once(options, row, runs[i]);
+    if (row->skipped[0])
+      break;
+    if (!ok) {
+      row->failed = true;
+      row->result = runs[i];
+      runs[i] = NULL;
+      break;
+    }
+  }
+  if (!row->failed && !row->skipped[0]) {
+    qsort(runs, done, sizeof *runs, by_wall);
+    row->result = runs[done / 2];
+    runs[done / 2] = NULL;
+  }
+  for (unsigned i = 0; i < done; i++)
+    free(runs[i]);
+  free(runs);
+}
