@@ -132,6 +132,18 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
+/* Registering part of the heap splits its VMA; the pieces must merge back every cycle, or
+ * the count grows and the next mremap over several VMAs fails. */
+static long vma_count(void) {
+  FILE *maps = fopen("/proc/self/maps", "r");
+  long lines = 0;
+  for (int ch; maps && (ch = fgetc(maps)) != EOF;)
+    lines += ch == '\n';
+  if (maps)
+    fclose(maps);
+  return lines;
+}
+
 static void check_fork_during_compaction(ugc_mutator *m, uint64_t digest) {
   /* ugc_collect returned with compaction possibly still running; fork() must hand the
    * child a complete heap (the atfork handler finishes compaction first). */
@@ -167,6 +179,7 @@ int main(void) {
   }
 
   uint64_t digest = ugc_graph_digest(m);
+  long vmas_first_round = 0;
   for (int r = 1; r <= ROUNDS; r++) {
     ugc_collect(m, UGC_COLLECT_FULL);
     if (r % 2 == 0)
@@ -182,7 +195,13 @@ int main(void) {
     ugc_collect(m, UGC_COLLECT_FULL);
     CHECK_EQ_U64(ugc_graph_digest(m), digest);
     CHECK_EQ_U64(ugc_verify(m, NULL), 0);
+    if (r == 1)
+      vmas_first_round = vma_count();
   }
+  long vmas_last_round = vma_count();
+  printf("VMAs after the first round: %ld, after the last: %ld\n", vmas_first_round,
+         vmas_last_round);
+  CHECK(vmas_last_round <= vmas_first_round + 2);
   atomic_store(&round, -1);
   ugc_blocking_enter(m);
   for (int i = 0; i < THREADS; i++) {
