@@ -1,10 +1,15 @@
-/* One collection cycle, stop-the-world from start to end (marking, then compaction by the
- * backend), and the public entry points that run one.
+/* One collection cycle and the public entry points that run one. The world is stopped once
+ * per cycle; the stop is recorded as one pause, and its two phases separately:
  *
- *   retire TLABs -> (verify) -> mark -> weak slots -> sweep non-moving, free large
- *     [marking pause ends]
- *   plan -> update roots, weak slots, non-moving and large objects -> backend compacts
- *     -> top = new_top -> (verify)      [compaction pause ends]
+ *   retire TLABs -> (verify) -> mark -> weak slots -> sweep non-moving, free large -> plan
+ *     [marking phase ends: with concurrent marking, all of this leaves the pause]
+ *   update roots, weak slots, non-moving and large objects -> backend hand-off (stw: all of
+ *     the compaction) -> top = new_top -> (verify)      [compaction phase ends]
+ *
+ * The plan (forwarding) is preparation for compaction, but it belongs with marking: it
+ * only reads the mark bitmap, and in Android's design it runs concurrently after the
+ * marking pause. The compaction phase is what a concurrent backend needs the world
+ * stopped for: roots and the kernel hand-off.
  */
 #include <stdio.h>
 #include <string.h>
@@ -131,7 +136,6 @@ void ugc_collect_locked(ugc_heap *heap) {
   clear_dead_weaks(heap);
   size_t nonmoving_freed = ugc_nonmoving_sweep(&heap->nonmoving);
   size_t large_freed = ugc_large_sweep(&heap->large);
-  uint64_t mark_end = ugc_now_ns();
 
   ugc_compact_plan *plan = &heap->plan;
   plan->space_base = space->base;
@@ -142,6 +146,7 @@ void ugc_collect_locked(ugc_heap *heap) {
   uint64_t plan_start = ugc_now_ns();
   int planned = ugc_compact_plan_compute(plan);
   heap->stats.compaction.forwarding_ns += ugc_now_ns() - plan_start;
+  uint64_t mark_end = ugc_now_ns();
   if (planned == 0) {
     update_references(heap, plan);
     if (heap->backend->compact_start(heap, plan) != 0)
@@ -174,9 +179,8 @@ void ugc_collect_locked(ugc_heap *heap) {
   stats->nonmoving_used_bytes = heap->nonmoving.used_bytes;
   stats->large_used_bytes = heap->large.used_bytes;
   ugc_stats_record_pause(&stats->pause_mark, mark_end - start);
-  ugc_stats_record_pause(&stats->pause, mark_end - start);
   ugc_stats_record_pause(&stats->pause_compact, end - mark_end);
-  ugc_stats_record_pause(&stats->pause, end - mark_end);
+  ugc_stats_record_pause(&stats->pause, end - start);
   stats->gc_cpu_ns += (ugc_thread_cpu_ns() - cpu_start) +
                       (atomic_load(&heap->workers.cpu_ns) - helpers_start);
 
@@ -187,9 +191,9 @@ void ugc_collect_locked(ugc_heap *heap) {
 
   if (heap->config.trace)
     fprintf(heap->config.trace_file ? heap->config.trace_file : stderr,
-            "uffdgc: cycle %llu backend=%s mark_pause=%.2fms compact_pause=%.2fms "
+            "uffdgc: cycle %llu backend=%s pause=%.2fms (mark+plan=%.2fms compact=%.2fms) "
             "live=%.1fMiB freed=%.1fMiB heap=%.1fMiB->%.1fMiB\n",
-            (unsigned long long)stats->cycles, heap->backend->name,
+            (unsigned long long)stats->cycles, heap->backend->name, (double)(end - start) / 1e6,
             (double)(mark_end - start) / 1e6, (double)(end - mark_end) / 1e6, mib(live),
             mib(freed), mib(used_before), mib(used_after));
 }
