@@ -52,6 +52,7 @@
 #include "uffd/uffd.h"
 
 static const char zero_page[UGC_PAGE_SIZE] __attribute__((aligned(4096)));
+#define UGC_HUGE_PAGE_SIZE ((size_t)2 << 20)
 
 typedef struct copy_backend {
   ugc_heap *heap;
@@ -321,11 +322,12 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   if (ugc_inject("copy.stray_read"))
     (void)*(volatile char *)space; /* maps the zero page: this page's copy will see EEXIST */
   size_t data_bytes = plan->page_count * UGC_PAGE_SIZE;
-  if (data_bytes < backend->space_bytes) {
-    volatile char *above = (volatile char *)(backend->space_base + backend->space_bytes -
-                                             UGC_PAGE_SIZE);
-    *above = 0; /* gives the VMA its anon_vma before registration splits it (see top) */
-    ugc_madv_dontneed((void *)above, UGC_PAGE_SIZE);
+  if (data_bytes + UGC_HUGE_PAGE_SIZE <= backend->space_bytes) {
+    uintptr_t last_huge = backend->space_base + backend->space_bytes - UGC_HUGE_PAGE_SIZE;
+    *(volatile char *)last_huge = 0; /* the VMA gets its anon_vma before the split (see top) */
+    ugc_madv_dontneed((void *)last_huge, UGC_HUGE_PAGE_SIZE); /* all of it, were it a THP */
+  } else {
+    data_bytes = backend->space_bytes; /* no room for the touch: register it all, no split */
   }
   rc = 0;
   if (data_bytes)

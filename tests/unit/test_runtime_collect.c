@@ -191,7 +191,7 @@ int main(void) {
   CHECK(stats.cycles == 5);
   CHECK(stats.verify_cycles == 10);
   CHECK_EQ_U64(stats.verify_failures, 0);
-  CHECK(stats.pause.count == 10 && stats.pause_mark.count == 5 && stats.pause_compact.count == 5);
+  CHECK(stats.pause.count == 5 && stats.pause_mark.count == 5 && stats.pause_compact.count == 5);
   CHECK(stats.freed_bytes > 0 && stats.live_bytes_last > 0);
   CHECK(stats.compaction.pages_total > 0);
 
