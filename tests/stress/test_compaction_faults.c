@@ -116,14 +116,22 @@ static void *worker_main(void *arg) {
     if (!list_tail || list_tail->id != NODES - 1)
       w->failures++;
     uint64_t expected = 0;
-    for (node *n = list_head; n; n = n->next, expected++) {
+    /* The walk allocates now and then (new TLABs come from the free part of the heap
+     * while it is being compacted), so the cursor is a root. */
+    ugc_scope scope = ugc_scope_open(w->mutator);
+    node *n = list_head;
+    ugc_root(w->mutator, &n);
+    for (; n; n = n->next, expected++) {
       if (n->id != expected || (n->other && n->other->id >= n->id))
         w->failures++;
       if (w->writer && n->id % THREADS == (uint64_t)w->index)
         n->value += 1; /* plain store into the object: the page must be there */
       else if (n->value < n->id * 3)
         w->failures++;
+      if (n->id % 64 == (uint64_t)w->index && !ugc_alloc(w->mutator, blob_type, 48))
+        w->failures++;
     }
+    ugc_scope_close(w->mutator, scope);
     if (expected != NODES)
       w->failures++;
     atomic_fetch_add(w->done, 1);
