@@ -225,6 +225,8 @@ typedef struct ugc_compaction_stats {
   uint64_t copy_ioctls, move_ioctls, continue_ioctls, zeropage_ioctls, madvise_calls;
   uint64_t bytes_copied;
   uint64_t concurrent_ns; /* from the end of the compaction pause to the last page mapped */
+  uint64_t handoff_ns, handoff_max_ns; /* kernel work of the compaction pause: moving the
+                                          heap away and registering it (sum, largest) */
   uint64_t forwarding_ns, memcpy_ns, map_ns, madvise_ns, wait_ns;
 } ugc_compaction_stats;
 

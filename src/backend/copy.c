@@ -52,7 +52,7 @@
 #include "uffd/uffd.h"
 
 static const char zero_page[UGC_PAGE_SIZE] __attribute__((aligned(4096)));
-#define UGC_HUGE_PAGE_SIZE ((size_t)2 << 20)
+#define UGC_HUGE_PAGE_SIZE ((size_t)2 << 20) /* room kept above the data for the touch */
 
 typedef struct copy_backend {
   ugc_heap *heap;
@@ -311,6 +311,7 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   if (reopen_after_fork(backend) != 0)
     return ugc_backend_stw.compact_start(heap, plan);
   void *space = (void *)backend->space_base;
+  uint64_t handoff_start = ugc_now_ns();
   int rc = ugc_inject("copy.mremap")
                ? -ENOMEM
                : ugc_remap_dontunmap(space, (void *)backend->from_base, backend->space_bytes, NULL);
@@ -323,9 +324,14 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
     (void)*(volatile char *)space; /* maps the zero page: this page's copy will see EEXIST */
   size_t data_bytes = plan->page_count * UGC_PAGE_SIZE;
   if (data_bytes + UGC_HUGE_PAGE_SIZE <= backend->space_bytes) {
-    uintptr_t last_huge = backend->space_base + backend->space_bytes - UGC_HUGE_PAGE_SIZE;
-    *(volatile char *)last_huge = 0; /* the VMA gets its anon_vma before the split (see top) */
-    ugc_madv_dontneed((void *)last_huge, UGC_HUGE_PAGE_SIZE); /* all of it, were it a THP */
+    /* The touch must not fault in (and zero) a whole huge page: THP off around it. Flipping
+     * the flag of the whole VMA does not split it. */
+    volatile char *last = (volatile char *)(backend->space_base + backend->space_bytes -
+                                            UGC_PAGE_SIZE);
+    ugc_madv_nohugepage(space, backend->space_bytes);
+    *last = 0; /* the VMA gets its anon_vma before the split (see top) */
+    ugc_madv_dontneed((void *)last, UGC_PAGE_SIZE);
+    ugc_madv_hugepage(space, backend->space_bytes);
   } else {
     data_bytes = backend->space_bytes; /* no room for the touch: register it all, no split */
   }
@@ -341,6 +347,10 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
     return ugc_backend_stw.compact_start(heap, plan);
   }
   backend->registered_bytes = data_bytes;
+  uint64_t handoff_ns = ugc_now_ns() - handoff_start;
+  heap->stats.compaction.handoff_ns += handoff_ns;
+  if (handoff_ns > heap->stats.compaction.handoff_max_ns)
+    heap->stats.compaction.handoff_max_ns = handoff_ns;
   ugc_page_mapper mapper = {
       .backend = backend,
       .map = copy_map,
@@ -391,7 +401,15 @@ static void copy_compact_wait(ugc_heap *heap) {
     static char batch[UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE];
     ugc_concurrent_gc_work(c, batch);
   }
-  ugc_concurrent_finish(c, backend->from_end);
+  /* What GC threads did not release yet goes with the whole from-space mapping: back to a
+   * bare reservation, page tables included, so the next hand-off's mremap finds nothing to
+   * tear down at its destination. */
+  ugc_concurrent_finish(c, 0);
+  uint64_t release_start = ugc_now_ns();
+  if (ugc_uncommit((void *)backend->from_base, backend->space_bytes) != 0)
+    ugc_madv_dontneed((void *)backend->from_base, backend->from_end - backend->space_base);
+  heap->stats.compaction.madvise_ns += ugc_now_ns() - release_start;
+  heap->stats.compaction.madvise_calls++;
   if (backend->registered_bytes) {
     int rc = ugc_uffd_unregister(&backend->uffd, (void *)backend->space_base,
                                  backend->registered_bytes);
