@@ -7,7 +7,9 @@ int ugc_signal_install(int sig, ugc_siginfo_handler handler, struct sigaction *p
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = handler;
-  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+  /* No SA_ONSTACK: the handlers build a page in a 4 KiB buffer on the faulting thread's
+   * stack, which an embedder's small alternate signal stack might not hold. */
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
   sigemptyset(&sa.sa_mask);
   return sigaction(sig, &sa, prev) == 0 ? 0 : -errno;
 }
