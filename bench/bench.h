@@ -41,6 +41,7 @@ typedef struct bench_result {
   char workload[BENCH_NAME_LEN];
   char backend[BENCH_NAME_LEN];           /* what ran ("stw", "bdw", ...) */
   char backend_requested[BENCH_NAME_LEN]; /* what was asked ("auto", ...) */
+  char delivery[BENCH_NAME_LEN];          /* fault delivery asked for: "sigbus", "thread" */
   char kernel[72];
   char error[256];  /* empty when the run succeeded */
   bool ok;
@@ -62,16 +63,21 @@ typedef struct bench_result {
 typedef struct bench_ctx {
   const char *backend;   /* "stw", ..., or "bdw" */
   size_t heap_max;       /* bytes */
+  const char *delivery;  /* config.delivery; NULL = the library's default (or env) */
   unsigned threads;
   unsigned scale;
   bool verify;
   bool single_threaded;  /* digests around explicit collections are meaningful */
+  bool trigger_at_max;   /* the workload's bench_workload.trigger_at_max */
   void *heap;            /* ugc_heap * when running on uffdgc */
   uint32_t types[4];     /* uffdgc type ids: node, array, leaf (index by BENCH_T_*) */
   double t0;             /* monotonic seconds at workload start */
   uint64_t last_cycles;  /* collections seen by the last RSS sample */
   struct bench_hist *unit_hist; /* latency workload: unit durations */
   bench_result *result;
+  /* uffdgc: when a workload sets this (a ugc_stats copy), the result's collector
+   * statistics come from it instead of from after the driver's final collection. */
+  const void *stats_snapshot;
 } bench_ctx;
 
 enum { BENCH_T_NODE = 1, BENCH_T_ARRAY = 2, BENCH_T_LEAF = 3 };
@@ -83,6 +89,9 @@ typedef struct bench_workload {
   int (*run_bdw)(bench_ctx *ctx);  /* bdwgc variant, NULL when not capable or not built */
   size_t default_heap;             /* used when --heap is not given */
   bool multi_threaded;
+  bool trigger_at_max;             /* uffdgc: collect only when the heap is full (explicit
+                                      collections are the measured ones) */
+  bool opt_in;                     /* not part of `--workload all`: name it */
 } bench_workload;
 
 /* Workload table (bench/workloads.c). */
@@ -117,6 +126,19 @@ bench_hist *bench_hist_new(void);
 void bench_hist_free(bench_hist *h);
 void bench_hist_add(bench_hist *h, uint64_t ns);
 void bench_hist_to_dist(const bench_hist *h, bench_dist *out);
+void bench_hist_merge(bench_hist *into, const bench_hist *from);
+
+/* Per-page costs and throughput of compaction, derived from bench_compaction. */
+typedef struct bench_compaction_rates {
+  uint64_t pages_built;      /* to-space pages built and mapped (GC threads + mutators) */
+  double compacted_bytes;    /* pages_built * 4 KiB: the live data compacted */
+  double compaction_s;       /* concurrent backends: concurrent_s; stw: the page-building
+                                part of its pause (map + memcpy + madvise) */
+  double gb_per_s;           /* compacted_bytes / compaction_s, 1e9 bytes per second */
+  double ns_per_page_build;  /* breakdown memcpy / pages_built */
+  double ns_per_page_map;    /* breakdown map / pages_built */
+} bench_compaction_rates;
+void bench_compaction_rates_of(const bench_compaction *c, bench_compaction_rates *out);
 
 /* xorshift64*: a fixed, fast sequence so every run of a workload does the same work. */
 static inline uint64_t bench_rand(uint64_t *state) {

@@ -1,7 +1,8 @@
-/* Clock and fatal-error helpers used by every workload. */
+/* Clock, fatal-error and compaction-rate helpers used by every workload and the driver. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +15,20 @@ uint64_t bench_now_ns(void) {
 }
 
 double bench_now_s(void) { return bench_now_ns() / 1e9; }
+
+void bench_compaction_rates_of(const bench_compaction *c, bench_compaction_rates *out) {
+  memset(out, 0, sizeof *out);
+  out->pages_built = c->pages_by_gc + c->pages_by_mutator;
+  out->compacted_bytes = (double)out->pages_built * 4096.0;
+  out->compaction_s =
+      c->concurrent_s > 0 ? c->concurrent_s : c->map_s + c->memcpy_s + c->madvise_s;
+  if (out->compaction_s > 0)
+    out->gb_per_s = out->compacted_bytes / out->compaction_s / 1e9;
+  if (out->pages_built) {
+    out->ns_per_page_build = c->memcpy_s * 1e9 / (double)out->pages_built;
+    out->ns_per_page_map = c->map_s * 1e9 / (double)out->pages_built;
+  }
+}
 
 void bench_fail(bench_ctx *ctx, const char *fmt, ...) {
   /* Only ever called in the forked child: the parent sees the exit status and the message

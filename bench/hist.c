@@ -46,6 +46,17 @@ void bench_hist_add(bench_hist *h, uint64_t ns) {
   h->buckets[bucket_of(ns)]++;
 }
 
+void bench_hist_merge(bench_hist *into, const bench_hist *from) {
+  if (!into || !from)
+    return;
+  into->count += from->count;
+  into->sum += from->sum;
+  if (from->max > into->max)
+    into->max = from->max;
+  for (unsigned b = 0; b < BUCKETS; b++)
+    into->buckets[b] += from->buckets[b];
+}
+
 static uint64_t percentile(const bench_hist *h, double p) {
   if (!h->count)
     return 0;

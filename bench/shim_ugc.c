@@ -14,7 +14,13 @@ int bench_ugc_setup(bench_ctx *ctx, const char *backend) {
   /* The first trigger must fit in small heaps; otherwise keep the library's default. */
   if (config.heap_initial > ctx->heap_max / 2)
     config.heap_initial = ctx->heap_max / 2;
+  if (ctx->trigger_at_max) {
+    config.heap_initial = ctx->heap_max;
+    config.growth_factor = 1000.0;
+  }
   config.backend = backend;
+  if (ctx->delivery)
+    config.delivery = ctx->delivery;
   config.verify = ctx->verify ? 1 : 0;
   ugc_error error = {0};
   ugc_heap *heap = ugc_heap_create(&config, &error);
@@ -146,7 +152,10 @@ void bench_ugc_finish(bench_ctx *ctx) {
   shim_detach(&s);
 
   static ugc_stats st;
-  ugc_stats_get(heap, &st);
+  if (ctx->stats_snapshot)
+    memcpy(&st, ctx->stats_snapshot, sizeof st);
+  else
+    ugc_stats_get(heap, &st);
   r->gc_cycles = st.cycles;
   r->heap_max_bytes = st.heap_max_bytes ? st.heap_max_bytes : ctx->heap_max;
   r->live_bytes_peak = st.live_bytes_peak;

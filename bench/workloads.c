@@ -9,6 +9,7 @@ int frag_run(bench_ctx *ctx);
 int latency_run(bench_ctx *ctx);
 int mt_run(bench_ctx *ctx);
 int cold_run(bench_ctx *ctx);
+int compact_run(bench_ctx *ctx);
 
 #ifdef BENCH_HAVE_BDW
 int gcbench_run_bdw(bench_ctx *ctx);
@@ -21,19 +22,27 @@ const bool bench_have_bdw = false;
 #endif
 
 #define MIB ((size_t)1 << 20)
+#define GIB ((size_t)1 << 30)
 
 const bench_workload bench_workloads[] = {
-    {"gcbench", "GCBench: long-lived tree + array, temporary trees top-down and bottom-up",
-     gcbench_run, BDW(gcbench_run_bdw), 64 * MIB, false},
-    {"binarytrees", "binary-trees, depth 14 + scale", binarytrees_run, NULL, 128 * MIB, false},
-    {"frag", "mixed sizes, drop a random 75%, refill; RSS after each collection", frag_run,
-     BDW(frag_run_bdw), 128 * MIB, false},
-    {"latency", "timed units of pointer chasing + allocation over a large live graph",
-     latency_run, NULL, 128 * MIB, false},
-    {"mt", "--threads mutators each running gcbench on one heap", mt_run, NULL, 128 * MIB,
-     true},
-    {"cold", "large rarely-touched live set next to a churning part", cold_run, NULL,
-     128 * MIB, false},
+    {.name = "gcbench",
+     .desc = "GCBench: long-lived tree + array, temporary trees top-down and bottom-up",
+     .run = gcbench_run, .run_bdw = BDW(gcbench_run_bdw), .default_heap = 64 * MIB},
+    {.name = "binarytrees", .desc = "binary-trees, depth 14 + scale", .run = binarytrees_run,
+     .default_heap = 128 * MIB},
+    {.name = "frag", .desc = "mixed sizes, drop a random 75%, refill; RSS after each collection",
+     .run = frag_run, .run_bdw = BDW(frag_run_bdw), .default_heap = 128 * MIB},
+    {.name = "latency",
+     .desc = "timed units of pointer chasing + allocation over a large live graph",
+     .run = latency_run, .default_heap = 128 * MIB},
+    {.name = "mt", .desc = "--threads mutators each running gcbench on one heap", .run = mt_run,
+     .default_heap = 128 * MIB, .multi_threaded = true},
+    {.name = "cold", .desc = "large rarely-touched live set next to a churning part",
+     .run = cold_run, .default_heap = 128 * MIB},
+    {.name = "compact",
+     .desc = "1 GiB heap ~25% live, slid every cycle; --threads mutators chase it meanwhile",
+     .run = compact_run, .default_heap = 1 * GIB, .multi_threaded = true,
+     .trigger_at_max = true, .opt_in = false},
 };
 const size_t bench_workload_count = sizeof bench_workloads / sizeof bench_workloads[0];
 

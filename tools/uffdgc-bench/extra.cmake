@@ -7,7 +7,8 @@ set(UGC_BENCH_SOURCES
   ${UGC_BENCH_DIR}/common.c ${UGC_BENCH_DIR}/hist.c ${UGC_BENCH_DIR}/procfs.c
   ${UGC_BENCH_DIR}/workloads.c ${UGC_BENCH_DIR}/shim_ugc.c
   ${UGC_BENCH_DIR}/gcbench.c ${UGC_BENCH_DIR}/binarytrees.c ${UGC_BENCH_DIR}/frag.c
-  ${UGC_BENCH_DIR}/latency.c ${UGC_BENCH_DIR}/mt.c ${UGC_BENCH_DIR}/cold.c)
+  ${UGC_BENCH_DIR}/latency.c ${UGC_BENCH_DIR}/mt.c ${UGC_BENCH_DIR}/cold.c
+  ${UGC_BENCH_DIR}/compact.c)
 target_sources(${tool} PRIVATE ${UGC_BENCH_SOURCES})
 target_include_directories(${tool} PRIVATE ${UGC_BENCH_DIR} ${dir})
 

@@ -63,6 +63,13 @@ static void put_compaction(FILE *f, const bench_compaction *c) {
   put_u64(f, "madvise_calls", c->madvise_calls, true);
   put_u64(f, "bytes_copied", c->bytes_copied, true);
   put_num(f, "concurrent_s", c->concurrent_s, true);
+  bench_compaction_rates rates;
+  bench_compaction_rates_of(c, &rates);
+  put_u64(f, "pages_built", rates.pages_built, true);
+  put_num(f, "compaction_s", rates.compaction_s, true);
+  put_num(f, "gb_per_s", rates.gb_per_s, true);
+  put_num(f, "ns_per_page_build", rates.ns_per_page_build, true);
+  put_num(f, "ns_per_page_map", rates.ns_per_page_map, true);
   fputs("\"breakdown_s\": {", f);
   put_num(f, "forwarding", c->forwarding_s, true);
   put_num(f, "memcpy", c->memcpy_s, true);
@@ -81,6 +88,13 @@ static void put_row(FILE *f, const bench_row *row) {
   put_string(f, r && r->backend[0] ? r->backend : row->backend_requested);
   fputs(", \"backend_requested\": ", f);
   put_string(f, row->backend_requested);
+  if (!row->skipped[0] && r && r->delivery[0]) {
+    fputs(", \"delivery\": ", f);
+    put_string(f, r->delivery);
+  } else if (row->delivery) {
+    fputs(", \"delivery\": ", f);
+    put_string(f, row->delivery);
+  }
   if (row->skipped[0]) {
     fputs(", \"skipped\": ", f);
     put_string(f, row->skipped);

@@ -12,19 +12,28 @@
 #include "runner.h"
 #include "uffdgc.h"
 
-/* Rows in run order: for each workload, each backend, then bdw when compared. */
+/* Rows in run order: for each workload, each backend (an available concurrent one once
+ * per --delivery mode; stw has no faults to deliver), then bdw when compared. */
 static size_t plan_rows(const bench_options *o, bench_row *rows, size_t max) {
   size_t n = 0;
   for (size_t w = 0; w < o->workload_count; w++) {
-    for (size_t b = 0; b < o->backend_count && n < max; b++) {
-      bench_row *row = &rows[n++];
-      memset(row, 0, sizeof *row);
-      row->workload = o->workloads[w];
-      row->backend_requested = o->backends[b];
-      if (strcmp(row->backend_requested, "auto") != 0 &&
-          !ugc_backend_available(row->backend_requested, row->skipped, sizeof row->skipped) &&
-          !row->skipped[0])
-        snprintf(row->skipped, sizeof row->skipped, "not available here");
+    for (size_t b = 0; b < o->backend_count; b++) {
+      const char *backend = o->backends[b];
+      char reason[256] = "";
+      bool available = strcmp(backend, "auto") == 0 ||
+                       ugc_backend_available(backend, reason, sizeof reason);
+      bool faults = strcmp(backend, "stw") != 0 && available;
+      size_t modes = faults && o->delivery_count ? o->delivery_count : 1;
+      for (size_t d = 0; d < modes && n < max; d++) {
+        bench_row *row = &rows[n++];
+        memset(row, 0, sizeof *row);
+        row->workload = o->workloads[w];
+        row->backend_requested = backend;
+        row->delivery = faults && o->delivery_count ? o->deliveries[d] : NULL;
+        if (!available)
+          snprintf(row->skipped, sizeof row->skipped, "%s",
+                   reason[0] ? reason : "not available here");
+      }
     }
     if (o->compare_bdw && (o->workloads[w]->run_bdw || !bench_have_bdw) && n < max &&
         (strcmp(o->workloads[w]->name, "gcbench") == 0 ||
@@ -49,7 +58,7 @@ int main(int argc, char **argv) {
   if (status)
     return 2;
 
-  size_t max_rows = options.workload_count * (options.backend_count + 1);
+  size_t max_rows = options.workload_count * (2 * options.backend_count + 1);
   bench_row *rows = calloc(max_rows, sizeof *rows);
   size_t count = plan_rows(&options, rows, max_rows);
 

@@ -21,14 +21,17 @@ void bench_print_usage(FILE *out) {
           "options:\n"
           "  --workload NAME|all   workloads, comma-separated (default all):\n");
   for (size_t i = 0; i < bench_workload_count; i++)
-    fprintf(out, "                          %-12s %s\n", bench_workloads[i].name,
-            bench_workloads[i].desc);
+    fprintf(out, "                          %-12s %s%s\n", bench_workloads[i].name,
+            bench_workloads[i].desc, bench_workloads[i].opt_in ? " (not in all)" : "");
   fprintf(out,
           "  --backend NAME|all    auto, stw, sigsegv, copy, minor, move, comma-separated;\n"
           "                        all = every backend, unavailable ones listed as skipped\n"
           "                        (default auto)\n"
+          "  --delivery LIST       fault delivery of the concurrent backends: sigbus,\n"
+          "                        thread or both (sigbus,thread: one row each); sets\n"
+          "                        config.delivery (default: UFFDGC_DELIVERY, else sigbus)\n"
           "  --heap SIZE           maximum heap, with K/M/G suffix (default per workload)\n"
-          "  --threads N           mutator threads of the mt workload (default 2)\n"
+          "  --threads N           mutator threads of mt and compact (default 2)\n"
           "  --scale N             work size; 1 is a quick smoke test (default %d)\n"
           "  --repeat N            run each row N times, report the median by wall time\n"
           "  --verify              heap verifier every cycle, graph digest around explicit\n"
@@ -98,7 +101,8 @@ static int parse_workloads(char *list, bench_options *o) {
        name = strtok_r(NULL, ",", &save)) {
     if (strcmp(name, "all") == 0) {
       for (size_t i = 0; i < bench_workload_count && o->workload_count < 32; i++)
-        o->workloads[o->workload_count++] = &bench_workloads[i];
+        if (!bench_workloads[i].opt_in)
+          o->workloads[o->workload_count++] = &bench_workloads[i];
       continue;
     }
     const bench_workload *w = bench_workload_find(name);
@@ -128,12 +132,33 @@ static int parse_backends(char *list, bench_options *o) {
   return o->backend_count ? 0 : usage_error("--backend: empty list%s%s", "", "");
 }
 
+static int parse_deliveries(char *list, bench_options *o) {
+  for (char *save = NULL, *name = strtok_r(list, ",", &save); name;
+       name = strtok_r(NULL, ",", &save)) {
+    if (strcmp(name, "both") == 0) {
+      o->deliveries[0] = "sigbus";
+      o->deliveries[1] = "thread";
+      o->delivery_count = 2;
+      continue;
+    }
+    if (strcmp(name, "sigbus") != 0 && strcmp(name, "thread") != 0)
+      return usage_error("--delivery: unknown mode '%s' (expected sigbus, thread or both)%s",
+                         name, "");
+    bool dup = false;
+    for (size_t i = 0; i < o->delivery_count; i++)
+      dup |= strcmp(o->deliveries[i], name) == 0;
+    if (!dup && o->delivery_count < 2)
+      o->deliveries[o->delivery_count++] = name;
+  }
+  return o->delivery_count ? 0 : usage_error("--delivery: empty list%s%s", "", "");
+}
+
 int bench_parse_options(int argc, char **argv, bench_options *o) {
   memset(o, 0, sizeof *o);
   o->threads = 2;
   o->scale = BENCH_DEFAULT_SCALE;
   o->repeat = 1;
-  char *workloads = NULL, *backends = NULL;
+  char *workloads = NULL, *backends = NULL, *deliveries = NULL;
   for (int i = 1; i < argc; i++) {
     char *arg = argv[i], *value = NULL;
     if (strncmp(arg, "--", 2) != 0)
@@ -155,7 +180,8 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
     }
     static const char *const with_value[] = {"--workload", "--backend", "--heap",
                                              "--threads",  "--scale",   "--repeat",
-                                             "--json",     "--compare", "--plot"};
+                                             "--json",     "--compare", "--plot",
+                                             "--delivery"};
     bool known = false;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
       known |= strcmp(arg, with_value[k]) == 0;
@@ -170,6 +196,8 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
       workloads = value;
     } else if (strcmp(arg, "--backend") == 0) {
       backends = value;
+    } else if (strcmp(arg, "--delivery") == 0) {
+      deliveries = value;
     } else if (strcmp(arg, "--heap") == 0) {
       if (!parse_size(value, &o->heap) || o->heap < (1u << 20))
         return usage_error("--heap: bad size '%s' (e.g. 64M, 1G; at least 1M)%s", value, "");
@@ -195,6 +223,8 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
   static char default_workloads[] = "all", default_backends[] = "auto";
   int status = parse_workloads(workloads ? workloads : default_workloads, o);
   if (status)
+    return status;
+  if (deliveries && (status = parse_deliveries(deliveries, o)) != 0)
     return status;
   return parse_backends(backends ? backends : default_backends, o);
 }

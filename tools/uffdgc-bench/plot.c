@@ -29,9 +29,7 @@ static bool usable(const bench_row *row) {
   return row->result && !row->failed && !row->skipped[0];
 }
 
-static const char *backend_of(const bench_row *row) {
-  return row->result->backend[0] ? row->result->backend : row->backend_requested;
-}
+static const char *backend_of(const bench_row *row) { return bench_row_label(row); }
 
 /* One data file per (workload, kind): percentile, then one column per backend. Returns the
  * number of columns written (0 = nothing to plot). */
@@ -86,8 +84,12 @@ static void write_rss(const char *dir, const bench_row *rows, size_t count, FILE
     const bench_row *row = &rows[i];
     if (strcmp(row->workload->name, "frag") != 0 || !usable(row) || !row->result->rss_count)
       continue;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/frag-rss-%s.dat", dir, backend_of(row));
+    char path[4096], name[64];
+    snprintf(name, sizeof name, "%s", backend_of(row));
+    for (char *c = name; *c; c++)
+      if (*c == '/')
+        *c = '-'; /* copy/thread -> copy-thread: a file name */
+    snprintf(path, sizeof path, "%s/frag-rss-%s.dat", dir, name);
     FILE *f = fopen(path, "w");
     if (!f)
       continue;

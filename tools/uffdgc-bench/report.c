@@ -3,7 +3,9 @@
  *   T ms total time (S stopped).
  *   P50 ms median pause time, P95 p95, MAX max.
  *   Heap size is H MB (max M MB); peak live data L MB.
- * The table has one row per (workload, backend). */
+ * A "pause" is one whole stop of the world (marking and compaction phases of a cycle
+ * together); the phases, the stalls and the compaction's throughput and per-page costs
+ * follow on lines of their own. The table has one row per (workload, backend). */
 #include "report.h"
 
 #include <string.h>
@@ -19,7 +21,8 @@ void bench_print_footer(FILE *out, const bench_row *row) {
     return;
   }
   const bench_result *r = row->result;
-  const char *b = r->backend[0] ? r->backend : row->backend_requested;
+  char b[2 * BENCH_NAME_LEN + 8];
+  snprintf(b, sizeof b, "%s", bench_row_label(row));
   if (row->failed) {
     fprintf(out, "[%s/%s] FAILED: %s\n", w, b, r->error);
     return;
@@ -32,10 +35,27 @@ void bench_print_footer(FILE *out, const bench_row *row) {
           r->pause.p50 / 1e6, r->pause.p95 / 1e6, r->pause.max / 1e6);
   fprintf(out, "[%s/%s] Heap size is %.3f MB (max %.3f MB); peak live data %.3f MB.\n", w, b,
           r->heap_used_bytes / MB, r->heap_max_bytes / MB, r->live_bytes_peak / MB);
+  if (r->pause_mark.count && strcmp(b, "bdw") != 0)
+    fprintf(out, "[%s/%s] pause phases: mark+plan %.3f ms median, %.3f max; compaction "
+            "%.3f ms median, %.3f max.\n", w, b, r->pause_mark.p50 / 1e6,
+            r->pause_mark.max / 1e6, r->pause_compact.p50 / 1e6, r->pause_compact.max / 1e6);
   if (r->stall.count)
     fprintf(out, "[%s/%s] %llu stalls: %.1f us median, %.1f p99, %.1f max.\n", w, b,
             (unsigned long long)r->stall.count, us(r->stall.p50), us(r->stall.p99),
             us(r->stall.max));
+  bench_compaction_rates rates;
+  bench_compaction_rates_of(&r->compaction, &rates);
+  if (rates.pages_built) {
+    fprintf(out, "[%s/%s] compaction: %llu pages built (%llu by GC threads, %llu by "
+            "mutators), %.1f MB in %.1f ms %s: %.2f GB/s.\n", w, b,
+            (unsigned long long)rates.pages_built,
+            (unsigned long long)r->compaction.pages_by_gc,
+            (unsigned long long)r->compaction.pages_by_mutator, rates.compacted_bytes / MB,
+            rates.compaction_s * 1e3, r->compaction.concurrent_s > 0 ? "concurrent" : "in pauses",
+            rates.gb_per_s);
+    fprintf(out, "[%s/%s] per page: build %.0f ns, map %.0f ns.\n", w, b,
+            rates.ns_per_page_build, rates.ns_per_page_map);
+  }
   if (r->unit.count)
     fprintf(out, "[%s/%s] %llu units: %.2f us median, %.2f p99, %.1f max.\n", w, b,
             (unsigned long long)r->unit.count, us(r->unit.p50), us(r->unit.p99),
@@ -56,30 +76,29 @@ const bench_row *bench_bdw_row_for(const bench_row *rows, size_t count, const be
 }
 
 static void print_rule(FILE *out) {
-  for (int i = 0; i < 148; i++)
+  for (int i = 0; i < 151; i++)
     fputc('-', out);
   fputc('\n', out);
 }
 
 void bench_print_table(FILE *out, const bench_row *rows, size_t count) {
-  fprintf(out, "\n%-12s %-8s %8s %6s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "workload",
+  fprintf(out, "\n%-12s %-11s %8s %6s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "workload",
           "backend", "wall s", "gcs", "pause p50", "p99", "max us", "stall50", "stall99",
           "unit p99", "RSS pk", "RSS aft", "t/bdw", "rss/bdw");
-  fprintf(out, "%-12s %-8s %8s %6s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "", "", "", "",
+  fprintf(out, "%-12s %-11s %8s %6s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "", "", "", "",
           "us", "us", "", "us", "us", "us", "MB", "GC MB", "", "");
   print_rule(out);
   for (size_t i = 0; i < count; i++) {
     const bench_row *row = &rows[i];
-    const char *b = row->backend_requested;
-    if (row->result && row->result->backend[0])
-      b = row->result->backend;
+    char b[2 * BENCH_NAME_LEN + 8];
+    snprintf(b, sizeof b, "%s", bench_row_label(row));
     if (row->skipped[0]) {
-      fprintf(out, "%-12s %-8s skipped: %s\n", row->workload->name, b, row->skipped);
+      fprintf(out, "%-12s %-11s skipped: %s\n", row->workload->name, b, row->skipped);
       continue;
     }
     const bench_result *r = row->result;
     if (row->failed) {
-      fprintf(out, "%-12s %-8s FAILED: %s\n", row->workload->name, b, r->error);
+      fprintf(out, "%-12s %-11s FAILED: %s\n", row->workload->name, b, r->error);
       continue;
     }
     char unit[16] = "-", stall50[16] = "-", stall99[16] = "-", tr[16] = "", rr[16] = "";
@@ -98,7 +117,7 @@ void bench_print_table(FILE *out, const bench_row *rows, size_t count) {
       snprintf(tr, sizeof tr, "1");
       snprintf(rr, sizeof rr, "1");
     }
-    fprintf(out, "%-12s %-8s %8.2f %6llu %9.0f %9.0f %9.0f %8s %8s %8s %8.1f %8.1f %8s %8s\n",
+    fprintf(out, "%-12s %-11s %8.2f %6llu %9.0f %9.0f %9.0f %8s %8s %8s %8.1f %8.1f %8s %8s\n",
             row->workload->name, b, r->wall_s, (unsigned long long)r->gc_cycles,
             us(r->pause.p50), us(r->pause.p99), us(r->pause.max), stall50, stall99, unit,
             r->rss_peak_bytes / MB, r->rss_after_gc_bytes / MB, tr, rr);
@@ -115,7 +134,7 @@ void bench_print_table(FILE *out, const bench_row *rows, size_t count) {
       if (row == bdw || row->workload != bdw->workload || !row->result || row->failed ||
           row->skipped[0])
         continue;
-      fprintf(out, " %s %.2fx %.2fx;", row->result->backend,
+      fprintf(out, " %s %.2fx %.2fx;", bench_row_label(row),
               row->result->wall_s / bdw->result->wall_s,
               (double)row->result->rss_after_gc_bytes / (double)bdw->result->rss_after_gc_bytes);
     }

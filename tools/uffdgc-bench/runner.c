@@ -30,6 +30,8 @@ static int child_run(const bench_options *options, const bench_row *row, bench_r
   bool bdw = strcmp(row->backend_requested, "bdw") == 0;
   bench_ctx ctx = {0};
   ctx.backend = row->backend_requested;
+  ctx.delivery = row->delivery;
+  ctx.trigger_at_max = w->trigger_at_max;
   ctx.heap_max = options->heap ? options->heap : w->default_heap;
   ctx.threads = w->multi_threaded ? options->threads : 1;
   ctx.scale = options->scale;
@@ -49,6 +51,13 @@ static int child_run(const bench_options *options, const bench_row *row, bench_r
    * would silently make every row the same. */
   unsetenv("UFFDGC_BACKEND");
   unsetenv("UFFDGC_HEAP_MAX");
+  /* The library lets UFFDGC_DELIVERY override config.delivery: --delivery must win. */
+  if (row->delivery)
+    unsetenv("UFFDGC_DELIVERY");
+  const char *delivery = row->delivery ? row->delivery : getenv("UFFDGC_DELIVERY");
+  if (!delivery || !*delivery)
+    delivery = "sigbus"; /* the library's default */
+  snprintf(r->delivery, sizeof r->delivery, "%s", bdw ? "" : delivery);
   bench_reset_peak_rss();
 
   int setup = bdw ? bench_bdw_setup(&ctx) : bench_ugc_setup(&ctx, row->backend_requested);
@@ -166,6 +175,17 @@ static bool run_once(const bench_options *options, bench_row *row, bench_result 
 static int by_wall(const void *a, const void *b) {
   double x = (*(bench_result *const *)a)->wall_s, y = (*(bench_result *const *)b)->wall_s;
   return (x > y) - (x < y);
+}
+
+const char *bench_row_label(const bench_row *row) {
+  static char label[2 * BENCH_NAME_LEN + 8];
+  const char *backend = row->result && row->result->backend[0] ? row->result->backend
+                                                               : row->backend_requested;
+  const char *delivery = row->result && !row->skipped[0] ? row->result->delivery : row->delivery;
+  bool thread = delivery && strcmp(delivery, "thread") == 0 && strcmp(backend, "stw") != 0 &&
+                strcmp(backend, "bdw") != 0;
+  snprintf(label, sizeof label, "%s%s", backend, thread ? "/thread" : "");
+  return label;
 }
 
 void bench_run_row(const bench_options *options, bench_row *row) {

@@ -7,6 +7,7 @@
 typedef struct bench_row {
   const bench_workload *workload;
   const char *backend_requested; /* "auto", "stw", ..., or "bdw" */
+  const char *delivery;          /* --delivery for this row; NULL = default or env */
   char skipped[256];             /* non-empty: not run, and why */
   bool failed;
   bench_result *result;          /* the median run (by wall time) */
@@ -15,5 +16,9 @@ typedef struct bench_row {
 /* Runs the row `options->repeat` times; fills row->result, or row->failed with
  * row->result->error explaining. */
 void bench_run_row(const bench_options *options, bench_row *row);
+
+/* The row's name in footers, tables and plots: the backend that ran, with "/thread" when
+ * a concurrent backend used handler-thread delivery ("copy/thread"). */
+const char *bench_row_label(const bench_row *row);
 
 #endif
