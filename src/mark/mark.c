@@ -1,36 +1,65 @@
-/* Stop-the-world parallel marking with explicit mark stacks (no recursion).
+/* Stop-the-world marking with explicit mark stacks (no recursion), parallel when there is
+ * enough work to share.
  *
- * Each worker drains its own stack. Work is shared through a global pool of fixed-size
- * chunks: a worker that sees idle workers gives away part of its stack, and an idle worker
- * takes a chunk. Marking ends when every worker that joined is idle and the pool is empty.
- * All roots go into the pool before the workers start, so a worker that joins late (or
- * never, if its thread could not be started) cannot hold back work.
+ * The collecting thread starts alone: it marks the roots and traces. Helpers are woken only
+ * once its stack holds enough to share (or it has traced for a while with something left
+ * to give): on a VM a wake-up costs 15-35 us, more than a small heap takes to mark. From
+ * then on a busy marker gives part of its stack to the pool (mark_pool.h) whenever another
+ * one is idle, taken from the bottom of the stack: with depth-first tracing the oldest
+ * entries are the roots of the largest untraced subgraphs, the top ones mostly leaves.
  *
- * Mark bits: a moving-space object sets the live-words bits of all its words (the bit of
- * the header word is the mark bit; the compaction plan needs the rest); non-moving cells
- * and large objects have their own bits. Whoever sets the mark bit pushes the object. */
+ * Hot path (no verify mode): a moving-space reference is recognised by range and alignment
+ * alone and goes into a small prefetch queue (prefetch_queue.h) while its bitmap word and
+ * header are fetched. When it leaves the queue the mark bit is tested, then set; only the
+ * thread that set it reads the header (for the size: every word of a live object gets its
+ * live-words bit, the plan needs them). A header that makes no sense then (filler, unknown
+ * type, past the top) is a bad reference: the bit is cleared again and the value ignored.
+ * In verify mode every value is classified first with the full check (ugc_heap_lookup) and
+ * bad references are reported with their slot, as the verifier does.
+ *
+ * Non-moving cells and large objects have their own mark bits. Whoever sets an object's
+ * mark bit pushes it and traces it once. */
 #include "mark/mark.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mark/mark_pool.h"
+#include "mark/prefetch_queue.h"
 #include "os/log.h"
 
-#define CHUNK_ENTRIES 256u
-
-typedef struct mark_chunk {
-  size_t count;
-  uintptr_t entries[CHUNK_ENTRIES];
-} mark_chunk;
+/* The collecting thread wakes the helpers once its stack holds this many entries... */
+#define SHARE_STACK_ENTRIES 64u
+/* ...or once it has traced this many objects (~0.1-0.2 ms) alone with some left to give:
+ * a deep, narrow graph never grows a big stack but may still be worth sharing. */
+#define SHARE_AFTER_OBJECTS 8192u
+/* How often (in traced objects) a marker looks whether it should give work away. */
+#define SHARE_CHECK_OBJECTS 32u
+/* At most this many entries are given at once (the rest stays local). */
+#define GIVE_MAX_ENTRIES (16u * UGC_MARK_CHUNK_ENTRIES)
+/* How far ahead of the top of the stack objects are prefetched. */
+#define POP_PREFETCH_DISTANCE 8u
+/* An idle marker spins this long for work before it sleeps. */
+#define IDLE_SPIN_NS 20000u
 
 typedef struct mark_context mark_context;
 
+/* Cache-line aligned: every field is written while marking, and two workers sharing a
+ * line made parallel marking slower than marking alone. */
 typedef struct mark_worker {
-  ugc_tracer tracer; /* first: the visit callback casts back */
+  _Alignas(64) ugc_tracer tracer; /* first: the visit callback casts back */
   mark_context *ctx;
-  uintptr_t *stack;  /* payload addresses of marked, untraced objects */
-  size_t count, capacity;
+  /* Copies of the heap's bounds, read on every reference. */
+  uintptr_t base, top;
+  _Atomic uint64_t *bitmap;
+  uint32_t type_count;
+  ugc_prefetch_queue queue;
+  /* Payload addresses of marked, untraced objects: stack[bottom, count). Work is given
+   * away from the bottom, popped from the top. */
+  uintptr_t *stack;
+  size_t bottom, count, capacity;
+  size_t traced;
   size_t moving_bytes, nonmoving_bytes, large_bytes, objects, bad_refs;
 } mark_worker;
 
@@ -38,18 +67,19 @@ struct mark_context {
   ugc_heap *heap;
   mark_worker *workers;
   unsigned worker_count;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  mark_chunk **pool;
-  size_t pool_count, pool_capacity;
-  unsigned entered, idle;
-  _Atomic unsigned waiting; /* idle workers: a hint for busy ones to share */
-  bool done;
+  bool sharing; /* helpers were started (set by worker 0 only) */
+  ugc_mark_pool pool;
   _Atomic int bad_reported;
   char first_bad[160];
 };
 
 static void push(mark_worker *w, uintptr_t ref) {
+  if (w->count == w->capacity && w->bottom >= w->capacity / 4) {
+    /* Space given away at the bottom: reuse it before growing. */
+    memmove(w->stack, w->stack + w->bottom, (w->count - w->bottom) * sizeof *w->stack);
+    w->count -= w->bottom;
+    w->bottom = 0;
+  }
   if (w->count == w->capacity) {
     size_t capacity = w->capacity ? 2 * w->capacity : 1024;
     uintptr_t *stack = realloc(w->stack, capacity * sizeof *stack);
@@ -64,17 +94,74 @@ static void push(mark_worker *w, uintptr_t ref) {
 static void report_bad(mark_worker *w, const void *slot, uintptr_t ref) {
   w->bad_refs++;
   int expected = 0;
-  if (atomic_compare_exchange_strong(&w->ctx->bad_reported, &expected, 1))
+  if (!atomic_compare_exchange_strong(&w->ctx->bad_reported, &expected, 1))
+    return;
+  if (slot)
     snprintf(w->ctx->first_bad, sizeof w->ctx->first_bad,
              "slot %p holds %#lx: inside the heap but not an object start", slot,
              (unsigned long)ref);
+  else
+    snprintf(w->ctx->first_bad, sizeof w->ctx->first_bad,
+             "a slot holds %#lx: inside the heap but not an object start", (unsigned long)ref);
 }
 
-static void mark_visit(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
-  mark_worker *w = (mark_worker *)tracer;
-  uintptr_t ref = *(uintptr_t *)slot & ~tag_mask;
-  if (!ref)
+/* ---- the live-words bitmap ---- */
+
+/* Sets the mark bit of the word at `index` unless it is set already; true if this call set
+ * it. The plain load first avoids a locked read-modify-write (and taking the cache line
+ * exclusive) for objects already marked, the common case for shared objects. */
+static inline bool claim_bit(_Atomic uint64_t *bitmap, size_t index) {
+  uint64_t bit = UINT64_C(1) << (index & 63);
+  _Atomic uint64_t *word = &bitmap[index >> 6];
+  if (atomic_load_explicit(word, memory_order_relaxed) & bit)
+    return false;
+  return !(atomic_fetch_or_explicit(word, bit, memory_order_relaxed) & bit);
+}
+
+/* The bits of words [next, end) of an object whose header bit this thread set. Edge
+ * bitmap words are shared with neighbours, hence atomic ORs; whole words inside the object
+ * belong to it alone. (The same as the tail of ugc_live_mark.) */
+static inline void set_body_bits(_Atomic uint64_t *bitmap, size_t next, size_t end) {
+  while (next < end) {
+    size_t index = next >> 6, bit = next & 63;
+    size_t count = end - next < 64 - bit ? end - next : 64 - bit;
+    uint64_t mask = count == 64 ? ~UINT64_C(0) : ((UINT64_C(1) << count) - 1) << bit;
+    if (count == 64)
+      atomic_store_explicit(&bitmap[index], mask, memory_order_relaxed);
+    else
+      atomic_fetch_or_explicit(&bitmap[index], mask, memory_order_relaxed);
+    next += count;
+  }
+}
+
+/* ---- marking one reference ---- */
+
+/* A moving-space candidate (in range, aligned): mark it if nobody has. */
+static void mark_moving(mark_worker *w, uintptr_t ref) {
+  uintptr_t hdr = ref - UGC_HEADER_BYTES;
+  size_t first = (hdr - w->base) >> 3;
+  if (!claim_bit(w->bitmap, first))
     return;
+  uint64_t header = ugc_header_load(hdr);
+  ugc_type_id type = ugc_header_type(header);
+  size_t total = ugc_header_total(header);
+  if (__builtin_expect(type == UGC_FILLER_TYPE || type >= w->type_count || total > w->top - hdr,
+                       0)) {
+    /* Not an object start. Give the bit back so that the plan does not see an object. */
+    atomic_fetch_and_explicit(&w->bitmap[first >> 6], ~(UINT64_C(1) << (first & 63)),
+                              memory_order_relaxed);
+    report_bad(w, NULL, ref);
+    return;
+  }
+  set_body_bits(w->bitmap, first + 1, first + (total >> 3));
+  w->moving_bytes += total;
+  w->objects++;
+  push(w, ref);
+}
+
+/* Any other value: classified with the full check (non-moving cells, large objects, bad
+ * values; in verify mode every value comes here). */
+static void mark_checked(mark_worker *w, const void *slot, uintptr_t ref) {
   ugc_heap *heap = w->ctx->heap;
   uintptr_t hdr = ref - UGC_HEADER_BYTES;
   switch (ugc_heap_lookup(heap, ref)) {
@@ -111,85 +198,184 @@ static void mark_visit(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
   }
 }
 
-/* Moves up to one chunk from the top of the worker's stack to the pool. Lock held. */
-static void donate_locked(mark_context *ctx, mark_worker *w, size_t max) {
-  if (ctx->pool_count == ctx->pool_capacity) {
-    size_t capacity = ctx->pool_capacity ? 2 * ctx->pool_capacity : 64;
-    mark_chunk **pool = realloc(ctx->pool, capacity * sizeof *pool);
-    if (!pool)
-      return; /* keep the work ourselves */
-    ctx->pool = pool;
-    ctx->pool_capacity = capacity;
-  }
-  mark_chunk *chunk = malloc(sizeof *chunk);
-  if (!chunk)
+static inline void mark_slot(mark_worker *w, uintptr_t *slot, uintptr_t tag_mask) {
+  uintptr_t ref = *slot & ~tag_mask;
+  if (__builtin_expect(ugc_heap_maybe_moving(w->base, w->top, ref), 1)) {
+    size_t word = (ref - UGC_HEADER_BYTES - w->base) >> 3;
+    __builtin_prefetch((const void *)&w->bitmap[word >> 6], 1);
+    __builtin_prefetch((const void *)(ref - UGC_HEADER_BYTES), 0);
+    if (ugc_prefetch_queue_full(&w->queue))
+      mark_moving(w, ugc_prefetch_queue_take(&w->queue));
+    ugc_prefetch_queue_put(&w->queue, ref);
     return;
-  size_t n = w->count < max ? w->count : max;
-  if (n > CHUNK_ENTRIES)
-    n = CHUNK_ENTRIES;
-  w->count -= n;
-  memcpy(chunk->entries, &w->stack[w->count], n * sizeof(uintptr_t));
-  chunk->count = n;
-  ctx->pool[ctx->pool_count++] = chunk;
+  }
+  if (ref)
+    mark_checked(w, slot, ref);
 }
 
-static void take_locked(mark_context *ctx, mark_worker *w) {
-  mark_chunk *chunk = ctx->pool[--ctx->pool_count];
-  for (size_t i = 0; i < chunk->count; i++)
-    push(w, chunk->entries[i]);
-  free(chunk);
+/* The tracer callback: roots, and the slots of CUSTOM objects. */
+static void mark_visit(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
+  mark_slot((mark_worker *)tracer, (uintptr_t *)slot, tag_mask);
 }
 
+static void mark_visit_verified(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
+  mark_worker *w = (mark_worker *)tracer;
+  uintptr_t ref = *(uintptr_t *)slot & ~tag_mask;
+  if (ref)
+    mark_checked(w, slot, ref);
+}
+
+/* ---- tracing ----
+ *
+ * A stack entry is an object's payload address, or a piece of a large reference array:
+ * the array's address with the piece number + 1 in the bits above UGC_PIECE_SHIFT (user
+ * addresses are below 2^47). Long arrays are cut into pieces so that several markers can
+ * scan one (a 1M-entry table took a whole marker for milliseconds) and so that the
+ * share checks, which run between entries, keep running. */
+#define UGC_PIECE_SHIFT 48
+#define PIECE_SLOTS 2048u /* 16 KiB of references per piece */
+#define PIECE_MAX ((1u << (64 - UGC_PIECE_SHIFT)) - 2)
+
+static inline uintptr_t entry_object(uintptr_t entry) {
+  return entry & ((UINT64_C(1) << UGC_PIECE_SHIFT) - 1);
+}
+
+/* Slots per piece of an array with `slots` element slots (grows for huge arrays so that
+ * the piece number fits). */
+static inline size_t piece_slots(size_t slots) {
+  size_t per = (slots + PIECE_MAX - 1) / PIECE_MAX;
+  return per > PIECE_SLOTS ? per : PIECE_SLOTS;
+}
+
+static inline void mark_slots(mark_worker *w, uintptr_t *slot, size_t count, uintptr_t tag_mask) {
+  for (size_t i = 0; i < count; i++)
+    mark_slot(w, &slot[i], tag_mask);
+}
+
+/* The element slots of a REF_ARRAY object at `ref`: all of them, or the first piece with
+ * the other pieces pushed for later (or for other markers). */
+static void trace_array_elements(mark_worker *w, const ugc_type_info *type, uintptr_t ref,
+                                 uint64_t header) {
+  size_t payload_bytes = ugc_header_payload(header);
+  if (payload_bytes < type->fixed_size + 8)
+    return;
+  uintptr_t *elements = (uintptr_t *)(ref + type->fixed_size);
+  size_t slots = (payload_bytes - type->fixed_size) / 8;
+  size_t per = piece_slots(slots);
+  if (slots < 2 * per || (ref >> UGC_PIECE_SHIFT)) {
+    mark_slots(w, elements, slots, type->tag_mask);
+    return;
+  }
+  size_t pieces = (slots + per - 1) / per;
+  for (size_t piece = pieces - 1; piece >= 1; piece--)
+    push(w, ref | (uintptr_t)(piece + 1) << UGC_PIECE_SHIFT);
+  mark_slots(w, elements, per, type->tag_mask);
+}
+
+static void trace_array_piece(mark_worker *w, const ugc_type_info *type, uintptr_t ref,
+                              uint64_t header, size_t piece) {
+  size_t slots = (ugc_header_payload(header) - type->fixed_size) / 8;
+  size_t per = piece_slots(slots);
+  size_t first = piece * per;
+  size_t count = slots - first < per ? slots - first : per;
+  mark_slots(w, (uintptr_t *)(ref + type->fixed_size) + first, count, type->tag_mask);
+}
+
+/* One stack entry: the slots of a marked object (ugc_object_visit, with the common layouts
+ * inlined: an indirect call per slot showed up as a tenth of marking), or an array piece. */
+static void trace_entry(mark_worker *w, const ugc_type_table *types, uintptr_t entry) {
+  uintptr_t ref = entry_object(entry);
+  uint64_t header = ugc_header_load(ref - UGC_HEADER_BYTES);
+  const ugc_type_info *type = ugc_type_get(types, ugc_header_type(header));
+  if (entry != ref) {
+    trace_array_piece(w, type, ref, header, (entry >> UGC_PIECE_SHIFT) - 1);
+    return;
+  }
+  if (w->tracer.visit != mark_visit || type->layout == UGC_LAYOUT_CUSTOM) {
+    ugc_object_visit(types, header, (void *)ref, &w->tracer);
+    return;
+  }
+  if (type->layout == UGC_LAYOUT_LEAF)
+    return;
+  uintptr_t tag_mask = type->tag_mask;
+  for (uint32_t i = 0; i < type->ref_count; i++)
+    mark_slot(w, (uintptr_t *)(ref + type->ref_offsets[i]), tag_mask);
+  if (type->layout == UGC_LAYOUT_REF_ARRAY)
+    trace_array_elements(w, type, ref, header);
+}
+
+static size_t local_work(const mark_worker *w) {
+  return w->count - w->bottom;
+}
+
+/* Gives the bottom half of the stack (at most GIVE_MAX_ENTRIES) to the pool. */
+static void give_work(mark_context *ctx, mark_worker *w) {
+  size_t n = local_work(w) / 2;
+  if (n > GIVE_MAX_ENTRIES)
+    n = GIVE_MAX_ENTRIES;
+  w->bottom += ugc_mark_pool_give(&ctx->pool, w->stack + w->bottom, n);
+}
+
+static void helper_main(void *raw, size_t index, unsigned thread);
+
+/* Worker 0, still alone: whether it is time to bring the helpers in. */
+static void maybe_start_sharing(mark_context *ctx, mark_worker *w) {
+  size_t work = local_work(w);
+  if (work < SHARE_STACK_ENTRIES && (w->traced < SHARE_AFTER_OBJECTS || work < 2))
+    return;
+  ctx->sharing = true;
+  ugc_mark_pool_enter(&ctx->pool); /* cannot fail: nobody has gone idle yet */
+  give_work(ctx, w);
+  ugc_workers_start(&ctx->heap->workers, ctx->worker_count - 1, 1, helper_main, ctx);
+}
+
+/* Traces until the stack and the prefetch queue are empty. */
 static void drain(mark_context *ctx, mark_worker *w) {
   const ugc_type_table *types = &ctx->heap->types;
+  bool may_share = ctx->worker_count > 1;
   unsigned since_check = 0;
-  while (w->count) {
-    uintptr_t ref = w->stack[--w->count];
-    ugc_object_visit(types, ugc_header_load(ref - UGC_HEADER_BYTES), (void *)ref, &w->tracer);
-    if (++since_check == 64) {
-      since_check = 0;
-      if (w->count > 1 && atomic_load_explicit(&ctx->waiting, memory_order_relaxed)) {
-        pthread_mutex_lock(&ctx->lock);
-        donate_locked(ctx, w, w->count / 2);
-        pthread_cond_broadcast(&ctx->cond);
-        pthread_mutex_unlock(&ctx->lock);
+  for (;;) {
+    while (w->count > w->bottom) {
+      uintptr_t entry = w->stack[--w->count];
+      /* The object popped a few steps from now, if nothing is pushed meanwhile: a stack
+       * filled by a large array is popped long after its headers were read. */
+      if (w->count - w->bottom > POP_PREFETCH_DISTANCE)
+        __builtin_prefetch((const void *)(entry_object(w->stack[w->count - POP_PREFETCH_DISTANCE]) -
+                                          UGC_HEADER_BYTES));
+      trace_entry(w, types, entry);
+      w->traced++;
+      if (may_share && ++since_check == SHARE_CHECK_OBJECTS) {
+        since_check = 0;
+        if (!ctx->sharing) /* only worker 0 runs before sharing starts */
+          maybe_start_sharing(ctx, w);
+        else if (local_work(w) > 1 && ugc_mark_pool_hungry(&ctx->pool))
+          give_work(ctx, w);
       }
     }
+    w->bottom = w->count = 0;
+    if (ugc_prefetch_queue_empty(&w->queue))
+      return;
+    mark_moving(w, ugc_prefetch_queue_take(&w->queue));
   }
 }
 
-static void worker_main(void *raw, size_t index, unsigned thread) {
-  mark_context *ctx = raw;
-  mark_worker *w = &ctx->workers[index];
-  pthread_mutex_lock(&ctx->lock);
-  if (ctx->done) {
-    pthread_mutex_unlock(&ctx->lock);
-    return;
-  }
-  ctx->entered++;
+/* A marker that has entered the pool: local work, then chunks from the pool until the end. */
+static void mark_shared(mark_context *ctx, mark_worker *w) {
+  uintptr_t entries[UGC_MARK_CHUNK_ENTRIES];
   for (;;) {
-    if (ctx->pool_count) {
-      take_locked(ctx, w);
-      pthread_mutex_unlock(&ctx->lock);
-      drain(ctx, w);
-      pthread_mutex_lock(&ctx->lock);
-      continue;
-    }
-    ctx->idle++;
-    if (ctx->idle == ctx->entered) {
-      ctx->done = true;
-      pthread_cond_broadcast(&ctx->cond);
-      break;
-    }
-    atomic_fetch_add(&ctx->waiting, 1);
-    while (!ctx->pool_count && !ctx->done)
-      pthread_cond_wait(&ctx->cond, &ctx->lock);
-    atomic_fetch_sub(&ctx->waiting, 1);
-    if (ctx->done)
-      break;
-    ctx->idle--;
+    drain(ctx, w);
+    size_t n = ugc_mark_pool_take(&ctx->pool, entries);
+    if (!n)
+      return;
+    for (size_t i = 0; i < n; i++)
+      push(w, entries[i]);
   }
-  pthread_mutex_unlock(&ctx->lock);
+}
+
+static void helper_main(void *raw, size_t index, unsigned thread) {
+  mark_context *ctx = raw;
+  if (ugc_mark_pool_enter(&ctx->pool))
+    mark_shared(ctx, &ctx->workers[index + 1]);
 }
 
 void ugc_mark_heap(ugc_heap *heap, ugc_mark_totals *totals) {
@@ -197,29 +383,31 @@ void ugc_mark_heap(ugc_heap *heap, ugc_mark_totals *totals) {
   memset(&ctx, 0, sizeof ctx);
   ctx.heap = heap;
   ctx.worker_count = heap->workers.count;
-  ctx.workers = calloc(ctx.worker_count, sizeof *ctx.workers);
+  size_t workers_bytes = ctx.worker_count * sizeof *ctx.workers;
+  ctx.workers = aligned_alloc(_Alignof(mark_worker), workers_bytes);
   if (!ctx.workers)
     ugc_fatal("out of memory for %u mark workers", ctx.worker_count);
-  pthread_mutex_init(&ctx.lock, NULL);
-  pthread_cond_init(&ctx.cond, NULL);
+  memset(ctx.workers, 0, workers_bytes);
+  ugc_mark_pool_init(&ctx.pool, IDLE_SPIN_NS);
+  bool verify = heap->config.verify;
   for (unsigned i = 0; i < ctx.worker_count; i++) {
-    ctx.workers[i].tracer.visit = mark_visit;
-    ctx.workers[i].ctx = &ctx;
+    mark_worker *w = &ctx.workers[i];
+    w->tracer.visit = verify ? mark_visit_verified : mark_visit;
+    w->ctx = &ctx;
+    w->base = heap->moving.base;
+    w->top = heap->moving.top;
+    w->bitmap = (_Atomic uint64_t *)heap->moving.live_words;
+    w->type_count = ugc_type_count(&heap->types);
   }
 
-  /* Roots are marked on this thread (enumerators are embedder code), then handed to the
-   * pool for everyone. */
+  /* Roots are marked on this thread (enumerators are embedder code). */
   mark_worker *first = &ctx.workers[0];
   ugc_roots_visit(heap, &first->tracer);
-  while (first->count) {
-    size_t before = first->count;
-    donate_locked(&ctx, first, CHUNK_ENTRIES);
-    if (first->count == before) { /* no memory for chunks: mark alone */
-      drain(&ctx, first);
-      break;
-    }
+  drain(&ctx, first);
+  if (ctx.sharing) {
+    mark_shared(&ctx, first);
+    ugc_workers_finish(&heap->workers);
   }
-  ugc_workers_run(&heap->workers, ctx.worker_count, 1, worker_main, &ctx);
 
   memset(totals, 0, sizeof *totals);
   for (unsigned i = 0; i < ctx.worker_count; i++) {
@@ -232,10 +420,11 @@ void ugc_mark_heap(ugc_heap *heap, ugc_mark_totals *totals) {
     free(w->stack);
   }
   snprintf(totals->first_bad, sizeof totals->first_bad, "%s", ctx.first_bad);
-  free(ctx.pool);
+  totals->shared = ctx.sharing;
+  totals->pool_gives = ctx.pool.gives;
+  totals->pool_sleeps = ctx.pool.sleeps;
+  ugc_mark_pool_destroy(&ctx.pool);
   free(ctx.workers);
-  pthread_mutex_destroy(&ctx.lock);
-  pthread_cond_destroy(&ctx.cond);
 }
 
 bool ugc_mark_is_live(const ugc_heap *heap, uintptr_t ref) {
@@ -246,8 +435,7 @@ bool ugc_mark_is_live(const ugc_heap *heap, uintptr_t ref) {
   case UGC_REF_NONMOVING:
     return ugc_nonmoving_is_marked(&heap->nonmoving, hdr);
   case UGC_REF_LARGE:
-    return atomic_load_explicit(&ugc_large_find(&heap->large, hdr)->marked,
-                                memory_order_relaxed);
+    return atomic_load_explicit(&ugc_large_find(&heap->large, hdr)->marked, memory_order_relaxed);
   default:
     return true;
   }

@@ -15,6 +15,10 @@ typedef struct ugc_mark_totals {
   size_t objects;
   size_t bad_refs;         /* values inside a heap range that are not objects */
   char first_bad[160];     /* description of the first one */
+  /* Work sharing: whether the helpers were brought in, how often work was given to the
+   * pool, and how often an idle marker went to sleep (each sleep costs a wake-up). */
+  bool shared;
+  size_t pool_gives, pool_sleeps;
 } ugc_mark_totals;
 
 /* Marks everything reachable from the roots. World stopped, heap lock held, TLABs

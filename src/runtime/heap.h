@@ -150,6 +150,15 @@ static inline ugc_ref_kind ugc_heap_lookup(const ugc_heap *heap, uintptr_t ref) 
   return UGC_REF_NONE;
 }
 
+/* The marker's fast test: whether an untagged value can be a moving-space reference (in
+ * [base + 8, top], 8-byte aligned). Range and alignment only, no memory read: the marker
+ * sets the mark bit first and reads the header only if it won (it needs the size then),
+ * so an already marked object costs no header miss. Values that fail go through
+ * ugc_heap_lookup; the full header check is the verifier's (and verify mode's) job. */
+static inline bool ugc_heap_maybe_moving(uintptr_t base, uintptr_t top, uintptr_t ref) {
+  return ref - base - UGC_HEADER_BYTES < top - base && !(ref & 7);
+}
+
 /* ---- roots (roots.c) ---- */
 /* Visits every root slot in a fixed order: each mutator's handle stack (attach order), the
  * global roots (registration order), then the enumerators. World stopped. */

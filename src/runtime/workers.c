@@ -59,10 +59,13 @@ static void *helper_main(void *raw) {
     if (workers->stopping)
       break;
     seen = workers->generation;
+    if (workers->closed)
+      continue; /* woke too late: the caller has finished this job alone */
+    workers->busy++;
     pthread_mutex_unlock(&workers->lock);
     run_share(workers, arg.worker);
     pthread_mutex_lock(&workers->lock);
-    if (--workers->busy == 0)
+    if (--workers->busy == 0 && workers->closed)
       pthread_cond_signal(&workers->done_cond);
   }
   pthread_mutex_unlock(&workers->lock);
@@ -93,9 +96,8 @@ static void start_helpers(ugc_workers *workers) {
   }
 }
 
-void ugc_workers_run(ugc_workers *workers, size_t n, size_t grain, ugc_work_fn fn, void *ctx) {
-  if (!n)
-    return;
+void ugc_workers_start(ugc_workers *workers, size_t n, size_t grain, ugc_work_fn fn,
+                       void *ctx) {
   if (workers->owner_pid != getpid())
     start_helpers(workers);
   pthread_mutex_lock(&workers->lock);
@@ -104,17 +106,27 @@ void ugc_workers_run(ugc_workers *workers, size_t n, size_t grain, ugc_work_fn f
   workers->n = n;
   workers->grain = grain ? grain : 1;
   atomic_store_explicit(&workers->next, 0, memory_order_relaxed);
-  workers->busy = workers->started;
+  workers->closed = false;
   workers->generation++;
-  pthread_cond_broadcast(&workers->start_cond);
+  if (workers->started && n)
+    pthread_cond_broadcast(&workers->start_cond);
   pthread_mutex_unlock(&workers->lock);
+}
 
+void ugc_workers_finish(ugc_workers *workers) {
   run_share(workers, 0);
-
   pthread_mutex_lock(&workers->lock);
+  workers->closed = true;
   while (workers->busy)
     pthread_cond_wait(&workers->done_cond, &workers->lock);
   pthread_mutex_unlock(&workers->lock);
+}
+
+void ugc_workers_run(ugc_workers *workers, size_t n, size_t grain, ugc_work_fn fn, void *ctx) {
+  if (!n)
+    return;
+  ugc_workers_start(workers, n, grain, fn, ctx);
+  ugc_workers_finish(workers);
 }
 
 void ugc_workers_destroy(ugc_workers *workers) {
