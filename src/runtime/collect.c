@@ -308,6 +308,10 @@ void ugc_collect_locked(ugc_heap *heap) {
 }
 
 void ugc_collect_now(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) {
+  /* Let the previous compaction finish while the other threads still run: waiting for it
+   * inside the pause would stop them for nothing. (The pause checks again: another
+   * collection may have started one meanwhile.) */
+  heap->backend->compact_wait(heap);
   if (!ugc_world_stop(heap, self, skip_if_collected))
     return;
   pthread_mutex_lock(&heap->lock);
