@@ -240,9 +240,10 @@ typedef struct ugc_stats {
   uint64_t heap_max_bytes;
   uint64_t nonmoving_used_bytes, large_used_bytes;
   uint64_t gc_cpu_ns;             /* time spent in collector work, all threads */
-  ugc_histogram pause;            /* every stop-the-world pause */
-  ugc_histogram pause_mark;       /* marking pauses */
-  ugc_histogram pause_compact;    /* compaction pauses (stw: includes all compaction) */
+  ugc_histogram pause;            /* every stop of the world, whole (one per cycle) */
+  ugc_histogram pause_mark;       /* its marking phase: marking, sweeping, the forwarding plan */
+  ugc_histogram pause_compact;    /* its compaction phase: roots and the backend's hand-off
+                                     (stw: all of the compaction) */
   ugc_histogram stall;            /* mutator waits on pages being compacted */
   ugc_compaction_stats compaction; /* summed over all cycles */
   uint64_t verify_cycles, verify_failures;

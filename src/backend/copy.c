@@ -404,7 +404,7 @@ static void copy_compact_wait(ugc_heap *heap) {
   /* What GC threads did not release yet goes with the whole from-space mapping: back to a
    * bare reservation, page tables included, so the next hand-off's mremap finds nothing to
    * tear down at its destination. */
-  ugc_concurrent_finish(c, 0);
+  uint64_t concurrent_ns = ugc_concurrent_finish(c, 0);
   uint64_t release_start = ugc_now_ns();
   if (ugc_uncommit((void *)backend->from_base, backend->space_bytes) != 0)
     ugc_madv_dontneed((void *)backend->from_base, backend->from_end - backend->space_base);
@@ -431,7 +431,7 @@ static void copy_compact_wait(ugc_heap *heap) {
   add_stat(&s->copy_ioctls, atomic_load(&k->map_calls) + atomic_load(&k->zero_calls));
   add_stat(&s->madvise_calls, atomic_load(&k->release_calls) + atomic_load(&k->stray_pages));
   add_stat(&s->bytes_copied, atomic_load(&k->bytes_copied));
-  add_stat(&s->concurrent_ns, ugc_now_ns() - c->started_ns);
+  add_stat(&s->concurrent_ns, concurrent_ns);
   add_stat(&s->memcpy_ns, atomic_load(&k->build_ns));
   add_stat(&s->map_ns, atomic_load(&k->map_ns));
   add_stat(&s->madvise_ns, atomic_load(&k->release_ns));

@@ -41,6 +41,7 @@ int ugc_concurrent_begin(ugc_concurrent *c, const ugc_compact_plan *plan, intptr
   c->mapper = *mapper;
   c->stall = stall;
   c->started_ns = ugc_now_ns();
+  atomic_store_explicit(&c->done_ns, c->started_ns, memory_order_relaxed);
   atomic_store_explicit(&c->next_page, 0, memory_order_relaxed);
   atomic_store_explicit(&c->waiters, 0, memory_order_relaxed);
   c->watermark_page = 0;
@@ -94,6 +95,16 @@ static void map_zero_page(ugc_concurrent *c, uintptr_t page_address) {
     add(&c->counters.zero_pages, 1);
 }
 
+/* Records that a page was mapped now: the compaction ends with the last one. */
+static void note_mapped_now(ugc_concurrent *c) {
+  uint64_t now = ugc_now_ns();
+  uint64_t done = atomic_load_explicit(&c->done_ns, memory_order_relaxed);
+  while (now > done && !atomic_compare_exchange_weak_explicit(&c->done_ns, &done, now,
+                                                              memory_order_relaxed,
+                                                              memory_order_relaxed))
+    ;
+}
+
 static void build_one(ugc_concurrent *c, size_t page, void *out) {
   uint64_t t0 = ugc_now_ns();
   ugc_compact_build_page(c->plan, page, c->from_delta, out);
@@ -114,6 +125,7 @@ int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr) {
     ugc_page_set(&c->states, page, UGC_PAGE_MAPPING);
     map_owned_pages(c, page, buffer, 1);
     add(&c->counters.pages_by_mutator, 1);
+    note_mapped_now(c);
   } else {
     uint64_t w0 = ugc_now_ns();
     atomic_fetch_add_explicit(&c->waiters, 1, memory_order_relaxed);
@@ -189,6 +201,7 @@ void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
     }
     release_drained_from_space(c, false);
   }
+  note_mapped_now(c); /* this thread's last page: the end, unless a later one maps after */
 }
 
 uint64_t ugc_concurrent_finish(ugc_concurrent *c, uintptr_t from_end) {
@@ -208,5 +221,5 @@ uint64_t ugc_concurrent_finish(ugc_concurrent *c, uintptr_t from_end) {
     c->released_upto = from_end;
   }
   pthread_mutex_unlock(&c->release_lock);
-  return waited;
+  return atomic_load_explicit(&c->done_ns, memory_order_relaxed) - c->started_ns;
 }

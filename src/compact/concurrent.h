@@ -75,6 +75,7 @@ typedef struct ugc_concurrent {
   ugc_page_states states;    /* one per data page: [0, plan->page_count) */
   ugc_histogram *stall;      /* where mutator waits go (atomic updates) */
   uint64_t started_ns;
+  _Atomic uint64_t done_ns;  /* when the last page was mapped, as far as we know */
 
   /* GC threads' cursor and the from-space release watermark. */
   _Atomic size_t next_page;
@@ -113,7 +114,7 @@ void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch);
 
 /* After every GC thread returned from gc_work: waits until pages claimed by faulting
  * threads are mapped too, then releases what is left of from-space up to `from_end`.
- * Returns the time spent waiting, in ns. */
+ * Returns the time from ugc_concurrent_begin until the last page was mapped, in ns. */
 uint64_t ugc_concurrent_finish(ugc_concurrent *c, uintptr_t from_end);
 
 /* Frees the page states and the lock (heap destruction). */
