@@ -2,8 +2,8 @@
 # mode for the concurrent backends), the two-thread random-graph variant, and the bench
 # smoke test. The two-thread random-graph runs must reach at least 2,000 checked
 # collections (digest + verifier + shadow walk each) with every backend and delivery mode:
-# 1000 seeds x 5 rounds / 2 threads = 2,500, about 3-5 s each here. A backend this kernel or build cannot offer makes the test exit 77 with the
-# reason (CTest: Skipped), never pass.
+# 1000 seeds x 5 rounds / 2 threads = 2,500, about 3-5 s each here. A backend this
+# kernel or build cannot offer makes the test exit 77 with the reason (CTest: Skipped), never pass.
 #
 # Extend UGC_MATRIX_BACKENDS as backends land (sigsegv minor move).
 set(UGC_MATRIX_BACKENDS stw copy CACHE STRING "Backends the integration tests run on")
@@ -42,6 +42,14 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
     endif()
     if(TARGET test_gcbench)
       ugc_matrix_test("integration/gcbench[${suffix}]" test_gcbench "${env}")
+    endif()
+    # The stress tests run on `copy` by default (tests/stress/test_*.c); here the others.
+    if(NOT suffix STREQUAL "copy")
+      foreach(stress test_compaction_faults test_compaction_threads)
+        if(TARGET ${stress})
+          ugc_matrix_test("stress/${stress}[${suffix}]" ${stress} "${env}")
+        endif()
+      endforeach()
     endif()
   endforeach()
 endforeach()
