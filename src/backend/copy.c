@@ -404,7 +404,7 @@ static void copy_compact_wait(ugc_heap *heap) {
   /* What GC threads did not release yet goes with the whole from-space mapping: back to a
    * bare reservation, page tables included, so the next hand-off's mremap finds nothing to
    * tear down at its destination. */
-  uint64_t concurrent_ns = ugc_concurrent_finish(c, 0);
+  uint64_t concurrent_ns = ugc_concurrent_finish(c);
   uint64_t release_start = ugc_now_ns();
   if (ugc_uncommit((void *)backend->from_base, backend->space_bytes) != 0)
     ugc_madv_dontneed((void *)backend->from_base, backend->from_end - backend->space_base);

@@ -141,7 +141,7 @@ int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr) {
 /* Advances the watermark over MAPPED pages and releases from-space below the first object
  * of the first page not yet mapped, once a large enough chunk has drained. Only one thread
  * at a time does it; the others skip (trylock). */
-static void release_drained_from_space(ugc_concurrent *c, bool final) {
+static void release_drained_from_space(ugc_concurrent *c) {
   if (pthread_mutex_trylock(&c->release_lock) != 0)
     return;
   const ugc_compact_plan *plan = c->plan;
@@ -156,7 +156,7 @@ static void release_drained_from_space(ugc_concurrent *c, bool final) {
     needed_from = plan->page_first_object[page] ? plan->page_first_object[page] : plan->old_top;
   needed_from &= ~(uintptr_t)(UGC_PAGE_SIZE - 1);
   if (needed_from > c->released_upto &&
-      (final || needed_from - c->released_upto >= UGC_CONCURRENT_RELEASE_CHUNK)) {
+      needed_from - c->released_upto >= UGC_CONCURRENT_RELEASE_CHUNK) {
     uint64_t t0 = ugc_now_ns();
     c->mapper.release_from(c->mapper.backend, c->released_upto + (uintptr_t)c->from_delta,
                            needed_from - c->released_upto);
@@ -199,27 +199,15 @@ void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
         run_length = 0;
       }
     }
-    release_drained_from_space(c, false);
+    release_drained_from_space(c);
   }
   note_mapped_now(c); /* this thread's last page: the end, unless a later one maps after */
 }
 
-uint64_t ugc_concurrent_finish(ugc_concurrent *c, uintptr_t from_end) {
+uint64_t ugc_concurrent_finish(ugc_concurrent *c) {
   uint64_t t0 = ugc_now_ns();
   for (size_t page = 0; page < c->states.count; page++)
     ugc_page_wait_mapped(&c->states, page);
-  uint64_t waited = ugc_now_ns() - t0;
-  add(&c->counters.wait_ns, waited);
-  pthread_mutex_lock(&c->release_lock);
-  c->watermark_page = c->states.count;
-  if (from_end > c->released_upto) {
-    uint64_t r0 = ugc_now_ns();
-    c->mapper.release_from(c->mapper.backend, c->released_upto + (uintptr_t)c->from_delta,
-                           from_end - c->released_upto);
-    add(&c->counters.release_calls, 1);
-    add(&c->counters.release_ns, ugc_now_ns() - r0);
-    c->released_upto = from_end;
-  }
-  pthread_mutex_unlock(&c->release_lock);
+  add(&c->counters.wait_ns, ugc_now_ns() - t0);
   return atomic_load_explicit(&c->done_ns, memory_order_relaxed) - c->started_ns;
 }

@@ -113,9 +113,9 @@ int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr);
 void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch);
 
 /* After every GC thread returned from gc_work: waits until pages claimed by faulting
- * threads are mapped too, then releases what is left of from-space up to `from_end`.
- * Returns the time from ugc_concurrent_begin until the last page was mapped, in ns. */
-uint64_t ugc_concurrent_finish(ugc_concurrent *c, uintptr_t from_end);
+ * threads are mapped too. From-space not yet released is the backend's to drop. Returns the
+ * time from ugc_concurrent_begin until the last page was mapped, in ns. */
+uint64_t ugc_concurrent_finish(ugc_concurrent *c);
 
 /* Frees the page states and the lock (heap destruction). */
 void ugc_concurrent_destroy(ugc_concurrent *c);

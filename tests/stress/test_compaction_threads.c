@@ -12,8 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test.h"
-#include "uffdgc.h"
+#include "integration/itest.h"
 
 typedef struct item {
   struct item *next;
@@ -29,11 +28,6 @@ static item *head;
 static uint64_t expected_digest;
 static _Atomic bool stop_forking;
 static _Atomic int fork_failures, forks_done;
-
-static const char *backend_name(void) {
-  const char *name = getenv("UFFDGC_BACKEND");
-  return name && *name ? name : "copy";
-}
 
 static uint64_t walk(void) {
   uint64_t count = 0, sum = 0;
@@ -83,23 +77,12 @@ static void *forker_main(void *arg) {
 }
 
 int main(void) {
-  char reason[200];
-  if (!ugc_backend_available(backend_name(), reason, sizeof reason))
-    SKIP("backend %s unavailable: %s", backend_name(), reason);
-#if defined(UGC_UNDER_SANITIZER)
-  if (strcmp(backend_name(), "stw") != 0)
-    SKIP("backend %s maps pages with userfaultfd, which bypasses sanitizer shadow memory",
-         backend_name());
-#endif
+  setenv("UFFDGC_BACKEND", "copy", 0); /* the default here; the matrix runs the others */
   ugc_config config;
   ugc_config_init(&config);
-  config.backend = backend_name();
   config.heap_max = (size_t)256 << 20;
+  heap = itest_heap_create(&config);
   ugc_error error;
-  heap = ugc_heap_create(&config, &error);
-  if (!heap && error.code == UGC_ERR_UNAVAILABLE)
-    SKIP("%s", error.message);
-  REQUIRE(heap);
   static const uint32_t refs[] = {offsetof(item, next), offsetof(item, payload)};
   ugc_type_desc desc = {.name = "item", .layout = UGC_LAYOUT_FIXED, .fixed_size = sizeof(item),
                         .ref_offsets = refs, .ref_count = 2};
