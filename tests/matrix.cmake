@@ -45,7 +45,7 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
     endif()
     # The stress tests run on `copy` by default (tests/stress/test_*.c); here the others.
     if(NOT suffix STREQUAL "copy")
-      foreach(stress test_compaction_faults test_compaction_threads)
+      foreach(stress test_compaction_faults test_compaction_threads test_syscall_heap)
         if(TARGET ${stress})
           ugc_matrix_test("stress/${stress}[${suffix}]" ${stress} "${env}")
         endif()
