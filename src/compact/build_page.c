@@ -15,21 +15,22 @@
  * per run of contiguous live objects: runs are short in a fragmented heap, and the objects
  * must be visited anyway for their slots. Slots outside P are left to the page that holds
  * them: an object that straddles pages is fixed piecewise, so building one page never needs
- * another page, never faults on to-space, and reads only from-space, the bitmap and the plan.
+ * another page, never faults on to-space, and reads only from-space, the bitmaps and the plan.
  *
- * Dense page P (before dense_end): objects keep their addresses. Copy the page, fix the slots
- * of live objects inside it, and turn dead objects into fillers:
+ * Dense page P (before dense_end): objects keep their addresses. Copy the page, make each
+ * maximal run of dead words inside P (clear live-words bits) one zero-filled filler, fix the
+ * slots of the live objects overlapping P:
  *
- *   from-space:  | x x L L L d1 d2 L L d3 ...|d3 d3 L ...|      d3 starts in P, ends in P+1
- *   to-space:    | 0 0 L L L F---- L L F3 0 0|0  0  L ...|
- *                ^P  (tail of a dead object from P-1: its filler header is in P-1; zero)
+ *   live bits:   | 0 0 1 1 1 0  0  1 1 0  0 0|0  0  1 ...|      a dead run crosses the edge
+ *   to-space:    | F . L L L F  .  L L F  . .|F  .  L ...|      F filler header, . zero
+ *                ^P                           ^P+1
  *
- * A filler starts at each dead object whose header is in P and whose predecessor is live or
- * lies in an earlier page, and swallows the following dead objects with headers in P. The
- * last one may extend into P+1; P+1 treats those bytes as the tail of an earlier dead object.
- * So every page makes the same decision about every object no matter which page is built
- * first. Dead fillers are cut at dense_end (to-space past it belongs to slid objects). Dead
- * bytes after a filler header are zeroed.
+ * A filler ends at the end of its run or at the page end, whichever comes first: a run that
+ * goes on into P+1 gets a second filler at P+1's start. So each page depends on its own bits
+ * only, never on where an earlier dead object began, and no filler crosses dense_end (it is
+ * page aligned) or reaches 2^32 bytes. No dead object's header is read. The live objects
+ * are page_first_object[P] if it starts before P (a straddler: its header is read in
+ * from-space), then one per start bit inside P.
  *
  * Reference slots are assumed 8-byte aligned (the type registry enforces it), so a slot never
  * straddles two pages (a misaligned one is skipped rather than written past the buffer).
@@ -219,46 +220,53 @@ static ALWAYS_INLINE void fix_whole_object(const page_window *w, uint64_t header
 static ALWAYS_INLINE size_t build_dense_page(const ugc_compact_plan *plan, size_t page_index,
                                              uintptr_t lo, intptr_t from_delta, char *out,
                                              int hw) {
-  uintptr_t hi = lo + UGC_PAGE_SIZE, dense_end = plan->dense_end;
+  uintptr_t hi = lo + UGC_PAGE_SIZE;
   uintptr_t limit = min_addr(hi, plan->old_top); /* below hi only for a partial last page */
   const page_window w = make_window(plan, lo, out);
+  /* One copy of the whole page (a dense page is mostly live: one streaming copy beats one
+   * per live run), then the dead runs are overwritten with fillers. */
   memcpy(out, (const void *)(lo + from_delta), limit - lo);
   if (limit < hi)
     memset(out + (limit - lo), 0, hi - limit); /* past old_top == new_top here */
 
-  size_t copied = 0;
-  uintptr_t object = plan->page_first_object[page_index];
-  while (object < limit) {
-    uint64_t header = ugc_header_load(object + from_delta);
-    uintptr_t end = object + ugc_header_total(header);
-    if (ugc_compact_is_live(plan, object)) {
-      if (object >= lo && end <= hi)
+  const uint64_t *live = plan->live_words;
+  size_t first_bit = (lo - plan->space_base) >> 3, limit_bit = (limit - plan->space_base) >> 3;
+  size_t dead_words = 0;
+  for (size_t bit = first_bit;;) {
+    size_t dead = ugc_compact_bitmap_next(live, bit, limit_bit, ~UINT64_C(0));
+    if (dead >= limit_bit)
+      break;
+    size_t next_live = ugc_compact_bitmap_next(live, dead + 1, limit_bit, 0);
+    uint64_t *filler = (uint64_t *)(out + 8 * (dead - first_bit));
+    *filler = ugc_filler_header(8 * (next_live - dead));
+    memset(filler + 1, 0, 8 * (next_live - dead - 1));
+    dead_words += next_live - dead;
+    bit = next_live;
+  }
+
+  /* The live objects: a straddler from an earlier page, then one per start bit in the page.
+   * The next object's address comes from the bitmap, not from the previous header, so the
+   * header loads do not form a dependent chain. */
+  uintptr_t first = plan->page_first_object[page_index];
+  if (first && first < lo) {
+    uint64_t header = ugc_header_load(first + from_delta);
+    fix_object(&w, header, first + from_delta, first, hw);
+  }
+  const uint64_t *starts = plan->start_words;
+  for (size_t word = first_bit / 64; word * 64 < limit_bit; word++) { /* first_bit % 64 == 0 */
+    uint64_t bits = starts[word];
+    if ((word + 1) * 64 > limit_bit) /* a partial last page: stale bits past old_top */
+      bits &= (UINT64_C(1) << (limit_bit & 63)) - 1;
+    for (; bits; bits &= bits - 1) {
+      uintptr_t object = lo + 8 * ((word - first_bit / 64) * 64 + (size_t)__builtin_ctzll(bits));
+      uint64_t header = ugc_header_load(object + from_delta);
+      if (object + ugc_header_total(header) <= hi)
         fix_whole_object(&w, header, object + from_delta, object, hw);
       else
         fix_object(&w, header, object + from_delta, object, hw);
-      copied += min_addr(end, hi) - max_addr(object, lo);
-      object = end;
-    } else if (object < lo) {
-      /* Tail of a dead object whose filler header was written by an earlier page. */
-      memset(out, 0, min_addr(end, hi) - lo);
-      object = end;
-    } else {
-      /* A filler from here over the following dead objects with headers in this page. */
-      uintptr_t run_end = min_addr(end, dense_end);
-      while (run_end < limit && !ugc_compact_is_live(plan, run_end)) {
-        uintptr_t next_end = run_end + ugc_header_total(ugc_header_load(run_end + from_delta));
-        next_end = min_addr(next_end, dense_end);
-        if (next_end - object - UGC_HEADER_BYTES > UINT32_MAX)
-          break; /* a filler's payload size is 32 bits: start another one */
-        run_end = next_end;
-      }
-      *(uint64_t *)(object + w.out_off) = ugc_filler_header(run_end - object);
-      memset((void *)(object + UGC_HEADER_BYTES + w.out_off), 0,
-             min_addr(run_end, hi) - object - UGC_HEADER_BYTES);
-      object = run_end;
     }
   }
-  return copied;
+  return (limit - lo) - 8 * dead_words;
 }
 
 /* Copies a live object of `total` bytes (a multiple of 8) to the buffer. Most objects are a

@@ -9,6 +9,7 @@
  * Forwarding (the idea of Android's collector):
  *
  *   live-words bitmap: 1 bit per 8-byte word, set for every word of a live object
+ *   start bitmap:      1 bit per 8-byte word, set only at the header word of a live object
  *   chunk = 512 bytes = 64 words = exactly one 64-bit bitmap word
  *   chunk_live_before[c] = live words in chunks [first moved chunk, c)   (prefix sum)
  *   new(old) = dense_end + 8 * (chunk_live_before[c] + popcount(bits of c below old))
@@ -32,6 +33,7 @@ typedef struct ugc_compact_plan {
   uintptr_t space_base;         /* moving space start, page aligned */
   uintptr_t old_top;            /* end of allocated objects before compaction (8-aligned) */
   const uint64_t *live_words;   /* bit i of word w <=> word space_base + 8*(64*w + i) is live */
+  const uint64_t *start_words;  /* same indexing: set <=> a live object's header is there */
   const ugc_type_table *types;
   double dense_threshold;       /* e.g. 0.95: a leading page stays in place at >= this */
 
@@ -46,19 +48,21 @@ typedef struct ugc_compact_plan {
                                    below dense_end's chunk are unused. Counts words in 32
                                    bits: compute refuses spaces of 32 GiB or more */
   uintptr_t *page_first_object; /* per to-space page [0, page_count): old header address of
-                                   the first object overlapping the page. Slid pages: the
-                                   first live object whose new extent overlaps it. Dense
-                                   pages: the first object, live or dead (dead ones become
-                                   fillers, so the builder walks them too) */
+                                   the first live object overlapping the page. Slid pages:
+                                   the first live object whose new extent overlaps it.
+                                   Dense pages: the first live object overlapping the page
+                                   (starting before or in it), or 0 when the page holds no
+                                   live word (never with a threshold above 0: such a page
+                                   is not dense). Nonzero entries never decrease */
   size_t chunk_capacity, page_capacity; /* allocated entries (reused across cycles) */
 } ugc_compact_plan;
 
-/* Computes forwarding and per-page data from the bitmap. Runs while the old heap is still
- * at its old addresses: reads the headers of the dense prefix's objects (all of them: the
- * prefix must be walkable, gaps as fillers) and of a few live objects per slid page. The
- * bitmap must mark every word of every live object and nothing else (bits past old_top are
- * ignored). Returns 0, or -1 when memory for the tables could not be had or the space is
- * 32 GiB or more (the heap is untouched then; the plan stays valid to free or recompute). */
+/* Computes forwarding and per-page data from the two bitmaps alone: it reads no object
+ * header, so it may run whenever the bitmaps are final. The live-words bitmap must mark
+ * every word of every live object and nothing else, the start bitmap the header word of
+ * every live object and nothing else (bits past old_top are ignored in both). Returns 0, or
+ * -1 when memory for the tables could not be had or the space is 32 GiB or more (the heap
+ * is untouched then; the plan stays valid to free or recompute). */
 int ugc_compact_plan_compute(ugc_compact_plan *plan);
 
 /* Frees the plan's tables. */
@@ -141,11 +145,12 @@ static inline uintptr_t ugc_compact_next_dead(const ugc_compact_plan *plan, uint
 /* Builds to-space page `page_index` (address space_base + page_index * 4096) into `out`
  * (4096 bytes, may be the destination itself when it does not alias from-space): copies
  * the bytes of every live object that overlaps the page from the from-space view
- * (old + from_delta), turns dead gaps of the dense prefix into fillers, zero-fills the part
+ * (old + from_delta), turns each run of dead words of a dense page into one zero-filled
+ * filler (cut at the page end: fillers never cross pages), zero-fills the part
  * past new_top, and updates every reference slot that lies inside this page -- only those,
  * so building one page never needs another page. Async-signal-safe: no locks, no
  * allocation; safe to run on many threads for different pages at once.
- * Pages at or past page_count come out all zero. Reads only from-space, the bitmap, the plan
+ * Pages at or past page_count come out all zero. Reads only from-space, the bitmaps, the plan
  * and the type table, never to-space, so pages can be built in any order by any thread. The
  * result depends only on from-space: building a page twice gives the same bytes.
  * Returns the number of bytes of live objects copied into the page. */

@@ -49,6 +49,12 @@ int ugc_moving_space_init(ugc_moving_space *space, size_t heap_max, size_t nonmo
   if (bitmap == MAP_FAILED)
     goto fail_all;
   space->live_words = bitmap;
+  /* The object-start bitmap: like the live-words bitmap, only touched pages cost memory. */
+  void *starts = mmap(NULL, bitmap_bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (starts == MAP_FAILED)
+    goto fail_all;
+  space->start_words = starts;
   space->covered_low = space->base;
   space->covered_bytes = reserved + nonmoving_bytes;
   void *cards = mmap(NULL, space->covered_bytes >> UGC_CARD_SHIFT, PROT_READ | PROT_WRITE,
@@ -62,7 +68,7 @@ fail_all:;
   int saved = errno;
   ugc_moving_space_destroy(space);
   errno = saved;
-  return fail(error, "the moving space's from-space, bitmap or cards", reserved);
+  return fail(error, "the moving space's from-space, bitmaps or cards", reserved);
 }
 
 void ugc_moving_space_destroy(ugc_moving_space *space) {
@@ -72,6 +78,8 @@ void ugc_moving_space_destroy(ugc_moving_space *space) {
     ugc_vm_unmap((void *)space->from_base, space->reserved_bytes);
   if (space->live_words)
     ugc_vm_unmap(space->live_words, space->reserved_bytes / 64);
+  if (space->start_words)
+    ugc_vm_unmap(space->start_words, space->reserved_bytes / 64);
   if (space->cards)
     ugc_vm_unmap(space->cards, space->covered_bytes >> UGC_CARD_SHIFT);
   memset(space, 0, sizeof *space);
@@ -95,6 +103,7 @@ static void clear_range(void *start, size_t bytes) {
 void ugc_moving_space_clear_bitmap(ugc_moving_space *space) {
   size_t words = ((space->top - space->base) >> 3);
   clear_range(space->live_words, ((words + 63) >> 6) * 8);
+  clear_range(space->start_words, ((words + 63) >> 6) * 8);
 }
 
 void ugc_moving_space_clear_cards(ugc_moving_space *space, uintptr_t nonmoving_end) {

@@ -1,8 +1,18 @@
 /* The moving space: one 1 GiB-aligned reservation, bump-allocated in TLABs, compacted every
  * cycle. Beside it live the structures sized by it: the from-space reservation compaction
- * moves the old pages to, the live-words bitmap (1 bit per 8-byte word, the bit of an
- * object's header word doubles as its mark bit) and the card table, which covers the moving
- * space and the non-moving space placed right after it. */
+ * moves the old pages to, two bitmaps with 1 bit per 8-byte word -- the object-start bitmap
+ * (set only at the header word of each live object; the bit doubles as the mark bit) and the
+ * live-words bitmap (set for every word of a live object) -- and the card table, which covers
+ * the moving space and the non-moving space placed right after it.
+ *
+ * Why two bitmaps: the live-words bitmap tells which words are live (forwarding is a
+ * popcount), but not where one live object ends and the next begins when they are adjacent.
+ * The start bitmap does, so the compaction plan and the dense-prefix page builder find live
+ * objects without walking the headers of dead ones (cold memory, one dependent miss per
+ * object). Android's collector keeps the same pair. Claiming an object on the start bitmap
+ * keeps marking at two atomic ORs per small object (the claim, then all its live-words bits
+ * including the header's), as with one bitmap; a third OR for the start bit after a claim on
+ * the live-words bitmap made marking about 15% slower. */
 #ifndef UGC_HEAP_SPACE_H
 #define UGC_HEAP_SPACE_H
 
@@ -20,6 +30,7 @@ typedef struct ugc_moving_space {
   uintptr_t top;           /* bump pointer; guarded by the heap lock */
   uintptr_t from_base;     /* from-space reservation (reserved_bytes, 1 GiB-aligned) */
   uint64_t *live_words;    /* reserved_bytes / 64 bytes, NORESERVE */
+  uint64_t *start_words;   /* the same size and indexing: header words of live objects */
   /* The region right after the moving space that the non-moving space occupies. */
   uintptr_t nonmoving_base;
   size_t nonmoving_bytes;
@@ -49,30 +60,33 @@ static inline bool ugc_moving_space_contains(const ugc_moving_space *space, uint
   return addr - space->base < space->top - space->base;
 }
 
-/* Clears the live-words bits of [base, top). */
+/* Clears the live-words and object-start bits of [base, top). */
 void ugc_moving_space_clear_bitmap(ugc_moving_space *space);
 /* Clears the cards of [base, top) and of the non-moving range [nonmoving_base, nm_end). */
 void ugc_moving_space_clear_cards(ugc_moving_space *space, uintptr_t nonmoving_end);
 
-/* Whether the object with header at `hdr` is marked (its header word's bit). */
+/* Whether the object with header at `hdr` is marked. Reads the live-words bit: the same as
+ * the start bit once marking is over, and the one the plan uses. */
 static inline bool ugc_live_bit(const ugc_moving_space *space, uintptr_t hdr) {
   size_t word = (hdr - space->base) >> 3;
   return (space->live_words[word >> 6] >> (word & 63)) & 1u;
 }
 
-/* Marks the object [hdr, hdr+total) live: sets the bits of all its words. Returns true for
- * the thread that set the header bit first (it owns tracing the object). */
+/* Marks the object [hdr, hdr+total) live: sets its start bit, then the live-words bits of
+ * all its words. Returns true for the thread that set the start bit first (it owns tracing
+ * the object); only that thread sets the live-words bits. */
 static inline bool ugc_live_mark(ugc_moving_space *space, uintptr_t hdr, size_t total) {
   size_t first = (hdr - space->base) >> 3;
   size_t words = total >> 3;
+  _Atomic uint64_t *starts = (_Atomic uint64_t *)space->start_words;
   _Atomic uint64_t *bitmap = (_Atomic uint64_t *)space->live_words;
   uint64_t head_bit = UINT64_C(1) << (first & 63);
-  uint64_t old = atomic_fetch_or_explicit(&bitmap[first >> 6], head_bit, memory_order_relaxed);
+  uint64_t old = atomic_fetch_or_explicit(&starts[first >> 6], head_bit, memory_order_relaxed);
   if (old & head_bit)
     return false;
-  /* The rest of the object's bits: only the winner gets here. Edge words are shared with
-   * neighbours, hence atomic ORs; interior words belong to this object alone. */
-  size_t next = first + 1, end = first + words;
+  /* Edge words are shared with neighbours, hence atomic ORs; interior words belong to this
+   * object alone. */
+  size_t next = first, end = first + words;
   while (next < end) {
     size_t index = next >> 6, bit = next & 63;
     size_t count = end - next < 64 - bit ? end - next : 64 - bit;

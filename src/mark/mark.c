@@ -9,11 +9,12 @@
  * entries are the roots of the largest untraced subgraphs, the top ones mostly leaves.
  *
  * Hot path (no verify mode): a moving-space reference is recognised by range and alignment
- * alone and goes into a small prefetch queue (prefetch_queue.h) while its bitmap word and
- * header are fetched. When it leaves the queue the mark bit is tested, then set; only the
- * thread that set it reads the header (for the size: every word of a live object gets its
- * live-words bit, the plan needs them). A header that makes no sense then (filler, unknown
- * type, past the top) is a bad reference: the bit is cleared again and the value ignored.
+ * alone and goes into a small prefetch queue (prefetch_queue.h) while its bitmap words and
+ * header are fetched. When it leaves the queue the mark bit -- the object-start bit of its
+ * header word -- is tested, then set; only the thread that set it reads the header (for the
+ * size: every word of a live object gets its live-words bit, the plan needs them). A header
+ * that makes no sense then (filler, unknown type, past the top) is a bad reference: the
+ * start bit is cleared again (no live-words bit was set) and the value ignored.
  * In verify mode every value is classified first with the full check (ugc_heap_lookup) and
  * bad references are reported with their slot, as the verifier does.
  *
@@ -52,7 +53,8 @@ typedef struct mark_worker {
   mark_context *ctx;
   /* Copies of the heap's bounds, read on every reference. */
   uintptr_t base, top;
-  _Atomic uint64_t *bitmap;
+  _Atomic uint64_t *bitmap; /* live-words bitmap */
+  _Atomic uint64_t *starts; /* object-start bitmap: its header-word bit is the mark bit */
   uint32_t type_count;
   ugc_prefetch_queue queue;
   /* Payload addresses of marked, untraced objects: stack[bottom, count). Work is given
@@ -105,11 +107,11 @@ static void report_bad(mark_worker *w, const void *slot, uintptr_t ref) {
              "a slot holds %#lx: inside the heap but not an object start", (unsigned long)ref);
 }
 
-/* ---- the live-words bitmap ---- */
+/* ---- the bitmaps (heap/space.h) ---- */
 
-/* Sets the mark bit of the word at `index` unless it is set already; true if this call set
- * it. The plain load first avoids a locked read-modify-write (and taking the cache line
- * exclusive) for objects already marked, the common case for shared objects. */
+/* Sets the mark (object-start) bit of the word at `index` unless it is set already; true if
+ * this call set it. The plain load first avoids a locked read-modify-write (and taking the
+ * cache line exclusive) for objects already marked, the common case for shared objects. */
 static inline bool claim_bit(_Atomic uint64_t *bitmap, size_t index) {
   uint64_t bit = UINT64_C(1) << (index & 63);
   _Atomic uint64_t *word = &bitmap[index >> 6];
@@ -118,9 +120,9 @@ static inline bool claim_bit(_Atomic uint64_t *bitmap, size_t index) {
   return !(atomic_fetch_or_explicit(word, bit, memory_order_relaxed) & bit);
 }
 
-/* The bits of words [next, end) of an object whose header bit this thread set. Edge
- * bitmap words are shared with neighbours, hence atomic ORs; whole words inside the object
- * belong to it alone. (The same as the tail of ugc_live_mark.) */
+/* The live-words bits of words [next, end) of an object whose start bit this thread set.
+ * Edge bitmap words are shared with neighbours, hence atomic ORs; whole words inside the
+ * object belong to it alone. (The same as the tail of ugc_live_mark.) */
 static inline void set_body_bits(_Atomic uint64_t *bitmap, size_t next, size_t end) {
   while (next < end) {
     size_t index = next >> 6, bit = next & 63;
@@ -140,7 +142,7 @@ static inline void set_body_bits(_Atomic uint64_t *bitmap, size_t next, size_t e
 static void mark_moving(mark_worker *w, uintptr_t ref) {
   uintptr_t hdr = ref - UGC_HEADER_BYTES;
   size_t first = (hdr - w->base) >> 3;
-  if (!claim_bit(w->bitmap, first))
+  if (!claim_bit(w->starts, first))
     return;
   uint64_t header = ugc_header_load(hdr);
   ugc_type_id type = ugc_header_type(header);
@@ -148,12 +150,12 @@ static void mark_moving(mark_worker *w, uintptr_t ref) {
   if (__builtin_expect(type == UGC_FILLER_TYPE || type >= w->type_count || total > w->top - hdr,
                        0)) {
     /* Not an object start. Give the bit back so that the plan does not see an object. */
-    atomic_fetch_and_explicit(&w->bitmap[first >> 6], ~(UINT64_C(1) << (first & 63)),
+    atomic_fetch_and_explicit(&w->starts[first >> 6], ~(UINT64_C(1) << (first & 63)),
                               memory_order_relaxed);
     report_bad(w, NULL, ref);
     return;
   }
-  set_body_bits(w->bitmap, first + 1, first + (total >> 3));
+  set_body_bits(w->bitmap, first, first + (total >> 3));
   w->moving_bytes += total;
   w->objects++;
   push(w, ref);
@@ -203,6 +205,7 @@ static inline void mark_slot(mark_worker *w, uintptr_t *slot, uintptr_t tag_mask
   if (__builtin_expect(ugc_heap_maybe_moving(w->base, w->top, ref), 1)) {
     size_t word = (ref - UGC_HEADER_BYTES - w->base) >> 3;
     __builtin_prefetch((const void *)&w->bitmap[word >> 6], 1);
+    __builtin_prefetch((const void *)&w->starts[word >> 6], 1);
     __builtin_prefetch((const void *)(ref - UGC_HEADER_BYTES), 0);
     if (ugc_prefetch_queue_full(&w->queue))
       mark_moving(w, ugc_prefetch_queue_take(&w->queue));
@@ -397,6 +400,7 @@ void ugc_mark_heap(ugc_heap *heap, ugc_mark_totals *totals) {
     w->base = heap->moving.base;
     w->top = heap->moving.top;
     w->bitmap = (_Atomic uint64_t *)heap->moving.live_words;
+    w->starts = (_Atomic uint64_t *)heap->moving.start_words;
     w->type_count = ugc_type_count(&heap->types);
   }
 

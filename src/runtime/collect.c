@@ -250,6 +250,7 @@ void ugc_collect_locked(ugc_heap *heap) {
   plan->space_base = space->base;
   plan->old_top = space->top;
   plan->live_words = space->live_words;
+  plan->start_words = space->start_words;
   plan->types = &heap->types;
   plan->dense_threshold = DENSE_THRESHOLD;
   uint64_t plan_start = ugc_now_ns();

@@ -2,9 +2,11 @@
  *
  * A heap is an mmap'ed region filled with objects of five types plus pre-existing fillers,
  * a random live subset (references only from live objects to live objects, NULL, tagged
- * immediates, or addresses outside [space_base, old_top)), its live-words bitmap, and the
- * expected outcome computed the slow, obvious way (per-object overlaps, running cursor), so
- * the plan and the page builder are checked against an independent model. */
+ * immediates, or addresses outside [space_base, old_top)), its live-words and object-start
+ * bitmaps (synth_mark_live sets both, as marking does; half the heaps get stale bits past
+ * old_top, as a real bitmap keeps from an earlier, larger cycle), and the expected outcome
+ * computed the slow, obvious way (per-object overlaps, running cursor), so the plan and the
+ * page builder are checked against an independent model. */
 #ifndef TEST_COMPACT_HEAP_H
 #define TEST_COMPACT_HEAP_H
 
@@ -81,7 +83,8 @@ typedef struct synth_heap {
   size_t space_bytes;
   intptr_t delta;           /* from - space */
   uintptr_t base, old_top;
-  uint64_t *bitmap;
+  uint64_t *bitmap;         /* live words */
+  uint64_t *starts;         /* object starts */
   synth_obj *objs;
   size_t count, cap;
   /* expected outcome */
@@ -170,6 +173,14 @@ static void synth_fill_refs(synth_heap *h, uint64_t *rng, size_t i, const size_t
       p[k] = synth_ref(h, rng, live_idx, nlive);
     break;
   }
+}
+
+/* Marks a live object as marking does: every word's live bit, the header word's start bit. */
+static void synth_mark_live(synth_heap *h, const synth_obj *o) {
+  size_t bit = (o->hdr - h->base) / 8;
+  h->starts[bit / 64] |= UINT64_C(1) << (bit % 64);
+  for (uintptr_t a = o->hdr; a < o->hdr + o->total; a += 8, bit++)
+    h->bitmap[bit / 64] |= UINT64_C(1) << (bit % 64);
 }
 
 /* Naive model: per-page live bytes from object overlaps, then a running cursor. */
@@ -264,18 +275,24 @@ static inline void synth_build(synth_heap *h, const synth_params *params, uint64
   memset((void *)h->old_top, 0xEE, h->base + h->space_bytes - h->old_top);
 
   h->bitmap = calloc(h->space_bytes / 512 + 1, sizeof(uint64_t));
-  REQUIRE(h->bitmap);
-  for (size_t i = 0; i < h->count; i++) {
-    synth_obj *o = &h->objs[i];
-    for (uintptr_t a = o->hdr; o->live && a < o->hdr + o->total; a += 8) {
-      size_t bit = (a - h->base) / 8;
-      h->bitmap[bit / 64] |= UINT64_C(1) << (bit % 64);
+  h->starts = calloc(h->space_bytes / 512 + 1, sizeof(uint64_t));
+  REQUIRE(h->bitmap && h->starts);
+  for (size_t i = 0; i < h->count; i++)
+    if (h->objs[i].live)
+      synth_mark_live(h, &h->objs[i]);
+  if (rng_below(&rng, 2)) { /* stale bits past old_top: the plan and builder ignore them */
+    size_t top_bit = (h->old_top - h->base) / 8, words = h->space_bytes / 512 + 1;
+    for (size_t w = top_bit / 64; w < words; w++) {
+      uint64_t keep = w == top_bit / 64 ? (UINT64_C(1) << (top_bit % 64)) - 1 : 0;
+      h->bitmap[w] = (h->bitmap[w] & keep) | (rng_next(&rng) & ~keep);
+      h->starts[w] = (h->starts[w] & keep) | (rng_next(&rng) & ~keep);
     }
   }
   synth_expect(h, params->threshold);
   h->plan.space_base = h->base;
   h->plan.old_top = h->old_top;
   h->plan.live_words = h->bitmap;
+  h->plan.start_words = h->starts;
   h->plan.types = test_type_table();
   h->plan.dense_threshold = params->threshold;
   REQUIRE(ugc_compact_plan_compute(&h->plan) == 0);
@@ -287,6 +304,7 @@ static inline void synth_free(synth_heap *h) {
   munmap(h->space, h->space_bytes);
   munmap(h->from, h->space_bytes);
   free(h->bitmap);
+  free(h->starts);
   free(h->objs);
 }
 
@@ -365,11 +383,21 @@ static inline int synth_verify(const synth_heap *h) {
       }
       a += o->total;
     } else {
-      /* dead space: only in the dense prefix, as zero-filled fillers */
+      /* Dead space: only in the dense prefix, as zero-filled fillers, exactly one per run
+       * of dead words and page: from here to the next live object, the page end or
+       * new_top, whichever comes first. */
       CHECK(a < h->dense_end);
       CHECK_EQ_U64(ugc_header_type(header), UGC_FILLER_TYPE);
       size_t total = ugc_header_total(header);
-      CHECK(next >= h->count || a + total <= h->objs[next].new_hdr);
+      uintptr_t run_end = next < h->count ? h->objs[next].new_hdr : h->new_top;
+      uintptr_t page_end = (a & ~(uintptr_t)4095) + 4096;
+      run_end = run_end < page_end ? run_end : page_end;
+      run_end = run_end < h->new_top ? run_end : h->new_top;
+      if (a + total != run_end) {
+        fprintf(stderr, "filler at +%#lx covers %zu bytes, the dead run %zu\n",
+                (unsigned long)(a - h->base), total, (size_t)(run_end - a));
+        ugc_test_failures++;
+      }
       for (size_t k = 8; k < total && a + k < h->new_top; k += 8)
         if (*(uint64_t *)(a + k) != 0) {
           CHECK(!"filler payload not zero");

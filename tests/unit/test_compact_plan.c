@@ -35,19 +35,36 @@ static void test_bitmap_scans(void) {
   }
 }
 
-/* Naive first object per to-space page. */
+/* Naive first object per to-space page: the first live object whose new extent overlaps
+ * the page; for a dense page (new == old) 0 when none does. */
 static uintptr_t naive_first_object(const synth_heap *h, size_t page) {
   uintptr_t start = h->base + page * 4096;
   for (size_t i = 0; i < h->count; i++) {
     const synth_obj *o = &h->objs[i];
-    if (start < h->dense_end) { /* dense page: any object overlapping it */
-      if (o->hdr + o->total > start)
-        return o->hdr;
-    } else if (o->live && o->new_hdr + o->total > start) {
-      return o->hdr;
-    }
+    if (o->live && o->new_hdr + o->total > start)
+      return start < h->dense_end && o->hdr >= start + 4096 ? 0 : o->hdr;
   }
   return 0;
+}
+
+/* How often the random heaps hit the cases the dense-prefix code distinguishes. */
+static struct {
+  size_t dense_pages, dense_straddled, dense_empty, dense_starting_late, slid_straddler;
+} coverage;
+
+static void count_coverage(const synth_heap *h) {
+  const ugc_compact_plan *plan = &h->plan;
+  size_t dense_pages = (plan->dense_end - h->base) / 4096;
+  for (size_t page = 0; page < dense_pages && page < plan->page_count; page++) {
+    uintptr_t start = h->base + page * 4096, first = plan->page_first_object[page];
+    coverage.dense_pages++;
+    coverage.dense_empty += first == 0;
+    coverage.dense_straddled += first && first < start;
+    coverage.dense_starting_late += first > start;
+  }
+  if (dense_pages < plan->page_count && plan->page_first_object[dense_pages] &&
+      plan->page_first_object[dense_pages] < plan->dense_end)
+    coverage.slid_straddler++;
 }
 
 static void check_forwarding(const synth_heap *h, uint64_t seed) {
@@ -99,8 +116,15 @@ static void test_random_heaps(void) {
     synth_build(&h, &p, seed);
     synth_check_plan(&h);
     check_forwarding(&h, seed);
+    count_coverage(&h);
     synth_free(&h);
   }
+  printf("info: dense pages %zu (first object before the page %zu, inside it %zu, none %zu); "
+         "live straddlers at dense_end %zu\n",
+         coverage.dense_pages, coverage.dense_straddled, coverage.dense_starting_late,
+         coverage.dense_empty, coverage.slid_straddler);
+  CHECK(coverage.dense_straddled > 100 && coverage.dense_starting_late > 100);
+  CHECK(coverage.dense_empty > 10 && coverage.slid_straddler > 10);
 }
 
 /* One plan reused across "cycles" of different sizes gives the same answers as fresh ones. */
@@ -115,6 +139,7 @@ static void test_table_reuse(void) {
     reused.space_base = h.plan.space_base;
     reused.old_top = h.plan.old_top;
     reused.live_words = h.plan.live_words;
+    reused.start_words = h.plan.start_words;
     reused.types = h.plan.types;
     reused.dense_threshold = h.plan.dense_threshold;
     REQUIRE(ugc_compact_plan_compute(&reused) == 0);
