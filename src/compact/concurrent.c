@@ -149,11 +149,17 @@ static void release_drained_from_space(ugc_concurrent *c) {
   while (page < c->states.count && ugc_page_get(&c->states, page) == UGC_PAGE_MAPPED)
     page++;
   c->watermark_page = page;
-  uintptr_t needed_from;
-  if (page >= c->states.count)
-    needed_from = plan->old_top;
-  else
-    needed_from = plan->page_first_object[page] ? plan->page_first_object[page] : plan->old_top;
+  /* The builds still to come read from-space from the first object of page `page` on, and
+   * a dense-prefix page also reads its own old bytes (its first live object may start
+   * later in the page, or be absent: 0). */
+  uintptr_t needed_from = plan->old_top;
+  if (page < c->states.count) {
+    uintptr_t page_start = plan->space_base + page * UGC_PAGE_SIZE;
+    uintptr_t first = plan->page_first_object[page];
+    needed_from = first && first < page_start ? first : page_start;
+    if (page_start >= plan->dense_end && first)
+      needed_from = first;
+  }
   needed_from &= ~(uintptr_t)(UGC_PAGE_SIZE - 1);
   if (needed_from > c->released_upto &&
       needed_from - c->released_upto >= UGC_CONCURRENT_RELEASE_CHUNK) {
