@@ -72,21 +72,10 @@ static inline bool ugc_live_bit(const ugc_moving_space *space, uintptr_t hdr) {
   return (space->live_words[word >> 6] >> (word & 63)) & 1u;
 }
 
-/* Marks the object [hdr, hdr+total) live: sets its start bit, then the live-words bits of
- * all its words. Returns true for the thread that set the start bit first (it owns tracing
- * the object); only that thread sets the live-words bits. */
-static inline bool ugc_live_mark(ugc_moving_space *space, uintptr_t hdr, size_t total) {
-  size_t first = (hdr - space->base) >> 3;
-  size_t words = total >> 3;
-  _Atomic uint64_t *starts = (_Atomic uint64_t *)space->start_words;
-  _Atomic uint64_t *bitmap = (_Atomic uint64_t *)space->live_words;
-  uint64_t head_bit = UINT64_C(1) << (first & 63);
-  uint64_t old = atomic_fetch_or_explicit(&starts[first >> 6], head_bit, memory_order_relaxed);
-  if (old & head_bit)
-    return false;
-  /* Edge words are shared with neighbours, hence atomic ORs; interior words belong to this
-   * object alone. */
-  size_t next = first, end = first + words;
+/* Sets the live-words bits of words [next, end) of an object this thread won. Edge bitmap
+ * words are shared with neighbours, hence atomic ORs; whole words inside the object belong
+ * to it alone. */
+static inline void ugc_live_words_set(_Atomic uint64_t *bitmap, size_t next, size_t end) {
   while (next < end) {
     size_t index = next >> 6, bit = next & 63;
     size_t count = end - next < 64 - bit ? end - next : 64 - bit;
@@ -97,6 +86,19 @@ static inline bool ugc_live_mark(ugc_moving_space *space, uintptr_t hdr, size_t 
       atomic_fetch_or_explicit(&bitmap[index], mask, memory_order_relaxed);
     next += count;
   }
+}
+
+/* Marks the object [hdr, hdr+total) live: sets its start bit, then the live-words bits of
+ * all its words. Returns true for the thread that set the start bit first (it owns tracing
+ * the object); only that thread sets the live-words bits. */
+static inline bool ugc_live_mark(ugc_moving_space *space, uintptr_t hdr, size_t total) {
+  size_t first = (hdr - space->base) >> 3;
+  _Atomic uint64_t *starts = (_Atomic uint64_t *)space->start_words;
+  uint64_t head_bit = UINT64_C(1) << (first & 63);
+  uint64_t old = atomic_fetch_or_explicit(&starts[first >> 6], head_bit, memory_order_relaxed);
+  if (old & head_bit)
+    return false;
+  ugc_live_words_set((_Atomic uint64_t *)space->live_words, first, first + (total >> 3));
   return true;
 }
 

@@ -120,22 +120,6 @@ static inline bool claim_bit(_Atomic uint64_t *bitmap, size_t index) {
   return !(atomic_fetch_or_explicit(word, bit, memory_order_relaxed) & bit);
 }
 
-/* The live-words bits of words [next, end) of an object whose start bit this thread set.
- * Edge bitmap words are shared with neighbours, hence atomic ORs; whole words inside the
- * object belong to it alone. (The same as the tail of ugc_live_mark.) */
-static inline void set_body_bits(_Atomic uint64_t *bitmap, size_t next, size_t end) {
-  while (next < end) {
-    size_t index = next >> 6, bit = next & 63;
-    size_t count = end - next < 64 - bit ? end - next : 64 - bit;
-    uint64_t mask = count == 64 ? ~UINT64_C(0) : ((UINT64_C(1) << count) - 1) << bit;
-    if (count == 64)
-      atomic_store_explicit(&bitmap[index], mask, memory_order_relaxed);
-    else
-      atomic_fetch_or_explicit(&bitmap[index], mask, memory_order_relaxed);
-    next += count;
-  }
-}
-
 /* ---- marking one reference ---- */
 
 /* A moving-space candidate (in range, aligned): mark it if nobody has. */
@@ -155,7 +139,7 @@ static void mark_moving(mark_worker *w, uintptr_t ref) {
     report_bad(w, NULL, ref);
     return;
   }
-  set_body_bits(w->bitmap, first, first + (total >> 3));
+  ugc_live_words_set(w->bitmap, first, first + (total >> 3));
   w->moving_bytes += total;
   w->objects++;
   push(w, ref);
