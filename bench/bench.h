@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BENCH_QUANTILES 101     /* q[i] = the i-th percentile, for plots */
-#define BENCH_RSS_SAMPLES 1024  /* RSS time series capacity (frag plots) */
+#define BENCH_QUANTILES 101    /* q[i] = the i-th percentile, for plots */
+#define BENCH_RSS_SAMPLES 1024 /* RSS time series capacity (frag plots) */
 #define BENCH_NAME_LEN 32
 
 /* A distribution of durations, in nanoseconds. */
@@ -23,8 +23,8 @@ typedef struct bench_dist {
 } bench_dist;
 
 typedef struct bench_rss_sample {
-  double t_s;    /* seconds since the workload started */
-  uint64_t rss;  /* bytes */
+  double t_s;   /* seconds since the workload started */
+  uint64_t rss; /* bytes */
 } bench_rss_sample;
 
 /* Mirrors ugc_compaction_stats, so bdw-only builds and the parent need no library types. */
@@ -43,7 +43,7 @@ typedef struct bench_result {
   char backend_requested[BENCH_NAME_LEN]; /* what was asked ("auto", ...) */
   char delivery[BENCH_NAME_LEN];          /* fault delivery asked for: "sigbus", "thread" */
   char kernel[72];
-  char error[256];  /* empty when the run succeeded */
+  char error[256]; /* empty when the run succeeded */
   bool ok;
   unsigned threads;
   uint64_t heap_max_bytes;
@@ -53,7 +53,7 @@ typedef struct bench_result {
   bench_compaction compaction;
   uint64_t live_bytes_peak, heap_used_bytes, rss_peak_bytes, rss_after_gc_bytes;
   uint64_t shmem_peak_bytes, vma_peak;
-  uint64_t verify_cycles, verify_failures;  /* verifier: library's + our explicit checks */
+  uint64_t verify_cycles, verify_failures; /* verifier: library's + our explicit checks */
   uint64_t digest_checks, digest_mismatches;
   uint32_t rss_count;
   bench_rss_sample rss[BENCH_RSS_SAMPLES];
@@ -61,18 +61,18 @@ typedef struct bench_result {
 
 /* Everything a workload needs for one run. */
 typedef struct bench_ctx {
-  const char *backend;   /* "stw", ..., or "bdw" */
-  size_t heap_max;       /* bytes */
-  const char *delivery;  /* config.delivery; NULL = the library's default (or env) */
+  const char *backend;  /* "stw", ..., or "bdw" */
+  size_t heap_max;      /* bytes */
+  const char *delivery; /* config.delivery; NULL = the library's default (or env) */
   unsigned threads;
   unsigned scale;
   bool verify;
-  bool single_threaded;  /* digests around explicit collections are meaningful */
-  bool trigger_at_max;   /* the workload's bench_workload.trigger_at_max */
-  void *heap;            /* ugc_heap * when running on uffdgc */
-  uint32_t types[4];     /* uffdgc type ids: node, array, leaf (index by BENCH_T_*) */
-  double t0;             /* monotonic seconds at workload start */
-  uint64_t last_cycles;  /* collections seen by the last RSS sample */
+  bool single_threaded;         /* digests around explicit collections are meaningful */
+  bool trigger_at_max;          /* the workload's bench_workload.trigger_at_max */
+  void *heap;                   /* ugc_heap * when running on uffdgc */
+  uint32_t types[4];            /* uffdgc type ids: node, array, leaf (index by BENCH_T_*) */
+  double t0;                    /* monotonic seconds at workload start */
+  uint64_t last_cycles;         /* collections seen by the last RSS sample */
   struct bench_hist *unit_hist; /* latency workload: unit durations */
   bench_result *result;
   /* uffdgc: when a workload sets this (a ugc_stats copy), the result's collector
@@ -85,13 +85,13 @@ enum { BENCH_T_NODE = 1, BENCH_T_ARRAY = 2, BENCH_T_LEAF = 3 };
 typedef struct bench_workload {
   const char *name;
   const char *desc;
-  int (*run)(bench_ctx *ctx);      /* uffdgc variant; 0 on success */
-  int (*run_bdw)(bench_ctx *ctx);  /* bdwgc variant, NULL when not capable or not built */
-  size_t default_heap;             /* used when --heap is not given */
+  int (*run)(bench_ctx *ctx);     /* uffdgc variant; 0 on success */
+  int (*run_bdw)(bench_ctx *ctx); /* bdwgc variant, NULL when not capable or not built */
+  size_t default_heap;            /* used when --heap is not given */
   bool multi_threaded;
-  bool trigger_at_max;             /* uffdgc: collect only when the heap is full (explicit
-                                      collections are the measured ones) */
-  bool opt_in;                     /* not part of `--workload all`: name it */
+  bool trigger_at_max; /* uffdgc: collect only when the heap is full (explicit
+                          collections are the measured ones) */
+  bool opt_in;         /* not part of `--workload all`: name it */
 } bench_workload;
 
 /* Workload table (bench/workloads.c). */
@@ -116,7 +116,7 @@ uint64_t bench_now_ns(void);
 uint64_t bench_rss_bytes(void);            /* statm resident */
 uint64_t bench_status_field(const char *); /* a "kB" field of /proc/self/status, in bytes */
 uint64_t bench_vma_count(void);
-void bench_reset_peak_rss(void);           /* clear_refs 5: VmHWM restarts from now */
+void bench_reset_peak_rss(void); /* clear_refs 5: VmHWM restarts from now */
 /* Appends an RSS sample and updates the shmem / VMA peaks. */
 void bench_sample_memory(bench_ctx *ctx);
 
@@ -130,13 +130,13 @@ void bench_hist_merge(bench_hist *into, const bench_hist *from);
 
 /* Per-page costs and throughput of compaction, derived from bench_compaction. */
 typedef struct bench_compaction_rates {
-  uint64_t pages_built;      /* to-space pages built and mapped (GC threads + mutators) */
-  double compacted_bytes;    /* pages_built * 4 KiB: the live data compacted */
-  double compaction_s;       /* concurrent backends: concurrent_s; stw: the page-building
-                                part of its pause (map + memcpy + madvise) */
-  double gb_per_s;           /* compacted_bytes / compaction_s, 1e9 bytes per second */
-  double ns_per_page_build;  /* breakdown memcpy / pages_built */
-  double ns_per_page_map;    /* breakdown map / pages_built */
+  uint64_t pages_built;     /* to-space pages built and mapped (GC threads + mutators) */
+  double compacted_bytes;   /* pages_built * 4 KiB: the live data compacted */
+  double compaction_s;      /* concurrent backends: concurrent_s; stw: the page-building
+                               part of its pause (map + memcpy + madvise) */
+  double gb_per_s;          /* compacted_bytes / compaction_s, 1e9 bytes per second */
+  double ns_per_page_build; /* breakdown memcpy / pages_built */
+  double ns_per_page_map;   /* breakdown map / pages_built */
 } bench_compaction_rates;
 void bench_compaction_rates_of(const bench_compaction *c, bench_compaction_rates *out);
 

@@ -12,7 +12,9 @@
 
 enum { RING = 1024, ROUNDS_PER_SCALE = 3000, TREE_DEPTH = 10 };
 
-static size_t cold_bytes(uint64_t i) { return 2048 + (size_t)(i * 2654435761u % 6144); }
+static size_t cold_bytes(uint64_t i) {
+  return 2048 + (size_t)(i * 2654435761u % 6144);
+}
 
 static bool cold_ok(const char *block, uint64_t i) {
   size_t n = cold_bytes(i);

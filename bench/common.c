@@ -14,14 +14,15 @@ uint64_t bench_now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-double bench_now_s(void) { return bench_now_ns() / 1e9; }
+double bench_now_s(void) {
+  return bench_now_ns() / 1e9;
+}
 
 void bench_compaction_rates_of(const bench_compaction *c, bench_compaction_rates *out) {
   memset(out, 0, sizeof *out);
   out->pages_built = c->pages_by_gc + c->pages_by_mutator;
   out->compacted_bytes = (double)out->pages_built * 4096.0;
-  out->compaction_s =
-      c->concurrent_s > 0 ? c->concurrent_s : c->map_s + c->memcpy_s + c->madvise_s;
+  out->compaction_s = c->concurrent_s > 0 ? c->concurrent_s : c->map_s + c->memcpy_s + c->madvise_s;
   if (out->compaction_s > 0)
     out->gb_per_s = out->compacted_bytes / out->compaction_s / 1e9;
   if (out->pages_built) {

@@ -31,12 +31,12 @@
 #include "shim.h"
 
 enum {
-  CHAIN = 8,          /* nodes per chain: one chase touches 8 places of the heap */
-  MIN_PAYLOAD = 32,   /* node payload bytes: 32, 40, ..., 128 */
+  CHAIN = 8,        /* nodes per chain: one chase touches 8 places of the heap */
+  MIN_PAYLOAD = 32, /* node payload bytes: 32, 40, ..., 128 */
   MAX_PAYLOAD = 128,
-  MIN_CHASES = 500,   /* per mutator per cycle, even when the compaction ended sooner */
+  MIN_CHASES = 500, /* per mutator per cycle, even when the compaction ended sooner */
   MAX_MUTATORS = 64,
-  THINK_US = 200,     /* a mutator sleeps this long after each chase (UGC_BENCH_THINK_US) */
+  THINK_US = 200, /* a mutator sleeps this long after each chase (UGC_BENCH_THINK_US) */
 };
 /* Live bytes per heap byte, and heap bytes allocated per live node (itself included). */
 #define LIVE_FRACTION 0.25
@@ -61,9 +61,9 @@ typedef struct compact_state {
   barray *cursors; /* global root: per chain, the node before the position being built */
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  unsigned go;          /* cycle number + 1 the mutators may chase in; under lock */
-  unsigned finished;    /* mutators done with the current cycle; under lock */
-  bool quit;            /* under lock */
+  unsigned go;                      /* cycle number + 1 the mutators may chase in; under lock */
+  unsigned finished;                /* mutators done with the current cycle; under lock */
+  bool quit;                        /* under lock */
   _Atomic unsigned compaction_done; /* cycle number + 1 whose compaction has ended */
   _Atomic uint64_t bad_nodes;
   _Atomic uint64_t chases;
@@ -217,17 +217,18 @@ static void collect_checked(compact_state *st, shim *s) {
   r->digest_checks++;
   if (after != before) {
     r->digest_mismatches++;
-    fprintf(stderr, "uffdgc-bench: compact/%s: graph digest changed across a collection "
-            "(%016llx -> %016llx)\n", r->backend, (unsigned long long)before,
-            (unsigned long long)after);
+    fprintf(stderr,
+            "uffdgc-bench: compact/%s: graph digest changed across a collection "
+            "(%016llx -> %016llx)\n",
+            r->backend, (unsigned long long)before, (unsigned long long)after);
   }
   ugc_error error = {0};
   size_t problems = ugc_verify(s->m, &error);
   r->verify_cycles++;
   if (problems) {
     r->verify_failures++;
-    fprintf(stderr, "uffdgc-bench: compact/%s: ugc_verify found %zu problem(s): %s\n",
-            r->backend, problems, error.message);
+    fprintf(stderr, "uffdgc-bench: compact/%s: ugc_verify found %zu problem(s): %s\n", r->backend,
+            problems, error.message);
   }
 }
 

@@ -15,9 +15,13 @@ struct bench_hist {
   uint64_t buckets[BUCKETS];
 };
 
-bench_hist *bench_hist_new(void) { return calloc(1, sizeof(bench_hist)); }
+bench_hist *bench_hist_new(void) {
+  return calloc(1, sizeof(bench_hist));
+}
 
-void bench_hist_free(bench_hist *h) { free(h); }
+void bench_hist_free(bench_hist *h) {
+  free(h);
+}
 
 static unsigned bucket_of(uint64_t ns) {
   if (ns < SUB)

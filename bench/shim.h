@@ -37,15 +37,21 @@ typedef struct shim {
 
 #define SHIM_SCOPE_BEGIN(s) do {
 #define SHIM_ROOT(s, var) (void)0
-#define SHIM_SCOPE_END(s) } while (0)
+#define SHIM_SCOPE_END(s)                                                                          \
+  }                                                                                                \
+  while (0)
 
 static inline int shim_attach(shim *s, bench_ctx *ctx) {
   s->ctx = ctx;
   s->ticks = 0;
   return 0;
 }
-static inline void shim_detach(shim *s) { (void)s; }
-static inline void shim_safepoint(shim *s) { (void)s; }
+static inline void shim_detach(shim *s) {
+  (void)s;
+}
+static inline void shim_safepoint(shim *s) {
+  (void)s;
+}
 
 static inline bnode *shim_node(shim *s, bnode *left, bnode *right) {
   bnode *n = (bnode *)GC_MALLOC(sizeof(bnode));
@@ -89,15 +95,22 @@ typedef struct shim {
   uint32_t ticks;
 } shim;
 
-#define SHIM_SCOPE_BEGIN(s) do { ugc_scope shim_scope_ = ugc_scope_open((s)->m)
+#define SHIM_SCOPE_BEGIN(s)                                                                        \
+  do {                                                                                             \
+  ugc_scope shim_scope_ = ugc_scope_open((s)->m)
 #define SHIM_ROOT(s, var) ugc_root((s)->m, &(var))
-#define SHIM_SCOPE_END(s) ugc_scope_close((s)->m, shim_scope_); } while (0)
+#define SHIM_SCOPE_END(s)                                                                          \
+  ugc_scope_close((s)->m, shim_scope_);                                                            \
+  }                                                                                                \
+  while (0)
 
 int shim_attach(shim *s, bench_ctx *ctx);
 void shim_detach(shim *s);
 uint64_t shim_gc_count(shim *s);
 
-static inline void shim_safepoint(shim *s) { ugc_safepoint(s->m); }
+static inline void shim_safepoint(shim *s) {
+  ugc_safepoint(s->m);
+}
 
 static inline bnode *shim_node(shim *s, bnode *left, bnode *right) {
   /* The arguments are rooted here because the allocation may move them. */

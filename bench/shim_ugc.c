@@ -29,16 +29,19 @@ int bench_ugc_setup(bench_ctx *ctx, const char *backend) {
     return error.code == UGC_ERR_UNAVAILABLE ? -2 : -1;
   }
   const ugc_type_desc descs[3] = {
-      {.name = "bench.node", .layout = UGC_LAYOUT_FIXED, .fixed_size = sizeof(bnode),
-       .ref_offsets = node_refs, .ref_count = 2},
+      {.name = "bench.node",
+       .layout = UGC_LAYOUT_FIXED,
+       .fixed_size = sizeof(bnode),
+       .ref_offsets = node_refs,
+       .ref_count = 2},
       {.name = "bench.array", .layout = UGC_LAYOUT_REF_ARRAY, .fixed_size = sizeof(barray)},
       {.name = "bench.leaf", .layout = UGC_LAYOUT_LEAF},
   };
   for (int i = 0; i < 3; i++) {
     ugc_type_id id = ugc_type_register(heap, &descs[i], &error);
     if (!id) {
-      snprintf(ctx->result->error, sizeof ctx->result->error, "type %s: %.200s",
-               descs[i].name, error.message);
+      snprintf(ctx->result->error, sizeof ctx->result->error, "type %s: %.200s", descs[i].name,
+               error.message);
       ugc_heap_destroy(heap);
       return -1;
     }
@@ -98,17 +101,18 @@ void shim_collect(shim *s) {
     r->digest_checks++;
     if (after != before) {
       r->digest_mismatches++;
-      fprintf(stderr, "uffdgc-bench: %s/%s: graph digest changed across a collection "
-              "(%016llx -> %016llx)\n", r->workload, r->backend,
-              (unsigned long long)before, (unsigned long long)after);
+      fprintf(stderr,
+              "uffdgc-bench: %s/%s: graph digest changed across a collection "
+              "(%016llx -> %016llx)\n",
+              r->workload, r->backend, (unsigned long long)before, (unsigned long long)after);
     }
     ugc_error error = {0};
     size_t problems = ugc_verify(s->m, &error);
     r->verify_cycles++;
     if (problems) {
       r->verify_failures++;
-      fprintf(stderr, "uffdgc-bench: %s/%s: ugc_verify found %zu problem(s): %s\n",
-              r->workload, r->backend, problems, error.message);
+      fprintf(stderr, "uffdgc-bench: %s/%s: ugc_verify found %zu problem(s): %s\n", r->workload,
+              r->backend, problems, error.message);
     }
   }
   ctx->last_cycles = shim_gc_count(s);
@@ -143,8 +147,8 @@ void bench_ugc_finish(bench_ctx *ctx) {
     r->verify_cycles++;
     if (problems) {
       r->verify_failures++;
-      fprintf(stderr, "uffdgc-bench: %s/%s: final ugc_verify: %zu problem(s): %s\n",
-              r->workload, r->backend, problems, error.message);
+      fprintf(stderr, "uffdgc-bench: %s/%s: final ugc_verify: %zu problem(s): %s\n", r->workload,
+              r->backend, problems, error.message);
     }
   }
   bench_sample_memory(ctx);

@@ -6,7 +6,9 @@
 #include "shim.h"
 
 /* Nodes of a complete binary tree of `depth` (depth 0 = one node). */
-static inline uint64_t tree_size(int depth) { return (2ull << depth) - 1; }
+static inline uint64_t tree_size(int depth) {
+  return (2ull << depth) - 1;
+}
 
 /* Top-down: gives `node` two fresh children and recurses (GCBench's Populate). */
 static inline void tree_populate(shim *s, int depth, bnode *node) {

@@ -63,19 +63,19 @@ typedef struct ugc_error {
 typedef void (*ugc_oom_handler)(ugc_heap *heap, size_t requested_bytes, void *data);
 
 typedef struct ugc_config {
-  size_t heap_max;          /* maximum bytes of the moving space; default 256 MiB */
-  size_t heap_initial;      /* occupancy that triggers the first collection; default 32 MiB */
-  size_t nonmoving_max;     /* maximum bytes of the pinned (non-moving) space; default 64 MiB */
-  size_t large_threshold;   /* objects of at least this many bytes go to the large-object
-                               space (never moved); default 128 KiB */
-  const char *backend;      /* "auto" (default), "stw", "copy", ... ; see docs/backends.md */
-  const char *delivery;     /* concurrent backends: "sigbus" (default) or "thread" */
-  unsigned gc_threads;      /* collector threads; 0 = number of CPUs, at most 8 */
-  int verify;               /* 0 off; 1 run the heap verifier around every collection */
-  bool trace;               /* one line per cycle on trace_file */
-  FILE *trace_file;         /* default stderr */
-  double growth_factor;     /* next trigger = live bytes * growth_factor; default 2.0 */
-  uintptr_t root_tag_mask;  /* tag bits to strip from root slots; default 0 */
+  size_t heap_max;         /* maximum bytes of the moving space; default 256 MiB */
+  size_t heap_initial;     /* occupancy that triggers the first collection; default 32 MiB */
+  size_t nonmoving_max;    /* maximum bytes of the pinned (non-moving) space; default 64 MiB */
+  size_t large_threshold;  /* objects of at least this many bytes go to the large-object
+                              space (never moved); default 128 KiB */
+  const char *backend;     /* "auto" (default), "stw", "copy", ... ; see docs/backends.md */
+  const char *delivery;    /* concurrent backends: "sigbus" (default) or "thread" */
+  unsigned gc_threads;     /* collector threads; 0 = number of CPUs, at most 8 */
+  int verify;              /* 0 off; 1 run the heap verifier around every collection */
+  bool trace;              /* one line per cycle on trace_file */
+  FILE *trace_file;        /* default stderr */
+  double growth_factor;    /* next trigger = live bytes * growth_factor; default 2.0 */
+  uintptr_t root_tag_mask; /* tag bits to strip from root slots; default 0 */
   ugc_oom_handler oom_handler;
   void *oom_data;
 } ugc_config;
@@ -117,20 +117,19 @@ typedef enum ugc_layout {
 typedef void (*ugc_trace_fn)(void *obj, size_t payload_bytes, ugc_tracer *tracer);
 
 typedef struct ugc_type_desc {
-  const char *name;             /* for messages and statistics; copied */
+  const char *name; /* for messages and statistics; copied */
   ugc_layout layout;
-  size_t fixed_size;            /* FIXED: payload bytes (ugc_alloc may ask for more);
-                                   REF_ARRAY: bytes before the reference array */
-  const uint32_t *ref_offsets;  /* byte offsets of reference slots in the fixed part; copied */
+  size_t fixed_size;           /* FIXED: payload bytes (ugc_alloc may ask for more);
+                                  REF_ARRAY: bytes before the reference array */
+  const uint32_t *ref_offsets; /* byte offsets of reference slots in the fixed part; copied */
   uint32_t ref_count;
-  uintptr_t tag_mask;           /* tag bits in this type's reference slots (kept on update) */
-  ugc_trace_fn trace;           /* CUSTOM only */
+  uintptr_t tag_mask; /* tag bits in this type's reference slots (kept on update) */
+  ugc_trace_fn trace; /* CUSTOM only */
 } ugc_type_desc;
 
 /* Registers a type; returns its id (> 0), or 0 with *error filled for a bad description
  * (offset not 8-byte aligned or outside fixed_size, CUSTOM without trace, ...). */
-UGC_API ugc_type_id ugc_type_register(ugc_heap *heap, const ugc_type_desc *desc,
-                                      ugc_error *error);
+UGC_API ugc_type_id ugc_type_register(ugc_heap *heap, const ugc_type_desc *desc, ugc_error *error);
 
 /* Tracer calls, for CUSTOM trace callbacks and root enumerators. */
 
@@ -232,19 +231,19 @@ typedef struct ugc_compaction_stats {
 
 typedef struct ugc_stats {
   uint64_t cycles;
-  uint64_t allocated_bytes;       /* total ever allocated */
-  uint64_t live_bytes_last;       /* live after the last marking */
+  uint64_t allocated_bytes; /* total ever allocated */
+  uint64_t live_bytes_last; /* live after the last marking */
   uint64_t live_bytes_peak;
-  uint64_t freed_bytes;           /* total reclaimed */
-  uint64_t heap_used_bytes;       /* moving space in use now (bump pointer) */
+  uint64_t freed_bytes;     /* total reclaimed */
+  uint64_t heap_used_bytes; /* moving space in use now (bump pointer) */
   uint64_t heap_max_bytes;
   uint64_t nonmoving_used_bytes, large_used_bytes;
-  uint64_t gc_cpu_ns;             /* time spent in collector work, all threads */
-  ugc_histogram pause;            /* every stop of the world, whole (one per cycle) */
-  ugc_histogram pause_mark;       /* its marking phase: marking, sweeping, the forwarding plan */
-  ugc_histogram pause_compact;    /* its compaction phase: roots and the backend's hand-off
-                                     (stw: all of the compaction) */
-  ugc_histogram stall;            /* mutator waits on pages being compacted */
+  uint64_t gc_cpu_ns;              /* time spent in collector work, all threads */
+  ugc_histogram pause;             /* every stop of the world, whole (one per cycle) */
+  ugc_histogram pause_mark;        /* its marking phase: marking, sweeping, the forwarding plan */
+  ugc_histogram pause_compact;     /* its compaction phase: roots and the backend's hand-off
+                                      (stw: all of the compaction) */
+  ugc_histogram stall;             /* mutator waits on pages being compacted */
   ugc_compaction_stats compaction; /* summed over all cycles */
   uint64_t verify_cycles, verify_failures;
 } ugc_stats;

@@ -28,18 +28,18 @@
 /* The part of a mutator the inline paths touch. It is the first member of the mutator, so a
  * ugc_mutator pointer can be read as a ugc_mutator_fast pointer. */
 typedef struct ugc_mutator_fast {
-  uintptr_t tlab_cursor;          /* next free byte of this thread's allocation buffer */
-  uintptr_t tlab_limit;           /* end of the buffer */
-  size_t small_limit;             /* payload bytes at or above this take the slow path */
+  uintptr_t tlab_cursor; /* next free byte of this thread's allocation buffer */
+  uintptr_t tlab_limit;  /* end of the buffer */
+  size_t small_limit;    /* payload bytes at or above this take the slow path */
   const volatile uint32_t *safepoint_requested; /* the heap's flag: non-zero = park */
-  uint8_t *cards;                 /* card table of [covered_low, covered_low + covered_bytes) */
+  uint8_t *cards; /* card table of [covered_low, covered_low + covered_bytes) */
   uintptr_t covered_low;
   uintptr_t covered_bytes;
-  void ***root_slots;             /* handle-scope stack of slot addresses */
+  void ***root_slots; /* handle-scope stack of slot addresses */
   uint32_t root_count;
   uint32_t root_capacity;
-  uint32_t type_count;            /* for UGC_DEBUG checks */
-  uint32_t attached;              /* 1 while attached; for UGC_DEBUG checks */
+  uint32_t type_count; /* for UGC_DEBUG checks */
+  uint32_t attached;   /* 1 while attached; for UGC_DEBUG checks */
 } ugc_mutator_fast;
 
 UGC_API void ugc_root_stack_grow(ugc_mutator *mutator);
@@ -141,8 +141,8 @@ static inline void ugc_scope_close(ugc_mutator *mutator, ugc_scope scope) {
 }
 
 /* Declares `type name = init` and roots it in the current scope. */
-#define UGC_LOCAL(mutator, type, name, init)                                                    \
-  type name = (init);                                                                           \
+#define UGC_LOCAL(mutator, type, name, init)                                                       \
+  type name = (init);                                                                              \
   ugc_root((mutator), &(name))
 
 #endif

@@ -58,22 +58,22 @@ typedef struct copy_backend {
   ugc_heap *heap;
   ugc_uffd uffd;
   bool sigbus_delivery;
-  int sigbus_range;            /* -1 when not registered */
+  int sigbus_range; /* -1 when not registered */
   ugc_fault_thread fault_thread;
   bool fault_thread_running;
-  pid_t owner_pid;             /* process the descriptor and threads belong to */
+  pid_t owner_pid; /* process the descriptor and threads belong to */
 
   uintptr_t space_base;
   size_t space_bytes;
   uintptr_t from_base;
-  uintptr_t from_end;          /* old top of this cycle, page aligned */
-  size_t registered_bytes;     /* [space_base, + this) is registered this cycle (may be 0) */
+  uintptr_t from_end;      /* old top of this cycle, page aligned */
+  size_t registered_bytes; /* [space_base, + this) is registered this cycle (may be 0) */
   const ugc_compact_plan *plan;
 
   ugc_concurrent concurrent;
   ugc_compact_threads threads;
-  _Atomic bool compacting;     /* faults in the heap are ours to resolve */
-  pthread_mutex_t wait_lock;   /* one compact_wait at a time */
+  _Atomic bool compacting;   /* faults in the heap are ours to resolve */
+  pthread_mutex_t wait_lock; /* one compact_wait at a time */
 } copy_backend;
 
 /* ---- mapping primitives (async-signal-safe) ------------------------------------------- */
@@ -181,11 +181,11 @@ static int start_delivery(copy_backend *backend, ugc_error *error) {
     }
     return 0;
   }
-  int rc = ugc_fault_thread_start(&backend->fault_thread, &backend->uffd,
-                                  copy_on_fault_message, backend);
+  int rc = ugc_fault_thread_start(&backend->fault_thread, &backend->uffd, copy_on_fault_message,
+                                  backend);
   if (rc != 0) {
-    ugc_set_error(error, UGC_ERR_UNAVAILABLE,
-                  "copy backend: starting the fault-handler thread: %s", strerror(-rc));
+    ugc_set_error(error, UGC_ERR_UNAVAILABLE, "copy backend: starting the fault-handler thread: %s",
+                  strerror(-rc));
     return -1;
   }
   backend->fault_thread_running = true;
@@ -195,7 +195,8 @@ static int start_delivery(copy_backend *backend, ugc_error *error) {
 /* Opens the descriptor in the delivery mode chosen at attach. */
 static int open_uffd(copy_backend *backend, ugc_error *error) {
   uint64_t features = backend->sigbus_delivery ? UFFD_FEATURE_SIGBUS : 0;
-  unsigned flags = UGC_UFFD_ALLOW_USER_MODE_ONLY | (backend->sigbus_delivery ? 0 : UGC_UFFD_NONBLOCK);
+  unsigned flags =
+      UGC_UFFD_ALLOW_USER_MODE_ONLY | (backend->sigbus_delivery ? 0 : UGC_UFFD_NONBLOCK);
   int rc = ugc_uffd_create(&backend->uffd, features, flags);
   if (rc != 0) {
     ugc_set_error(error, UGC_ERR_UNAVAILABLE, "copy backend: opening userfaultfd: %s",
@@ -252,8 +253,7 @@ static int copy_attach(ugc_heap *heap, ugc_error *error) {
 
   const char *delivery = heap->config.delivery ? heap->config.delivery : "sigbus";
   backend->sigbus_delivery = strcmp(delivery, "thread") != 0;
-  if (backend->sigbus_delivery &&
-      !(ugc_uffd_caps_get()->features & UFFD_FEATURE_SIGBUS)) {
+  if (backend->sigbus_delivery && !(ugc_uffd_caps_get()->features & UFFD_FEATURE_SIGBUS)) {
     if (heap->config.trace)
       fprintf(heap->config.trace_file ? heap->config.trace_file : stderr,
               "uffdgc: copy backend: SIGBUS delivery unavailable, using a handler thread\n");
@@ -300,8 +300,7 @@ static void undo_handoff(copy_backend *backend) {
   int rc = ugc_remap_move((void *)backend->from_base, (void *)backend->space_base,
                           backend->space_bytes, NULL);
   if (rc != 0)
-    ugc_fatal("copy backend: cannot move the heap back after a failed hand-off: %s",
-              strerror(-rc));
+    ugc_fatal("copy backend: cannot move the heap back after a failed hand-off: %s", strerror(-rc));
   if (ugc_uncommit((void *)backend->from_base, backend->space_bytes) != 0)
     ugc_warn("copy backend: could not restore the from-space reservation");
 }
@@ -326,8 +325,8 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   if (data_bytes + UGC_HUGE_PAGE_SIZE <= backend->space_bytes) {
     /* The touch must not fault in (and zero) a whole huge page: THP off around it. Flipping
      * the flag of the whole VMA does not split it. */
-    volatile char *last = (volatile char *)(backend->space_base + backend->space_bytes -
-                                            UGC_PAGE_SIZE);
+    volatile char *last =
+        (volatile char *)(backend->space_base + backend->space_bytes - UGC_PAGE_SIZE);
     ugc_madv_nohugepage(space, backend->space_bytes);
     *last = 0; /* the VMA gets its anon_vma before the split (see top) */
     ugc_madv_dontneed((void *)last, UGC_PAGE_SIZE);
@@ -411,8 +410,8 @@ static void copy_compact_wait(ugc_heap *heap) {
   heap->stats.compaction.madvise_ns += ugc_now_ns() - release_start;
   heap->stats.compaction.madvise_calls++;
   if (backend->registered_bytes) {
-    int rc = ugc_uffd_unregister(&backend->uffd, (void *)backend->space_base,
-                                 backend->registered_bytes);
+    int rc =
+        ugc_uffd_unregister(&backend->uffd, (void *)backend->space_base, backend->registered_bytes);
     if (rc != 0)
       ugc_warn("copy backend: unregistering the heap failed: %s", strerror(-rc));
     backend->registered_bytes = 0;

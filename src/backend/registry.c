@@ -22,7 +22,9 @@ const ugc_backend_ops *ugc_backend_find(const char *name) {
   return NULL;
 }
 
-bool ugc_backend_is_implemented(const char *name) { return ugc_backend_find(name) != NULL; }
+bool ugc_backend_is_implemented(const char *name) {
+  return ugc_backend_find(name) != NULL;
+}
 
 bool ugc_backend_check(const char *name, char *reason, size_t reason_len) {
   if (reason && reason_len)
@@ -36,7 +38,7 @@ bool ugc_backend_check(const char *name, char *reason, size_t reason_len) {
     if (reason && reason_len)
       snprintf(reason, reason_len, "backend \"%s\" is %s", name,
                ugc_backend_availability(name, NULL, 0) < 0 ? "unknown"
-                                                            : "not implemented in this build");
+                                                           : "not implemented in this build");
     return false;
   }
   return ugc_backend_availability(name, reason, reason_len) == 1;
@@ -86,8 +88,8 @@ int ugc_backend_select(ugc_heap *heap, const char *requested, ugc_error *error) 
     return -1;
   }
   if (ugc_backend_availability(requested, reason, sizeof reason) != 1) {
-    ugc_set_error(error, UGC_ERR_UNAVAILABLE,
-                  "ugc_heap_create: backend \"%s\" is unavailable: %s", requested, reason);
+    ugc_set_error(error, UGC_ERR_UNAVAILABLE, "ugc_heap_create: backend \"%s\" is unavailable: %s",
+                  requested, reason);
     return -1;
   }
   memset(&attach_error, 0, sizeof attach_error);

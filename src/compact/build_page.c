@@ -60,8 +60,12 @@ static ALWAYS_INLINE unsigned popcount_for(uint64_t x, int hw) {
   return hw ? (unsigned)__builtin_popcountll(x) : ugc_compact_popcount64(x);
 }
 
-static inline uintptr_t min_addr(uintptr_t a, uintptr_t b) { return a < b ? a : b; }
-static inline uintptr_t max_addr(uintptr_t a, uintptr_t b) { return a > b ? a : b; }
+static inline uintptr_t min_addr(uintptr_t a, uintptr_t b) {
+  return a < b ? a : b;
+}
+static inline uintptr_t max_addr(uintptr_t a, uintptr_t b) {
+  return a > b ? a : b;
+}
 
 /* Everything slot fixing needs. The forwarding inputs are copied out of the plan: the page
  * buffer is written through uintptr_t pointers, which could alias the plan's uintptr_t
@@ -81,10 +85,16 @@ typedef struct page_window {
 } page_window;
 
 static inline page_window make_window(const ugc_compact_plan *plan, uintptr_t lo, void *out) {
-  page_window w = {plan->space_base, plan->old_top - plan->space_base,
-                   plan->dense_end - plan->space_base, plan->dense_end + UGC_HEADER_BYTES,
-                   plan->live_words, plan->chunk_live_before, plan->types->entries,
-                   lo, (uintptr_t)out - lo, plan};
+  page_window w = {plan->space_base,
+                   plan->old_top - plan->space_base,
+                   plan->dense_end - plan->space_base,
+                   plan->dense_end + UGC_HEADER_BYTES,
+                   plan->live_words,
+                   plan->chunk_live_before,
+                   plan->types->entries,
+                   lo,
+                   (uintptr_t)out - lo,
+                   plan};
   return w;
 }
 
@@ -218,8 +228,7 @@ static ALWAYS_INLINE void fix_whole_object(const page_window *w, uint64_t header
 
 /* Page in the dense prefix: new address == old address. */
 static ALWAYS_INLINE size_t build_dense_page(const ugc_compact_plan *plan, size_t page_index,
-                                             uintptr_t lo, intptr_t from_delta, char *out,
-                                             int hw) {
+                                             uintptr_t lo, intptr_t from_delta, char *out, int hw) {
   uintptr_t hi = lo + UGC_PAGE_SIZE;
   uintptr_t limit = min_addr(hi, plan->old_top); /* below hi only for a partial last page */
   const page_window w = make_window(plan, lo, out);
@@ -273,8 +282,7 @@ static ALWAYS_INLINE size_t build_dense_page(const ugc_compact_plan *plan, size_
  * few words: when 64 bytes fit both in the page and below old_top, copy exactly 64 (a few
  * vector moves, no loop, no call); bytes copied past the object's end are overwritten by the
  * next object or by the final zero fill. */
-static ALWAYS_INLINE void copy_object(uintptr_t dst, uintptr_t src, size_t total,
-                                      int room_for_64) {
+static ALWAYS_INLINE void copy_object(uintptr_t dst, uintptr_t src, size_t total, int room_for_64) {
   if (total <= 64 && room_for_64)
     memcpy((void *)dst, (const void *)src, 64);
   else
@@ -326,8 +334,7 @@ static ALWAYS_INLINE void prefetch_sources(const ugc_compact_plan *plan, size_t 
 /* Page at or after dense_end: live objects packed in old-address order, copied one by one
  * (the part inside the page), their slots inside the page fixed as they land. */
 static ALWAYS_INLINE size_t build_slid_page(const ugc_compact_plan *plan, size_t page_index,
-                                            uintptr_t lo, intptr_t from_delta, char *out,
-                                            int hw) {
+                                            uintptr_t lo, intptr_t from_delta, char *out, int hw) {
   const uintptr_t hi = lo + UGC_PAGE_SIZE, old_top = plan->old_top;
   const page_window w = make_window(plan, lo, out);
   uintptr_t old = plan->page_first_object[page_index];
@@ -351,7 +358,7 @@ static ALWAYS_INLINE size_t build_slid_page(const ugc_compact_plan *plan, size_t
     uint64_t header = ugc_header_load(from);
     uintptr_t total = ugc_header_total(header);
     if (UGC_LIKELY(new + total <= hi)) {
-      copy_object(new + w.out_off, from, total, new + 64 <= hi && old + 64 <= old_top);
+      copy_object(new + w.out_off, from, total, new + 64 <= hi &&old + 64 <= old_top);
       fix_whole_object(&w, header, from, new, hw);
     } else { /* straddles into the next page: the part in this one */
       memcpy((void *)(new + w.out_off), (const void *)from, hi - new);
@@ -404,7 +411,9 @@ static int cpu_has_popcnt(void) {
 /* Set once at load time; the page builder (maybe in a signal handler) only reads it. */
 static int use_hw_popcnt;
 
-__attribute__((constructor)) static void detect_popcnt(void) { use_hw_popcnt = cpu_has_popcnt(); }
+__attribute__((constructor)) static void detect_popcnt(void) {
+  use_hw_popcnt = cpu_has_popcnt();
+}
 
 int ugc_compact_select_popcnt(int enable) {
   int previous = use_hw_popcnt;
@@ -412,8 +421,8 @@ int ugc_compact_select_popcnt(int enable) {
   return previous;
 }
 
-size_t ugc_compact_build_page(const ugc_compact_plan *plan, size_t page_index,
-                              intptr_t from_delta, void *out) {
+size_t ugc_compact_build_page(const ugc_compact_plan *plan, size_t page_index, intptr_t from_delta,
+                              void *out) {
   if (use_hw_popcnt)
     return build_page_hw(plan, page_index, from_delta, out);
   return build_page_sw(plan, page_index, from_delta, out);

@@ -30,30 +30,30 @@
 
 typedef struct ugc_compact_plan {
   /* Inputs, filled by the caller. */
-  uintptr_t space_base;         /* moving space start, page aligned */
-  uintptr_t old_top;            /* end of allocated objects before compaction (8-aligned) */
-  const uint64_t *live_words;   /* bit i of word w <=> word space_base + 8*(64*w + i) is live */
-  const uint64_t *start_words;  /* same indexing: set <=> a live object's header is there */
+  uintptr_t space_base;        /* moving space start, page aligned */
+  uintptr_t old_top;           /* end of allocated objects before compaction (8-aligned) */
+  const uint64_t *live_words;  /* bit i of word w <=> word space_base + 8*(64*w + i) is live */
+  const uint64_t *start_words; /* same indexing: set <=> a live object's header is there */
   const ugc_type_table *types;
-  double dense_threshold;       /* e.g. 0.95: a leading page stays in place at >= this */
+  double dense_threshold; /* e.g. 0.95: a leading page stays in place at >= this */
 
   /* Outputs of ugc_compact_plan_compute. */
-  uintptr_t dense_end;          /* page aligned; [space_base, dense_end) stays in place */
-  uintptr_t new_top;            /* end of the compacted data: dense_end + live bytes from
-                                   dense_end on (the dense prefix may end in fillers), or
-                                   old_top when the dense prefix reaches past old_top */
-  size_t live_bytes;            /* bytes of live objects (headers included) */
-  size_t page_count;            /* to-space pages holding data: [space_base, new_top) */
-  uint32_t *chunk_live_before;  /* one entry per chunk of [space_base, old_top); entries
-                                   below dense_end's chunk are unused. Counts words in 32
-                                   bits: compute refuses spaces of 32 GiB or more */
-  uintptr_t *page_first_object; /* per to-space page [0, page_count): old header address of
-                                   the first live object overlapping the page. Slid pages:
-                                   the first live object whose new extent overlaps it.
-                                   Dense pages: the first live object overlapping the page
-                                   (starting before or in it), or 0 when the page holds no
-                                   live word (never with a threshold above 0: such a page
-                                   is not dense). Nonzero entries never decrease */
+  uintptr_t dense_end;                  /* page aligned; [space_base, dense_end) stays in place */
+  uintptr_t new_top;                    /* end of the compacted data: dense_end + live bytes from
+                                           dense_end on (the dense prefix may end in fillers), or
+                                           old_top when the dense prefix reaches past old_top */
+  size_t live_bytes;                    /* bytes of live objects (headers included) */
+  size_t page_count;                    /* to-space pages holding data: [space_base, new_top) */
+  uint32_t *chunk_live_before;          /* one entry per chunk of [space_base, old_top); entries
+                                           below dense_end's chunk are unused. Counts words in 32
+                                           bits: compute refuses spaces of 32 GiB or more */
+  uintptr_t *page_first_object;         /* per to-space page [0, page_count): old header address of
+                                           the first live object overlapping the page. Slid pages:
+                                           the first live object whose new extent overlaps it.
+                                           Dense pages: the first live object overlapping the page
+                                           (starting before or in it), or 0 when the page holds no
+                                           live word (never with a threshold above 0: such a page
+                                           is not dense). Nonzero entries never decrease */
   size_t chunk_capacity, page_capacity; /* allocated entries (reused across cycles) */
 } ugc_compact_plan;
 
@@ -154,8 +154,8 @@ static inline uintptr_t ugc_compact_next_dead(const ugc_compact_plan *plan, uint
  * and the type table, never to-space, so pages can be built in any order by any thread. The
  * result depends only on from-space: building a page twice gives the same bytes.
  * Returns the number of bytes of live objects copied into the page. */
-size_t ugc_compact_build_page(const ugc_compact_plan *plan, size_t page_index,
-                              intptr_t from_delta, void *out);
+size_t ugc_compact_build_page(const ugc_compact_plan *plan, size_t page_index, intptr_t from_delta,
+                              void *out);
 
 /* The page builder has a second copy compiled for the POPCNT instruction, chosen at load
  * time when the CPU has it. Test hook: 0 selects the portable copy, 1 the POPCNT copy (if the

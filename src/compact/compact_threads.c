@@ -78,8 +78,8 @@ static void start_threads(ugc_compact_threads *t) {
   t->owner_pid = self;
   for (unsigned i = 0; i < t->count; i++) {
     if (!t->batches[i]) {
-      void *batch = mmap(NULL, UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE,
-                         PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      void *batch = mmap(NULL, UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (batch == MAP_FAILED)
         break;
       t->batches[i] = batch;

@@ -13,15 +13,15 @@
 #include "compact/concurrent.h"
 
 typedef struct ugc_compact_threads {
-  unsigned count;        /* threads wanted */
-  unsigned started;      /* threads running (0 until the first kick, and in a fork child) */
+  unsigned count;   /* threads wanted */
+  unsigned started; /* threads running (0 until the first kick, and in a fork child) */
   pthread_t *threads;
-  void **batches;        /* one batch buffer per thread */
+  void **batches; /* one batch buffer per thread */
   pid_t owner_pid;
   pthread_mutex_t lock;
   pthread_cond_t kick_cond, done_cond;
-  uint64_t generation;   /* bumped per kick */
-  unsigned running;      /* threads still inside the current job */
+  uint64_t generation; /* bumped per kick */
+  unsigned running;    /* threads still inside the current job */
   bool stopping;
   ugc_concurrent *job;
   _Atomic uint64_t cpu_ns; /* thread CPU time spent in jobs */

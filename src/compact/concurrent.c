@@ -99,9 +99,8 @@ static void map_zero_page(ugc_concurrent *c, uintptr_t page_address) {
 static void note_mapped_now(ugc_concurrent *c) {
   uint64_t now = ugc_now_ns();
   uint64_t done = atomic_load_explicit(&c->done_ns, memory_order_relaxed);
-  while (now > done && !atomic_compare_exchange_weak_explicit(&c->done_ns, &done, now,
-                                                              memory_order_relaxed,
-                                                              memory_order_relaxed))
+  while (now > done && !atomic_compare_exchange_weak_explicit(
+                           &c->done_ns, &done, now, memory_order_relaxed, memory_order_relaxed))
     ;
 }
 
@@ -177,8 +176,8 @@ void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
   char *buffer = batch;
   size_t page_count = c->states.count;
   for (;;) {
-    size_t first = atomic_fetch_add_explicit(&c->next_page, UGC_CONCURRENT_BATCH_PAGES,
-                                             memory_order_relaxed);
+    size_t first =
+        atomic_fetch_add_explicit(&c->next_page, UGC_CONCURRENT_BATCH_PAGES, memory_order_relaxed);
     if (first >= page_count)
       break;
     size_t end = first + UGC_CONCURRENT_BATCH_PAGES;

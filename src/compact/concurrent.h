@@ -38,8 +38,8 @@
 /* How the backend maps built pages. All must be async-signal-safe. */
 typedef enum ugc_map_result {
   UGC_MAP_OK = 0,
-  UGC_MAP_EXISTS,  /* the destination page was already mapped (EEXIST) */
-  UGC_MAP_FAILED,  /* any other failure: the error is reported by the backend */
+  UGC_MAP_EXISTS, /* the destination page was already mapped (EEXIST) */
+  UGC_MAP_FAILED, /* any other failure: the error is reported by the backend */
 } ugc_map_result;
 
 typedef struct ugc_page_mapper {
@@ -70,12 +70,12 @@ typedef struct ugc_concurrent {
   const ugc_compact_plan *plan;
   intptr_t from_delta;
   uintptr_t space_base;
-  size_t registered_bytes;   /* faults are expected anywhere in here */
+  size_t registered_bytes; /* faults are expected anywhere in here */
   ugc_page_mapper mapper;
-  ugc_page_states states;    /* one per data page: [0, plan->page_count) */
-  ugc_histogram *stall;      /* where mutator waits go (atomic updates) */
+  ugc_page_states states; /* one per data page: [0, plan->page_count) */
+  ugc_histogram *stall;   /* where mutator waits go (atomic updates) */
   uint64_t started_ns;
-  _Atomic uint64_t done_ns;  /* when the last page was mapped, as far as we know */
+  _Atomic uint64_t done_ns; /* when the last page was mapped, as far as we know */
 
   /* GC threads' cursor and the from-space release watermark. */
   _Atomic size_t next_page;
@@ -83,8 +83,8 @@ typedef struct ugc_concurrent {
    * built at once instead of completing their batch (the waiter may want one of them). */
   _Atomic uint32_t waiters;
   pthread_mutex_t release_lock;
-  size_t watermark_page;     /* every page below is MAPPED */
-  uintptr_t released_upto;   /* from-space (old addresses) below this is released */
+  size_t watermark_page;   /* every page below is MAPPED */
+  uintptr_t released_upto; /* from-space (old addresses) below this is released */
 
   ugc_concurrent_counters counters;
 } ugc_concurrent;

@@ -115,8 +115,7 @@ static inline void ugc_page_wait_mapped(const ugc_page_states *states, size_t in
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
 #endif
-    }
-    else if (round < 128)
+    } else if (round < 128)
       sched_yield();
     else {
       struct timespec pause = {0, 50 * 1000};

@@ -131,8 +131,7 @@ static size_t dense_prefix_pages(const ugc_compact_plan *plan, size_t pages, siz
 
 /* Pass 3a: page_first_object of every dense page, from the bitmaps alone. Returns the
  * header address of the last live object starting in the prefix (below old_top), or 0. */
-static uintptr_t record_dense_pages(ugc_compact_plan *plan, size_t dense_pages,
-                                    size_t limit_bit) {
+static uintptr_t record_dense_pages(ugc_compact_plan *plan, size_t dense_pages, size_t limit_bit) {
   uintptr_t base = plan->space_base, last_start = 0;
   for (size_t page = 0; page < dense_pages; page++) {
     uintptr_t lo = base + (uintptr_t)page * UGC_PAGE_SIZE;
@@ -263,7 +262,7 @@ int ugc_compact_plan_compute(ugc_compact_plan *plan) {
     if (last_dense && (plan->live_words[end_bit >> 6] & end_mask) &&
         !(plan->start_words[end_bit >> 6] & end_mask))
       start = last_dense; /* live straddler: stays put, heads the first slid page */
-    else /* the first live word at or after dense_end starts an object */
+    else                  /* the first live word at or after dense_end starts an object */
       start = ugc_compact_next_live(plan, plan->dense_end, plan->old_top);
     plan->page_first_object[dense_pages] = start;
     size_t first_bit = (ugc_compact_next_live(plan, plan->dense_end, plan->old_top) - base) / 8;

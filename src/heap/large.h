@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 typedef struct ugc_large_object {
-  uintptr_t hdr;          /* start of the mapping = header address */
+  uintptr_t hdr; /* start of the mapping = header address */
   size_t map_bytes;
   _Atomic uint8_t marked;
 } ugc_large_object;
@@ -18,8 +18,8 @@ typedef struct ugc_large_object {
 typedef struct ugc_large_space {
   ugc_large_object *objects; /* sorted by hdr */
   size_t count, capacity;
-  uintptr_t low, high;       /* bounds of all mappings, for a cheap range check */
-  size_t used_bytes;         /* bytes mapped */
+  uintptr_t low, high; /* bounds of all mappings, for a cheap range check */
+  size_t used_bytes;   /* bytes mapped */
 } ugc_large_space;
 
 void ugc_large_destroy(ugc_large_space *space);

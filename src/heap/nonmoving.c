@@ -29,8 +29,7 @@ static size_t class_of(const ugc_nonmoving_space *space, size_t total) {
   return lo;
 }
 
-int ugc_nonmoving_init(ugc_nonmoving_space *space, uintptr_t base, size_t bytes,
-                       size_t max_total) {
+int ugc_nonmoving_init(ugc_nonmoving_space *space, uintptr_t base, size_t bytes, size_t max_total) {
   memset(space, 0, sizeof *space);
   space->base = space->top = base;
   space->end = base + bytes;

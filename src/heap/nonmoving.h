@@ -19,34 +19,32 @@ typedef struct ugc_nm_span {
   uint32_t cell_bytes;
   uint32_t cell_count;
   uint32_t class_index;
-  uint64_t *alloc_bits;          /* cell_count bits */
-  _Atomic uint64_t *mark_bits;   /* cell_count bits; set by parallel markers */
+  uint64_t *alloc_bits;        /* cell_count bits */
+  _Atomic uint64_t *mark_bits; /* cell_count bits; set by parallel markers */
 } ugc_nm_span;
 
 typedef struct ugc_nonmoving_space {
-  uintptr_t base, end;   /* reserved range (mapped RW on init) */
-  uintptr_t top;         /* spans are cut from [base, top) */
-  ugc_nm_span **unit_spans;     /* per 64 KiB unit: its span or NULL */
-  ugc_nm_span **spans;          /* all spans, in address order */
+  uintptr_t base, end;      /* reserved range (mapped RW on init) */
+  uintptr_t top;            /* spans are cut from [base, top) */
+  ugc_nm_span **unit_spans; /* per 64 KiB unit: its span or NULL */
+  ugc_nm_span **spans;      /* all spans, in address order */
   size_t span_count, span_capacity;
-  uint32_t *class_bytes;        /* cell size per class */
-  uintptr_t *free_lists;        /* per class: first free cell (next link in its first word) */
+  uint32_t *class_bytes; /* cell size per class */
+  uintptr_t *free_lists; /* per class: first free cell (next link in its first word) */
   size_t class_count;
-  size_t used_bytes;            /* bytes of allocated cells */
+  size_t used_bytes; /* bytes of allocated cells */
 } ugc_nonmoving_space;
 
 /* Uses [base, base+bytes) (reserved by the caller) for cells of objects whose size with
  * header is at most max_total. 0 or -1 (errno). */
-int ugc_nonmoving_init(ugc_nonmoving_space *space, uintptr_t base, size_t bytes,
-                       size_t max_total);
+int ugc_nonmoving_init(ugc_nonmoving_space *space, uintptr_t base, size_t bytes, size_t max_total);
 void ugc_nonmoving_destroy(ugc_nonmoving_space *space);
 
 /* Allocates a zeroed cell for an object of `total` bytes (header included); returns the
  * cell (header address) or 0 when the space is full. Caller holds the heap lock. */
 uintptr_t ugc_nonmoving_alloc(ugc_nonmoving_space *space, size_t total);
 
-static inline ugc_nm_span *ugc_nonmoving_span_of(const ugc_nonmoving_space *space,
-                                                 uintptr_t addr) {
+static inline ugc_nm_span *ugc_nonmoving_span_of(const ugc_nonmoving_space *space, uintptr_t addr) {
   if (addr - space->base >= space->top - space->base)
     return NULL;
   return space->unit_spans[(addr - space->base) >> UGC_NM_UNIT_SHIFT];
@@ -71,15 +69,15 @@ static inline bool ugc_nonmoving_mark(const ugc_nonmoving_space *space, uintptr_
   ugc_nm_span *span = ugc_nonmoving_span_of(space, hdr);
   size_t index = (hdr - span->start) / span->cell_bytes;
   uint64_t bit = UINT64_C(1) << (index & 63);
-  return !(atomic_fetch_or_explicit(&span->mark_bits[index >> 6], bit, memory_order_relaxed) &
-           bit);
+  return !(atomic_fetch_or_explicit(&span->mark_bits[index >> 6], bit, memory_order_relaxed) & bit);
 }
 
 static inline bool ugc_nonmoving_is_marked(const ugc_nonmoving_space *space, uintptr_t hdr) {
   ugc_nm_span *span = ugc_nonmoving_span_of(space, hdr);
   size_t index = (hdr - span->start) / span->cell_bytes;
   return (atomic_load_explicit(&span->mark_bits[index >> 6], memory_order_relaxed) >>
-          (index & 63)) & 1u;
+          (index & 63)) &
+         1u;
 }
 
 /* Frees every allocated, unmarked cell and clears all mark bits. Returns bytes freed. */

@@ -47,8 +47,12 @@ typedef struct ugc_type_table {
   _Atomic uint32_t count;
 } ugc_type_table;
 
-static inline uint64_t ugc_header_load(uintptr_t hdr) { return *(const uint64_t *)hdr; }
-static inline size_t ugc_header_payload(uint64_t header) { return (uint32_t)header; }
+static inline uint64_t ugc_header_load(uintptr_t hdr) {
+  return *(const uint64_t *)hdr;
+}
+static inline size_t ugc_header_payload(uint64_t header) {
+  return (uint32_t)header;
+}
 static inline ugc_type_id ugc_header_type(uint64_t header) {
   return (ugc_type_id)((header >> UGC_HEADER_TYPE_SHIFT) & UGC_HEADER_TYPE_MASK);
 }
@@ -103,7 +107,6 @@ static inline void ugc_object_visit(const ugc_type_table *types, uint64_t header
 int ugc_type_table_init(ugc_type_table *types);
 void ugc_type_table_destroy(ugc_type_table *types);
 /* Validates and appends; returns the id or 0 with *error filled. Caller holds the heap lock. */
-ugc_type_id ugc_type_table_add(ugc_type_table *types, const ugc_type_desc *desc,
-                               ugc_error *error);
+ugc_type_id ugc_type_table_add(ugc_type_table *types, const ugc_type_desc *desc, ugc_error *error);
 
 #endif

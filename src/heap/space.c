@@ -12,8 +12,8 @@ static int fail(ugc_error *error, const char *what, size_t bytes) {
   if (error) {
     error->code = UGC_ERR_NOMEM;
     snprintf(error->message, sizeof error->message,
-             "ugc_heap_create: cannot reserve %zu MiB of address space for %s: %s",
-             bytes >> 20, what, strerror(errno));
+             "ugc_heap_create: cannot reserve %zu MiB of address space for %s: %s", bytes >> 20,
+             what, strerror(errno));
   }
   return -1;
 }

@@ -24,13 +24,13 @@
 #include "uffdgc.h"
 
 typedef struct ugc_moving_space {
-  uintptr_t base;          /* 1 GiB-aligned */
-  size_t reserved_bytes;   /* heap_max rounded up to 1 GiB; [base, base+reserved) is RW */
-  uintptr_t limit;         /* base + heap_max: the bump pointer never passes it */
-  uintptr_t top;           /* bump pointer; guarded by the heap lock */
-  uintptr_t from_base;     /* from-space reservation (reserved_bytes, 1 GiB-aligned) */
-  uint64_t *live_words;    /* reserved_bytes / 64 bytes, NORESERVE */
-  uint64_t *start_words;   /* the same size and indexing: header words of live objects */
+  uintptr_t base;        /* 1 GiB-aligned */
+  size_t reserved_bytes; /* heap_max rounded up to 1 GiB; [base, base+reserved) is RW */
+  uintptr_t limit;       /* base + heap_max: the bump pointer never passes it */
+  uintptr_t top;         /* bump pointer; guarded by the heap lock */
+  uintptr_t from_base;   /* from-space reservation (reserved_bytes, 1 GiB-aligned) */
+  uint64_t *live_words;  /* reserved_bytes / 64 bytes, NORESERVE */
+  uint64_t *start_words; /* the same size and indexing: header words of live objects */
   /* The region right after the moving space that the non-moving space occupies. */
   uintptr_t nonmoving_base;
   size_t nonmoving_bytes;

@@ -7,8 +7,8 @@
 
 #include "heap/object.h"
 
-static void set_error(ugc_error *error, ugc_error_code code, const char *name, const char *fmt,
-                      ...) __attribute__((format(printf, 4, 5)));
+static void set_error(ugc_error *error, ugc_error_code code, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void set_error(ugc_error *error, ugc_error_code code, const char *name, const char *fmt,
                       ...) {
@@ -27,8 +27,8 @@ static void set_error(ugc_error *error, ugc_error_code code, const char *name, c
 int ugc_type_table_init(ugc_type_table *types) {
   /* Reserved once so that entries never move: readers index without a lock. */
   size_t bytes = (size_t)UGC_TYPE_TABLE_CAPACITY * sizeof(ugc_type_info);
-  void *entries = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void *entries =
+      mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (entries == MAP_FAILED)
     return -1;
   types->entries = entries;
@@ -49,8 +49,7 @@ void ugc_type_table_destroy(ugc_type_table *types) {
   types->entries = NULL;
 }
 
-ugc_type_id ugc_type_table_add(ugc_type_table *types, const ugc_type_desc *desc,
-                               ugc_error *error) {
+ugc_type_id ugc_type_table_add(ugc_type_table *types, const ugc_type_desc *desc, ugc_error *error) {
   if (!desc) {
     set_error(error, UGC_ERR_INVALID, NULL, "the description is NULL");
     return 0;
@@ -58,7 +57,8 @@ ugc_type_id ugc_type_table_add(ugc_type_table *types, const ugc_type_desc *desc,
   const char *name = desc->name;
   uint32_t count = ugc_type_count(types);
   if (count >= UGC_TYPE_TABLE_CAPACITY) {
-    set_error(error, UGC_ERR_INVALID, name, "too many types (the table holds %u)", UGC_TYPE_TABLE_CAPACITY - 1);
+    set_error(error, UGC_ERR_INVALID, name, "too many types (the table holds %u)",
+              UGC_TYPE_TABLE_CAPACITY - 1);
     return 0;
   }
   switch (desc->layout) {
@@ -72,7 +72,8 @@ ugc_type_id ugc_type_table_add(ugc_type_table *types, const ugc_type_desc *desc,
     return 0;
   }
   if (desc->fixed_size >= ((size_t)1 << 32)) {
-    set_error(error, UGC_ERR_INVALID, name, "fixed_size %lu is too large (limit 4 GiB)", (unsigned long)desc->fixed_size);
+    set_error(error, UGC_ERR_INVALID, name, "fixed_size %lu is too large (limit 4 GiB)",
+              (unsigned long)desc->fixed_size);
     return 0;
   }
   if (desc->layout == UGC_LAYOUT_CUSTOM && !desc->trace) {
@@ -85,25 +86,32 @@ ugc_type_id ugc_type_table_add(ugc_type_table *types, const ugc_type_desc *desc,
   }
   bool has_offsets = desc->layout == UGC_LAYOUT_FIXED || desc->layout == UGC_LAYOUT_REF_ARRAY;
   if (!has_offsets && desc->ref_count) {
-    set_error(error, UGC_ERR_INVALID, name, "ref_count is %u but layout LEAF/CUSTOM takes no ref_offsets", desc->ref_count);
+    set_error(error, UGC_ERR_INVALID, name,
+              "ref_count is %u but layout LEAF/CUSTOM takes no ref_offsets", desc->ref_count);
     return 0;
   }
   if (desc->ref_count && !desc->ref_offsets) {
-    set_error(error, UGC_ERR_INVALID, name, "ref_count is %u but ref_offsets is NULL", desc->ref_count);
+    set_error(error, UGC_ERR_INVALID, name, "ref_count is %u but ref_offsets is NULL",
+              desc->ref_count);
     return 0;
   }
   if (desc->layout == UGC_LAYOUT_REF_ARRAY && desc->fixed_size % 8) {
-    set_error(error, UGC_ERR_INVALID, name, "REF_ARRAY fixed_size %lu is not a multiple of 8 (the array must be aligned)", (unsigned long)desc->fixed_size);
+    set_error(error, UGC_ERR_INVALID, name,
+              "REF_ARRAY fixed_size %lu is not a multiple of 8 (the array must be aligned)",
+              (unsigned long)desc->fixed_size);
     return 0;
   }
   for (uint32_t i = 0; i < desc->ref_count; i++) {
     uint32_t offset = desc->ref_offsets[i];
     if (offset % 8) {
-      set_error(error, UGC_ERR_INVALID, name, "ref_offsets[%u] = %u is not 8-byte aligned", i, offset);
+      set_error(error, UGC_ERR_INVALID, name, "ref_offsets[%u] = %u is not 8-byte aligned", i,
+                offset);
       return 0;
     }
     if ((size_t)offset + 8 > desc->fixed_size) {
-      set_error(error, UGC_ERR_INVALID, name, "ref_offsets[%u] = %u is outside fixed_size (the slot must end within it)", i, offset);
+      set_error(error, UGC_ERR_INVALID, name,
+                "ref_offsets[%u] = %u is outside fixed_size (the slot must end within it)", i,
+                offset);
       return 0;
     }
     for (uint32_t j = 0; j < i; j++)

@@ -9,12 +9,12 @@
 #include "runtime/heap.h"
 
 typedef struct ugc_mark_totals {
-  size_t moving_bytes;     /* live objects in the moving space, headers included */
-  size_t nonmoving_bytes;  /* live objects in the non-moving space */
-  size_t large_bytes;      /* live large objects */
+  size_t moving_bytes;    /* live objects in the moving space, headers included */
+  size_t nonmoving_bytes; /* live objects in the non-moving space */
+  size_t large_bytes;     /* live large objects */
   size_t objects;
-  size_t bad_refs;         /* values inside a heap range that are not objects */
-  char first_bad[160];     /* description of the first one */
+  size_t bad_refs;     /* values inside a heap range that are not objects */
+  char first_bad[160]; /* description of the first one */
   /* Work sharing: whether the helpers were brought in, how often work was given to the
    * pool, and how often an idle marker went to sleep (each sleep costs a wake-up). */
   bool shared;

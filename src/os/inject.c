@@ -43,8 +43,7 @@ static void parse(void) {
       ugc_warn("UFFDGC_INJECT: unknown point \"%.*s\" ignored", (int)name_length, value);
     } else {
       injections[index].armed = true;
-      injections[index].nth =
-          name_length < length ? strtoul(value + name_length + 1, NULL, 10) : 0;
+      injections[index].nth = name_length < length ? strtoul(value + name_length + 1, NULL, 10) : 0;
       any_armed = true;
     }
     value += length;

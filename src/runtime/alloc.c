@@ -14,8 +14,7 @@ static size_t occupancy(const ugc_heap *heap) {
   return (heap->moving.top - heap->moving.base) + heap->other_since_gc;
 }
 
-static void check_request(ugc_mutator *mutator, ugc_type_id type, size_t bytes,
-                          const char *call) {
+static void check_request(ugc_mutator *mutator, ugc_type_id type, size_t bytes, const char *call) {
   ugc_check_attached(mutator, call);
   if (type == UGC_FILLER_TYPE || type >= ugc_type_count(&mutator->heap->types))
     ugc_misuse(call, "unregistered type id");

@@ -61,9 +61,9 @@ static bool update_cell(uintptr_t hdr, void *data) {
 #define UPDATE_PARALLEL_BYTES ((size_t)256 * 1024) /* below this, one thread is faster */
 
 typedef struct update_item {
-  uint32_t kind;   /* UPDATE_SPAN or UPDATE_LARGE */
-  uint32_t piece;  /* large objects: the piece of the element slots (0 = also the rest) */
-  size_t index;    /* the span or the large object */
+  uint32_t kind;  /* UPDATE_SPAN or UPDATE_LARGE */
+  uint32_t piece; /* large objects: the piece of the element slots (0 = also the rest) */
+  size_t index;   /* the span or the large object */
 } update_item;
 
 enum { UPDATE_SPAN, UPDATE_LARGE };
@@ -120,8 +120,7 @@ static bool plan_items(update_job *job) {
 }
 
 /* A large object: piece 0 is all of it but the element slots past the first piece. */
-static void update_large(const update_job *job, update_tracer *u, uintptr_t hdr,
-                         uint32_t piece) {
+static void update_large(const update_job *job, update_tracer *u, uintptr_t hdr, uint32_t piece) {
   uint64_t header = ugc_header_load(hdr);
   const ugc_type_info *type = ugc_type_get(&job->heap->types, ugc_header_type(header));
   uintptr_t payload = hdr + UGC_HEADER_BYTES;
@@ -137,8 +136,7 @@ static void update_large(const update_job *job, update_tracer *u, uintptr_t hdr,
     ugc_compact_update_slot(job->plan, &elements[i], type->tag_mask);
   if (piece == 0)
     for (uint32_t i = 0; i < type->ref_count; i++)
-      ugc_compact_update_slot(job->plan, (void *)(payload + type->ref_offsets[i]),
-                              type->tag_mask);
+      ugc_compact_update_slot(job->plan, (void *)(payload + type->ref_offsets[i]), type->tag_mask);
 }
 
 static void update_item_run(void *raw, size_t index, unsigned worker) {
@@ -195,8 +193,8 @@ static void fill_dead_objects(ugc_heap *heap) {
   uintptr_t at = heap->moving.base, top = heap->moving.top, gap = 0;
   while (at < top) {
     size_t total = ugc_header_total(ugc_header_load(at));
-    bool live = ugc_header_type(ugc_header_load(at)) != UGC_FILLER_TYPE &&
-                ugc_live_bit(&heap->moving, at);
+    bool live =
+        ugc_header_type(ugc_header_load(at)) != UGC_FILLER_TYPE && ugc_live_bit(&heap->moving, at);
     if (live) {
       if (gap)
         *(uint64_t *)gap = ugc_filler_header(at - gap);
@@ -220,7 +218,9 @@ static void run_verifier(ugc_heap *heap, const char *when) {
              (unsigned long long)heap->stats.cycles + 1, problems, first);
 }
 
-static double mib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
+static double mib(size_t bytes) {
+  return (double)bytes / (1024.0 * 1024.0);
+}
 
 void ugc_collect_locked(ugc_heap *heap) {
   ugc_moving_space *space = &heap->moving;
@@ -260,8 +260,7 @@ void ugc_collect_locked(ugc_heap *heap) {
   if (planned == 0) {
     update_references(heap, plan);
     if (heap->backend->compact_start(heap, plan) != 0)
-      ugc_fatal("backend %s could not compact (it must fall back internally)",
-                heap->backend->name);
+      ugc_fatal("backend %s could not compact (it must fall back internally)", heap->backend->name);
     space->top = plan->new_top;
   } else {
     ugc_warn("no memory for the compaction plan; cycle %llu does not compact",
@@ -291,8 +290,8 @@ void ugc_collect_locked(ugc_heap *heap) {
   ugc_stats_record_pause(&stats->pause_mark, mark_end - start);
   ugc_stats_record_pause(&stats->pause_compact, end - mark_end);
   ugc_stats_record_pause(&stats->pause, end - start);
-  stats->gc_cpu_ns += (ugc_thread_cpu_ns() - cpu_start) +
-                      (atomic_load(&heap->workers.cpu_ns) - helpers_start);
+  stats->gc_cpu_ns +=
+      (ugc_thread_cpu_ns() - cpu_start) + (atomic_load(&heap->workers.cpu_ns) - helpers_start);
 
   double next = (double)totals.moving_bytes * heap->config.growth_factor;
   size_t trigger = next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;
@@ -304,8 +303,8 @@ void ugc_collect_locked(ugc_heap *heap) {
             "uffdgc: cycle %llu backend=%s pause=%.2fms (mark+plan=%.2fms compact=%.2fms) "
             "live=%.1fMiB freed=%.1fMiB heap=%.1fMiB->%.1fMiB\n",
             (unsigned long long)stats->cycles, heap->backend->name, (double)(end - start) / 1e6,
-            (double)(mark_end - start) / 1e6, (double)(end - mark_end) / 1e6, mib(live),
-            mib(freed), mib(used_before), mib(used_after));
+            (double)(mark_end - start) / 1e6, (double)(end - mark_end) / 1e6, mib(live), mib(freed),
+            mib(used_before), mib(used_after));
 }
 
 void ugc_collect_now(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) {

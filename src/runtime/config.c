@@ -31,11 +31,24 @@ static bool parse_size(const char *text, size_t *out) {
     return false;
   unsigned shift = 0;
   switch (toupper((unsigned char)*end)) {
-  case 'K': shift = 10; end++; break;
-  case 'M': shift = 20; end++; break;
-  case 'G': shift = 30; end++; break;
-  case 'T': shift = 40; end++; break;
-  default: break;
+  case 'K':
+    shift = 10;
+    end++;
+    break;
+  case 'M':
+    shift = 20;
+    end++;
+    break;
+  case 'G':
+    shift = 30;
+    end++;
+    break;
+  case 'T':
+    shift = 40;
+    end++;
+    break;
+  default:
+    break;
   }
   if (*end == 'i' && shift)
     end++;
@@ -48,13 +61,12 @@ static bool parse_size(const char *text, size_t *out) {
 }
 
 static bool parse_bool(const char *text, bool *out) {
-  if (!strcmp(text, "1") || !strcmp(text, "yes") || !strcmp(text, "true") ||
-      !strcmp(text, "on")) {
+  if (!strcmp(text, "1") || !strcmp(text, "yes") || !strcmp(text, "true") || !strcmp(text, "on")) {
     *out = true;
     return true;
   }
-  if (!strcmp(text, "0") || !strcmp(text, "no") || !strcmp(text, "false") ||
-      !strcmp(text, "off") || !*text) {
+  if (!strcmp(text, "0") || !strcmp(text, "no") || !strcmp(text, "false") || !strcmp(text, "off") ||
+      !*text) {
     *out = false;
     return true;
   }
@@ -68,8 +80,8 @@ int ugc_config_resolve(ugc_config *config, ugc_error *error) {
     config->backend = value;
   if ((value = getenv("UFFDGC_TRACE"))) {
     if (!parse_bool(value, &flag)) {
-      ugc_set_error(error, UGC_ERR_INVALID,
-                    "ugc_heap_create: UFFDGC_TRACE=\"%s\": expected 1 or 0", value);
+      ugc_set_error(error, UGC_ERR_INVALID, "ugc_heap_create: UFFDGC_TRACE=\"%s\": expected 1 or 0",
+                    value);
       return -1;
     }
     config->trace = flag;
@@ -130,8 +142,8 @@ int ugc_config_resolve(ugc_config *config, ugc_error *error) {
     return -1;
   }
   if (config->heap_max < MiB || config->heap_max > ((size_t)1 << 46)) {
-    ugc_set_error(error, UGC_ERR_INVALID,
-                  "ugc_heap_create: heap_max %zu: expected 1 MiB to 64 TiB", config->heap_max);
+    ugc_set_error(error, UGC_ERR_INVALID, "ugc_heap_create: heap_max %zu: expected 1 MiB to 64 TiB",
+                  config->heap_max);
     return -1;
   }
   config->heap_max = (config->heap_max + 4095) & ~(size_t)4095;
@@ -155,8 +167,8 @@ int ugc_config_resolve(ugc_config *config, ugc_error *error) {
   if (config->growth_factor == 0)
     config->growth_factor = 2.0;
   if (!(config->growth_factor >= 1.0 && config->growth_factor <= 1000.0)) {
-    ugc_set_error(error, UGC_ERR_INVALID,
-                  "ugc_heap_create: growth_factor %g: expected 1.0 to 1000", config->growth_factor);
+    ugc_set_error(error, UGC_ERR_INVALID, "ugc_heap_create: growth_factor %g: expected 1.0 to 1000",
+                  config->growth_factor);
     return -1;
   }
   if (!config->trace_file)

@@ -23,7 +23,7 @@ typedef struct digest {
   ugc_addrmap numbers; /* payload address -> visit number */
   uintptr_t *queue;    /* payload addresses by visit number */
   size_t queued, queue_capacity;
-  digest_slot *slots;  /* the current object's slots */
+  digest_slot *slots; /* the current object's slots */
   size_t slot_count, slot_capacity;
   uintptr_t payload;
 } digest;

@@ -66,7 +66,9 @@ static void fork_child(void) {
   pthread_mutex_unlock(&heaps_lock);
 }
 
-static void install_atfork(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+static void install_atfork(void) {
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
 
 /* ---- creation ---- */
 
@@ -161,7 +163,9 @@ void ugc_heap_destroy(ugc_heap *heap) {
   free(heap);
 }
 
-const char *ugc_heap_backend(const ugc_heap *heap) { return heap->backend->name; }
+const char *ugc_heap_backend(const ugc_heap *heap) {
+  return heap->backend->name;
+}
 
 /* ---- types and objects ---- */
 

@@ -29,8 +29,8 @@ enum ugc_mutator_state {
 struct ugc_mutator {
   ugc_mutator_fast fast; /* must stay the first member (include/uffdgc/inline.h) */
   ugc_heap *heap;
-  uintptr_t tlab_start;  /* start of the current TLAB (for allocation statistics) */
-  int state;             /* enum ugc_mutator_state */
+  uintptr_t tlab_start; /* start of the current TLAB (for allocation statistics) */
+  int state;            /* enum ugc_mutator_state */
   pthread_t thread;
   ugc_mutator *prev, *next; /* attach order */
 };
@@ -47,7 +47,7 @@ typedef struct ugc_enumerator {
 
 struct ugc_heap {
   ugc_config config; /* resolved: defaults and environment applied */
-  char delivery[16];  /* config.delivery points here */
+  char delivery[16]; /* config.delivery points here */
   size_t small_limit;
   const ugc_backend_ops *backend;
   void *backend_data;
@@ -70,8 +70,8 @@ struct ugc_heap {
   pthread_cond_t parked_cond, resume_cond;
   _Atomic uint32_t safepoint_requested;
   bool gc_in_progress;
-  uint64_t pause_epoch;   /* bumped at the end of every pause */
-  uint64_t gc_epoch;      /* bumped at the end of every collection */
+  uint64_t pause_epoch; /* bumped at the end of every pause */
+  uint64_t gc_epoch;    /* bumped at the end of every collection */
   ugc_mutator *mutators_head, *mutators_tail;
   /* Detached mutators are kept (attached = 0) and reused, so that a call through a stale
    * mutator pointer is caught as a misuse instead of reading freed memory. */
@@ -81,12 +81,12 @@ struct ugc_heap {
   ugc_enumerator *enumerators;
   size_t enumerator_count, enumerator_capacity;
 
-  size_t trigger_bytes;       /* moving occupancy that starts a collection */
-  size_t other_since_gc;      /* large + non-moving bytes allocated since the last cycle */
+  size_t trigger_bytes;  /* moving occupancy that starts a collection */
+  size_t other_since_gc; /* large + non-moving bytes allocated since the last cycle */
   ugc_stats stats;
   bool remap_fallback_reported;
 
-  ugc_heap *next_heap;        /* the process's list of heaps (for fork) */
+  ugc_heap *next_heap; /* the process's list of heaps (for fork) */
 };
 
 /* ---- safepoints (mutator.c) ---- */
@@ -116,11 +116,11 @@ void ugc_collect_now(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected);
 
 /* ---- references (lookup.c) ---- */
 typedef enum ugc_ref_kind {
-  UGC_REF_NONE = 0,  /* not a heap reference (immediate, NULL, outside the heap) */
+  UGC_REF_NONE = 0, /* not a heap reference (immediate, NULL, outside the heap) */
   UGC_REF_MOVING,
   UGC_REF_NONMOVING,
   UGC_REF_LARGE,
-  UGC_REF_BAD,       /* inside a heap range but not an object start */
+  UGC_REF_BAD, /* inside a heap range but not an object start */
 } ugc_ref_kind;
 
 /* Classifies an untagged value. Cheap checks only (range, alignment, a sane header for the
@@ -138,8 +138,7 @@ static inline ugc_ref_kind ugc_heap_lookup(const ugc_heap *heap, uintptr_t ref) 
     return UGC_REF_MOVING;
   }
   if (ref - heap->nonmoving.base < heap->nonmoving.end - heap->nonmoving.base)
-    return ugc_nonmoving_cell_index(&heap->nonmoving, hdr) >= 0 ? UGC_REF_NONMOVING
-                                                                : UGC_REF_BAD;
+    return ugc_nonmoving_cell_index(&heap->nonmoving, hdr) >= 0 ? UGC_REF_NONMOVING : UGC_REF_BAD;
   if (ref - heap->moving.base < heap->moving.reserved_bytes)
     return UGC_REF_BAD; /* above the bump pointer */
   if (ref >= heap->large.low && ref < heap->large.high) {

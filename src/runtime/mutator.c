@@ -134,9 +134,13 @@ void ugc_tlab_retire(ugc_mutator *mutator) {
   mutator->tlab_start = 0;
 }
 
-static void retire_one(ugc_mutator *mutator, void *data) { ugc_tlab_retire(mutator); }
+static void retire_one(ugc_mutator *mutator, void *data) {
+  ugc_tlab_retire(mutator);
+}
 
-void ugc_tlabs_retire_all(ugc_heap *heap) { ugc_heap_for_each_mutator(heap, retire_one, NULL); }
+void ugc_tlabs_retire_all(ugc_heap *heap) {
+  ugc_heap_for_each_mutator(heap, retire_one, NULL);
+}
 
 /* ---- attach / detach ---- */
 
@@ -228,7 +232,9 @@ void ugc_mutators_free_detached(ugc_heap *heap) {
   }
 }
 
-ugc_heap *ugc_mutator_heap(const ugc_mutator *mutator) { return mutator->heap; }
+ugc_heap *ugc_mutator_heap(const ugc_mutator *mutator) {
+  return mutator->heap;
+}
 
 void ugc_root_stack_grow(ugc_mutator *mutator) {
   ugc_mutator_fast *fast = &mutator->fast;

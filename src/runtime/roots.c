@@ -94,7 +94,9 @@ void ugc_root_enumerator_remove(ugc_heap *heap, ugc_root_enumerator fn, void *da
     ugc_misuse("ugc_root_enumerator_remove", "no enumerator registered with this fn and data");
 }
 
-void ugc_trace_slot(ugc_tracer *tracer, void **slot) { tracer->visit(tracer, slot, 0); }
+void ugc_trace_slot(ugc_tracer *tracer, void **slot) {
+  tracer->visit(tracer, slot, 0);
+}
 
 void ugc_trace_tagged(ugc_tracer *tracer, uintptr_t *slot, uintptr_t tag_mask) {
   tracer->visit(tracer, slot, tag_mask);

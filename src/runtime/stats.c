@@ -63,8 +63,7 @@ void ugc_stats_get(ugc_heap *heap, ugc_stats *stats) {
   pthread_mutex_unlock(&heap->lock);
 }
 
-static void write_histogram(FILE *out, const char *name, const ugc_histogram *h,
-                            const char *sep) {
+static void write_histogram(FILE *out, const char *name, const ugc_histogram *h, const char *sep) {
   fprintf(out,
           "\"%s\":{\"count\":%llu,\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,\"max\":%.3f,"
           "\"sum\":%.3f}%s",
@@ -85,11 +84,10 @@ void ugc_stats_write_json(ugc_heap *heap, FILE *out) {
           "\"heap_used_bytes\":%llu,\"heap_max_bytes\":%llu,\"nonmoving_used_bytes\":%llu,"
           "\"large_used_bytes\":%llu,\"gc_cpu_ns\":%llu,\"verify_cycles\":%llu,"
           "\"verify_failures\":%llu,\"histogram_unit\":\"us\",",
-          ugc_heap_backend(heap), U64(s.cycles), U64(s.allocated_bytes),
-          U64(s.live_bytes_last), U64(s.live_bytes_peak), U64(s.freed_bytes),
-          U64(s.heap_used_bytes), U64(s.heap_max_bytes), U64(s.nonmoving_used_bytes),
-          U64(s.large_used_bytes), U64(s.gc_cpu_ns), U64(s.verify_cycles),
-          U64(s.verify_failures));
+          ugc_heap_backend(heap), U64(s.cycles), U64(s.allocated_bytes), U64(s.live_bytes_last),
+          U64(s.live_bytes_peak), U64(s.freed_bytes), U64(s.heap_used_bytes), U64(s.heap_max_bytes),
+          U64(s.nonmoving_used_bytes), U64(s.large_used_bytes), U64(s.gc_cpu_ns),
+          U64(s.verify_cycles), U64(s.verify_failures));
   write_histogram(out, "pause", &s.pause, ",");
   write_histogram(out, "pause_mark", &s.pause_mark, ",");
   write_histogram(out, "pause_compact", &s.pause_compact, ",");
@@ -104,11 +102,10 @@ void ugc_stats_write_json(ugc_heap *heap, FILE *out) {
           "\"wait_ns\":%llu,\"handoff_ns\":%llu,\"handoff_max_ns\":%llu}}\n",
           U64(c->pages_total), U64(c->pages_in_place), U64(c->pages_slid_whole),
           U64(c->pages_recycled), U64(c->pages_fresh), U64(c->pages_by_mutator),
-          U64(c->pages_by_gc), U64(c->copy_ioctls), U64(c->move_ioctls),
-          U64(c->continue_ioctls), U64(c->zeropage_ioctls), U64(c->madvise_calls),
-          U64(c->bytes_copied), U64(c->concurrent_ns), U64(c->forwarding_ns),
-          U64(c->memcpy_ns), U64(c->map_ns), U64(c->madvise_ns), U64(c->wait_ns),
-          U64(c->handoff_ns), U64(c->handoff_max_ns));
+          U64(c->pages_by_gc), U64(c->copy_ioctls), U64(c->move_ioctls), U64(c->continue_ioctls),
+          U64(c->zeropage_ioctls), U64(c->madvise_calls), U64(c->bytes_copied),
+          U64(c->concurrent_ns), U64(c->forwarding_ns), U64(c->memcpy_ns), U64(c->map_ns),
+          U64(c->madvise_ns), U64(c->wait_ns), U64(c->handoff_ns), U64(c->handoff_max_ns));
 }
 
 /* The same as ugc_stats_record_pause, for histograms that several threads (and signal

@@ -60,8 +60,8 @@ static void check_slot(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
   uintptr_t where = v->current ? v->current + UGC_HEADER_BYTES : (uintptr_t)slot;
   if (ref - heap->moving.base < heap->moving.reserved_bytes) {
     if (hdr - heap->moving.base >= heap->moving.top - heap->moving.base)
-      problem(v, "%s %#lx slot %p: %#lx is in the moving space but not below its top",
-              owner, (unsigned long)where, slot, (unsigned long)ref);
+      problem(v, "%s %#lx slot %p: %#lx is in the moving space but not below its top", owner,
+              (unsigned long)where, slot, (unsigned long)ref);
     else if ((ref & 7) || !is_start(v, hdr))
       problem(v, "%s %#lx slot %p: %#lx is not an object start in the moving space", owner,
               (unsigned long)where, slot, (unsigned long)ref);
@@ -75,9 +75,8 @@ static void check_slot(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
   }
   const ugc_large_object *large = large_containing(&heap->large, ref);
   if (large && large->hdr != hdr)
-    problem(v, "%s %#lx slot %p: %#lx points inside large object %#lx", owner,
-            (unsigned long)where, slot, (unsigned long)ref,
-            (unsigned long)(large->hdr + UGC_HEADER_BYTES));
+    problem(v, "%s %#lx slot %p: %#lx points inside large object %#lx", owner, (unsigned long)where,
+            slot, (unsigned long)ref, (unsigned long)(large->hdr + UGC_HEADER_BYTES));
 }
 
 /* Header checks common to all spaces; `room` is the space the object may occupy. */
@@ -179,8 +178,7 @@ size_t ugc_verify(ugc_mutator *mutator, ugc_error *error) {
   pthread_mutex_unlock(&heap->lock);
   ugc_world_resume(heap, mutator, false);
   if (problems)
-    ugc_set_error(error, UGC_ERR_INVALID, "ugc_verify: %zu problem(s); first: %s", problems,
-                  first);
+    ugc_set_error(error, UGC_ERR_INVALID, "ugc_verify: %zu problem(s); first: %s", problems, first);
   else if (error)
     ugc_set_error(error, UGC_OK, "ugc_verify: no problems");
   return problems;

@@ -28,8 +28,7 @@ void ugc_workers_init(ugc_workers *workers, unsigned count) {
 static void run_share(ugc_workers *workers, unsigned worker) {
   uint64_t cpu_start = ugc_thread_cpu_ns();
   for (;;) {
-    size_t begin = atomic_fetch_add_explicit(&workers->next, workers->grain,
-                                             memory_order_relaxed);
+    size_t begin = atomic_fetch_add_explicit(&workers->next, workers->grain, memory_order_relaxed);
     if (begin >= workers->n)
       break;
     size_t end = begin + workers->grain < workers->n ? begin + workers->grain : workers->n;
@@ -96,8 +95,7 @@ static void start_helpers(ugc_workers *workers) {
   }
 }
 
-void ugc_workers_start(ugc_workers *workers, size_t n, size_t grain, ugc_work_fn fn,
-                       void *ctx) {
+void ugc_workers_start(ugc_workers *workers, size_t n, size_t grain, ugc_work_fn fn, void *ctx) {
   if (workers->owner_pid != getpid())
     start_helpers(workers);
   pthread_mutex_lock(&workers->lock);

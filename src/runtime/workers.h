@@ -17,14 +17,14 @@
 typedef void (*ugc_work_fn)(void *ctx, size_t index, unsigned worker);
 
 typedef struct ugc_workers {
-  unsigned count;        /* threads taking part, the caller included (>= 1) */
-  pthread_t *threads;    /* count - 1 helpers */
-  unsigned started;      /* helpers running */
-  pid_t owner_pid;       /* process that started them */
+  unsigned count;     /* threads taking part, the caller included (>= 1) */
+  pthread_t *threads; /* count - 1 helpers */
+  unsigned started;   /* helpers running */
+  pid_t owner_pid;    /* process that started them */
   pthread_mutex_t lock;
   pthread_cond_t start_cond, done_cond;
-  uint64_t generation;   /* bumped per job */
-  unsigned busy;         /* helpers inside the current job */
+  uint64_t generation; /* bumped per job */
+  unsigned busy;       /* helpers inside the current job */
   /* Set by ugc_workers_finish: a helper that wakes after it skips the job, so the caller
    * never waits for a helper that was still asleep (a wake-up costs 15-35 us on a VM). */
   bool closed;
@@ -50,8 +50,7 @@ void ugc_workers_run(ugc_workers *workers, size_t n, size_t grain, ugc_work_fn f
  * ugc_workers_start wakes the helpers on the job and returns at once; ugc_workers_finish
  * runs the indices nobody claimed yet on the calling thread (worker 0), then waits for the
  * helpers that joined. Helpers that had not woken up by then skip the job. */
-void ugc_workers_start(ugc_workers *workers, size_t n, size_t grain, ugc_work_fn fn,
-                       void *ctx);
+void ugc_workers_start(ugc_workers *workers, size_t n, size_t grain, ugc_work_fn fn, void *ctx);
 void ugc_workers_finish(ugc_workers *workers);
 
 /* After fork() in the child: forget the parent's threads and locks. */

@@ -16,12 +16,21 @@
 typedef uintptr_t value;
 #define FIX(n) ((value)(((uintptr_t)(intptr_t)(n) << 1) | 1))
 #define FIXVAL(v) ((intptr_t)(v) >> 1)
-#define IS_FIX(v) (((v) & 1) != 0)
+#define IS_FIX(v) (((v)&1) != 0)
 #define IS_REF(v) ((v) != 0 && !IS_FIX(v))
 
-typedef struct pair { value car, cdr; } pair;
-typedef struct vector { value length; value items[]; } vector; /* length is a fixnum */
-typedef struct symbol { void *name; void *next; uint64_t hash; } symbol;
+typedef struct pair {
+  value car, cdr;
+} pair;
+typedef struct vector {
+  value length;
+  value items[];
+} vector; /* length is a fixnum */
+typedef struct symbol {
+  void *name;
+  void *next;
+  uint64_t hash;
+} symbol;
 
 enum { BUCKETS = 64, VM_STACK = 4096, NSYMBOLS = 300, LIST_LEN = 1000 };
 
@@ -64,7 +73,9 @@ static void push(value v) {
   REQUIRE(sp < VM_STACK);
   vm[sp++] = v;
 }
-static value pop(void) { return vm[--sp]; }
+static value pop(void) {
+  return vm[--sp];
+}
 
 static value cons(value car, value cdr) {
   push(car);
@@ -166,7 +177,9 @@ static void collect(void) {
 
 /* ---- heap walk -------------------------------------------------------------------------- */
 
-typedef struct counts { size_t pairs, vectors, strings, symbols, other; } counts;
+typedef struct counts {
+  size_t pairs, vectors, strings, symbols, other;
+} counts;
 
 static bool count_object(void *obj, ugc_type_id type, size_t bytes, void *data) {
   counts *c = (counts *)data;
@@ -196,13 +209,17 @@ static void setup(void) {
   ugc_error error;
   memset(&error, 0, sizeof error);
   static const uint32_t symbol_refs[] = {0, 8};
-  ugc_type_desc pair_desc = {.name = "pair", .layout = UGC_LAYOUT_CUSTOM,
-                             .fixed_size = sizeof(pair), .trace = trace_pair};
-  ugc_type_desc vector_desc = {.name = "vector", .layout = UGC_LAYOUT_CUSTOM,
-                               .fixed_size = sizeof(value), .trace = trace_vector};
+  ugc_type_desc pair_desc = {
+      .name = "pair", .layout = UGC_LAYOUT_CUSTOM, .fixed_size = sizeof(pair), .trace = trace_pair};
+  ugc_type_desc vector_desc = {.name = "vector",
+                               .layout = UGC_LAYOUT_CUSTOM,
+                               .fixed_size = sizeof(value),
+                               .trace = trace_vector};
   ugc_type_desc string_desc = {.name = "string", .layout = UGC_LAYOUT_LEAF};
-  ugc_type_desc symbol_desc = {.name = "symbol", .layout = UGC_LAYOUT_FIXED,
-                               .fixed_size = sizeof(symbol), .ref_offsets = symbol_refs,
+  ugc_type_desc symbol_desc = {.name = "symbol",
+                               .layout = UGC_LAYOUT_FIXED,
+                               .fixed_size = sizeof(symbol),
+                               .ref_offsets = symbol_refs,
                                .ref_count = 2};
   ugc_type_desc table_desc = {.name = "symbol-table", .layout = UGC_LAYOUT_REF_ARRAY};
   REQUIRE((t_pair = ugc_type_register(heap, &pair_desc, &error)) != 0);
@@ -248,7 +265,7 @@ static void test_lists_and_vectors(void) {
     ugc_write_tagged(m, v, &v->items[i], i % 3 ? str : FIX(-i));
   }
   for (int round = 0; round < 30; round++) {
-    value r = reverse(vm[base]);  /* garbage: ~1000 pairs per round */
+    value r = reverse(vm[base]); /* garbage: ~1000 pairs per round */
     CHECK(sum_list(r) == (intptr_t)LIST_LEN * (LIST_LEN - 1) / 2);
     make_vector(500, FIX(round)); /* more garbage */
   }

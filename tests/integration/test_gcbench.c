@@ -19,7 +19,9 @@ enum { STRETCH = 16, LONG_LIVED = 14, ARRAY = 100000, MIN_DEPTH = 4, MAX_DEPTH =
 static ugc_mutator *m;
 static ugc_type_id t_node, t_doubles;
 
-static uint64_t tree_size(int depth) { return (2ull << depth) - 1; }
+static uint64_t tree_size(int depth) {
+  return (2ull << depth) - 1;
+}
 
 static node *new_node(node *left, node *right) {
   ugc_scope scope = ugc_scope_open(m);
@@ -76,8 +78,11 @@ int main(void) {
   ugc_error error;
   memset(&error, 0, sizeof error);
   static const uint32_t refs[] = {0, 8};
-  ugc_type_desc node_desc = {.name = "Node", .layout = UGC_LAYOUT_FIXED,
-                             .fixed_size = sizeof(node), .ref_offsets = refs, .ref_count = 2};
+  ugc_type_desc node_desc = {.name = "Node",
+                             .layout = UGC_LAYOUT_FIXED,
+                             .fixed_size = sizeof(node),
+                             .ref_offsets = refs,
+                             .ref_count = 2};
   ugc_type_desc doubles_desc = {.name = "double[]", .layout = UGC_LAYOUT_LEAF};
   REQUIRE((t_node = ugc_type_register(heap, &node_desc, &error)) != 0);
   REQUIRE((t_doubles = ugc_type_register(heap, &doubles_desc, &error)) != 0);
@@ -130,9 +135,9 @@ int main(void) {
   }
   fclose(trace);
   printf("gcbench: backend %s, %llu cycles, %llu trace lines (%llu other lines), max pause "
-         "%.3f ms\n", itest_backend(), (unsigned long long)stats.cycles,
-         (unsigned long long)cycle_lines, (unsigned long long)other_lines,
-         stats.pause.max_ns / 1e6);
+         "%.3f ms\n",
+         itest_backend(), (unsigned long long)stats.cycles, (unsigned long long)cycle_lines,
+         (unsigned long long)other_lines, stats.pause.max_ns / 1e6);
   CHECK(stats.cycles >= 4); /* the small heap must have collected on its own */
   CHECK_EQ_U64(cycle_lines, stats.cycles);
   TEST_DONE();

@@ -37,10 +37,10 @@
 enum { K_FIXED, K_ARRAY, K_LEAF, K_CUSTOM, K_PINNED, K_LARGE, K_COUNT };
 enum {
   NROOTS = 24,
-  NGLOBAL = 4,            /* roots[0..NGLOBAL) are global roots, the rest handle-scope roots */
+  NGLOBAL = 4, /* roots[0..NGLOBAL) are global roots, the rest handle-scope roots */
   EPOCH_OPS = 64,
-  MAX_SMALL = 248,        /* payload bytes of any object allocated inside an epoch */
-  LARGE_SLOTS = 17000,    /* 136 KB: above the default large-object threshold */
+  MAX_SMALL = 248,     /* payload bytes of any object allocated inside an epoch */
+  LARGE_SLOTS = 17000, /* 136 KB: above the default large-object threshold */
   COLLECTIONS_PER_SEED = 5,
 };
 #define FIXED_CHECK 0x9E3779B97F4A7C15ull
@@ -70,10 +70,10 @@ static void custom_trace(void *obj, size_t payload_bytes, ugc_tracer *tracer) {
 
 typedef struct sobj {
   uint8_t kind;
-  uint32_t size;      /* payload bytes */
+  uint32_t size; /* payload bytes */
   uint32_t nslots;
-  uint32_t edge0;     /* first edge in the pool */
-  void *pinned_at;    /* K_PINNED, K_LARGE: the address it must keep */
+  uint32_t edge0;  /* first edge in the pool */
+  void *pinned_at; /* K_PINNED, K_LARGE: the address it must keep */
 } sobj;
 
 /* One thread's graph and its shadow. Ids start at 1; edge value 0 = NULL. For K_CUSTOM,
@@ -90,10 +90,10 @@ typedef struct graph {
   uint32_t *edges;
   uint32_t nedges, edge_cap;
   /* Rebuilt by every walk: */
-  void **ptr;        /* id -> address */
-  uint32_t *seen;    /* id -> walk number that reached it */
+  void **ptr;     /* id -> address */
+  uint32_t *seen; /* id -> walk number that reached it */
   uint32_t walk_no;
-  uint32_t *reach;   /* reachable ids */
+  uint32_t *reach; /* reachable ids */
   uint32_t nreach;
   void **stack;
   uint32_t stack_cap;
@@ -132,8 +132,7 @@ static uint32_t shadow_new(graph *g, int kind, uint32_t size, uint32_t nslots) {
     g->edges = xrealloc(g->edges, g->edge_cap * sizeof *g->edges);
   }
   uint32_t id = ++g->nobj;
-  g->obj[id] = (sobj){.kind = (uint8_t)kind, .size = size, .nslots = nslots,
-                      .edge0 = g->nedges};
+  g->obj[id] = (sobj){.kind = (uint8_t)kind, .size = size, .nslots = nslots, .edge0 = g->nedges};
   g->fixnum[id] = 0;
   g->seen[id] = 0;
   memset(&g->edges[g->nedges], 0, nslots * sizeof *g->edges);
@@ -149,7 +148,9 @@ static void shadow_reset(graph *g) {
 
 /* ---- real objects ------------------------------------------------------------------- */
 
-static uint64_t *words(void *obj) { return (uint64_t *)obj; }
+static uint64_t *words(void *obj) {
+  return (uint64_t *)obj;
+}
 
 /* Address of reference slot `i` of an object of `kind` (untagged slots only). */
 static void **slot_addr(void *obj, int kind, uint32_t i) {
@@ -280,8 +281,8 @@ static void walk(graph *g, bool check) {
       void *child;
       uint32_t got = slot_target(g, obj, kind, i, &child);
       if (got != g->edges[s->edge0 + i]) {
-        report(g, got == ~0u ? "slot points at no known object" : "slot holds another object",
-               id, i);
+        report(g, got == ~0u ? "slot points at no known object" : "slot holds another object", id,
+               i);
         continue;
       }
       uint32_t cid = got & ~TAG_BIT;
@@ -530,14 +531,22 @@ static void *thread_main(void *p) {
 static void register_types(void) {
   static const uint32_t fixed_refs[] = {0, 8};
   ugc_type_desc descs[K_COUNT] = {
-      [K_FIXED] = {.name = "rg.fixed", .layout = UGC_LAYOUT_FIXED, .fixed_size = 32,
-                   .ref_offsets = fixed_refs, .ref_count = 2},
+      [K_FIXED] = {.name = "rg.fixed",
+                   .layout = UGC_LAYOUT_FIXED,
+                   .fixed_size = 32,
+                   .ref_offsets = fixed_refs,
+                   .ref_count = 2},
       [K_ARRAY] = {.name = "rg.array", .layout = UGC_LAYOUT_REF_ARRAY, .fixed_size = 8},
       [K_LEAF] = {.name = "rg.leaf", .layout = UGC_LAYOUT_LEAF},
-      [K_CUSTOM] = {.name = "rg.custom", .layout = UGC_LAYOUT_CUSTOM, .fixed_size = 32,
+      [K_CUSTOM] = {.name = "rg.custom",
+                    .layout = UGC_LAYOUT_CUSTOM,
+                    .fixed_size = 32,
                     .trace = custom_trace},
-      [K_PINNED] = {.name = "rg.pinned", .layout = UGC_LAYOUT_FIXED, .fixed_size = 32,
-                    .ref_offsets = fixed_refs, .ref_count = 2},
+      [K_PINNED] = {.name = "rg.pinned",
+                    .layout = UGC_LAYOUT_FIXED,
+                    .fixed_size = 32,
+                    .ref_offsets = fixed_refs,
+                    .ref_count = 2},
       [K_LARGE] = {.name = "rg.large", .layout = UGC_LAYOUT_REF_ARRAY, .fixed_size = 8},
   };
   for (int k = 0; k < K_COUNT; k++) {
@@ -602,16 +611,15 @@ int main(void) {
   ugc_stats stats;
   ugc_stats_get(heap, &stats);
   const char *delivery = getenv("UFFDGC_DELIVERY");
-  printf("random_graph: backend %s (delivery %s), %d thread(s), %u seeds\n",
-         ugc_heap_backend(heap), delivery && *delivery ? delivery : "default",
-         nthreads, nthreads == 1 ? seeds : per_thread * (unsigned)nthreads);
+  printf("random_graph: backend %s (delivery %s), %d thread(s), %u seeds\n", ugc_heap_backend(heap),
+         delivery && *delivery ? delivery : "default", nthreads,
+         nthreads == 1 ? seeds : per_thread * (unsigned)nthreads);
   printf("random_graph: %llu pages built by mutators, %llu stalls on pages being compacted\n",
          (unsigned long long)stats.compaction.pages_by_mutator,
          (unsigned long long)stats.stall.count);
   printf("random_graph: %lu collections, %lu digest mismatches, %lu verify failures, "
          "%lu shadow mismatches (%llu cycles in all; at least %lu checked required)\n",
-         collections, digest, verify, shadow, (unsigned long long)stats.cycles,
-         min_collections);
+         collections, digest, verify, shadow, (unsigned long long)stats.cycles, min_collections);
   CHECK(collections >= min_collections);
   CHECK(digest == 0);
   CHECK(verify == 0);

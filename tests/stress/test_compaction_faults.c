@@ -19,7 +19,7 @@ typedef struct node {
   struct node *next;  /* the list everybody walks */
   struct node *other; /* a random earlier node: references across pages */
   uint64_t id;
-  uint64_t value;     /* readers check it, writers bump it */
+  uint64_t value; /* readers check it, writers bump it */
 } node;
 
 static ugc_type_id node_type, blob_type;
@@ -36,8 +36,11 @@ static void setup(void) {
   heap = itest_heap_create(&config);
   ugc_error error;
   static const uint32_t refs[] = {offsetof(node, next), offsetof(node, other)};
-  ugc_type_desc desc = {.name = "node", .layout = UGC_LAYOUT_FIXED, .fixed_size = sizeof(node),
-                        .ref_offsets = refs, .ref_count = 2};
+  ugc_type_desc desc = {.name = "node",
+                        .layout = UGC_LAYOUT_FIXED,
+                        .fixed_size = sizeof(node),
+                        .ref_offsets = refs,
+                        .ref_count = 2};
   node_type = ugc_type_register(heap, &desc, &error);
   ugc_type_desc blob = {.name = "blob", .layout = UGC_LAYOUT_LEAF};
   blob_type = ugc_type_register(heap, &blob, &error);

@@ -84,8 +84,11 @@ int main(void) {
   heap = itest_heap_create(&config);
   ugc_error error;
   static const uint32_t refs[] = {offsetof(item, next), offsetof(item, payload)};
-  ugc_type_desc desc = {.name = "item", .layout = UGC_LAYOUT_FIXED, .fixed_size = sizeof(item),
-                        .ref_offsets = refs, .ref_count = 2};
+  ugc_type_desc desc = {.name = "item",
+                        .layout = UGC_LAYOUT_FIXED,
+                        .fixed_size = sizeof(item),
+                        .ref_offsets = refs,
+                        .ref_count = 2};
   item_type = ugc_type_register(heap, &desc, &error);
   REQUIRE(item_type);
   ugc_global_root_add(heap, (void **)&head);

@@ -31,15 +31,18 @@ static int run_scenario(const char *backend, int cycles, const char *expect_back
   if (!heap) {
     printf("  heap_create(%s): %s\n", backend, error.message);
     return error.code == UGC_ERR_UNAVAILABLE && strstr(error.message, backend) ? EXIT_UNAVAILABLE
-                                                                                : EXIT_OTHER;
+                                                                               : EXIT_OTHER;
   }
   if (expect_backend && strcmp(ugc_heap_backend(heap), expect_backend) != 0) {
     printf("  backend %s, expected %s\n", ugc_heap_backend(heap), expect_backend);
     return EXIT_OTHER;
   }
   static const uint32_t refs[] = {offsetof(cell, left), offsetof(cell, right)};
-  ugc_type_desc desc = {.name = "cell", .layout = UGC_LAYOUT_FIXED, .fixed_size = sizeof(cell),
-                        .ref_offsets = refs, .ref_count = 2};
+  ugc_type_desc desc = {.name = "cell",
+                        .layout = UGC_LAYOUT_FIXED,
+                        .fixed_size = sizeof(cell),
+                        .ref_offsets = refs,
+                        .ref_count = 2};
   ugc_type_id type = ugc_type_register(heap, &desc, &error);
   ugc_mutator *m = ugc_thread_attach(heap, &error);
   if (!type || !m)
@@ -86,8 +89,8 @@ static int run_scenario(const char *backend, int cycles, const char *expect_back
 
 typedef struct scenario {
   const char *name;
-  const char *inject;      /* UFFDGC_INJECT */
-  const char *disable;     /* UFFDGC_DISABLE */
+  const char *inject;  /* UFFDGC_INJECT */
+  const char *disable; /* UFFDGC_DISABLE */
   const char *backend;
   const char *expect_backend; /* NULL: whatever was chosen */
   int expect_exit;
@@ -98,15 +101,14 @@ static const scenario scenarios[] = {
     {"mremap fails once", "copy.mremap:2", NULL, "copy", "copy", EXIT_OK},
     {"register fails: heap moved back", "copy.register", NULL, "copy", "copy", EXIT_OK},
     {"no memory for page states", "copy.page_states:1", NULL, "copy", "copy", EXIT_OK},
-    {"stray read maps a zero page before registration", "copy.stray_read", NULL, "copy",
-     "copy", EXIT_OK},
+    {"stray read maps a zero page before registration", "copy.stray_read", NULL, "copy", "copy",
+     EXIT_OK},
     {"no userfaultfd: explicit copy refused", NULL, "uffd", "copy", NULL, EXIT_UNAVAILABLE},
     {"no userfaultfd: auto falls back to stw", NULL, "uffd", "auto", "stw", EXIT_OK},
     {"no DONTUNMAP: auto falls back to stw", NULL, "dontunmap", "auto", "stw", EXIT_OK},
     {"no SIGBUS feature: copy uses a handler thread", NULL, "sigbus", "copy", "copy", EXIT_OK},
     {"only the syscall path", NULL, "dev", "copy", "copy", EXIT_OK},
-    {"no dev node, no syscall: copy refused", NULL, "dev,syscall", "copy", NULL,
-     EXIT_UNAVAILABLE},
+    {"no dev node, no syscall: copy refused", NULL, "dev,syscall", "copy", NULL, EXIT_UNAVAILABLE},
 };
 
 int main(int argc, char **argv) {
@@ -145,8 +147,7 @@ int main(int argc, char **argv) {
       continue;
     }
     if (WEXITSTATUS(status) != s->expect_exit) {
-      fprintf(stderr, "  %s: exit %d, expected %d\n", s->name, WEXITSTATUS(status),
-              s->expect_exit);
+      fprintf(stderr, "  %s: exit %d, expected %d\n", s->name, WEXITSTATUS(status), s->expect_exit);
       CHECK(0);
     }
   }

@@ -18,8 +18,9 @@ static void run_case(const char *name, const synth_params *params, uint64_t seed
   CHECK_EQ_U64(copied, h.live_bytes);
   int failed = synth_verify(&h);
   if (failed || verbose)
-    fprintf(stderr, "%s seed %llu: %zu objects, old_top +%zu, dense_end +%zu, new_top +%zu, "
-                    "live %zu%s\n",
+    fprintf(stderr,
+            "%s seed %llu: %zu objects, old_top +%zu, dense_end +%zu, new_top +%zu, "
+            "live %zu%s\n",
             name, (unsigned long long)seed, h.count, (size_t)(h.old_top - h.base),
             (size_t)(h.dense_end - h.base), (size_t)(h.new_top - h.base), h.live_bytes,
             failed ? " FAILED" : "");
@@ -47,12 +48,14 @@ static void *racer_main(void *arg) {
   race *r = self->race;
   size_t start = self->mode == 2 ? rng_below(&self->seed, r->pages) : 0;
   for (size_t k = 0; k < r->pages; k++) {
-    size_t page = self->mode == 0 ? k : self->mode == 1 ? r->pages - 1 - k : (start + k * 7) % r->pages;
+    size_t page = self->mode == 0   ? k
+                  : self->mode == 1 ? r->pages - 1 - k
+                                    : (start + k * 7) % r->pages;
     if (!ugc_page_try_claim(&r->states, page, UGC_PAGE_BY_GC)) {
       continue;
     }
-    size_t n = ugc_compact_build_page(&r->heap->plan, page, r->heap->delta,
-                                      r->heap->space + 4096 * page);
+    size_t n =
+        ugc_compact_build_page(&r->heap->plan, page, r->heap->delta, r->heap->space + 4096 * page);
     atomic_fetch_add(&r->copied, n);
     atomic_fetch_add(&r->builds[page], 1);
     ugc_page_set(&r->states, page, UGC_PAGE_BUILT);
@@ -116,17 +119,20 @@ static void time_case(const char *name, const synth_params *params) {
   double plan_ns = (now_ns() - start) / 5;
   printf("info: build_page %-40s %6.0f ns/page (best of %zu rounds, %zu pages, %.0f%% live); "
          "plan_compute %.0f us for %zu KiB\n",
-         name, best, rounds, pages,
-         100.0 * (double)h.live_bytes / (double)(h.old_top - h.base), plan_ns / 1000,
-         (size_t)(h.old_top - h.base) / 1024);
+         name, best, rounds, pages, 100.0 * (double)h.live_bytes / (double)(h.old_top - h.base),
+         plan_ns / 1000, (size_t)(h.old_top - h.base) / 1024);
   synth_free(&h);
 }
 
 int main(int argc, char **argv) {
   verbose = argc > 1;
   /* A 1 MiB mixed heap with a dense leading quarter. */
-  synth_params mixed = {.heap_bytes = 1 << 20, .live_prob = 0.5, .dense_bytes = 256 << 10,
-                        .dense_prob = 1.0, .threshold = 0.95, .shape = SHAPE_MIXED};
+  synth_params mixed = {.heap_bytes = 1 << 20,
+                        .live_prob = 0.5,
+                        .dense_bytes = 256 << 10,
+                        .dense_prob = 1.0,
+                        .threshold = 0.95,
+                        .shape = SHAPE_MIXED};
   run_case("mixed 1 MiB", &mixed, 1);
   {
     synth_heap h;
@@ -165,8 +171,8 @@ int main(int argc, char **argv) {
   run_case("all live, no prefix", &all_live, 6);
   all_live.threshold = 0.0;
   run_case("all live, 0.0", &all_live, 6);
-  synth_params giant = {.heap_bytes = 512 << 10, .live_prob = 0.4, .threshold = 1.5,
-                        .shape = SHAPE_GIANT};
+  synth_params giant = {
+      .heap_bytes = 512 << 10, .live_prob = 0.4, .threshold = 1.5, .shape = SHAPE_GIANT};
   run_case("giant array", &giant, 8);
   giant.threshold = 0.0;
   run_case("giant array, all dense", &giant, 9);
@@ -179,8 +185,8 @@ int main(int argc, char **argv) {
   run_case("nothing live, all dense", &nothing_live, 12);
 
   /* Timing (info only): 32-byte objects with two references, half live; leaves; mixed. */
-  synth_params pairs = {.heap_bytes = 8 << 20, .live_prob = 0.5, .threshold = 1.5,
-                        .shape = SHAPE_PAIRS};
+  synth_params pairs = {
+      .heap_bytes = 8 << 20, .live_prob = 0.5, .threshold = 1.5, .shape = SHAPE_PAIRS};
   time_case("32-byte pairs, 50% live", &pairs);
   int previous = ugc_compact_select_popcnt(0);
   time_case("32-byte pairs, 50% live, portable", &pairs);
@@ -196,8 +202,8 @@ int main(int argc, char **argv) {
   pairs.live_prob = 1.0;
   pairs.threshold = 0.95;
   time_case("32-byte pairs, all live, dense", &pairs);
-  synth_params leaves = {.heap_bytes = 8 << 20, .live_prob = 0.5, .threshold = 1.5,
-                         .shape = SHAPE_LEAVES};
+  synth_params leaves = {
+      .heap_bytes = 8 << 20, .live_prob = 0.5, .threshold = 1.5, .shape = SHAPE_LEAVES};
   time_case("small leaves, 50% live", &leaves);
   mixed.heap_bytes = 8 << 20;
   mixed.dense_bytes = 0;

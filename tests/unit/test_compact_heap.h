@@ -24,8 +24,12 @@ static uint64_t rng_next(uint64_t *state) { /* splitmix64 */
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
-static size_t rng_below(uint64_t *state, size_t n) { return n ? rng_next(state) % n : 0; }
-static double rng_unit(uint64_t *state) { return (double)(rng_next(state) >> 11) / 9007199254740992.0; }
+static size_t rng_below(uint64_t *state, size_t n) {
+  return n ? rng_next(state) % n : 0;
+}
+static double rng_unit(uint64_t *state) {
+  return (double)(rng_next(state) >> 11) / 9007199254740992.0;
+}
 
 /* CUSTOM layout: payload word 0 = n, words 1..n are untagged references, the rest data. */
 static void custom_trace(void *obj, size_t payload_bytes, ugc_tracer *tracer) {
@@ -44,17 +48,24 @@ static const ugc_type_table *test_type_table(void) {
   memset(type_entries, 0, sizeof type_entries);
   type_entries[T_FILLER] = (ugc_type_info){.name = "filler", .layout = UGC_LAYOUT_LEAF};
   type_entries[T_LEAF] = (ugc_type_info){.name = "leaf", .layout = UGC_LAYOUT_LEAF};
-  type_entries[T_PAIR] = (ugc_type_info){.name = "pair", .layout = UGC_LAYOUT_FIXED,
-                                         .ref_count = 2, .fixed_size = 24,
+  type_entries[T_PAIR] = (ugc_type_info){.name = "pair",
+                                         .layout = UGC_LAYOUT_FIXED,
+                                         .ref_count = 2,
+                                         .fixed_size = 24,
                                          .ref_offsets = pair_offsets};
-  type_entries[T_ARRAY] = (ugc_type_info){.name = "array", .layout = UGC_LAYOUT_REF_ARRAY,
-                                          .ref_count = 1, .fixed_size = 16,
+  type_entries[T_ARRAY] = (ugc_type_info){.name = "array",
+                                          .layout = UGC_LAYOUT_REF_ARRAY,
+                                          .ref_count = 1,
+                                          .fixed_size = 16,
                                           .ref_offsets = array_offsets};
-  type_entries[T_TAGGED] = (ugc_type_info){.name = "tagged", .layout = UGC_LAYOUT_FIXED,
-                                           .ref_count = 2, .fixed_size = 16, .tag_mask = 7,
+  type_entries[T_TAGGED] = (ugc_type_info){.name = "tagged",
+                                           .layout = UGC_LAYOUT_FIXED,
+                                           .ref_count = 2,
+                                           .fixed_size = 16,
+                                           .tag_mask = 7,
                                            .ref_offsets = tagged_offsets};
-  type_entries[T_CUSTOM] = (ugc_type_info){.name = "custom", .layout = UGC_LAYOUT_CUSTOM,
-                                           .trace = custom_trace};
+  type_entries[T_CUSTOM] =
+      (ugc_type_info){.name = "custom", .layout = UGC_LAYOUT_CUSTOM, .trace = custom_trace};
   test_types.entries = type_entries;
   atomic_store(&test_types.count, T_COUNT);
   return &test_types;
@@ -67,24 +78,24 @@ typedef struct synth_obj {
 } synth_obj;
 
 typedef struct synth_params {
-  size_t heap_bytes;   /* objects fill about this much */
-  double live_prob;    /* chance that an object is live ... */
-  size_t dense_bytes;  /* ... except in the first dense_bytes, where it is dense_prob */
+  size_t heap_bytes;  /* objects fill about this much */
+  double live_prob;   /* chance that an object is live ... */
+  size_t dense_bytes; /* ... except in the first dense_bytes, where it is dense_prob */
   double dense_prob;
-  double threshold;    /* plan.dense_threshold */
-  int shape;           /* SHAPE_* */
-  int local_refs;      /* see synth_heap */
+  double threshold; /* plan.dense_threshold */
+  int shape;        /* SHAPE_* */
+  int local_refs;   /* see synth_heap */
 } synth_params;
 
 enum { SHAPE_MIXED, SHAPE_PAIRS, SHAPE_LEAVES, SHAPE_GIANT };
 
 typedef struct synth_heap {
-  char *space, *from;       /* the moving space and the from-space copy */
+  char *space, *from; /* the moving space and the from-space copy */
   size_t space_bytes;
-  intptr_t delta;           /* from - space */
+  intptr_t delta; /* from - space */
   uintptr_t base, old_top;
-  uint64_t *bitmap;         /* live words */
-  uint64_t *starts;         /* object starts */
+  uint64_t *bitmap; /* live words */
+  uint64_t *starts; /* object starts */
   synth_obj *objs;
   size_t count, cap;
   /* expected outcome */
@@ -110,16 +121,41 @@ static void synth_add(synth_heap *h, uintptr_t hdr, uint8_t type, size_t payload
 /* Picks a type and payload size for the next object. */
 static void synth_pick(uint64_t *rng, int shape, uint8_t *type, size_t *payload) {
   size_t r = rng_below(rng, 100);
-  if (shape == SHAPE_PAIRS) { *type = T_PAIR; *payload = 24; return; }
-  if (shape == SHAPE_LEAVES) { *type = T_LEAF; *payload = rng_below(rng, 48); return; }
-  if (r < 5) { *type = T_FILLER; *payload = 8 * rng_below(rng, 8); }
-  else if (r < 25) { *type = T_LEAF; *payload = rng_below(rng, 5) ? rng_below(rng, 100) : 0; }
-  else if (r < 50) { *type = T_PAIR; *payload = 24; }
-  else if (r < 65) { *type = T_ARRAY; *payload = 16 + 8 * rng_below(rng, 40) + rng_below(rng, 8); }
-  else if (r < 80) { *type = T_TAGGED; *payload = 16; }
-  else if (r < 95) { *type = T_CUSTOM; *payload = 8 + 8 * rng_below(rng, 12); }
-  else if (r < 98) { *type = T_ARRAY; *payload = 16 + 8 * (500 + rng_below(rng, 3000)); }
-  else { *type = T_LEAF; *payload = 4000 + rng_below(rng, 20000); }
+  if (shape == SHAPE_PAIRS) {
+    *type = T_PAIR;
+    *payload = 24;
+    return;
+  }
+  if (shape == SHAPE_LEAVES) {
+    *type = T_LEAF;
+    *payload = rng_below(rng, 48);
+    return;
+  }
+  if (r < 5) {
+    *type = T_FILLER;
+    *payload = 8 * rng_below(rng, 8);
+  } else if (r < 25) {
+    *type = T_LEAF;
+    *payload = rng_below(rng, 5) ? rng_below(rng, 100) : 0;
+  } else if (r < 50) {
+    *type = T_PAIR;
+    *payload = 24;
+  } else if (r < 65) {
+    *type = T_ARRAY;
+    *payload = 16 + 8 * rng_below(rng, 40) + rng_below(rng, 8);
+  } else if (r < 80) {
+    *type = T_TAGGED;
+    *payload = 16;
+  } else if (r < 95) {
+    *type = T_CUSTOM;
+    *payload = 8 + 8 * rng_below(rng, 12);
+  } else if (r < 98) {
+    *type = T_ARRAY;
+    *payload = 16 + 8 * (500 + rng_below(rng, 3000));
+  } else {
+    *type = T_LEAF;
+    *payload = 4000 + rng_below(rng, 20000);
+  }
 }
 
 /* A reference value a live object may hold. */
@@ -247,9 +283,10 @@ static inline void synth_build(synth_heap *h, const synth_params *params, uint64
     }
     if (cursor + ugc_alloc_size(payload) > limit)
       break;
-    int live = giant || (type != T_FILLER &&
-               rng_unit(&rng) < (cursor - h->base < params->dense_bytes ? params->dense_prob
-                                                                        : params->live_prob));
+    int live =
+        giant || (type != T_FILLER &&
+                  rng_unit(&rng) < (cursor - h->base < params->dense_bytes ? params->dense_prob
+                                                                           : params->live_prob));
     synth_add(h, cursor, type, payload, live);
     cursor += ugc_alloc_size(payload);
     size_t to_page = (4096 - (cursor & 4095)) & 4095;
@@ -314,8 +351,10 @@ static inline uintptr_t synth_forward(const synth_heap *h, uintptr_t value, uint
   size_t lo = 0, hi = h->count;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
-    if (h->objs[mid].hdr < hdr) lo = mid + 1;
-    else hi = mid;
+    if (h->objs[mid].hdr < hdr)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   if (ref < 8 || lo == h->count || h->objs[lo].hdr != hdr)
     return value;

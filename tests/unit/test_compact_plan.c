@@ -18,11 +18,21 @@ static void test_bitmap_scans(void) {
     for (int i = 0; i < 16; i++) { /* sparse, dense, runs and empty words */
       uint64_t r = rng_next(&rng);
       switch (rng_below(&rng, 5)) {
-      case 0: words[i] = 0; break;
-      case 1: words[i] = ~UINT64_C(0); break;
-      case 2: words[i] = r & rng_next(&rng) & rng_next(&rng); break;
-      case 3: words[i] = r | rng_next(&rng); break;
-      default: words[i] = r; break;
+      case 0:
+        words[i] = 0;
+        break;
+      case 1:
+        words[i] = ~UINT64_C(0);
+        break;
+      case 2:
+        words[i] = r & rng_next(&rng) & rng_next(&rng);
+        break;
+      case 3:
+        words[i] = r | rng_next(&rng);
+        break;
+      default:
+        words[i] = r;
+        break;
       }
     }
     size_t limit = rng_below(&rng, 16 * 64 + 1);
@@ -82,8 +92,13 @@ static void check_forwarding(const synth_heap *h, uint64_t seed) {
     CHECK_EQ_U64(slot, (o->new_hdr + 8) | 5);
   }
   /* Values that are not references into [space_base, old_top) stay as they are. */
-  uintptr_t outside[] = {0, 8, (uintptr_t)&outside_target[1], h->old_top + 8, h->base,
-                         h->base + h->space_bytes - 64, ~(uintptr_t)7};
+  uintptr_t outside[] = {0,
+                         8,
+                         (uintptr_t)&outside_target[1],
+                         h->old_top + 8,
+                         h->base,
+                         h->base + h->space_bytes - 64,
+                         ~(uintptr_t)7};
   for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++)
     CHECK_EQ_U64(ugc_compact_forward_ref(plan, outside[i]), outside[i]);
   for (size_t page = 0; page < plan->page_count && ugc_test_failures - before < 5; page++)
@@ -132,8 +147,11 @@ static void test_table_reuse(void) {
   ugc_compact_plan reused = {0};
   size_t sizes[] = {40000, 4000, 200000, 0, 120000, 8};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-    synth_params p = {.heap_bytes = sizes[i], .live_prob = 0.6, .dense_bytes = sizes[i] / 3,
-                      .dense_prob = 1.0, .threshold = 0.9};
+    synth_params p = {.heap_bytes = sizes[i],
+                      .live_prob = 0.6,
+                      .dense_bytes = sizes[i] / 3,
+                      .dense_prob = 1.0,
+                      .threshold = 0.9};
     synth_heap h;
     synth_build(&h, &p, 500 + i);
     reused.space_base = h.plan.space_base;
@@ -172,8 +190,8 @@ static void test_edges(void) {
   synth_free(&h);
 
   /* Everything live: threshold 1.0 keeps every full page; the partial last page slides by 0. */
-  synth_params all = {.heap_bytes = 100000, .live_prob = 1.0, .threshold = 1.0,
-                      .shape = SHAPE_PAIRS};
+  synth_params all = {
+      .heap_bytes = 100000, .live_prob = 1.0, .threshold = 1.0, .shape = SHAPE_PAIRS};
   synth_build(&h, &all, 2);
   synth_check_plan(&h);
   check_forwarding(&h, 2);
@@ -197,8 +215,8 @@ static void test_edges(void) {
   synth_free(&h);
 
   /* A single giant live array over many pages, with small objects around it. */
-  synth_params giant = {.heap_bytes = 256 << 10, .live_prob = 0.5, .threshold = 0.95,
-                        .shape = SHAPE_GIANT};
+  synth_params giant = {
+      .heap_bytes = 256 << 10, .live_prob = 0.5, .threshold = 0.95, .shape = SHAPE_GIANT};
   synth_build(&h, &giant, 5);
   synth_check_plan(&h);
   check_forwarding(&h, 5);

@@ -37,8 +37,7 @@ int main(void) {
   CHECK(((uintptr_t)heap->moving.base & ((1ul << 30) - 1)) == 0); /* 1 GiB-aligned */
   CHECK(heap->moving.nonmoving_base == heap->moving.base + heap->moving.reserved_bytes);
   ugc_type_id bytes_type =
-      ugc_type_register(heap, &(ugc_type_desc){.name = "bytes", .layout = UGC_LAYOUT_LEAF},
-                        &error);
+      ugc_type_register(heap, &(ugc_type_desc){.name = "bytes", .layout = UGC_LAYOUT_LEAF}, &error);
   ugc_mutator *m = ugc_thread_attach(heap, &error);
   REQUIRE(m);
   CHECK(ugc_fast(m)->small_limit <= UGC_TLAB_BYTES - 8);

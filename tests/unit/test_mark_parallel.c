@@ -36,8 +36,10 @@ static void run(unsigned threads) {
   REQUIRE(heap);
   uint32_t refs[] = {0, 8};
   tree_type = ugc_type_register(heap,
-                                &(ugc_type_desc){.name = "tree", .layout = UGC_LAYOUT_FIXED,
-                                                 .fixed_size = sizeof(tree), .ref_offsets = refs,
+                                &(ugc_type_desc){.name = "tree",
+                                                 .layout = UGC_LAYOUT_FIXED,
+                                                 .fixed_size = sizeof(tree),
+                                                 .ref_offsets = refs,
                                                  .ref_count = 2},
                                 &error);
   ugc_mutator *m = ugc_thread_attach(heap, &error);
@@ -73,8 +75,8 @@ static void run(unsigned threads) {
   CHECK(ugc_verify(m, &error) == 0);
   ugc_collect(m, UGC_COLLECT_FULL);
   CHECK(ugc_graph_digest(m) == digest);
-  printf("threads=%u mark=%.2fms compact=%.2fms\n", threads,
-         stats.pause_mark.max_ns / 1e6, stats.pause_compact.max_ns / 1e6);
+  printf("threads=%u mark=%.2fms compact=%.2fms\n", threads, stats.pause_mark.max_ns / 1e6,
+         stats.pause_compact.max_ns / 1e6);
   ugc_scope_close(m, scope);
   ugc_thread_detach(m);
   ugc_heap_destroy(heap);

@@ -75,9 +75,12 @@ int main(void) {
   CHECK(strcmp(ugc_heap_backend(heap), "stw") == 0);
   uint32_t pair_refs[] = {0, 8};
   pair_type = ugc_type_register(heap,
-                                &(ugc_type_desc){.name = "pair", .layout = UGC_LAYOUT_FIXED,
-                                                 .fixed_size = 16, .ref_offsets = pair_refs,
-                                                 .ref_count = 2, .tag_mask = 1},
+                                &(ugc_type_desc){.name = "pair",
+                                                 .layout = UGC_LAYOUT_FIXED,
+                                                 .fixed_size = 16,
+                                                 .ref_offsets = pair_refs,
+                                                 .ref_count = 2,
+                                                 .tag_mask = 1},
                                 &error);
   leaf_type =
       ugc_type_register(heap, &(ugc_type_desc){.name = "str", .layout = UGC_LAYOUT_LEAF}, &error);
@@ -86,8 +89,10 @@ int main(void) {
       &error);
   uint32_t array_refs[] = {8};
   array_type = ugc_type_register(heap,
-                                 &(ugc_type_desc){.name = "array", .layout = UGC_LAYOUT_REF_ARRAY,
-                                                  .fixed_size = 16, .ref_offsets = array_refs,
+                                 &(ugc_type_desc){.name = "array",
+                                                  .layout = UGC_LAYOUT_REF_ARRAY,
+                                                  .fixed_size = 16,
+                                                  .ref_offsets = array_refs,
                                                   .ref_count = 1},
                                  &error);
   REQUIRE(pair_type && leaf_type && vec_type && array_type);
@@ -139,7 +144,7 @@ int main(void) {
     ((void **)array)[2 + i] = s;
   }
   ((void **)array)[1] = vector; /* the fixed part's reference */
-  ((uint64_t *)array)[0] = 777;  /* data */
+  ((uint64_t *)array)[0] = 777; /* data */
 
   big = ugc_alloc(m, array_type, 16 + 2000 * 8); /* large object holding moving refs */
   for (int i = 0; i < 2000; i++)
@@ -167,7 +172,7 @@ int main(void) {
     CHECK(list_ok(list, n));
     garbage(m, 1000);
   }
-  CHECK(list != list_before);     /* objects moved */
+  CHECK(list != list_before); /* objects moved */
   CHECK(global != global_before);
   CHECK(strcmp(global, "global") == 0);
   CHECK(((uintptr_t)tagged_root & 1) == 1);

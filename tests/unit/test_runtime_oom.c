@@ -80,11 +80,13 @@ int main(void) {
   ugc_heap *heap = ugc_heap_create(&config, &error);
   REQUIRE(heap);
   uint32_t refs[] = {0};
-  ugc_type_id node_type = ugc_type_register(
-      heap,
-      &(ugc_type_desc){.name = "node", .layout = UGC_LAYOUT_FIXED, .fixed_size = sizeof(node),
-                       .ref_offsets = refs, .ref_count = 1},
-      &error);
+  ugc_type_id node_type = ugc_type_register(heap,
+                                            &(ugc_type_desc){.name = "node",
+                                                             .layout = UGC_LAYOUT_FIXED,
+                                                             .fixed_size = sizeof(node),
+                                                             .ref_offsets = refs,
+                                                             .ref_count = 1},
+                                            &error);
   ugc_mutator *m = ugc_thread_attach(heap, &error);
   REQUIRE(m);
 
@@ -136,8 +138,10 @@ int main(void) {
   ugc_heap_destroy(misuse_heap);
 
   /* Bad environment values name the variable. */
-  const char *vars[][2] = {{"UFFDGC_HEAP_MAX", "lots"}, {"UFFDGC_TRACE", "maybe"},
-                           {"UFFDGC_GC_THREADS", "-3"}, {"UFFDGC_DELIVERY", "pigeon"},
+  const char *vars[][2] = {{"UFFDGC_HEAP_MAX", "lots"},
+                           {"UFFDGC_TRACE", "maybe"},
+                           {"UFFDGC_GC_THREADS", "-3"},
+                           {"UFFDGC_DELIVERY", "pigeon"},
                            {"UFFDGC_BACKEND", "nonsense"}};
   for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
     setenv(vars[i][0], vars[i][1], 1);

@@ -84,8 +84,10 @@ int main(void) {
   REQUIRE(heap);
   uint32_t refs[] = {8};
   node_type = ugc_type_register(heap,
-                                &(ugc_type_desc){.name = "node", .layout = UGC_LAYOUT_FIXED,
-                                                 .fixed_size = 16, .ref_offsets = refs,
+                                &(ugc_type_desc){.name = "node",
+                                                 .layout = UGC_LAYOUT_FIXED,
+                                                 .fixed_size = 16,
+                                                 .ref_offsets = refs,
                                                  .ref_count = 1},
                                 &error);
   leaf_type =

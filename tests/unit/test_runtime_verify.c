@@ -21,11 +21,13 @@ int main(void) {
   REQUIRE(heap);
   unsetenv("UFFDGC_VERIFY");
   uint32_t refs[] = {0};
-  ugc_type_id box_type = ugc_type_register(
-      heap,
-      &(ugc_type_desc){.name = "box", .layout = UGC_LAYOUT_FIXED, .fixed_size = sizeof(box),
-                       .ref_offsets = refs, .ref_count = 1},
-      &error);
+  ugc_type_id box_type = ugc_type_register(heap,
+                                           &(ugc_type_desc){.name = "box",
+                                                            .layout = UGC_LAYOUT_FIXED,
+                                                            .fixed_size = sizeof(box),
+                                                            .ref_offsets = refs,
+                                                            .ref_count = 1},
+                                           &error);
   ugc_mutator *m = ugc_thread_attach(heap, &error);
   REQUIRE(m);
   ugc_scope scope = ugc_scope_open(m);

@@ -20,8 +20,8 @@ static size_t plan_rows(const bench_options *o, bench_row *rows, size_t max) {
     for (size_t b = 0; b < o->backend_count; b++) {
       const char *backend = o->backends[b];
       char reason[256] = "";
-      bool available = strcmp(backend, "auto") == 0 ||
-                       ugc_backend_available(backend, reason, sizeof reason);
+      bool available =
+          strcmp(backend, "auto") == 0 || ugc_backend_available(backend, reason, sizeof reason);
       bool faults = strcmp(backend, "stw") != 0 && available;
       size_t modes = faults && o->delivery_count ? o->delivery_count : 1;
       for (size_t d = 0; d < modes && n < max; d++) {

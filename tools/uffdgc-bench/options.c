@@ -7,19 +7,17 @@
 #include <string.h>
 
 const char *const bench_backend_names[] = {"stw", "sigsegv", "copy", "minor", "move"};
-const size_t bench_backend_name_count =
-    sizeof bench_backend_names / sizeof bench_backend_names[0];
+const size_t bench_backend_name_count = sizeof bench_backend_names / sizeof bench_backend_names[0];
 
 void bench_print_usage(FILE *out) {
-  fprintf(out,
-          "usage: uffdgc-bench [options]\n"
-          "\n"
-          "Runs garbage-collection workloads on uffdgc (and bdwgc for comparison), each\n"
-          "(workload, backend) in its own child process, and prints a footer per run and a\n"
-          "comparison table.\n"
-          "\n"
-          "options:\n"
-          "  --workload NAME|all   workloads, comma-separated (default all):\n");
+  fprintf(out, "usage: uffdgc-bench [options]\n"
+               "\n"
+               "Runs garbage-collection workloads on uffdgc (and bdwgc for comparison), each\n"
+               "(workload, backend) in its own child process, and prints a footer per run and a\n"
+               "comparison table.\n"
+               "\n"
+               "options:\n"
+               "  --workload NAME|all   workloads, comma-separated (default all):\n");
   for (size_t i = 0; i < bench_workload_count; i++)
     fprintf(out, "                          %-12s %s%s\n", bench_workloads[i].name,
             bench_workloads[i].desc, bench_workloads[i].opt_in ? " (not in all)" : "");
@@ -61,10 +59,23 @@ static bool parse_size(const char *text, size_t *out) {
     return false;
   unsigned shift = 0;
   switch (*end) {
-  case 'k': case 'K': shift = 10; end++; break;
-  case 'm': case 'M': shift = 20; end++; break;
-  case 'g': case 'G': shift = 30; end++; break;
-  default: break;
+  case 'k':
+  case 'K':
+    shift = 10;
+    end++;
+    break;
+  case 'm':
+  case 'M':
+    shift = 20;
+    end++;
+    break;
+  case 'g':
+  case 'G':
+    shift = 30;
+    end++;
+    break;
+  default:
+    break;
   }
   if (shift && end[0] == 'i' && end[1] == 'B')
     end += 2;
@@ -118,14 +129,14 @@ static int parse_backends(char *list, bench_options *o) {
   for (char *save = NULL, *name = strtok_r(list, ",", &save); name;
        name = strtok_r(NULL, ",", &save)) {
     if (strcmp(name, "all") == 0) {
-      for (size_t i = 0; i < bench_backend_name_count && o->backend_count < BENCH_MAX_BACKENDS;
-           i++)
+      for (size_t i = 0; i < bench_backend_name_count && o->backend_count < BENCH_MAX_BACKENDS; i++)
         o->backends[o->backend_count++] = bench_backend_names[i];
       continue;
     }
     if (!known_backend(name))
       return usage_error("--backend: unknown backend '%s' (expected auto, stw, sigsegv, "
-                         "copy, minor, move or all)%s", name, "");
+                         "copy, minor, move or all)%s",
+                         name, "");
     if (o->backend_count < BENCH_MAX_BACKENDS)
       o->backends[o->backend_count++] = name;
   }
@@ -142,8 +153,8 @@ static int parse_deliveries(char *list, bench_options *o) {
       continue;
     }
     if (strcmp(name, "sigbus") != 0 && strcmp(name, "thread") != 0)
-      return usage_error("--delivery: unknown mode '%s' (expected sigbus, thread or both)%s",
-                         name, "");
+      return usage_error("--delivery: unknown mode '%s' (expected sigbus, thread or both)%s", name,
+                         "");
     bool dup = false;
     for (size_t i = 0; i < o->delivery_count; i++)
       dup |= strcmp(o->deliveries[i], name) == 0;
@@ -178,10 +189,9 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
       o->verify = true;
       continue;
     }
-    static const char *const with_value[] = {"--workload", "--backend", "--heap",
-                                             "--threads",  "--scale",   "--repeat",
-                                             "--json",     "--compare", "--plot",
-                                             "--delivery"};
+    static const char *const with_value[] = {"--workload", "--backend", "--heap", "--threads",
+                                             "--scale",    "--repeat",  "--json", "--compare",
+                                             "--plot",     "--delivery"};
     bool known = false;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
       known |= strcmp(arg, with_value[k]) == 0;

@@ -17,10 +17,10 @@ typedef struct bench_options {
   size_t backend_count;
   const char *deliveries[2]; /* --delivery: "sigbus" and/or "thread"; none = default/env */
   size_t delivery_count;
-  size_t heap;        /* 0 = each workload's default */
-  unsigned threads;   /* mutators of mt and compact; default 2 */
-  unsigned scale;     /* default BENCH_DEFAULT_SCALE */
-  unsigned repeat;    /* runs per row; the median by wall time is reported */
+  size_t heap;      /* 0 = each workload's default */
+  unsigned threads; /* mutators of mt and compact; default 2 */
+  unsigned scale;   /* default BENCH_DEFAULT_SCALE */
+  unsigned repeat;  /* runs per row; the median by wall time is reported */
   bool verify;
   bool compare_bdw;
   const char *json_path;

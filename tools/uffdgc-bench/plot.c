@@ -29,7 +29,9 @@ static bool usable(const bench_row *row) {
   return row->result && !row->failed && !row->skipped[0];
 }
 
-static const char *backend_of(const bench_row *row) { return bench_row_label(row); }
+static const char *backend_of(const bench_row *row) {
+  return bench_row_label(row);
+}
 
 /* One data file per (workload, kind): percentile, then one column per backend. Returns the
  * number of columns written (0 = nothing to plot). */
@@ -40,8 +42,8 @@ static int write_quantiles(const char *dir, const bench_row *rows, size_t count,
   for (size_t i = 0; i < count && n < 16; i++) {
     if (rows[i].workload != w || !usable(&rows[i]))
       continue;
-    const bench_dist *d = strcmp(kind, "pause") == 0 ? &rows[i].result->pause
-                                                     : &rows[i].result->stall;
+    const bench_dist *d =
+        strcmp(kind, "pause") == 0 ? &rows[i].result->pause : &rows[i].result->stall;
     if (d->count)
       cols[n++] = &rows[i];
   }
@@ -59,8 +61,8 @@ static int write_quantiles(const char *dir, const bench_row *rows, size_t count,
   for (int q = 0; q < BENCH_QUANTILES; q++) {
     fprintf(f, "%d", q);
     for (int c = 0; c < n; c++) {
-      const bench_dist *d = strcmp(kind, "pause") == 0 ? &cols[c]->result->pause
-                                                       : &cols[c]->result->stall;
+      const bench_dist *d =
+          strcmp(kind, "pause") == 0 ? &cols[c]->result->pause : &cols[c]->result->stall;
       fprintf(f, " %.3f", d->q[q] / 1e3);
     }
     fputc('\n', f);
@@ -138,7 +140,8 @@ int bench_plot(const char *dir, const bench_row *rows, size_t count) {
   fclose(gp);
   if (!have_gnuplot()) {
     printf("plots: gnuplot is not installed; data and script are in %s. Install it with\n"
-           "  apt-get install gnuplot-nox\nand run: gnuplot %s\n", dir, script);
+           "  apt-get install gnuplot-nox\nand run: gnuplot %s\n",
+           dir, script);
     return 0;
   }
   char command[8300];

@@ -12,7 +12,9 @@
 
 #define MB 1e6
 
-static double us(uint64_t ns) { return ns / 1e3; }
+static double us(uint64_t ns) {
+  return ns / 1e3;
+}
 
 void bench_print_footer(FILE *out, const bench_row *row) {
   const char *w = row->workload->name;
@@ -31,14 +33,16 @@ void bench_print_footer(FILE *out, const bench_row *row) {
           (unsigned long long)r->gc_cycles);
   fprintf(out, "[%s/%s] %.3f ms total time (%.3f stopped).\n", w, b, r->wall_s * 1e3,
           r->gc_total_pause_s * 1e3);
-  fprintf(out, "[%s/%s] %.3f ms median pause time, %.3f p95, %.3f max.\n", w, b,
-          r->pause.p50 / 1e6, r->pause.p95 / 1e6, r->pause.max / 1e6);
+  fprintf(out, "[%s/%s] %.3f ms median pause time, %.3f p95, %.3f max.\n", w, b, r->pause.p50 / 1e6,
+          r->pause.p95 / 1e6, r->pause.max / 1e6);
   fprintf(out, "[%s/%s] Heap size is %.3f MB (max %.3f MB); peak live data %.3f MB.\n", w, b,
           r->heap_used_bytes / MB, r->heap_max_bytes / MB, r->live_bytes_peak / MB);
   if (r->pause_mark.count && strcmp(b, "bdw") != 0)
-    fprintf(out, "[%s/%s] pause phases: mark+plan %.3f ms median, %.3f max; compaction "
-            "%.3f ms median, %.3f max.\n", w, b, r->pause_mark.p50 / 1e6,
-            r->pause_mark.max / 1e6, r->pause_compact.p50 / 1e6, r->pause_compact.max / 1e6);
+    fprintf(out,
+            "[%s/%s] pause phases: mark+plan %.3f ms median, %.3f max; compaction "
+            "%.3f ms median, %.3f max.\n",
+            w, b, r->pause_mark.p50 / 1e6, r->pause_mark.max / 1e6, r->pause_compact.p50 / 1e6,
+            r->pause_compact.max / 1e6);
   if (r->stall.count)
     fprintf(out, "[%s/%s] %llu stalls: %.1f us median, %.1f p99, %.1f max.\n", w, b,
             (unsigned long long)r->stall.count, us(r->stall.p50), us(r->stall.p99),
@@ -46,25 +50,26 @@ void bench_print_footer(FILE *out, const bench_row *row) {
   bench_compaction_rates rates;
   bench_compaction_rates_of(&r->compaction, &rates);
   if (rates.pages_built) {
-    fprintf(out, "[%s/%s] compaction: %llu pages built (%llu by GC threads, %llu by "
-            "mutators), %.1f MB in %.1f ms %s: %.2f GB/s.\n", w, b,
-            (unsigned long long)rates.pages_built,
+    fprintf(out,
+            "[%s/%s] compaction: %llu pages built (%llu by GC threads, %llu by "
+            "mutators), %.1f MB in %.1f ms %s: %.2f GB/s.\n",
+            w, b, (unsigned long long)rates.pages_built,
             (unsigned long long)r->compaction.pages_by_gc,
             (unsigned long long)r->compaction.pages_by_mutator, rates.compacted_bytes / MB,
             rates.compaction_s * 1e3, r->compaction.concurrent_s > 0 ? "concurrent" : "in pauses",
             rates.gb_per_s);
-    fprintf(out, "[%s/%s] per page: build %.0f ns, map %.0f ns.\n", w, b,
-            rates.ns_per_page_build, rates.ns_per_page_map);
+    fprintf(out, "[%s/%s] per page: build %.0f ns, map %.0f ns.\n", w, b, rates.ns_per_page_build,
+            rates.ns_per_page_map);
   }
   if (r->unit.count)
     fprintf(out, "[%s/%s] %llu units: %.2f us median, %.2f p99, %.1f max.\n", w, b,
-            (unsigned long long)r->unit.count, us(r->unit.p50), us(r->unit.p99),
-            us(r->unit.max));
+            (unsigned long long)r->unit.count, us(r->unit.p50), us(r->unit.p99), us(r->unit.max));
   if (r->verify_cycles || r->digest_checks)
-    fprintf(out, "[%s/%s] verified %llu times, %llu failures; %llu digest checks, %llu "
-            "mismatches.\n", w, b, (unsigned long long)r->verify_cycles,
-            (unsigned long long)r->verify_failures, (unsigned long long)r->digest_checks,
-            (unsigned long long)r->digest_mismatches);
+    fprintf(out,
+            "[%s/%s] verified %llu times, %llu failures; %llu digest checks, %llu "
+            "mismatches.\n",
+            w, b, (unsigned long long)r->verify_cycles, (unsigned long long)r->verify_failures,
+            (unsigned long long)r->digest_checks, (unsigned long long)r->digest_mismatches);
 }
 
 const bench_row *bench_bdw_row_for(const bench_row *rows, size_t count, const bench_row *row) {
@@ -118,9 +123,9 @@ void bench_print_table(FILE *out, const bench_row *rows, size_t count) {
       snprintf(rr, sizeof rr, "1");
     }
     fprintf(out, "%-12s %-11s %8.2f %6llu %9.0f %9.0f %9.0f %8s %8s %8s %8.1f %8.1f %8s %8s\n",
-            row->workload->name, b, r->wall_s, (unsigned long long)r->gc_cycles,
-            us(r->pause.p50), us(r->pause.p99), us(r->pause.max), stall50, stall99, unit,
-            r->rss_peak_bytes / MB, r->rss_after_gc_bytes / MB, tr, rr);
+            row->workload->name, b, r->wall_s, (unsigned long long)r->gc_cycles, us(r->pause.p50),
+            us(r->pause.p99), us(r->pause.max), stall50, stall99, unit, r->rss_peak_bytes / MB,
+            r->rss_after_gc_bytes / MB, tr, rr);
   }
   print_rule(out);
   /* The bdw comparison once more, per workload, as sentences. */

@@ -147,16 +147,16 @@ static bool run_once(const bench_options *options, bench_row *row, bench_result 
   }
   if (WIFSIGNALED(wstatus)) {
     int sig = WTERMSIG(wstatus);
-    snprintf(r->error, sizeof r->error, "child killed by signal %d (%s)%s", sig,
-             strsignal(sig), sig == SIGALRM ? ": timed out" : "");
+    snprintf(r->error, sizeof r->error, "child killed by signal %d (%s)%s", sig, strsignal(sig),
+             sig == SIGALRM ? ": timed out" : "");
     r->ok = false;
     return false;
   }
   int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
   if (got != sizeof *r) {
     memset(r, 0, sizeof *r);
-    snprintf(r->error, sizeof r->error, "child exited with status %d without a result%s",
-             code, code == 3 ? " (see its message above)" : "");
+    snprintf(r->error, sizeof r->error, "child exited with status %d without a result%s", code,
+             code == 3 ? " (see its message above)" : "");
     return false;
   }
   if (code == 4) {
@@ -179,8 +179,8 @@ static int by_wall(const void *a, const void *b) {
 
 const char *bench_row_label(const bench_row *row) {
   static char label[2 * BENCH_NAME_LEN + 8];
-  const char *backend = row->result && row->result->backend[0] ? row->result->backend
-                                                               : row->backend_requested;
+  const char *backend =
+      row->result && row->result->backend[0] ? row->result->backend : row->backend_requested;
   const char *delivery = row->result && !row->skipped[0] ? row->result->delivery : row->delivery;
   bool thread = delivery && strcmp(delivery, "thread") == 0 && strcmp(backend, "stw") != 0 &&
                 strcmp(backend, "bdw") != 0;

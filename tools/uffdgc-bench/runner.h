@@ -10,7 +10,7 @@ typedef struct bench_row {
   const char *delivery;          /* --delivery for this row; NULL = default or env */
   char skipped[256];             /* non-empty: not run, and why */
   bool failed;
-  bench_result *result;          /* the median run (by wall time) */
+  bench_result *result; /* the median run (by wall time) */
 } bench_row;
 
 /* Runs the row `options->repeat` times; fills row->result, or row->failed with
