@@ -76,7 +76,7 @@ struct mark_context {
 };
 
 static void push(mark_worker *w, uintptr_t ref) {
-  if (w->count == w->capacity && w->bottom >= w->capacity / 4) {
+  if (w->count == w->capacity && w->bottom > 0 && w->bottom >= w->capacity / 4) {
     /* Space given away at the bottom: reuse it before growing. */
     memmove(w->stack, w->stack + w->bottom, (w->count - w->bottom) * sizeof *w->stack);
     w->count -= w->bottom;
