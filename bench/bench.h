@@ -35,6 +35,7 @@ typedef struct bench_compaction {
   uint64_t bytes_copied;
   double concurrent_s;
   double forwarding_s, memcpy_s, map_s, madvise_s, wait_s;
+  double handoff_s, handoff_max_s; /* kernel work of the compaction pauses: sum, largest */
 } bench_compaction;
 
 typedef struct bench_result {

@@ -192,6 +192,8 @@ void bench_ugc_finish(bench_ctx *ctx) {
   o->map_s = c->map_ns / 1e9;
   o->madvise_s = c->madvise_ns / 1e9;
   o->wait_s = c->wait_ns / 1e9;
+  o->handoff_s = c->handoff_ns / 1e9;
+  o->handoff_max_s = c->handoff_max_ns / 1e9;
   ugc_heap_destroy(heap);
   ctx->heap = NULL;
 }

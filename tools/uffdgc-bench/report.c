@@ -60,6 +60,10 @@ void bench_print_footer(FILE *out, const bench_row *row) {
             rates.gb_per_s);
     fprintf(out, "[%s/%s] per page: build %.0f ns, map %.0f ns.\n", w, b, rates.ns_per_page_build,
             rates.ns_per_page_map);
+    if (r->compaction.handoff_s > 0 && r->gc_cycles)
+      fprintf(out, "[%s/%s] kernel hand-off in the compaction pause: %.1f us mean, %.1f max.\n", w,
+              b, r->compaction.handoff_s * 1e6 / (double)r->gc_cycles,
+              r->compaction.handoff_max_s * 1e6);
   }
   if (r->unit.count)
     fprintf(out, "[%s/%s] %llu units: %.2f us median, %.2f p99, %.1f max.\n", w, b,
