@@ -221,6 +221,8 @@ UGC_API uint64_t ugc_histogram_percentile(const ugc_histogram *histogram, double
 typedef struct ugc_compaction_stats {
   uint64_t pages_total, pages_in_place, pages_slid_whole, pages_recycled, pages_fresh;
   uint64_t pages_by_mutator, pages_by_gc;
+  uint64_t pages_helped; /* built a second time by a thread that stopped waiting for a late
+                            owner (the first copy to be mapped wins; both are identical) */
   uint64_t copy_ioctls, move_ioctls, continue_ioctls, zeropage_ioctls, madvise_calls;
   uint64_t bytes_copied;
   uint64_t concurrent_ns; /* from the end of the compaction pause to the last page mapped */

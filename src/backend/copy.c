@@ -31,6 +31,7 @@
  * in the pause with the stw backend instead: slower, never wrong.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,8 +73,9 @@ typedef struct copy_backend {
 
   ugc_concurrent concurrent;
   ugc_compact_threads threads;
-  _Atomic bool compacting;   /* faults in the heap are ours to resolve */
-  pthread_mutex_t wait_lock; /* one compact_wait at a time */
+  _Atomic bool compacting;    /* faults in the heap are ours to resolve */
+  _Atomic uint32_t resolvers; /* threads inside a fault callback (see copy_on_sigbus) */
+  pthread_mutex_t wait_lock;  /* one compact_wait at a time */
 } copy_backend;
 
 /* ---- mapping primitives (async-signal-safe) ------------------------------------------- */
@@ -149,19 +151,28 @@ static void copy_release_from(void *ctx, uintptr_t from, size_t bytes) {
 
 /* ---- fault delivery --------------------------------------------------------------------- */
 
+/* Fault callbacks count themselves in `resolvers`, so that a compaction never ends (and the
+ * next one never resets the page states) under a thread still resolving a fault of it. In
+ * SIGBUS mode that thread is a mutator, which a pause waits for anyway; the handler thread
+ * of thread mode is not. */
 static int copy_on_sigbus(void *ctx, void *addr, int is_write) {
   (void)is_write;
   copy_backend *backend = ctx;
-  if (!atomic_load_explicit(&backend->compacting, memory_order_acquire))
-    return 0; /* raced with the end of compaction: the range is unregistered, retry */
-  return ugc_concurrent_resolve_fault(&backend->concurrent, (uintptr_t)addr) == 0 ? 0 : 1;
+  int result = 0; /* not compacting: raced with the end, the range is unregistered: retry */
+  atomic_fetch_add(&backend->resolvers, 1);
+  if (atomic_load(&backend->compacting))
+    result = ugc_concurrent_resolve_fault(&backend->concurrent, (uintptr_t)addr) == 0 ? 0 : 1;
+  atomic_fetch_sub(&backend->resolvers, 1);
+  return result;
 }
 
 static void copy_on_fault_message(void *ctx, const ugc_uffd_fault *fault) {
   copy_backend *backend = ctx;
   uintptr_t page = (uintptr_t)fault->addr & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
-  if (atomic_load_explicit(&backend->compacting, memory_order_acquire))
+  atomic_fetch_add(&backend->resolvers, 1);
+  if (atomic_load(&backend->compacting))
     ugc_concurrent_resolve_fault(&backend->concurrent, page);
+  atomic_fetch_sub(&backend->resolvers, 1);
   /* The owner's UFFDIO_COPY woke the waiters it knew of; wake once more for a thread that
    * began waiting after it (a no-op otherwise). */
   ugc_uffd_wake(&backend->uffd, (void *)page, UGC_PAGE_SIZE);
@@ -416,7 +427,9 @@ static void copy_compact_wait(ugc_heap *heap) {
       ugc_warn("copy backend: unregistering the heap failed: %s", strerror(-rc));
     backend->registered_bytes = 0;
   }
-  atomic_store_explicit(&backend->compacting, false, memory_order_release);
+  atomic_store(&backend->compacting, false);
+  while (atomic_load(&backend->resolvers)) /* every page is mapped: they finish at once */
+    sched_yield();
 
   const ugc_compact_plan *plan = backend->plan;
   ugc_compaction_stats *s = &heap->stats.compaction;
@@ -427,6 +440,7 @@ static void copy_compact_wait(ugc_heap *heap) {
   add_stat(&s->pages_fresh, by_gc + by_mutator + atomic_load(&k->zero_pages));
   add_stat(&s->pages_by_gc, by_gc);
   add_stat(&s->pages_by_mutator, by_mutator);
+  add_stat(&s->pages_helped, atomic_load(&k->pages_helped));
   add_stat(&s->copy_ioctls, atomic_load(&k->map_calls) + atomic_load(&k->zero_calls));
   add_stat(&s->madvise_calls, atomic_load(&k->release_calls) + atomic_load(&k->stray_pages));
   add_stat(&s->bytes_copied, atomic_load(&k->bytes_copied));

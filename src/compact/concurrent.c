@@ -2,6 +2,7 @@
  * faulting threads. The idea and the rules are drawn in compact/concurrent.h. */
 #include "compact/concurrent.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,6 +45,7 @@ int ugc_concurrent_begin(ugc_concurrent *c, const ugc_compact_plan *plan, intptr
   atomic_store_explicit(&c->done_ns, c->started_ns, memory_order_relaxed);
   atomic_store_explicit(&c->next_page, 0, memory_order_relaxed);
   atomic_store_explicit(&c->waiters, 0, memory_order_relaxed);
+  atomic_store_explicit(&c->helpers_active, 0, memory_order_relaxed);
   c->watermark_page = 0;
   c->released_upto = plan->space_base;
   memset(&c->counters, 0, sizeof c->counters);
@@ -55,10 +57,11 @@ void ugc_concurrent_destroy(ugc_concurrent *c) {
   pthread_mutex_destroy(&c->release_lock);
 }
 
-/* Maps pages [first, first + count) that this thread owns, built in `buffer`. A page that
- * turns out to be mapped already was mapped by nobody who owned it (claims are exclusive):
- * a stray access mapped a zero page there before registration. Drop it and map ours. */
-static void map_owned_pages(ugc_concurrent *c, size_t first, const char *buffer, size_t count) {
+/* A page of ours that turns out to be mapped already was mapped either by a helper (same
+ * content: skip it) or by nobody entitled to (a stray access mapped a zero page before
+ * registration): drop that and map ours. */
+void ugc_concurrent_map_built(ugc_concurrent *c, size_t first, const void *built, size_t count) {
+  const char *buffer = built;
   uintptr_t dst = c->space_base + first * UGC_PAGE_SIZE;
   size_t bytes = count * UGC_PAGE_SIZE, offset = 0;
   unsigned stray_retries = 0;
@@ -75,6 +78,15 @@ static void map_owned_pages(ugc_concurrent *c, size_t first, const char *buffer,
     if (result == UGC_MAP_FAILED)
       concurrent_fatal("mapping a to-space page failed (see the message above)");
     offset += done;
+    size_t page = first + offset / UGC_PAGE_SIZE;
+    while (!ugc_page_helped(&c->states, page) && atomic_load(&c->helpers_active))
+      sched_yield(); /* a helper may have mapped it and not said so yet */
+    if (ugc_page_helped(&c->states, page)) {
+      offset += UGC_PAGE_SIZE; /* a waiter built and mapped the same content: skip it */
+      continue;
+    }
+    /* Nobody who may map this page did (or a helper has not said so yet: then we replace
+     * identical content). */
     if (++stray_retries > 64)
       concurrent_fatal("a to-space page keeps being mapped by someone else");
     add(&c->counters.stray_pages, 1);
@@ -110,6 +122,39 @@ static void build_one(ugc_concurrent *c, size_t page, void *out) {
   add(&c->counters.build_ns, ugc_now_ns() - t0);
 }
 
+static uint64_t clock_ns(void) {
+  return ugc_now_ns();
+}
+
+/* The owner of `page` is late (likely descheduled): build the page here and try to map it.
+ * If the owner (or another helper) mapped it first, EEXIST: wait for MAPPED as usual. */
+static void help_owner(ugc_concurrent *c, size_t page) {
+  /* Announce ourselves before the last look at the state: ugc_concurrent_finish waits for
+   * helpers once every page is MAPPED, and then takes from-space away. A helper that it
+   * did not see will see MAPPED here (both sides sequentially consistent). */
+  atomic_fetch_add(&c->helpers_active, 1);
+  atomic_thread_fence(memory_order_seq_cst);
+  if (ugc_page_get(&c->states, page) != UGC_PAGE_MAPPED) {
+    char buffer[UGC_PAGE_SIZE] __attribute__((aligned(64)));
+    build_one(c, page, buffer);
+    size_t done = 0;
+    add(&c->counters.map_calls, 1);
+    ugc_map_result result = c->mapper.map(c->mapper.backend, c->space_base + page * UGC_PAGE_SIZE,
+                                          buffer, UGC_PAGE_SIZE, &done);
+    if (result == UGC_MAP_FAILED)
+      concurrent_fatal("mapping a to-space page for a late owner failed");
+    if (result == UGC_MAP_OK) { /* the owner will find EEXIST and mark the page MAPPED */
+      ugc_page_mark_helped(&c->states, page);
+      add(&c->counters.pages_helped, 1);
+      atomic_fetch_sub(&c->helpers_active, 1);
+      return;
+    }
+    /* EEXIST: the owner was first (our copy may have read released from-space: dropped) */
+  }
+  atomic_fetch_sub(&c->helpers_active, 1);
+  ugc_page_wait_mapped(&c->states, page);
+}
+
 int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr) {
   uintptr_t offset = addr - c->space_base;
   if (offset >= c->registered_bytes)
@@ -122,13 +167,14 @@ int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr) {
     char buffer[UGC_PAGE_SIZE] __attribute__((aligned(64)));
     build_one(c, page, buffer);
     ugc_page_set(&c->states, page, UGC_PAGE_MAPPING);
-    map_owned_pages(c, page, buffer, 1);
+    ugc_concurrent_map_built(c, page, buffer, 1);
     add(&c->counters.pages_by_mutator, 1);
     note_mapped_now(c);
   } else {
     uint64_t w0 = ugc_now_ns();
     atomic_fetch_add_explicit(&c->waiters, 1, memory_order_relaxed);
-    ugc_page_wait_mapped(&c->states, page);
+    if (!ugc_page_wait_mapped_for(&c->states, page, UGC_CONCURRENT_HELP_AFTER_NS, clock_ns))
+      help_owner(c, page);
     atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_relaxed);
     add(&c->counters.wait_ns, ugc_now_ns() - w0);
   }
@@ -199,7 +245,7 @@ void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
       if (run_length && (!won || someone_waits || page + 1 == end)) {
         for (size_t i = 0; i < run_length; i++)
           ugc_page_set(&c->states, run_start + i, UGC_PAGE_MAPPING);
-        map_owned_pages(c, run_start, buffer, run_length);
+        ugc_concurrent_map_built(c, run_start, buffer, run_length);
         add(&c->counters.pages_by_gc, run_length);
         run_length = 0;
       }
@@ -213,6 +259,9 @@ uint64_t ugc_concurrent_finish(ugc_concurrent *c) {
   uint64_t t0 = ugc_now_ns();
   for (size_t page = 0; page < c->states.count; page++)
     ugc_page_wait_mapped(&c->states, page);
+  atomic_thread_fence(memory_order_seq_cst);
+  while (atomic_load(&c->helpers_active)) /* still reading from-space */
+    sched_yield();
   add(&c->counters.wait_ns, ugc_now_ns() - t0);
   return atomic_load_explicit(&c->done_ns, memory_order_relaxed) - c->started_ns;
 }

@@ -12,7 +12,8 @@
  *                    the references that lie inside the page being built).
  *
  * Both go through the page state machine (compact/page_state.h): whoever wins the claim
- * builds and maps the page; a loser waits until the page is MAPPED. Pages past the data
+ * builds and maps the page; a loser waits until the page is MAPPED, and after 20 us (the
+ * owner was descheduled) builds and maps an identical copy itself. Pages past the data
  * (page >= plan->page_count, fresh allocation space) get a writable zero page; two threads
  * racing there both map zeros and one sees EEXIST, which is harmless.
  *
@@ -59,7 +60,7 @@ typedef struct ugc_page_mapper {
 
 /* Counters of one compaction (relaxed atomics; folded into ugc_stats at the end). */
 typedef struct ugc_concurrent_counters {
-  _Atomic uint64_t pages_by_gc, pages_by_mutator, zero_pages;
+  _Atomic uint64_t pages_by_gc, pages_by_mutator, zero_pages, pages_helped;
   _Atomic uint64_t map_calls, zero_calls, release_calls, stray_pages;
   _Atomic uint64_t bytes_copied;
   _Atomic uint64_t build_ns, map_ns, release_ns, wait_ns;
@@ -82,12 +83,16 @@ typedef struct ugc_concurrent {
   /* Faulting threads waiting for a page somebody else owns: GC threads then map what they
    * built at once instead of completing their batch (the waiter may want one of them). */
   _Atomic uint32_t waiters;
+  _Atomic uint32_t helpers_active; /* faulting threads building a page they do not own */
   pthread_mutex_t release_lock;
   size_t watermark_page;   /* every page below is MAPPED */
   uintptr_t released_upto; /* from-space (old addresses) below this is released */
 
   ugc_concurrent_counters counters;
 } ugc_concurrent;
+
+/* A faulting thread that waits this long for a page's owner builds the page itself. */
+#define UGC_CONCURRENT_HELP_AFTER_NS ((uint64_t)20 * 1000)
 
 /* Number of pages a GC thread builds before mapping them with one call. */
 #define UGC_CONCURRENT_BATCH_PAGES 16u
@@ -107,6 +112,11 @@ int ugc_concurrent_begin(ugc_concurrent *c, const ugc_compact_plan *plan, intptr
  * until its owner has. Records the stall. Async-signal-safe. Returns 0 when the page is now
  * mapped, -1 if addr is outside the registered range. */
 int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr);
+
+/* For the owner of pages [first, first + count) (claimed by it, built into `built`): maps
+ * them with as few calls as possible and marks them MAPPED. Pages a helper mapped meanwhile
+ * are skipped; a page mapped by anyone else is replaced. Async-signal-safe. */
+void ugc_concurrent_map_built(ugc_concurrent *c, size_t first, const void *built, size_t count);
 
 /* A GC thread's share of the work: builds pages from the shared cursor until none is left.
  * `batch` holds UGC_CONCURRENT_BATCH_PAGES pages. Several threads may run it at once. */

@@ -29,14 +29,20 @@
  *    owner may go from CLAIMED straight to MAPPED. Waiters only ever look for MAPPED.
  *  - MAPPED is final for the cycle. ugc_page_states_reset returns every page to UNPROCESSED
  *    and may only run when no thread looks at the array (between cycles).
- *  - A thread that loses the claim must not touch the page: it waits for MAPPED
- *    (ugc_page_wait_mapped: spins briefly, then yields, then sleeps) or helps elsewhere.
- *    Waiting is async-signal-safe (sched_yield and nanosleep are), so a mutator may wait in
- *    its SIGBUS handler.
+ *  - A thread that loses the claim never changes the state: it waits for MAPPED
+ *    (ugc_page_wait_mapped: spins briefly, then yields, then sleeps). Waiting is
+ *    async-signal-safe (sched_yield and nanosleep are), so a mutator may wait in its SIGBUS
+ *    handler.
+ *  - A waiter whose owner takes too long (descheduled: milliseconds on a busy machine) may
+ *    *help*: build the page itself and try to map it. Building is a pure function of the
+ *    plan and from-space, so both copies are identical and whoever maps first wins; the
+ *    other sees EEXIST. A helper whose map succeeded sets HELPED (ugc_page_mark_helped), so
+ *    that the owner knows its EEXIST on this page is not a stray mapping. The owner still
+ *    makes every state transition, MAPPED included.
  *
- * The word holds the state in its low 8 bits and the claimer (UGC_PAGE_BY_GC or
- * UGC_PAGE_BY_MUTATOR, for statistics and debugging) in bits 8..15. ugc_page_get returns
- * the state alone. */
+ * The word holds the state in its low 8 bits, the claimer (UGC_PAGE_BY_GC or
+ * UGC_PAGE_BY_MUTATOR, for statistics and debugging) in bits 8..15 and the HELPED flag in
+ * bit 16. ugc_page_get returns the state alone. */
 #ifndef UGC_COMPACT_PAGE_STATE_H
 #define UGC_COMPACT_PAGE_STATE_H
 
@@ -61,6 +67,7 @@ enum ugc_page_claimer {
 
 #define UGC_PAGE_STATE_MASK 0xFFu
 #define UGC_PAGE_CLAIMER_SHIFT 8u
+#define UGC_PAGE_HELPED (1u << 16)
 
 typedef struct ugc_page_states {
   _Atomic uint32_t *words; /* one per page; NULL when count == 0 */
@@ -90,9 +97,22 @@ static inline int ugc_page_try_claim(ugc_page_states *states, size_t index,
 /* Owner-only transition to `state` (see the rules above), keeping the claimer bits. Release:
  * whoever reads the new state with ugc_page_get also sees everything done before it. */
 static inline void ugc_page_set(ugc_page_states *states, size_t index, enum ugc_page_state state) {
+  /* A compare-and-swap loop, not a load and a store: a helper may set HELPED meanwhile. */
   uint32_t word = atomic_load_explicit(&states->words[index], memory_order_relaxed);
-  atomic_store_explicit(&states->words[index], (word & ~UGC_PAGE_STATE_MASK) | (uint32_t)state,
-                        memory_order_release);
+  while (!atomic_compare_exchange_weak_explicit(&states->words[index], &word,
+                                                (word & ~UGC_PAGE_STATE_MASK) | (uint32_t)state,
+                                                memory_order_release, memory_order_relaxed))
+    ;
+}
+
+/* A helper mapped this page (see the rules above). */
+static inline void ugc_page_mark_helped(ugc_page_states *states, size_t index) {
+  atomic_fetch_or_explicit(&states->words[index], UGC_PAGE_HELPED, memory_order_release);
+}
+
+/* Whether a helper mapped this page. */
+static inline int ugc_page_helped(const ugc_page_states *states, size_t index) {
+  return (atomic_load_explicit(&states->words[index], memory_order_acquire) & UGC_PAGE_HELPED) != 0;
 }
 
 /* Current state (acquire). */
@@ -122,6 +142,25 @@ static inline void ugc_page_wait_mapped(const ugc_page_states *states, size_t in
       nanosleep(&pause, NULL);
     }
   }
+}
+
+/* Spins and yields until the page is MAPPED or about `budget_ns` have passed (measured with
+ * `now_ns`); returns whether it is MAPPED. Async-signal-safe. */
+static inline int ugc_page_wait_mapped_for(const ugc_page_states *states, size_t index,
+                                           uint64_t budget_ns, uint64_t (*now_ns)(void)) {
+  uint64_t start = now_ns();
+  for (unsigned round = 0; ugc_page_get(states, index) != UGC_PAGE_MAPPED; round++) {
+    if ((round & 15) == 15 && now_ns() - start > budget_ns)
+      return 0;
+    if (round < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    } else {
+      sched_yield();
+    }
+  }
+  return 1;
 }
 
 #endif
