@@ -232,6 +232,9 @@ static int reopen_after_fork(copy_backend *backend) {
     close(backend->uffd.fd);
   backend->uffd.fd = -1;
   backend->fault_thread_running = false;
+  /* The parent's handler thread may have been inside a callback at fork time: it does not
+   * exist here, and neither does its count. */
+  atomic_store(&backend->resolvers, 0);
   ugc_error error;
   if (open_uffd(backend, &error) != 0 || start_delivery(backend, &error) != 0) {
     ugc_warn("%s (in a child process after fork)", error.message);
