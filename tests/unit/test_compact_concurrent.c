@@ -55,6 +55,7 @@ static const ugc_page_mapper mapper = {
 };
 
 static ugc_concurrent driver;
+static char main_batch[UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE];
 static ugc_histogram stalls;
 
 static void *gc_thread(void *arg) {
@@ -162,7 +163,7 @@ static void late_owner(uint64_t seed) {
   CHECK(ugc_page_get(&driver.states, page) == UGC_PAGE_MAPPED);
   CHECK_EQ_U64(atomic_load(&driver.counters.stray_pages), 0);
   CHECK(memcmp(built, heap.space + page * UGC_PAGE_SIZE, UGC_PAGE_SIZE) == 0);
-  ugc_concurrent_gc_work(&driver, malloc(UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE));
+  ugc_concurrent_gc_work(&driver, main_batch);
   ugc_concurrent_finish(&driver);
   teardown();
 }
@@ -171,7 +172,7 @@ static void late_owner(uint64_t seed) {
 static void stray_page(uint64_t seed) {
   setup(seed, 3u << 20);
   atomic_store(&mapped[0], 1); /* "mapped" with the garbage (0xA5) already there */
-  ugc_concurrent_gc_work(&driver, malloc(UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE));
+  ugc_concurrent_gc_work(&driver, main_batch);
   ugc_concurrent_finish(&driver);
   CHECK_EQ_U64(atomic_load(&driver.counters.stray_pages), 1);
   teardown();
