@@ -3,10 +3,11 @@
 #
 #   scripts/run-main.sh BUILD_DIR
 #
-# `make run` has already built BUILD_DIR. bdwgc support in uffdgc-bench is decided when
-# CMake configures, so if libgc-dev is missing and can be installed (root + apt), this
-# installs it and re-configures + rebuilds before running. Without it the bdw rows say
-# "skipped" and everything else still runs.
+# `make run` has already built BUILD_DIR. The comparison wants two optional packages:
+# libgc-dev (the bdw rows) and gnuplot (the PNG charts). When one is missing and this runs
+# as root with apt-get, it is installed and the build is brought up to date (the build
+# notices a libgc-dev installed after configure by itself); otherwise the run goes on and
+# says what it skipped.
 #
 # Environment: BENCH_ARGS adds or overrides uffdgc-bench options (e.g. "--scale 1").
 set -euo pipefail
@@ -15,30 +16,27 @@ build=${1:?usage: scripts/run-main.sh BUILD_DIR}
 bench="$build/tools/uffdgc-bench"
 out_dir="$build/bench-results"
 
-have_libgc() {
-  [ -e /usr/include/gc.h ] || [ -e /usr/include/gc/gc.h ]
-}
+have_libgc() { [ -e /usr/include/gc.h ] || [ -e /usr/include/gc/gc.h ]; }
+have_gnuplot() { command -v gnuplot > /dev/null; }
 
-if ! have_libgc; then
+wanted=()
+have_libgc || wanted+=(libgc-dev)
+have_gnuplot || wanted+=(gnuplot-nox)
+if [ "${#wanted[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
-    echo "run-main: installing libgc-dev for the bdwgc comparison (apt-get)"
-    if { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgc-dev; } \
-        > "$build/apt-libgc.log" 2>&1; then
-      echo "run-main: re-configuring so uffdgc-bench is built with bdwgc"
-      cmake "$build" > /dev/null
-      cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target uffdgc-bench
-    else
-      echo "run-main: could not install libgc-dev (see $build/apt-libgc.log); continuing without bdw"
+    echo "run-main: installing ${wanted[*]} for the comparison (apt-get)"
+    if ! { apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${wanted[@]}"; } \
+      > "$build/apt-install.log" 2>&1; then
+      echo "run-main: could not install ${wanted[*]} (see $build/apt-install.log); continuing"
     fi
   else
-    echo "run-main: libgc-dev is not installed and cannot be installed here (needs root and" \
-         "apt-get); the bdw rows will be skipped"
+    echo "run-main: ${wanted[*]} missing and not installable here (needs root and apt-get)"
   fi
-elif ! grep -q "UGC_BDW_LIBRARY:FILEPATH=/" "$build/CMakeCache.txt" 2> /dev/null; then
-  # Installed after the last configure: configure again so the bdw variant is built.
-  cmake "$build" > /dev/null
-  cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target uffdgc-bench
 fi
+have_libgc || echo "run-main: without libgc-dev the bdw rows are skipped"
+have_gnuplot || echo "run-main: without gnuplot the charts are not drawn (their data is written)"
+cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target uffdgc-bench > /dev/null
 
 if [ ! -x "$bench" ]; then
   echo "run-main: $bench is missing: build first (make)" >&2

@@ -1,7 +1,9 @@
 # uffdgc-bench: the workloads live in bench/ (one file each) and are compiled into the tool.
 # bdwgc variants of gcbench and frag are built from the same sources with BENCH_BDW when
-# libgc-dev is installed; the decision is made at configure time (re-run cmake after
-# installing it: scripts/run-main.sh does).
+# libgc-dev is installed and UGC_WITH_BDW is ON (the default). Without it the bdw rows are
+# skipped with a message. A libgc-dev installed after a configure that did not find it is
+# picked up by the next `make`: the system include directory is then a configure
+# dependency, and installing the package changes it.
 set(UGC_BENCH_DIR ${PROJECT_SOURCE_DIR}/bench)
 set(UGC_BENCH_SOURCES
   ${UGC_BENCH_DIR}/common.c ${UGC_BENCH_DIR}/hist.c ${UGC_BENCH_DIR}/procfs.c
@@ -12,9 +14,12 @@ set(UGC_BENCH_SOURCES
 target_sources(${tool} PRIVATE ${UGC_BENCH_SOURCES})
 target_include_directories(${tool} PRIVATE ${UGC_BENCH_DIR} ${dir})
 
-find_path(UGC_BDW_INCLUDE_DIR gc.h PATH_SUFFIXES gc)
-find_library(UGC_BDW_LIBRARY gc)
-if(UGC_BDW_INCLUDE_DIR AND UGC_BDW_LIBRARY)
+option(UGC_WITH_BDW "Build uffdgc-bench's bdwgc comparison when libgc-dev is installed" ON)
+if(UGC_WITH_BDW)
+  find_path(UGC_BDW_INCLUDE_DIR gc.h PATH_SUFFIXES gc)
+  find_library(UGC_BDW_LIBRARY gc)
+endif()
+if(UGC_WITH_BDW AND UGC_BDW_INCLUDE_DIR AND UGC_BDW_LIBRARY)
   message(STATUS "uffdgc-bench: bdwgc found (${UGC_BDW_LIBRARY}): --compare bdw enabled")
   add_library(uffdgc_bench_bdw OBJECT
     ${UGC_BENCH_DIR}/shim_bdw.c ${UGC_BENCH_DIR}/gcbench.c ${UGC_BENCH_DIR}/frag.c)
@@ -23,9 +28,16 @@ if(UGC_BDW_INCLUDE_DIR AND UGC_BDW_LIBRARY)
   target_sources(${tool} PRIVATE $<TARGET_OBJECTS:uffdgc_bench_bdw>)
   target_compile_definitions(${tool} PRIVATE BENCH_HAVE_BDW=1)
   target_link_libraries(${tool} PRIVATE ${UGC_BDW_LIBRARY})
+elseif(NOT UGC_WITH_BDW)
+  message(STATUS "uffdgc-bench: UGC_WITH_BDW=OFF: --compare bdw rows will be skipped")
 else()
   message(STATUS "uffdgc-bench: bdwgc not found: --compare bdw rows will be skipped "
-                 "(apt-get install libgc-dev, then re-run cmake)")
+                 "(apt-get install libgc-dev, then make again)")
   unset(UGC_BDW_INCLUDE_DIR CACHE)
   unset(UGC_BDW_LIBRARY CACHE)
+  foreach(include_dir ${CMAKE_C_IMPLICIT_INCLUDE_DIRECTORIES})
+    if(IS_DIRECTORY ${include_dir} AND include_dir MATCHES "^/usr(/local)?/include$")
+      set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${include_dir})
+    endif()
+  endforeach()
 endif()

@@ -44,7 +44,7 @@ static size_t plan_rows(const bench_options *o, bench_row *rows, size_t max) {
       row->backend_requested = "bdw";
       if (!bench_have_bdw)
         snprintf(row->skipped, sizeof row->skipped,
-                 "install libgc-dev (apt-get install libgc-dev) and re-run cmake");
+                 "bdwgc not built in: apt-get install libgc-dev, then make again");
     }
   }
   return n;
