@@ -65,3 +65,12 @@ if(TARGET uffdgc-bench AND Python3_Interpreter_FOUND)
   set_tests_properties(bench/smoke PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                        LABELS "bench")
 endif()
+
+# tools/probe_output: uffdgc-probe's backend lines and its auto pick agree (table and JSON).
+if(TARGET uffdgc-probe AND Python3_Interpreter_FOUND)
+  add_test(NAME tools/probe_output
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/probe_output.py
+                   $<TARGET_FILE:uffdgc-probe>)
+  set_tests_properties(tools/probe_output PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120
+                       LABELS "tools")
+endif()
