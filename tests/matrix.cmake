@@ -74,3 +74,20 @@ if(TARGET uffdgc-probe AND Python3_Interpreter_FOUND)
   set_tests_properties(tools/probe_output PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120
                        LABELS "tools")
 endif()
+
+# integration/readme_example: the README's C block, compiled as printed against this build's
+# shared library, prints collection trace lines with UFFDGC_TRACE=1 on every backend that
+# can run here; every build/ path the README names exists.
+if(Python3_Interpreter_FOUND)
+  set(UGC_README_CFLAGS -std=gnu11 -Wall -Wextra -Werror)
+  if(UGC_SANITIZE)
+    list(APPEND UGC_README_CFLAGS -fsanitize=${UGC_SANITIZE})
+  endif()
+  add_test(NAME integration/readme_example
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/readme_example.py
+                   ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/include
+                   $<TARGET_FILE_DIR:uffdgc_shared> ${PROJECT_BINARY_DIR} ${CMAKE_C_COMPILER}
+                   ${UGC_README_CFLAGS})
+  set_tests_properties(integration/readme_example PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+                       LABELS "integration")
+endif()
