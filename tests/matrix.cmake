@@ -64,6 +64,13 @@ if(TARGET uffdgc-bench AND Python3_Interpreter_FOUND)
                    $<TARGET_FILE:uffdgc-bench> ${CMAKE_CURRENT_BINARY_DIR}/bench-smoke.json)
   set_tests_properties(bench/smoke PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                        LABELS "bench")
+  # bench/options: paths checked before the runs, --heap sizes as the library's, the
+  # UFFDGC_BACKEND / UFFDGC_HEAP_MAX defaults and notes. A few seconds.
+  add_test(NAME bench/options
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/bench_options.py
+                   $<TARGET_FILE:uffdgc-bench> ${CMAKE_CURRENT_BINARY_DIR}/bench-options)
+  set_tests_properties(bench/options PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+                       LABELS "bench")
 endif()
 
 # tools/probe_output: uffdgc-probe's backend lines and its auto pick agree (table and JSON).
