@@ -71,6 +71,12 @@ if(TARGET uffdgc-bench AND Python3_Interpreter_FOUND)
                    $<TARGET_FILE:uffdgc-bench> ${CMAKE_CURRENT_BINARY_DIR}/bench-options)
   set_tests_properties(bench/options PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
                        LABELS "bench")
+  # bench/table: legend, best backend per workload (against the JSON), plain skip reasons.
+  add_test(NAME bench/table
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/bench_table.py
+                   $<TARGET_FILE:uffdgc-bench> ${CMAKE_CURRENT_BINARY_DIR}/bench-table.json)
+  set_tests_properties(bench/table PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                       LABELS "bench")
 endif()
 
 # tools/probe_output: uffdgc-probe's backend lines and its auto pick agree (table and JSON).
