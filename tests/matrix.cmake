@@ -77,6 +77,12 @@ if(TARGET uffdgc-bench AND Python3_Interpreter_FOUND)
                    $<TARGET_FILE:uffdgc-bench> ${CMAKE_CURRENT_BINARY_DIR}/bench-table.json)
   set_tests_properties(bench/table PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                        LABELS "bench")
+  # bench/mmu: the pause timeline holds every pause, the MMU recomputed independently.
+  add_test(NAME bench/mmu
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/bench_mmu.py
+                   $<TARGET_FILE:uffdgc-bench> ${CMAKE_CURRENT_BINARY_DIR}/bench-mmu.json)
+  set_tests_properties(bench/mmu PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                       LABELS "bench")
 endif()
 
 # tools/probe_output: uffdgc-probe's backend lines and its auto pick agree (table and JSON).
