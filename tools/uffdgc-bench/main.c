@@ -72,7 +72,8 @@ int main(int argc, char **argv) {
     if (!rows[i].skipped[0])
       bench_run_row(&options, &rows[i]);
     failures += rows[i].failed;
-    bench_print_footer(stdout, &rows[i]);
+    if (!rows[i].skipped[0] || bench_skip_is_first(rows, &rows[i]))
+      bench_print_footer(stdout, &rows[i]);
     fflush(stdout);
   }
   bench_print_table(stdout, rows, count);

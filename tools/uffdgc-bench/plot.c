@@ -201,9 +201,15 @@ static void write_mmu(const char *dir, const bench_row *rows, size_t count, cons
   for (int c = 0; c < n; c++) {
     if (!has[c])
       continue;
-    fprintf(gp, "%s'%s' using 1:%d with linespoints lw 2 title '%s (%u pauses%s)'",
-            first ? "plot " : ", ", path, c + 2, backend_of(cols[c]),
-            cols[c]->result->pause_span_count, truncated[c] ? ", first part of the run" : "");
+    const bench_result *r = cols[c]->result;
+    uint32_t threads = 0;
+    for (uint32_t k = 0; k < r->pause_span_count && k < BENCH_PAUSE_SPANS; k++)
+      if (r->pause_spans[k].thread + 1 > threads)
+        threads = r->pause_spans[k].thread + 1;
+    fprintf(gp,
+            "%s'%s' using 1:%d with linespoints lw 2 title '%s (%u stops seen by %u thread%s%s)'",
+            first ? "plot " : ", ", path, c + 2, backend_of(cols[c]), r->pause_span_count, threads,
+            threads == 1 ? "" : "s", truncated[c] ? ", first part of the run" : "");
     first = false;
   }
   fprintf(gp, "\nunset logscale x; set autoscale; set format x\n");

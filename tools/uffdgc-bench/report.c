@@ -90,6 +90,28 @@ static void print_rule(FILE *out) {
   fputc('\n', out);
 }
 
+bool bench_skip_is_first(const bench_row *rows, const bench_row *row) {
+  for (const bench_row *other = rows; other < row; other++)
+    if (strcmp(other->backend_requested, row->backend_requested) == 0 &&
+        strcmp(other->skipped, row->skipped) == 0)
+      return false;
+  return true;
+}
+
+/* Whether row's backend is skipped, for the same reason, in every row it has, on more
+ * than one workload. */
+static bool skipped_everywhere(const bench_row *rows, size_t count, const bench_row *row) {
+  size_t workloads = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (strcmp(rows[i].backend_requested, row->backend_requested) != 0)
+      continue;
+    if (strcmp(rows[i].skipped, row->skipped) != 0)
+      return false;
+    workloads++;
+  }
+  return workloads > 1;
+}
+
 static bool ran(const bench_row *row) {
   return row->result && !row->failed && !row->skipped[0];
 }
@@ -182,7 +204,8 @@ void bench_print_table(FILE *out, const bench_row *rows, size_t count) {
     char b[2 * BENCH_NAME_LEN + 8];
     snprintf(b, sizeof b, "%s", bench_row_label(row));
     if (row->skipped[0]) {
-      fprintf(out, "%-12s %-11s skipped: %s\n", row->workload->name, b, row->skipped);
+      if (!skipped_everywhere(rows, count, row))
+        fprintf(out, "%-12s %-11s skipped: %s\n", row->workload->name, b, row->skipped);
       continue;
     }
     const bench_result *r = row->result;
@@ -211,6 +234,12 @@ void bench_print_table(FILE *out, const bench_row *rows, size_t count) {
             us(r->pause.p99), us(r->pause.max), stall50, stall99, unit, r->rss_peak_bytes / MB,
             r->rss_after_gc_bytes / MB, tr, rr);
   }
+  /* A backend skipped for the same reason on every workload: one line, not one per row. */
+  for (size_t i = 0; i < count; i++)
+    if (rows[i].skipped[0] && skipped_everywhere(rows, count, &rows[i]) &&
+        bench_skip_is_first(rows, &rows[i]))
+      fprintf(out, "%-12s %-11s skipped: %s\n", "(all)", rows[i].backend_requested,
+              rows[i].skipped);
   print_rule(out);
   print_legend(out, rows, count);
   print_winners(out, rows, count);
