@@ -72,7 +72,7 @@ static void put_quantile(FILE *f, const bench_dist *d, int q) {
  * in the data file (1 whole pause, 2 marking, 3 compaction, 4 stalls). */
 static void plot_cdf_panel(FILE *gp, const char *path, const bench_row **cols, int n, int column,
                            const char *title, const char *unit_label) {
-  fprintf(gp, "set title '%s'\nset key left top\n", title);
+  fprintf(gp, "set title '%s'\nset key below height 1\n", title);
   fprintf(gp,
           "set logscale x; set xlabel '%s, log scale'; set ylabel 'percent of them at or "
           "below'\nset yrange [0:100]; set format x '%%g'\n",
@@ -128,7 +128,7 @@ static void write_distributions(const char *dir, const bench_row *rows, size_t c
     fputc('\n', f);
   }
   fclose(f);
-  fprintf(gp, "set terminal pngcairo size 1500,520 noenhanced\n");
+  fprintf(gp, "set terminal pngcairo size 1500,560 noenhanced\n");
   fprintf(gp, "set output '%s/%s-pause.png'\n", dir, w->name);
   fprintf(gp,
           "set multiplot layout 1,3 title '%s: stop-the-world pauses, one per collection "
@@ -139,7 +139,7 @@ static void write_distributions(const char *dir, const bench_row *rows, size_t c
   plot_cdf_panel(gp, path, cols, n, 3, "compaction phase (stw: all copying)", "phase (ms)");
   fprintf(gp, "unset multiplot\n");
   if (stalls) {
-    fprintf(gp, "set terminal pngcairo size 900,560 noenhanced\n");
+    fprintf(gp, "set terminal pngcairo size 900,600 noenhanced\n");
     fprintf(gp, "set output '%s/%s-stall.png'\n", dir, w->name);
     char title[256];
     snprintf(title, sizeof title,
@@ -186,7 +186,7 @@ static void write_mmu(const char *dir, const bench_row *rows, size_t count, cons
     fputc('\n', f);
   }
   fclose(f);
-  fprintf(gp, "set terminal pngcairo size 900,560 noenhanced\n");
+  fprintf(gp, "set terminal pngcairo size 900,600 noenhanced\n");
   fprintf(gp, "set output '%s/%s-mmu.png'\n", dir, w->name);
   fprintf(gp,
           "set title '%s: minimum mutator utilisation (worst thread; pauses only, "
@@ -195,7 +195,7 @@ static void write_mmu(const char *dir, const bench_row *rows, size_t count, cons
   fprintf(gp,
           "set logscale x; set format x '%%g'; set xlabel 'window (ms, log scale)'\n"
           "set ylabel 'least fraction of any window the mutator ran'; set yrange [0:1]\n"
-          "set key left top; set xrange [%g:%g]\n",
+          "set key below height 1; set xrange [%g:%g]\n",
           windows[0] * 1e3, longest_s * 1e3);
   bool first = true;
   for (int c = 0; c < n; c++) {
@@ -239,12 +239,12 @@ static void write_rss(const char *dir, const bench_row *rows, size_t count, FILE
   }
   if (!n)
     return;
-  fprintf(gp, "set terminal pngcairo size 900,560 noenhanced\n");
+  fprintf(gp, "set terminal pngcairo size 900,600 noenhanced\n");
   fprintf(gp, "set output '%s/frag-rss.png'\n", dir);
   fprintf(gp, "set title 'frag: resident set size over time (sampled after each collection)'\n");
-  fprintf(gp, "set key below; set xlabel 'seconds since the workload started'\n"
+  fprintf(gp, "set key below height 1; set xlabel 'seconds since the workload started'\n"
               "set ylabel 'RSS (MB)'; set yrange [0:*]\n");
-  fprintf(gp, "plot %s\nset autoscale; set key default; set key left top\n", plot);
+  fprintf(gp, "plot %s\nset autoscale; set key default\n", plot);
 }
 
 int bench_plot(const char *dir, const bench_row *rows, size_t count) {
