@@ -41,8 +41,8 @@ static void previous_handler(int sig, siginfo_t *info, void *uc) {
     _exit(3);
 }
 
-static int on_heap_fault(void *ctx, void *addr, int is_write) {
-  (void)ctx;
+static int on_heap_fault(void *ctx, void *addr, int is_write, void *page_buffer) {
+  (void)ctx, (void)page_buffer;
   uintptr_t pg = (uintptr_t)addr & ~(uintptr_t)(page - 1);
   size_t idx = (pg - (uintptr_t)heap) / page;
   ugc_uffd_result r = ugc_uffd_copy(&uffd, (void *)pg, pattern[idx], page, 0);
@@ -53,8 +53,8 @@ static int on_heap_fault(void *ctx, void *addr, int is_write) {
   return 0;
 }
 
-static int decline(void *ctx, void *addr, int is_write) {
-  (void)ctx, (void)addr, (void)is_write;
+static int decline(void *ctx, void *addr, int is_write, void *page_buffer) {
+  (void)ctx, (void)addr, (void)is_write, (void)page_buffer;
   return 1;
 }
 
