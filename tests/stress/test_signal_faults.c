@@ -82,7 +82,8 @@ static int case_storm(void) {
   pthread_t self = pthread_self(), sender;
   REQUIRE(pthread_create(&sender, NULL, storm_sender, &self) == 0);
   uint64_t bad = 0;
-  for (int round = 0; round < 12; round++) {
+  for (int round = 0; round < 12 || (round < 60 && atomic_load(&interrupts_from_handler) == 0);
+       round++) {
     uint64_t digest = ugc_graph_digest(m);
     ugc_collect(m, UGC_COLLECT_FULL);
     atomic_store_explicit(&walking, 1, memory_order_release);
@@ -123,7 +124,8 @@ static void *blocked_thread(void *arg) {
   /* documented: attach unblocks SIGBUS and nothing else */
   uint64_t bad = sigismember(&now, SIGBUS) || !sigismember(&now, SIGUSR1);
   harness_build(h, m, 80000);
-  for (int round = 0; round < 4; round++)
+  /* until this thread built pages itself (on a loaded machine the GC thread may win) */
+  for (int round = 0; round < 4 || (round < 60 && harness_pages_by_mutator(h->heap) == 0); round++)
     bad += harness_cycle(h, m);
   ugc_thread_detach(m);
   return (void *)(uintptr_t)bad;
@@ -182,7 +184,7 @@ static void *stack_thread(void *arg) {
   ugc_collect(m, UGC_COLLECT_FULL);
   ugc_collect(m, UGC_COLLECT_FINISH);
   uint64_t bad = 0;
-  for (int round = 0; round < 3; round++) {
+  for (int round = 0; round < 3 || (round < 60 && used[1] == 0); round++) {
     ugc_collect(m, UGC_COLLECT_FULL);
     ugc_collect(m, UGC_COLLECT_FINISH);
     char *top = paint_stack();
