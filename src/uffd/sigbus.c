@@ -178,7 +178,7 @@ static void on_sigbus(int sig, siginfo_t *info, void *ucontext) {
 
 static void install(void) {
   install_err = ugc_signal_install(SIGBUS, on_sigbus, &original_previous);
-  installed = install_err == 0;
+  __atomic_store_n(&installed, install_err == 0, __ATOMIC_RELEASE);
 }
 
 int ugc_sigbus_install(void) {
