@@ -48,6 +48,7 @@
 #include "os/reserve.h"
 #include "os/time.h"
 #include "runtime/heap.h"
+#include "runtime/thread_signals.h"
 #include "uffd/fault_thread.h"
 #include "uffd/sigbus.h"
 #include "uffd/uffd.h"
@@ -155,13 +156,17 @@ static void copy_release_from(void *ctx, uintptr_t from, size_t bytes) {
  * next one never resets the page states) under a thread still resolving a fault of it. In
  * SIGBUS mode that thread is a mutator, which a pause waits for anyway; the handler thread
  * of thread mode is not. */
-static int copy_on_sigbus(void *ctx, void *addr, int is_write) {
+static int copy_on_sigbus(void *ctx, void *addr, int is_write, void *page_buffer) {
   (void)is_write;
   copy_backend *backend = ctx;
-  int result = 0; /* not compacting: raced with the end, the range is unregistered: retry */
+  /* Not compacting: a fault that raced with the end (the range is unregistered now, the
+   * retry is an ordinary fault) or a SIGBUS with another cause: the dispatcher tells. */
+  int result = UGC_SIGBUS_IDLE;
   atomic_fetch_add(&backend->resolvers, 1);
   if (atomic_load(&backend->compacting))
-    result = ugc_concurrent_resolve_fault(&backend->concurrent, (uintptr_t)addr) == 0 ? 0 : 1;
+    result = ugc_concurrent_resolve_fault(&backend->concurrent, (uintptr_t)addr, page_buffer) == 0
+                 ? UGC_SIGBUS_HANDLED
+                 : UGC_SIGBUS_NOT_MINE;
   atomic_fetch_sub(&backend->resolvers, 1);
   return result;
 }
@@ -169,9 +174,10 @@ static int copy_on_sigbus(void *ctx, void *addr, int is_write) {
 static void copy_on_fault_message(void *ctx, const ugc_uffd_fault *fault) {
   copy_backend *backend = ctx;
   uintptr_t page = (uintptr_t)fault->addr & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  char page_buffer[UGC_PAGE_SIZE] __attribute__((aligned(64))); /* our own thread's stack */
   atomic_fetch_add(&backend->resolvers, 1);
   if (atomic_load(&backend->compacting))
-    ugc_concurrent_resolve_fault(&backend->concurrent, page);
+    ugc_concurrent_resolve_fault(&backend->concurrent, page, page_buffer);
   atomic_fetch_sub(&backend->resolvers, 1);
   /* The owner's UFFDIO_COPY woke the waiters it knew of; wake once more for a thread that
    * began waiting after it (a no-op otherwise). */
@@ -323,6 +329,8 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   copy_backend *backend = heap->backend_data;
   if (reopen_after_fork(backend) != 0)
     return ugc_backend_stw.compact_start(heap, plan);
+  if (backend->sigbus_delivery)
+    ugc_heap_signals_check(heap);
   void *space = (void *)backend->space_base;
   uint64_t handoff_start = ugc_now_ns();
   int rc = ugc_inject("copy.mremap")

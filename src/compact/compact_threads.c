@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "os/log.h"
+#include "os/signals.h"
 
 typedef struct thread_start {
   ugc_compact_threads *pool;
@@ -90,7 +91,8 @@ static void start_threads(ugc_compact_threads *t) {
     start->pool = t;
     start->index = i;
     start->seen = t->generation;
-    if (pthread_create(&t->threads[i], NULL, compact_thread_main, start) != 0) {
+    if (ugc_thread_create_quiet(&t->threads[i], compact_thread_main, start, "uffdgc-compact") !=
+        0) {
       free(start);
       break;
     }
