@@ -31,6 +31,17 @@ extern "C" {
 
 #define UGC_API __attribute__((visibility("default")))
 
+/* The version of this header; CMake's project VERSION is the same (a test checks it). */
+#define UGC_VERSION_MAJOR 0
+#define UGC_VERSION_MINOR 1
+#define UGC_VERSION_PATCH 0
+/* The version as one number, for comparisons: 10000 * major + 100 * minor + patch. */
+#define UGC_VERSION (UGC_VERSION_MAJOR * 10000 + UGC_VERSION_MINOR * 100 + UGC_VERSION_PATCH)
+
+/* The version of the library linked at run time, as UGC_VERSION (may differ from the header
+ * the caller was compiled with when the library is shared). */
+UGC_API unsigned ugc_version(void);
+
 typedef struct ugc_heap ugc_heap;
 typedef struct ugc_mutator ugc_mutator;
 typedef struct ugc_tracer ugc_tracer;
@@ -70,7 +81,8 @@ typedef struct ugc_config {
                               space (never moved); default 128 KiB */
   const char *backend;     /* "auto" (default), "stw", "copy", ... ; see docs/backends.md */
   const char *delivery;    /* concurrent backends: "sigbus" (default) or "thread" */
-  unsigned gc_threads;     /* collector threads; 0 = number of CPUs, at most 8 */
+  unsigned gc_threads;     /* collector threads, at most 64; 0 = the number of CPUs, at most
+                              8 */
   int verify;              /* 0 off; 1 run the heap verifier around every collection */
   bool trace;              /* one line per cycle on trace_file */
   FILE *trace_file;        /* default stderr */
@@ -84,7 +96,10 @@ typedef struct ugc_config {
 UGC_API void ugc_config_init(ugc_config *config);
 
 /* Creates a heap. The environment overrides the config: UFFDGC_BACKEND, UFFDGC_TRACE=1,
- * UFFDGC_VERIFY=1, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY, UFFDGC_GC_THREADS.
+ * UFFDGC_VERIFY=1, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY, UFFDGC_GC_THREADS (and, for
+ * tests, UFFDGC_DISABLE and UFFDGC_INJECT). A variable unset or empty, or a field left at 0
+ * (NULL), takes its default; any other bad value makes the call fail with UGC_ERR_INVALID
+ * and a message naming the variable or field, the value and what is accepted.
  * Returns NULL and fills *error (may be NULL) when the heap cannot be made. */
 UGC_API ugc_heap *ugc_heap_create(const ugc_config *config, ugc_error *error);
 

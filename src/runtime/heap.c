@@ -167,6 +167,10 @@ const char *ugc_heap_backend(const ugc_heap *heap) {
   return heap->backend->name;
 }
 
+unsigned ugc_version(void) {
+  return UGC_VERSION;
+}
+
 /* ---- types and objects ---- */
 
 ugc_type_id ugc_type_register(ugc_heap *heap, const ugc_type_desc *desc, ugc_error *error) {
