@@ -263,12 +263,74 @@ typedef struct ugc_stats {
   ugc_histogram stall;             /* mutator waits on pages being compacted */
   ugc_compaction_stats compaction; /* summed over all cycles */
   uint64_t verify_cycles, verify_failures;
+  uint64_t verify_ns; /* time the verifier took (UFFDGC_VERIFY), inside pauses but never
+                         counted in the pause histograms */
 } ugc_stats;
 
-/* Copies the heap's statistics (safe to call from any attached or unattached thread). */
+/* Copies the heap's statistics (safe to call from any attached or unattached thread, but not
+ * from an event callback). The copy is consistent: it never shows part of a pause's updates
+ * nor part of a finished concurrent compaction's counters, which are added all at once when
+ * it completes (until then `compaction` and gc_cpu_ns do not include it). Only `stall` is
+ * recorded live, by faulting threads without a lock: its count is the sum of its buckets,
+ * while sum_ns and max_ns may already include a stall being recorded. */
 UGC_API void ugc_stats_get(ugc_heap *heap, ugc_stats *stats);
 /* Writes the statistics as one JSON object to `out`. */
 UGC_API void ugc_stats_write_json(ugc_heap *heap, FILE *out);
+
+/* ------------------------------------------------------------------------------------------
+ * Events: a listener the collector calls at fixed points of every cycle (as Whippet's event
+ * listener and bdwgc's GC_set_on_collection_event), for the embedder's own timing, logging
+ * or heap sizing. Every callback may be NULL.
+ *
+ * Rules for every callback: it must return quickly; it must not allocate in the heap, touch
+ * heap objects, nor call any ugc_ function but ugc_version, ugc_heap_backend and
+ * ugc_histogram_percentile (the collector may hold its locks and have the world stopped);
+ * it may use the C library (malloc, stdio). Callbacks of one heap never run at the same
+ * time (they are serialised), but they may run on different threads. None runs inside a
+ * signal handler.
+ *
+ * Per cycle n the order is always cycle_start(n), mark_done(n), [heap_resized],
+ * pause_done(n), compaction_done(n), and compaction_done(n) comes before cycle_start(n + 1).
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct ugc_event_listener {
+  void *data; /* passed to every callback */
+  /* A cycle begins. On the collecting thread (a mutator in ugc_collect or in an allocation
+   * that triggered the collection), world stopped, after the previous cycle's compaction has
+   * finished. `cycle` counts from 1 (ugc_stats.cycles after this cycle). */
+  void (*cycle_start)(void *data, uint64_t cycle);
+  /* Marking is done (and the sweep of the non-moving and large spaces, and the compaction
+   * plan): `live_bytes` survived, in `mark_ns`. Same thread, world still stopped; the
+   * compaction phase of the pause follows. */
+  void (*mark_done)(void *data, uint64_t cycle, uint64_t live_bytes, uint64_t mark_ns);
+  /* The pause is over: same thread, after the world resumed (other mutators may run
+   * already). `pause_ns` is the whole stop, without verification (UFFDGC_VERIFY). */
+  void (*pause_done)(void *data, uint64_t cycle, uint64_t pause_ns);
+  /* The heap is fully compacted and every page is back. A backend that compacts in the
+   * pause (stw, or a concurrent backend falling back for one cycle) reports it right after
+   * pause_done on the same thread, with concurrent_ns = 0. A concurrent backend (copy)
+   * reports it on the thread that completes the compaction: the next call that waits for it
+   * (a collection, ugc_collect(UGC_COLLECT_FINISH), ugc_heap_walk, ugc_verify,
+   * ugc_graph_digest, ugc_heap_destroy, fork), possibly with the world stopped.
+   * `concurrent_ns` runs from the end of the pause to the last page mapped. */
+  void (*compaction_done)(void *data, uint64_t cycle, uint64_t concurrent_ns);
+  /* The heap's size changed: the moving-space occupancy at which the next collection starts
+   * (max(heap_initial, live * growth_factor), at most heap_max). At the end of a pause, on
+   * the collecting thread, world stopped. */
+  void (*heap_resized)(void *data, uint64_t old_bytes, uint64_t new_bytes);
+  /* An allocation (or ugc_reserve) of `requested_bytes` fails even after a full
+   * collection. On the allocating mutator's thread, world running, before the oom_handler
+   * and before NULL (false) is returned. */
+  void (*alloc_failure)(void *data, uint64_t requested_bytes);
+} ugc_event_listener;
+
+/* Sets the heap's event listener (copied; NULL removes it). Any thread; takes effect from
+ * the next event. Must not be called from inside a callback. */
+UGC_API void ugc_set_event_listener(ugc_heap *heap, const ugc_event_listener *listener);
+
+/* ------------------------------------------------------------------------------------------
+ * Inspection
+ * ---------------------------------------------------------------------------------------- */
 
 /* Type id of an object. */
 UGC_API ugc_type_id ugc_object_type(const void *obj);

@@ -383,6 +383,7 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   }
   backend->plan = plan;
   backend->from_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  ugc_compaction_started(heap);
   atomic_store_explicit(&backend->compacting, true, memory_order_release);
   if (ugc_compact_threads_kick(&backend->threads, &backend->concurrent) != 0) {
     /* No thread could be started: build everything here, still correct, just paused. */
@@ -438,6 +439,7 @@ static void copy_compact_wait(ugc_heap *heap) {
   ugc_compaction_stats *s = &heap->stats.compaction;
   ugc_concurrent_counters *k = &c->counters;
   uint64_t by_gc = atomic_load(&k->pages_by_gc), by_mutator = atomic_load(&k->pages_by_mutator);
+  ugc_stats_lock(heap); /* ugc_stats_get sees all of this cycle's counters or none */
   add_stat(&s->pages_total, plan->page_count);
   add_stat(&s->pages_in_place, (plan->dense_end - plan->space_base) / UGC_PAGE_SIZE);
   add_stat(&s->pages_fresh, by_gc + by_mutator + atomic_load(&k->zero_pages));
@@ -453,6 +455,9 @@ static void copy_compact_wait(ugc_heap *heap) {
   add_stat(&s->madvise_ns, atomic_load(&k->release_ns));
   add_stat(&s->wait_ns, atomic_load(&k->wait_ns));
   add_stat(&heap->stats.gc_cpu_ns, atomic_exchange(&backend->threads.cpu_ns, 0));
+  ugc_stats_unlock(heap);
+  ugc_compaction_finished(heap, &(ugc_compaction_report){concurrent_ns, by_gc, by_mutator,
+                                                         atomic_load(&k->pages_helped)});
   if (atomic_load(&k->stray_pages))
     ugc_warn("copy backend: %llu to-space page(s) were mapped by a stray access during the "
              "hand-off and had to be replaced",
