@@ -24,17 +24,6 @@ void ugc_set_event_listener(ugc_heap *heap, const ugc_event_listener *listener) 
   pthread_mutex_unlock(&heap->events.lock);
 }
 
-void ugc_event_cycle_start(ugc_heap *heap, uint64_t cycle) {
-  ugc_events *events = &heap->events;
-  pthread_mutex_lock(&events->lock);
-  events->cycle = cycle;
-  events->in_flight = false;
-  events->report_waiting = false;
-  if (events->listener.cycle_start)
-    events->listener.cycle_start(events->listener.data, cycle);
-  pthread_mutex_unlock(&events->lock);
-}
-
 void ugc_event_mark_done(ugc_heap *heap, uint64_t live_bytes, uint64_t mark_ns) {
   ugc_events *events = &heap->events;
   pthread_mutex_lock(&events->lock);
@@ -72,9 +61,10 @@ static void report_compaction(ugc_heap *heap, const ugc_compaction_report *repor
                                      report ? report->concurrent_ns : 0);
 }
 
-void ugc_event_pause_done(ugc_heap *heap) {
+/* pause_done of events->cycle, then its compaction_done if the compaction is complete
+ * already. Events lock held. */
+static void report_pause_done(ugc_heap *heap) {
   ugc_events *events = &heap->events;
-  pthread_mutex_lock(&events->lock);
   events->pause_reported = events->cycle;
   if (events->listener.pause_done)
     events->listener.pause_done(events->listener.data, events->cycle, events->pause_ns);
@@ -84,6 +74,27 @@ void ugc_event_pause_done(ugc_heap *heap) {
   } else if (!events->in_flight) {
     report_compaction(heap, NULL); /* compacted in the pause */
   }
+}
+
+void ugc_event_pause_done(ugc_heap *heap) {
+  pthread_mutex_lock(&heap->events.lock);
+  report_pause_done(heap);
+  pthread_mutex_unlock(&heap->events.lock);
+}
+
+void ugc_event_cycle_start(ugc_heap *heap, uint64_t cycle) {
+  ugc_events *events = &heap->events;
+  pthread_mutex_lock(&events->lock);
+  /* The last pause's pause_done has not gone out: this is a fork child, forked by another
+   * thread between that pause and its report (the collecting thread does not exist here;
+   * the fork waited for the compaction). Report it now to keep the order. */
+  if (events->cycle && events->pause_reported != events->cycle)
+    report_pause_done(heap);
+  events->cycle = cycle;
+  events->in_flight = false;
+  events->report_waiting = false;
+  if (events->listener.cycle_start)
+    events->listener.cycle_start(events->listener.data, cycle);
   pthread_mutex_unlock(&events->lock);
 }
 
