@@ -11,8 +11,8 @@
  * no spaces, no fraction. False when the text is not such a size or overflows size_t. */
 bool ugc_size_parse(const char *text, size_t *out);
 
-/* Writes `bytes` for a person: "512B", "12.0KiB", "3.5MiB", "2.00GiB" (the largest unit
- * that keeps the number at least 1). Returns out. */
+/* Writes `bytes` for a person: "512B", "12.0KiB", "3.5MiB", "256MiB" (the largest unit that
+ * keeps the number at least 1; one decimal below 100). Returns out. */
 char *ugc_size_format(size_t bytes, char *out, size_t out_len);
 
 /* Limits for the heap sizes, shared by the configuration checks and the tools. */
