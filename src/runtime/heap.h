@@ -176,8 +176,7 @@ void ugc_histogram_since(const ugc_histogram *now, const ugc_histogram *before, 
 /* heap->stats_lock, for backends folding their counters in outside the pause. */
 void ugc_stats_lock(ugc_heap *heap);
 void ugc_stats_unlock(ugc_heap *heap);
-/* Reports alloc_failure to the event listener, then calls the oom_handler (events.c). */
-void ugc_alloc_failed(ugc_heap *heap, size_t requested_bytes);
+
 /* Fills *error (may be NULL) with code and a formatted message. */
 void ugc_set_error(ugc_error *error, ugc_error_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
