@@ -309,8 +309,9 @@ typedef struct ugc_event_listener {
   /* The heap is fully compacted and every page is back. A backend that compacts in the
    * pause (stw, or a concurrent backend falling back for one cycle) reports it right after
    * pause_done on the same thread, with concurrent_ns = 0. A concurrent backend (copy)
-   * reports it on the thread that completes the compaction: the next call that waits for it
-   * (a collection, ugc_collect(UGC_COLLECT_FINISH), ugc_heap_walk, ugc_verify,
+   * reports it on the thread that completes the compaction: usually the last GC thread to
+   * finish its share (world running), or a thread that needed the compaction finished
+   * first (a collection, ugc_collect(UGC_COLLECT_FINISH), ugc_heap_walk, ugc_verify,
    * ugc_graph_digest, ugc_heap_destroy, fork), possibly with the world stopped.
    * `concurrent_ns` runs from the end of the pause to the last page mapped. */
   void (*compaction_done)(void *data, uint64_t cycle, uint64_t concurrent_ns);
