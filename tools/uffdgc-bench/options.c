@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runtime/sizes.h"
+
 const char *const bench_backend_names[] = {"stw", "sigsegv", "copy", "minor", "move"};
 const size_t bench_backend_name_count = sizeof bench_backend_names / sizeof bench_backend_names[0];
 
@@ -56,43 +58,9 @@ static int usage_error(const char *fmt, const char *a, const char *b) {
   return 2;
 }
 
-/* Sizes as the library reads UFFDGC_HEAP_MAX (src/runtime/config.c): a decimal count of
- * bytes with an optional K, M, G or T suffix (any case), optionally followed by "i" and/or
- * "B"; the heap must then be 1 MiB to 64 TiB, the library's limits for heap_max. */
+/* Sizes as the library reads UFFDGC_HEAP_MAX: its own parser and its limits for heap_max. */
 static bool parse_size(const char *text, size_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(text, &end, 10);
-  if (errno || end == text || text[0] == '-')
-    return false;
-  unsigned shift = 0;
-  switch (toupper((unsigned char)*end)) {
-  case 'K':
-    shift = 10;
-    break;
-  case 'M':
-    shift = 20;
-    break;
-  case 'G':
-    shift = 30;
-    break;
-  case 'T':
-    shift = 40;
-    break;
-  default:
-    break;
-  }
-  if (shift) {
-    end++;
-    if (*end == 'i')
-      end++;
-    if (*end == 'B' || *end == 'b')
-      end++;
-  }
-  if (*end || v > (~0ull >> shift))
-    return false;
-  *out = (size_t)(v << shift);
-  return *out >= BENCH_HEAP_MIN && *out <= BENCH_HEAP_MAX;
+  return ugc_size_parse(text, out) && *out >= UGC_HEAP_MAX_MIN && *out <= UGC_HEAP_MAX_LIMIT;
 }
 
 static bool parse_count(const char *text, unsigned max, unsigned *out) {

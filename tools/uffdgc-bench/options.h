@@ -28,9 +28,6 @@ typedef struct bench_options {
 } bench_options;
 
 #define BENCH_DEFAULT_SCALE 3
-/* --heap limits: the library's limits for heap_max. */
-#define BENCH_HEAP_MIN ((size_t)1 << 20)
-#define BENCH_HEAP_MAX ((size_t)1 << 46)
 
 /* Every backend name uffdgc knows, in the order `--backend all` runs them. */
 extern const char *const bench_backend_names[];
