@@ -17,6 +17,9 @@
 #define BENCH_PAUSE_SPANS 4096 /* pause timeline capacity (MMU plots) */
 #define BENCH_NAME_LEN 32
 
+/* The library's duration histogram (ugc_histogram), opaque here. */
+typedef struct ugc_histogram bench_hist;
+
 /* A distribution of durations, in nanoseconds. */
 typedef struct bench_dist {
   uint64_t count, p50, p95, p99, max, sum;
@@ -79,14 +82,14 @@ typedef struct bench_ctx {
   unsigned threads;
   unsigned scale;
   bool verify;
-  bool single_threaded;         /* digests around explicit collections are meaningful */
-  bool trigger_at_max;          /* the workload's bench_workload.trigger_at_max */
-  void *heap;                   /* ugc_heap * when running on uffdgc */
-  uint32_t types[4];            /* uffdgc type ids: node, array, leaf (index by BENCH_T_*) */
-  double t0;                    /* monotonic seconds at workload start */
-  uint64_t last_cycles;         /* collections seen by the last RSS sample */
-  uint32_t threads_attached;    /* shim_attach calls so far: numbers the mutator threads */
-  struct bench_hist *unit_hist; /* latency workload: unit durations */
+  bool single_threaded;      /* digests around explicit collections are meaningful */
+  bool trigger_at_max;       /* the workload's bench_workload.trigger_at_max */
+  void *heap;                /* ugc_heap * when running on uffdgc */
+  uint32_t types[4];         /* uffdgc type ids: node, array, leaf (index by BENCH_T_*) */
+  double t0;                 /* monotonic seconds at workload start */
+  uint64_t last_cycles;      /* collections seen by the last RSS sample */
+  uint32_t threads_attached; /* shim_attach calls so far: numbers the mutator threads */
+  bench_hist *unit_hist;     /* latency workload: unit durations */
   bench_result *result;
   /* uffdgc: when a workload sets this (a ugc_stats copy), the result's collector
    * statistics come from it instead of from after the driver's final collection. */
@@ -135,8 +138,10 @@ void bench_record_pause(bench_ctx *ctx, uint32_t thread, uint64_t start_ns, uint
 /* Appends an RSS sample and updates the shmem / VMA peaks. */
 void bench_sample_memory(bench_ctx *ctx);
 
-/* A log-linear histogram for durations the bench measures itself (bench/hist.c). */
-typedef struct bench_hist bench_hist;
+/* Durations the bench measures itself (latency units, bdwgc pauses) go into the library's
+ * histogram, ugc_histogram (runtime/histogram.c), the one its pause statistics use. These
+ * calls (bench/hist.c) let code that does not see the library's types (the bdw build) use it;
+ * bench_hist_to_dist also summarises the library's own statistics. */
 bench_hist *bench_hist_new(void);
 void bench_hist_free(bench_hist *h);
 void bench_hist_add(bench_hist *h, uint64_t ns);

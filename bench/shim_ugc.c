@@ -144,20 +144,6 @@ void shim_collect(shim *s) {
   bench_sample_memory(ctx);
 }
 
-static void dist_from_histogram(const ugc_histogram *h, bench_dist *out) {
-  memset(out, 0, sizeof *out);
-  out->count = h->count;
-  out->max = h->max_ns;
-  out->sum = h->sum_ns;
-  if (!h->count)
-    return;
-  out->p50 = ugc_histogram_percentile(h, 0.50);
-  out->p95 = ugc_histogram_percentile(h, 0.95);
-  out->p99 = ugc_histogram_percentile(h, 0.99);
-  for (int i = 0; i < BENCH_QUANTILES; i++)
-    out->q[i] = i == BENCH_QUANTILES - 1 ? h->max_ns : ugc_histogram_percentile(h, i / 100.0);
-}
-
 void bench_ugc_finish(bench_ctx *ctx) {
   bench_result *r = ctx->result;
   ugc_heap *heap = (ugc_heap *)ctx->heap;
@@ -190,10 +176,10 @@ void bench_ugc_finish(bench_ctx *ctx) {
   r->live_bytes_peak = st.live_bytes_peak;
   r->gc_cpu_s = st.gc_cpu_ns / 1e9;
   r->gc_total_pause_s = st.pause.sum_ns / 1e9;
-  dist_from_histogram(&st.pause, &r->pause);
-  dist_from_histogram(&st.pause_mark, &r->pause_mark);
-  dist_from_histogram(&st.pause_compact, &r->pause_compact);
-  dist_from_histogram(&st.stall, &r->stall);
+  bench_hist_to_dist(&st.pause, &r->pause);
+  bench_hist_to_dist(&st.pause_mark, &r->pause_mark);
+  bench_hist_to_dist(&st.pause_compact, &r->pause_compact);
+  bench_hist_to_dist(&st.stall, &r->stall);
   r->verify_cycles += st.verify_cycles;
   r->verify_failures += st.verify_failures;
   const ugc_compaction_stats *c = &st.compaction;

@@ -14,6 +14,7 @@
 #include "heap/object.h"
 #include "heap/space.h"
 #include "runtime/events.h"
+#include "runtime/histogram.h"
 #include "runtime/workers.h"
 
 #define UGC_TLAB_BYTES ((size_t)32 * 1024)
@@ -169,10 +170,6 @@ static inline bool ugc_heap_maybe_moving(uintptr_t base, uintptr_t top, uintptr_
 void ugc_roots_visit(ugc_heap *heap, ugc_tracer *tracer);
 
 /* ---- misc ---- */
-void ugc_stats_record_pause(ugc_histogram *histogram, uint64_t ns);
-/* The samples `now` has that `before` (an earlier copy of it) had not: counts, sums and
- * buckets subtracted; max_ns is the top bucket's bound, at most now->max_ns. */
-void ugc_histogram_since(const ugc_histogram *now, const ugc_histogram *before, ugc_histogram *out);
 /* heap->stats_lock, for backends folding their counters in outside the pause. */
 void ugc_stats_lock(ugc_heap *heap);
 void ugc_stats_unlock(ugc_heap *heap);
