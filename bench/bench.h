@@ -128,14 +128,9 @@ void bench_bdw_finish(bench_ctx *ctx);
 double bench_now_s(void);
 uint64_t bench_now_ns(void);
 
-/* /proc readers (bench/procfs.c). */
-uint64_t bench_rss_bytes(void);            /* statm resident */
-uint64_t bench_status_field(const char *); /* a "kB" field of /proc/self/status, in bytes */
-uint64_t bench_vma_count(void);
-void bench_reset_peak_rss(void); /* clear_refs 5: VmHWM restarts from now */
 /* Appends a pause span (bench_now_ns() values) to the result's timeline; any thread. */
 void bench_record_pause(bench_ctx *ctx, uint32_t thread, uint64_t start_ns, uint64_t end_ns);
-/* Appends an RSS sample and updates the shmem / VMA peaks. */
+/* Appends an RSS sample and updates the shmem / VMA peaks (read by os/procstat.h). */
 void bench_sample_memory(bench_ctx *ctx);
 
 /* Durations the bench measures itself (latency units, bdwgc pauses) go into the library's

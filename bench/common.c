@@ -1,4 +1,6 @@
-/* Clock, fatal-error and compaction-rate helpers used by every workload and the driver. */
+/* Clock, memory-sample, fatal-error and compaction-rate helpers used by every workload and
+ * the driver. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +9,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "os/procstat.h"
 
 uint64_t bench_now_ns(void) {
   struct timespec ts;
@@ -26,6 +29,28 @@ void bench_record_pause(bench_ctx *ctx, uint32_t thread, uint64_t start_ns, uint
   uint32_t i = __atomic_fetch_add(&r->pause_span_count, 1, __ATOMIC_RELAXED);
   if (i < BENCH_PAUSE_SPANS)
     r->pause_spans[i] = (bench_pause_span){start > 0 ? start : 0, end, thread};
+}
+
+static pthread_mutex_t sample_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void bench_sample_memory(bench_ctx *ctx) {
+  bench_result *r = ctx->result;
+  uint64_t rss = ugc_proc_rss_bytes();
+  ugc_rss status = {0};
+  ugc_proc_rss(&status);
+  long vmas = ugc_proc_vma_count();
+  double t = bench_now_s() - ctx->t0;
+  pthread_mutex_lock(&sample_lock);
+  if (status.rss_shmem > r->shmem_peak_bytes)
+    r->shmem_peak_bytes = status.rss_shmem;
+  if (vmas > 0 && (uint64_t)vmas > r->vma_peak)
+    r->vma_peak = (uint64_t)vmas;
+  if (r->rss_count < BENCH_RSS_SAMPLES) {
+    r->rss[r->rss_count].t_s = t;
+    r->rss[r->rss_count].rss = rss;
+    r->rss_count++;
+  }
+  pthread_mutex_unlock(&sample_lock);
 }
 
 void bench_compaction_rates_of(const bench_compaction *c, bench_compaction_rates *out) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "os/procstat.h"
 #include "shim.h"
 
 static bench_hist *pause_hist;
@@ -65,7 +66,7 @@ void bench_bdw_finish(bench_ctx *ctx) {
   GC_gcollect();
   note_live();
   bench_sample_memory(ctx);
-  r->rss_after_gc_bytes = bench_rss_bytes();
+  r->rss_after_gc_bytes = ugc_proc_rss_bytes();
   r->gc_cycles = GC_get_gc_no();
   r->heap_max_bytes = ctx->heap_max;
   r->heap_used_bytes = GC_get_heap_size();

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "os/procstat.h"
 #include "runtime/heap.h"
 #include "shim.h"
 
@@ -163,7 +164,7 @@ void bench_ugc_finish(bench_ctx *ctx) {
     }
   }
   bench_sample_memory(ctx);
-  r->rss_after_gc_bytes = bench_rss_bytes();
+  r->rss_after_gc_bytes = ugc_proc_rss_bytes();
   shim_detach(&s);
 
   static ugc_stats st;

@@ -47,7 +47,18 @@ int ugc_proc_rss(ugc_rss *out) {
   out->rss_anon = status_field(buf, "RssAnon");
   out->rss_file = status_field(buf, "RssFile");
   out->rss_shmem = status_field(buf, "RssShmem");
+  out->rss_peak = status_field(buf, "VmHWM");
   return 0;
+}
+
+int ugc_proc_reset_peak_rss(void) {
+  int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  ssize_t n = write(fd, "5", 1); /* "5": VmHWM := VmRSS */
+  int rc = n == 1 ? 0 : n < 0 ? -errno : -EIO;
+  close(fd);
+  return rc;
 }
 
 uint64_t ugc_proc_rss_bytes(void) {

@@ -1,4 +1,5 @@
-/* Readers for /proc and /sys: memory use, mapping count, THP and userfaultfd settings. */
+/* Readers for /proc and /sys: memory use, mapping count, THP and userfaultfd settings; and
+ * the one writer, the peak RSS reset. */
 #ifndef UGC_OS_PROCSTAT_H
 #define UGC_OS_PROCSTAT_H
 
@@ -10,10 +11,15 @@ typedef struct ugc_rss {
   uint64_t rss_anon;  /* RssAnon, bytes */
   uint64_t rss_file;  /* RssFile, bytes */
   uint64_t rss_shmem; /* RssShmem, bytes (memfd heaps count here) */
+  uint64_t rss_peak;  /* VmHWM, bytes: the largest rss since start or the last reset */
 } ugc_rss;
 
 /* Fills *out from /proc/self/status. 0 or -errno. */
 int ugc_proc_rss(ugc_rss *out);
+
+/* Restarts rss_peak (VmHWM) from the current RSS (Linux 4.0+): a forked child otherwise
+ * inherits its parent's peak. 0 or -errno. */
+int ugc_proc_reset_peak_rss(void);
 
 /* Resident set size in bytes from /proc/self/statm (cheaper than ugc_proc_rss); 0 on error. */
 uint64_t ugc_proc_rss_bytes(void);

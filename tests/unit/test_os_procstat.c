@@ -21,6 +21,7 @@ int main(void) {
   CHECK(after.rss_anon >= before.rss_anon + len - 4 * UGC_MiB);
   uint64_t statm = ugc_proc_rss_bytes();
   CHECK(statm >= len);
+  CHECK(after.rss_peak >= after.rss);
 
   long vmas = ugc_proc_vma_count();
   CHECK(vmas > 5);
@@ -28,6 +29,18 @@ int main(void) {
   REQUIRE(mprotect(p + UGC_MiB, UGC_MiB, PROT_READ) == 0);
   CHECK(ugc_proc_vma_count() == vmas + 2);
   munmap(p, len);
+
+  /* The peak outlives the unmapped memory until it is reset to the current RSS. */
+  ugc_rss unmapped, reset;
+  REQUIRE(ugc_proc_rss(&unmapped) == 0);
+  CHECK(unmapped.rss_peak >= unmapped.rss + len - 4 * UGC_MiB);
+  int reset_rc = ugc_proc_reset_peak_rss();
+  CHECK(reset_rc == 0 || reset_rc == -EACCES || reset_rc == -ENOENT);
+  REQUIRE(ugc_proc_rss(&reset) == 0);
+  if (reset_rc == 0)
+    CHECK(reset.rss_peak + len / 2 < unmapped.rss_peak);
+  else
+    printf("clear_refs not writable here (%d): peak reset unchecked\n", reset_rc);
 
   char buf[32];
   int rc = ugc_thp_setting("enabled", buf, sizeof buf);

@@ -6,7 +6,7 @@
 # dependency, and installing the package changes it.
 set(UGC_BENCH_DIR ${PROJECT_SOURCE_DIR}/bench)
 set(UGC_BENCH_SOURCES
-  ${UGC_BENCH_DIR}/common.c ${UGC_BENCH_DIR}/hist.c ${UGC_BENCH_DIR}/procfs.c
+  ${UGC_BENCH_DIR}/common.c ${UGC_BENCH_DIR}/hist.c
   ${UGC_BENCH_DIR}/workloads.c ${UGC_BENCH_DIR}/shim_ugc.c
   ${UGC_BENCH_DIR}/gcbench.c ${UGC_BENCH_DIR}/binarytrees.c ${UGC_BENCH_DIR}/frag.c
   ${UGC_BENCH_DIR}/latency.c ${UGC_BENCH_DIR}/mt.c ${UGC_BENCH_DIR}/cold.c
@@ -24,7 +24,8 @@ if(UGC_WITH_BDW AND UGC_BDW_INCLUDE_DIR AND UGC_BDW_LIBRARY)
   add_library(uffdgc_bench_bdw OBJECT
     ${UGC_BENCH_DIR}/shim_bdw.c ${UGC_BENCH_DIR}/gcbench.c ${UGC_BENCH_DIR}/frag.c)
   target_compile_definitions(uffdgc_bench_bdw PRIVATE BENCH_BDW=1)
-  target_include_directories(uffdgc_bench_bdw PRIVATE ${UGC_BENCH_DIR} ${UGC_BDW_INCLUDE_DIR})
+  target_include_directories(uffdgc_bench_bdw PRIVATE ${UGC_BENCH_DIR} ${PROJECT_SOURCE_DIR}/src
+                             ${UGC_BDW_INCLUDE_DIR})
   target_sources(${tool} PRIVATE $<TARGET_OBJECTS:uffdgc_bench_bdw>)
   target_compile_definitions(${tool} PRIVATE BENCH_HAVE_BDW=1)
   target_link_libraries(${tool} PRIVATE ${UGC_BDW_LIBRARY})

@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "os/procstat.h"
+
 /* A run that takes longer than this is a hang (a deadlocked collector), not a result. */
 enum { CHILD_TIMEOUT_S = 1800 };
 
@@ -58,7 +60,7 @@ static int child_run(const bench_options *options, const bench_row *row, bench_r
   if (!delivery || !*delivery)
     delivery = "sigbus"; /* the library's default */
   snprintf(r->delivery, sizeof r->delivery, "%s", bdw ? "" : delivery);
-  bench_reset_peak_rss();
+  ugc_proc_reset_peak_rss(); /* failing only makes the peak less precise */
 
   int setup = bdw ? bench_bdw_setup(&ctx) : bench_ugc_setup(&ctx, row->backend_requested);
   if (setup)
@@ -76,7 +78,9 @@ static int child_run(const bench_options *options, const bench_row *row, bench_r
   double cpu = cpu_seconds() - cpu0;
   r->mutator_cpu_s = cpu > r->gc_cpu_s ? cpu - r->gc_cpu_s : 0;
   bench_hist_to_dist(ctx.unit_hist, &r->unit);
-  r->rss_peak_bytes = bench_status_field("VmHWM");
+  ugc_rss rss = {0};
+  ugc_proc_rss(&rss);
+  r->rss_peak_bytes = rss.rss_peak;
   r->ok = status == 0 && r->verify_failures == 0 && r->digest_mismatches == 0;
   if (!r->ok && !r->error[0])
     snprintf(r->error, sizeof r->error, "%s",
