@@ -71,7 +71,11 @@ typedef struct ugc_config {
   const char *backend;     /* "auto" (default), "stw", "copy", ... ; see docs/backends.md */
   const char *delivery;    /* concurrent backends: "sigbus" (default) or "thread" */
   unsigned gc_threads;     /* collector threads; 0 = number of CPUs, at most 8 */
-  int verify;              /* 0 off; 1 run the heap verifier around every collection */
+  int verify;              /* 0 off; 1 run the heap verifier before every collection and
+                              after it once its compaction is over (a concurrent one is
+                              checked at the next stop, after mutators raced with it);
+                              2 also finish every compaction inside the pause and check it
+                              there (no mutator then builds a page) */
   bool trace;              /* one line per cycle on trace_file */
   FILE *trace_file;        /* default stderr */
   double growth_factor;    /* next trigger = live bytes * growth_factor; default 2.0 */
@@ -84,7 +88,7 @@ typedef struct ugc_config {
 UGC_API void ugc_config_init(ugc_config *config);
 
 /* Creates a heap. The environment overrides the config: UFFDGC_BACKEND, UFFDGC_TRACE=1,
- * UFFDGC_VERIFY=1, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY, UFFDGC_GC_THREADS.
+ * UFFDGC_VERIFY=1 or 2, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY, UFFDGC_GC_THREADS.
  * Returns NULL and fills *error (may be NULL) when the heap cannot be made. */
 UGC_API ugc_heap *ugc_heap_create(const ugc_config *config, ugc_error *error);
 

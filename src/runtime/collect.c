@@ -4,7 +4,7 @@
  *   retire TLABs -> (verify) -> mark -> weak slots -> sweep non-moving, free large -> plan
  *     [marking phase ends: with concurrent marking, all of this leaves the pause]
  *   update roots, weak slots, non-moving and large objects -> backend hand-off (stw: all of
- *     the compaction) -> top = new_top -> (verify)      [compaction phase ends]
+ *     the compaction) -> top = new_top -> (verify: stw, or mode 2)  [compaction phase ends]
  *
  * The plan (forwarding) is preparation for compaction, but it belongs with marking: it
  * only reads the mark bitmap, and in Android's design it runs concurrently after the
@@ -267,7 +267,11 @@ void ugc_collect_locked(ugc_heap *heap) {
              (unsigned long long)heap->stats.cycles + 1);
     fill_dead_objects(heap);
   }
-  if (heap->config.verify) {
+  /* A concurrent compaction is verified once it has finished, together with what the
+   * mutators did meanwhile: by the next cycle's "before" check, ugc_verify or
+   * ugc_graph_digest. Waiting for it here would build every page in the pause, and the
+   * fault path would never be verified. Mode 2 asks for exactly that. */
+  if (heap->config.verify >= 2 || (heap->config.verify && !heap->backend->concurrent)) {
     heap->backend->compact_wait(heap);
     run_verifier(heap, "after");
   }

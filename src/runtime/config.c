@@ -87,12 +87,15 @@ int ugc_config_resolve(ugc_config *config, ugc_error *error) {
     config->trace = flag;
   }
   if ((value = getenv("UFFDGC_VERIFY"))) {
-    if (!parse_bool(value, &flag)) {
+    if (!strcmp(value, "2")) {
+      config->verify = 2;
+    } else if (parse_bool(value, &flag)) {
+      config->verify = flag;
+    } else {
       ugc_set_error(error, UGC_ERR_INVALID,
-                    "ugc_heap_create: UFFDGC_VERIFY=\"%s\": expected 1 or 0", value);
+                    "ugc_heap_create: UFFDGC_VERIFY=\"%s\": expected 0, 1 or 2", value);
       return -1;
     }
-    config->verify = flag;
   }
   if ((value = getenv("UFFDGC_HEAP_MAX"))) {
     size_t size;
@@ -130,6 +133,11 @@ int ugc_config_resolve(ugc_config *config, ugc_error *error) {
                   "ugc_heap_create: delivery \"%s\" (UFFDGC_DELIVERY or config.delivery): "
                   "expected \"sigbus\" or \"thread\"",
                   config->delivery);
+    return -1;
+  }
+  if (config->verify < 0 || config->verify > 2) {
+    ugc_set_error(error, UGC_ERR_INVALID, "ugc_heap_create: verify %d: expected 0, 1 or 2",
+                  config->verify);
     return -1;
   }
   if (config->gc_threads == 0) {
