@@ -51,10 +51,10 @@ for config in stw:- copy:sigbus copy:thread; do
     # collections were compacting (in W of them)".
     read -r collections digest verify shadow problems < <(sed -n \
       's/.* \([0-9]*\) checked collections (.*), \([0-9]*\) digest mismatches, \([0-9]*\) verify failures, \([0-9]*\) shadow mismatches, [0-9]* library verifier runs with \([0-9]*\) problems.*/\1 \2 \3 \4 \5/p' \
-      "$LOG")
+      "$LOG") || true
     read -r pages windows < <(sed -n \
       's/.* \([0-9]*\) of them while checked collections were compacting (in \([0-9]*\) of them).*/\1 \2/p' \
-      "$LOG")
+      "$LOG") || true
     if [ -z "${collections:-}" ] || [ -z "${pages:-}" ]; then
       echo "$backend/$delivery, $threads thread(s): no summary (exit $status):" >&2
       tail -20 "$LOG" >&2

@@ -482,7 +482,7 @@ static void finish_checked_collection(graph *g, unsigned round) {
   memset(&error, 0, sizeof error);
   size_t problems = ugc_verify(g->m, &error);
   if (problems && g->verify_failures++ < 10)
-    fprintf(stderr, "ugc_verify: %zu problem(s): %s\n", problems, error.message);
+    fprintf(stderr, "%s\n", error.message);
   g->collections++;
 }
 
