@@ -14,6 +14,7 @@
 
 #define BENCH_QUANTILES 101    /* q[i] = the i-th percentile, for plots */
 #define BENCH_RSS_SAMPLES 1024 /* RSS time series capacity (frag plots) */
+#define BENCH_PAUSE_SPANS 4096 /* pause timeline capacity (MMU plots) */
 #define BENCH_NAME_LEN 32
 
 /* A distribution of durations, in nanoseconds. */
@@ -21,6 +22,14 @@ typedef struct bench_dist {
   uint64_t count, p50, p95, p99, max, sum;
   uint64_t q[BENCH_QUANTILES];
 } bench_dist;
+
+/* One stop as a mutator thread saw it: from entering the call that stopped it (an
+ * allocation or safepoint that parked, an explicit collection) to leaving it, in seconds
+ * since the workload started. `thread` numbers the workload's mutator threads from 0. */
+typedef struct bench_pause_span {
+  double start_s, end_s;
+  uint32_t thread;
+} bench_pause_span;
 
 typedef struct bench_rss_sample {
   double t_s;   /* seconds since the workload started */
@@ -58,6 +67,8 @@ typedef struct bench_result {
   uint64_t digest_checks, digest_mismatches;
   uint32_t rss_count;
   bench_rss_sample rss[BENCH_RSS_SAMPLES];
+  uint32_t pause_span_count; /* spans seen; the first BENCH_PAUSE_SPANS are kept */
+  bench_pause_span pause_spans[BENCH_PAUSE_SPANS];
 } bench_result;
 
 /* Everything a workload needs for one run. */
@@ -74,6 +85,7 @@ typedef struct bench_ctx {
   uint32_t types[4];            /* uffdgc type ids: node, array, leaf (index by BENCH_T_*) */
   double t0;                    /* monotonic seconds at workload start */
   uint64_t last_cycles;         /* collections seen by the last RSS sample */
+  uint32_t threads_attached;    /* shim_attach calls so far: numbers the mutator threads */
   struct bench_hist *unit_hist; /* latency workload: unit durations */
   bench_result *result;
   /* uffdgc: when a workload sets this (a ugc_stats copy), the result's collector
@@ -118,6 +130,8 @@ uint64_t bench_rss_bytes(void);            /* statm resident */
 uint64_t bench_status_field(const char *); /* a "kB" field of /proc/self/status, in bytes */
 uint64_t bench_vma_count(void);
 void bench_reset_peak_rss(void); /* clear_refs 5: VmHWM restarts from now */
+/* Appends a pause span (bench_now_ns() values) to the result's timeline; any thread. */
+void bench_record_pause(bench_ctx *ctx, uint32_t thread, uint64_t start_ns, uint64_t end_ns);
 /* Appends an RSS sample and updates the shmem / VMA peaks. */
 void bench_sample_memory(bench_ctx *ctx);
 

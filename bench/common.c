@@ -18,6 +18,16 @@ double bench_now_s(void) {
   return bench_now_ns() / 1e9;
 }
 
+void bench_record_pause(bench_ctx *ctx, uint32_t thread, uint64_t start_ns, uint64_t end_ns) {
+  bench_result *r = ctx->result;
+  double start = start_ns / 1e9 - ctx->t0, end = end_ns / 1e9 - ctx->t0;
+  if (!ctx->t0 || end < 0)
+    return; /* before the workload started (set-up) */
+  uint32_t i = __atomic_fetch_add(&r->pause_span_count, 1, __ATOMIC_RELAXED);
+  if (i < BENCH_PAUSE_SPANS)
+    r->pause_spans[i] = (bench_pause_span){start > 0 ? start : 0, end, thread};
+}
+
 void bench_compaction_rates_of(const bench_compaction *c, bench_compaction_rates *out) {
   memset(out, 0, sizeof *out);
   out->pages_built = c->pages_by_gc + c->pages_by_mutator;

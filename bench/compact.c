@@ -189,7 +189,7 @@ static void *mutator_main(void *raw) {
       bad += !chase(st, &rng);
       bench_hist_add(arg->units, now_ns() - t0);
       done++;
-      ugc_safepoint(s.m);
+      shim_safepoint(&s);
       if (think_us)
         nanosleep(&think, NULL);
     }
@@ -210,7 +210,9 @@ static void collect_checked(compact_state *st, shim *s) {
   bench_result *r = ctx->result;
   shim_gc_count(s); /* records the heap size at its fullest */
   uint64_t before = ctx->verify ? ugc_graph_digest(s->m) : 0;
+  uint64_t start = bench_now_ns();
   ugc_collect(s->m, UGC_COLLECT_FULL);
+  bench_record_pause(ctx, s->thread, start, bench_now_ns());
   if (!ctx->verify)
     return;
   uint64_t after = ugc_graph_digest(s->m);

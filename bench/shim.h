@@ -93,6 +93,7 @@ typedef struct shim {
   ugc_mutator *m;
   ugc_type_id node, array, leaf;
   uint32_t ticks;
+  uint32_t thread; /* this thread's number in the pause timeline */
 } shim;
 
 #define SHIM_SCOPE_BEGIN(s)                                                                        \
@@ -107,9 +108,23 @@ typedef struct shim {
 int shim_attach(shim *s, bench_ctx *ctx);
 void shim_detach(shim *s);
 uint64_t shim_gc_count(shim *s);
+/* The library's slow paths, timed: a call during which a pause happened becomes a span of
+ * the pause timeline (bench_record_pause). The fast paths stay the library's inline ones. */
+void *shim_alloc_timed(shim *s, ugc_type_id type, size_t bytes);
+void shim_safepoint_timed(shim *s);
 
 static inline void shim_safepoint(shim *s) {
-  ugc_safepoint(s->m);
+  if (UGC_UNLIKELY(*ugc_fast(s->m)->safepoint_requested))
+    shim_safepoint_timed(s);
+}
+
+/* ugc_alloc, with the slow path timed. */
+static inline void *shim_alloc(shim *s, ugc_type_id type, size_t bytes) {
+  ugc_mutator_fast *fast = ugc_fast(s->m);
+  if (UGC_LIKELY(bytes < fast->small_limit &&
+                 ugc_alloc_size(bytes) <= fast->tlab_limit - fast->tlab_cursor))
+    return ugc_alloc(s->m, type, bytes);
+  return shim_alloc_timed(s, type, bytes);
 }
 
 static inline bnode *shim_node(shim *s, bnode *left, bnode *right) {
@@ -117,7 +132,7 @@ static inline bnode *shim_node(shim *s, bnode *left, bnode *right) {
   ugc_scope scope = ugc_scope_open(s->m);
   ugc_root(s->m, &left);
   ugc_root(s->m, &right);
-  bnode *n = (bnode *)ugc_alloc(s->m, s->node, sizeof(bnode));
+  bnode *n = (bnode *)shim_alloc(s, s->node, sizeof(bnode));
   ugc_scope_close(s->m, scope);
   if (!n)
     bench_fail(s->ctx, "out of memory allocating a node");
@@ -128,14 +143,14 @@ static inline bnode *shim_node(shim *s, bnode *left, bnode *right) {
   return n;
 }
 static inline barray *shim_array(shim *s, size_t len) {
-  barray *a = (barray *)ugc_alloc(s->m, s->array, sizeof(barray) + len * sizeof(void *));
+  barray *a = (barray *)shim_alloc(s, s->array, sizeof(barray) + len * sizeof(void *));
   if (!a)
     bench_fail(s->ctx, "out of memory allocating an array of %zu", len);
   a->len = len;
   return a;
 }
 static inline void *shim_leaf(shim *s, size_t bytes) {
-  void *p = ugc_alloc(s->m, s->leaf, bytes);
+  void *p = shim_alloc(s, s->leaf, bytes);
   if (!p)
     bench_fail(s->ctx, "out of memory allocating %zu bytes", bytes);
   return p;

@@ -10,6 +10,7 @@
 #include "shim.h"
 
 static bench_hist *pause_hist;
+static bench_ctx *bdw_ctx; /* for the pause timeline */
 static uint64_t pause_start_ns;
 static uint64_t live_peak;
 
@@ -17,12 +18,16 @@ static uint64_t live_peak;
 static void on_collection_event(GC_EventType event) {
   if (event == GC_EVENT_START)
     pause_start_ns = bench_now_ns();
-  else if (event == GC_EVENT_END && pause_start_ns)
-    bench_hist_add(pause_hist, bench_now_ns() - pause_start_ns);
+  else if (event == GC_EVENT_END && pause_start_ns) {
+    uint64_t end = bench_now_ns();
+    bench_hist_add(pause_hist, end - pause_start_ns);
+    bench_record_pause(bdw_ctx, 0, pause_start_ns, end);
+  }
 }
 
 int bench_bdw_setup(bench_ctx *ctx) {
   pause_hist = bench_hist_new();
+  bdw_ctx = ctx;
   GC_set_max_heap_size(ctx->heap_max);
   GC_INIT();
   GC_set_on_collection_event(on_collection_event);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "runtime/heap.h"
 #include "shim.h"
 
 static const uint32_t node_refs[] = {0, 8};
@@ -56,6 +57,7 @@ int shim_attach(shim *s, bench_ctx *ctx) {
   ugc_error error = {0};
   s->ctx = ctx;
   s->ticks = 0;
+  s->thread = __atomic_fetch_add(&ctx->threads_attached, 1, __ATOMIC_RELAXED);
   s->m = ugc_thread_attach((ugc_heap *)ctx->heap, &error);
   if (!s->m)
     bench_fail(ctx, "ugc_thread_attach: %s", error.message);
@@ -90,11 +92,34 @@ void shim_sample_tick(shim *s) {
     bench_sample_memory(s->ctx);
 }
 
+/* Bumped by the library at the end of every stop of the world. The bench reads it from the
+ * heap's internals: the public API has no per-pause notification yet. */
+static uint64_t pause_epoch(const shim *s) {
+  return __atomic_load_n(&((const ugc_heap *)s->ctx->heap)->pause_epoch, __ATOMIC_ACQUIRE);
+}
+
+void *shim_alloc_timed(shim *s, ugc_type_id type, size_t bytes) {
+  uint64_t epoch = pause_epoch(s), start = bench_now_ns();
+  void *p = ugc_alloc(s->m, type, bytes);
+  if (pause_epoch(s) != epoch)
+    bench_record_pause(s->ctx, s->thread, start, bench_now_ns());
+  return p;
+}
+
+void shim_safepoint_timed(shim *s) {
+  uint64_t epoch = pause_epoch(s), start = bench_now_ns();
+  ugc_safepoint(s->m);
+  if (pause_epoch(s) != epoch)
+    bench_record_pause(s->ctx, s->thread, start, bench_now_ns());
+}
+
 void shim_collect(shim *s) {
   bench_ctx *ctx = s->ctx;
   bool check = ctx->verify && ctx->single_threaded;
   uint64_t before = check ? ugc_graph_digest(s->m) : 0;
+  uint64_t start = bench_now_ns();
   ugc_collect(s->m, UGC_COLLECT_FULL);
+  bench_record_pause(ctx, s->thread, start, bench_now_ns());
   if (check) {
     bench_result *r = ctx->result;
     uint64_t after = ugc_graph_digest(s->m);

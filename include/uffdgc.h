@@ -20,6 +20,7 @@
 #ifndef UFFDGC_H
 #define UFFDGC_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,6 +31,17 @@ extern "C" {
 #endif
 
 #define UGC_API __attribute__((visibility("default")))
+
+/* The version of this header; CMake's project VERSION is the same (a test checks it). */
+#define UGC_VERSION_MAJOR 0
+#define UGC_VERSION_MINOR 1
+#define UGC_VERSION_PATCH 0
+/* The version as one number, for comparisons: 10000 * major + 100 * minor + patch. */
+#define UGC_VERSION (UGC_VERSION_MAJOR * 10000 + UGC_VERSION_MINOR * 100 + UGC_VERSION_PATCH)
+
+/* The version of the library linked at run time, as UGC_VERSION (may differ from the header
+ * the caller was compiled with when the library is shared). */
+UGC_API unsigned ugc_version(void);
 
 typedef struct ugc_heap ugc_heap;
 typedef struct ugc_mutator ugc_mutator;
@@ -70,7 +82,8 @@ typedef struct ugc_config {
                               space (never moved); default 128 KiB */
   const char *backend;     /* "auto" (default), "stw", "copy", ... ; see docs/backends.md */
   const char *delivery;    /* concurrent backends: "sigbus" (default) or "thread" */
-  unsigned gc_threads;     /* collector threads; 0 = number of CPUs, at most 8 */
+  unsigned gc_threads;     /* collector threads, at most 64; 0 = the number of CPUs, at most
+                              8 */
   int verify;              /* 0 off; 1 run the heap verifier before every collection and
                               after it once its compaction is over (a concurrent one is
                               checked at the next stop, after mutators raced with it);
@@ -88,7 +101,10 @@ typedef struct ugc_config {
 UGC_API void ugc_config_init(ugc_config *config);
 
 /* Creates a heap. The environment overrides the config: UFFDGC_BACKEND, UFFDGC_TRACE=1,
- * UFFDGC_VERIFY=1 or 2, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY, UFFDGC_GC_THREADS.
+ * UFFDGC_VERIFY=1 or 2, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY, UFFDGC_GC_THREADS (and,
+ * for tests, UFFDGC_DISABLE and UFFDGC_INJECT). A variable unset or empty, or a field left at
+ * 0 (NULL), takes its default; any other bad value makes the call fail with UGC_ERR_INVALID
+ * and a message naming the variable or field, the value and what is accepted.
  * Returns NULL and fills *error (may be NULL) when the heap cannot be made. */
 UGC_API ugc_heap *ugc_heap_create(const ugc_config *config, ugc_error *error);
 
@@ -159,6 +175,18 @@ UGC_API ugc_heap *ugc_mutator_heap(const ugc_mutator *mutator);
 UGC_API void ugc_blocking_enter(ugc_mutator *mutator);
 /* Leaves the region; waits if a pause is in progress. Objects may have moved meanwhile. */
 UGC_API void ugc_blocking_leave(ugc_mutator *mutator);
+
+/* ------------------------------------------------------------------------------------------
+ * Signals (SIGBUS delivery of the concurrent backends; docs/api.md "Signals")
+ * ---------------------------------------------------------------------------------------- */
+
+/* For an embedder whose own SIGBUS handler may run before the library's: call this first
+ * from that handler with its arguments. Returns true when the signal was a fault on a heap
+ * page being compacted and is resolved: return from your handler at once (the access is
+ * retried). False for everything else (other si_codes such as hardware poison, signals sent
+ * with kill(), addresses outside every heap, no compaction running): handle it as yours.
+ * Async-signal-safe. */
+UGC_API bool ugc_handle_signal(int sig, siginfo_t *info, void *ucontext);
 
 /* ------------------------------------------------------------------------------------------
  * Roots
@@ -252,12 +280,75 @@ typedef struct ugc_stats {
   ugc_histogram stall;             /* mutator waits on pages being compacted */
   ugc_compaction_stats compaction; /* summed over all cycles */
   uint64_t verify_cycles, verify_failures;
+  uint64_t verify_ns; /* time the verifier took (UFFDGC_VERIFY), inside pauses but never
+                         counted in the pause histograms */
 } ugc_stats;
 
-/* Copies the heap's statistics (safe to call from any attached or unattached thread). */
+/* Copies the heap's statistics (safe to call from any attached or unattached thread, but not
+ * from an event callback). The copy is consistent: it never shows part of a pause's updates
+ * nor part of a finished concurrent compaction's counters, which are added all at once when
+ * it completes (until then `compaction` and gc_cpu_ns do not include it). Only `stall` is
+ * recorded live, by faulting threads without a lock: its count is the sum of its buckets,
+ * while sum_ns and max_ns may already include a stall being recorded. */
 UGC_API void ugc_stats_get(ugc_heap *heap, ugc_stats *stats);
 /* Writes the statistics as one JSON object to `out`. */
 UGC_API void ugc_stats_write_json(ugc_heap *heap, FILE *out);
+
+/* ------------------------------------------------------------------------------------------
+ * Events: a listener the collector calls at fixed points of every cycle (as Whippet's event
+ * listener and bdwgc's GC_set_on_collection_event), for the embedder's own timing, logging
+ * or heap sizing. Every callback may be NULL.
+ *
+ * Rules for every callback: it must return quickly; it must not allocate in the heap, touch
+ * heap objects, nor call any ugc_ function but ugc_version, ugc_heap_backend and
+ * ugc_histogram_percentile (the collector may hold its locks and have the world stopped);
+ * it may use the C library (malloc, stdio). Callbacks of one heap never run at the same
+ * time (they are serialised), but they may run on different threads. None runs inside a
+ * signal handler.
+ *
+ * Per cycle n the order is always cycle_start(n), mark_done(n), [heap_resized],
+ * pause_done(n), compaction_done(n), and compaction_done(n) comes before cycle_start(n + 1).
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct ugc_event_listener {
+  void *data; /* passed to every callback */
+  /* A cycle begins. On the collecting thread (a mutator in ugc_collect or in an allocation
+   * that triggered the collection), world stopped, after the previous cycle's compaction has
+   * finished. `cycle` counts from 1 (ugc_stats.cycles after this cycle). */
+  void (*cycle_start)(void *data, uint64_t cycle);
+  /* Marking is done (and the sweep of the non-moving and large spaces, and the compaction
+   * plan): `live_bytes` survived, in `mark_ns`. Same thread, world still stopped; the
+   * compaction phase of the pause follows. */
+  void (*mark_done)(void *data, uint64_t cycle, uint64_t live_bytes, uint64_t mark_ns);
+  /* The pause is over: same thread, after the world resumed (other mutators may run
+   * already). `pause_ns` is the whole stop, without verification (UFFDGC_VERIFY). */
+  void (*pause_done)(void *data, uint64_t cycle, uint64_t pause_ns);
+  /* The heap is fully compacted and every page is back. A backend that compacts in the
+   * pause (stw, or a concurrent backend falling back for one cycle) reports it right after
+   * pause_done on the same thread, with concurrent_ns = 0. A concurrent backend (copy)
+   * reports it on the thread that completes the compaction: usually the last GC thread to
+   * finish its share (world running), or a thread that needed the compaction finished
+   * first (a collection, ugc_collect(UGC_COLLECT_FINISH), ugc_heap_walk, ugc_verify,
+   * ugc_graph_digest, ugc_heap_destroy, fork), possibly with the world stopped.
+   * `concurrent_ns` runs from the end of the pause to the last page mapped. */
+  void (*compaction_done)(void *data, uint64_t cycle, uint64_t concurrent_ns);
+  /* The heap's size changed: the moving-space occupancy at which the next collection starts
+   * (max(heap_initial, live * growth_factor), at most heap_max). At the end of a pause, on
+   * the collecting thread, world stopped. */
+  void (*heap_resized)(void *data, uint64_t old_bytes, uint64_t new_bytes);
+  /* An allocation (or ugc_reserve) of `requested_bytes` fails even after a full
+   * collection. On the allocating mutator's thread, world running, before the oom_handler
+   * and before NULL (false) is returned. */
+  void (*alloc_failure)(void *data, uint64_t requested_bytes);
+} ugc_event_listener;
+
+/* Sets the heap's event listener (copied; NULL removes it). Any thread; takes effect from
+ * the next event. Must not be called from inside a callback. */
+UGC_API void ugc_set_event_listener(ugc_heap *heap, const ugc_event_listener *listener);
+
+/* ------------------------------------------------------------------------------------------
+ * Inspection
+ * ---------------------------------------------------------------------------------------- */
 
 /* Type id of an object. */
 UGC_API ugc_type_id ugc_object_type(const void *obj);

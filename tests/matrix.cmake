@@ -45,6 +45,12 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
     if(TARGET test_embedding)
       ugc_matrix_test("integration/embedding[${suffix}]" test_embedding "${env}")
     endif()
+    if(TARGET test_events)
+      ugc_matrix_test("integration/events[${suffix}]" test_events "${env}")
+    endif()
+    if(TARGET test_stats_snapshot)
+      ugc_matrix_test("integration/stats_snapshot[${suffix}]" test_stats_snapshot "${env}")
+    endif()
     if(TARGET test_gcbench)
       ugc_matrix_test("integration/gcbench[${suffix}]" test_gcbench "${env}")
     endif()
@@ -69,4 +75,49 @@ if(TARGET uffdgc-bench AND Python3_Interpreter_FOUND)
                    $<TARGET_FILE:uffdgc-bench> ${CMAKE_CURRENT_BINARY_DIR}/bench-smoke.json)
   set_tests_properties(bench/smoke PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                        LABELS "bench")
+  # bench/options: paths checked before the runs, --heap sizes as the library's, the
+  # UFFDGC_BACKEND / UFFDGC_HEAP_MAX defaults and notes. A few seconds.
+  add_test(NAME bench/options
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/bench_options.py
+                   $<TARGET_FILE:uffdgc-bench> ${CMAKE_CURRENT_BINARY_DIR}/bench-options)
+  set_tests_properties(bench/options PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+                       LABELS "bench")
+  # bench/table: legend, best backend per workload (against the JSON), plain skip reasons.
+  add_test(NAME bench/table
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/bench_table.py
+                   $<TARGET_FILE:uffdgc-bench> ${CMAKE_CURRENT_BINARY_DIR}/bench-table.json)
+  set_tests_properties(bench/table PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                       LABELS "bench")
+  # bench/mmu: the pause timeline holds every pause, the MMU recomputed independently.
+  add_test(NAME bench/mmu
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/bench_mmu.py
+                   $<TARGET_FILE:uffdgc-bench> ${CMAKE_CURRENT_BINARY_DIR}/bench-mmu.json)
+  set_tests_properties(bench/mmu PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                       LABELS "bench")
+endif()
+
+# tools/probe_output: uffdgc-probe's backend lines and its auto pick agree (table and JSON).
+if(TARGET uffdgc-probe AND Python3_Interpreter_FOUND)
+  add_test(NAME tools/probe_output
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/probe_output.py
+                   $<TARGET_FILE:uffdgc-probe>)
+  set_tests_properties(tools/probe_output PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120
+                       LABELS "tools")
+endif()
+
+# integration/readme_example: the README's C block, compiled as printed against this build's
+# shared library, prints collection trace lines with UFFDGC_TRACE=1 on every backend that
+# can run here; every build/ path the README names exists.
+if(Python3_Interpreter_FOUND)
+  set(UGC_README_CFLAGS -std=gnu11 -Wall -Wextra -Werror)
+  if(UGC_SANITIZE)
+    list(APPEND UGC_README_CFLAGS -fsanitize=${UGC_SANITIZE})
+  endif()
+  add_test(NAME integration/readme_example
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/readme_example.py
+                   ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/include
+                   $<TARGET_FILE_DIR:uffdgc_shared> ${PROJECT_BINARY_DIR} ${CMAKE_C_COMPILER}
+                   ${UGC_README_CFLAGS})
+  set_tests_properties(integration/readme_example PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+                       LABELS "integration")
 endif()

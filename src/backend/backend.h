@@ -12,6 +12,10 @@
  *                                        collector holds during the pause)
  *   heap->backend_data                   the backend's own state (set in attach)
  *   ugc_heap_for_each_mutator            the attached mutators
+ *   ugc_stats_lock/unlock                around counters added outside the pause
+ *   ugc_compaction_started/finished      a concurrent backend reports when its compaction
+ *                                        really runs concurrently (in the pause) and when it
+ *                                        is complete (runtime/events.h)
  */
 #ifndef UGC_BACKEND_BACKEND_H
 #define UGC_BACKEND_BACKEND_H

@@ -26,7 +26,8 @@
  *   thread  a handler thread reads fault messages and builds the page for the sleeping
  *           thread; needed where SIGBUS mode is missing (or masked), and when the embedder
  *           passes heap memory to system calls (the kernel then waits instead of EFAULT).
- * When every data page is mapped the range is unregistered and the rest of from-space freed.
+ * When every data page is mapped the range is unregistered and the rest of from-space freed:
+ * by the last GC thread to finish its share, or by compact_wait if that comes first.
  * If the hand-off fails (mremap, registration, memory for page states), the cycle compacts
  * in the pause with the stw backend instead: slower, never wrong.
  */
@@ -48,6 +49,7 @@
 #include "os/reserve.h"
 #include "os/time.h"
 #include "runtime/heap.h"
+#include "runtime/thread_signals.h"
 #include "uffd/fault_thread.h"
 #include "uffd/sigbus.h"
 #include "uffd/uffd.h"
@@ -73,9 +75,13 @@ typedef struct copy_backend {
 
   ugc_concurrent concurrent;
   ugc_compact_threads threads;
-  _Atomic bool compacting;    /* faults in the heap are ours to resolve */
-  _Atomic uint32_t resolvers; /* threads inside a fault callback (see copy_on_sigbus) */
-  pthread_mutex_t wait_lock;  /* one compact_wait at a time */
+  _Atomic bool compacting;          /* faults in the heap are ours to resolve */
+  _Atomic uint32_t resolvers;       /* threads inside a fault callback (see copy_on_sigbus) */
+  pthread_mutex_t wait_lock;        /* one compact_wait at a time */
+  _Atomic uint64_t kick_generation; /* the GC threads' job of this compaction */
+  /* From the hand-off until complete_compaction has returned (its statistics and report
+   * included; `compacting` ends earlier): what compact_wait waits for. */
+  _Atomic bool unfinished;
 } copy_backend;
 
 /* ---- mapping primitives (async-signal-safe) ------------------------------------------- */
@@ -155,13 +161,17 @@ static void copy_release_from(void *ctx, uintptr_t from, size_t bytes) {
  * next one never resets the page states) under a thread still resolving a fault of it. In
  * SIGBUS mode that thread is a mutator, which a pause waits for anyway; the handler thread
  * of thread mode is not. */
-static int copy_on_sigbus(void *ctx, void *addr, int is_write) {
+static int copy_on_sigbus(void *ctx, void *addr, int is_write, void *page_buffer) {
   (void)is_write;
   copy_backend *backend = ctx;
-  int result = 0; /* not compacting: raced with the end, the range is unregistered: retry */
+  /* Not compacting: a fault that raced with the end (the range is unregistered now, the
+   * retry is an ordinary fault) or a SIGBUS with another cause: the dispatcher tells. */
+  int result = UGC_SIGBUS_IDLE;
   atomic_fetch_add(&backend->resolvers, 1);
   if (atomic_load(&backend->compacting))
-    result = ugc_concurrent_resolve_fault(&backend->concurrent, (uintptr_t)addr) == 0 ? 0 : 1;
+    result = ugc_concurrent_resolve_fault(&backend->concurrent, (uintptr_t)addr, page_buffer) == 0
+                 ? UGC_SIGBUS_HANDLED
+                 : UGC_SIGBUS_NOT_MINE;
   atomic_fetch_sub(&backend->resolvers, 1);
   return result;
 }
@@ -169,9 +179,10 @@ static int copy_on_sigbus(void *ctx, void *addr, int is_write) {
 static void copy_on_fault_message(void *ctx, const ugc_uffd_fault *fault) {
   copy_backend *backend = ctx;
   uintptr_t page = (uintptr_t)fault->addr & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  char page_buffer[UGC_PAGE_SIZE] __attribute__((aligned(64))); /* our own thread's stack */
   atomic_fetch_add(&backend->resolvers, 1);
   if (atomic_load(&backend->compacting))
-    ugc_concurrent_resolve_fault(&backend->concurrent, page);
+    ugc_concurrent_resolve_fault(&backend->concurrent, page, page_buffer);
   atomic_fetch_sub(&backend->resolvers, 1);
   /* The owner's UFFDIO_COPY woke the waiters it knew of; wake once more for a thread that
    * began waiting after it (a no-op otherwise). */
@@ -245,6 +256,8 @@ static int reopen_after_fork(copy_backend *backend) {
 
 /* ---- the backend interface ---------------------------------------------------------------- */
 
+static void copy_on_threads_idle(void *data, uint64_t generation);
+
 static int copy_attach(ugc_heap *heap, ugc_error *error) {
   char reason[160];
   if (ugc_backend_availability("copy", reason, sizeof reason) != 1) {
@@ -284,6 +297,7 @@ static int copy_attach(ugc_heap *heap, ugc_error *error) {
    * them all). */
   unsigned threads = heap->config.gc_threads > 1 ? heap->config.gc_threads - 1 : 1;
   ugc_compact_threads_init(&backend->threads, threads);
+  ugc_compact_threads_on_idle(&backend->threads, copy_on_threads_idle, backend);
   heap->backend_data = backend;
   return 0;
 }
@@ -323,6 +337,8 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   copy_backend *backend = heap->backend_data;
   if (reopen_after_fork(backend) != 0)
     return ugc_backend_stw.compact_start(heap, plan);
+  if (backend->sigbus_delivery)
+    ugc_heap_signals_check(heap);
   void *space = (void *)backend->space_base;
   uint64_t handoff_start = ugc_now_ns();
   int rc = ugc_inject("copy.mremap")
@@ -383,6 +399,9 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   }
   backend->plan = plan;
   backend->from_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  ugc_compaction_started(heap);
+  atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
+  atomic_store(&backend->unfinished, true);
   atomic_store_explicit(&backend->compacting, true, memory_order_release);
   if (ugc_compact_threads_kick(&backend->threads, &backend->concurrent) != 0) {
     /* No thread could be started: build everything here, still correct, just paused. */
@@ -396,15 +415,9 @@ static void add_stat(uint64_t *field, uint64_t value) {
   __atomic_fetch_add(field, value, __ATOMIC_RELAXED);
 }
 
-static void copy_compact_wait(ugc_heap *heap) {
-  copy_backend *backend = heap->backend_data;
-  if (!backend || !atomic_load_explicit(&backend->compacting, memory_order_acquire))
-    return;
-  pthread_mutex_lock(&backend->wait_lock);
-  if (!atomic_load_explicit(&backend->compacting, memory_order_acquire)) {
-    pthread_mutex_unlock(&backend->wait_lock);
-    return;
-  }
+/* Completes the compaction in progress: wait_lock held, `unfinished` set. */
+static void complete_compaction(copy_backend *backend) {
+  ugc_heap *heap = backend->heap;
   ugc_concurrent *c = &backend->concurrent;
   if (backend->owner_pid == getpid()) {
     ugc_compact_threads_wait(&backend->threads);
@@ -438,6 +451,7 @@ static void copy_compact_wait(ugc_heap *heap) {
   ugc_compaction_stats *s = &heap->stats.compaction;
   ugc_concurrent_counters *k = &c->counters;
   uint64_t by_gc = atomic_load(&k->pages_by_gc), by_mutator = atomic_load(&k->pages_by_mutator);
+  ugc_stats_lock(heap); /* ugc_stats_get sees all of this cycle's counters or none */
   add_stat(&s->pages_total, plan->page_count);
   add_stat(&s->pages_in_place, (plan->dense_end - plan->space_base) / UGC_PAGE_SIZE);
   add_stat(&s->pages_fresh, by_gc + by_mutator + atomic_load(&k->zero_pages));
@@ -453,10 +467,38 @@ static void copy_compact_wait(ugc_heap *heap) {
   add_stat(&s->madvise_ns, atomic_load(&k->release_ns));
   add_stat(&s->wait_ns, atomic_load(&k->wait_ns));
   add_stat(&heap->stats.gc_cpu_ns, atomic_exchange(&backend->threads.cpu_ns, 0));
+  ugc_stats_unlock(heap);
+  ugc_compaction_finished(heap, &(ugc_compaction_report){concurrent_ns, by_gc, by_mutator,
+                                                         atomic_load(&k->pages_helped)});
   if (atomic_load(&k->stray_pages))
     ugc_warn("copy backend: %llu to-space page(s) were mapped by a stray access during the "
              "hand-off and had to be replaced",
              (unsigned long long)atomic_load(&k->stray_pages));
+  atomic_store_explicit(&backend->unfinished, false, memory_order_release);
+}
+
+static void copy_compact_wait(ugc_heap *heap) {
+  copy_backend *backend = heap->backend_data;
+  if (!backend || !atomic_load_explicit(&backend->unfinished, memory_order_acquire))
+    return;
+  pthread_mutex_lock(&backend->wait_lock);
+  if (atomic_load_explicit(&backend->unfinished, memory_order_acquire))
+    complete_compaction(backend);
+  pthread_mutex_unlock(&backend->wait_lock);
+}
+
+/* The last GC thread of a job completes the compaction at once (unless a waiting thread is
+ * doing it already): from-space goes back to the kernel, and compaction_done and the trace
+ * line come when the work ends, not at the next call that needs the compaction finished.
+ * Only for the job it ran: a stale callback must not wait for a newer job it is part of. */
+static void copy_on_threads_idle(void *data, uint64_t generation) {
+  copy_backend *backend = data;
+  if (!atomic_load_explicit(&backend->unfinished, memory_order_acquire) ||
+      pthread_mutex_trylock(&backend->wait_lock) != 0)
+    return;
+  if (atomic_load_explicit(&backend->unfinished, memory_order_acquire) &&
+      atomic_load(&backend->kick_generation) == generation)
+    complete_compaction(backend);
   pthread_mutex_unlock(&backend->wait_lock);
 }
 

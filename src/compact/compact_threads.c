@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "os/log.h"
+#include "os/signals.h"
 
 typedef struct thread_start {
   ugc_compact_threads *pool;
@@ -41,8 +42,14 @@ static void *compact_thread_main(void *arg) {
     atomic_fetch_add_explicit(&t->cpu_ns, thread_cpu_ns() - cpu0, memory_order_relaxed);
 
     pthread_mutex_lock(&t->lock);
-    if (--t->running == 0)
+    if (--t->running == 0) {
       pthread_cond_broadcast(&t->done_cond);
+      if (t->on_idle) {
+        pthread_mutex_unlock(&t->lock);
+        t->on_idle(t->on_idle_data, seen);
+        pthread_mutex_lock(&t->lock);
+      }
+    }
   }
   pthread_mutex_unlock(&t->lock);
   return NULL;
@@ -90,7 +97,8 @@ static void start_threads(ugc_compact_threads *t) {
     start->pool = t;
     start->index = i;
     start->seen = t->generation;
-    if (pthread_create(&t->threads[i], NULL, compact_thread_main, start) != 0) {
+    if (ugc_thread_create_quiet(&t->threads[i], compact_thread_main, start, "uffdgc-compact") !=
+        0) {
       free(start);
       break;
     }
@@ -98,6 +106,15 @@ static void start_threads(ugc_compact_threads *t) {
   }
   if (t->started < t->count)
     ugc_warn("started %u of %u compaction threads", t->started, t->count);
+}
+
+void ugc_compact_threads_on_idle(ugc_compact_threads *t, void (*fn)(void *, uint64_t), void *data) {
+  t->on_idle = fn;
+  t->on_idle_data = data;
+}
+
+uint64_t ugc_compact_threads_next_generation(const ugc_compact_threads *t) {
+  return t->generation + 1;
 }
 
 int ugc_compact_threads_kick(ugc_compact_threads *t, ugc_concurrent *job) {

@@ -25,10 +25,20 @@ typedef struct ugc_compact_threads {
   bool stopping;
   ugc_concurrent *job;
   _Atomic uint64_t cpu_ns; /* thread CPU time spent in jobs */
+  /* Called by the thread that finishes a job last, without the pool's lock, with the
+   * generation of that job (see ugc_compact_threads_on_idle). */
+  void (*on_idle)(void *data, uint64_t generation);
+  void *on_idle_data;
 } ugc_compact_threads;
 
 /* Sets up a pool of `count` (>= 1) threads; they start on the first kick. */
 void ugc_compact_threads_init(ugc_compact_threads *t, unsigned count);
+/* Sets the callback the last thread of each job calls once its work is done (NULL: none).
+ * Before the first kick. The callback may complete the job (ugc_compact_threads_wait
+ * returns at once there) but must not kick a new one. */
+void ugc_compact_threads_on_idle(ugc_compact_threads *t, void (*fn)(void *, uint64_t), void *data);
+/* The generation the next kick will start (only the kicking thread may ask). */
+uint64_t ugc_compact_threads_next_generation(const ugc_compact_threads *t);
 /* Starts every thread on `job` (ugc_concurrent_gc_work) and returns at once.
  * 0, or -1 when no thread could be started (the caller must then do the work itself). */
 int ugc_compact_threads_kick(ugc_compact_threads *t, ugc_concurrent *job);

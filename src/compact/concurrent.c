@@ -128,14 +128,13 @@ static uint64_t clock_ns(void) {
 
 /* The owner of `page` is late (likely descheduled): build the page here and try to map it.
  * If the owner (or another helper) mapped it first, EEXIST: wait for MAPPED as usual. */
-static void help_owner(ugc_concurrent *c, size_t page) {
+static void help_owner(ugc_concurrent *c, size_t page, char *buffer) {
   /* Announce ourselves before the last look at the state: ugc_concurrent_finish waits for
    * helpers once every page is MAPPED, and then takes from-space away. A helper that it
    * did not see will see MAPPED here (both sides sequentially consistent). */
   atomic_fetch_add(&c->helpers_active, 1);
   atomic_thread_fence(memory_order_seq_cst);
   if (ugc_page_get(&c->states, page) != UGC_PAGE_MAPPED) {
-    char buffer[UGC_PAGE_SIZE] __attribute__((aligned(64)));
     build_one(c, page, buffer);
     size_t done = 0;
     add(&c->counters.map_calls, 1);
@@ -155,7 +154,7 @@ static void help_owner(ugc_concurrent *c, size_t page) {
   ugc_page_wait_mapped(&c->states, page);
 }
 
-int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr) {
+int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr, void *page_buffer) {
   uintptr_t offset = addr - c->space_base;
   if (offset >= c->registered_bytes)
     return -1;
@@ -164,17 +163,16 @@ int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr) {
   if (page >= c->states.count) {
     map_zero_page(c, c->space_base + page * UGC_PAGE_SIZE);
   } else if (ugc_page_try_claim(&c->states, page, UGC_PAGE_BY_MUTATOR)) {
-    char buffer[UGC_PAGE_SIZE] __attribute__((aligned(64)));
-    build_one(c, page, buffer);
+    build_one(c, page, page_buffer);
     ugc_page_set(&c->states, page, UGC_PAGE_MAPPING);
-    ugc_concurrent_map_built(c, page, buffer, 1);
+    ugc_concurrent_map_built(c, page, page_buffer, 1);
     add(&c->counters.pages_by_mutator, 1);
     note_mapped_now(c);
   } else {
     uint64_t w0 = ugc_now_ns();
     atomic_fetch_add_explicit(&c->waiters, 1, memory_order_relaxed);
     if (!ugc_page_wait_mapped_for(&c->states, page, UGC_CONCURRENT_HELP_AFTER_NS, clock_ns))
-      help_owner(c, page);
+      help_owner(c, page, page_buffer);
     atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_relaxed);
     add(&c->counters.wait_ns, ugc_now_ns() - w0);
   }

@@ -7,8 +7,8 @@
  *   GC threads       walk the pages in ascending order from a shared cursor, build runs of
  *                    contiguous pages into a batch buffer and map each run with one call.
  *   faulting thread  (a mutator in its SIGBUS handler, or the fault-handler thread on its
- *                    behalf) builds exactly the page it needs into a buffer on its stack and
- *                    maps it; it never cascades into other pages (build_page only updates
+ *                    behalf) builds exactly the page it needs into a page buffer of its own
+ *                    and maps it; it never cascades into other pages (build_page only updates
  *                    the references that lie inside the page being built).
  *
  * Both go through the page state machine (compact/page_state.h): whoever wins the claim
@@ -108,10 +108,12 @@ int ugc_concurrent_begin(ugc_concurrent *c, const ugc_compact_plan *plan, intptr
                          size_t registered_bytes, const ugc_page_mapper *mapper,
                          ugc_histogram *stall);
 
-/* Resolves the fault at `addr` for a faulting thread: builds and maps its page, or waits
- * until its owner has. Records the stall. Async-signal-safe. Returns 0 when the page is now
- * mapped, -1 if addr is outside the registered range. */
-int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr);
+/* Resolves the fault at `addr` for a faulting thread: builds and maps its page (in
+ * `page_buffer`, UGC_PAGE_SIZE bytes the caller owns: a signal handler keeps it off the
+ * thread's stack, which may be small), or waits until its owner has. Records the stall.
+ * Async-signal-safe. Returns 0 when the page is now mapped, -1 if addr is outside the
+ * registered range. */
+int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr, void *page_buffer);
 
 /* For the owner of pages [first, first + count) (claimed by it, built into `built`): maps
  * them with as few calls as possible and marks them MAPPED. Pages a helper mapped meanwhile

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,9 +50,7 @@ static void parse_env(void) {
     if (idx >= 0)
       disabled_bits |= 1ull << idx;
     else
-      ugc_warn("UFFDGC_DISABLE: unknown name '%.*s' ignored (known: uffd, dev, syscall, "
-               "user_mode_only, sigbus, thread, minor, move, wp, poison, thread_id, shmem, "
-               "dontunmap, thp, memfd, copy, sigsegv)",
+      ugc_warn("UFFDGC_DISABLE: unknown name '%.*s' ignored (known: " UGC_DISABLE_KNOWN_NAMES ")",
                (int)(end - start), start);
   }
 }
@@ -60,6 +59,25 @@ bool ugc_feature_disabled(const char *name) {
   pthread_once(&parse_once, parse_env);
   int idx = known_index(name, strlen(name));
   return idx >= 0 && (disabled_bits >> idx & 1);
+}
+
+bool ugc_disable_list_check(const char *list, char *bad_name, size_t bad_len) {
+  const char *p = list;
+  while (*p) {
+    while (*p == ' ' || *p == ',')
+      p++;
+    const char *start = p;
+    while (*p && *p != ',')
+      p++;
+    const char *end = p;
+    while (end > start && end[-1] == ' ')
+      end--;
+    if (end > start && known_index(start, (size_t)(end - start)) < 0) {
+      snprintf(bad_name, bad_len, "%.*s", (int)(end - start), start);
+      return false;
+    }
+  }
+  return true;
 }
 
 bool ugc_feature_name_known(const char *name) {

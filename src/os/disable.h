@@ -2,7 +2,8 @@
  * as if this kernel lacked, so that tests can exercise every fallback on a kernel that has
  * everything. Parsed once, on first use; later changes to the environment are ignored.
  *
- * Known names (anything else gets one warning on stderr naming the bad token):
+ * Known names (anything else makes heap creation fail, and gets one warning on stderr
+ * naming the bad token from the other users, such as uffdgc-probe):
  *   uffd            no userfaultfd at all (probe reports it unavailable)
  *   dev             do not open /dev/userfaultfd
  *   syscall         do not call the userfaultfd system call
@@ -25,12 +26,22 @@
 #define UGC_OS_DISABLE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* True if `name` appears in UFFDGC_DISABLE (parsed once, thread-safe). */
 bool ugc_feature_disabled(const char *name);
 
 /* True if `name` is one of the names documented above. */
 bool ugc_feature_name_known(const char *name);
+
+/* Whether every name in the comma-separated `list` is known; if not, the first unknown one
+ * goes to bad_name. Heap creation uses it to refuse a bad UFFDGC_DISABLE. */
+bool ugc_disable_list_check(const char *list, char *bad_name, size_t bad_len);
+
+/* The known names, comma-separated, for messages. */
+#define UGC_DISABLE_KNOWN_NAMES                                                                    \
+  "uffd, dev, syscall, user_mode_only, sigbus, thread, minor, move, wp, poison, thread_id, "       \
+  "shmem, dontunmap, thp, memfd, copy, sigsegv"
 
 /* The raw UFFDGC_DISABLE value seen at first use ("" when unset); for reports. */
 const char *ugc_disable_list(void);

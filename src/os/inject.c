@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +51,30 @@ static void parse(void) {
     if (*value == ',')
       value++;
   }
+}
+
+bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len) {
+  while (*list) {
+    size_t length = strcspn(list, ",");
+    size_t name_length = strcspn(list, ",:");
+    if (name_length > length)
+      name_length = length;
+    bool ok = point_index(list, name_length) >= 0;
+    if (ok && name_length < length) { /* ":N", N a positive decimal number */
+      const char *digits = list + name_length + 1;
+      size_t digit_count = strspn(digits, "0123456789");
+      ok = digit_count > 0 && digit_count == length - name_length - 1 && digit_count < 10 &&
+           strtoul(digits, NULL, 10) > 0;
+    }
+    if (!ok && length) {
+      snprintf(bad_entry, bad_len, "%.*s", (int)length, list);
+      return false;
+    }
+    list += length;
+    if (*list == ',')
+      list++;
+  }
+  return true;
 }
 
 bool ugc_inject(const char *point) {

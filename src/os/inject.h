@@ -10,14 +10,23 @@
  *   copy.stray_read   a read of the first heap page between mremap and registration maps
  *                     the zero page there (the trap the page protocol must survive)
  *
- * Parsed once, on first use; unknown points get one warning. Unset: one well-predicted
+ * Parsed once, on first use; heap creation refuses a list with an unknown point or a bad N
+ * (ugc_inject_list_check); other users get one warning. Unset: one well-predicted
  * branch per call site, and the call sites are on per-cycle paths only. */
 #ifndef UGC_OS_INJECT_H
 #define UGC_OS_INJECT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* True when the fault at `point` must be injected now. */
 bool ugc_inject(const char *point);
+
+/* Whether every entry of the comma-separated `list` is a known point, optionally with ":N"
+ * (N from 1); if not, the first bad entry goes to bad_entry. */
+bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len);
+
+/* The known points, comma-separated, for messages. */
+#define UGC_INJECT_KNOWN_POINTS "copy.mremap, copy.register, copy.page_states, copy.stray_read"
 
 #endif

@@ -90,8 +90,7 @@ static void *alloc_in(ugc_mutator *mutator, ugc_type_id type, size_t bytes, allo
     if (attempt < 2)
       ugc_collect_now(heap, mutator, attempt == 0);
   }
-  if (heap->config.oom_handler)
-    heap->config.oom_handler(heap, bytes, heap->config.oom_data);
+  ugc_alloc_failed(heap, bytes);
   return NULL;
 }
 
@@ -139,7 +138,6 @@ bool ugc_reserve(ugc_mutator *mutator, size_t bytes) {
     if (attempt < 2)
       ugc_collect_now(heap, mutator, attempt == 0);
   }
-  if (heap->config.oom_handler)
-    heap->config.oom_handler(heap, bytes, heap->config.oom_data);
+  ugc_alloc_failed(heap, bytes);
   return false;
 }

@@ -21,6 +21,7 @@
 #include "os/time.h"
 #include "runtime/addrmap.h"
 #include "runtime/heap.h"
+#include "runtime/trace.h"
 #include "runtime/verify.h"
 
 #define DENSE_THRESHOLD 0.95
@@ -208,7 +209,9 @@ static void fill_dead_objects(ugc_heap *heap) {
     *(uint64_t *)gap = ugc_filler_header(top - gap);
 }
 
-static void run_verifier(ugc_heap *heap, const char *when) {
+/* Returns the time it took: verification is reported apart, never as pause time. */
+static uint64_t run_verifier(ugc_heap *heap, const char *when) {
+  uint64_t start = ugc_now_ns();
   char first[200];
   size_t problems = ugc_verify_locked(heap, first, sizeof first);
   heap->stats.verify_cycles++;
@@ -216,10 +219,7 @@ static void run_verifier(ugc_heap *heap, const char *when) {
   if (problems)
     ugc_warn("verify %s cycle %llu: %zu problem(s); first: %s", when,
              (unsigned long long)heap->stats.cycles + 1, problems, first);
-}
-
-static double mib(size_t bytes) {
-  return (double)bytes / (1024.0 * 1024.0);
+  return ugc_now_ns() - start;
 }
 
 void ugc_collect_locked(ugc_heap *heap) {
@@ -229,10 +229,10 @@ void ugc_collect_locked(ugc_heap *heap) {
   uint64_t start = ugc_now_ns();
 
   heap->backend->compact_wait(heap);
+  ugc_event_cycle_start(heap, heap->stats.cycles + 1);
   ugc_tlabs_retire_all(heap);
   size_t used_before = space->top - space->base;
-  if (heap->config.verify)
-    run_verifier(heap, "before");
+  uint64_t verify_before_ns = heap->config.verify ? run_verifier(heap, "before") : 0;
 
   ugc_moving_space_clear_bitmap(space);
   ugc_mark_totals totals;
@@ -257,6 +257,8 @@ void ugc_collect_locked(ugc_heap *heap) {
   int planned = ugc_compact_plan_compute(plan);
   heap->stats.compaction.forwarding_ns += ugc_now_ns() - plan_start;
   uint64_t mark_end = ugc_now_ns();
+  ugc_event_mark_done(heap, totals.moving_bytes + totals.nonmoving_bytes + totals.large_bytes,
+                      mark_end - start - verify_before_ns);
   if (planned == 0) {
     update_references(heap, plan);
     if (heap->backend->compact_start(heap, plan) != 0)
@@ -268,15 +270,20 @@ void ugc_collect_locked(ugc_heap *heap) {
     fill_dead_objects(heap);
   }
   /* A concurrent compaction is verified once it has finished, together with what the
-   * mutators did meanwhile: by the next cycle's "before" check, ugc_verify or
-   * ugc_graph_digest. Waiting for it here would build every page in the pause, and the
-   * fault path would never be verified. Mode 2 asks for exactly that. */
+   * mutators did meanwhile: by the next cycle's "before" check, or ugc_verify. Waiting for
+   * it here would build every page in the pause, and the fault path would never be
+   * verified. Mode 2 asks for exactly that. */
+  uint64_t verify_after_ns = 0;
   if (heap->config.verify >= 2 || (heap->config.verify && !heap->backend->concurrent)) {
+    uint64_t wait_start = ugc_now_ns(); /* waiting for the compaction is part of it */
     heap->backend->compact_wait(heap);
     run_verifier(heap, "after");
+    verify_after_ns = ugc_now_ns() - wait_start;
   }
   ugc_moving_space_clear_cards(space, heap->nonmoving.top);
   uint64_t end = ugc_now_ns();
+  uint64_t mark_ns = mark_end - start - verify_before_ns;
+  uint64_t compact_ns = end - mark_end - verify_after_ns;
 
   /* Statistics and the next trigger. */
   ugc_stats *stats = &heap->stats;
@@ -291,24 +298,32 @@ void ugc_collect_locked(ugc_heap *heap) {
   stats->heap_used_bytes = used_after;
   stats->nonmoving_used_bytes = heap->nonmoving.used_bytes;
   stats->large_used_bytes = heap->large.used_bytes;
-  ugc_stats_record_pause(&stats->pause_mark, mark_end - start);
-  ugc_stats_record_pause(&stats->pause_compact, end - mark_end);
-  ugc_stats_record_pause(&stats->pause, end - start);
+  ugc_stats_record_pause(&stats->pause_mark, mark_ns);
+  ugc_stats_record_pause(&stats->pause_compact, compact_ns);
+  ugc_stats_record_pause(&stats->pause, mark_ns + compact_ns);
+  stats->verify_ns += verify_before_ns + verify_after_ns;
   stats->gc_cpu_ns +=
       (ugc_thread_cpu_ns() - cpu_start) + (atomic_load(&heap->workers.cpu_ns) - helpers_start);
 
   double next = (double)totals.moving_bytes * heap->config.growth_factor;
   size_t trigger = next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;
+  size_t old_trigger = heap->trigger_bytes;
   heap->trigger_bytes = trigger > heap->config.heap_initial ? trigger : heap->config.heap_initial;
   heap->other_since_gc = 0;
+  if (heap->trigger_bytes != old_trigger)
+    ugc_event_heap_resized(heap, old_trigger, heap->trigger_bytes);
 
   if (heap->config.trace)
-    fprintf(heap->config.trace_file ? heap->config.trace_file : stderr,
-            "uffdgc: cycle %llu backend=%s pause=%.2fms (mark+plan=%.2fms compact=%.2fms) "
-            "live=%.1fMiB freed=%.1fMiB heap=%.1fMiB->%.1fMiB\n",
-            (unsigned long long)stats->cycles, heap->backend->name, (double)(end - start) / 1e6,
-            (double)(mark_end - start) / 1e6, (double)(end - mark_end) / 1e6, mib(live), mib(freed),
-            mib(used_before), mib(used_after));
+    ugc_trace_cycle(heap, &(ugc_cycle_trace){.cycle = stats->cycles,
+                                             .pause_ns = mark_ns + compact_ns,
+                                             .mark_ns = mark_ns,
+                                             .compact_ns = compact_ns,
+                                             .verify_ns = verify_before_ns + verify_after_ns,
+                                             .live_bytes = live,
+                                             .freed_bytes = freed,
+                                             .used_before = used_before,
+                                             .used_after = used_after});
+  ugc_event_pause_end(heap, mark_ns + compact_ns);
 }
 
 void ugc_collect_now(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) {
@@ -322,6 +337,7 @@ void ugc_collect_now(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) 
   ugc_collect_locked(heap);
   pthread_mutex_unlock(&heap->lock);
   ugc_world_resume(heap, self, true);
+  ugc_event_pause_done(heap);
 }
 
 void ugc_collect(ugc_mutator *mutator, ugc_collect_kind kind) {

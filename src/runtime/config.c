@@ -1,14 +1,25 @@
-/* Configuration: defaults, environment overrides, validation. */
-#include <ctype.h>
+/* Configuration: defaults, environment overrides, validation.
+ *
+ * One policy for every value (docs/api.md, "Configuration values"): a variable that is unset
+ * or empty, and a config field left at zero (NULL), takes its default; any other value that
+ * is not valid makes ugc_heap_create fail with UGC_ERR_INVALID and a message naming the
+ * variable or field, the value as given and what is accepted. Nothing is clamped or ignored
+ * with a warning. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/availability.h"
+#include "os/disable.h"
+#include "os/inject.h"
 #include "runtime/config.h"
 #include "runtime/heap.h"
+#include "runtime/sizes.h"
 
 #define MiB ((size_t)1 << 20)
+#define GC_THREADS_MAX 64u
+#define GC_THREADS_AUTO_MAX 8u
 
 void ugc_config_init(ugc_config *config) {
   memset(config, 0, sizeof *config);
@@ -22,164 +33,176 @@ void ugc_config_init(ugc_config *config) {
   config->growth_factor = 2.0;
 }
 
-/* "512M", "2G", "64K", "1048576" (bytes). */
-static bool parse_size(const char *text, size_t *out) {
-  errno = 0;
-  char *end;
-  unsigned long long value = strtoull(text, &end, 10);
-  if (end == text || errno || text[0] == '-')
-    return false;
-  unsigned shift = 0;
-  switch (toupper((unsigned char)*end)) {
-  case 'K':
-    shift = 10;
-    end++;
-    break;
-  case 'M':
-    shift = 20;
-    end++;
-    break;
-  case 'G':
-    shift = 30;
-    end++;
-    break;
-  case 'T':
-    shift = 40;
-    end++;
-    break;
-  default:
-    break;
-  }
-  if (*end == 'i' && shift)
-    end++;
-  if ((*end == 'B' || *end == 'b') && shift)
-    end++;
-  if (*end || (shift && value > (~0ull >> shift)))
-    return false;
-  *out = (size_t)(value << shift);
-  return true;
+/* The value of variable `name`, or NULL when it is unset or empty. */
+static const char *env(const char *name) {
+  const char *value = getenv(name);
+  return value && *value ? value : NULL;
+}
+
+static int bad_env(ugc_error *error, const char *name, const char *value, const char *accepted) {
+  ugc_set_error(error, UGC_ERR_INVALID, "ugc_heap_create: %s=\"%s\": expected %s", name, value,
+                accepted);
+  return -1;
 }
 
 static bool parse_bool(const char *text, bool *out) {
-  if (!strcmp(text, "1") || !strcmp(text, "yes") || !strcmp(text, "true") || !strcmp(text, "on")) {
-    *out = true;
-    return true;
-  }
-  if (!strcmp(text, "0") || !strcmp(text, "no") || !strcmp(text, "false") || !strcmp(text, "off") ||
-      !*text) {
-    *out = false;
+  if (!strcmp(text, "0") || !strcmp(text, "1")) {
+    *out = text[0] == '1';
     return true;
   }
   return false;
 }
 
-int ugc_config_resolve(ugc_config *config, ugc_error *error) {
+static bool backend_name_known(const char *name) {
+  if (!strcmp(name, "auto"))
+    return true;
+  for (size_t i = 0; ugc_backend_names[i]; i++)
+    if (!strcmp(name, ugc_backend_names[i]))
+      return true;
+  return false;
+}
+
+static bool delivery_known(const char *name) {
+  return !strcmp(name, "sigbus") || !strcmp(name, "thread");
+}
+
+#define BACKENDS_ACCEPTED "auto, stw, sigsegv, copy, minor or move"
+#define DELIVERY_ACCEPTED "sigbus or thread"
+#define VERIFY_ACCEPTED "1 (on), 2 (on, compactions finished in the pause) or 0 (off)"
+#define GC_THREADS_ACCEPTED "0 (automatic: the number of CPUs, at most 8) to 64"
+#define HEAP_MAX_ACCEPTED "a size from 1M to 64T (suffix K, M, G or T)"
+
+/* The environment, each variable checked against its own rule. */
+static int apply_environment(ugc_config *config, ugc_error *error) {
   const char *value;
   bool flag;
-  if ((value = getenv("UFFDGC_BACKEND")) && *value)
+  if ((value = env("UFFDGC_BACKEND"))) {
+    if (!backend_name_known(value))
+      return bad_env(error, "UFFDGC_BACKEND", value, BACKENDS_ACCEPTED);
     config->backend = value;
-  if ((value = getenv("UFFDGC_TRACE"))) {
-    if (!parse_bool(value, &flag)) {
-      ugc_set_error(error, UGC_ERR_INVALID, "ugc_heap_create: UFFDGC_TRACE=\"%s\": expected 1 or 0",
-                    value);
-      return -1;
-    }
+  }
+  if ((value = env("UFFDGC_DELIVERY"))) {
+    if (!delivery_known(value))
+      return bad_env(error, "UFFDGC_DELIVERY", value, DELIVERY_ACCEPTED);
+    config->delivery = value;
+  }
+  if ((value = env("UFFDGC_TRACE"))) {
+    if (!parse_bool(value, &flag))
+      return bad_env(error, "UFFDGC_TRACE", value, "1 (on) or 0 (off)");
     config->trace = flag;
   }
-  if ((value = getenv("UFFDGC_VERIFY"))) {
-    if (!strcmp(value, "2")) {
+  if ((value = env("UFFDGC_VERIFY"))) {
+    if (!strcmp(value, "2"))
       config->verify = 2;
-    } else if (parse_bool(value, &flag)) {
+    else if (parse_bool(value, &flag))
       config->verify = flag;
-    } else {
-      ugc_set_error(error, UGC_ERR_INVALID,
-                    "ugc_heap_create: UFFDGC_VERIFY=\"%s\": expected 0, 1 or 2", value);
-      return -1;
-    }
+    else
+      return bad_env(error, "UFFDGC_VERIFY", value, VERIFY_ACCEPTED);
   }
-  if ((value = getenv("UFFDGC_HEAP_MAX"))) {
+  if ((value = env("UFFDGC_HEAP_MAX"))) {
     size_t size;
-    if (!parse_size(value, &size) || size == 0) {
-      ugc_set_error(error, UGC_ERR_INVALID,
-                    "ugc_heap_create: UFFDGC_HEAP_MAX=\"%s\": expected a size such as "
-                    "512M or 2G",
-                    value);
-      return -1;
-    }
+    if (!ugc_size_parse(value, &size) || size < UGC_HEAP_MAX_MIN || size > UGC_HEAP_MAX_LIMIT)
+      return bad_env(error, "UFFDGC_HEAP_MAX", value, HEAP_MAX_ACCEPTED);
     config->heap_max = size;
   }
-  if ((value = getenv("UFFDGC_DELIVERY")) && *value)
-    config->delivery = value;
-  if ((value = getenv("UFFDGC_GC_THREADS"))) {
+  if ((value = env("UFFDGC_GC_THREADS"))) {
     char *end;
     errno = 0;
     long threads = strtol(value, &end, 10);
-    if (end == value || *end || errno || threads < 0 || threads > 64) {
-      ugc_set_error(error, UGC_ERR_INVALID,
-                    "ugc_heap_create: UFFDGC_GC_THREADS=\"%s\": expected 0 (automatic) to 64",
-                    value);
-      return -1;
-    }
+    if (value[0] < '0' || value[0] > '9' || *end || errno || threads > (long)GC_THREADS_MAX)
+      return bad_env(error, "UFFDGC_GC_THREADS", value, GC_THREADS_ACCEPTED);
     config->gc_threads = (unsigned)threads;
   }
-
-  /* Defaults for zero fields, then the checks. */
-  if (!config->backend || !*config->backend)
-    config->backend = "auto";
-  if (!config->delivery || !*config->delivery)
-    config->delivery = "sigbus";
-  if (strcmp(config->delivery, "sigbus") && strcmp(config->delivery, "thread")) {
+  char bad[64];
+  if ((value = env("UFFDGC_DISABLE")) && !ugc_disable_list_check(value, bad, sizeof bad)) {
     ugc_set_error(error, UGC_ERR_INVALID,
-                  "ugc_heap_create: delivery \"%s\" (UFFDGC_DELIVERY or config.delivery): "
-                  "expected \"sigbus\" or \"thread\"",
-                  config->delivery);
+                  "ugc_heap_create: UFFDGC_DISABLE=\"%s\": unknown name \"%s\"; expected a "
+                  "comma-separated list of: " UGC_DISABLE_KNOWN_NAMES,
+                  value, bad);
     return -1;
   }
-  if (config->verify < 0 || config->verify > 2) {
-    ugc_set_error(error, UGC_ERR_INVALID, "ugc_heap_create: verify %d: expected 0, 1 or 2",
-                  config->verify);
+  if ((value = env("UFFDGC_INJECT")) && !ugc_inject_list_check(value, bad, sizeof bad)) {
+    ugc_set_error(
+        error, UGC_ERR_INVALID,
+        "ugc_heap_create: UFFDGC_INJECT=\"%s\": bad entry \"%s\"; expected a "
+        "comma-separated list of point or point:N (N from 1), points: " UGC_INJECT_KNOWN_POINTS,
+        value, bad);
     return -1;
+  }
+  return 0;
+}
+
+static int bad_field(ugc_error *error, const char *field, const char *value, const char *accepted) {
+  ugc_set_error(error, UGC_ERR_INVALID, "ugc_heap_create: config.%s = %s: expected %s", field,
+                value, accepted);
+  return -1;
+}
+
+/* A size field's value as given, and for a person. */
+static int bad_size_field(ugc_error *error, const char *field, size_t bytes, const char *accepted) {
+  char text[64], human[24];
+  snprintf(text, sizeof text, "%zu (%s)", bytes, ugc_size_format(bytes, human, sizeof human));
+  return bad_field(error, field, text, accepted);
+}
+
+/* The fields, after the environment: zero takes the default, anything else must be valid. */
+static int check_fields(ugc_config *config, ugc_error *error) {
+  char text[64];
+  if (!config->backend || !*config->backend)
+    config->backend = "auto";
+  if (!backend_name_known(config->backend)) {
+    snprintf(text, sizeof text, "\"%.48s\"", config->backend);
+    return bad_field(error, "backend", text, BACKENDS_ACCEPTED);
+  }
+  if (!config->delivery || !*config->delivery)
+    config->delivery = "sigbus";
+  if (!delivery_known(config->delivery)) {
+    snprintf(text, sizeof text, "\"%.48s\"", config->delivery);
+    return bad_field(error, "delivery", text, DELIVERY_ACCEPTED);
+  }
+  if (config->verify < 0 || config->verify > 2) {
+    snprintf(text, sizeof text, "%d", config->verify);
+    return bad_field(error, "verify", text, VERIFY_ACCEPTED);
+  }
+  if (config->gc_threads > GC_THREADS_MAX) {
+    snprintf(text, sizeof text, "%u", config->gc_threads);
+    return bad_field(error, "gc_threads", text, GC_THREADS_ACCEPTED);
   }
   if (config->gc_threads == 0) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    config->gc_threads = cpus < 1 ? 1 : cpus > 8 ? 8 : (unsigned)cpus;
+    config->gc_threads = cpus < 1                                    ? 1
+                         : (unsigned long)cpus > GC_THREADS_AUTO_MAX ? GC_THREADS_AUTO_MAX
+                                                                     : (unsigned)cpus;
   }
-  if (config->gc_threads > 64) {
-    ugc_set_error(error, UGC_ERR_INVALID, "ugc_heap_create: gc_threads %u: at most 64",
-                  config->gc_threads);
-    return -1;
-  }
-  if (config->heap_max < MiB || config->heap_max > ((size_t)1 << 46)) {
-    ugc_set_error(error, UGC_ERR_INVALID, "ugc_heap_create: heap_max %zu: expected 1 MiB to 64 TiB",
-                  config->heap_max);
-    return -1;
-  }
+  if (config->heap_max == 0)
+    config->heap_max = 256 * MiB;
+  if (config->heap_max < UGC_HEAP_MAX_MIN || config->heap_max > UGC_HEAP_MAX_LIMIT)
+    return bad_size_field(error, "heap_max", config->heap_max, "1 MiB to 64 TiB");
   config->heap_max = (config->heap_max + 4095) & ~(size_t)4095;
+  /* Not an error: heap_max may come from UFFDGC_HEAP_MAX, below the default heap_initial. */
   if (config->heap_initial == 0 || config->heap_initial > config->heap_max)
     config->heap_initial = config->heap_max;
   if (config->nonmoving_max == 0)
     config->nonmoving_max = 64 * MiB;
-  if (config->nonmoving_max > ((size_t)1 << 40)) {
-    ugc_set_error(error, UGC_ERR_INVALID, "ugc_heap_create: nonmoving_max %zu: at most 1 TiB",
-                  config->nonmoving_max);
-    return -1;
-  }
+  if (config->nonmoving_max > UGC_NONMOVING_MAX_LIMIT)
+    return bad_size_field(error, "nonmoving_max", config->nonmoving_max, "at most 1 TiB");
   if (config->large_threshold == 0)
     config->large_threshold = 128 * 1024;
-  if (config->large_threshold < 256 || config->large_threshold > 16 * MiB) {
-    ugc_set_error(error, UGC_ERR_INVALID,
-                  "ugc_heap_create: large_threshold %zu: expected 256 bytes to 16 MiB",
-                  config->large_threshold);
-    return -1;
-  }
+  if (config->large_threshold < 256 || config->large_threshold > 16 * MiB)
+    return bad_size_field(error, "large_threshold", config->large_threshold, "256 bytes to 16 MiB");
   if (config->growth_factor == 0)
     config->growth_factor = 2.0;
   if (!(config->growth_factor >= 1.0 && config->growth_factor <= 1000.0)) {
-    ugc_set_error(error, UGC_ERR_INVALID, "ugc_heap_create: growth_factor %g: expected 1.0 to 1000",
-                  config->growth_factor);
-    return -1;
+    snprintf(text, sizeof text, "%g", config->growth_factor);
+    return bad_field(error, "growth_factor", text, "1.0 to 1000");
   }
   if (!config->trace_file)
     config->trace_file = stderr;
   return 0;
+}
+
+int ugc_config_resolve(ugc_config *config, ugc_error *error) {
+  if (apply_environment(config, error) != 0)
+    return -1;
+  return check_fields(config, error);
 }

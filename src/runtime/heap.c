@@ -41,11 +41,15 @@ static void fork_prepare(void) {
     ugc_wait_pause_end_locked(heap);
     heap->backend->compact_wait(heap);
     pthread_mutex_lock(&heap->lock);
+    pthread_mutex_lock(&heap->events.lock); /* a callback may run on another thread */
+    pthread_mutex_lock(&heap->stats_lock);
   }
 }
 
 static void fork_parent(void) {
   for (ugc_heap *heap = heaps; heap; heap = heap->next_heap) {
+    pthread_mutex_unlock(&heap->stats_lock);
+    pthread_mutex_unlock(&heap->events.lock);
     pthread_mutex_unlock(&heap->lock);
     pthread_mutex_unlock(&heap->sp_lock);
   }
@@ -60,6 +64,8 @@ static void fork_child(void) {
       if (!pthread_equal(m->thread, self))
         m->state = UGC_MUTATOR_GONE;
     ugc_workers_after_fork_child(&heap->workers);
+    pthread_mutex_unlock(&heap->stats_lock);
+    pthread_mutex_unlock(&heap->events.lock);
     pthread_mutex_unlock(&heap->lock);
     pthread_mutex_unlock(&heap->sp_lock);
   }
@@ -93,6 +99,8 @@ ugc_heap *ugc_heap_create(const ugc_config *user_config, ugc_error *error) {
   heap->config.backend = NULL; /* the caller's string may not outlive the heap */
   pthread_mutex_init(&heap->lock, NULL);
   pthread_mutex_init(&heap->sp_lock, NULL);
+  pthread_mutex_init(&heap->stats_lock, NULL);
+  ugc_events_init(&heap->events);
   pthread_cond_init(&heap->parked_cond, NULL);
   pthread_cond_init(&heap->resume_cond, NULL);
   ugc_workers_init(&heap->workers, config.gc_threads);
@@ -123,6 +131,8 @@ ugc_heap *ugc_heap_create(const ugc_config *user_config, ugc_error *error) {
   return heap;
 
 fail:
+  ugc_events_destroy(&heap->events);
+  pthread_mutex_destroy(&heap->stats_lock);
   ugc_nonmoving_destroy(&heap->nonmoving);
   ugc_moving_space_destroy(&heap->moving);
   ugc_type_table_destroy(&heap->types);
@@ -158,6 +168,8 @@ void ugc_heap_destroy(ugc_heap *heap) {
   free(heap->enumerators);
   pthread_mutex_destroy(&heap->lock);
   pthread_mutex_destroy(&heap->sp_lock);
+  pthread_mutex_destroy(&heap->stats_lock);
+  ugc_events_destroy(&heap->events);
   pthread_cond_destroy(&heap->parked_cond);
   pthread_cond_destroy(&heap->resume_cond);
   free(heap);
@@ -165,6 +177,10 @@ void ugc_heap_destroy(ugc_heap *heap) {
 
 const char *ugc_heap_backend(const ugc_heap *heap) {
   return heap->backend->name;
+}
+
+unsigned ugc_version(void) {
+  return UGC_VERSION;
 }
 
 /* ---- types and objects ---- */

@@ -13,6 +13,7 @@
 #include "heap/nonmoving.h"
 #include "heap/object.h"
 #include "heap/space.h"
+#include "runtime/events.h"
 #include "runtime/workers.h"
 
 #define UGC_TLAB_BYTES ((size_t)32 * 1024)
@@ -84,6 +85,10 @@ struct ugc_heap {
   size_t trigger_bytes;  /* moving occupancy that starts a collection */
   size_t other_since_gc; /* large + non-moving bytes allocated since the last cycle */
   ugc_stats stats;
+  /* Taken, besides the heap lock, by ugc_stats_get and by whoever folds a finished
+   * concurrent compaction into stats (without the heap lock). Taken last: a leaf. */
+  pthread_mutex_t stats_lock;
+  ugc_events events;
   bool remap_fallback_reported;
 
   ugc_heap *next_heap; /* the process's list of heaps (for fork) */
@@ -165,6 +170,13 @@ void ugc_roots_visit(ugc_heap *heap, ugc_tracer *tracer);
 
 /* ---- misc ---- */
 void ugc_stats_record_pause(ugc_histogram *histogram, uint64_t ns);
+/* The samples `now` has that `before` (an earlier copy of it) had not: counts, sums and
+ * buckets subtracted; max_ns is the top bucket's bound, at most now->max_ns. */
+void ugc_histogram_since(const ugc_histogram *now, const ugc_histogram *before, ugc_histogram *out);
+/* heap->stats_lock, for backends folding their counters in outside the pause. */
+void ugc_stats_lock(ugc_heap *heap);
+void ugc_stats_unlock(ugc_heap *heap);
+
 /* Fills *error (may be NULL) with code and a formatted message. */
 void ugc_set_error(ugc_error *error, ugc_error_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -11,6 +11,7 @@
 
 #include "os/log.h"
 #include "runtime/heap.h"
+#include "runtime/thread_signals.h"
 
 void ugc_check_attached(const ugc_mutator *mutator, const char *call) {
   if (!mutator || !mutator->fast.attached)
@@ -188,6 +189,7 @@ ugc_mutator *ugc_thread_attach(ugc_heap *heap, ugc_error *error) {
     heap->mutators_head = mutator;
   heap->mutators_tail = mutator;
   pthread_mutex_unlock(&heap->sp_lock);
+  ugc_heap_signals_attach(heap);
   return mutator;
 }
 

@@ -52,9 +52,45 @@ uint64_t ugc_histogram_percentile(const ugc_histogram *histogram, double p) {
   return histogram->max_ns;
 }
 
+void ugc_histogram_since(const ugc_histogram *now, const ugc_histogram *before,
+                         ugc_histogram *out) {
+  memset(out, 0, sizeof *out);
+  out->count = now->count - before->count;
+  out->sum_ns = now->sum_ns - before->sum_ns;
+  size_t top = 0;
+  for (size_t i = 0; i < UGC_HISTOGRAM_BUCKETS; i++) {
+    out->buckets[i] = now->buckets[i] - before->buckets[i];
+    if (out->buckets[i])
+      top = i;
+  }
+  if (out->count) { /* the largest value of the top bucket, and never above the real one */
+    uint64_t high = bucket_high(top);
+    out->max_ns = high < now->max_ns ? high : now->max_ns;
+  }
+}
+
+void ugc_stats_lock(ugc_heap *heap) {
+  pthread_mutex_lock(&heap->stats_lock);
+}
+
+void ugc_stats_unlock(ugc_heap *heap) {
+  pthread_mutex_unlock(&heap->stats_lock);
+}
+
+/* The heap lock keeps out the pause (which updates most fields), the stats lock the end of
+ * a concurrent compaction (which folds its counters in, on whichever thread finishes it).
+ * Only the stall histogram changes without either: faulting threads record into it with
+ * atomic updates, inside signal handlers. A copy may catch one of those half done, so its
+ * count is taken from the buckets copied. */
 void ugc_stats_get(ugc_heap *heap, ugc_stats *stats) {
   pthread_mutex_lock(&heap->lock);
+  pthread_mutex_lock(&heap->stats_lock);
   *stats = heap->stats;
+  pthread_mutex_unlock(&heap->stats_lock);
+  uint64_t stall_count = 0;
+  for (size_t i = 0; i < UGC_HISTOGRAM_BUCKETS; i++)
+    stall_count += stats->stall.buckets[i];
+  stats->stall.count = stall_count;
   /* Live figures, between cycles too. TLAB bytes count once their TLAB ends. */
   stats->heap_used_bytes = heap->moving.top - heap->moving.base;
   stats->heap_max_bytes = heap->config.heap_max;
@@ -83,11 +119,11 @@ void ugc_stats_write_json(ugc_heap *heap, FILE *out) {
           "\"live_bytes_last\":%llu,\"live_bytes_peak\":%llu,\"freed_bytes\":%llu,"
           "\"heap_used_bytes\":%llu,\"heap_max_bytes\":%llu,\"nonmoving_used_bytes\":%llu,"
           "\"large_used_bytes\":%llu,\"gc_cpu_ns\":%llu,\"verify_cycles\":%llu,"
-          "\"verify_failures\":%llu,\"histogram_unit\":\"us\",",
+          "\"verify_failures\":%llu,\"verify_ns\":%llu,\"histogram_unit\":\"us\",",
           ugc_heap_backend(heap), U64(s.cycles), U64(s.allocated_bytes), U64(s.live_bytes_last),
           U64(s.live_bytes_peak), U64(s.freed_bytes), U64(s.heap_used_bytes), U64(s.heap_max_bytes),
           U64(s.nonmoving_used_bytes), U64(s.large_used_bytes), U64(s.gc_cpu_ns),
-          U64(s.verify_cycles), U64(s.verify_failures));
+          U64(s.verify_cycles), U64(s.verify_failures), U64(s.verify_ns));
   write_histogram(out, "pause", &s.pause, ",");
   write_histogram(out, "pause_mark", &s.pause_mark, ",");
   write_histogram(out, "pause_compact", &s.pause_compact, ",");

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "os/log.h"
+#include "os/signals.h"
 
 uint64_t ugc_thread_cpu_ns(void) {
   struct timespec ts;
@@ -86,7 +87,7 @@ static void start_helpers(ugc_workers *workers) {
     arg->workers = workers;
     arg->worker = i;
     arg->seen = workers->generation;
-    if (pthread_create(&workers->threads[i - 1], NULL, helper_main, arg) != 0) {
+    if (ugc_thread_create_quiet(&workers->threads[i - 1], helper_main, arg, "uffdgc-mark") != 0) {
       free(arg);
       ugc_warn("could not start GC worker thread %u; collecting with %u", i, i);
       break;

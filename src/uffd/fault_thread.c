@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "os/disable.h"
+#include "os/signals.h"
 
 #define MSGS_PER_READ 16
 
@@ -88,17 +89,12 @@ int ugc_fault_thread_start(ugc_fault_thread *t, const ugc_uffd *u, ugc_uffd_faul
     return -errno;
 
   /* The handler thread must never take the process's asynchronous signals. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int rc = pthread_create(&t->thread, NULL, thread_main, t);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  int rc = ugc_thread_create_quiet(&t->thread, thread_main, t, "uffdgc-fault");
   if (rc != 0) {
     close(t->stop_fd);
     t->stop_fd = -1;
     return -rc;
   }
-  pthread_setname_np(t->thread, "uffdgc-fault");
   t->running = true;
   return 0;
 }

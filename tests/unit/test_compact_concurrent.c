@@ -72,10 +72,11 @@ typedef struct faulter {
 
 static void *fault_thread(void *arg) {
   faulter *f = arg;
+  static _Thread_local char page_buffer[UGC_PAGE_SIZE];
   for (int i = 0; i < 400; i++) { /* faults all over the to-space, far pages first */
     size_t page = driver.states.count - 1 - rng_below(&f->seed, driver.states.count);
     uintptr_t addr = heap.base + page * UGC_PAGE_SIZE + rng_below(&f->seed, UGC_PAGE_SIZE);
-    CHECK(ugc_concurrent_resolve_fault(&driver, addr) == 0);
+    CHECK(ugc_concurrent_resolve_fault(&driver, addr, page_buffer) == 0);
     CHECK(atomic_load(&mapped[page]) == 1);
   }
   return NULL;
@@ -140,7 +141,9 @@ typedef struct help_request {
 
 static void *helper_main(void *arg) {
   help_request *r = arg;
-  CHECK(ugc_concurrent_resolve_fault(&driver, heap.base + r->page * UGC_PAGE_SIZE + 8) == 0);
+  static _Thread_local char page_buffer[UGC_PAGE_SIZE];
+  CHECK(ugc_concurrent_resolve_fault(&driver, heap.base + r->page * UGC_PAGE_SIZE + 8,
+                                     page_buffer) == 0);
   return NULL;
 }
 

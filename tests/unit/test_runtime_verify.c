@@ -108,6 +108,6 @@ int main(void) {
   config.verify = 3;
   memset(&error, 0, sizeof error);
   CHECK(ugc_heap_create(&config, &error) == NULL);
-  CHECK(error.code == UGC_ERR_INVALID && strstr(error.message, "verify 3") != NULL);
+  CHECK(error.code == UGC_ERR_INVALID && strstr(error.message, "config.verify = 3") != NULL);
   TEST_DONE();
 }

@@ -1,12 +1,14 @@
 /* SIGBUS-mode delivery: faults in a registered range reach its callback (several threads,
  * same pages), everything else is chained to the handler installed before ours (real
- * faults, kill(), a callback that declines), ranges come and go while threads fault, and
+ * faults, kill(), a callback that declines, a memory-error si_code, a callback with nothing
+ * to resolve on a page that would fault again), ranges come and go while threads fault, and
  * with SIG_DFL before us an unrelated SIGBUS still kills the process. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,8 +43,8 @@ static void previous_handler(int sig, siginfo_t *info, void *uc) {
     _exit(3);
 }
 
-static int on_heap_fault(void *ctx, void *addr, int is_write) {
-  (void)ctx;
+static int on_heap_fault(void *ctx, void *addr, int is_write, void *page_buffer) {
+  (void)ctx, (void)page_buffer;
   uintptr_t pg = (uintptr_t)addr & ~(uintptr_t)(page - 1);
   size_t idx = (pg - (uintptr_t)heap) / page;
   ugc_uffd_result r = ugc_uffd_copy(&uffd, (void *)pg, pattern[idx], page, 0);
@@ -53,8 +55,15 @@ static int on_heap_fault(void *ctx, void *addr, int is_write) {
   return 0;
 }
 
-static int decline(void *ctx, void *addr, int is_write) {
-  (void)ctx, (void)addr, (void)is_write;
+static int idle_calls;
+static int idle(void *ctx, void *addr, int is_write, void *page_buffer) {
+  (void)ctx, (void)addr, (void)is_write, (void)page_buffer;
+  idle_calls++;
+  return UGC_SIGBUS_IDLE;
+}
+
+static int decline(void *ctx, void *addr, int is_write, void *page_buffer) {
+  (void)ctx, (void)addr, (void)is_write, (void)page_buffer;
   return 1;
 }
 
@@ -181,7 +190,48 @@ int main(int argc, char **argv) {
   ugc_sigbus_get_stats(&dispatched, &chained);
   CHECK(chained == 3);
 
-  /* The table is fixed-size. */
+  /* A memory-error SIGBUS (hardware poison) for a heap address is not ours: passed on,
+   * never dispatched. Sent to ourselves with a crafted siginfo. */
+  int faults_before = handled_faults, calls_before = prev_calls;
+  siginfo_t poison;
+  memset(&poison, 0, sizeof poison);
+  poison.si_signo = SIGBUS;
+  poison.si_code = BUS_MCEERR_AR;
+  poison.si_addr = heap + 5 * page;
+  REQUIRE(syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), SIGBUS, &poison) ==
+          0);
+  CHECK(prev_calls == calls_before + 1 && prev_addr == heap + 5 * page);
+  CHECK(handled_faults == faults_before);
+  CHECK(!ugc_sigbus_claim(SIGBUS, &poison, NULL));
+  CHECK(!ugc_sigbus_claim(SIGSEGV, &poison, NULL));
+
+  /* A callback with nothing to resolve (IDLE): a page that reads now is retried, a page
+   * that would fault again is passed on (here: the previous handler fixes it). */
+  volatile char *idle_page = truncated_page(&grow_fd);
+  int idle_id = ugc_sigbus_add_range((void *)idle_page, page, idle, NULL);
+  REQUIRE(idle_id >= 0);
+  calls_before = prev_calls;
+  CHECK(idle_page[0] == 0);
+  CHECK(idle_calls == 1 && prev_calls == calls_before + 1);
+  ugc_sigbus_remove_range(idle_id);
+  close(grow_fd);
+  grow_fd = -1;
+  char *readable = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(readable != MAP_FAILED);
+  idle_id = ugc_sigbus_add_range(readable, page, idle, NULL);
+  REQUIRE(idle_id >= 0);
+  siginfo_t raced;
+  memset(&raced, 0, sizeof raced);
+  raced.si_signo = SIGBUS;
+  raced.si_code = BUS_ADRERR;
+  raced.si_addr = readable;
+  CHECK(ugc_sigbus_claim(SIGBUS, &raced, NULL)); /* a fault that raced with the end */
+  CHECK(idle_calls == 2);
+  ugc_sigbus_remove_range(idle_id);
+  ugc_sigbus_get_stats(&dispatched, &chained);
+  CHECK(chained == 5);
+
+  /* The table holds UGC_SIGBUS_MAX_RANGES ranges (it grows in chunks). */
   int ids[UGC_SIGBUS_MAX_RANGES];
   int n = 0;
   for (; n < UGC_SIGBUS_MAX_RANGES; n++) {

@@ -2,6 +2,8 @@
  * keep them stable. Durations in the *_us objects are microseconds, times in *_s seconds. */
 #include "json.h"
 
+#include "mmu.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -81,6 +83,32 @@ static void put_compaction(FILE *f, const bench_compaction *c) {
   fputs("}}", f);
 }
 
+/* The pause spans as recorded (seconds since the workload started, thread) and the MMU
+ * curve of the worst thread. */
+static void put_timeline(FILE *f, const bench_result *r) {
+  uint32_t kept = r->pause_span_count < BENCH_PAUSE_SPANS ? r->pause_span_count : BENCH_PAUSE_SPANS;
+  double windows[64], mmu[64];
+  bool truncated = false;
+  size_t n = bench_mmu_windows(windows, 64);
+  bool any = bench_mmu_curve(r, windows, n, mmu, &truncated);
+  fprintf(f, "\"pause_timeline\": {\"spans_seen\": %" PRIu32 ", \"truncated\": %s, ",
+          r->pause_span_count, truncated ? "true" : "false");
+  fputs("\"spans_s\": [", f);
+  for (uint32_t i = 0; i < kept; i++)
+    fprintf(f, "%s[%.9f, %.9f, %" PRIu32 "]", i ? ", " : "", r->pause_spans[i].start_s,
+            r->pause_spans[i].end_s, r->pause_spans[i].thread);
+  fputs("], \"mmu\": [", f);
+  bool first = true;
+  for (size_t i = 0; i < n && any; i++) {
+    if (mmu[i] < 0)
+      continue;
+    fprintf(f, "%s{\"window_ms\": %.6f, \"mmu\": %.6f}", first ? "" : ", ", windows[i] * 1e3,
+            mmu[i]);
+    first = false;
+  }
+  fputs("]}", f);
+}
+
 static void put_row(FILE *f, const bench_row *row) {
   const bench_result *r = row->result;
   fputs("  {", f);
@@ -138,7 +166,9 @@ static void put_row(FILE *f, const bench_row *row) {
   put_u64(f, "rss_after_gc_bytes", r->rss_after_gc_bytes, true);
   put_u64(f, "shmem_peak_bytes", r->shmem_peak_bytes, true);
   put_u64(f, "vma_peak", r->vma_peak, true);
-  fputs("\n   \"verify\": {", f);
+  fputs("\n   ", f);
+  put_timeline(f, r);
+  fputs(",\n   \"verify\": {", f);
   put_u64(f, "cycles_checked", r->verify_cycles, true);
   put_u64(f, "failures", r->verify_failures, true);
   put_u64(f, "digest_checks", r->digest_checks, true);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/availability.h"
 #include "json.h"
 #include "options.h"
 #include "plot.h"
@@ -30,9 +31,13 @@ static size_t plan_rows(const bench_options *o, bench_row *rows, size_t max) {
         row->workload = o->workloads[w];
         row->backend_requested = backend;
         row->delivery = faults && o->delivery_count ? o->deliveries[d] : NULL;
-        if (!available)
-          snprintf(row->skipped, sizeof row->skipped, "%s",
-                   reason[0] ? reason : "not available here");
+        if (!available && !ugc_backend_is_implemented(backend))
+          snprintf(row->skipped, sizeof row->skipped,
+                   "not implemented yet: uffdgc has no %s backend so far (docs/backends.md)",
+                   backend);
+        else if (!available)
+          snprintf(row->skipped, sizeof row->skipped, "cannot run on this machine: %s",
+                   reason[0] ? reason : "unavailable");
       }
     }
     if (o->compare_bdw && (o->workloads[w]->run_bdw || !bench_have_bdw) && n < max &&
@@ -67,7 +72,8 @@ int main(int argc, char **argv) {
     if (!rows[i].skipped[0])
       bench_run_row(&options, &rows[i]);
     failures += rows[i].failed;
-    bench_print_footer(stdout, &rows[i]);
+    if (!rows[i].skipped[0] || bench_skip_is_first(rows, &rows[i]))
+      bench_print_footer(stdout, &rows[i]);
     fflush(stdout);
   }
   bench_print_table(stdout, rows, count);

@@ -2,9 +2,14 @@
  * makes the program exit with status 2. */
 #include "options.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/sizes.h"
 
 const char *const bench_backend_names[] = {"stw", "sigsegv", "copy", "minor", "move"};
 const size_t bench_backend_name_count = sizeof bench_backend_names / sizeof bench_backend_names[0];
@@ -24,11 +29,13 @@ void bench_print_usage(FILE *out) {
   fprintf(out,
           "  --backend NAME|all    auto, stw, sigsegv, copy, minor, move, comma-separated;\n"
           "                        all = every backend, unavailable ones listed as skipped\n"
-          "                        (default auto)\n"
+          "                        (default UFFDGC_BACKEND when set, else auto)\n"
           "  --delivery LIST       fault delivery of the concurrent backends: sigbus,\n"
           "                        thread or both (sigbus,thread: one row each); sets\n"
           "                        config.delivery (default: UFFDGC_DELIVERY, else sigbus)\n"
-          "  --heap SIZE           maximum heap, with K/M/G suffix (default per workload)\n"
+          "  --heap SIZE           maximum heap: bytes with a K/M/G/T suffix, 1M to 64T, read\n"
+          "                        as the library reads UFFDGC_HEAP_MAX (default per workload;\n"
+          "                        UFFDGC_HEAP_MAX when set)\n"
           "  --threads N           mutator threads of mt and compact (default 2)\n"
           "  --scale N             work size; 1 is a quick smoke test (default %d)\n"
           "  --repeat N            run each row N times, report the median by wall time\n"
@@ -51,40 +58,9 @@ static int usage_error(const char *fmt, const char *a, const char *b) {
   return 2;
 }
 
+/* Sizes as the library reads UFFDGC_HEAP_MAX: its own parser and its limits for heap_max. */
 static bool parse_size(const char *text, size_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(text, &end, 10);
-  if (errno || end == text || text[0] == '-')
-    return false;
-  unsigned shift = 0;
-  switch (*end) {
-  case 'k':
-  case 'K':
-    shift = 10;
-    end++;
-    break;
-  case 'm':
-  case 'M':
-    shift = 20;
-    end++;
-    break;
-  case 'g':
-  case 'G':
-    shift = 30;
-    end++;
-    break;
-  default:
-    break;
-  }
-  if (shift && end[0] == 'i' && end[1] == 'B')
-    end += 2;
-  else if (shift && end[0] == 'B')
-    end++;
-  if (*end || v == 0 || v > (~0ull >> shift))
-    return false;
-  *out = (size_t)(v << shift);
-  return true;
+  return ugc_size_parse(text, out) && *out >= UGC_HEAP_MAX_MIN && *out <= UGC_HEAP_MAX_LIMIT;
 }
 
 static bool parse_count(const char *text, unsigned max, unsigned *out) {
@@ -164,6 +140,68 @@ static int parse_deliveries(char *list, bench_options *o) {
   return o->delivery_count ? 0 : usage_error("--delivery: empty list%s%s", "", "");
 }
 
+/* UFFDGC_BACKEND and UFFDGC_HEAP_MAX stand for --backend and --heap when those are not
+ * given; when they are, the options win and a note says so. (The child unsets both: every
+ * row runs what its options say.) */
+static int apply_environment(char **backends, bench_options *o) {
+  static char env_backend[64];
+  const char *backend = getenv("UFFDGC_BACKEND");
+  if (backend && *backend) {
+    if (*backends) {
+      fprintf(stderr, "uffdgc-bench: note: UFFDGC_BACKEND=%s is ignored: --backend %s decides\n",
+              backend, *backends);
+    } else {
+      if (strlen(backend) >= sizeof env_backend || !known_backend(backend))
+        return usage_error("UFFDGC_BACKEND=%s: unknown backend (expected auto, stw, sigsegv, "
+                           "copy, minor or move; unset it or pass --backend)%s",
+                           backend, "");
+      snprintf(env_backend, sizeof env_backend, "%s", backend);
+      *backends = env_backend;
+      fprintf(stderr, "uffdgc-bench: note: backend %s from UFFDGC_BACKEND\n", backend);
+    }
+  }
+  const char *heap = getenv("UFFDGC_HEAP_MAX");
+  if (heap && *heap) {
+    if (o->heap) {
+      fprintf(stderr, "uffdgc-bench: note: UFFDGC_HEAP_MAX=%s is ignored: --heap decides\n", heap);
+    } else {
+      if (!parse_size(heap, &o->heap))
+        return usage_error("UFFDGC_HEAP_MAX=%s: bad size (e.g. 64M, 1G, 1T; 1 MiB to 64 TiB)%s",
+                           heap, "");
+      fprintf(stderr, "uffdgc-bench: note: heap %s for every workload from UFFDGC_HEAP_MAX\n",
+              heap);
+    }
+  }
+  return 0;
+}
+
+/* --json and --plot are checked before any run: a typo must not cost the whole run. */
+static int check_output_paths(const bench_options *o) {
+  if (o->json_path) {
+    struct stat st;
+    bool existed = stat(o->json_path, &st) == 0;
+    if (existed && S_ISDIR(st.st_mode))
+      return usage_error("--json %s: is a directory (give a file name)%s", o->json_path, "");
+    FILE *f = fopen(o->json_path, "a");
+    if (!f)
+      return usage_error("--json %s: cannot write there: %s", o->json_path, strerror(errno));
+    fclose(f);
+    if (!existed)
+      unlink(o->json_path);
+  }
+  if (o->plot_dir) {
+    if (mkdir(o->plot_dir, 0777) != 0 && errno != EEXIST)
+      return usage_error("--plot %s: cannot create the directory: %s", o->plot_dir,
+                         strerror(errno));
+    struct stat st;
+    if (stat(o->plot_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+      return usage_error("--plot %s: not a directory%s", o->plot_dir, "");
+    if (access(o->plot_dir, W_OK) != 0)
+      return usage_error("--plot %s: cannot write there: %s", o->plot_dir, strerror(errno));
+  }
+  return 0;
+}
+
 int bench_parse_options(int argc, char **argv, bench_options *o) {
   memset(o, 0, sizeof *o);
   o->threads = 2;
@@ -209,8 +247,9 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
     } else if (strcmp(arg, "--delivery") == 0) {
       deliveries = value;
     } else if (strcmp(arg, "--heap") == 0) {
-      if (!parse_size(value, &o->heap) || o->heap < (1u << 20))
-        return usage_error("--heap: bad size '%s' (e.g. 64M, 1G; at least 1M)%s", value, "");
+      if (!parse_size(value, &o->heap))
+        return usage_error("--heap: bad size '%s' (e.g. 64M, 1G, 1T; 1 MiB to 64 TiB)%s", value,
+                           "");
     } else if (strcmp(arg, "--threads") == 0) {
       if (!parse_count(value, 64, &o->threads))
         return usage_error("--threads: bad value '%s' (1 to 64)%s", value, "");
@@ -236,5 +275,9 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
     return status;
   if (deliveries && (status = parse_deliveries(deliveries, o)) != 0)
     return status;
-  return parse_backends(backends ? backends : default_backends, o);
+  if ((status = apply_environment(&backends, o)) != 0)
+    return status;
+  if ((status = parse_backends(backends ? backends : default_backends, o)) != 0)
+    return status;
+  return check_output_paths(o);
 }

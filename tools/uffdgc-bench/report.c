@@ -90,6 +90,108 @@ static void print_rule(FILE *out) {
   fputc('\n', out);
 }
 
+bool bench_skip_is_first(const bench_row *rows, const bench_row *row) {
+  for (const bench_row *other = rows; other < row; other++)
+    if (strcmp(other->backend_requested, row->backend_requested) == 0 &&
+        strcmp(other->skipped, row->skipped) == 0)
+      return false;
+  return true;
+}
+
+/* Whether row's backend is skipped, for the same reason, in every row it has, on more
+ * than one workload. */
+static bool skipped_everywhere(const bench_row *rows, size_t count, const bench_row *row) {
+  size_t workloads = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (strcmp(rows[i].backend_requested, row->backend_requested) != 0)
+      continue;
+    if (strcmp(rows[i].skipped, row->skipped) != 0)
+      return false;
+    workloads++;
+  }
+  return workloads > 1;
+}
+
+static bool ran(const bench_row *row) {
+  return row->result && !row->failed && !row->skipped[0];
+}
+
+static void print_legend(FILE *out, const bench_row *rows, size_t count) {
+  fprintf(out,
+          "wall s: the workload's wall time. gcs: collections. pause: one whole stop of the "
+          "world per\ncycle (marking, then the compaction phase; the footers above give the two "
+          "apart), in us.\nstall: a thread waiting for a page being compacted (concurrent "
+          "backends), in us. unit p99:\n99th percentile of a timed unit of work (latency, "
+          "compact). RSS pk: peak resident set.\nRSS aft GC: resident set after a final "
+          "collection. t/bdw, rss/bdw: time and RSS after GC\nrelative to bdwgc (below 1: "
+          "better than bdwgc). More in docs/benchmarks.md, \"Output\".\n");
+  bool bdw = false;
+  for (size_t i = 0; i < count; i++)
+    bdw |= strcmp(rows[i].backend_requested, "bdw") == 0;
+  if (bdw)
+    fprintf(out, "bdw rows: only gcbench and frag have them: those two workloads are also compiled "
+                 "for bdwgc\n(bench/shim.h); the others are written for uffdgc only.\n");
+}
+
+/* One "best" column of the winners table: the row with the lowest value, and how far
+ * behind the next one is. */
+static void print_best(FILE *out, const bench_row *rows, size_t count, const bench_workload *w,
+                       double (*value)(const bench_result *), const char *fmt, bool last) {
+  const bench_row *best = NULL, *next = NULL;
+  for (size_t i = 0; i < count; i++) {
+    const bench_row *row = &rows[i];
+    if (row->workload != w || !ran(row) || value(row->result) < 0)
+      continue;
+    if (!best || value(row->result) < value(best->result)) {
+      next = best;
+      best = row;
+    } else if (!next || value(row->result) < value(next->result)) {
+      next = row;
+    }
+  }
+  char cell[64] = "-";
+  if (best) {
+    int n = snprintf(cell, sizeof cell, "%s ", bench_row_label(best));
+    n += snprintf(cell + n, sizeof cell - (size_t)n, fmt, value(best->result));
+    if (next && value(best->result) > 0)
+      snprintf(cell + n, sizeof cell - (size_t)n, " (%s %.2fx)", bench_row_label(next),
+               value(next->result) / value(best->result));
+  }
+  fprintf(out, last ? " %s\n" : " %-34s", cell);
+}
+
+static double pause_max_ms(const bench_result *r) {
+  return r->pause.count ? r->pause.max / 1e6 : -1;
+}
+static double wall_s(const bench_result *r) {
+  return r->wall_s;
+}
+static double rss_after_mb(const bench_result *r) {
+  return r->rss_after_gc_bytes / MB;
+}
+
+/* Per workload, which backend won on pause, on time and on memory. */
+static void print_winners(FILE *out, const bench_row *rows, size_t count) {
+  fprintf(out, "\nbest per workload (lowest; in brackets the runner-up and how many times "
+               "higher it is):\n");
+  fprintf(out, "%-12s %-34s %-34s %s\n", "workload", "pause (max)", "time (wall)",
+          "memory (RSS after GC)");
+  for (size_t i = 0; i < count; i++) {
+    const bench_workload *w = rows[i].workload;
+    bool first = true, any = false;
+    for (size_t k = 0; k < count; k++) {
+      first &= !(k < i && rows[k].workload == w);
+      any |= rows[k].workload == w && ran(&rows[k]);
+    }
+    if (!first || !any)
+      continue;
+    fprintf(out, "%-12s", w->name);
+    print_best(out, rows, count, w, pause_max_ms, "%.2f ms", false);
+    print_best(out, rows, count, w, wall_s, "%.2f s", false);
+    print_best(out, rows, count, w, rss_after_mb, "%.1f MB", true);
+  }
+}
+
 void bench_print_table(FILE *out, const bench_row *rows, size_t count) {
   fprintf(out, "\n%-12s %-11s %8s %6s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "workload",
           "backend", "wall s", "gcs", "pause p50", "p99", "max us", "stall50", "stall99",
@@ -102,7 +204,8 @@ void bench_print_table(FILE *out, const bench_row *rows, size_t count) {
     char b[2 * BENCH_NAME_LEN + 8];
     snprintf(b, sizeof b, "%s", bench_row_label(row));
     if (row->skipped[0]) {
-      fprintf(out, "%-12s %-11s skipped: %s\n", row->workload->name, b, row->skipped);
+      if (!skipped_everywhere(rows, count, row))
+        fprintf(out, "%-12s %-11s skipped: %s\n", row->workload->name, b, row->skipped);
       continue;
     }
     const bench_result *r = row->result;
@@ -131,7 +234,15 @@ void bench_print_table(FILE *out, const bench_row *rows, size_t count) {
             us(r->pause.p99), us(r->pause.max), stall50, stall99, unit, r->rss_peak_bytes / MB,
             r->rss_after_gc_bytes / MB, tr, rr);
   }
+  /* A backend skipped for the same reason on every workload: one line, not one per row. */
+  for (size_t i = 0; i < count; i++)
+    if (rows[i].skipped[0] && skipped_everywhere(rows, count, &rows[i]) &&
+        bench_skip_is_first(rows, &rows[i]))
+      fprintf(out, "%-12s %-11s skipped: %s\n", "(all)", rows[i].backend_requested,
+              rows[i].skipped);
   print_rule(out);
+  print_legend(out, rows, count);
+  print_winners(out, rows, count);
   /* The bdw comparison once more, per workload, as sentences. */
   for (size_t i = 0; i < count; i++) {
     const bench_row *bdw = &rows[i];

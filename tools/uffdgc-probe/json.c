@@ -123,12 +123,25 @@ void probe_print_json(const probe_report *r) {
     const probe_backend *pb = &r->backends[i];
     printf("    {\"name\": \"%s\", \"available\": %s, \"reason\": ", pb->name, b(pb->available));
     json_string(pb->available ? NULL : pb->reason);
-    printf(", \"implemented\": %s}%s\n", pb->implemented < 0 ? "null" : b(pb->implemented == 1),
-           i + 1 < r->backend_count ? "," : "");
+    printf(", \"implemented\": %s}%s\n", b(pb->implemented), i + 1 < r->backend_count ? "," : "");
   }
   printf("  ],\n  \"auto\": ");
   json_string(r->auto_pick);
-  printf(",\n  \"auto_known\": %s,\n  \"kernel_best\": ", b(r->registry_known));
+  printf(",\n  \"auto_order\": [");
+  for (int i = 0; ugc_backend_preference[i]; i++)
+    printf("%s\"%s\"", i ? ", " : "", ugc_backend_preference[i]);
+  printf("],\n  \"auto_passed_over\": [");
+  for (int i = 0, n = 0; i < r->auto_tried_count; i++) {
+    const probe_backend *pb = r->auto_tried[i];
+    if (pb->name == r->auto_pick)
+      continue;
+    printf("%s\n    {\"name\": \"%s\", \"why\": ", n++ ? "," : "", pb->name);
+    json_string(!pb->implemented ? "not implemented yet" : pb->reason);
+    printf("}");
+  }
+  printf("],\n  \"backend_env\": ");
+  json_string(r->backend_env && *r->backend_env ? r->backend_env : NULL);
+  printf(",\n  \"kernel_best\": ");
   json_string(r->kernel_best);
   printf("\n}\n");
 }

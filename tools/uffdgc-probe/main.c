@@ -10,19 +10,6 @@
 #include "os/remap.h"
 #include "report.h"
 
-#ifdef UGC_HAVE_BACKEND_REGISTRY
-static int implemented(const char *name) {
-  return ugc_backend_is_implemented(name) ? 1 : 0;
-}
-static const bool registry_linked = true;
-#else
-static int implemented(const char *name) {
-  (void)name;
-  return -1;
-}
-static const bool registry_linked = false;
-#endif
-
 const char *probe_errno_name(int err) {
   static __thread char buf[16];
   const char *name = strerrorname_np(err);
@@ -63,23 +50,28 @@ static void collect(probe_report *r, bool measure) {
   else
     snprintf(r->measure_note, sizeof r->measure_note, "skipped (--no-measure)");
 
-  r->registry_known = registry_linked;
   for (int i = 0; ugc_backend_names[i] && r->backend_count < PROBE_MAX_BACKENDS; i++) {
     probe_backend *b = &r->backends[r->backend_count++];
     b->name = ugc_backend_names[i];
     b->available = ugc_backend_availability(b->name, b->reason, sizeof b->reason) == 1;
-    b->implemented = implemented(b->name);
+    b->implemented = ugc_backend_is_implemented(b->name);
   }
-  /* auto: the first backend in preference order that the kernel offers and that exists. */
-  for (int i = 0; ugc_backend_preference[i] && !r->auto_pick; i++)
-    for (int j = 0; j < r->backend_count; j++)
-      if (strcmp(r->backends[j].name, ugc_backend_preference[i]) == 0 && r->backends[j].available &&
-          r->backends[j].implemented == 1)
-        r->auto_pick = r->backends[j].name;
-  for (int i = 0; ugc_backend_preference[i] && !r->kernel_best; i++)
-    for (int j = 0; j < r->backend_count; j++)
-      if (strcmp(r->backends[j].name, ugc_backend_preference[i]) == 0 && r->backends[j].available)
-        r->kernel_best = r->backends[j].name;
+  /* auto, as the library resolves it: the first backend in preference order that exists
+   * and that the kernel offers. Each one passed over on the way is kept with its reason. */
+  for (int i = 0; ugc_backend_preference[i]; i++)
+    for (int j = 0; j < r->backend_count; j++) {
+      const probe_backend *b = &r->backends[j];
+      if (strcmp(b->name, ugc_backend_preference[i]) != 0)
+        continue;
+      if (!r->kernel_best && b->available)
+        r->kernel_best = b->name;
+      if (r->auto_pick || r->auto_tried_count >= PROBE_MAX_BACKENDS)
+        continue;
+      r->auto_tried[r->auto_tried_count++] = b;
+      if (b->implemented && b->available)
+        r->auto_pick = b->name;
+    }
+  r->backend_env = getenv("UFFDGC_BACKEND");
 }
 
 int main(int argc, char **argv) {

@@ -17,9 +17,9 @@ typedef struct probe_timing {
 
 typedef struct probe_backend {
   const char *name;
-  int available; /* 1, 0 */
-  char reason[256];
-  int implemented; /* 1, 0, or -1 unknown (no backend registry in this build) */
+  bool available;   /* the kernel offers what it needs */
+  char reason[256]; /* why not, when not available */
+  bool implemented; /* the library has it (ugc_backend_is_implemented) */
 } probe_backend;
 
 typedef struct probe_report {
@@ -37,8 +37,11 @@ typedef struct probe_report {
   probe_backend backends[PROBE_MAX_BACKENDS];
   int backend_count;
   const char *auto_pick;   /* NULL: none */
-  const char *kernel_best; /* first available in auto order, ignoring implementation */
-  bool registry_known;     /* ugc_backend_is_implemented linked in */
+  const char *kernel_best; /* first available in auto order, implemented or not */
+  /* The backends auto considers, in its order, up to and including the one it picks. */
+  const probe_backend *auto_tried[PROBE_MAX_BACKENDS];
+  int auto_tried_count;
+  const char *backend_env; /* UFFDGC_BACKEND, which overrides auto in the library */
 } probe_report;
 
 /* Times mremap(DONTUNMAP) of 64 MiB populated memory per alignment class. */

@@ -30,6 +30,40 @@ static void print_attempt(const char *what, const ugc_uffd_attempt *a) {
   }
 }
 
+static bool in_preference(const char *name) {
+  for (int i = 0; ugc_backend_preference[i]; i++)
+    if (strcmp(ugc_backend_preference[i], name) == 0)
+      return true;
+  return false;
+}
+
+/* The pick, the order auto tries backends in, and why each earlier one was passed over. */
+static void print_auto(const probe_report *r) {
+  printf("\nauto would pick: %s\n", r->auto_pick ? r->auto_pick : "nothing (no backend can run)");
+  printf("  auto tries");
+  for (int i = 0; ugc_backend_preference[i]; i++)
+    printf("%s %s", i ? "," : "", ugc_backend_preference[i]);
+  printf(" in that order");
+  int left_out = 0;
+  for (int i = 0; i < r->backend_count; i++)
+    if (!in_preference(r->backends[i].name))
+      printf("%s%s", left_out++ ? ", " : " (never ", r->backends[i].name);
+  printf("%s:\n", left_out ? ": only when named)" : "");
+  for (int i = 0; i < r->auto_tried_count; i++) {
+    const probe_backend *b = r->auto_tried[i];
+    if (b->name == r->auto_pick)
+      printf("  %-8s picked: implemented, and the kernel offers what it needs\n", b->name);
+    else if (!b->implemented)
+      printf("  %-8s passed over: not implemented yet\n", b->name);
+    else
+      printf("  %-8s passed over: cannot run here (%s)\n", b->name, b->reason);
+  }
+  printf("  (a backend that cannot start when a heap is created is passed over too; "
+         "UFFDGC_TRACE=1 shows it)\n");
+  if (r->backend_env && *r->backend_env)
+    printf("UFFDGC_BACKEND=%s is set: heaps created here use it instead of auto\n", r->backend_env);
+}
+
 void probe_print_table(const probe_report *r) {
   const ugc_uffd_caps *c = &r->caps;
   printf("kernel                         %s\n", r->kernel);
@@ -94,19 +128,11 @@ void probe_print_table(const probe_report *r) {
   printf("\nbackends\n");
   for (int i = 0; i < r->backend_count; i++) {
     const probe_backend *b = &r->backends[i];
-    const char *impl = b->implemented == 1   ? ""
-                       : b->implemented == 0 ? " [not implemented yet]"
-                                             : "";
+    printf("  %-8s %s; ", b->name, b->implemented ? "implemented" : "not implemented yet");
     if (b->available)
-      printf("  %-8s available%s\n", b->name, impl);
+      printf("the kernel %s what it needs\n", b->implemented ? "offers" : "would offer");
     else
-      printf("  %-8s unavailable: %s%s\n", b->name, b->reason, impl);
+      printf("cannot run here: %s\n", b->reason);
   }
-  if (!r->registry_known)
-    printf("auto would pick: unknown (this build has no backend registry to say which backends "
-           "are implemented); the kernel's best in auto order: %s\n",
-           r->kernel_best ? r->kernel_best : "none");
-  else
-    printf("auto would pick: %s\n",
-           r->auto_pick ? r->auto_pick : "nothing (no implemented backend is available)");
+  print_auto(r);
 }
