@@ -45,8 +45,8 @@ fi
 
 mkdir -p "$out_dir"
 echo "run-main: kernel $(uname -r), $(nproc) CPUs; results in $out_dir"
-# The default --scale (3) keeps the whole run (compact's 1 GiB heap included) near 30 s on
-# 2 CPUs with every backend; BENCH_ARGS="--repeat 3" (the documented table) about 90 s.
+# The default --scale (3) keeps the whole run (compact's 1 GiB heap included) near 90 s on
+# 2 CPUs with every backend; BENCH_ARGS="--repeat 3" (the documented table) about three times that.
 # shellcheck disable=SC2086
 status=0
 "$bench" --workload all --backend all --compare bdw \

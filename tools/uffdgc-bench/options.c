@@ -2,7 +2,6 @@
  * makes the program exit with status 2. */
 #include "options.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
