@@ -84,7 +84,11 @@ typedef struct ugc_config {
   const char *delivery;    /* concurrent backends: "sigbus" (default) or "thread" */
   unsigned gc_threads;     /* collector threads, at most 64; 0 = the number of CPUs, at most
                               8 */
-  int verify;              /* 0 off; 1 run the heap verifier around every collection */
+  int verify;              /* 0 off; 1 run the heap verifier before every collection and
+                              after it once its compaction is over (a concurrent one is
+                              checked at the next stop, after mutators raced with it);
+                              2 also finish every compaction inside the pause and check it
+                              there (no mutator then builds a page) */
   bool trace;              /* one line per cycle on trace_file */
   FILE *trace_file;        /* default stderr */
   double growth_factor;    /* next trigger = live bytes * growth_factor; default 2.0 */
@@ -97,9 +101,9 @@ typedef struct ugc_config {
 UGC_API void ugc_config_init(ugc_config *config);
 
 /* Creates a heap. The environment overrides the config: UFFDGC_BACKEND, UFFDGC_TRACE=1,
- * UFFDGC_VERIFY=1, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY, UFFDGC_GC_THREADS (and, for
- * tests, UFFDGC_DISABLE and UFFDGC_INJECT). A variable unset or empty, or a field left at 0
- * (NULL), takes its default; any other bad value makes the call fail with UGC_ERR_INVALID
+ * UFFDGC_VERIFY=1 or 2, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY, UFFDGC_GC_THREADS (and,
+ * for tests, UFFDGC_DISABLE and UFFDGC_INJECT). A variable unset or empty, or a field left at
+ * 0 (NULL), takes its default; any other bad value makes the call fail with UGC_ERR_INVALID
  * and a message naming the variable or field, the value and what is accepted.
  * Returns NULL and fills *error (may be NULL) when the heap cannot be made. */
 UGC_API ugc_heap *ugc_heap_create(const ugc_config *config, ugc_error *error);

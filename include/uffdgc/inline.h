@@ -25,6 +25,14 @@
 #define UGC_LIKELY(x) __builtin_expect(!!(x), 1)
 #define UGC_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+/* The two intentional races of the fast paths: the safepoint poll reads the flag the
+ * collector sets without taking its lock, and the write barrier stores 1 into a card byte
+ * that other mutators may be storing 1 into too. Both are relaxed atomic accesses: the same
+ * plain load and byte store on every target, and ThreadSanitizer knows them for what they
+ * are. Ordering comes from the stop-the-world handshake (a mutex), not from these. */
+#define UGC_RACY_LOAD(pointer) __atomic_load_n((pointer), __ATOMIC_RELAXED)
+#define UGC_RACY_STORE(pointer, value) __atomic_store_n((pointer), (value), __ATOMIC_RELAXED)
+
 /* The part of a mutator the inline paths touch. It is the first member of the mutator, so a
  * ugc_mutator pointer can be read as a ugc_mutator_fast pointer. */
 typedef struct ugc_mutator_fast {
@@ -59,7 +67,7 @@ static inline uint64_t ugc_header_make(ugc_type_id type, size_t bytes) {
 
 /* Polls for a pending pause; call it regularly (loop back-edges, function entries). */
 static inline void ugc_safepoint(ugc_mutator *mutator) {
-  if (UGC_UNLIKELY(*ugc_fast(mutator)->safepoint_requested))
+  if (UGC_UNLIKELY(UGC_RACY_LOAD(ugc_fast(mutator)->safepoint_requested)))
     ugc_safepoint_slow(mutator);
 }
 
@@ -90,7 +98,7 @@ static inline void ugc_write_barrier(ugc_mutator *mutator, const void *obj) {
   ugc_mutator_fast *fast = ugc_fast(mutator);
   uintptr_t offset = (uintptr_t)obj - fast->covered_low;
   if (UGC_LIKELY(offset < fast->covered_bytes))
-    fast->cards[offset >> UGC_CARD_SHIFT] = 1;
+    UGC_RACY_STORE(&fast->cards[offset >> UGC_CARD_SHIFT], (uint8_t)1);
 }
 
 /* Stores reference `value` into `*slot`, a reference slot of heap object `obj`. */

@@ -4,7 +4,7 @@
  *   retire TLABs -> (verify) -> mark -> weak slots -> sweep non-moving, free large -> plan
  *     [marking phase ends: with concurrent marking, all of this leaves the pause]
  *   update roots, weak slots, non-moving and large objects -> backend hand-off (stw: all of
- *     the compaction) -> top = new_top -> (verify)      [compaction phase ends]
+ *     the compaction) -> top = new_top -> (verify: stw, or mode 2)  [compaction phase ends]
  *
  * The plan (forwarding) is preparation for compaction, but it belongs with marking: it
  * only reads the mark bitmap, and in Android's design it runs concurrently after the
@@ -269,9 +269,13 @@ void ugc_collect_locked(ugc_heap *heap) {
              (unsigned long long)heap->stats.cycles + 1);
     fill_dead_objects(heap);
   }
+  /* A concurrent compaction is verified once it has finished, together with what the
+   * mutators did meanwhile: by the next cycle's "before" check, or ugc_verify. Waiting for
+   * it here would build every page in the pause, and the fault path would never be
+   * verified. Mode 2 asks for exactly that. */
   uint64_t verify_after_ns = 0;
-  if (heap->config.verify) { /* waiting for the compaction is part of the verification */
-    uint64_t wait_start = ugc_now_ns();
+  if (heap->config.verify >= 2 || (heap->config.verify && !heap->backend->concurrent)) {
+    uint64_t wait_start = ugc_now_ns(); /* waiting for the compaction is part of it */
     heap->backend->compact_wait(heap);
     run_verifier(heap, "after");
     verify_after_ns = ugc_now_ns() - wait_start;

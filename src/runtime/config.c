@@ -68,6 +68,7 @@ static bool delivery_known(const char *name) {
 
 #define BACKENDS_ACCEPTED "auto, stw, sigsegv, copy, minor or move"
 #define DELIVERY_ACCEPTED "sigbus or thread"
+#define VERIFY_ACCEPTED "1 (on), 2 (on, compactions finished in the pause) or 0 (off)"
 #define GC_THREADS_ACCEPTED "0 (automatic: the number of CPUs, at most 8) to 64"
 #define HEAP_MAX_ACCEPTED "a size from 1M to 64T (suffix K, M, G or T)"
 
@@ -91,9 +92,12 @@ static int apply_environment(ugc_config *config, ugc_error *error) {
     config->trace = flag;
   }
   if ((value = env("UFFDGC_VERIFY"))) {
-    if (!parse_bool(value, &flag))
-      return bad_env(error, "UFFDGC_VERIFY", value, "1 (on) or 0 (off)");
-    config->verify = flag;
+    if (!strcmp(value, "2"))
+      config->verify = 2;
+    else if (parse_bool(value, &flag))
+      config->verify = flag;
+    else
+      return bad_env(error, "UFFDGC_VERIFY", value, VERIFY_ACCEPTED);
   }
   if ((value = env("UFFDGC_HEAP_MAX"))) {
     size_t size;
@@ -156,9 +160,9 @@ static int check_fields(ugc_config *config, ugc_error *error) {
     snprintf(text, sizeof text, "\"%.48s\"", config->delivery);
     return bad_field(error, "delivery", text, DELIVERY_ACCEPTED);
   }
-  if (config->verify != 0 && config->verify != 1) {
+  if (config->verify < 0 || config->verify > 2) {
     snprintf(text, sizeof text, "%d", config->verify);
-    return bad_field(error, "verify", text, "1 (on) or 0 (off)");
+    return bad_field(error, "verify", text, VERIFY_ACCEPTED);
   }
   if (config->gc_threads > GC_THREADS_MAX) {
     snprintf(text, sizeof text, "%u", config->gc_threads);

@@ -1,29 +1,34 @@
 /* Random object graphs over many seeds, checked across thousands of collections.
  *
  * Every object stores its own id in its payload, and a shadow model (ids and edges, kept by
- * this test alone) mirrors every mutation. After each collection the test compares:
- *   - ugc_graph_digest before and after (the library's own view),
- *   - ugc_verify (the library's heap checker),
- *   - a walk from the roots against the shadow model: the same ids behind every root and
- *     every slot, payload data intact, tags kept, pinned objects not moved, no object seen
- *     at two addresses. That catches bugs the digest could share with the collector.
+ * this test alone) mirrors every mutation. Each checked collection is checked with:
+ *   - ugc_graph_digest before it and after its compaction finished (the library's view),
+ *   - ugc_verify (the library's heap checker) after its compaction finished,
+ *   - walks from the roots against the shadow model, during the compaction and after it:
+ *     the same ids behind every root and every slot, payload data intact, tags kept,
+ *     pinned objects not moved, no object seen at two addresses. That catches bugs the
+ *     digest could share with the collector.
+ * The compaction of a checked collection runs concurrently with the mutators (on a
+ * concurrent backend): see "collections" below for how the checks wait for it without
+ * finishing it inside a pause.
  *
  * Allocation happens in epochs: ugc_reserve first (it may collect), then a walk from the
  * roots rebuilds id -> address, then objects are allocated and linked without reaching a
  * safepoint, so raw pointers stay valid within the epoch. Pinned and large objects are
  * allocated outside epochs, straight into a root slot.
  *
- * Env: UGC_TEST_SEEDS (default 1000), UGC_TEST_THREADS (default 1; with N > 1 each thread
- * has its own graphs on one heap, and at every collection one thread collects while the
- * others wait polling safepoints or inside a blocking region), UFFDGC_BACKEND,
+ * Env: UGC_TEST_SEEDS (default 1000), UGC_TEST_SEED_BASE (first seed, default 0),
+ * UGC_TEST_THREADS (default 1; with N > 1 each thread has its own graphs on one heap, and
+ * at every checked collection one thread collects while the others wait polling
+ * safepoints or inside a blocking region), UFFDGC_BACKEND, UFFDGC_DELIVERY, UFFDGC_VERIFY,
  * UGC_TEST_MIN_COLLECTIONS (fail unless at least this many checked collections ran).
+ * On a concurrent backend the run fails if no mutator built a page during a checked
+ * collection (unless UFFDGC_VERIFY=2, which finishes compactions in the pause).
  *
- * With several threads the digest comparison stays valid because nobody else mutates
- * between the two digests: the other threads are parked (blocking region, or polling
- * safepoints without touching their graphs) from the first barrier until the collector
- * has taken the second digest and published the round. Afterwards every thread walks and
- * checks its own graph while a concurrent compaction may still be running, so their
- * accesses fault on pages not built yet. */
+ * With several threads the digest comparison stays valid because nobody mutates between
+ * the two digests of a read-only round: the other threads are parked (blocking region, or
+ * polling safepoints without touching their graphs) while the collector takes a digest,
+ * and in between every thread only reads. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -97,7 +102,11 @@ typedef struct graph {
   uint32_t nreach;
   void **stack;
   uint32_t stack_cap;
-  unsigned long collections, digest_mismatches, verify_failures, shadow_mismatches;
+  unsigned long collections, digest_checks, digest_mismatches, verify_failures, shadow_mismatches;
+  uint64_t digest_before;      /* of the collection in progress */
+  uint64_t mutator_pages_mark; /* pages_by_mutator when it started */
+  uint64_t window_pages;       /* pages built by mutators during checked collections */
+  unsigned long windows_with_pages;
 } graph;
 
 #define TAG_BIT 0x80000000u
@@ -424,22 +433,56 @@ static void garbage_burst(graph *g) {
 
 /* ---- collections -------------------------------------------------------------------- */
 
-static int nthreads = 1;
-static pthread_barrier_t barrier;
-static atomic_uint collected_round;
+/* A checked collection leaves its compaction running: the digest is taken before it, then
+ * the world resumes and every thread walks (reads) its whole graph while the compaction
+ * is in flight, so the walk faults on pages not built yet and builds them; in half of the
+ * rounds (the same for every thread) the threads also write and allocate in that window.
+ * Then one thread waits for the compaction to finish and takes the second digest and
+ * ugc_verify, and everyone walks again: what was written in the window must be there.
+ * The digests are compared in the read-only rounds (a write changes the graph); the
+ * shadow walks check every round. Taking the second digest or verifying right after
+ * ugc_collect would finish the compaction inside that stop, and no mutator would ever
+ * build a page of a checked cycle. */
 
-static void collect_and_check_heap(graph *g) {
-  uint64_t before = ugc_graph_digest(g->m);
+static int nthreads = 1;
+static unsigned seed_base;
+static pthread_barrier_t barrier;
+static atomic_uint sections_done;
+
+static bool window_writes(unsigned round) {
+  return ((round * 2654435761u) >> 13) & 1;
+}
+
+static uint64_t pages_by_mutator(void) {
+  ugc_stats stats;
+  ugc_stats_get(heap, &stats);
+  return stats.compaction.pages_by_mutator;
+}
+
+static void start_checked_collection(graph *g, unsigned round) {
+  (void)round;
+  g->digest_before = ugc_graph_digest(g->m); /* finishes the compaction of any earlier cycle */
+  g->mutator_pages_mark = pages_by_mutator();
   ugc_collect(g->m, UGC_COLLECT_FULL);
+}
+
+static void finish_checked_collection(graph *g, unsigned round) {
+  ugc_collect(g->m, UGC_COLLECT_FINISH);
+  uint64_t built = pages_by_mutator() - g->mutator_pages_mark;
+  g->window_pages += built;
+  g->windows_with_pages += built != 0;
   uint64_t after = ugc_graph_digest(g->m);
-  if (before != after && g->digest_mismatches++ < 10)
-    fprintf(stderr, "digest mismatch: %016llx -> %016llx\n", (unsigned long long)before,
-            (unsigned long long)after);
+  if (!window_writes(round)) {
+    g->digest_checks++;
+    if (g->digest_before != after && g->digest_mismatches++ < 10)
+      fprintf(stderr, "digest mismatch: %016llx -> %016llx\n", (unsigned long long)g->digest_before,
+              (unsigned long long)after);
+  }
   ugc_error error;
   memset(&error, 0, sizeof error);
   size_t problems = ugc_verify(g->m, &error);
   if (problems && g->verify_failures++ < 10)
-    fprintf(stderr, "ugc_verify: %zu problem(s): %s\n", problems, error.message);
+    fprintf(stderr, "%s\n", error.message);
   g->collections++;
 }
 
@@ -449,29 +492,40 @@ static void wait_barrier(graph *g) {
   ugc_blocking_leave(g->m);
 }
 
-/* With several threads, one collects while the others wait: alternately polling
- * safepoints and parked in a blocking region, so both ways of being stopped are tested. */
-static void collection_round(graph *g, int tid, unsigned round) {
+/* Runs `step` on the round's collecting thread while the others do not touch their graphs:
+ * alternately polling safepoints and parked in a blocking region, so that both ways of
+ * being stopped are tested. `section` numbers the calls (the same on every thread). */
+static void exclusive(graph *g, int tid, unsigned round, unsigned section,
+                      void (*step)(graph *, unsigned)) {
   if (nthreads == 1) {
-    collect_and_check_heap(g);
-  } else {
-    wait_barrier(g);
-    if ((int)(round % (unsigned)nthreads) == tid) {
-      collect_and_check_heap(g);
-      atomic_store(&collected_round, round + 1);
-    } else if (round & 1) {
-      ugc_blocking_enter(g->m);
-      while (atomic_load(&collected_round) != round + 1)
-        sched_yield();
-      ugc_blocking_leave(g->m);
-    } else {
-      while (atomic_load(&collected_round) != round + 1) {
-        ugc_safepoint(g->m);
-        sched_yield();
-      }
-    }
-    wait_barrier(g);
+    step(g, round);
+    return;
   }
+  wait_barrier(g);
+  if ((int)(round % (unsigned)nthreads) == tid) {
+    step(g, round);
+    atomic_store(&sections_done, section + 1);
+  } else if (round & 1) {
+    ugc_blocking_enter(g->m);
+    while (atomic_load(&sections_done) != section + 1)
+      sched_yield();
+    ugc_blocking_leave(g->m);
+  } else {
+    while (atomic_load(&sections_done) != section + 1) {
+      ugc_safepoint(g->m);
+      sched_yield();
+    }
+  }
+  wait_barrier(g);
+}
+
+static void collection_round(graph *g, int tid, unsigned round) {
+  exclusive(g, tid, round, 2 * round, start_checked_collection);
+  walk(g, true); /* the compaction may still run: faults */
+  if (window_writes(round))
+    for (int e = 0; e < 2; e++)
+      epoch(g, EPOCH_OPS, 30);
+  exclusive(g, tid, round, 2 * round + 1, finish_checked_collection);
   walk(g, true);
 }
 
@@ -497,7 +551,8 @@ static void *thread_main(void *p) {
   }
   unsigned round = 0;
   for (unsigned seed = 0; seed < arg->seeds; seed++) {
-    g->rng = 0x853C49E6748FEA9Bull ^ ((uint64_t)(seed * 1000003u + (unsigned)arg->tid) << 1);
+    uint64_t mixed = (uint64_t)(seed_base + seed) * 1000003u + (unsigned)arg->tid;
+    g->rng = 0x853C49E6748FEA9Bull ^ (mixed << 1);
     rnd(g);
     memset(g->roots, 0, sizeof g->roots);
     memset(g->root_id, 0, sizeof g->root_id);
@@ -563,7 +618,10 @@ static void register_types(void) {
 int main(void) {
   unsigned seeds = itest_env_unsigned("UGC_TEST_SEEDS", 1000);
   unsigned long min_collections = itest_env_unsigned("UGC_TEST_MIN_COLLECTIONS", 1);
+  /* Below this many checked collections a run may be too short for any fault to happen. */
+  unsigned long min_mutator_pages_after = 200;
   nthreads = (int)itest_env_unsigned("UGC_TEST_THREADS", 1);
+  seed_base = itest_env_unsigned("UGC_TEST_SEED_BASE", 0);
   if (nthreads > 16)
     nthreads = 16;
   ugc_config config;
@@ -594,12 +652,17 @@ int main(void) {
     pthread_barrier_destroy(&barrier);
   }
 
-  unsigned long collections = 0, digest = 0, verify = 0, shadow = 0;
+  unsigned long collections = 0, digest_checks = 0, digest = 0, verify = 0, shadow = 0;
+  unsigned long windows_with_pages = 0;
+  uint64_t window_pages = 0;
   for (int t = 0; t < nthreads; t++) {
     collections += args[t].g.collections;
+    digest_checks += args[t].g.digest_checks;
     digest += args[t].g.digest_mismatches;
     verify += args[t].g.verify_failures;
     shadow += args[t].g.shadow_mismatches;
+    window_pages += args[t].g.window_pages;
+    windows_with_pages += args[t].g.windows_with_pages;
     free(args[t].g.obj);
     free(args[t].g.fixnum);
     free(args[t].g.edges);
@@ -611,20 +674,37 @@ int main(void) {
   ugc_stats stats;
   ugc_stats_get(heap, &stats);
   const char *delivery = getenv("UFFDGC_DELIVERY");
-  printf("random_graph: backend %s (delivery %s), %d thread(s), %u seeds\n", ugc_heap_backend(heap),
-         delivery && *delivery ? delivery : "default", nthreads,
-         nthreads == 1 ? seeds : per_thread * (unsigned)nthreads);
-  printf("random_graph: %llu pages built by mutators, %llu stalls on pages being compacted\n",
-         (unsigned long long)stats.compaction.pages_by_mutator,
-         (unsigned long long)stats.stall.count);
-  printf("random_graph: %lu collections, %lu digest mismatches, %lu verify failures, "
-         "%lu shadow mismatches (%llu cycles in all; at least %lu checked required)\n",
-         collections, digest, verify, shadow, (unsigned long long)stats.cycles, min_collections);
+  const char *backend = ugc_heap_backend(heap);
+  bool concurrent = strcmp(backend, "stw") != 0;
+  const char *library_verify = getenv("UFFDGC_VERIFY");
+  printf("random_graph: backend %s (delivery %s), %d thread(s), %u seeds, UFFDGC_VERIFY=%s\n",
+         backend, delivery && *delivery ? delivery : "default", nthreads,
+         nthreads == 1 ? seeds : per_thread * (unsigned)nthreads,
+         library_verify && *library_verify ? library_verify : "0");
+  printf("random_graph: %llu pages built by mutators in all, %llu of them while checked "
+         "collections were compacting (in %lu of them); %llu stalls on pages being compacted\n",
+         (unsigned long long)stats.compaction.pages_by_mutator, (unsigned long long)window_pages,
+         windows_with_pages, (unsigned long long)stats.stall.count);
+  printf("random_graph: %lu checked collections (%lu with digests compared), %lu digest "
+         "mismatches, %lu verify failures, %lu shadow mismatches, %llu library verifier runs "
+         "with %llu problems (%llu cycles in all; at least %lu checked required)\n",
+         collections, digest_checks, digest, verify, shadow,
+         (unsigned long long)stats.verify_cycles, (unsigned long long)stats.verify_failures,
+         (unsigned long long)stats.cycles, min_collections);
   CHECK(collections >= min_collections);
   CHECK(digest == 0);
   CHECK(verify == 0);
   CHECK(shadow == 0);
+  CHECK(stats.verify_failures == 0);
   CHECK(stats.cycles >= collections);
+  /* On a concurrent backend the checked collections must have reached the fault path:
+   * mutators built pages while the compaction that the checks then verified was running. */
+  bool in_pause = library_verify && strcmp(library_verify, "2") == 0;
+  if (concurrent && in_pause)
+    printf("random_graph: UFFDGC_VERIFY=2 finishes every compaction in the pause: no page "
+           "built by a mutator is expected\n");
+  else if (concurrent && collections >= min_mutator_pages_after)
+    CHECK(window_pages > 0);
   ugc_heap_destroy(heap);
   TEST_DONE();
 }

@@ -22,8 +22,9 @@ static const env_case bad_env[] = {
     {"UFFDGC_TRACE", "2", "1 (on) or 0 (off)"},
     {"UFFDGC_TRACE", "yes", "1 (on) or 0 (off)"},
     {"UFFDGC_TRACE", "maybe", "1 (on) or 0 (off)"},
-    {"UFFDGC_VERIFY", "on", "1 (on) or 0 (off)"},
-    {"UFFDGC_VERIFY", "10", "1 (on) or 0 (off)"},
+    {"UFFDGC_VERIFY", "on", "2 (on, compactions finished in the pause) or 0 (off)"},
+    {"UFFDGC_VERIFY", "10", "2 (on, compactions finished in the pause) or 0 (off)"},
+    {"UFFDGC_VERIFY", "3", "2 (on, compactions finished in the pause) or 0 (off)"},
     {"UFFDGC_HEAP_MAX", "lots", "1M to 64T"},
     {"UFFDGC_HEAP_MAX", "100T", "1M to 64T"},
     {"UFFDGC_HEAP_MAX", "512K", "1M to 64T"},
@@ -44,9 +45,10 @@ static const env_case bad_env[] = {
 static const env_case good_env[] = {
     {"UFFDGC_BACKEND", "stw", NULL},     {"UFFDGC_BACKEND", "", NULL},
     {"UFFDGC_DELIVERY", "thread", NULL}, {"UFFDGC_TRACE", "0", NULL},
-    {"UFFDGC_VERIFY", "0", NULL},        {"UFFDGC_HEAP_MAX", "1T", NULL},
-    {"UFFDGC_HEAP_MAX", "48MiB", NULL},  {"UFFDGC_HEAP_MAX", "", NULL},
-    {"UFFDGC_GC_THREADS", "64", NULL},   {"UFFDGC_GC_THREADS", "0", NULL},
+    {"UFFDGC_VERIFY", "0", NULL},        {"UFFDGC_VERIFY", "2", NULL},
+    {"UFFDGC_HEAP_MAX", "1T", NULL},     {"UFFDGC_HEAP_MAX", "48MiB", NULL},
+    {"UFFDGC_HEAP_MAX", "", NULL},       {"UFFDGC_GC_THREADS", "64", NULL},
+    {"UFFDGC_GC_THREADS", "0", NULL},
 };
 
 typedef struct field_case {
@@ -78,7 +80,7 @@ static void low_growth(ugc_config *c) {
   c->growth_factor = 0.5;
 }
 static void odd_verify(ugc_config *c) {
-  c->verify = 2;
+  c->verify = 3;
 }
 static void odd_backend(ugc_config *c) {
   c->backend = "fast";
@@ -95,7 +97,7 @@ static const field_case bad_fields[] = {
     {"large_threshold", tiny_large, "100 (100B)", "256 bytes to 16 MiB"},
     {"large_threshold", huge_large, "(32.0MiB)", "256 bytes to 16 MiB"},
     {"growth_factor", low_growth, "0.5", "1.0 to 1000"},
-    {"verify", odd_verify, "2", "1 (on) or 0 (off)"},
+    {"verify", odd_verify, "3", "2 (on, compactions finished in the pause) or 0 (off)"},
     {"backend", odd_backend, "\"fast\"", "auto, stw"},
     {"delivery", odd_delivery, "\"carrier\"", "sigbus or thread"},
 };

@@ -1,6 +1,8 @@
 /* The verifier finds planted corruption (a reference into the middle of an object, past
  * the top, into a free cell, a bad header), and UFFDGC_VERIFY counts problems found
- * during collections. */
+ * during collections: mode 1 leaves a concurrent compaction to the mutators, mode 2
+ * verifies it inside the pause. */
+#include <stdbool.h>
 #include <string.h>
 
 #include "test.h"
@@ -61,22 +63,51 @@ int main(void) {
   CHECK(ugc_verify(m, &error) == 0);
 
   /* In verify mode a collection counts what it finds (and does not crash: marking ignores
-   * values that are not objects). */
+   * values that are not objects). Mode 1 verifies before marking and, on stw, after the
+   * compaction; a concurrent compaction is left to the mutators and verified at the next
+   * stop (the next cycle's first check). */
+  bool concurrent = strcmp(ugc_heap_backend(heap), "stw") != 0;
+  unsigned per_cycle = concurrent ? 1 : 2;
   a->ref = (char *)b + 8;
   ugc_collect(m, UGC_COLLECT_FULL);
   ugc_stats stats;
   ugc_stats_get(heap, &stats);
-  CHECK(stats.verify_cycles == 2);
+  CHECK_EQ_U64(stats.verify_cycles, per_cycle);
   CHECK(stats.verify_failures >= 1);
   a->ref = b;
   ugc_collect(m, UGC_COLLECT_FULL);
   ugc_stats after;
   ugc_stats_get(heap, &after);
-  CHECK(after.verify_cycles == 4);
+  CHECK_EQ_U64(after.verify_cycles, 2 * per_cycle);
   CHECK(after.verify_failures == stats.verify_failures);
   CHECK(a->ref == b);
   ugc_scope_close(m, scope);
   ugc_thread_detach(m);
   ugc_heap_destroy(heap);
+
+  /* Mode 2 verifies after every compaction inside its pause, whatever the backend. */
+  setenv("UFFDGC_VERIFY", "2", 1);
+  heap = ugc_heap_create(&config, &error);
+  REQUIRE(heap);
+  m = ugc_thread_attach(heap, &error);
+  REQUIRE(m);
+  ugc_collect(m, UGC_COLLECT_FULL);
+  ugc_collect(m, UGC_COLLECT_FULL);
+  ugc_stats_get(heap, &stats);
+  CHECK_EQ_U64(stats.verify_cycles, 4);
+  CHECK_EQ_U64(stats.verify_failures, 0);
+  ugc_thread_detach(m);
+  ugc_heap_destroy(heap);
+
+  /* Anything else is refused, from the environment or the configuration. */
+  setenv("UFFDGC_VERIFY", "3", 1);
+  memset(&error, 0, sizeof error);
+  CHECK(ugc_heap_create(&config, &error) == NULL);
+  CHECK(error.code == UGC_ERR_INVALID && strstr(error.message, "UFFDGC_VERIFY") != NULL);
+  unsetenv("UFFDGC_VERIFY");
+  config.verify = 3;
+  memset(&error, 0, sizeof error);
+  CHECK(ugc_heap_create(&config, &error) == NULL);
+  CHECK(error.code == UGC_ERR_INVALID && strstr(error.message, "config.verify = 3") != NULL);
   TEST_DONE();
 }

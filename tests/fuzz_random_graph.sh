@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The random-graph fuzzer (tests/integration/test_random_graph.c) over every backend and
+# fault-delivery mode, one and two mutator threads, with the library's verifier on
+# (UFFDGC_VERIFY=1: concurrent compactions are not finished in the pause). Prints one line
+# per run and the totals; fails on any mismatch, on a run with fewer checked collections
+# than asked, and when mutators built no page during the checked collections of a
+# concurrent backend (the test itself checks that too).
+#
+#   tests/fuzz_random_graph.sh [--build DIR] [--collections N] [--seed-base N]
+#
+# --collections: checked collections per run (default 5000). Each run covers
+# fresh seeds from --seed-base on. A backend this kernel cannot run is listed as skipped.
+set -euo pipefail
+BUILD=build
+COLLECTIONS=5000
+SEED_BASE=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --build) BUILD=$2; shift 2 ;;
+  --collections) COLLECTIONS=$2; shift 2 ;;
+  --seed-base) SEED_BASE=$2; shift 2 ;;
+  *) echo "usage: $0 [--build DIR] [--collections N] [--seed-base N]" >&2; exit 2 ;;
+  esac
+done
+TEST="$BUILD/tests/test_random_graph"
+[ -x "$TEST" ] || { echo "$TEST not built (make first)" >&2; exit 2; }
+# Seeds per thread: each seed gives 5 checked collections, and with N threads each round
+# is one collection for all of them.
+SEEDS_PER_THREAD=$(( (COLLECTIONS + 4) / 5 ))
+LOG=$(mktemp /tmp/uffdgc-fuzz.XXXXXX)
+trap 'rm -f "$LOG"' EXIT
+
+total_runs=0 total_collections=0 concurrent_collections=0 total_pages=0 total_windows=0
+total_mismatches=0 failed=0 skipped=()
+start=$(date +%s)
+for config in stw:- copy:sigbus copy:thread; do
+  backend=${config%%:*} delivery=${config#*:}
+  for threads in 1 2; do
+    SEEDS=$((SEEDS_PER_THREAD * threads))
+    status=0
+    UFFDGC_BACKEND=$backend UFFDGC_DELIVERY=${delivery#-} UFFDGC_VERIFY=1 \
+      UGC_TEST_THREADS=$threads UGC_TEST_SEEDS=$SEEDS UGC_TEST_SEED_BASE=$SEED_BASE \
+      UGC_TEST_MIN_COLLECTIONS=$COLLECTIONS "$TEST" >"$LOG" 2>&1 || status=$?
+    SEED_BASE=$((SEED_BASE + SEEDS))
+    if [ "$status" = 77 ]; then
+      skipped+=("$backend/$delivery: $(grep -m1 '^SKIP' "$LOG")")
+      break
+    fi
+    # "N checked collections (...), D digest mismatches, V verify failures, S shadow
+    # mismatches, R library verifier runs with P problems"; "... M of them while checked
+    # collections were compacting (in W of them)".
+    read -r collections digest verify shadow problems < <(sed -n \
+      's/.* \([0-9]*\) checked collections (.*), \([0-9]*\) digest mismatches, \([0-9]*\) verify failures, \([0-9]*\) shadow mismatches, [0-9]* library verifier runs with \([0-9]*\) problems.*/\1 \2 \3 \4 \5/p' \
+      "$LOG") || true
+    read -r pages windows < <(sed -n \
+      's/.* \([0-9]*\) of them while checked collections were compacting (in \([0-9]*\) of them).*/\1 \2/p' \
+      "$LOG") || true
+    if [ -z "${collections:-}" ] || [ -z "${pages:-}" ]; then
+      echo "$backend/$delivery, $threads thread(s): no summary (exit $status):" >&2
+      tail -20 "$LOG" >&2
+      failed=1
+      continue
+    fi
+    mismatches=$((digest + verify + shadow + problems))
+    printf 'fuzz: %-5s %-6s %d thread(s): %7d checked collections, %7d pages built by mutators during them (in %d), %d mismatches, exit %d\n' \
+      "$backend" "$delivery" "$threads" "$collections" "$pages" "$windows" "$mismatches" "$status"
+    total_runs=$((total_runs + 1))
+    total_collections=$((total_collections + collections))
+    total_pages=$((total_pages + pages))
+    total_windows=$((total_windows + windows))
+    total_mismatches=$((total_mismatches + mismatches))
+    [ "$backend" = stw ] || concurrent_collections=$((concurrent_collections + collections))
+    if [ "$status" != 0 ] || [ "$mismatches" != 0 ]; then
+      tail -20 "$LOG" >&2
+      failed=1
+    fi
+    if [ "$backend" != stw ] && [ "$pages" = 0 ]; then
+      echo "fuzz: $backend/$delivery: mutators built no page during checked collections" >&2
+      failed=1
+    fi
+  done
+done
+for s in "${skipped[@]}"; do echo "fuzz: skipped $s"; done
+echo "fuzz: total $total_runs runs, $total_collections checked collections ($concurrent_collections on concurrent backends), $total_pages pages built by mutators during them (in $total_windows collections), $total_mismatches mismatches, $(( $(date +%s) - start ))s"
+exit "$failed"
