@@ -72,6 +72,8 @@ typedef struct ugc_config {
   const char *delivery;    /* concurrent backends: "sigbus" (default) or "thread" */
   unsigned gc_threads;     /* collector threads; 0 = number of CPUs, at most 8 */
   int verify;              /* 0 off; 1 run the heap verifier around every collection */
+  int concurrent_mark;     /* 1 (default): mark while mutators run, between two short pauses;
+                              0: mark inside one stop-the-world pause */
   bool trace;              /* one line per cycle on trace_file */
   FILE *trace_file;        /* default stderr */
   double growth_factor;    /* next trigger = live bytes * growth_factor; default 2.0 */
@@ -84,7 +86,8 @@ typedef struct ugc_config {
 UGC_API void ugc_config_init(ugc_config *config);
 
 /* Creates a heap. The environment overrides the config: UFFDGC_BACKEND, UFFDGC_TRACE=1,
- * UFFDGC_VERIFY=1, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY, UFFDGC_GC_THREADS.
+ * UFFDGC_VERIFY=1, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY, UFFDGC_GC_THREADS,
+ * UFFDGC_CONCURRENT_MARK=0/1.
  * Returns NULL and fills *error (may be NULL) when the heap cannot be made. */
 UGC_API ugc_heap *ugc_heap_create(const ugc_config *config, ugc_error *error);
 
@@ -241,12 +244,21 @@ typedef struct ugc_stats {
   uint64_t heap_max_bytes;
   uint64_t nonmoving_used_bytes, large_used_bytes;
   uint64_t gc_cpu_ns;              /* time spent in collector work, all threads */
-  ugc_histogram pause;             /* every stop of the world, whole (one per cycle) */
-  ugc_histogram pause_mark;        /* its marking phase: marking, sweeping, the forwarding plan */
+  ugc_histogram pause;             /* every stop of the world, whole (one per cycle, two with
+                                      concurrent marking: the initial and the final pause) */
+  ugc_histogram pause_mark;        /* marking phases of the pauses: marking (with concurrent
+                                      marking: the roots, then the final drain), sweeping,
+                                      the forwarding plan */
   ugc_histogram pause_compact;     /* its compaction phase: roots and the backend's hand-off
                                       (stw: all of the compaction) */
   ugc_histogram stall;             /* mutator waits on pages being compacted */
   ugc_compaction_stats compaction; /* summed over all cycles */
+  /* Concurrent marking (summed over all cycles). */
+  uint64_t mark_concurrent_cycles; /* cycles whose marking ran while mutators ran */
+  uint64_t mark_concurrent_ns;     /* marking time outside the pauses */
+  uint64_t mark_barrier_values;    /* values the write barrier recorded during marking */
+  uint64_t mark_black_bytes;       /* allocated during marking (live by construction) */
+  uint64_t mark_final_objects;     /* objects marked in the final pause (buffers, roots) */
   uint64_t verify_cycles, verify_failures;
 } ugc_stats;
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "heap/vm.h"
+#include "mark/concurrent_mark.h"
 #include "mark/mark.h"
 #include "os/log.h"
 #include "os/time.h"
@@ -222,11 +223,14 @@ static double mib(size_t bytes) {
   return (double)bytes / (1024.0 * 1024.0);
 }
 
+void ugc_collect_verify_locked(ugc_heap *heap, const char *when) {
+  run_verifier(heap, when);
+}
+
 void ugc_collect_locked(ugc_heap *heap) {
   ugc_moving_space *space = &heap->moving;
-  uint64_t cpu_start = ugc_thread_cpu_ns();
-  uint64_t helpers_start = atomic_load(&heap->workers.cpu_ns);
-  uint64_t start = ugc_now_ns();
+  ugc_cycle_clock clock = {0, ugc_thread_cpu_ns(), atomic_load(&heap->workers.cpu_ns)};
+  clock.pause_start = ugc_now_ns();
 
   heap->backend->compact_wait(heap);
   ugc_tlabs_retire_all(heap);
@@ -237,6 +241,14 @@ void ugc_collect_locked(ugc_heap *heap) {
   ugc_moving_space_clear_bitmap(space);
   ugc_mark_totals totals;
   ugc_mark_heap(heap, &totals);
+  ugc_collect_finish_locked(heap, &totals, used_before, &clock);
+}
+
+void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_t used_before,
+                               const ugc_cycle_clock *clock) {
+  ugc_moving_space *space = &heap->moving;
+  ugc_mark_totals totals = *totals_in;
+  uint64_t start = clock->pause_start;
   if (totals.bad_refs && heap->config.verify) {
     heap->stats.verify_failures += totals.bad_refs;
     ugc_warn("marking found %zu reference(s) into the heap that are not objects; first: %s",
@@ -290,8 +302,8 @@ void ugc_collect_locked(ugc_heap *heap) {
   ugc_stats_record_pause(&stats->pause_mark, mark_end - start);
   ugc_stats_record_pause(&stats->pause_compact, end - mark_end);
   ugc_stats_record_pause(&stats->pause, end - start);
-  stats->gc_cpu_ns +=
-      (ugc_thread_cpu_ns() - cpu_start) + (atomic_load(&heap->workers.cpu_ns) - helpers_start);
+  stats->gc_cpu_ns += (ugc_thread_cpu_ns() - clock->cpu_start) +
+                      (atomic_load(&heap->workers.cpu_ns) - clock->helpers_start);
 
   double next = (double)totals.moving_bytes * heap->config.growth_factor;
   size_t trigger = next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;
@@ -308,6 +320,10 @@ void ugc_collect_locked(ugc_heap *heap) {
 }
 
 void ugc_collect_now(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) {
+  if (heap->cmark) {
+    ugc_cmark_collect(heap, self, !skip_if_collected);
+    return;
+  }
   /* Let the previous compaction finish while the other threads still run: waiting for it
    * inside the pause would stop them for nothing. (The pause checks again: another
    * collection may have started one meanwhile.) */

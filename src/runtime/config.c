@@ -20,6 +20,7 @@ void ugc_config_init(ugc_config *config) {
   config->delivery = "sigbus";
   config->gc_threads = 0;
   config->growth_factor = 2.0;
+  config->concurrent_mark = 1;
 }
 
 /* "512M", "2G", "64K", "1048576" (bytes). */
@@ -93,6 +94,14 @@ int ugc_config_resolve(ugc_config *config, ugc_error *error) {
       return -1;
     }
     config->verify = flag;
+  }
+  if ((value = getenv("UFFDGC_CONCURRENT_MARK"))) {
+    if (!parse_bool(value, &flag)) {
+      ugc_set_error(error, UGC_ERR_INVALID,
+                    "ugc_heap_create: UFFDGC_CONCURRENT_MARK=\"%s\": expected 1 or 0", value);
+      return -1;
+    }
+    config->concurrent_mark = flag;
   }
   if ((value = getenv("UFFDGC_HEAP_MAX"))) {
     size_t size;
