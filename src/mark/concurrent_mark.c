@@ -2,6 +2,7 @@
  * docs/design.md, "Concurrent marking"). */
 #include "mark/concurrent_mark.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -107,9 +108,15 @@ static size_t mark_new_objects(ugc_heap *heap, uintptr_t from) {
   return bytes;
 }
 
+typedef struct cycle_times {
+  uint64_t initial_ns, concurrent_ns, remark_ns, black_ns;
+  size_t black_bytes;
+} cycle_times;
+
 /* Final pause: the rest of marking, then the rest of the cycle. World stopped, heap lock
  * held. */
-static void final_pause(ugc_heap *heap, ugc_marker *marker, const ugc_cycle_clock *clock) {
+static void final_pause(ugc_heap *heap, ugc_marker *marker, const ugc_cycle_clock *clock,
+                        cycle_times *times) {
   ugc_tlabs_retire_all(heap);
   ugc_marker_set_mode(marker, false, heap->workers.count);
   flush_arg arg = {marker, &heap->stats};
@@ -121,8 +128,17 @@ static void final_pause(ugc_heap *heap, ugc_marker *marker, const ugc_cycle_cloc
   ugc_marker_visit_roots(marker);
   ugc_marker_drain(marker);
   heap->stats.mark_final_objects += ugc_marker_objects(marker) - before;
+  uint64_t black_start = ugc_now_ns();
+  times->remark_ns = black_start - clock->pause_start;
   size_t black = mark_new_objects(heap, heap->satb.black_low);
+  times->black_ns = ugc_now_ns() - black_start;
+  times->black_bytes = black;
   heap->stats.mark_black_bytes += black;
+  /* For the cycle's trace line (collect.c). */
+  snprintf(heap->cycle_note, sizeof heap->cycle_note,
+           " concurrent(initial=%.2fms marking=%.2fms remark=%.2fms black=%.2fms/%.1fMiB)",
+           times->initial_ns / 1e6, times->concurrent_ns / 1e6, times->remark_ns / 1e6,
+           times->black_ns / 1e6, black / 1048576.0);
   heap->marking = false;
   heap->satb.black_bytes = 0;
   ugc_mark_totals totals;
@@ -143,7 +159,9 @@ static void run_cycle(ugc_heap *heap) {
   uint64_t helpers_start = atomic_load(&heap->workers.cpu_ns);
   uint64_t start = ugc_now_ns();
   ugc_marker *marker = initial_pause(heap);
+  cycle_times times = {0};
   uint64_t initial = ugc_now_ns() - start;
+  times.initial_ns = initial;
   ugc_stats_record_pause(&heap->stats.pause_mark, initial);
   ugc_stats_record_pause(&heap->stats.pause, initial);
   pthread_mutex_unlock(&heap->lock);
@@ -159,7 +177,8 @@ static void run_cycle(ugc_heap *heap) {
   heap->stats.mark_concurrent_ns += concurrent_ns;
   /* The CPU the marking took so far counts; the final pause adds its own. */
   ugc_cycle_clock clock = {ugc_now_ns(), cpu_start, helpers_start};
-  final_pause(heap, marker, &clock);
+  times.concurrent_ns = concurrent_ns;
+  final_pause(heap, marker, &clock, &times);
   pthread_mutex_unlock(&heap->lock);
   ugc_world_resume(heap, NULL, true);
 }

@@ -313,10 +313,11 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
   if (heap->config.trace)
     fprintf(heap->config.trace_file ? heap->config.trace_file : stderr,
             "uffdgc: cycle %llu backend=%s pause=%.2fms (mark+plan=%.2fms compact=%.2fms) "
-            "live=%.1fMiB freed=%.1fMiB heap=%.1fMiB->%.1fMiB\n",
+            "live=%.1fMiB freed=%.1fMiB heap=%.1fMiB->%.1fMiB%s\n",
             (unsigned long long)stats->cycles, heap->backend->name, (double)(end - start) / 1e6,
             (double)(mark_end - start) / 1e6, (double)(end - mark_end) / 1e6, mib(live), mib(freed),
-            mib(used_before), mib(used_after));
+            mib(used_before), mib(used_after), heap->cycle_note);
+  heap->cycle_note[0] = 0;
 }
 
 void ugc_collect_now(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) {

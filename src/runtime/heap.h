@@ -91,6 +91,7 @@ struct ugc_heap {
    * with the heap lock held (allocation reads it under the lock: allocate black). */
   struct ugc_cmark *cmark;
   bool marking;
+  char cycle_note[128]; /* appended to the cycle's trace line, then cleared */
   ugc_satb_queue satb;
 
   size_t trigger_bytes;  /* moving occupancy that starts a collection */

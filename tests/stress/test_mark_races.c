@@ -14,7 +14,7 @@
  * digest after the cycle. The test counts the rounds whose operations all happened while
  * marking ran and the values the barrier recorded, and requires both to be non-zero.
  *
- * UGC_TEST_ITERATIONS (default 700) rounds per mutator, UGC_TEST_THREADS mutators (1). */
+ * UGC_TEST_ITERATIONS (default 400) rounds per mutator, UGC_TEST_THREADS mutators (1). */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -29,7 +29,7 @@ typedef struct node {
   void *f, *g;
 } node;
 
-#define BIG_SLOTS 4096 /* 32 KiB: above the large-object threshold set below */
+#define BIG_SLOTS 4096       /* 32 KiB: above the large-object threshold set below */
 #define BALLAST_NODES 100000 /* a long list: marking it takes about a millisecond */
 
 static ugc_heap *heap;
@@ -37,7 +37,7 @@ static ugc_type_id node_type, array_type;
 static atomic_int running_mutators;
 static atomic_ulong rounds_in_marking, rounds_missed, weak_rounds;
 static int nthreads = 1;
-static unsigned iterations = 700;
+static unsigned iterations = 400;
 
 static node *new_node(ugc_mutator *m, uint64_t magic) {
   node *n = ugc_alloc(m, node_type, sizeof(node));
