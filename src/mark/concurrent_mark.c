@@ -16,6 +16,29 @@
  * is left is marked in the final pause. */
 #define MAX_CONCURRENT_ROUNDS 64
 
+typedef struct black_range {
+  uintptr_t start, end;
+} black_range;
+
+typedef struct black_ranges {
+  black_range *items;
+  size_t count, capacity;
+} black_ranges;
+
+/* False when out of memory: the range is then left to the final pause's walk. */
+static bool ranges_add(black_ranges *list, uintptr_t start, uintptr_t end) {
+  if (list->count == list->capacity) {
+    size_t capacity = list->capacity ? 2 * list->capacity : 256;
+    black_range *items = realloc(list->items, capacity * sizeof *items);
+    if (!items)
+      return false;
+    list->items = items;
+    list->capacity = capacity;
+  }
+  list->items[list->count++] = (black_range){start, end};
+  return true;
+}
+
 typedef struct ugc_cmark {
   pthread_mutex_t lock;
   pthread_cond_t wake, done;
@@ -27,6 +50,11 @@ typedef struct ugc_cmark {
   pid_t owner_pid; /* the process the thread runs in */
   pthread_t thread;
   unsigned threads; /* GC threads marking while mutators run */
+  /* Allocate black: TLABs retired during marking (heap lock) wait in `pending` until the
+   * collector thread marks their objects while mutators run; marked ranges move to `marked`
+   * (collector thread only), which the final pause skips. */
+  black_ranges pending, marked;
+  size_t black_bytes; /* marked from ranges so far in this cycle */
 } ugc_cmark;
 
 /* ---- the cycle ---- */
@@ -67,10 +95,13 @@ static size_t mark_full_buffers(ugc_heap *heap, ugc_marker *marker) {
   return buffers;
 }
 
+static void mark_retired_tlabs(ugc_heap *heap);
+
 static void mark_concurrently(ugc_heap *heap, ugc_marker *marker, unsigned threads) {
   ugc_marker_set_mode(marker, true, threads);
   for (int round = 0; round < MAX_CONCURRENT_ROUNDS; round++) {
     ugc_marker_drain(marker);
+    mark_retired_tlabs(heap);
     if (!mark_full_buffers(heap, marker))
       break;
   }
@@ -92,11 +123,12 @@ static void flush_mutator(ugc_mutator *mutator, void *data) {
   mutator->fast.marking = 0;
 }
 
-/* Allocate black: every object in [from, top) of the moving space was allocated during
- * marking (allocation only bumps; TLABs are retired, so the range is walkable). */
-static size_t mark_new_objects(ugc_heap *heap, uintptr_t from) {
+/* Allocate black: marks every object in [from, to) live (a walkable run of objects
+ * allocated during marking). Atomic bitmap updates: GC threads may be marking objects
+ * below snapshot_top whose bitmap words this run's first word shares. */
+static size_t mark_objects_in(ugc_heap *heap, uintptr_t from, uintptr_t to) {
   size_t bytes = 0;
-  for (uintptr_t at = from, top = heap->moving.top; at < top;) {
+  for (uintptr_t at = from; at < to;) {
     uint64_t header = ugc_header_load(at);
     size_t total = ugc_header_total(header);
     if (ugc_header_type(header) != UGC_FILLER_TYPE) {
@@ -105,6 +137,60 @@ static size_t mark_new_objects(ugc_heap *heap, uintptr_t from) {
     }
     at += total;
   }
+  return bytes;
+}
+
+void ugc_cmark_tlab_retired(ugc_heap *heap, uintptr_t start, uintptr_t end) {
+  if (heap->cmark && start < end)
+    ranges_add(&heap->cmark->pending, start, end);
+}
+
+/* While mutators run: marks the objects of the TLABs retired so far. Their headers were
+ * written before the retiring thread released the heap lock; only slots change since. */
+static void mark_retired_tlabs(ugc_heap *heap) {
+  ugc_cmark *c = heap->cmark;
+  pthread_mutex_lock(&heap->lock);
+  black_ranges taken = c->pending;
+  memset(&c->pending, 0, sizeof c->pending);
+  pthread_mutex_unlock(&heap->lock);
+  for (size_t i = 0; i < taken.count; i++) {
+    c->black_bytes += mark_objects_in(heap, taken.items[i].start, taken.items[i].end);
+    if (!ranges_add(&c->marked, taken.items[i].start, taken.items[i].end))
+      ugc_fatal("out of memory recording allocated-black ranges");
+  }
+  free(taken.items);
+}
+
+static int range_order(const void *a, const void *b) {
+  uintptr_t x = ((const black_range *)a)->start, y = ((const black_range *)b)->start;
+  return x < y ? -1 : x > y;
+}
+
+/* Final pause: every object in [from, top) was allocated during marking (allocation only
+ * bumps, and TLABs are retired, so the range is walkable); those in ranges marked while
+ * mutators ran are skipped. Returns the bytes of all of them. */
+static size_t mark_new_objects(ugc_heap *heap, uintptr_t from) {
+  ugc_cmark *c = heap->cmark;
+  black_ranges *done = &c->marked;
+  for (size_t i = 0; i < c->pending.count; i++) /* retired since the last concurrent pass */
+    if (!ranges_add(done, c->pending.items[i].start, c->pending.items[i].end))
+      ugc_fatal("out of memory recording allocated-black ranges");
+  size_t skip_from = done->count - c->pending.count;
+  size_t bytes = c->black_bytes;
+  for (size_t i = skip_from; i < done->count; i++)
+    bytes += mark_objects_in(heap, done->items[i].start, done->items[i].end);
+  c->pending.count = 0;
+  qsort(done->items, done->count, sizeof *done->items, range_order);
+  uintptr_t at = from;
+  for (size_t i = 0; i <= done->count; i++) {
+    uintptr_t gap_end = i < done->count ? done->items[i].start : heap->moving.top;
+    if (gap_end > at) /* medium objects, bumped one by one */
+      bytes += mark_objects_in(heap, at, gap_end);
+    if (i < done->count && done->items[i].end > at)
+      at = done->items[i].end;
+  }
+  done->count = 0;
+  c->black_bytes = 0;
   return bytes;
 }
 
@@ -248,6 +334,8 @@ void ugc_cmark_destroy(ugc_heap *heap) {
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->wake);
     pthread_cond_destroy(&c->done);
+    free(c->pending.items);
+    free(c->marked.items);
     free(c);
     heap->cmark = NULL;
   }
@@ -364,5 +452,7 @@ void ugc_cmark_fork_child(ugc_heap *heap) {
   if (!c)
     return;
   heap->cmark = NULL;
+  free(c->pending.items);
+  free(c->marked.items);
   free(c);
 }

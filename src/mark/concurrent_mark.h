@@ -27,6 +27,10 @@ void ugc_cmark_start(ugc_heap *heap);
  * (may be NULL) waits in a blocking region so that the cycle's pauses can stop the world. */
 void ugc_cmark_collect(ugc_heap *heap, ugc_mutator *self, bool fresh);
 
+/* A TLAB [start, end) was retired while marking runs (heap lock held): its objects are
+ * marked live by the collector thread while mutators run. */
+void ugc_cmark_tlab_retired(ugc_heap *heap, uintptr_t start, uintptr_t end);
+
 /* A mutator detaching: its barrier buffer goes to the marker. sp_lock and heap lock held. */
 void ugc_cmark_mutator_detach(ugc_mutator *mutator);
 

@@ -254,6 +254,7 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
     ugc_warn("marking found %zu reference(s) into the heap that are not objects; first: %s",
              totals.bad_refs, totals.first_bad);
   }
+  uint64_t sweep_start = ugc_now_ns();
   clear_dead_weaks(heap);
   size_t nonmoving_freed = ugc_nonmoving_sweep(&heap->nonmoving);
   size_t large_freed = ugc_large_sweep(&heap->large);
@@ -269,6 +270,7 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
   int planned = ugc_compact_plan_compute(plan);
   heap->stats.compaction.forwarding_ns += ugc_now_ns() - plan_start;
   uint64_t mark_end = ugc_now_ns();
+  uint64_t sweep_ns = plan_start - sweep_start, plan_ns = mark_end - plan_start;
   if (planned == 0) {
     update_references(heap, plan);
     if (heap->backend->compact_start(heap, plan) != 0)
@@ -313,10 +315,10 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
   if (heap->config.trace)
     fprintf(heap->config.trace_file ? heap->config.trace_file : stderr,
             "uffdgc: cycle %llu backend=%s pause=%.2fms (mark+plan=%.2fms compact=%.2fms) "
-            "live=%.1fMiB freed=%.1fMiB heap=%.1fMiB->%.1fMiB%s\n",
+            "live=%.1fMiB freed=%.1fMiB heap=%.1fMiB->%.1fMiB sweep=%.2fms plan=%.2fms%s\n",
             (unsigned long long)stats->cycles, heap->backend->name, (double)(end - start) / 1e6,
             (double)(mark_end - start) / 1e6, (double)(end - mark_end) / 1e6, mib(live), mib(freed),
-            mib(used_before), mib(used_after), heap->cycle_note);
+            mib(used_before), mib(used_after), sweep_ns / 1e6, plan_ns / 1e6, heap->cycle_note);
   heap->cycle_note[0] = 0;
 }
 
