@@ -617,6 +617,10 @@ int main(void) {
   printf("random_graph: %llu pages built by mutators, %llu stalls on pages being compacted\n",
          (unsigned long long)stats.compaction.pages_by_mutator,
          (unsigned long long)stats.stall.count);
+  printf("random_graph: %llu cycles marked concurrently, %llu values recorded by the write "
+         "barrier meanwhile\n",
+         (unsigned long long)stats.mark_concurrent_cycles,
+         (unsigned long long)stats.mark_barrier_values);
   printf("random_graph: %lu collections, %lu digest mismatches, %lu verify failures, "
          "%lu shadow mismatches (%llu cycles in all; at least %lu checked required)\n",
          collections, digest, verify, shadow, (unsigned long long)stats.cycles, min_collections);
