@@ -37,7 +37,11 @@ static ugc_type_id node_type, array_type;
 static atomic_int running_mutators;
 static atomic_ulong rounds_in_marking, rounds_missed, weak_rounds;
 static int nthreads = 1;
+#ifdef UGC_UNDER_SANITIZER
+static unsigned iterations = 100; /* each round is a cycle; sanitizers make it 5-10x slower */
+#else
 static unsigned iterations = 400;
+#endif
 
 static node *new_node(ugc_mutator *m, uint64_t magic) {
   node *n = ugc_alloc(m, node_type, sizeof(node));
