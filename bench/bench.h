@@ -62,6 +62,7 @@ typedef struct bench_result {
   uint64_t heap_max_bytes;
   double wall_s, mutator_cpu_s, gc_cpu_s, gc_total_pause_s;
   uint64_t gc_cycles;
+  uint64_t mark_concurrent_cycles; /* cycles that marked while mutators ran (2 stops each) */
   bench_dist pause, pause_mark, pause_compact, stall, unit;
   bench_compaction compaction;
   uint64_t live_bytes_peak, heap_used_bytes, rss_peak_bytes, rss_after_gc_bytes;

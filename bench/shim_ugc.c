@@ -173,6 +173,7 @@ void bench_ugc_finish(bench_ctx *ctx) {
   else
     ugc_stats_get(heap, &st);
   r->gc_cycles = st.cycles;
+  r->mark_concurrent_cycles = st.mark_concurrent_cycles;
   r->heap_max_bytes = st.heap_max_bytes ? st.heap_max_bytes : ctx->heap_max;
   r->live_bytes_peak = st.live_bytes_peak;
   r->gc_cpu_s = st.gc_cpu_ns / 1e9;

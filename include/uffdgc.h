@@ -89,6 +89,8 @@ typedef struct ugc_config {
                               checked at the next stop, after mutators raced with it);
                               2 also finish every compaction inside the pause and check it
                               there (no mutator then builds a page) */
+  int concurrent_mark;     /* 1 (default): mark while mutators run, between two short pauses;
+                              0: mark inside one stop-the-world pause */
   bool trace;              /* one line per cycle on trace_file */
   FILE *trace_file;        /* default stderr */
   double growth_factor;    /* next trigger = live bytes * growth_factor; default 2.0 */
@@ -101,10 +103,12 @@ typedef struct ugc_config {
 UGC_API void ugc_config_init(ugc_config *config);
 
 /* Creates a heap. The environment overrides the config: UFFDGC_BACKEND, UFFDGC_TRACE=1,
- * UFFDGC_VERIFY=1 or 2, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY, UFFDGC_GC_THREADS (and,
- * for tests, UFFDGC_DISABLE and UFFDGC_INJECT). A variable unset or empty, or a field left at
- * 0 (NULL), takes its default; any other bad value makes the call fail with UGC_ERR_INVALID
- * and a message naming the variable or field, the value and what is accepted.
+ * UFFDGC_VERIFY=1 or 2, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY, UFFDGC_GC_THREADS,
+ * UFFDGC_CONCURRENT_MARK=0 or 1 (and, for tests, UFFDGC_DISABLE and UFFDGC_INJECT). A
+ * variable unset or empty, or a size, name or count field left at 0 (NULL), takes its
+ * default (for verify, concurrent_mark and trace 0 means off); any other bad value makes the
+ * call fail with UGC_ERR_INVALID and a message naming the variable or field, the value and
+ * what is accepted.
  * Returns NULL and fills *error (may be NULL) when the heap cannot be made. */
 UGC_API ugc_heap *ugc_heap_create(const ugc_config *config, ugc_error *error);
 
@@ -273,12 +277,21 @@ typedef struct ugc_stats {
   uint64_t heap_max_bytes;
   uint64_t nonmoving_used_bytes, large_used_bytes;
   uint64_t gc_cpu_ns;              /* time spent in collector work, all threads */
-  ugc_histogram pause;             /* every stop of the world, whole (one per cycle) */
-  ugc_histogram pause_mark;        /* its marking phase: marking, sweeping, the forwarding plan */
+  ugc_histogram pause;             /* every stop of the world, whole (one per cycle, two with
+                                      concurrent marking: the initial and the final pause) */
+  ugc_histogram pause_mark;        /* marking phases of the pauses: marking (with concurrent
+                                      marking: the roots, then the final drain), sweeping,
+                                      the forwarding plan */
   ugc_histogram pause_compact;     /* its compaction phase: roots and the backend's hand-off
                                       (stw: all of the compaction) */
   ugc_histogram stall;             /* mutator waits on pages being compacted */
   ugc_compaction_stats compaction; /* summed over all cycles */
+  /* Concurrent marking (summed over all cycles). */
+  uint64_t mark_concurrent_cycles; /* cycles whose marking ran while mutators ran */
+  uint64_t mark_concurrent_ns;     /* marking time outside the pauses */
+  uint64_t mark_barrier_values;    /* values the write barrier recorded during marking */
+  uint64_t mark_black_bytes;       /* allocated during marking (live by construction) */
+  uint64_t mark_final_objects;     /* objects marked in the final pause (buffers, roots) */
   uint64_t verify_cycles, verify_failures;
   uint64_t verify_ns; /* time the verifier took (UFFDGC_VERIFY), inside pauses but never
                          counted in the pause histograms */

@@ -42,6 +42,10 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
       ugc_matrix_test("integration/random_graph_mt[${suffix}]" test_random_graph
                       "${env};UFFDGC_VERIFY=1;UGC_TEST_THREADS=2;UGC_TEST_SEEDS=1000;UGC_TEST_MIN_COLLECTIONS=2000")
     endif()
+    if(TARGET test_mark_races)
+      ugc_matrix_test("stress/test_mark_races_mt[${suffix}]" test_mark_races
+                      "${env};UGC_TEST_THREADS=2")
+    endif()
     if(TARGET test_embedding)
       ugc_matrix_test("integration/embedding[${suffix}]" test_embedding "${env}")
     endif()
@@ -56,7 +60,8 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
     endif()
     # The stress tests run on `copy` by default (tests/stress/test_*.c); here the others.
     if(NOT suffix STREQUAL "copy")
-      foreach(stress test_compaction_faults test_compaction_threads test_syscall_heap)
+      foreach(stress test_compaction_faults test_compaction_threads test_syscall_heap
+                     test_mark_races)
         if(TARGET ${stress})
           ugc_matrix_test("stress/${stress}[${suffix}]" ${stress} "${env}")
         endif()

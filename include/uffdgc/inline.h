@@ -48,9 +48,15 @@ typedef struct ugc_mutator_fast {
   uint32_t root_capacity;
   uint32_t type_count; /* for UGC_DEBUG checks */
   uint32_t attached;   /* 1 while attached; for UGC_DEBUG checks */
+  uint32_t marking;    /* 1 while concurrent marking runs: stores record the old value */
 } ugc_mutator_fast;
 
 UGC_API void ugc_root_stack_grow(ugc_mutator *mutator);
+/* Slow paths of ugc_write / ugc_write_tagged while concurrent marking runs: record the
+ * slot's current value and the new one for the marker (snapshot-at-the-beginning). */
+UGC_API void ugc_write_marking(ugc_mutator *mutator, void **slot, void *value);
+UGC_API void ugc_write_tagged_marking(ugc_mutator *mutator, const void *obj, uintptr_t *slot,
+                                      uintptr_t value);
 
 static inline ugc_mutator_fast *ugc_fast(ugc_mutator *mutator) {
   return (ugc_mutator_fast *)(void *)mutator;
@@ -101,8 +107,13 @@ static inline void ugc_write_barrier(ugc_mutator *mutator, const void *obj) {
     UGC_RACY_STORE(&fast->cards[offset >> UGC_CARD_SHIFT], (uint8_t)1);
 }
 
-/* Stores reference `value` into `*slot`, a reference slot of heap object `obj`. */
+/* Stores reference `value` into `*slot`, a reference slot of heap object `obj`. While
+ * concurrent marking runs (one predicted-not-taken test otherwise) the value being
+ * overwritten is recorded first: the marker must still see every object that was
+ * reachable when marking began. */
 static inline void ugc_write(ugc_mutator *mutator, void *obj, void **slot, void *value) {
+  if (UGC_UNLIKELY(ugc_fast(mutator)->marking))
+    ugc_write_marking(mutator, slot, value);
   *slot = value;
   ugc_write_barrier(mutator, obj);
 }
@@ -110,6 +121,8 @@ static inline void ugc_write(ugc_mutator *mutator, void *obj, void **slot, void 
 /* Stores a tagged reference (or an immediate) into a slot of heap object `obj`. */
 static inline void ugc_write_tagged(ugc_mutator *mutator, void *obj, uintptr_t *slot,
                                     uintptr_t value) {
+  if (UGC_UNLIKELY(ugc_fast(mutator)->marking))
+    ugc_write_tagged_marking(mutator, obj, slot, value);
   *slot = value;
   ugc_write_barrier(mutator, obj);
 }

@@ -101,7 +101,11 @@ static void clear_range(void *start, size_t bytes) {
 }
 
 void ugc_moving_space_clear_bitmap(ugc_moving_space *space) {
-  size_t words = ((space->top - space->base) >> 3);
+  ugc_moving_space_clear_bitmap_to(space, space->top);
+}
+
+void ugc_moving_space_clear_bitmap_to(ugc_moving_space *space, uintptr_t end) {
+  size_t words = ((end - space->base) >> 3);
   clear_range(space->live_words, ((words + 63) >> 6) * 8);
   clear_range(space->start_words, ((words + 63) >> 6) * 8);
 }

@@ -62,6 +62,9 @@ static inline bool ugc_moving_space_contains(const ugc_moving_space *space, uint
 
 /* Clears the live-words and object-start bits of [base, top). */
 void ugc_moving_space_clear_bitmap(ugc_moving_space *space);
+/* The same for [base, end): end may lie above top (bits a compaction left above its new top
+ * would otherwise show up as objects allocated there later). */
+void ugc_moving_space_clear_bitmap_to(ugc_moving_space *space, uintptr_t end);
 /* Clears the cards of [base, top) and of the non-moving range [nonmoving_base, nm_end). */
 void ugc_moving_space_clear_cards(ugc_moving_space *space, uintptr_t nonmoving_end);
 

@@ -22,6 +22,7 @@
  * mark bit pushes it and traces it once. */
 #include "mark/mark.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,7 @@
 /* An idle marker spins this long for work before it sleeps. */
 #define IDLE_SPIN_NS 20000u
 
-typedef struct mark_context mark_context;
+typedef struct ugc_marker mark_context;
 
 /* Cache-line aligned: every field is written while marking, and two workers sharing a
  * line made parallel marking slower than marking alone. */
@@ -63,13 +64,23 @@ typedef struct mark_worker {
   size_t bottom, count, capacity;
   size_t traced;
   size_t moving_bytes, nonmoving_bytes, large_bytes, objects, bad_refs;
+  bool from_barrier; /* marking values the write barrier recorded (see add_values) */
 } mark_worker;
 
-struct mark_context {
+struct ugc_marker {
   ugc_heap *heap;
   mark_worker *workers;
-  unsigned worker_count;
-  bool sharing; /* helpers were started (set by worker 0 only) */
+  unsigned worker_capacity; /* workers allocated (the pool's size) */
+  unsigned worker_count;    /* workers taking part in the current drain */
+  bool sharing;             /* helpers were started in this drain (set by worker 0 only) */
+  /* Concurrent marking: moving-space values at or above `top` (the snapshot's bump
+   * pointer) are objects allocated during marking, live by construction and never traced;
+   * while `concurrent`, mutators run, so looking up non-moving and large references (whose
+   * tables allocation changes) takes the heap lock. */
+  bool new_objects_black;
+  bool concurrent;
+  bool shared_any; /* some drain brought helpers in */
+  size_t totals_gives, totals_sleeps;
   ugc_mark_pool pool;
   _Atomic int bad_reported;
   char first_bad[160];
@@ -94,6 +105,8 @@ static void push(mark_worker *w, uintptr_t ref) {
 }
 
 static void report_bad(mark_worker *w, const void *slot, uintptr_t ref) {
+  if (w->from_barrier)
+    return;
   w->bad_refs++;
   int expected = 0;
   if (!atomic_compare_exchange_strong(&w->ctx->bad_reported, &expected, 1))
@@ -147,10 +160,39 @@ static void mark_moving(mark_worker *w, uintptr_t ref) {
 
 /* Any other value: classified with the full check (non-moving cells, large objects, bad
  * values; in verify mode every value comes here). */
+static void mark_checked_kind(mark_worker *w, const void *slot, uintptr_t ref, ugc_ref_kind kind);
+
 static void mark_checked(mark_worker *w, const void *slot, uintptr_t ref) {
+  mark_context *ctx = w->ctx;
+  ugc_heap *heap = ctx->heap;
+  if (!ctx->new_objects_black) {
+    mark_checked_kind(w, slot, ref, ugc_heap_lookup(heap, ref));
+    return;
+  }
+  if (ref - w->base < heap->moving.reserved_bytes) {
+    /* Below the snapshot's top headers never change while marking runs; above it every
+     * object is new (black). */
+    if (ref - w->base - UGC_HEADER_BYTES >= w->top - w->base)
+      return;
+    mark_checked_kind(w, slot, ref, ugc_heap_lookup(heap, ref));
+    return;
+  }
+  if (!ctx->concurrent) {
+    mark_checked_kind(w, slot, ref, ugc_heap_lookup(heap, ref));
+    return;
+  }
+  /* Allocation changes the non-moving and large-object tables under the heap lock; objects
+   * allocated during marking are already marked, so the lock is only held for the lookup
+   * and the mark bit. */
+  pthread_mutex_lock(&heap->lock);
+  mark_checked_kind(w, slot, ref, ugc_heap_lookup(heap, ref));
+  pthread_mutex_unlock(&heap->lock);
+}
+
+static void mark_checked_kind(mark_worker *w, const void *slot, uintptr_t ref, ugc_ref_kind kind) {
   ugc_heap *heap = w->ctx->heap;
   uintptr_t hdr = ref - UGC_HEADER_BYTES;
-  switch (ugc_heap_lookup(heap, ref)) {
+  switch (kind) {
   case UGC_REF_NONE:
     return;
   case UGC_REF_BAD:
@@ -184,8 +226,10 @@ static void mark_checked(mark_worker *w, const void *slot, uintptr_t ref) {
   }
 }
 
+/* The slot is read with a relaxed atomic load: with concurrent marking a mutator may be
+ * storing into it (the barrier recorded what it overwrote). */
 static inline void mark_slot(mark_worker *w, uintptr_t *slot, uintptr_t tag_mask) {
-  uintptr_t ref = *slot & ~tag_mask;
+  uintptr_t ref = __atomic_load_n(slot, __ATOMIC_RELAXED) & ~tag_mask;
   if (__builtin_expect(ugc_heap_maybe_moving(w->base, w->top, ref), 1)) {
     size_t word = (ref - UGC_HEADER_BYTES - w->base) >> 3;
     __builtin_prefetch((const void *)&w->bitmap[word >> 6], 1);
@@ -207,7 +251,7 @@ static void mark_visit(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
 
 static void mark_visit_verified(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
   mark_worker *w = (mark_worker *)tracer;
-  uintptr_t ref = *(uintptr_t *)slot & ~tag_mask;
+  uintptr_t ref = __atomic_load_n((uintptr_t *)slot, __ATOMIC_RELAXED) & ~tag_mask;
   if (ref)
     mark_checked(w, slot, ref);
 }
@@ -365,41 +409,91 @@ static void helper_main(void *raw, size_t index, unsigned thread) {
     mark_shared(ctx, &ctx->workers[index + 1]);
 }
 
-void ugc_mark_heap(ugc_heap *heap, ugc_mark_totals *totals) {
-  mark_context ctx;
-  memset(&ctx, 0, sizeof ctx);
-  ctx.heap = heap;
-  ctx.worker_count = heap->workers.count;
-  size_t workers_bytes = ctx.worker_count * sizeof *ctx.workers;
-  ctx.workers = aligned_alloc(_Alignof(mark_worker), workers_bytes);
-  if (!ctx.workers)
-    ugc_fatal("out of memory for %u mark workers", ctx.worker_count);
-  memset(ctx.workers, 0, workers_bytes);
-  ugc_mark_pool_init(&ctx.pool, IDLE_SPIN_NS);
+ugc_marker *ugc_marker_create(ugc_heap *heap, uintptr_t snapshot_top, bool new_objects_black) {
+  mark_context *ctx = calloc(1, sizeof *ctx);
+  if (!ctx)
+    ugc_fatal("out of memory for a marking context");
+  ctx->heap = heap;
+  ctx->worker_capacity = ctx->worker_count = heap->workers.count;
+  ctx->new_objects_black = new_objects_black;
+  size_t workers_bytes = ctx->worker_capacity * sizeof *ctx->workers;
+  ctx->workers = aligned_alloc(_Alignof(mark_worker), workers_bytes);
+  if (!ctx->workers)
+    ugc_fatal("out of memory for %u mark workers", ctx->worker_capacity);
+  memset(ctx->workers, 0, workers_bytes);
+  ugc_mark_pool_init(&ctx->pool, IDLE_SPIN_NS);
   bool verify = heap->config.verify;
-  for (unsigned i = 0; i < ctx.worker_count; i++) {
-    mark_worker *w = &ctx.workers[i];
+  for (unsigned i = 0; i < ctx->worker_capacity; i++) {
+    mark_worker *w = &ctx->workers[i];
     w->tracer.visit = verify ? mark_visit_verified : mark_visit;
-    w->ctx = &ctx;
+    w->ctx = ctx;
     w->base = heap->moving.base;
-    w->top = heap->moving.top;
+    w->top = snapshot_top;
     w->bitmap = (_Atomic uint64_t *)heap->moving.live_words;
     w->starts = (_Atomic uint64_t *)heap->moving.start_words;
     w->type_count = ugc_type_count(&heap->types);
   }
+  return ctx;
+}
 
+void ugc_marker_set_mode(ugc_marker *ctx, bool concurrent, unsigned threads) {
+  ctx->concurrent = concurrent;
+  if (threads < 1)
+    threads = 1;
+  ctx->worker_count = threads < ctx->worker_capacity ? threads : ctx->worker_capacity;
+  /* Types registered since (only between pauses) are known to every worker. */
+  for (unsigned i = 0; i < ctx->worker_capacity; i++)
+    ctx->workers[i].type_count = ugc_type_count(&ctx->heap->types);
+}
+
+void ugc_marker_visit_roots(ugc_marker *ctx) {
   /* Roots are marked on this thread (enumerators are embedder code). */
-  mark_worker *first = &ctx.workers[0];
-  ugc_roots_visit(heap, &first->tracer);
-  drain(&ctx, first);
-  if (ctx.sharing) {
-    mark_shared(&ctx, first);
-    ugc_workers_finish(&heap->workers);
-  }
+  ugc_roots_visit(ctx->heap, &ctx->workers[0].tracer);
+}
 
+/* Values the write barrier recorded. The tag rule of a CUSTOM type's slot is known only to
+ * its trace callback, so a recorded value may still carry tag bits, or be an immediate:
+ * references are 8-byte aligned, so the low three bits go, and every value takes the full
+ * check (never the fast path's header-trusting claim). A value that is no object is
+ * skipped without a report: the marker never vouched for it as a reference slot. */
+void ugc_marker_add_values(ugc_marker *ctx, const uintptr_t *values, size_t count) {
+  mark_worker *w = &ctx->workers[0];
+  w->from_barrier = true;
+  for (size_t i = 0; i < count; i++) {
+    uintptr_t ref = values[i] & ~(uintptr_t)7;
+    if (ref)
+      mark_checked(w, NULL, ref);
+  }
+  w->from_barrier = false;
+}
+
+void ugc_marker_drain(ugc_marker *ctx) {
+  mark_worker *first = &ctx->workers[0];
+  ctx->sharing = false;
+  drain(ctx, first);
+  if (ctx->sharing) {
+    mark_shared(ctx, first);
+    ugc_workers_finish(&ctx->heap->workers);
+  }
+  /* The pool is done: the next drain needs a fresh one. */
+  ctx->totals_gives += ctx->pool.gives;
+  ctx->totals_sleeps += ctx->pool.sleeps;
+  ugc_mark_pool_destroy(&ctx->pool);
+  ugc_mark_pool_init(&ctx->pool, IDLE_SPIN_NS);
+  ctx->shared_any |= ctx->sharing;
+}
+
+size_t ugc_marker_objects(const ugc_marker *ctx) {
+  size_t objects = 0;
+  for (unsigned i = 0; i < ctx->worker_capacity; i++)
+    objects += ctx->workers[i].objects;
+  return objects;
+}
+
+void ugc_marker_finish(ugc_marker *ctx, ugc_mark_totals *totals) {
   memset(totals, 0, sizeof *totals);
-  for (unsigned i = 0; i < ctx.worker_count; i++) {
-    mark_worker *w = &ctx.workers[i];
+  for (unsigned i = 0; i < ctx->worker_capacity; i++) {
+    mark_worker *w = &ctx->workers[i];
     totals->moving_bytes += w->moving_bytes;
     totals->nonmoving_bytes += w->nonmoving_bytes;
     totals->large_bytes += w->large_bytes;
@@ -407,12 +501,20 @@ void ugc_mark_heap(ugc_heap *heap, ugc_mark_totals *totals) {
     totals->bad_refs += w->bad_refs;
     free(w->stack);
   }
-  snprintf(totals->first_bad, sizeof totals->first_bad, "%s", ctx.first_bad);
-  totals->shared = ctx.sharing;
-  totals->pool_gives = ctx.pool.gives;
-  totals->pool_sleeps = ctx.pool.sleeps;
-  ugc_mark_pool_destroy(&ctx.pool);
-  free(ctx.workers);
+  snprintf(totals->first_bad, sizeof totals->first_bad, "%s", ctx->first_bad);
+  totals->shared = ctx->shared_any;
+  totals->pool_gives = ctx->totals_gives;
+  totals->pool_sleeps = ctx->totals_sleeps;
+  ugc_mark_pool_destroy(&ctx->pool);
+  free(ctx->workers);
+  free(ctx);
+}
+
+void ugc_mark_heap(ugc_heap *heap, ugc_mark_totals *totals) {
+  ugc_marker *marker = ugc_marker_create(heap, heap->moving.top, false);
+  ugc_marker_visit_roots(marker);
+  ugc_marker_drain(marker);
+  ugc_marker_finish(marker, totals);
 }
 
 bool ugc_mark_is_live(const ugc_heap *heap, uintptr_t ref) {

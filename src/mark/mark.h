@@ -25,6 +25,27 @@ typedef struct ugc_mark_totals {
  * retired, live-words bitmap of [base, top) clear. */
 void ugc_mark_heap(ugc_heap *heap, ugc_mark_totals *totals);
 
+/* A marking that runs in steps, for concurrent marking: roots in the initial pause,
+ * drains while mutators run, the values the write barrier recorded, a last drain in the
+ * final pause. Objects in the moving space at or above `snapshot_top` (the bump pointer
+ * when marking began) are never traced when `new_objects_black`: they were allocated
+ * during marking and the caller marks them live. */
+typedef struct ugc_marker ugc_marker;
+ugc_marker *ugc_marker_create(ugc_heap *heap, uintptr_t snapshot_top, bool new_objects_black);
+/* `concurrent`: mutators run during the next drains. `threads`: how many GC threads take
+ * part (at most the worker pool's size). */
+void ugc_marker_set_mode(ugc_marker *marker, bool concurrent, unsigned threads);
+/* Marks the referents of every root (world stopped). */
+void ugc_marker_visit_roots(ugc_marker *marker);
+/* Marks untagged values (any value: those that are not heap references are ignored). */
+void ugc_marker_add_values(ugc_marker *marker, const uintptr_t *values, size_t count);
+/* Traces until no marked object is left untraced. */
+void ugc_marker_drain(ugc_marker *marker);
+/* Objects marked so far. */
+size_t ugc_marker_objects(const ugc_marker *marker);
+/* The totals; frees the marker. */
+void ugc_marker_finish(ugc_marker *marker, ugc_mark_totals *totals);
+
 /* After marking: whether the untagged reference `ref` is to a marked object (values that
  * are not heap references count as live: there is nothing to clear). */
 bool ugc_mark_is_live(const ugc_heap *heap, uintptr_t ref);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "heap/vm.h"
+#include "mark/concurrent_mark.h"
 #include "runtime/heap.h"
 
 typedef enum alloc_space { SPACE_MOVING, SPACE_NONMOVING, SPACE_LARGE } alloc_space;
@@ -41,8 +42,14 @@ static bool refill_tlab_locked(ugc_heap *heap, ugc_mutator *mutator, size_t min_
  * `past_trigger` (after a collection, the hard limits alone decide). Heap lock held. */
 static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_space space,
                                   size_t total, bool past_trigger) {
-  if (!past_trigger && occupancy(heap) + total > heap->trigger_bytes)
-    return 0;
+  if (!past_trigger && occupancy(heap) + total > heap->trigger_bytes) {
+    if (!heap->cmark)
+      return 0;
+    /* Concurrent marking: start a cycle and keep allocating up to the hard limit while it
+     * runs (objects allocated meanwhile are live: allocate black, below). */
+    if (!heap->marking)
+      ugc_cmark_start(heap);
+  }
   uintptr_t hdr = 0;
   switch (space) {
   case SPACE_MOVING:
@@ -57,6 +64,10 @@ static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_sp
     break;
   case SPACE_NONMOVING: {
     hdr = ugc_nonmoving_alloc(&heap->nonmoving, total);
+    if (hdr && heap->marking) {
+      ugc_nonmoving_mark(&heap->nonmoving, hdr);
+      heap->stats.mark_black_bytes += total;
+    }
     if (hdr) {
       heap->other_since_gc += total;
       heap->stats.allocated_bytes += total;
@@ -65,6 +76,10 @@ static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_sp
   }
   case SPACE_LARGE:
     hdr = ugc_large_alloc(&heap->large, total);
+    if (hdr && heap->marking) {
+      atomic_store_explicit(&ugc_large_find(&heap->large, hdr)->marked, 1, memory_order_relaxed);
+      heap->stats.mark_black_bytes += total;
+    }
     if (hdr) {
       heap->other_since_gc += total;
       heap->stats.allocated_bytes += total;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "heap/vm.h"
+#include "mark/concurrent_mark.h"
 #include "mark/mark.h"
 #include "os/log.h"
 #include "os/time.h"
@@ -222,26 +223,38 @@ static uint64_t run_verifier(ugc_heap *heap, const char *when) {
   return ugc_now_ns() - start;
 }
 
+uint64_t ugc_collect_verify_locked(ugc_heap *heap, const char *when) {
+  return run_verifier(heap, when);
+}
+
 void ugc_collect_locked(ugc_heap *heap) {
   ugc_moving_space *space = &heap->moving;
-  uint64_t cpu_start = ugc_thread_cpu_ns();
-  uint64_t helpers_start = atomic_load(&heap->workers.cpu_ns);
-  uint64_t start = ugc_now_ns();
+  ugc_cycle_clock clock = {0, ugc_thread_cpu_ns(), atomic_load(&heap->workers.cpu_ns), 0, 0};
+  clock.pause_start = ugc_now_ns();
 
   heap->backend->compact_wait(heap);
   ugc_event_cycle_start(heap, heap->stats.cycles + 1);
   ugc_tlabs_retire_all(heap);
   size_t used_before = space->top - space->base;
-  uint64_t verify_before_ns = heap->config.verify ? run_verifier(heap, "before") : 0;
+  clock.verify_ns = heap->config.verify ? run_verifier(heap, "before") : 0;
 
   ugc_moving_space_clear_bitmap(space);
   ugc_mark_totals totals;
   ugc_mark_heap(heap, &totals);
+  ugc_collect_finish_locked(heap, &totals, used_before, &clock);
+}
+
+void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_t used_before,
+                               const ugc_cycle_clock *clock) {
+  ugc_moving_space *space = &heap->moving;
+  ugc_mark_totals totals = *totals_in;
+  uint64_t start = clock->pause_start;
   if (totals.bad_refs && heap->config.verify) {
     heap->stats.verify_failures += totals.bad_refs;
     ugc_warn("marking found %zu reference(s) into the heap that are not objects; first: %s",
              totals.bad_refs, totals.first_bad);
   }
+  uint64_t sweep_start = ugc_now_ns();
   clear_dead_weaks(heap);
   size_t nonmoving_freed = ugc_nonmoving_sweep(&heap->nonmoving);
   size_t large_freed = ugc_large_sweep(&heap->large);
@@ -257,8 +270,9 @@ void ugc_collect_locked(ugc_heap *heap) {
   int planned = ugc_compact_plan_compute(plan);
   heap->stats.compaction.forwarding_ns += ugc_now_ns() - plan_start;
   uint64_t mark_end = ugc_now_ns();
+  uint64_t sweep_ns = plan_start - sweep_start, plan_ns = mark_end - plan_start;
   ugc_event_mark_done(heap, totals.moving_bytes + totals.nonmoving_bytes + totals.large_bytes,
-                      mark_end - start - verify_before_ns);
+                      mark_end - start - clock->verify_ns);
   if (planned == 0) {
     update_references(heap, plan);
     if (heap->backend->compact_start(heap, plan) != 0)
@@ -282,7 +296,7 @@ void ugc_collect_locked(ugc_heap *heap) {
   }
   ugc_moving_space_clear_cards(space, heap->nonmoving.top);
   uint64_t end = ugc_now_ns();
-  uint64_t mark_ns = mark_end - start - verify_before_ns;
+  uint64_t mark_ns = mark_end - start - clock->verify_ns;
   uint64_t compact_ns = end - mark_end - verify_after_ns;
 
   /* Statistics and the next trigger. */
@@ -301,9 +315,10 @@ void ugc_collect_locked(ugc_heap *heap) {
   ugc_stats_record_pause(&stats->pause_mark, mark_ns);
   ugc_stats_record_pause(&stats->pause_compact, compact_ns);
   ugc_stats_record_pause(&stats->pause, mark_ns + compact_ns);
-  stats->verify_ns += verify_before_ns + verify_after_ns;
-  stats->gc_cpu_ns +=
-      (ugc_thread_cpu_ns() - cpu_start) + (atomic_load(&heap->workers.cpu_ns) - helpers_start);
+  uint64_t verify_ns = clock->verify_earlier_ns + clock->verify_ns + verify_after_ns;
+  stats->verify_ns += verify_ns;
+  stats->gc_cpu_ns += (ugc_thread_cpu_ns() - clock->cpu_start) +
+                      (atomic_load(&heap->workers.cpu_ns) - clock->helpers_start);
 
   double next = (double)totals.moving_bytes * heap->config.growth_factor;
   size_t trigger = next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;
@@ -318,15 +333,23 @@ void ugc_collect_locked(ugc_heap *heap) {
                                              .pause_ns = mark_ns + compact_ns,
                                              .mark_ns = mark_ns,
                                              .compact_ns = compact_ns,
-                                             .verify_ns = verify_before_ns + verify_after_ns,
+                                             .verify_ns = verify_ns,
+                                             .sweep_ns = sweep_ns,
+                                             .plan_ns = plan_ns,
                                              .live_bytes = live,
                                              .freed_bytes = freed,
                                              .used_before = used_before,
-                                             .used_after = used_after});
+                                             .used_after = used_after,
+                                             .note = heap->cycle_note});
+  heap->cycle_note[0] = 0;
   ugc_event_pause_end(heap, mark_ns + compact_ns);
 }
 
 void ugc_collect_now(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) {
+  if (heap->cmark) {
+    ugc_cmark_collect(heap, self, !skip_if_collected);
+    return;
+  }
   /* Let the previous compaction finish while the other threads still run: waiting for it
    * inside the pause would stop them for nothing. (The pause checks again: another
    * collection may have started one meanwhile.) */

@@ -31,6 +31,7 @@ void ugc_config_init(ugc_config *config) {
   config->delivery = "sigbus";
   config->gc_threads = 0;
   config->growth_factor = 2.0;
+  config->concurrent_mark = 1;
 }
 
 /* The value of variable `name`, or NULL when it is unset or empty. */
@@ -69,6 +70,7 @@ static bool delivery_known(const char *name) {
 #define BACKENDS_ACCEPTED "auto, stw, sigsegv, copy, minor or move"
 #define DELIVERY_ACCEPTED "sigbus or thread"
 #define VERIFY_ACCEPTED "1 (on), 2 (on, compactions finished in the pause) or 0 (off)"
+#define CONCURRENT_MARK_ACCEPTED "1 (mark while mutators run) or 0 (mark in the pause)"
 #define GC_THREADS_ACCEPTED "0 (automatic: the number of CPUs, at most 8) to 64"
 #define HEAP_MAX_ACCEPTED "a size from 1M to 64T (suffix K, M, G or T)"
 
@@ -98,6 +100,11 @@ static int apply_environment(ugc_config *config, ugc_error *error) {
       config->verify = flag;
     else
       return bad_env(error, "UFFDGC_VERIFY", value, VERIFY_ACCEPTED);
+  }
+  if ((value = env("UFFDGC_CONCURRENT_MARK"))) {
+    if (!parse_bool(value, &flag))
+      return bad_env(error, "UFFDGC_CONCURRENT_MARK", value, CONCURRENT_MARK_ACCEPTED);
+    config->concurrent_mark = flag;
   }
   if ((value = env("UFFDGC_HEAP_MAX"))) {
     size_t size;
@@ -163,6 +170,10 @@ static int check_fields(ugc_config *config, ugc_error *error) {
   if (config->verify < 0 || config->verify > 2) {
     snprintf(text, sizeof text, "%d", config->verify);
     return bad_field(error, "verify", text, VERIFY_ACCEPTED);
+  }
+  if (config->concurrent_mark != 0 && config->concurrent_mark != 1) {
+    snprintf(text, sizeof text, "%d", config->concurrent_mark);
+    return bad_field(error, "concurrent_mark", text, CONCURRENT_MARK_ACCEPTED);
   }
   if (config->gc_threads > GC_THREADS_MAX) {
     snprintf(text, sizeof text, "%u", config->gc_threads);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mark/concurrent_mark.h"
 #include "os/log.h"
 #include "runtime/config.h"
 #include "runtime/heap.h"
@@ -37,6 +38,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void fork_prepare(void) {
   pthread_mutex_lock(&heaps_lock);
   for (ugc_heap *heap = heaps; heap; heap = heap->next_heap) {
+    ugc_cmark_fork_prepare(heap);
     pthread_mutex_lock(&heap->sp_lock);
     ugc_wait_pause_end_locked(heap);
     heap->backend->compact_wait(heap);
@@ -52,6 +54,7 @@ static void fork_parent(void) {
     pthread_mutex_unlock(&heap->events.lock);
     pthread_mutex_unlock(&heap->lock);
     pthread_mutex_unlock(&heap->sp_lock);
+    ugc_cmark_fork_parent(heap);
   }
   pthread_mutex_unlock(&heaps_lock);
 }
@@ -68,6 +71,7 @@ static void fork_child(void) {
     pthread_mutex_unlock(&heap->events.lock);
     pthread_mutex_unlock(&heap->lock);
     pthread_mutex_unlock(&heap->sp_lock);
+    ugc_cmark_fork_child(heap);
   }
   pthread_mutex_unlock(&heaps_lock);
 }
@@ -123,6 +127,13 @@ ugc_heap *ugc_heap_create(const ugc_config *user_config, ugc_error *error) {
   }
   if (ugc_backend_select(heap, config.backend, error) != 0)
     goto fail;
+  if (ugc_cmark_init(heap) != 0) {
+    ugc_set_error(error, UGC_ERR_NOMEM, "ugc_heap_create: out of memory");
+    ugc_cmark_destroy(heap);
+    if (heap->backend->detach)
+      heap->backend->detach(heap);
+    goto fail;
+  }
 
   pthread_mutex_lock(&heaps_lock);
   heap->next_heap = heaps;
@@ -153,6 +164,7 @@ void ugc_heap_destroy(ugc_heap *heap) {
       break;
     }
   pthread_mutex_unlock(&heaps_lock);
+  ugc_cmark_destroy(heap);
   heap->backend->compact_wait(heap);
   if (heap->backend->detach)
     heap->backend->detach(heap);

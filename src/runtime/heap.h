@@ -13,6 +13,7 @@
 #include "heap/nonmoving.h"
 #include "heap/object.h"
 #include "heap/space.h"
+#include "mark/satb.h"
 #include "runtime/events.h"
 #include "runtime/histogram.h"
 #include "runtime/workers.h"
@@ -35,6 +36,10 @@ struct ugc_mutator {
   int state;            /* enum ugc_mutator_state */
   pthread_t thread;
   ugc_mutator *prev, *next; /* attach order */
+  /* Concurrent marking: the write barrier's buffer (mark/satb.c) and how many values it
+   * recorded since the last final pause. */
+  ugc_satb_buffer *satb;
+  uint64_t satb_recorded;
 };
 
 typedef struct ugc_slot_list {
@@ -83,6 +88,14 @@ struct ugc_heap {
   ugc_enumerator *enumerators;
   size_t enumerator_count, enumerator_capacity;
 
+  /* Concurrent marking (mark/concurrent_mark.c): NULL when config.concurrent_mark is 0.
+   * `marking` is true from the initial to the final pause; written only inside pauses
+   * with the heap lock held (allocation reads it under the lock: allocate black). */
+  struct ugc_cmark *cmark;
+  bool marking;
+  char cycle_note[128]; /* appended to the cycle's trace line, then cleared */
+  ugc_satb_queue satb;
+
   size_t trigger_bytes;  /* moving occupancy that starts a collection */
   size_t other_since_gc; /* large + non-moving bytes allocated since the last cycle */
   ugc_stats stats;
@@ -116,6 +129,21 @@ void ugc_tlabs_retire_all(ugc_heap *heap);
 /* ---- collection (collect.c) ---- */
 /* Runs one full collection; world stopped and heap lock held by the caller. */
 void ugc_collect_locked(ugc_heap *heap);
+/* The rest of a cycle once marking is complete (weak slots, sweeping, the plan, the
+ * compaction pause, statistics). World stopped, heap lock held; `pause_start` and the CPU
+ * clocks were read when this pause began; verify_ns: time this pause spent verifying
+ * (reported apart, never as pause time); verify_earlier_ns: verification in an earlier
+ * pause of the same cycle (concurrent marking's initial pause): reported, not subtracted;
+ * used_before: the moving space in use. */
+typedef struct ugc_cycle_clock {
+  uint64_t pause_start, cpu_start, helpers_start, verify_ns, verify_earlier_ns;
+} ugc_cycle_clock;
+struct ugc_mark_totals;
+void ugc_collect_finish_locked(ugc_heap *heap, struct ugc_mark_totals *totals, size_t used_before,
+                               const ugc_cycle_clock *clock);
+/* Runs the heap verifier and counts what it finds ("before"/"after" name the moment);
+ * returns the time it took. */
+uint64_t ugc_collect_verify_locked(ugc_heap *heap, const char *when);
 /* Stops the world, collects (unless another thread's collection finished while waiting,
  * when `skip_if_collected`), resumes. */
 void ugc_collect_now(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected);

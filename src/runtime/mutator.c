@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mark/concurrent_mark.h"
 #include "os/log.h"
 #include "runtime/heap.h"
 #include "runtime/thread_signals.h"
@@ -131,6 +132,8 @@ void ugc_tlab_retire(ugc_mutator *mutator) {
     *(uint64_t *)fast->tlab_cursor = ugc_filler_header(fast->tlab_limit - fast->tlab_cursor);
   if (mutator->tlab_start)
     mutator->heap->stats.allocated_bytes += fast->tlab_cursor - mutator->tlab_start;
+  if (mutator->tlab_start && mutator->heap->marking)
+    ugc_cmark_tlab_retired(mutator->heap, mutator->tlab_start, fast->tlab_limit);
   fast->tlab_cursor = fast->tlab_limit = 0;
   mutator->tlab_start = 0;
 }
@@ -181,6 +184,7 @@ ugc_mutator *ugc_thread_attach(ugc_heap *heap, ugc_error *error) {
   pthread_mutex_lock(&heap->sp_lock);
   ugc_wait_pause_end_locked(heap);
   fast->type_count = ugc_type_count(&heap->types);
+  fast->marking = heap->marking; /* joining while concurrent marking runs */
   fast->attached = 1;
   mutator->prev = heap->mutators_tail;
   if (heap->mutators_tail)
@@ -207,6 +211,8 @@ void ugc_thread_detach(ugc_mutator *mutator) {
   /* No pause can start while we hold sp_lock: the TLAB and list are ours to change. */
   pthread_mutex_lock(&heap->lock);
   ugc_tlab_retire(mutator);
+  ugc_cmark_mutator_detach(mutator);
+  mutator->fast.marking = 0;
   pthread_mutex_unlock(&heap->lock);
   if (mutator->prev)
     mutator->prev->next = mutator->next;

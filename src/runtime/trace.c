@@ -24,12 +24,13 @@ void ugc_trace_cycle(ugc_heap *heap, const ugc_cycle_trace *t) {
   char line[400];
   snprintf(line, sizeof line,
            "uffdgc: cycle %llu backend=%s pause=%.2fms (mark+plan=%.2fms compact=%.2fms) "
-           "live=%s freed=%s heap=%s->%s%s\n",
+           "live=%s freed=%s heap=%s->%s sweep=%.2fms plan=%.2fms%s%s\n",
            (unsigned long long)t->cycle, heap->backend->name, ms(t->pause_ns), ms(t->mark_ns),
            ms(t->compact_ns), ugc_size_format(t->live_bytes, live, sizeof live),
            ugc_size_format(t->freed_bytes, freed, sizeof freed),
            ugc_size_format(t->used_before, before, sizeof before),
-           ugc_size_format(t->used_after, after, sizeof after), verify);
+           ugc_size_format(t->used_after, after, sizeof after), ms(t->sweep_ns), ms(t->plan_ns),
+           t->note ? t->note : "", verify);
   write_line(heap, line);
 }
 

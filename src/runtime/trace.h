@@ -16,7 +16,9 @@ typedef struct ugc_cycle_trace {
   uint64_t cycle;
   uint64_t pause_ns, mark_ns, compact_ns; /* verification excluded */
   uint64_t verify_ns;                     /* 0 when the verifier is off */
+  uint64_t sweep_ns, plan_ns;             /* parts of mark_ns: sweeping, the forwarding plan */
   size_t live_bytes, freed_bytes, used_before, used_after;
+  const char *note; /* appended as it is (concurrent marking's phases), or NULL */
 } ugc_cycle_trace;
 
 /* The pause's line. Heap lock held. */

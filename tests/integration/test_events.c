@@ -26,6 +26,7 @@ static event log_[MAX_EVENTS];
 static size_t log_count;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t main_thread;
+static bool concurrent_marking; /* the run's config.concurrent_mark */
 
 static void record(enum kind kind, uint64_t cycle, uint64_t a, uint64_t b) {
   pthread_mutex_lock(&log_lock);
@@ -93,13 +94,16 @@ static uint64_t check_order(size_t from, uint64_t first_cycle, bool concurrent_e
   uint64_t expect = first_cycle; /* the cycle whose cycle_start comes next */
   enum kind last = DONE;
   uint64_t resized_new = 0;
+  pthread_t cycle_thread = main_thread;
   for (size_t i = from; i < log_count; i++) {
     const event *e = &log_[i];
     switch (e->kind) {
     case START:
       if (last != DONE || e->cycle != expect)
         goto bad;
-      CHECK(pthread_equal(e->thread, main_thread)); /* the collecting mutator */
+      /* The collecting mutator, or with concurrent marking the heap's collector thread. */
+      CHECK(pthread_equal(e->thread, main_thread) != concurrent_marking);
+      cycle_thread = e->thread;
       break;
     case MARK:
       if (last != START || e->cycle != expect)
@@ -117,7 +121,7 @@ static uint64_t check_order(size_t from, uint64_t first_cycle, bool concurrent_e
     case PAUSE:
       if (last != MARK || e->cycle != expect)
         goto bad;
-      CHECK(pthread_equal(e->thread, main_thread));
+      CHECK(pthread_equal(e->thread, cycle_thread));
       CHECK(e->a > 0);
       break;
     case DONE:
@@ -154,7 +158,8 @@ static size_t count_kind(enum kind kind) {
 }
 
 /* One heap's run: explicit and triggered cycles, then out of memory. */
-static void run(int verify) {
+static void run(int verify, bool mark_concurrently) {
+  concurrent_marking = mark_concurrently;
   log_count = 0;
   FILE *trace = tmpfile();
   REQUIRE(trace);
@@ -163,6 +168,7 @@ static void run(int verify) {
   config.heap_max = 24 << 20;
   config.heap_initial = 2 << 20;
   config.verify = verify;
+  config.concurrent_mark = mark_concurrently;
   config.trace = true;
   config.trace_file = trace;
   config.oom_handler = on_oom;
@@ -302,14 +308,18 @@ static void run(int verify) {
     CHECK(compaction_lines >= concurrent_cycles && compaction_lines <= stats.cycles);
   else
     CHECK_EQ_U64(compaction_lines, 0);
-  printf("events: backend %s verify %d: %llu cycles (%llu concurrent), %zu events\n",
-         itest_backend(), verify, (unsigned long long)stats.cycles,
+  printf("events: backend %s verify %d concurrent marking %d: %llu cycles (%llu concurrent), "
+         "%zu events\n",
+         itest_backend(), verify, mark_concurrently, (unsigned long long)stats.cycles,
          (unsigned long long)concurrent_cycles, log_count);
 }
 
 int main(void) {
   main_thread = pthread_self();
-  run(0);
-  run(1); /* the compaction completes inside the pause: its report must still follow */
+  unsetenv("UFFDGC_CONCURRENT_MARK"); /* the runs choose */
+  for (int mark_concurrently = 0; mark_concurrently <= 1; mark_concurrently++) {
+    run(0, mark_concurrently);
+    run(1, mark_concurrently); /* verified: the compaction's report must still follow */
+  }
   TEST_DONE();
 }

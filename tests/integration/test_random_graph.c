@@ -691,6 +691,10 @@ int main(void) {
          collections, digest_checks, digest, verify, shadow,
          (unsigned long long)stats.verify_cycles, (unsigned long long)stats.verify_failures,
          (unsigned long long)stats.cycles, min_collections);
+  printf("random_graph: %llu cycles marked concurrently, %llu values recorded by the write "
+         "barrier meanwhile\n",
+         (unsigned long long)stats.mark_concurrent_cycles,
+         (unsigned long long)stats.mark_barrier_values);
   CHECK(collections >= min_collections);
   CHECK(digest == 0);
   CHECK(verify == 0);

@@ -55,8 +55,11 @@ static void *reader(void *arg) {
     MONOTONIC(compaction.bytes_copied);
     MONOTONIC(compaction.concurrent_ns);
     const ugc_compaction_stats *c = &now.compaction;
-    if (now.pause.count != now.cycles || now.pause_mark.count != now.cycles ||
-        now.pause_compact.count != now.cycles) {
+    /* One pause per cycle, and one more per concurrently marked cycle (its initial pause;
+     * the cycle in progress may have had its initial pause already). */
+    uint64_t stops = now.cycles + now.mark_concurrent_cycles;
+    if (now.pause.count < stops || now.pause.count > stops + 1 ||
+        now.pause_mark.count != now.pause.count || now.pause_compact.count != now.cycles) {
       fprintf(stderr, "cycles %llu, pauses %llu\n", (unsigned long long)now.cycles,
               (unsigned long long)now.pause.count);
       bad++;

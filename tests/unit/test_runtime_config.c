@@ -22,6 +22,8 @@ static const env_case bad_env[] = {
     {"UFFDGC_TRACE", "2", "1 (on) or 0 (off)"},
     {"UFFDGC_TRACE", "yes", "1 (on) or 0 (off)"},
     {"UFFDGC_TRACE", "maybe", "1 (on) or 0 (off)"},
+    {"UFFDGC_CONCURRENT_MARK", "2", "1 (mark while mutators run) or 0 (mark in the pause)"},
+    {"UFFDGC_CONCURRENT_MARK", "on", "1 (mark while mutators run) or 0"},
     {"UFFDGC_VERIFY", "on", "2 (on, compactions finished in the pause) or 0 (off)"},
     {"UFFDGC_VERIFY", "10", "2 (on, compactions finished in the pause) or 0 (off)"},
     {"UFFDGC_VERIFY", "3", "2 (on, compactions finished in the pause) or 0 (off)"},
@@ -82,6 +84,9 @@ static void low_growth(ugc_config *c) {
 static void odd_verify(ugc_config *c) {
   c->verify = 3;
 }
+static void odd_concurrent_mark(ugc_config *c) {
+  c->concurrent_mark = 2;
+}
 static void odd_backend(ugc_config *c) {
   c->backend = "fast";
 }
@@ -98,6 +103,7 @@ static const field_case bad_fields[] = {
     {"large_threshold", huge_large, "(32.0MiB)", "256 bytes to 16 MiB"},
     {"growth_factor", low_growth, "0.5", "1.0 to 1000"},
     {"verify", odd_verify, "3", "2 (on, compactions finished in the pause) or 0 (off)"},
+    {"concurrent_mark", odd_concurrent_mark, "2", "1 (mark while mutators run) or 0"},
     {"backend", odd_backend, "\"fast\"", "auto, stw"},
     {"delivery", odd_delivery, "\"carrier\"", "sigbus or thread"},
 };
@@ -171,7 +177,7 @@ static void check_sizes(void) {
 int main(void) {
   static const char *const vars[] = {"UFFDGC_BACKEND", "UFFDGC_DELIVERY", "UFFDGC_TRACE",
                                      "UFFDGC_VERIFY",  "UFFDGC_HEAP_MAX", "UFFDGC_GC_THREADS",
-                                     "UFFDGC_DISABLE", "UFFDGC_INJECT"};
+                                     "UFFDGC_DISABLE", "UFFDGC_INJECT",   "UFFDGC_CONCURRENT_MARK"};
   for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
     unsetenv(vars[i]);
   check_sizes();

@@ -94,6 +94,8 @@ int main(void) {
     }
     int status = 0;
     waitpid(pid, &status, 0);
+    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+      fprintf(stderr, "child status %#x\n", status);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     for (int i = 0; i < 2000; i++) {
       ugc_alloc(m, node_type, sizeof(node));

@@ -110,7 +110,9 @@ int main(void) {
   ugc_stats_get(heap, &stats);
   printf("cycles=%llu pause_max=%.2fms\n", (unsigned long long)stats.cycles,
          stats.pause.max_ns / 1e6);
-  CHECK(stats.cycles >= 10);
+  /* With concurrent marking, threads keep allocating while a cycle marks and requests
+   * made meanwhile join it: fewer cycles than with stop-the-world marking (about 7). */
+  CHECK(stats.cycles >= (stats.mark_concurrent_cycles ? 4u : 10u));
   CHECK(ugc_verify(main_mutator, &error) == 0);
   ugc_thread_detach(main_mutator);
   ugc_heap_destroy(heap);

@@ -146,7 +146,8 @@ static void put_row(FILE *f, const bench_row *row) {
   put_num(f, "mutator_cpu_s", r->mutator_cpu_s, true);
   put_num(f, "gc_cpu_s", r->gc_cpu_s, true);
   put_num(f, "gc_pause_total_s", r->gc_total_pause_s, true);
-  put_u64(f, "gc_cycles", r->gc_cycles, false);
+  put_u64(f, "gc_cycles", r->gc_cycles, true);
+  put_u64(f, "mark_concurrent_cycles", r->mark_concurrent_cycles, false);
   fputs(",\n   ", f);
   put_dist(f, "pause_us", &r->pause, true);
   fputs(",\n   \"pause_kind_us\": {", f);

@@ -1,0 +1,44 @@
+/* Concurrent marking: a collector thread per heap runs each cycle as
+ *
+ *   initial pause (roots, barrier on) -> marking while mutators run -> final pause (the
+ *   barrier's buffers, roots again, objects allocated meanwhile, then the rest of the
+ *   cycle: weak slots, sweeping, the plan, the compaction pause)
+ *
+ * Mutators ask for cycles (allocation past the trigger, ugc_collect) and keep running;
+ * one that needs memory the cycle has not freed yet waits in a blocking region. */
+#ifndef UGC_MARK_CONCURRENT_MARK_H
+#define UGC_MARK_CONCURRENT_MARK_H
+
+#include <stdbool.h>
+
+#include "runtime/heap.h"
+
+/* Sets up heap->cmark when config.concurrent_mark is on. 0, or -1 (out of memory). */
+int ugc_cmark_init(ugc_heap *heap);
+/* Waits for the cycle in progress and stops the collector thread. No mutator attached. */
+void ugc_cmark_destroy(ugc_heap *heap);
+
+/* Asks for a cycle unless one is requested or running; returns at once. Any lock may be
+ * held (the heap lock included). */
+void ugc_cmark_start(ugc_heap *heap);
+
+/* Runs a cycle and waits for its end. `fresh`: the cycle must begin after this call (a
+ * cycle already marking does not count); otherwise the one in progress will do. `self`
+ * (may be NULL) waits in a blocking region so that the cycle's pauses can stop the world. */
+void ugc_cmark_collect(ugc_heap *heap, ugc_mutator *self, bool fresh);
+
+/* A TLAB [start, end) was retired while marking runs (heap lock held): its objects are
+ * marked live by the collector thread while mutators run. */
+void ugc_cmark_tlab_retired(ugc_heap *heap, uintptr_t start, uintptr_t end);
+
+/* A mutator detaching: its barrier buffer goes to the marker. sp_lock and heap lock held. */
+void ugc_cmark_mutator_detach(ugc_mutator *mutator);
+
+/* fork(): prepare waits for the cycle in progress and holds new ones back (before the
+ * heap's locks are taken); the parent lets cycles run again; the child collects with
+ * stop-the-world marking from then on. */
+void ugc_cmark_fork_prepare(ugc_heap *heap);
+void ugc_cmark_fork_parent(ugc_heap *heap);
+void ugc_cmark_fork_child(ugc_heap *heap);
+
+#endif
