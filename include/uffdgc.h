@@ -110,6 +110,14 @@ UGC_API void ugc_heap_destroy(ugc_heap *heap);
 /* The backend the heap runs ("stw", "copy", ...), after "auto" was resolved. */
 UGC_API const char *ugc_heap_backend(const ugc_heap *heap);
 
+/* Whether system calls that read or write heap objects (read(2) into an object, write(2)
+ * from one) can fail with EFAULT while a concurrent compaction is in flight, and why (into
+ * reason, may be NULL). True with SIGBUS delivery, and with any delivery when userfaultfd
+ * could only be opened with UFFD_USER_MODE_ONLY (unprivileged, vm.unprivileged_userfaultfd=0).
+ * Ways out: pass pinned objects (ugc_alloc_pinned) or non-heap buffers to such calls, or call
+ * ugc_collect(m, UGC_COLLECT_FINISH) first (see docs/api.md). */
+UGC_API bool ugc_heap_syscalls_may_fault(const ugc_heap *heap, char *reason, size_t reason_len);
+
 /* Whether this kernel and build can run backend `name`; if not, why (into reason). */
 UGC_API bool ugc_backend_available(const char *name, char *reason, size_t reason_len);
 

@@ -123,6 +123,7 @@ ugc_heap *ugc_heap_create(const ugc_config *user_config, ugc_error *error) {
   }
   if (ugc_backend_select(heap, config.backend, error) != 0)
     goto fail;
+  ugc_kernel_access_report(heap);
 
   pthread_mutex_lock(&heaps_lock);
   heap->next_heap = heaps;

@@ -168,6 +168,11 @@ static inline bool ugc_heap_maybe_moving(uintptr_t base, uintptr_t top, uintptr_
  * global roots (registration order), then the enumerators. World stopped. */
 void ugc_roots_visit(ugc_heap *heap, ugc_tracer *tracer);
 
+/* ---- kernel_access.c ---- */
+/* With config.trace: one line when system calls into the heap lose what the delivery mode
+ * promises (UFFD_USER_MODE_ONLY). */
+void ugc_kernel_access_report(const ugc_heap *heap);
+
 /* ---- misc ---- */
 void ugc_stats_record_pause(ugc_histogram *histogram, uint64_t ns);
 /* The samples `now` has that `before` (an earlier copy of it) had not: counts, sums and
