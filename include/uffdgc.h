@@ -61,10 +61,12 @@ typedef enum ugc_error_code {
   UGC_ERR_MISUSE,      /* the call is not allowed in the current state */
 } ugc_error_code;
 
-/* Filled by calls that can fail; `message` names the call and the cause. */
+/* Filled by calls that can fail; `message` names the call and the cause. A message longer
+ * than the buffer is cut after a whole word and ends with "...". */
+#define UGC_ERROR_MESSAGE_BYTES 512
 typedef struct ugc_error {
   ugc_error_code code;
-  char message[256];
+  char message[UGC_ERROR_MESSAGE_BYTES];
 } ugc_error;
 
 /* ------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "os/error.h"
 #include "os/log.h"
 #include "runtime/config.h"
 #include "runtime/heap.h"
@@ -16,7 +17,7 @@ void ugc_set_error(ugc_error *error, ugc_error_code code, const char *fmt, ...) 
   error->code = code;
   va_list args;
   va_start(args, fmt);
-  vsnprintf(error->message, sizeof error->message, fmt, args);
+  ugc_format_message_v(error->message, sizeof error->message, fmt, args);
   va_end(args);
 }
 
@@ -109,8 +110,11 @@ ugc_heap *ugc_heap_create(const ugc_config *user_config, ugc_error *error) {
   size_t tlab_limit = UGC_TLAB_BYTES - UGC_HEADER_BYTES;
   heap->small_limit = config.large_threshold < tlab_limit ? config.large_threshold : tlab_limit;
 
-  if (ugc_type_table_init(&heap->types) != 0) {
-    ugc_set_error(error, UGC_ERR_NOMEM, "ugc_heap_create: cannot map the type table");
+  int types_rc = ugc_type_table_init(&heap->types);
+  if (types_rc != 0) {
+    char why[320];
+    ugc_describe_map_failure(why, sizeof why, ugc_type_table_bytes(), -types_rc);
+    ugc_set_error(error, UGC_ERR_NOMEM, "ugc_heap_create: cannot map the type table: %s", why);
     goto fail;
   }
   if (ugc_moving_space_init(&heap->moving, config.heap_max, config.nonmoving_max, error) != 0)
