@@ -225,7 +225,9 @@ UGC_API void *ugc_alloc_slow(ugc_mutator *mutator, ugc_type_id type, size_t byte
 /* Allocates an object that never moves (in the non-moving or large-object space). */
 UGC_API void *ugc_alloc_pinned(ugc_mutator *mutator, ugc_type_id type, size_t bytes);
 /* Makes sure the next allocations totalling at most `bytes` (headers included: use
- * ugc_alloc_size) succeed without reaching a safepoint. May collect. False when out of memory. */
+ * ugc_alloc_size) succeed without reaching a safepoint. May collect. False when out of memory.
+ * Covers ugc_alloc of any size, large objects included (their room comes out of the
+ * reservation); not ugc_alloc_pinned. See docs/api.md. */
 UGC_API bool ugc_reserve(ugc_mutator *mutator, size_t bytes);
 /* Safepoint slow path: parks the thread for a pause. Prefer ugc_safepoint. */
 UGC_API void ugc_safepoint_slow(ugc_mutator *mutator);

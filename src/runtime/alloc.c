@@ -94,21 +94,53 @@ static void *alloc_in(ugc_mutator *mutator, ugc_type_id type, size_t bytes, allo
   return NULL;
 }
 
+static void *take_from_tlab(ugc_mutator *mutator, ugc_type_id type, size_t bytes) {
+  uintptr_t hdr = mutator->fast.tlab_cursor;
+  mutator->fast.tlab_cursor += ugc_alloc_size(bytes);
+  *(uint64_t *)hdr = ugc_header_make(type, bytes);
+  return (void *)(hdr + UGC_HEADER_BYTES);
+}
+
+/* A large object inside a reserved sequence: it gets its own mapping as always, but its
+ * room comes out of the reservation (the end of the TLAB becomes a filler), so neither a
+ * trigger check nor a collection is needed. If the mapping fails, the reserved room itself
+ * holds it (it then lives in the moving space). */
+static void *reserved_large(ugc_mutator *mutator, ugc_type_id type, size_t bytes) {
+  ugc_heap *heap = mutator->heap;
+  ugc_mutator_fast *fast = &mutator->fast;
+  size_t total = ugc_alloc_size(bytes);
+  pthread_mutex_lock(&heap->lock);
+  uintptr_t hdr = ugc_large_alloc(&heap->large, total);
+  if (hdr) {
+    fast->tlab_limit -= total;
+    *(uint64_t *)fast->tlab_limit = ugc_filler_header(total);
+    heap->stats.allocated_bytes += total;
+  }
+  pthread_mutex_unlock(&heap->lock);
+  if (!hdr)
+    return take_from_tlab(mutator, type, bytes);
+  *(uint64_t *)hdr = ugc_header_make(type, bytes);
+  return (void *)(hdr + UGC_HEADER_BYTES);
+}
+
 void *ugc_alloc_slow(ugc_mutator *mutator, ugc_type_id type, size_t bytes) {
   check_request(mutator, type, bytes, "ugc_alloc");
-  ugc_safepoint(mutator);
   ugc_heap *heap = mutator->heap;
+  ugc_mutator_fast *fast = &mutator->fast;
+  size_t total = ugc_alloc_size(bytes);
+  if (mutator->reserved) {
+    /* Inside a reserved sequence: no safepoint, no collection, whatever the size. */
+    if (total <= fast->tlab_limit - fast->tlab_cursor)
+      return bytes >= heap->config.large_threshold ? reserved_large(mutator, type, bytes)
+                                                   : take_from_tlab(mutator, type, bytes);
+    mutator->reserved = false; /* past the reservation: an ordinary allocation */
+  }
+  ugc_safepoint(mutator);
   if (bytes >= heap->config.large_threshold)
     return alloc_in(mutator, type, bytes, SPACE_LARGE);
-  /* What is left of the TLAB may still fit it (ugc_reserve makes sure it does). */
-  size_t total = ugc_alloc_size(bytes);
-  ugc_mutator_fast *fast = &mutator->fast;
-  if (total <= fast->tlab_limit - fast->tlab_cursor) {
-    uintptr_t hdr = fast->tlab_cursor;
-    fast->tlab_cursor += total;
-    *(uint64_t *)hdr = ugc_header_make(type, bytes);
-    return (void *)(hdr + UGC_HEADER_BYTES);
-  }
+  /* What is left of the TLAB may still fit it. */
+  if (total <= fast->tlab_limit - fast->tlab_cursor)
+    return take_from_tlab(mutator, type, bytes);
   return alloc_in(mutator, type, bytes, SPACE_MOVING);
 }
 
@@ -124,7 +156,7 @@ bool ugc_reserve(ugc_mutator *mutator, size_t bytes) {
   ugc_safepoint(mutator);
   ugc_mutator_fast *fast = &mutator->fast;
   if (bytes <= fast->tlab_limit - fast->tlab_cursor)
-    return true;
+    return mutator->reserved = true;
   ugc_heap *heap = mutator->heap;
   if (bytes > heap->config.heap_max)
     return false;
@@ -134,7 +166,7 @@ bool ugc_reserve(ugc_mutator *mutator, size_t bytes) {
               refill_tlab_locked(heap, mutator, bytes);
     pthread_mutex_unlock(&heap->lock);
     if (ok)
-      return true;
+      return mutator->reserved = true;
     if (attempt < 2)
       ugc_collect_now(heap, mutator, attempt == 0);
   }

@@ -32,6 +32,9 @@ struct ugc_mutator {
   ugc_heap *heap;
   uintptr_t tlab_start; /* start of the current TLAB (for allocation statistics) */
   int state;            /* enum ugc_mutator_state */
+  /* Set by ugc_reserve: the TLAB's free room belongs to a reserved sequence, whose
+   * allocations neither poll nor collect. Ends when one does not fit, or the TLAB ends. */
+  bool reserved;
   pthread_t thread;
   ugc_mutator *prev, *next; /* attach order */
 };

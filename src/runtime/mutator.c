@@ -133,6 +133,7 @@ void ugc_tlab_retire(ugc_mutator *mutator) {
     mutator->heap->stats.allocated_bytes += fast->tlab_cursor - mutator->tlab_start;
   fast->tlab_cursor = fast->tlab_limit = 0;
   mutator->tlab_start = 0;
+  mutator->reserved = false;
 }
 
 static void retire_one(ugc_mutator *mutator, void *data) {
