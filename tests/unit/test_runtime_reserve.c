@@ -116,7 +116,7 @@ static void test_slow_path_in_sequence(void) {
   for (int i = 0; i < sequences; i++) {
     REQUIRE(ugc_reserve(m, ugc_alloc_size(16) + ugc_alloc_size(past)));
     /* Let the other thread ask for a pause first: the sequence must not answer it. */
-    for (long spin = 0; spin < 50000000 && !*ugc_fast(m)->safepoint_requested; spin++)
+    for (long spin = 0; spin < 5000000 && !*ugc_fast(m)->safepoint_requested; spin++)
       ;
     uint64_t before = cycles();
     void *a = filled(m, 16, 0x44);
