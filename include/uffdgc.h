@@ -93,6 +93,9 @@ typedef struct ugc_config {
   uintptr_t root_tag_mask; /* tag bits to strip from root slots; default 0 */
   ugc_oom_handler oom_handler;
   void *oom_data;
+  /* A pause that has waited this long for a thread to reach a safepoint prints a warning
+   * naming it (again each time the wait doubles); 0 = wait silently. Default 10000 ms. */
+  unsigned safepoint_timeout_ms;
 } ugc_config;
 
 /* Fills *config with the defaults. Always call it before setting fields. */

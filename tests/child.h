@@ -29,8 +29,11 @@ static inline int child_run(void (*fn)(void *), void *data, char *text, size_t s
   memset(text, 0, size);
   size_t got = 0;
   ssize_t r;
-  while (got + 1 < size && (r = read(fds[0], text + got, size - 1 - got)) > 0)
-    got += (size_t)r;
+  char drain[512];
+  while ((r = got + 1 < size ? read(fds[0], text + got, size - 1 - got)
+                             : read(fds[0], drain, sizeof drain)) > 0)
+    if (got + 1 < size)
+      got += (size_t)r;
   close(fds[0]);
   int status;
   waitpid(pid, &status, 0);

@@ -31,6 +31,7 @@ void ugc_config_init(ugc_config *config) {
   config->delivery = "sigbus";
   config->gc_threads = 0;
   config->growth_factor = 2.0;
+  config->safepoint_timeout_ms = 10000;
 }
 
 /* The value of variable `name`, or NULL when it is unset or empty. */
