@@ -77,7 +77,8 @@ typedef struct ugc_error {
 typedef void (*ugc_oom_handler)(ugc_heap *heap, size_t requested_bytes, void *data);
 
 typedef struct ugc_config {
-  size_t heap_max;         /* maximum bytes of the moving space; default 256 MiB */
+  size_t heap_max;         /* maximum bytes of the whole heap (moving, non-moving and large
+                              objects together); default 256 MiB */
   size_t heap_initial;     /* occupancy that triggers the first collection; default 32 MiB */
   size_t nonmoving_max;    /* maximum bytes of the pinned (non-moving) space; default 64 MiB */
   size_t large_threshold;  /* objects of at least this many bytes go to the large-object
@@ -87,6 +88,8 @@ typedef struct ugc_config {
   unsigned gc_threads;     /* collector threads, at most 64; 0 = the number of CPUs, at most
                               8 */
   int verify;              /* 0 off; 1 run the heap verifier around every collection */
+  bool check;              /* checking mode: every allocation takes the checked slow path (type id,
+                              size, owner thread, ...); about 2x the cost of an allocation */
   bool trace;              /* one line per cycle on trace_file */
   FILE *trace_file;        /* default stderr */
   double growth_factor;    /* next trigger = live bytes * growth_factor; default 2.0 */
@@ -102,10 +105,11 @@ typedef struct ugc_config {
 UGC_API void ugc_config_init(ugc_config *config);
 
 /* Creates a heap. The environment overrides the config: UFFDGC_BACKEND, UFFDGC_TRACE=1,
- * UFFDGC_VERIFY=1, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY, UFFDGC_GC_THREADS (and, for
- * tests, UFFDGC_DISABLE and UFFDGC_INJECT). A variable unset or empty, or a field left at 0
- * (NULL), takes its default; any other bad value makes the call fail with UGC_ERR_INVALID
- * and a message naming the variable or field, the value and what is accepted.
+ * UFFDGC_VERIFY=1, UFFDGC_CHECK=1, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY,
+ * UFFDGC_GC_THREADS (and, for tests, UFFDGC_DISABLE and UFFDGC_INJECT). A variable unset or
+ * empty, or a field left at 0 (NULL), takes its default; any other bad value makes the call
+ * fail with UGC_ERR_INVALID and a message naming the variable or field, the value and what
+ * is accepted.
  * Returns NULL and fills *error (may be NULL) when the heap cannot be made. */
 UGC_API ugc_heap *ugc_heap_create(const ugc_config *config, ugc_error *error);
 

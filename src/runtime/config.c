@@ -96,6 +96,11 @@ static int apply_environment(ugc_config *config, ugc_error *error) {
       return bad_env(error, "UFFDGC_VERIFY", value, "1 (on) or 0 (off)");
     config->verify = flag;
   }
+  if ((value = env("UFFDGC_CHECK"))) {
+    if (!parse_bool(value, &flag))
+      return bad_env(error, "UFFDGC_CHECK", value, "1 (on) or 0 (off)");
+    config->check = flag;
+  }
   if ((value = env("UFFDGC_HEAP_MAX"))) {
     size_t size;
     if (!ugc_size_parse(value, &size) || size < UGC_HEAP_MAX_MIN || size > UGC_HEAP_MAX_LIMIT)

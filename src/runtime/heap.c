@@ -109,6 +109,8 @@ ugc_heap *ugc_heap_create(const ugc_config *user_config, ugc_error *error) {
   heap->stats.heap_max_bytes = config.heap_max;
   size_t tlab_limit = UGC_TLAB_BYTES - UGC_HEADER_BYTES;
   heap->small_limit = config.large_threshold < tlab_limit ? config.large_threshold : tlab_limit;
+  if (config.check) /* no size passes the inline test: every allocation is checked */
+    heap->small_limit = 0;
 
   int types_rc = ugc_type_table_init(&heap->types);
   if (types_rc != 0) {

@@ -36,6 +36,7 @@ struct ugc_mutator {
   /* Set by ugc_reserve: the TLAB's free room belongs to a reserved sequence, whose
    * allocations neither poll nor collect. Ends when one does not fit, or the TLAB ends. */
   bool reserved;
+  bool in_walk; /* inside ugc_heap_walk: allocating would deadlock */
   pthread_t thread;
   pid_t tid;                /* kernel thread id, for messages */
   ugc_mutator *thread_next; /* the thread's other attached mutators (thread_watch.c) */

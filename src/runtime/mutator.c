@@ -127,6 +127,7 @@ void ugc_blocking_enter(ugc_mutator *mutator) {
     ugc_misuse("ugc_blocking_enter", "already inside a blocking region");
   }
   mutator->state = UGC_MUTATOR_BLOCKING;
+  mutator->fast.small_limit = 0; /* allocation here reaches the slow path, which refuses it */
   if (heap->gc_in_progress)
     pthread_cond_broadcast(&heap->parked_cond);
   pthread_mutex_unlock(&heap->sp_lock);
@@ -143,6 +144,7 @@ void ugc_blocking_leave(ugc_mutator *mutator) {
   while (heap->gc_in_progress)
     pthread_cond_wait(&heap->resume_cond, &heap->sp_lock);
   mutator->state = UGC_MUTATOR_RUNNING;
+  mutator->fast.small_limit = heap->small_limit;
   pthread_mutex_unlock(&heap->sp_lock);
 }
 
