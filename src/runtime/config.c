@@ -34,9 +34,11 @@ void ugc_config_init(ugc_config *config) {
   config->safepoint_timeout_ms = 10000;
 }
 
-/* The value of variable `name`, or NULL when it is unset or empty. */
+/* The value of variable `name`, or NULL when it is unset or empty. secure_getenv: in a
+ * setuid, setgid or file-capability program (secure execution) the caller's environment
+ * does not configure the heap. */
 static const char *env(const char *name) {
-  const char *value = getenv(name);
+  const char *value = secure_getenv(name);
   return value && *value ? value : NULL;
 }
 
