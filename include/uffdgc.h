@@ -97,7 +97,7 @@ typedef struct ugc_config {
   ugc_oom_handler oom_handler;
   void *oom_data;
   /* A pause that has waited this long for a thread to reach a safepoint prints a warning
-   * naming it (again each time the wait doubles); 0 = wait silently. Default 10000 ms. */
+   * naming it (again each time the wait doubles). 0 = the default, 10000 ms. */
   unsigned safepoint_timeout_ms;
 } ugc_config;
 

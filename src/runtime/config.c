@@ -194,6 +194,8 @@ static int check_fields(ugc_config *config, ugc_error *error) {
     config->large_threshold = 128 * 1024;
   if (config->large_threshold < 256 || config->large_threshold > 16 * MiB)
     return bad_size_field(error, "large_threshold", config->large_threshold, "256 bytes to 16 MiB");
+  if (config->safepoint_timeout_ms == 0)
+    config->safepoint_timeout_ms = 10000;
   if (config->growth_factor == 0)
     config->growth_factor = 2.0;
   if (!(config->growth_factor >= 1.0 && config->growth_factor <= 1000.0)) {

@@ -54,10 +54,6 @@ void ugc_wait_pause_end_locked(ugc_heap *heap) {
 static void wait_others_parked(ugc_heap *heap, ugc_mutator *self) {
   uint64_t timeout_ms = heap->config.safepoint_timeout_ms, waited_ms = 0;
   while (others_running(heap, self)) {
-    if (!timeout_ms) {
-      pthread_cond_wait(&heap->parked_cond, &heap->sp_lock);
-      continue;
-    }
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += (time_t)(timeout_ms / 1000);
