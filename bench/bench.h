@@ -56,7 +56,7 @@ typedef struct bench_result {
   char backend_requested[BENCH_NAME_LEN]; /* what was asked ("auto", ...) */
   char delivery[BENCH_NAME_LEN];          /* fault delivery asked for: "sigbus", "thread" */
   char kernel[72];
-  char error[256]; /* empty when the run succeeded */
+  char error[512]; /* empty when the run succeeded (holds a whole ugc_error message) */
   bool ok;
   unsigned threads;
   uint64_t heap_max_bytes;

@@ -61,10 +61,12 @@ typedef enum ugc_error_code {
   UGC_ERR_MISUSE,      /* the call is not allowed in the current state */
 } ugc_error_code;
 
-/* Filled by calls that can fail; `message` names the call and the cause. */
+/* Filled by calls that can fail; `message` names the call and the cause. A message longer
+ * than the buffer is cut after a whole word and ends with "...". */
+#define UGC_ERROR_MESSAGE_BYTES 512
 typedef struct ugc_error {
   ugc_error_code code;
-  char message[256];
+  char message[UGC_ERROR_MESSAGE_BYTES];
 } ugc_error;
 
 /* ------------------------------------------------------------------------------------------
@@ -75,7 +77,8 @@ typedef struct ugc_error {
 typedef void (*ugc_oom_handler)(ugc_heap *heap, size_t requested_bytes, void *data);
 
 typedef struct ugc_config {
-  size_t heap_max;         /* maximum bytes of the moving space; default 256 MiB */
+  size_t heap_max;         /* maximum bytes of the whole heap (moving, non-moving and large
+                              objects together); default 256 MiB */
   size_t heap_initial;     /* occupancy that triggers the first collection; default 32 MiB */
   size_t nonmoving_max;    /* maximum bytes of the pinned (non-moving) space; default 64 MiB */
   size_t large_threshold;  /* objects of at least this many bytes go to the large-object
@@ -91,20 +94,26 @@ typedef struct ugc_config {
                               there (no mutator then builds a page) */
   int concurrent_mark;     /* 1 (default): mark while mutators run, between two short pauses;
                               0: mark inside one stop-the-world pause */
+  bool check;              /* checking mode: every allocation takes the checked slow path (type id,
+                              size, owner thread, ...); about 2x the cost of an allocation */
   bool trace;              /* one line per cycle on trace_file */
   FILE *trace_file;        /* default stderr */
   double growth_factor;    /* next trigger = live bytes * growth_factor; default 2.0 */
   uintptr_t root_tag_mask; /* tag bits to strip from root slots; default 0 */
   ugc_oom_handler oom_handler;
   void *oom_data;
+  /* A pause that has waited this long for a thread to reach a safepoint prints a warning
+   * naming it (again each time the wait doubles). 0 = the default, 10000 ms. */
+  unsigned safepoint_timeout_ms;
 } ugc_config;
 
 /* Fills *config with the defaults. Always call it before setting fields. */
 UGC_API void ugc_config_init(ugc_config *config);
 
 /* Creates a heap. The environment overrides the config: UFFDGC_BACKEND, UFFDGC_TRACE=1,
- * UFFDGC_VERIFY=1 or 2, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY, UFFDGC_GC_THREADS,
- * UFFDGC_CONCURRENT_MARK=0 or 1 (and, for tests, UFFDGC_DISABLE and UFFDGC_INJECT). A
+ * UFFDGC_VERIFY=1 or 2, UFFDGC_CHECK=1, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY,
+ * UFFDGC_GC_THREADS, UFFDGC_CONCURRENT_MARK=0 or 1 (and, for tests, UFFDGC_DISABLE and
+ * UFFDGC_INJECT). A
  * variable unset or empty, or a size, name or count field left at 0 (NULL), takes its
  * default (for verify, concurrent_mark and trace 0 means off); any other bad value makes the
  * call fail with UGC_ERR_INVALID and a message naming the variable or field, the value and
@@ -117,6 +126,14 @@ UGC_API void ugc_heap_destroy(ugc_heap *heap);
 
 /* The backend the heap runs ("stw", "copy", ...), after "auto" was resolved. */
 UGC_API const char *ugc_heap_backend(const ugc_heap *heap);
+
+/* Whether system calls that read or write heap objects (read(2) into an object, write(2)
+ * from one) can fail with EFAULT while a concurrent compaction is in flight, and why (into
+ * reason, may be NULL). True with SIGBUS delivery, and with any delivery when userfaultfd
+ * could only be opened with UFFD_USER_MODE_ONLY (unprivileged, vm.unprivileged_userfaultfd=0).
+ * Ways out: pass pinned objects (ugc_alloc_pinned) or non-heap buffers to such calls, or call
+ * ugc_collect(m, UGC_COLLECT_FINISH) first (see docs/api.md). */
+UGC_API bool ugc_heap_syscalls_may_fault(const ugc_heap *heap, char *reason, size_t reason_len);
 
 /* Whether this kernel and build can run backend `name`; if not, why (into reason). */
 UGC_API bool ugc_backend_available(const char *name, char *reason, size_t reason_len);
@@ -223,7 +240,9 @@ UGC_API void *ugc_alloc_slow(ugc_mutator *mutator, ugc_type_id type, size_t byte
 /* Allocates an object that never moves (in the non-moving or large-object space). */
 UGC_API void *ugc_alloc_pinned(ugc_mutator *mutator, ugc_type_id type, size_t bytes);
 /* Makes sure the next allocations totalling at most `bytes` (headers included: use
- * ugc_alloc_size) succeed without reaching a safepoint. May collect. False when out of memory. */
+ * ugc_alloc_size) succeed without reaching a safepoint. May collect. False when out of memory.
+ * Covers ugc_alloc of any size, large objects included (their room comes out of the
+ * reservation); not ugc_alloc_pinned. See docs/api.md. */
 UGC_API bool ugc_reserve(ugc_mutator *mutator, size_t bytes);
 /* Safepoint slow path: parks the thread for a pause. Prefer ugc_safepoint. */
 UGC_API void ugc_safepoint_slow(ugc_mutator *mutator);

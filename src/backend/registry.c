@@ -54,7 +54,7 @@ static void trace(ugc_heap *heap, const char *fmt, const char *a, const char *b)
 }
 
 int ugc_backend_select(ugc_heap *heap, const char *requested, ugc_error *error) {
-  char reason[200];
+  char reason[320];
   ugc_error attach_error;
   if (!requested || !strcmp(requested, "auto")) {
     for (size_t i = 0; ugc_backend_preference[i]; i++) {

@@ -104,7 +104,12 @@ static inline void ugc_object_visit(const ugc_type_table *types, uint64_t header
 }
 
 /* Type table management (src/heap/types.c). */
+/* 0, or -errno when the table cannot be mapped. */
 int ugc_type_table_init(ugc_type_table *types);
+/* Bytes of address space the type table reserves. */
+static inline size_t ugc_type_table_bytes(void) {
+  return (size_t)UGC_TYPE_TABLE_CAPACITY * sizeof(ugc_type_info);
+}
 void ugc_type_table_destroy(ugc_type_table *types);
 /* Validates and appends; returns the id or 0 with *error filled. Caller holds the heap lock. */
 ugc_type_id ugc_type_table_add(ugc_type_table *types, const ugc_type_desc *desc, ugc_error *error);

@@ -6,14 +6,17 @@
 #include <sys/mman.h>
 
 #include "heap/vm.h"
+#include "os/error.h"
 #include "os/madvise.h"
 
 static int fail(ugc_error *error, const char *what, size_t bytes) {
   if (error) {
     error->code = UGC_ERR_NOMEM;
-    snprintf(error->message, sizeof error->message,
-             "ugc_heap_create: cannot reserve %zu MiB of address space for %s: %s", bytes >> 20,
-             what, strerror(errno));
+    char why[320];
+    ugc_describe_map_failure(why, sizeof why, bytes, errno);
+    ugc_format_message(error->message, sizeof error->message,
+                       "ugc_heap_create: cannot reserve %zu MiB of address space for %s: %s",
+                       bytes >> 20, what, why);
   }
   return -1;
 }

@@ -1,4 +1,5 @@
 /* The type table: registered object layouts, append-only (ids never change meaning). */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +7,7 @@
 #include <sys/mman.h>
 
 #include "heap/object.h"
+#include "os/error.h"
 
 static void set_error(ugc_error *error, ugc_error_code code, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -15,22 +17,21 @@ static void set_error(ugc_error *error, ugc_error_code code, const char *name, c
   if (!error)
     return;
   error->code = code;
-  char cause[200];
+  char cause[UGC_ERROR_MESSAGE_BYTES];
   va_list args;
   va_start(args, fmt);
-  vsnprintf(cause, sizeof cause, fmt, args);
+  ugc_format_message_v(cause, sizeof cause, fmt, args);
   va_end(args);
-  snprintf(error->message, sizeof error->message, "ugc_type_register: type \"%s\": %s",
-           name ? name : "(unnamed)", cause);
+  ugc_format_message(error->message, sizeof error->message, "ugc_type_register: type \"%s\": %s",
+                     name ? name : "(unnamed)", cause);
 }
 
 int ugc_type_table_init(ugc_type_table *types) {
   /* Reserved once so that entries never move: readers index without a lock. */
-  size_t bytes = (size_t)UGC_TYPE_TABLE_CAPACITY * sizeof(ugc_type_info);
-  void *entries =
-      mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void *entries = mmap(NULL, ugc_type_table_bytes(), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (entries == MAP_FAILED)
-    return -1;
+    return -errno;
   types->entries = entries;
   ugc_type_info *filler = &types->entries[UGC_FILLER_TYPE];
   snprintf(filler->name, sizeof filler->name, "filler");

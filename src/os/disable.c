@@ -30,7 +30,7 @@ static int known_index(const char *name, size_t len) {
 }
 
 static void parse_env(void) {
-  const char *env = getenv("UFFDGC_DISABLE");
+  const char *env = secure_getenv("UFFDGC_DISABLE"); /* NULL in setuid programs */
   if (!env)
     return;
   strncpy(raw_value, env, sizeof raw_value - 1);

@@ -13,44 +13,11 @@ static const char *const known_points[] = {"copy.mremap", "copy.register", "copy
                                            "copy.stray_read"};
 #define POINT_COUNT (sizeof known_points / sizeof known_points[0])
 
-typedef struct injection {
-  bool armed;
-  unsigned long nth; /* 0: every call */
-  _Atomic unsigned long calls;
-} injection;
-
-static injection injections[POINT_COUNT];
-static bool any_armed;
-static pthread_once_t parse_once = PTHREAD_ONCE_INIT;
-
 static int point_index(const char *name, size_t length) {
   for (size_t i = 0; i < POINT_COUNT; i++)
     if (strlen(known_points[i]) == length && !strncmp(known_points[i], name, length))
       return (int)i;
   return -1;
-}
-
-static void parse(void) {
-  const char *value = getenv("UFFDGC_INJECT");
-  if (!value)
-    return;
-  while (*value) {
-    size_t length = strcspn(value, ",");
-    size_t name_length = strcspn(value, ",:");
-    if (name_length > length)
-      name_length = length;
-    int index = point_index(value, name_length);
-    if (index < 0) {
-      ugc_warn("UFFDGC_INJECT: unknown point \"%.*s\" ignored", (int)name_length, value);
-    } else {
-      injections[index].armed = true;
-      injections[index].nth = name_length < length ? strtoul(value + name_length + 1, NULL, 10) : 0;
-      any_armed = true;
-    }
-    value += length;
-    if (*value == ',')
-      value++;
-  }
 }
 
 bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len) {
@@ -77,6 +44,43 @@ bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len) {
   return true;
 }
 
+#ifndef UGC_NO_FAULT_INJECTION
+/* Compiled out of builds without fault injection (inject.h). */
+
+typedef struct injection {
+  bool armed;
+  unsigned long nth; /* 0: every call */
+  _Atomic unsigned long calls;
+} injection;
+
+static injection injections[POINT_COUNT];
+static bool any_armed;
+static pthread_once_t parse_once = PTHREAD_ONCE_INIT;
+
+static void parse(void) {
+  /* NULL under secure execution: a setuid program's caller must not inject faults. */
+  const char *value = secure_getenv("UFFDGC_INJECT");
+  if (!value)
+    return;
+  while (*value) {
+    size_t length = strcspn(value, ",");
+    size_t name_length = strcspn(value, ",:");
+    if (name_length > length)
+      name_length = length;
+    int index = point_index(value, name_length);
+    if (index < 0) {
+      ugc_warn("UFFDGC_INJECT: unknown point \"%.*s\" ignored", (int)name_length, value);
+    } else {
+      injections[index].armed = true;
+      injections[index].nth = name_length < length ? strtoul(value + name_length + 1, NULL, 10) : 0;
+      any_armed = true;
+    }
+    value += length;
+    if (*value == ',')
+      value++;
+  }
+}
+
 bool ugc_inject(const char *point) {
   pthread_once(&parse_once, parse);
   if (!any_armed)
@@ -87,3 +91,5 @@ bool ugc_inject(const char *point) {
   unsigned long call = atomic_fetch_add(&injections[index].calls, 1) + 1;
   return injections[index].nth == 0 || injections[index].nth == call;
 }
+
+#endif

@@ -12,15 +12,26 @@
  *
  * Parsed once, on first use; heap creation refuses a list with an unknown point or a bad N
  * (ugc_inject_list_check); other users get one warning. Unset: one well-predicted
- * branch per call site, and the call sites are on per-cycle paths only. */
+ * branch per call site, and the call sites are on per-cycle paths only.
+ *
+ * Never in production: builds configured with UGC_FAULT_INJECTION=OFF (the default for
+ * Release and MinSizeRel) compile every call site out, and a process in secure execution
+ * (setuid, setgid, file capabilities: AT_SECURE) never reads the variable. */
 #ifndef UGC_OS_INJECT_H
 #define UGC_OS_INJECT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#ifdef UGC_NO_FAULT_INJECTION
+static inline bool ugc_inject(const char *point) {
+  (void)point;
+  return false;
+}
+#else
 /* True when the fault at `point` must be injected now. */
 bool ugc_inject(const char *point);
+#endif
 
 /* Whether every entry of the comma-separated `list` is a known point, optionally with ":N"
  * (N from 1); if not, the first bad entry goes to bad_entry. */

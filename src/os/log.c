@@ -2,6 +2,10 @@
  * from several threads do not interleave. */
 #include "os/log.h"
 
+#include <string.h>
+
+#include "os/error.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,10 +16,11 @@ static void emit(const char *level, const char *fmt, va_list ap) {
   int n = snprintf(buf, sizeof buf, "uffdgc: %s", level);
   if (n < 0)
     n = 0;
-  int m = vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+  /* Room for the newline; a message too long is cut after a word and ends with "...". */
+  int m = ugc_format_message_v(buf + n, sizeof buf - 1 - (size_t)n, fmt, ap);
   size_t len = (size_t)n + (m > 0 ? (size_t)m : 0);
   if (len > sizeof buf - 2)
-    len = sizeof buf - 2; /* truncated: keep the newline */
+    len = strlen(buf);
   buf[len++] = '\n';
   ssize_t ignored = write(STDERR_FILENO, buf, len);
   (void)ignored;

@@ -1,5 +1,6 @@
 /* Allocation slow paths: TLAB refills, medium objects straight from the bump pointer, the
  * non-moving and large-object spaces, the collection trigger and running out of memory. */
+#include <stdio.h>
 #include <string.h>
 
 #include "heap/vm.h"
@@ -15,21 +16,50 @@ static size_t occupancy(const ugc_heap *heap) {
   return (heap->moving.top - heap->moving.base) + heap->other_since_gc;
 }
 
+/* Every slow-path allocation is checked (the inline path reaches here for every allocation
+ * in checking mode, and for none inside a blocking region or a heap walk). */
 static void check_request(ugc_mutator *mutator, ugc_type_id type, size_t bytes, const char *call) {
   ugc_check_attached(mutator, call);
-  if (type == UGC_FILLER_TYPE || type >= ugc_type_count(&mutator->heap->types))
+  if (!pthread_equal(mutator->thread, pthread_self()))
+    ugc_misuse(call, "the mutator belongs to another thread (each thread attaches its own)");
+  if (mutator->state == UGC_MUTATOR_BLOCKING)
+    ugc_misuse(call, "allocation inside a blocking region (between ugc_blocking_enter and "
+                     "ugc_blocking_leave the thread must not touch the heap)");
+  if (mutator->in_walk)
+    ugc_misuse(call, "allocation inside a ugc_heap_walk callback (the world is stopped and the "
+                     "heap locked for the walk)");
+  const ugc_type_table *types = &mutator->heap->types;
+  if (type == UGC_FILLER_TYPE || type >= ugc_type_count(types))
     ugc_misuse(call, "unregistered type id");
   if (bytes >= ((size_t)1 << 32))
     ugc_misuse(call, "size overflow: the payload must be below 4 GiB");
+  const ugc_type_info *info = ugc_type_get(types, type);
+  if ((info->layout == UGC_LAYOUT_FIXED || info->layout == UGC_LAYOUT_REF_ARRAY) &&
+      bytes < info->fixed_size) {
+    char reason[160];
+    snprintf(reason, sizeof reason, "%zu bytes for type \"%s\", whose fixed part is %zu bytes",
+             bytes, info->name, info->fixed_size);
+    ugc_misuse(call, reason);
+  }
+}
+
+/* heap_max bounds the whole heap: the moving space in use, the non-moving cells and the
+ * large objects' mappings. Heap lock held. */
+static bool within_heap_max(const ugc_heap *heap, size_t bytes) {
+  size_t used =
+      (heap->moving.top - heap->moving.base) + heap->nonmoving.used_bytes + heap->large.used_bytes;
+  return used <= heap->config.heap_max && bytes <= heap->config.heap_max - used;
 }
 
 /* Starts a new TLAB of at least `min_bytes`. Heap lock held. */
 static bool refill_tlab_locked(ugc_heap *heap, ugc_mutator *mutator, size_t min_bytes) {
   size_t bytes = min_bytes > UGC_TLAB_BYTES ? ugc_round_up(min_bytes, 8) : UGC_TLAB_BYTES;
   ugc_tlab_retire(mutator);
-  uintptr_t start = ugc_moving_space_bump(&heap->moving, bytes);
-  if (!start && bytes > min_bytes) /* near the limit: a smaller TLAB still serves */
-    start = ugc_moving_space_bump(&heap->moving, bytes = ugc_round_up(min_bytes, 8));
+  uintptr_t start = within_heap_max(heap, bytes) ? ugc_moving_space_bump(&heap->moving, bytes) : 0;
+  if (!start && bytes > min_bytes) { /* near the limit: a smaller TLAB still serves */
+    bytes = ugc_round_up(min_bytes, 8);
+    start = within_heap_max(heap, bytes) ? ugc_moving_space_bump(&heap->moving, bytes) : 0;
+  }
   if (!start)
     return false;
   mutator->tlab_start = start;
@@ -54,7 +84,7 @@ static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_sp
   switch (space) {
   case SPACE_MOVING:
     if (total > MEDIUM_BYTES) {
-      hdr = ugc_moving_space_bump(&heap->moving, total);
+      hdr = within_heap_max(heap, total) ? ugc_moving_space_bump(&heap->moving, total) : 0;
       if (hdr)
         heap->stats.allocated_bytes += total;
     } else if (refill_tlab_locked(heap, mutator, total)) {
@@ -63,7 +93,7 @@ static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_sp
     }
     break;
   case SPACE_NONMOVING: {
-    hdr = ugc_nonmoving_alloc(&heap->nonmoving, total);
+    hdr = within_heap_max(heap, total) ? ugc_nonmoving_alloc(&heap->nonmoving, total) : 0;
     if (hdr && heap->marking) {
       ugc_nonmoving_mark(&heap->nonmoving, hdr);
       heap->stats.mark_black_bytes += total;
@@ -75,7 +105,8 @@ static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_sp
     break;
   }
   case SPACE_LARGE:
-    hdr = ugc_large_alloc(&heap->large, total);
+    hdr =
+        within_heap_max(heap, ugc_round_up(total, 4096)) ? ugc_large_alloc(&heap->large, total) : 0;
     if (hdr && heap->marking) {
       atomic_store_explicit(&ugc_large_find(&heap->large, hdr)->marked, 1, memory_order_relaxed);
       heap->stats.mark_black_bytes += total;
@@ -109,21 +140,53 @@ static void *alloc_in(ugc_mutator *mutator, ugc_type_id type, size_t bytes, allo
   return NULL;
 }
 
+static void *take_from_tlab(ugc_mutator *mutator, ugc_type_id type, size_t bytes) {
+  uintptr_t hdr = mutator->fast.tlab_cursor;
+  mutator->fast.tlab_cursor += ugc_alloc_size(bytes);
+  *(uint64_t *)hdr = ugc_header_make(type, bytes);
+  return (void *)(hdr + UGC_HEADER_BYTES);
+}
+
+/* A large object inside a reserved sequence: it gets its own mapping as always, but its
+ * room comes out of the reservation (the end of the TLAB becomes a filler), so neither a
+ * trigger check nor a collection is needed. If the mapping fails, the reserved room itself
+ * holds it (it then lives in the moving space). */
+static void *reserved_large(ugc_mutator *mutator, ugc_type_id type, size_t bytes) {
+  ugc_heap *heap = mutator->heap;
+  ugc_mutator_fast *fast = &mutator->fast;
+  size_t total = ugc_alloc_size(bytes);
+  pthread_mutex_lock(&heap->lock);
+  uintptr_t hdr = ugc_large_alloc(&heap->large, total);
+  if (hdr) {
+    fast->tlab_limit -= total;
+    *(uint64_t *)fast->tlab_limit = ugc_filler_header(total);
+    heap->stats.allocated_bytes += total;
+  }
+  pthread_mutex_unlock(&heap->lock);
+  if (!hdr)
+    return take_from_tlab(mutator, type, bytes);
+  *(uint64_t *)hdr = ugc_header_make(type, bytes);
+  return (void *)(hdr + UGC_HEADER_BYTES);
+}
+
 void *ugc_alloc_slow(ugc_mutator *mutator, ugc_type_id type, size_t bytes) {
   check_request(mutator, type, bytes, "ugc_alloc");
-  ugc_safepoint(mutator);
   ugc_heap *heap = mutator->heap;
+  ugc_mutator_fast *fast = &mutator->fast;
+  size_t total = ugc_alloc_size(bytes);
+  if (mutator->reserved) {
+    /* Inside a reserved sequence: no safepoint, no collection, whatever the size. */
+    if (total <= fast->tlab_limit - fast->tlab_cursor)
+      return bytes >= heap->config.large_threshold ? reserved_large(mutator, type, bytes)
+                                                   : take_from_tlab(mutator, type, bytes);
+    mutator->reserved = false; /* past the reservation: an ordinary allocation */
+  }
+  ugc_safepoint(mutator);
   if (bytes >= heap->config.large_threshold)
     return alloc_in(mutator, type, bytes, SPACE_LARGE);
-  /* What is left of the TLAB may still fit it (ugc_reserve makes sure it does). */
-  size_t total = ugc_alloc_size(bytes);
-  ugc_mutator_fast *fast = &mutator->fast;
-  if (total <= fast->tlab_limit - fast->tlab_cursor) {
-    uintptr_t hdr = fast->tlab_cursor;
-    fast->tlab_cursor += total;
-    *(uint64_t *)hdr = ugc_header_make(type, bytes);
-    return (void *)(hdr + UGC_HEADER_BYTES);
-  }
+  /* What is left of the TLAB may still fit it. */
+  if (total <= fast->tlab_limit - fast->tlab_cursor)
+    return take_from_tlab(mutator, type, bytes);
   return alloc_in(mutator, type, bytes, SPACE_MOVING);
 }
 
@@ -139,7 +202,7 @@ bool ugc_reserve(ugc_mutator *mutator, size_t bytes) {
   ugc_safepoint(mutator);
   ugc_mutator_fast *fast = &mutator->fast;
   if (bytes <= fast->tlab_limit - fast->tlab_cursor)
-    return true;
+    return mutator->reserved = true;
   ugc_heap *heap = mutator->heap;
   if (bytes > heap->config.heap_max)
     return false;
@@ -149,7 +212,7 @@ bool ugc_reserve(ugc_mutator *mutator, size_t bytes) {
               refill_tlab_locked(heap, mutator, bytes);
     pthread_mutex_unlock(&heap->lock);
     if (ok)
-      return true;
+      return mutator->reserved = true;
     if (attempt < 2)
       ugc_collect_now(heap, mutator, attempt == 0);
   }

@@ -367,6 +367,8 @@ void ugc_collect(ugc_mutator *mutator, ugc_collect_kind kind) {
   ugc_check_attached(mutator, "ugc_collect");
   if (mutator->state == UGC_MUTATOR_BLOCKING)
     ugc_misuse("ugc_collect", "called inside a blocking region");
+  if (mutator->in_walk)
+    ugc_misuse("ugc_collect", "called inside a ugc_heap_walk callback");
   ugc_heap *heap = mutator->heap;
   if (kind == UGC_COLLECT_FINISH) {
     heap->backend->compact_wait(heap);

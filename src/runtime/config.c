@@ -32,11 +32,14 @@ void ugc_config_init(ugc_config *config) {
   config->gc_threads = 0;
   config->growth_factor = 2.0;
   config->concurrent_mark = 1;
+  config->safepoint_timeout_ms = 10000;
 }
 
-/* The value of variable `name`, or NULL when it is unset or empty. */
+/* The value of variable `name`, or NULL when it is unset or empty. secure_getenv: in a
+ * setuid, setgid or file-capability program (secure execution) the caller's environment
+ * does not configure the heap. */
 static const char *env(const char *name) {
-  const char *value = getenv(name);
+  const char *value = secure_getenv(name);
   return value && *value ? value : NULL;
 }
 
@@ -105,6 +108,11 @@ static int apply_environment(ugc_config *config, ugc_error *error) {
     if (!parse_bool(value, &flag))
       return bad_env(error, "UFFDGC_CONCURRENT_MARK", value, CONCURRENT_MARK_ACCEPTED);
     config->concurrent_mark = flag;
+  }
+  if ((value = env("UFFDGC_CHECK"))) {
+    if (!parse_bool(value, &flag))
+      return bad_env(error, "UFFDGC_CHECK", value, "1 (on) or 0 (off)");
+    config->check = flag;
   }
   if ((value = env("UFFDGC_HEAP_MAX"))) {
     size_t size;
@@ -201,6 +209,8 @@ static int check_fields(ugc_config *config, ugc_error *error) {
     config->large_threshold = 128 * 1024;
   if (config->large_threshold < 256 || config->large_threshold > 16 * MiB)
     return bad_size_field(error, "large_threshold", config->large_threshold, "256 bytes to 16 MiB");
+  if (config->safepoint_timeout_ms == 0)
+    config->safepoint_timeout_ms = 10000;
   if (config->growth_factor == 0)
     config->growth_factor = 2.0;
   if (!(config->growth_factor >= 1.0 && config->growth_factor <= 1000.0)) {

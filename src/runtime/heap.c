@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "mark/concurrent_mark.h"
+#include "os/error.h"
 #include "os/log.h"
 #include "runtime/config.h"
 #include "runtime/heap.h"
@@ -17,7 +18,7 @@ void ugc_set_error(ugc_error *error, ugc_error_code code, const char *fmt, ...) 
   error->code = code;
   va_list args;
   va_start(args, fmt);
-  vsnprintf(error->message, sizeof error->message, fmt, args);
+  ugc_format_message_v(error->message, sizeof error->message, fmt, args);
   va_end(args);
 }
 
@@ -112,9 +113,14 @@ ugc_heap *ugc_heap_create(const ugc_config *user_config, ugc_error *error) {
   heap->stats.heap_max_bytes = config.heap_max;
   size_t tlab_limit = UGC_TLAB_BYTES - UGC_HEADER_BYTES;
   heap->small_limit = config.large_threshold < tlab_limit ? config.large_threshold : tlab_limit;
+  if (config.check) /* no size passes the inline test: every allocation is checked */
+    heap->small_limit = 0;
 
-  if (ugc_type_table_init(&heap->types) != 0) {
-    ugc_set_error(error, UGC_ERR_NOMEM, "ugc_heap_create: cannot map the type table");
+  int types_rc = ugc_type_table_init(&heap->types);
+  if (types_rc != 0) {
+    char why[320];
+    ugc_describe_map_failure(why, sizeof why, ugc_type_table_bytes(), -types_rc);
+    ugc_set_error(error, UGC_ERR_NOMEM, "ugc_heap_create: cannot map the type table: %s", why);
     goto fail;
   }
   if (ugc_moving_space_init(&heap->moving, config.heap_max, config.nonmoving_max, error) != 0)
@@ -134,6 +140,7 @@ ugc_heap *ugc_heap_create(const ugc_config *user_config, ugc_error *error) {
       heap->backend->detach(heap);
     goto fail;
   }
+  ugc_kernel_access_report(heap);
 
   pthread_mutex_lock(&heaps_lock);
   heap->next_heap = heaps;

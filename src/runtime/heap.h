@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "backend/backend.h"
 #include "compact/compact.h"
@@ -34,7 +35,13 @@ struct ugc_mutator {
   ugc_heap *heap;
   uintptr_t tlab_start; /* start of the current TLAB (for allocation statistics) */
   int state;            /* enum ugc_mutator_state */
+  /* Set by ugc_reserve: the TLAB's free room belongs to a reserved sequence, whose
+   * allocations neither poll nor collect. Ends when one does not fit, or the TLAB ends. */
+  bool reserved;
+  bool in_walk; /* inside ugc_heap_walk: allocating would deadlock */
   pthread_t thread;
+  pid_t tid;                /* kernel thread id, for messages */
+  ugc_mutator *thread_next; /* the thread's other attached mutators (thread_watch.c) */
   ugc_mutator *prev, *next; /* attach order */
   /* Concurrent marking: the write barrier's buffer (mark/satb.c) and how many values it
    * recorded since the last final pause. */
@@ -196,6 +203,20 @@ static inline bool ugc_heap_maybe_moving(uintptr_t base, uintptr_t top, uintptr_
 /* Visits every root slot in a fixed order: each mutator's handle stack (attach order), the
  * global roots (registration order), then the enumerators. World stopped. */
 void ugc_roots_visit(ugc_heap *heap, ugc_tracer *tracer);
+
+/* ---- thread_watch.c ---- */
+/* Adds the calling thread's new mutator to its list (detached automatically at thread exit). */
+void ugc_thread_watch_add(ugc_mutator *mutator);
+/* Removes a mutator from the calling thread's list (ugc_thread_detach). */
+void ugc_thread_watch_remove(ugc_mutator *mutator);
+/* sp_lock held, pause requested: names every other mutator still RUNNING after waited_ms;
+ * fatal for one whose thread no longer exists. */
+void ugc_world_stop_report_late(ugc_heap *heap, ugc_mutator *self, uint64_t waited_ms);
+
+/* ---- kernel_access.c ---- */
+/* With config.trace: one line when system calls into the heap lose what the delivery mode
+ * promises (UFFD_USER_MODE_ONLY). */
+void ugc_kernel_access_report(const ugc_heap *heap);
 
 /* ---- misc ---- */
 /* heap->stats_lock, for backends folding their counters in outside the pause. */

@@ -8,6 +8,7 @@
  * delays parking until the next poll. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mark/concurrent_mark.h"
 #include "os/log.h"
@@ -49,6 +50,30 @@ void ugc_wait_pause_end_locked(ugc_heap *heap) {
   park_locked(heap, self);
 }
 
+/* Waits until no other mutator runs; after config.safepoint_timeout_ms, then after twice as
+ * long again, and so on, says which threads are late. sp_lock held. */
+static void wait_others_parked(ugc_heap *heap, ugc_mutator *self) {
+  uint64_t timeout_ms = heap->config.safepoint_timeout_ms, waited_ms = 0;
+  while (others_running(heap, self)) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += (time_t)(timeout_ms / 1000);
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+      deadline.tv_sec++;
+      deadline.tv_nsec -= 1000000000L;
+    }
+    while (others_running(heap, self) &&
+           pthread_cond_timedwait(&heap->parked_cond, &heap->sp_lock, &deadline) == 0)
+      ;
+    if (others_running(heap, self)) {
+      waited_ms += timeout_ms;
+      ugc_world_stop_report_late(heap, self, waited_ms);
+      timeout_ms = waited_ms; /* the next report when the wait has doubled */
+    }
+  }
+}
+
 bool ugc_world_stop(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) {
   pthread_mutex_lock(&heap->sp_lock);
   uint64_t epoch = heap->gc_epoch;
@@ -64,8 +89,7 @@ bool ugc_world_stop(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) {
   int saved = self ? self->state : 0;
   if (self)
     self->state = UGC_MUTATOR_COLLECTING;
-  while (others_running(heap, self))
-    pthread_cond_wait(&heap->parked_cond, &heap->sp_lock);
+  wait_others_parked(heap, self);
   if (self)
     self->state = saved;
   pthread_mutex_unlock(&heap->sp_lock);
@@ -100,6 +124,7 @@ void ugc_blocking_enter(ugc_mutator *mutator) {
     ugc_misuse("ugc_blocking_enter", "already inside a blocking region");
   }
   mutator->state = UGC_MUTATOR_BLOCKING;
+  mutator->fast.small_limit = 0; /* allocation here reaches the slow path, which refuses it */
   if (heap->gc_in_progress)
     pthread_cond_broadcast(&heap->parked_cond);
   pthread_mutex_unlock(&heap->sp_lock);
@@ -116,6 +141,7 @@ void ugc_blocking_leave(ugc_mutator *mutator) {
   while (heap->gc_in_progress)
     pthread_cond_wait(&heap->resume_cond, &heap->sp_lock);
   mutator->state = UGC_MUTATOR_RUNNING;
+  mutator->fast.small_limit = heap->small_limit;
   pthread_mutex_unlock(&heap->sp_lock);
 }
 
@@ -136,6 +162,7 @@ void ugc_tlab_retire(ugc_mutator *mutator) {
     ugc_cmark_tlab_retired(mutator->heap, mutator->tlab_start, fast->tlab_limit);
   fast->tlab_cursor = fast->tlab_limit = 0;
   mutator->tlab_start = 0;
+  mutator->reserved = false;
 }
 
 static void retire_one(ugc_mutator *mutator, void *data) {
@@ -194,6 +221,7 @@ ugc_mutator *ugc_thread_attach(ugc_heap *heap, ugc_error *error) {
   heap->mutators_tail = mutator;
   pthread_mutex_unlock(&heap->sp_lock);
   ugc_heap_signals_attach(heap);
+  ugc_thread_watch_add(mutator);
   return mutator;
 }
 
@@ -202,10 +230,15 @@ void ugc_thread_detach(ugc_mutator *mutator) {
   ugc_heap *heap = mutator->heap;
   if (mutator->state == UGC_MUTATOR_BLOCKING)
     ugc_misuse("ugc_thread_detach", "called inside a blocking region");
+  /* The thread's list of mutators (detached at thread exit) is the owner's own. After fork
+   * a GONE mutator's thread does not exist: the child may detach it. */
+  if (!pthread_equal(mutator->thread, pthread_self()) && mutator->state != UGC_MUTATOR_GONE)
+    ugc_misuse("ugc_thread_detach", "called from a thread other than the one that attached");
   if (mutator->fast.root_count != 0)
     ugc_warn("ugc_thread_detach: %u handle-scope root(s) still registered (unbalanced "
              "ugc_scope_open/ugc_scope_close?); they are dropped",
              mutator->fast.root_count);
+  ugc_thread_watch_remove(mutator);
   pthread_mutex_lock(&heap->sp_lock);
   park_locked(heap, mutator); /* no pause may see a half-removed mutator */
   /* No pause can start while we hold sp_lock: the TLAB and list are ours to change. */

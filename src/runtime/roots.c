@@ -30,9 +30,19 @@ static bool slot_remove(ugc_slot_list *list, void **slot) {
   return false;
 }
 
-void ugc_global_root_add(ugc_heap *heap, void **slot) {
+/* A slot inside the moving space is a field of an object that moves: the registration
+ * would keep its old address, and a later cycle would write into whatever lands there. */
+static void check_slot_stays(const ugc_heap *heap, void **slot, const char *call) {
   if (!slot)
-    ugc_misuse("ugc_global_root_add", "slot is NULL");
+    ugc_misuse(call, "slot is NULL");
+  if ((uintptr_t)slot - heap->moving.base < heap->moving.reserved_bytes)
+    ugc_misuse(call, "the slot is inside a movable heap object (it would go stale when the "
+                     "object moves): use a global, malloc'd memory or a pinned object "
+                     "(ugc_alloc_pinned)");
+}
+
+void ugc_global_root_add(ugc_heap *heap, void **slot) {
+  check_slot_stays(heap, slot, "ugc_global_root_add");
   pthread_mutex_lock(&heap->lock);
   slot_add(&heap->globals, slot, "ugc_global_root_add");
   pthread_mutex_unlock(&heap->lock);
@@ -47,8 +57,7 @@ void ugc_global_root_remove(ugc_heap *heap, void **slot) {
 }
 
 void ugc_weak_add(ugc_heap *heap, void **slot) {
-  if (!slot)
-    ugc_misuse("ugc_weak_add", "slot is NULL");
+  check_slot_stays(heap, slot, "ugc_weak_add");
   pthread_mutex_lock(&heap->lock);
   slot_add(&heap->weaks, slot, "ugc_weak_add");
   pthread_mutex_unlock(&heap->lock);

@@ -52,13 +52,18 @@ static bool walk_public(uintptr_t hdr, void *raw) {
 
 void ugc_heap_walk(ugc_mutator *mutator, ugc_walk_fn fn, void *data) {
   ugc_check_attached(mutator, "ugc_heap_walk");
+  if (mutator->in_walk)
+    ugc_misuse("ugc_heap_walk", "called inside a ugc_heap_walk callback");
   ugc_heap *heap = mutator->heap;
   ugc_world_stop(heap, mutator, false);
   pthread_mutex_lock(&heap->lock);
   heap->backend->compact_wait(heap);
   ugc_tlabs_retire_all(heap);
   public_walk walk = {fn, data};
+  /* The TLAB is retired: an allocation from fn reaches the slow path, which refuses it. */
+  mutator->in_walk = true;
   ugc_walk_objects_locked(heap, walk_public, &walk);
+  mutator->in_walk = false;
   pthread_mutex_unlock(&heap->lock);
   ugc_world_resume(heap, mutator, false);
 }

@@ -123,6 +123,9 @@ int main(int argc, char **argv) {
 #if defined(UGC_UNDER_SANITIZER)
   SKIP("userfaultfd maps pages behind the sanitizer's back");
 #endif
+#if defined(UGC_NO_FAULT_INJECTION)
+  SKIP("fault injection is compiled out of this build (UGC_FAULT_INJECTION=OFF)");
+#endif
   for (size_t i = 0; i < count; i++) {
     const scenario *s = &scenarios[i];
     printf("%s\n", s->name);

@@ -56,11 +56,12 @@ int main(void) {
 
   /* A blocking descriptor cannot be polled: refused. */
   ugc_fault_thread t;
-  REQUIRE(ugc_uffd_create(&uffd, 0, 0) == 0);
+  REQUIRE(ugc_uffd_create(&uffd, 0, UGC_UFFD_ALLOW_USER_MODE_ONLY) == 0);
   CHECK(ugc_fault_thread_start(&t, &uffd, resolve, NULL) == -EINVAL);
   ugc_uffd_close(&uffd);
 
-  REQUIRE(ugc_uffd_create(&uffd, UFFD_FEATURE_THREAD_ID, UGC_UFFD_NONBLOCK) == 0);
+  REQUIRE(ugc_uffd_create(&uffd, UFFD_FEATURE_THREAD_ID,
+                          UGC_UFFD_NONBLOCK | UGC_UFFD_ALLOW_USER_MODE_ONLY) == 0);
   heap = mmap(NULL, PAGES * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   REQUIRE(heap != MAP_FAILED);
   REQUIRE(ugc_uffd_register(&uffd, heap, PAGES * page, UGC_UFFD_REG_MISSING, 0, NULL) == 0);

@@ -201,8 +201,8 @@ static void test_pending_event(void) {
   ugc_uffd u;
   if (!(ugc_uffd_caps_get()->features & UFFD_FEATURE_EVENT_REMOVE))
     return;
-  REQUIRE(ugc_uffd_create(&u, UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_SIGBUS, UGC_UFFD_NONBLOCK) ==
-          0);
+  REQUIRE(ugc_uffd_create(&u, UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_SIGBUS,
+                          UGC_UFFD_NONBLOCK | UGC_UFFD_ALLOW_USER_MODE_ONLY) == 0);
   char *dst = anon(4);
   char src[4096] = {1};
   REQUIRE(ugc_uffd_register(&u, dst, 4 * page, UGC_UFFD_REG_MISSING, 0, NULL) == 0);
@@ -230,7 +230,7 @@ int main(void) {
   ugc_uffd u;
   uint64_t want = UFFD_FEATURE_SIGBUS | UFFD_FEATURE_MOVE | UFFD_FEATURE_MINOR_SHMEM |
                   UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_POISON;
-  REQUIRE(ugc_uffd_create(&u, want, 0) == 0);
+  REQUIRE(ugc_uffd_create(&u, want, UGC_UFFD_ALLOW_USER_MODE_ONLY) == 0);
   CHECK((u.features & ~want) == 0);
   test_copy(&u);
   test_move(&u);

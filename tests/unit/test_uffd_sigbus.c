@@ -129,7 +129,7 @@ int main(int argc, char **argv) {
   sigemptyset(&prev.sa_mask);
   REQUIRE(sigaction(SIGBUS, &prev, NULL) == 0);
 
-  REQUIRE(ugc_uffd_create(&uffd, UFFD_FEATURE_SIGBUS, 0) == 0);
+  REQUIRE(ugc_uffd_create(&uffd, UFFD_FEATURE_SIGBUS, UGC_UFFD_ALLOW_USER_MODE_ONLY) == 0);
   heap = mmap(NULL, HEAP_PAGES * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   REQUIRE(heap != MAP_FAILED);
   for (int i = 0; i < HEAP_PAGES; i++)

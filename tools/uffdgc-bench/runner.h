@@ -8,7 +8,7 @@ typedef struct bench_row {
   const bench_workload *workload;
   const char *backend_requested; /* "auto", "stw", ..., or "bdw" */
   const char *delivery;          /* --delivery for this row; NULL = default or env */
-  char skipped[256];             /* non-empty: not run, and why */
+  char skipped[512];             /* non-empty: not run, and why (a whole ugc_error message) */
   bool failed;
   bench_result *result; /* the median run (by wall time) */
 } bench_row;

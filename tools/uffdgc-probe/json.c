@@ -85,6 +85,9 @@ void probe_print_json(const probe_report *r) {
     printf(",\n    \"unprivileged_userfaultfd\": %d", r->unprivileged_userfaultfd);
   else
     printf(",\n    \"unprivileged_userfaultfd\": null");
+  /* UFFD_USER_MODE_ONLY: faults inside system calls are not handled (EFAULT) */
+  printf(",\n    \"kernel_faults_handled\": %s",
+         b(c->available && c->open.path != UGC_UFFD_PATH_SYSCALL_USER_MODE_ONLY));
   printf(",\n    \"paths\": {\n");
   json_attempt("dev", &c->dev, false);
   json_attempt("syscall", &c->syscall, false);

@@ -82,6 +82,12 @@ void probe_print_table(const probe_report *r) {
   print_attempt("/dev/userfaultfd", &c->dev);
   print_attempt("userfaultfd syscall", &c->syscall);
   print_attempt("UFFD_USER_MODE_ONLY syscall", &c->user_mode_only);
+  if (c->available && c->open.path == UGC_UFFD_PATH_SYSCALL_USER_MODE_ONLY)
+    printf("  note: only UFFD_USER_MODE_ONLY is open to this process: system calls into heap\n"
+           "  objects not yet compacted fail with EFAULT in BOTH delivery modes (thread delivery\n"
+           "  does not help). Ways out: pinned objects or own buffers for system calls,\n"
+           "  ugc_collect(m, UGC_COLLECT_FINISH) before them, or full userfaultfd\n"
+           "  (vm.unprivileged_userfaultfd=1, access to /dev/userfaultfd, CAP_SYS_PTRACE).\n");
 
   if (c->available) {
     printf("\nfeatures (UFFDIO_API: 0x%llx)\n", (unsigned long long)c->kernel_features);
