@@ -45,7 +45,8 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
     endif()
     # The stress tests run on `copy` by default (tests/stress/test_*.c); here the others.
     if(NOT suffix STREQUAL "copy")
-      foreach(stress test_compaction_faults test_compaction_threads test_syscall_heap)
+      foreach(stress test_compaction_faults test_compaction_threads test_syscall_heap
+                     test_fork_loop)
         if(TARGET ${stress})
           ugc_matrix_test("stress/${stress}[${suffix}]" ${stress} "${env}")
         endif()

@@ -460,6 +460,30 @@ static void copy_compact_wait(ugc_heap *heap) {
   pthread_mutex_unlock(&backend->wait_lock);
 }
 
+/* fork(): compact_wait has run (no compaction in flight, none can start: the heap's locks
+ * are held). Another thread may still be inside compact_wait, about to see that there is
+ * nothing to wait for: holding wait_lock across the fork keeps it out of the child. */
+static void copy_fork_prepare(ugc_heap *heap) {
+  copy_backend *backend = heap->backend_data;
+  pthread_mutex_lock(&backend->wait_lock);
+  ugc_compact_threads_fork_prepare(&backend->threads);
+}
+
+static void copy_fork_parent(ugc_heap *heap) {
+  copy_backend *backend = heap->backend_data;
+  ugc_compact_threads_fork_parent(&backend->threads);
+  pthread_mutex_unlock(&backend->wait_lock);
+}
+
+/* The descriptor and the handler thread are replaced at the child's first compaction
+ * (reopen_after_fork); the locks are re-initialised now. */
+static void copy_fork_child(ugc_heap *heap) {
+  copy_backend *backend = heap->backend_data;
+  ugc_compact_threads_fork_child(&backend->threads);
+  ugc_concurrent_fork_child(&backend->concurrent);
+  pthread_mutex_init(&backend->wait_lock, NULL);
+}
+
 const ugc_backend_ops ugc_backend_copy = {
     .name = "copy",
     .concurrent = true,
@@ -467,4 +491,7 @@ const ugc_backend_ops ugc_backend_copy = {
     .detach = copy_detach,
     .compact_start = copy_compact_start,
     .compact_wait = copy_compact_wait,
+    .fork_prepare = copy_fork_prepare,
+    .fork_parent = copy_fork_parent,
+    .fork_child = copy_fork_child,
 };

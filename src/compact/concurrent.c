@@ -52,6 +52,10 @@ int ugc_concurrent_begin(ugc_concurrent *c, const ugc_compact_plan *plan, intptr
   return 0;
 }
 
+void ugc_concurrent_fork_child(ugc_concurrent *c) {
+  pthread_mutex_init(&c->release_lock, NULL);
+}
+
 void ugc_concurrent_destroy(ugc_concurrent *c) {
   ugc_page_states_free(&c->states);
   pthread_mutex_destroy(&c->release_lock);

@@ -127,6 +127,10 @@ void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch);
  * time from ugc_concurrent_begin until the last page was mapped, in ns. */
 uint64_t ugc_concurrent_finish(ugc_concurrent *c);
 
+/* In a fork child (no compaction in flight): re-initialises the lock, which a thread of the
+ * parent may have held. */
+void ugc_concurrent_fork_child(ugc_concurrent *c);
+
 /* Frees the page states and the lock (heap destruction). */
 void ugc_concurrent_destroy(ugc_concurrent *c);
 

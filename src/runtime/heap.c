@@ -28,7 +28,10 @@ void ugc_misuse(const char *call, const char *reason) {
 
 /* ---- the process's heaps, and fork ----
  * The prepare handler waits for any pause and any concurrent compaction to end and holds
- * every heap's locks across fork(), so the child gets a complete, consistent heap. */
+ * every heap's locks (the backend's too) across fork(), so the child gets a complete,
+ * consistent heap and no lock that a thread missing from the child holds. Condition
+ * variables may count waiters that do not exist in the child (a later destroy would wait
+ * for them): the child re-initialises them. */
 
 static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static ugc_heap *heaps;
@@ -41,11 +44,15 @@ static void fork_prepare(void) {
     ugc_wait_pause_end_locked(heap);
     heap->backend->compact_wait(heap);
     pthread_mutex_lock(&heap->lock);
+    if (heap->backend->fork_prepare)
+      heap->backend->fork_prepare(heap);
   }
 }
 
 static void fork_parent(void) {
   for (ugc_heap *heap = heaps; heap; heap = heap->next_heap) {
+    if (heap->backend->fork_parent)
+      heap->backend->fork_parent(heap);
     pthread_mutex_unlock(&heap->lock);
     pthread_mutex_unlock(&heap->sp_lock);
   }
@@ -60,6 +67,10 @@ static void fork_child(void) {
       if (!pthread_equal(m->thread, self))
         m->state = UGC_MUTATOR_GONE;
     ugc_workers_after_fork_child(&heap->workers);
+    if (heap->backend->fork_child)
+      heap->backend->fork_child(heap);
+    pthread_cond_init(&heap->parked_cond, NULL);
+    pthread_cond_init(&heap->resume_cond, NULL);
     pthread_mutex_unlock(&heap->lock);
     pthread_mutex_unlock(&heap->sp_lock);
   }
