@@ -35,6 +35,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "backend/availability.h"
@@ -54,6 +55,7 @@
 
 static const char zero_page[UGC_PAGE_SIZE] __attribute__((aligned(4096)));
 #define UGC_HUGE_PAGE_SIZE ((size_t)2 << 20) /* room kept above the data for the touch */
+#define PAUSE_BATCH_BYTES (UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE)
 
 typedef struct copy_backend {
   ugc_heap *heap;
@@ -76,6 +78,8 @@ typedef struct copy_backend {
   _Atomic bool compacting;    /* faults in the heap are ours to resolve */
   _Atomic uint32_t resolvers; /* threads inside a fault callback (see copy_on_sigbus) */
   pthread_mutex_t wait_lock;  /* one compact_wait at a time */
+  void *pause_batch;          /* batch buffer when no GC thread runs: this heap's own (several heaps
+                                 may build in their pauses at once) */
 } copy_backend;
 
 /* ---- mapping primitives (async-signal-safe) ------------------------------------------- */
@@ -102,9 +106,27 @@ static void report_signal_safe(const char *what, int err) {
   (void)ignored;
 }
 
+/* A process that is not the descriptor's owner and finds a compaction in flight was forked
+ * without the atfork handlers (a raw clone system call, _Fork), which would have finished
+ * the compaction first. Its heap pages not built yet are gone (the kernel does not carry a
+ * registration into a child), and every ioctl on the inherited descriptor would act on the
+ * parent's memory: it must stop before touching either. Async-signal-safe. */
+static void check_owner(const copy_backend *backend) {
+  if (getpid() == backend->owner_pid)
+    return;
+  static const char message[] =
+      "uffdgc: fatal: copy backend: this process was forked during a concurrent compaction "
+      "without the pthread_atfork handlers (a raw clone system call or _Fork): its heap is "
+      "incomplete and the inherited userfaultfd acts on the parent's memory; use fork()\n";
+  ssize_t ignored = write(STDERR_FILENO, message, sizeof message - 1);
+  (void)ignored;
+  abort();
+}
+
 static ugc_map_result copy_map(void *ctx, uintptr_t dst, const void *src, size_t bytes,
                                size_t *done) {
   copy_backend *backend = ctx;
+  check_owner(backend);
   ugc_uffd_result r = ugc_uffd_copy(&backend->uffd, (void *)dst, src, bytes, 0);
   *done = r.done;
   switch (r.status) {
@@ -122,6 +144,7 @@ static ugc_map_result copy_map(void *ctx, uintptr_t dst, const void *src, size_t
 
 static ugc_map_result copy_map_zero(void *ctx, uintptr_t dst) {
   copy_backend *backend = ctx;
+  check_owner(backend);
   /* UFFDIO_COPY of zeros, not UFFDIO_ZEROPAGE: the shared zero page is read-only and the
    * first write (allocation goes there next) would cost a second fault. */
   ugc_uffd_result r = ugc_uffd_copy(&backend->uffd, (void *)dst, zero_page, UGC_PAGE_SIZE, 0);
@@ -160,8 +183,10 @@ static int copy_on_sigbus(void *ctx, void *addr, int is_write) {
   copy_backend *backend = ctx;
   int result = 0; /* not compacting: raced with the end, the range is unregistered: retry */
   atomic_fetch_add(&backend->resolvers, 1);
-  if (atomic_load(&backend->compacting))
+  if (atomic_load(&backend->compacting)) {
+    check_owner(backend);
     result = ugc_concurrent_resolve_fault(&backend->concurrent, (uintptr_t)addr) == 0 ? 0 : 1;
+  }
   atomic_fetch_sub(&backend->resolvers, 1);
   return result;
 }
@@ -170,8 +195,10 @@ static void copy_on_fault_message(void *ctx, const ugc_uffd_fault *fault) {
   copy_backend *backend = ctx;
   uintptr_t page = (uintptr_t)fault->addr & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
   atomic_fetch_add(&backend->resolvers, 1);
-  if (atomic_load(&backend->compacting))
+  if (atomic_load(&backend->compacting)) {
+    check_owner(backend);
     ugc_concurrent_resolve_fault(&backend->concurrent, page);
+  }
   atomic_fetch_sub(&backend->resolvers, 1);
   /* The owner's UFFDIO_COPY woke the waiters it knew of; wake once more for a thread that
    * began waiting after it (a no-op otherwise). */
@@ -262,6 +289,13 @@ static int copy_attach(ugc_heap *heap, ugc_error *error) {
   backend->space_base = heap->moving.base;
   backend->space_bytes = heap->moving.reserved_bytes;
   backend->from_base = heap->moving.from_base;
+  backend->pause_batch =
+      mmap(NULL, PAUSE_BATCH_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (backend->pause_batch == MAP_FAILED) {
+    free(backend);
+    ugc_set_error(error, UGC_ERR_NOMEM, "copy backend: out of memory");
+    return -1;
+  }
   pthread_mutex_init(&backend->wait_lock, NULL);
   ugc_concurrent_init(&backend->concurrent);
 
@@ -277,6 +311,7 @@ static int copy_attach(ugc_heap *heap, ugc_error *error) {
     if (backend->uffd.fd >= 0)
       ugc_uffd_close(&backend->uffd);
     ugc_concurrent_destroy(&backend->concurrent);
+    munmap(backend->pause_batch, PAUSE_BATCH_BYTES);
     free(backend);
     return -1;
   }
@@ -304,6 +339,7 @@ static void copy_detach(ugc_heap *heap) {
     ugc_uffd_close(&backend->uffd);
   ugc_concurrent_destroy(&backend->concurrent);
   pthread_mutex_destroy(&backend->wait_lock);
+  munmap(backend->pause_batch, PAUSE_BATCH_BYTES);
   free(backend);
   heap->backend_data = NULL;
 }
@@ -386,8 +422,7 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   atomic_store_explicit(&backend->compacting, true, memory_order_release);
   if (ugc_compact_threads_kick(&backend->threads, &backend->concurrent) != 0) {
     /* No thread could be started: build everything here, still correct, just paused. */
-    static char batch[UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE];
-    ugc_concurrent_gc_work(&backend->concurrent, batch);
+    ugc_concurrent_gc_work(&backend->concurrent, backend->pause_batch);
   }
   return 0;
 }
@@ -400,20 +435,14 @@ static void copy_compact_wait(ugc_heap *heap) {
   copy_backend *backend = heap->backend_data;
   if (!backend || !atomic_load_explicit(&backend->compacting, memory_order_acquire))
     return;
+  check_owner(backend); /* before any lock or ioctl: the parent's cycle is not ours */
   pthread_mutex_lock(&backend->wait_lock);
   if (!atomic_load_explicit(&backend->compacting, memory_order_acquire)) {
     pthread_mutex_unlock(&backend->wait_lock);
     return;
   }
   ugc_concurrent *c = &backend->concurrent;
-  if (backend->owner_pid == getpid()) {
-    ugc_compact_threads_wait(&backend->threads);
-  } else {
-    /* fork child (the atfork handler should have finished compaction first, so this is a
-     * last resort): the parent's threads are gone, build what is left here. */
-    static char batch[UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE];
-    ugc_concurrent_gc_work(c, batch);
-  }
+  ugc_compact_threads_wait(&backend->threads);
   /* What GC threads did not release yet goes with the whole from-space mapping: back to a
    * bare reservation, page tables included, so the next hand-off's mremap finds nothing to
    * tear down at its destination. */

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "os/inject.h"
 #include "os/log.h"
 
 typedef struct thread_start {
@@ -85,7 +86,8 @@ static void start_threads(ugc_compact_threads *t) {
     start->pool = t;
     start->index = i;
     start->seen = t->generation;
-    if (pthread_create(&t->threads[i], NULL, compact_thread_main, start) != 0) {
+    if (ugc_inject("compact.threads") ||
+        pthread_create(&t->threads[i], NULL, compact_thread_main, start) != 0) {
       free(start);
       break;
     }

@@ -9,7 +9,7 @@
 #include "os/log.h"
 
 static const char *const known_points[] = {"copy.mremap", "copy.register", "copy.page_states",
-                                           "copy.stray_read"};
+                                           "copy.stray_read", "compact.threads"};
 #define POINT_COUNT (sizeof known_points / sizeof known_points[0])
 
 typedef struct injection {

@@ -9,6 +9,8 @@
  *   copy.page_states  no memory for the per-page states
  *   copy.stray_read   a read of the first heap page between mremap and registration maps
  *                     the zero page there (the trap the page protocol must survive)
+ *   compact.threads   creating a compaction GC thread fails (the pages are then built in
+ *                     the pause, by the collecting thread)
  *
  * Parsed once, on first use; unknown points get one warning. Unset: one well-predicted
  * branch per call site, and the call sites are on per-cycle paths only. */
