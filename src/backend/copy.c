@@ -162,11 +162,6 @@ static ugc_map_result copy_map_zero(void *ctx, uintptr_t dst) {
   }
 }
 
-static void copy_unmap_stray(void *ctx, uintptr_t dst) {
-  (void)ctx;
-  ugc_madv_dontneed((void *)dst, UGC_PAGE_SIZE);
-}
-
 static void copy_release_from(void *ctx, uintptr_t from, size_t bytes) {
   (void)ctx;
   ugc_madv_dontneed((void *)from, bytes);
@@ -396,6 +391,14 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
     return ugc_backend_stw.compact_start(heap, plan);
   }
   backend->registered_bytes = data_bytes;
+  /* An access between the mremap and the registration (a thread that is not parked: a
+   * signal handler, a system call in a blocking region) mapped an ordinary page that the
+   * registration does not cover: dropped now, in the pause, every data page faults to us
+   * and an EEXIST later can only come from a helper. */
+  if (data_bytes) {
+    ugc_madv_dontneed(space, data_bytes);
+    heap->stats.compaction.madvise_calls++;
+  }
   uint64_t handoff_ns = ugc_now_ns() - handoff_start;
   heap->stats.compaction.handoff_ns += handoff_ns;
   if (handoff_ns > heap->stats.compaction.handoff_max_ns)
@@ -404,7 +407,6 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
       .backend = backend,
       .map = copy_map,
       .map_zero = copy_map_zero,
-      .unmap_stray = copy_unmap_stray,
       .release_from = copy_release_from,
   };
   intptr_t from_delta = (intptr_t)(backend->from_base - backend->space_base);
@@ -474,7 +476,7 @@ static void copy_compact_wait(ugc_heap *heap) {
   add_stat(&s->pages_by_mutator, by_mutator);
   add_stat(&s->pages_helped, atomic_load(&k->pages_helped));
   add_stat(&s->copy_ioctls, atomic_load(&k->map_calls) + atomic_load(&k->zero_calls));
-  add_stat(&s->madvise_calls, atomic_load(&k->release_calls) + atomic_load(&k->stray_pages));
+  add_stat(&s->madvise_calls, atomic_load(&k->release_calls));
   add_stat(&s->bytes_copied, atomic_load(&k->bytes_copied));
   add_stat(&s->concurrent_ns, concurrent_ns);
   add_stat(&s->memcpy_ns, atomic_load(&k->build_ns));
@@ -482,10 +484,6 @@ static void copy_compact_wait(ugc_heap *heap) {
   add_stat(&s->madvise_ns, atomic_load(&k->release_ns));
   add_stat(&s->wait_ns, atomic_load(&k->wait_ns));
   add_stat(&heap->stats.gc_cpu_ns, atomic_exchange(&backend->threads.cpu_ns, 0));
-  if (atomic_load(&k->stray_pages))
-    ugc_warn("copy backend: %llu to-space page(s) were mapped by a stray access during the "
-             "hand-off and had to be replaced",
-             (unsigned long long)atomic_load(&k->stray_pages));
   pthread_mutex_unlock(&backend->wait_lock);
 }
 

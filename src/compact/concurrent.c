@@ -61,14 +61,13 @@ void ugc_concurrent_destroy(ugc_concurrent *c) {
   pthread_mutex_destroy(&c->release_lock);
 }
 
-/* A page of ours that turns out to be mapped already was mapped either by a helper (same
- * content: skip it) or by nobody entitled to (a stray access mapped a zero page before
- * registration): drop that and map ours. */
+/* A page of ours that turns out to be mapped already was mapped by a helper (same content:
+ * skip it). Nobody else can map it: the backend dropped whatever a stray access mapped
+ * before the registration, in the pause. Anything else is a bug that would lose writes. */
 void ugc_concurrent_map_built(ugc_concurrent *c, size_t first, const void *built, size_t count) {
   const char *buffer = built;
   uintptr_t dst = c->space_base + first * UGC_PAGE_SIZE;
   size_t bytes = count * UGC_PAGE_SIZE, offset = 0;
-  unsigned stray_retries = 0;
   uint64_t t0 = ugc_now_ns();
   while (offset < bytes) {
     size_t done = 0;
@@ -85,16 +84,10 @@ void ugc_concurrent_map_built(ugc_concurrent *c, size_t first, const void *built
     size_t page = first + offset / UGC_PAGE_SIZE;
     while (!ugc_page_helped(&c->states, page) && atomic_load(&c->helpers_active))
       sched_yield(); /* a helper may have mapped it and not said so yet */
-    if (ugc_page_helped(&c->states, page)) {
-      offset += UGC_PAGE_SIZE; /* a waiter built and mapped the same content: skip it */
-      continue;
-    }
-    /* Nobody who may map this page did (or a helper has not said so yet: then we replace
-     * identical content). */
-    if (++stray_retries > 64)
-      concurrent_fatal("a to-space page keeps being mapped by someone else");
-    add(&c->counters.stray_pages, 1);
-    c->mapper.unmap_stray(c->mapper.backend, dst + offset);
+    if (!ugc_page_helped(&c->states, page))
+      concurrent_fatal("a to-space page was mapped by someone who does not own it "
+                       "(EEXIST that is not a helper's)");
+    offset += UGC_PAGE_SIZE; /* a waiter built and mapped the same content: skip it */
   }
   add(&c->counters.map_ns, ugc_now_ns() - t0);
   add(&c->counters.bytes_copied, bytes);

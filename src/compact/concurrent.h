@@ -51,9 +51,6 @@ typedef struct ugc_page_mapper {
                         size_t *done_bytes);
   /* Maps a writable zero page at `dst`. */
   ugc_map_result (*map_zero)(void *backend, uintptr_t dst);
-  /* Drops the page at `dst` that somebody mapped without owning it (a stray access between
-   * the hand-off and the registration), so that `map` can be retried. */
-  void (*unmap_stray)(void *backend, uintptr_t dst);
   /* Releases from-space memory [from, from + bytes) that no build needs any more. */
   void (*release_from)(void *backend, uintptr_t from, size_t bytes);
 } ugc_page_mapper;
@@ -61,7 +58,7 @@ typedef struct ugc_page_mapper {
 /* Counters of one compaction (relaxed atomics; folded into ugc_stats at the end). */
 typedef struct ugc_concurrent_counters {
   _Atomic uint64_t pages_by_gc, pages_by_mutator, zero_pages, pages_helped;
-  _Atomic uint64_t map_calls, zero_calls, release_calls, stray_pages;
+  _Atomic uint64_t map_calls, zero_calls, release_calls;
   _Atomic uint64_t bytes_copied;
   _Atomic uint64_t build_ns, map_ns, release_ns, wait_ns;
 } ugc_concurrent_counters;
@@ -115,7 +112,8 @@ int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr);
 
 /* For the owner of pages [first, first + count) (claimed by it, built into `built`): maps
  * them with as few calls as possible and marks them MAPPED. Pages a helper mapped meanwhile
- * are skipped; a page mapped by anyone else is replaced. Async-signal-safe. */
+ * are skipped; a page mapped by anyone else is a fatal error (the backend must make sure
+ * that nothing is mapped in the range when the compaction begins). Async-signal-safe. */
 void ugc_concurrent_map_built(ugc_concurrent *c, size_t first, const void *built, size_t count);
 
 /* A GC thread's share of the work: builds pages from the shared cursor until none is left.

@@ -77,7 +77,7 @@ int main(void) {
 #ifdef UGC_UNDER_SANITIZER
   SKIP("fork() with allocating threads is not safe under this sanitizer runtime");
 #endif
-  unsigned forks = itest_env_unsigned("UGC_TEST_FORKS", 150);
+  unsigned forks = itest_env_unsigned("UGC_TEST_FORKS", 100);
   ugc_config config;
   ugc_config_init(&config);
   config.heap_max = (size_t)128 << 20;
