@@ -55,6 +55,13 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
   endforeach()
 endforeach()
 
+# The fault-injection scenarios once more with the handler-thread delivery (the scenarios
+# choose their backends themselves; the default run uses SIGBUS delivery).
+if(TARGET test_fault_injection)
+  ugc_matrix_test("stress/test_fault_injection[copy,thread]" test_fault_injection
+                  "UFFDGC_DELIVERY=thread")
+endif()
+
 # bench/smoke: every workload on every backend at --scale 1 with --verify (compact on
 # 128 MiB, both delivery modes); the --json output must hold every key docs/benchmarks.md
 # promises. About 30 s here.

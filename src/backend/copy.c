@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend/availability.h"
@@ -123,23 +124,59 @@ static void check_owner(const copy_backend *backend) {
   abort();
 }
 
+/* Why a resolving ioctl failed, for the fatal message (errors that are not retried). */
+static const char *explain_map_error(int err) {
+  switch (err) {
+  case ENOENT:
+    return " (the range is not registered: the compaction ended under its owner)";
+  case ESRCH:
+    return " (the descriptor's address space is gone)";
+  case EFAULT:
+    return " (the built page's buffer is not readable)";
+  case EBUSY:
+    return " (busy: UFFDIO_COPY never answers this)";
+  case EINVAL:
+    return " (invalid range or mapping)";
+  default:
+    return "";
+  }
+}
+
+/* The outcome of every answer of UFFDIO_COPY (docs/design.md has the table): EAGAIN (an
+ * address-space change in progress) and ENOMEM (a memory cgroup at its limit, where an
+ * ordinary fault would have reclaimed) are transient and retried by the caller; EEXIST
+ * goes to the page protocol (a helper's copy, or fatal there); anything else leaves a hole
+ * no later access could fill, and is reported here and fatal. */
+static ugc_map_result classify_copy(ugc_uffd_result r, const char *what) {
+  switch (r.status) {
+  case UGC_UFFD_OK:
+    return UGC_MAP_OK;
+  case UGC_UFFD_ALREADY_RESOLVED:
+    return UGC_MAP_EXISTS;
+  case UGC_UFFD_PENDING_EVENT:
+    return UGC_MAP_RETRY;
+  default:
+    if (r.err == ENOMEM || r.err == EAGAIN)
+      return UGC_MAP_RETRY;
+    char message[160];
+    size_t length = 0;
+    for (const char *p = what; *p && length < 60; p++)
+      message[length++] = *p;
+    for (const char *p = explain_map_error(r.err); *p && length < sizeof message - 1; p++)
+      message[length++] = *p;
+    message[length] = 0;
+    report_signal_safe(message, r.err);
+    return UGC_MAP_FAILED;
+  }
+}
+
 static ugc_map_result copy_map(void *ctx, uintptr_t dst, const void *src, size_t bytes,
                                size_t *done) {
   copy_backend *backend = ctx;
   check_owner(backend);
   ugc_uffd_result r = ugc_uffd_copy(&backend->uffd, (void *)dst, src, bytes, 0);
   *done = r.done;
-  switch (r.status) {
-  case UGC_UFFD_OK:
-    return UGC_MAP_OK;
-  case UGC_UFFD_ALREADY_RESOLVED:
-    return UGC_MAP_EXISTS;
-  case UGC_UFFD_EXITING:
-    return UGC_MAP_OK; /* the process is going away: nobody will read the page */
-  default:
-    report_signal_safe("UFFDIO_COPY of a to-space page failed", r.err);
-    return UGC_MAP_FAILED;
-  }
+  return classify_copy(r, "UFFDIO_COPY of a to-space page failed");
 }
 
 static ugc_map_result copy_map_zero(void *ctx, uintptr_t dst) {
@@ -148,18 +185,11 @@ static ugc_map_result copy_map_zero(void *ctx, uintptr_t dst) {
   /* UFFDIO_COPY of zeros, not UFFDIO_ZEROPAGE: the shared zero page is read-only and the
    * first write (allocation goes there next) would cost a second fault. */
   ugc_uffd_result r = ugc_uffd_copy(&backend->uffd, (void *)dst, zero_page, UGC_PAGE_SIZE, 0);
-  switch (r.status) {
-  case UGC_UFFD_OK:
-    return UGC_MAP_OK;
-  case UGC_UFFD_ALREADY_RESOLVED: /* another thread mapped zeros first */
-  case UGC_UFFD_NOENT:            /* compaction ended meanwhile: the range is unregistered
-                                     and the retried access is an ordinary fault */
-  case UGC_UFFD_EXITING:
-    return UGC_MAP_EXISTS;
-  default:
-    report_signal_safe("UFFDIO_COPY of a zero page failed", r.err);
-    return UGC_MAP_FAILED;
-  }
+  if (r.status == UGC_UFFD_NOENT)
+    return UGC_MAP_EXISTS; /* compaction ended meanwhile: the range is unregistered and the
+                              retried access is an ordinary fault */
+  /* EEXIST: another thread mapped zeros first. */
+  return classify_copy(r, "UFFDIO_COPY of a zero page failed");
 }
 
 static void copy_release_from(void *ctx, uintptr_t from, size_t bytes) {
@@ -258,6 +288,12 @@ static int reopen_after_fork(copy_backend *backend) {
    * exist here, and neither does its count. */
   atomic_store(&backend->resolvers, 0);
   ugc_error error;
+  if (ugc_inject("copy.reopen")) {
+    ugc_warn("copy backend: opening userfaultfd: %s (in a child process after fork); "
+             "compacting in the pause",
+             strerror(EMFILE));
+    return -1;
+  }
   if (open_uffd(backend, &error) != 0 || start_delivery(backend, &error) != 0) {
     ugc_warn("%s (in a child process after fork)", error.message);
     return -1;
@@ -278,6 +314,7 @@ static int copy_attach(ugc_heap *heap, ugc_error *error) {
     ugc_set_error(error, UGC_ERR_NOMEM, "copy backend: out of memory");
     return -1;
   }
+  (void)ugc_inject_armed(); /* parse UFFDGC_INJECT here, not first in a signal handler */
   backend->heap = heap;
   backend->sigbus_range = -1;
   backend->uffd.fd = -1;
@@ -429,6 +466,27 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   return 0;
 }
 
+/* Every page is mapped; the registration must go before the next hand-off's mremap (a
+ * registered source moves one PTE at a time, and a page dropped later would fault to a
+ * handler with no compaction to answer it). UFFDIO_UNREGISTER can fail for want of memory
+ * to split or merge the VMA: retried with a back-off for about 0.3 s, then fatal. */
+static void unregister_heap(copy_backend *backend) {
+  int rc = 0;
+  for (unsigned attempt = 0; attempt < 12; attempt++) {
+    rc = ugc_inject("copy.unregister")
+             ? -ENOMEM
+             : ugc_uffd_unregister(&backend->uffd, (void *)backend->space_base,
+                                   backend->registered_bytes);
+    if (rc == 0)
+      return;
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 250000L << (attempt < 8 ? attempt : 8)};
+    nanosleep(&pause, NULL);
+  }
+  ugc_fatal("copy backend: unregistering the heap after a compaction keeps failing (%s); the "
+            "heap cannot be compacted again",
+            strerror(-rc));
+}
+
 static void add_stat(uint64_t *field, uint64_t value) {
   __atomic_fetch_add(field, value, __ATOMIC_RELAXED);
 }
@@ -455,10 +513,7 @@ static void copy_compact_wait(ugc_heap *heap) {
   heap->stats.compaction.madvise_ns += ugc_now_ns() - release_start;
   heap->stats.compaction.madvise_calls++;
   if (backend->registered_bytes) {
-    int rc =
-        ugc_uffd_unregister(&backend->uffd, (void *)backend->space_base, backend->registered_bytes);
-    if (rc != 0)
-      ugc_warn("copy backend: unregistering the heap failed: %s", strerror(-rc));
+    unregister_heap(backend);
     backend->registered_bytes = 0;
   }
   atomic_store(&backend->compacting, false);

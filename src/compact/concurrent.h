@@ -40,16 +40,17 @@
 typedef enum ugc_map_result {
   UGC_MAP_OK = 0,
   UGC_MAP_EXISTS, /* the destination page was already mapped (EEXIST) */
+  UGC_MAP_RETRY,  /* a transient failure (EAGAIN, ENOMEM): try again after a back-off */
   UGC_MAP_FAILED, /* any other failure: the error is reported by the backend */
 } ugc_map_result;
 
 typedef struct ugc_page_mapper {
   void *backend;
-  /* Maps `bytes` of built content at `dst` (page aligned). On UGC_MAP_EXISTS, *done_bytes
-   * tells how much was mapped before the page that already existed. */
+  /* Maps `bytes` of built content at `dst` (page aligned). On UGC_MAP_EXISTS and
+   * UGC_MAP_RETRY, *done_bytes tells how much was mapped before the page that failed. */
   ugc_map_result (*map)(void *backend, uintptr_t dst, const void *src, size_t bytes,
                         size_t *done_bytes);
-  /* Maps a writable zero page at `dst`. */
+  /* Maps a writable zero page at `dst` (UGC_MAP_EXISTS: somebody did, or no need). */
   ugc_map_result (*map_zero)(void *backend, uintptr_t dst);
   /* Releases from-space memory [from, from + bytes) that no build needs any more. */
   void (*release_from)(void *backend, uintptr_t from, size_t bytes);
@@ -58,7 +59,7 @@ typedef struct ugc_page_mapper {
 /* Counters of one compaction (relaxed atomics; folded into ugc_stats at the end). */
 typedef struct ugc_concurrent_counters {
   _Atomic uint64_t pages_by_gc, pages_by_mutator, zero_pages, pages_helped;
-  _Atomic uint64_t map_calls, zero_calls, release_calls;
+  _Atomic uint64_t map_calls, zero_calls, release_calls, map_retries;
   _Atomic uint64_t bytes_copied;
   _Atomic uint64_t build_ns, map_ns, release_ns, wait_ns;
 } ugc_concurrent_counters;

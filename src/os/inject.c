@@ -8,8 +8,11 @@
 
 #include "os/log.h"
 
-static const char *const known_points[] = {"copy.mremap", "copy.register", "copy.page_states",
-                                           "copy.stray_read", "compact.threads"};
+static const char *const known_points[] = {
+    "copy.mremap",     "copy.register", "copy.unregister", "copy.page_states",
+    "copy.stray_read", "copy.reopen",   "compact.threads", "plan.tables",
+    "uffd.eagain",     "uffd.partial",  "uffd.eexist",     "uffd.enoent",
+    "uffd.esrch",      "uffd.enomem",   "uffd.efault",     "uffd.ebusy"};
 #define POINT_COUNT (sizeof known_points / sizeof known_points[0])
 
 typedef struct injection {
@@ -50,6 +53,11 @@ static void parse(void) {
     if (*value == ',')
       value++;
   }
+}
+
+bool ugc_inject_armed(void) {
+  pthread_once(&parse_once, parse);
+  return any_armed;
 }
 
 bool ugc_inject(const char *point) {
