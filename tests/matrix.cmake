@@ -62,6 +62,13 @@ if(TARGET test_fault_injection)
                   "UFFDGC_DELIVERY=thread")
 endif()
 
+# fork() with another attached thread, in the child with the handler-thread delivery: the
+# child's new threads reuse the other thread's stack.
+if(TARGET test_runtime_fork)
+  ugc_matrix_test("unit/test_runtime_fork[copy,thread]" test_runtime_fork
+                  "UFFDGC_BACKEND=copy;UFFDGC_DELIVERY=thread")
+endif()
+
 # bench/smoke: every workload on every backend at --scale 1 with --verify (compact on
 # 128 MiB, both delivery modes); the --json output must hold every key docs/benchmarks.md
 # promises. About 30 s here.

@@ -283,6 +283,8 @@ static int reopen_after_fork(copy_backend *backend) {
   if (backend->uffd.fd >= 0)
     close(backend->uffd.fd);
   backend->uffd.fd = -1;
+  if (backend->fault_thread_running)
+    ugc_fault_thread_forget(&backend->fault_thread);
   backend->fault_thread_running = false;
   /* The parent's handler thread may have been inside a callback at fork time: it does not
    * exist here, and neither does its count. */

@@ -62,10 +62,15 @@ static void fork_parent(void) {
 static void fork_child(void) {
   pthread_t self = pthread_self();
   for (ugc_heap *heap = heaps; heap; heap = heap->next_heap) {
-    /* Only the forking thread exists here: the others must never hold up a pause. */
+    /* Only the forking thread exists here: the others must never hold up a pause. Their
+     * rooted variables are forgotten: the C library hands their stacks to the next threads
+     * the child creates (GC threads, the fault-handler thread), so the slots would soon
+     * hold anything. */
     for (ugc_mutator *m = heap->mutators_head; m; m = m->next)
-      if (!pthread_equal(m->thread, self))
+      if (!pthread_equal(m->thread, self)) {
         m->state = UGC_MUTATOR_GONE;
+        m->fast.root_count = 0;
+      }
     ugc_workers_after_fork_child(&heap->workers);
     if (heap->backend->fork_child)
       heap->backend->fork_child(heap);
