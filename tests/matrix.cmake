@@ -55,12 +55,14 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
   endforeach()
 endforeach()
 
-# The fault-injection scenarios once more with the handler-thread delivery (the scenarios
-# choose their backends themselves; the default run uses SIGBUS delivery).
-if(TARGET test_fault_injection)
-  ugc_matrix_test("stress/test_fault_injection[copy,thread]" test_fault_injection
-                  "UFFDGC_DELIVERY=thread")
-endif()
+# The copy backend's own stress tests once more with the handler-thread delivery (the
+# default runs use SIGBUS delivery; these tests choose the copy backend themselves).
+foreach(stress test_fault_injection test_raw_clone test_stray_window test_inpause_fallback)
+  if(TARGET ${stress})
+    ugc_matrix_test("stress/${stress}[copy,thread]" ${stress}
+                    "UFFDGC_BACKEND=copy;UFFDGC_DELIVERY=thread")
+  endif()
+endforeach()
 
 # fork() with another attached thread, in the child with the handler-thread delivery: the
 # child's new threads reuse the other thread's stack.
