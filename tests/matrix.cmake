@@ -59,8 +59,7 @@ endforeach()
 # default runs use SIGBUS delivery; these tests choose the copy backend themselves).
 foreach(stress test_fault_injection test_raw_clone test_stray_window test_inpause_fallback)
   if(TARGET ${stress})
-    ugc_matrix_test("stress/${stress}[copy,thread]" ${stress}
-                    "UFFDGC_BACKEND=copy;UFFDGC_DELIVERY=thread")
+    ugc_matrix_test("stress/${stress}[copy,thread]" ${stress} "UFFDGC_DELIVERY=thread")
   endif()
 endforeach()
 
