@@ -541,6 +541,9 @@ static void copy_compact_wait(ugc_heap *heap) {
   add_stat(&s->madvise_ns, atomic_load(&k->release_ns));
   add_stat(&s->wait_ns, atomic_load(&k->wait_ns));
   add_stat(&heap->stats.gc_cpu_ns, atomic_exchange(&backend->threads.cpu_ns, 0));
+  if (atomic_load(&k->map_retries))
+    ugc_warn("copy backend: %llu page mapping(s) retried after EAGAIN or ENOMEM",
+             (unsigned long long)atomic_load(&k->map_retries));
   pthread_mutex_unlock(&backend->wait_lock);
 }
 

@@ -113,10 +113,16 @@ typedef struct scenario {
   const char *backend;
   const char *expect_backend; /* NULL: whatever was chosen */
   int expect_exit;
-  const char *expect_fatal; /* non-NULL: the process must abort with this in its stderr */
-  bool fork_first;          /* build the graph, fork, collect and check in the child */
+  const char *expect_fatal;   /* non-NULL: the process must abort with this in its stderr */
+  const char *expect_warning; /* non-NULL: a run that succeeds must have said this */
+  bool fork_first;            /* build the graph, fork, collect and check in the child */
 } scenario;
 
+#define RETRIES(name_, inject_, message_)                                                          \
+  {                                                                                                \
+    .name = name_, .inject = inject_, .backend = "copy", .expect_backend = "copy",                 \
+    .expect_exit = EXIT_OK, .expect_warning = message_                                             \
+  }
 #define RUNS(name_, inject_, disable_, backend_, expect_backend_, expect_exit_)                    \
   {                                                                                                \
     .name = name_, .inject = inject_, .disable = disable_, .backend = backend_,                    \
@@ -149,14 +155,14 @@ static const scenario scenarios[] = {
      .expect_backend = "copy",
      .expect_exit = EXIT_OK,
      .fork_first = true},
-    RUNS("UFFDIO_COPY: EAGAIN without progress, retried", "uffd.eagain:3", NULL, "copy", "copy",
-         EXIT_OK),
+    RETRIES("UFFDIO_COPY: EAGAIN without progress, retried", "uffd.eagain:3",
+            "mapping(s) retried after EAGAIN or ENOMEM"),
     RUNS("UFFDIO_COPY: EAGAIN after partial progress, every call", "uffd.partial", NULL, "copy",
          "copy", EXIT_OK),
-    RUNS("UFFDIO_COPY: ENOMEM (memory cgroup limit), retried", "uffd.enomem:3", NULL, "copy",
-         "copy", EXIT_OK),
-    RUNS("UFFDIO_COPY: ENOMEM then EAGAIN, retried", "uffd.enomem:4,uffd.eagain:5", NULL, "copy",
-         "copy", EXIT_OK),
+    RETRIES("UFFDIO_COPY: ENOMEM (memory cgroup limit), retried", "uffd.enomem:3",
+            "mapping(s) retried after EAGAIN or ENOMEM"),
+    RETRIES("UFFDIO_COPY: ENOMEM then EAGAIN, retried", "uffd.enomem:4,uffd.eagain:5",
+            "mapping(s) retried after EAGAIN or ENOMEM"),
     FATAL("UFFDIO_COPY: EEXIST nobody explains: fatal", "uffd.eexist:3",
           "mapped by someone who does not own it"),
     FATAL("UFFDIO_COPY: ENOENT on a data page: fatal", "uffd.enoent:3",
@@ -235,6 +241,10 @@ int main(int argc, char **argv) {
       fprintf(stderr, "  %s: child died with signal %d\n", s->name, WTERMSIG(status));
       CHECK(0);
       continue;
+    }
+    if (s->expect_warning && !strstr(output, s->expect_warning)) {
+      fprintf(stderr, "  %s: no warning saying \"%s\"\n", s->name, s->expect_warning);
+      CHECK(0);
     }
     if (WEXITSTATUS(status) != s->expect_exit) {
       fprintf(stderr, "  %s: exit %d, expected %d\n", s->name, WEXITSTATUS(status), s->expect_exit);
