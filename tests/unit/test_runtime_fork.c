@@ -1,6 +1,7 @@
 /* fork() while other threads are attached: the child sees a complete heap (same digest,
  * verifier clean) and can collect in it, although the other threads do not exist there. */
 #include <pthread.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,6 +46,11 @@ static void *churn(void *arg) {
 int main(void) {
 #ifdef UNDER_TSAN
   SKIP("ThreadSanitizer cannot start threads in a child of a multi-threaded fork");
+#endif
+#ifdef UGC_UNDER_SANITIZER
+  const char *backend = getenv("UFFDGC_BACKEND");
+  if (backend && strcmp(backend, "copy") == 0)
+    SKIP("backend copy uses userfaultfd/signals: not run under the sanitizer build");
 #endif
   ugc_config config;
   ugc_config_init(&config);
