@@ -61,7 +61,7 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
     # The stress tests run on `copy` by default (tests/stress/test_*.c); here the others.
     if(NOT suffix STREQUAL "copy")
       foreach(stress test_compaction_faults test_compaction_threads test_syscall_heap
-                     test_mark_races)
+                     test_mark_races test_fork_loop)
         if(TARGET ${stress})
           ugc_matrix_test("stress/${stress}[${suffix}]" ${stress} "${env}")
         endif()
@@ -69,6 +69,21 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
     endif()
   endforeach()
 endforeach()
+
+# The copy backend's own stress tests once more with the handler-thread delivery (the
+# default runs use SIGBUS delivery; these tests choose the copy backend themselves).
+foreach(stress test_fault_injection test_raw_clone test_stray_window test_inpause_fallback)
+  if(TARGET ${stress})
+    ugc_matrix_test("stress/${stress}[copy,thread]" ${stress} "UFFDGC_DELIVERY=thread")
+  endif()
+endforeach()
+
+# fork() with another attached thread, in the child with the handler-thread delivery: the
+# child's new threads reuse the other thread's stack.
+if(TARGET test_runtime_fork)
+  ugc_matrix_test("unit/test_runtime_fork[copy,thread]" test_runtime_fork
+                  "UFFDGC_BACKEND=copy;UFFDGC_DELIVERY=thread")
+endif()
 
 # bench/smoke: every workload on every backend at --scale 1 with --verify (compact on
 # 128 MiB, both delivery modes); the --json output must hold every key docs/benchmarks.md

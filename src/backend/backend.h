@@ -39,6 +39,13 @@ typedef struct ugc_backend_ops {
   int (*compact_start)(ugc_heap *heap, ugc_compact_plan *plan);
   /* Blocks until the compaction started last is complete (returns at once if none). */
   void (*compact_wait)(ugc_heap *heap);
+  /* fork(), called by the heap's atfork handlers after compact_wait, with the heap's locks
+   * held (each may be NULL): prepare takes every lock of the backend a child could need, so
+   * no other thread holds one at the fork; parent releases them; child re-initialises them
+   * and forgets the parent's threads. */
+  void (*fork_prepare)(ugc_heap *heap);
+  void (*fork_parent)(ugc_heap *heap);
+  void (*fork_child)(ugc_heap *heap);
 } ugc_backend_ops;
 
 /* The backend registered as `name`, or NULL. */

@@ -36,6 +36,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend/availability.h"
@@ -56,6 +58,7 @@
 
 static const char zero_page[UGC_PAGE_SIZE] __attribute__((aligned(4096)));
 #define UGC_HUGE_PAGE_SIZE ((size_t)2 << 20) /* room kept above the data for the touch */
+#define PAUSE_BATCH_BYTES (UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE)
 
 typedef struct copy_backend {
   ugc_heap *heap;
@@ -82,6 +85,8 @@ typedef struct copy_backend {
   /* From the hand-off until complete_compaction has returned (its statistics and report
    * included; `compacting` ends earlier): what compact_wait waits for. */
   _Atomic bool unfinished;
+  void *pause_batch; /* batch buffer when no GC thread runs: this heap's own (several heaps
+                        may build in their pauses at once) */
 } copy_backend;
 
 /* ---- mapping primitives (async-signal-safe) ------------------------------------------- */
@@ -108,46 +113,89 @@ static void report_signal_safe(const char *what, int err) {
   (void)ignored;
 }
 
-static ugc_map_result copy_map(void *ctx, uintptr_t dst, const void *src, size_t bytes,
-                               size_t *done) {
-  copy_backend *backend = ctx;
-  ugc_uffd_result r = ugc_uffd_copy(&backend->uffd, (void *)dst, src, bytes, 0);
-  *done = r.done;
+/* A process that is not the descriptor's owner and finds a compaction in flight was forked
+ * without the atfork handlers (a raw clone system call, _Fork), which would have finished
+ * the compaction first. Its heap pages not built yet are gone (the kernel does not carry a
+ * registration into a child), and every ioctl on the inherited descriptor would act on the
+ * parent's memory: it must stop before touching either. Async-signal-safe. */
+static void check_owner(const copy_backend *backend) {
+  if (getpid() == backend->owner_pid)
+    return;
+  static const char message[] =
+      "uffdgc: fatal: copy backend: this process was forked during a concurrent compaction "
+      "without the pthread_atfork handlers (a raw clone system call or _Fork): its heap is "
+      "incomplete and the inherited userfaultfd acts on the parent's memory; use fork()\n";
+  ssize_t ignored = write(STDERR_FILENO, message, sizeof message - 1);
+  (void)ignored;
+  abort();
+}
+
+/* Why a resolving ioctl failed, for the fatal message (errors that are not retried). */
+static const char *explain_map_error(int err) {
+  switch (err) {
+  case ENOENT:
+    return " (the range is not registered: the compaction ended under its owner)";
+  case ESRCH:
+    return " (the descriptor's address space is gone)";
+  case EFAULT:
+    return " (the built page's buffer is not readable)";
+  case EBUSY:
+    return " (busy: UFFDIO_COPY never answers this)";
+  case EINVAL:
+    return " (invalid range or mapping)";
+  default:
+    return "";
+  }
+}
+
+/* The outcome of every answer of UFFDIO_COPY (docs/design.md has the table): EAGAIN (an
+ * address-space change in progress) and ENOMEM (a memory cgroup at its limit, where an
+ * ordinary fault would have reclaimed) are transient and retried by the caller; EEXIST
+ * goes to the page protocol (a helper's copy, or fatal there); anything else leaves a hole
+ * no later access could fill, and is reported here and fatal. */
+static ugc_map_result classify_copy(ugc_uffd_result r, const char *what) {
   switch (r.status) {
   case UGC_UFFD_OK:
     return UGC_MAP_OK;
   case UGC_UFFD_ALREADY_RESOLVED:
     return UGC_MAP_EXISTS;
-  case UGC_UFFD_EXITING:
-    return UGC_MAP_OK; /* the process is going away: nobody will read the page */
+  case UGC_UFFD_PENDING_EVENT:
+    return UGC_MAP_RETRY;
   default:
-    report_signal_safe("UFFDIO_COPY of a to-space page failed", r.err);
+    if (r.err == ENOMEM || r.err == EAGAIN)
+      return UGC_MAP_RETRY;
+    char message[160];
+    size_t length = 0;
+    for (const char *p = what; *p && length < 60; p++)
+      message[length++] = *p;
+    for (const char *p = explain_map_error(r.err); *p && length < sizeof message - 1; p++)
+      message[length++] = *p;
+    message[length] = 0;
+    report_signal_safe(message, r.err);
     return UGC_MAP_FAILED;
   }
+}
+
+static ugc_map_result copy_map(void *ctx, uintptr_t dst, const void *src, size_t bytes,
+                               size_t *done) {
+  copy_backend *backend = ctx;
+  check_owner(backend);
+  ugc_uffd_result r = ugc_uffd_copy(&backend->uffd, (void *)dst, src, bytes, 0);
+  *done = r.done;
+  return classify_copy(r, "UFFDIO_COPY of a to-space page failed");
 }
 
 static ugc_map_result copy_map_zero(void *ctx, uintptr_t dst) {
   copy_backend *backend = ctx;
+  check_owner(backend);
   /* UFFDIO_COPY of zeros, not UFFDIO_ZEROPAGE: the shared zero page is read-only and the
    * first write (allocation goes there next) would cost a second fault. */
   ugc_uffd_result r = ugc_uffd_copy(&backend->uffd, (void *)dst, zero_page, UGC_PAGE_SIZE, 0);
-  switch (r.status) {
-  case UGC_UFFD_OK:
-    return UGC_MAP_OK;
-  case UGC_UFFD_ALREADY_RESOLVED: /* another thread mapped zeros first */
-  case UGC_UFFD_NOENT:            /* compaction ended meanwhile: the range is unregistered
-                                     and the retried access is an ordinary fault */
-  case UGC_UFFD_EXITING:
-    return UGC_MAP_EXISTS;
-  default:
-    report_signal_safe("UFFDIO_COPY of a zero page failed", r.err);
-    return UGC_MAP_FAILED;
-  }
-}
-
-static void copy_unmap_stray(void *ctx, uintptr_t dst) {
-  (void)ctx;
-  ugc_madv_dontneed((void *)dst, UGC_PAGE_SIZE);
+  if (r.status == UGC_UFFD_NOENT)
+    return UGC_MAP_EXISTS; /* compaction ended meanwhile: the range is unregistered and the
+                              retried access is an ordinary fault */
+  /* EEXIST: another thread mapped zeros first. */
+  return classify_copy(r, "UFFDIO_COPY of a zero page failed");
 }
 
 static void copy_release_from(void *ctx, uintptr_t from, size_t bytes) {
@@ -168,10 +216,12 @@ static int copy_on_sigbus(void *ctx, void *addr, int is_write, void *page_buffer
    * retry is an ordinary fault) or a SIGBUS with another cause: the dispatcher tells. */
   int result = UGC_SIGBUS_IDLE;
   atomic_fetch_add(&backend->resolvers, 1);
-  if (atomic_load(&backend->compacting))
+  if (atomic_load(&backend->compacting)) {
+    check_owner(backend);
     result = ugc_concurrent_resolve_fault(&backend->concurrent, (uintptr_t)addr, page_buffer) == 0
                  ? UGC_SIGBUS_HANDLED
                  : UGC_SIGBUS_NOT_MINE;
+  }
   atomic_fetch_sub(&backend->resolvers, 1);
   return result;
 }
@@ -181,8 +231,10 @@ static void copy_on_fault_message(void *ctx, const ugc_uffd_fault *fault) {
   uintptr_t page = (uintptr_t)fault->addr & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
   char page_buffer[UGC_PAGE_SIZE] __attribute__((aligned(64))); /* our own thread's stack */
   atomic_fetch_add(&backend->resolvers, 1);
-  if (atomic_load(&backend->compacting))
+  if (atomic_load(&backend->compacting)) {
+    check_owner(backend);
     ugc_concurrent_resolve_fault(&backend->concurrent, page, page_buffer);
+  }
   atomic_fetch_sub(&backend->resolvers, 1);
   /* The owner's UFFDIO_COPY woke the waiters it knew of; wake once more for a thread that
    * began waiting after it (a no-op otherwise). */
@@ -242,11 +294,19 @@ static int reopen_after_fork(copy_backend *backend) {
   if (backend->uffd.fd >= 0)
     close(backend->uffd.fd);
   backend->uffd.fd = -1;
+  if (backend->fault_thread_running)
+    ugc_fault_thread_forget(&backend->fault_thread);
   backend->fault_thread_running = false;
   /* The parent's handler thread may have been inside a callback at fork time: it does not
    * exist here, and neither does its count. */
   atomic_store(&backend->resolvers, 0);
   ugc_error error;
+  if (ugc_inject("copy.reopen")) {
+    ugc_warn("copy backend: opening userfaultfd: %s (in a child process after fork); "
+             "compacting in the pause",
+             strerror(EMFILE));
+    return -1;
+  }
   if (open_uffd(backend, &error) != 0 || start_delivery(backend, &error) != 0) {
     ugc_warn("%s (in a child process after fork)", error.message);
     return -1;
@@ -269,12 +329,20 @@ static int copy_attach(ugc_heap *heap, ugc_error *error) {
     ugc_set_error(error, UGC_ERR_NOMEM, "copy backend: out of memory");
     return -1;
   }
+  (void)ugc_inject_armed(); /* parse UFFDGC_INJECT here, not first in a signal handler */
   backend->heap = heap;
   backend->sigbus_range = -1;
   backend->uffd.fd = -1;
   backend->space_base = heap->moving.base;
   backend->space_bytes = heap->moving.reserved_bytes;
   backend->from_base = heap->moving.from_base;
+  backend->pause_batch =
+      mmap(NULL, PAUSE_BATCH_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (backend->pause_batch == MAP_FAILED) {
+    free(backend);
+    ugc_set_error(error, UGC_ERR_NOMEM, "copy backend: out of memory");
+    return -1;
+  }
   pthread_mutex_init(&backend->wait_lock, NULL);
   ugc_concurrent_init(&backend->concurrent);
 
@@ -290,6 +358,7 @@ static int copy_attach(ugc_heap *heap, ugc_error *error) {
     if (backend->uffd.fd >= 0)
       ugc_uffd_close(&backend->uffd);
     ugc_concurrent_destroy(&backend->concurrent);
+    munmap(backend->pause_batch, PAUSE_BATCH_BYTES);
     free(backend);
     return -1;
   }
@@ -318,6 +387,7 @@ static void copy_detach(ugc_heap *heap) {
     ugc_uffd_close(&backend->uffd);
   ugc_concurrent_destroy(&backend->concurrent);
   pthread_mutex_destroy(&backend->wait_lock);
+  munmap(backend->pause_batch, PAUSE_BATCH_BYTES);
   free(backend);
   heap->backend_data = NULL;
 }
@@ -376,6 +446,14 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
     return ugc_backend_stw.compact_start(heap, plan);
   }
   backend->registered_bytes = data_bytes;
+  /* An access between the mremap and the registration (a thread that is not parked: a
+   * signal handler, a system call in a blocking region) mapped an ordinary page that the
+   * registration does not cover: dropped now, in the pause, every data page faults to us
+   * and an EEXIST later can only come from a helper. */
+  if (data_bytes) {
+    ugc_madv_dontneed(space, data_bytes);
+    heap->stats.compaction.madvise_calls++;
+  }
   uint64_t handoff_ns = ugc_now_ns() - handoff_start;
   heap->stats.compaction.handoff_ns += handoff_ns;
   if (handoff_ns > heap->stats.compaction.handoff_max_ns)
@@ -384,7 +462,6 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
       .backend = backend,
       .map = copy_map,
       .map_zero = copy_map_zero,
-      .unmap_stray = copy_unmap_stray,
       .release_from = copy_release_from,
   };
   intptr_t from_delta = (intptr_t)(backend->from_base - backend->space_base);
@@ -405,10 +482,30 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   atomic_store_explicit(&backend->compacting, true, memory_order_release);
   if (ugc_compact_threads_kick(&backend->threads, &backend->concurrent) != 0) {
     /* No thread could be started: build everything here, still correct, just paused. */
-    static char batch[UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE];
-    ugc_concurrent_gc_work(&backend->concurrent, batch);
+    ugc_concurrent_gc_work(&backend->concurrent, backend->pause_batch);
   }
   return 0;
+}
+
+/* Every page is mapped; the registration must go before the next hand-off's mremap (a
+ * registered source moves one PTE at a time, and a page dropped later would fault to a
+ * handler with no compaction to answer it). UFFDIO_UNREGISTER can fail for want of memory
+ * to split or merge the VMA: retried with a back-off for about 0.3 s, then fatal. */
+static void unregister_heap(copy_backend *backend) {
+  int rc = 0;
+  for (unsigned attempt = 0; attempt < 12; attempt++) {
+    rc = ugc_inject("copy.unregister")
+             ? -ENOMEM
+             : ugc_uffd_unregister(&backend->uffd, (void *)backend->space_base,
+                                   backend->registered_bytes);
+    if (rc == 0)
+      return;
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 250000L << (attempt < 8 ? attempt : 8)};
+    nanosleep(&pause, NULL);
+  }
+  ugc_fatal("copy backend: unregistering the heap after a compaction keeps failing (%s); the "
+            "heap cannot be compacted again",
+            strerror(-rc));
 }
 
 static void add_stat(uint64_t *field, uint64_t value) {
@@ -419,14 +516,7 @@ static void add_stat(uint64_t *field, uint64_t value) {
 static void complete_compaction(copy_backend *backend) {
   ugc_heap *heap = backend->heap;
   ugc_concurrent *c = &backend->concurrent;
-  if (backend->owner_pid == getpid()) {
-    ugc_compact_threads_wait(&backend->threads);
-  } else {
-    /* fork child (the atfork handler should have finished compaction first, so this is a
-     * last resort): the parent's threads are gone, build what is left here. */
-    static char batch[UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE];
-    ugc_concurrent_gc_work(c, batch);
-  }
+  ugc_compact_threads_wait(&backend->threads);
   /* What GC threads did not release yet goes with the whole from-space mapping: back to a
    * bare reservation, page tables included, so the next hand-off's mremap finds nothing to
    * tear down at its destination. */
@@ -437,10 +527,7 @@ static void complete_compaction(copy_backend *backend) {
   heap->stats.compaction.madvise_ns += ugc_now_ns() - release_start;
   heap->stats.compaction.madvise_calls++;
   if (backend->registered_bytes) {
-    int rc =
-        ugc_uffd_unregister(&backend->uffd, (void *)backend->space_base, backend->registered_bytes);
-    if (rc != 0)
-      ugc_warn("copy backend: unregistering the heap failed: %s", strerror(-rc));
+    unregister_heap(backend);
     backend->registered_bytes = 0;
   }
   atomic_store(&backend->compacting, false);
@@ -459,7 +546,7 @@ static void complete_compaction(copy_backend *backend) {
   add_stat(&s->pages_by_mutator, by_mutator);
   add_stat(&s->pages_helped, atomic_load(&k->pages_helped));
   add_stat(&s->copy_ioctls, atomic_load(&k->map_calls) + atomic_load(&k->zero_calls));
-  add_stat(&s->madvise_calls, atomic_load(&k->release_calls) + atomic_load(&k->stray_pages));
+  add_stat(&s->madvise_calls, atomic_load(&k->release_calls));
   add_stat(&s->bytes_copied, atomic_load(&k->bytes_copied));
   add_stat(&s->concurrent_ns, concurrent_ns);
   add_stat(&s->memcpy_ns, atomic_load(&k->build_ns));
@@ -470,10 +557,9 @@ static void complete_compaction(copy_backend *backend) {
   ugc_stats_unlock(heap);
   ugc_compaction_finished(heap, &(ugc_compaction_report){concurrent_ns, by_gc, by_mutator,
                                                          atomic_load(&k->pages_helped)});
-  if (atomic_load(&k->stray_pages))
-    ugc_warn("copy backend: %llu to-space page(s) were mapped by a stray access during the "
-             "hand-off and had to be replaced",
-             (unsigned long long)atomic_load(&k->stray_pages));
+  if (atomic_load(&k->map_retries))
+    ugc_warn("copy backend: %llu page mapping(s) retried after EAGAIN or ENOMEM",
+             (unsigned long long)atomic_load(&k->map_retries));
   atomic_store_explicit(&backend->unfinished, false, memory_order_release);
 }
 
@@ -481,6 +567,7 @@ static void copy_compact_wait(ugc_heap *heap) {
   copy_backend *backend = heap->backend_data;
   if (!backend || !atomic_load_explicit(&backend->unfinished, memory_order_acquire))
     return;
+  check_owner(backend); /* before any lock or ioctl: the parent's cycle is not ours */
   pthread_mutex_lock(&backend->wait_lock);
   if (atomic_load_explicit(&backend->unfinished, memory_order_acquire))
     complete_compaction(backend);
@@ -502,6 +589,30 @@ static void copy_on_threads_idle(void *data, uint64_t generation) {
   pthread_mutex_unlock(&backend->wait_lock);
 }
 
+/* fork(): compact_wait has run (no compaction in flight, none can start: the heap's locks
+ * are held). Another thread may still be inside compact_wait, about to see that there is
+ * nothing to wait for: holding wait_lock across the fork keeps it out of the child. */
+static void copy_fork_prepare(ugc_heap *heap) {
+  copy_backend *backend = heap->backend_data;
+  pthread_mutex_lock(&backend->wait_lock);
+  ugc_compact_threads_fork_prepare(&backend->threads);
+}
+
+static void copy_fork_parent(ugc_heap *heap) {
+  copy_backend *backend = heap->backend_data;
+  ugc_compact_threads_fork_parent(&backend->threads);
+  pthread_mutex_unlock(&backend->wait_lock);
+}
+
+/* The descriptor and the handler thread are replaced at the child's first compaction
+ * (reopen_after_fork); the locks are re-initialised now. */
+static void copy_fork_child(ugc_heap *heap) {
+  copy_backend *backend = heap->backend_data;
+  ugc_compact_threads_fork_child(&backend->threads);
+  ugc_concurrent_fork_child(&backend->concurrent);
+  pthread_mutex_init(&backend->wait_lock, NULL);
+}
+
 const ugc_backend_ops ugc_backend_copy = {
     .name = "copy",
     .concurrent = true,
@@ -509,4 +620,7 @@ const ugc_backend_ops ugc_backend_copy = {
     .detach = copy_detach,
     .compact_start = copy_compact_start,
     .compact_wait = copy_compact_wait,
+    .fork_prepare = copy_fork_prepare,
+    .fork_parent = copy_fork_parent,
+    .fork_child = copy_fork_child,
 };

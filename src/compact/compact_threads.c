@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "os/inject.h"
 #include "os/log.h"
 #include "os/signals.h"
 
@@ -64,18 +65,13 @@ void ugc_compact_threads_init(ugc_compact_threads *t, unsigned count) {
 }
 
 /* Threads are started lazily, and again in a fork child, where the parent's threads do not
- * exist (its pool state is forgotten, not joined). */
+ * exist (ugc_compact_threads_fork_child forgot them). */
 static void start_threads(ugc_compact_threads *t) {
   pid_t self = getpid();
   if (t->started && t->owner_pid == self)
     return;
-  if (t->started) { /* fork child: the locks may be in any state, the threads are gone */
-    pthread_mutex_init(&t->lock, NULL);
-    pthread_cond_init(&t->kick_cond, NULL);
-    pthread_cond_init(&t->done_cond, NULL);
-    t->started = 0;
-    t->running = 0;
-  }
+  if (t->started) /* a child the atfork handlers did not see: the parent's threads */
+    return;       /* are not ours to use; the caller builds the pages itself */
   if (!t->threads)
     t->threads = calloc(t->count, sizeof *t->threads);
   if (!t->batches)
@@ -97,8 +93,9 @@ static void start_threads(ugc_compact_threads *t) {
     start->pool = t;
     start->index = i;
     start->seen = t->generation;
-    if (ugc_thread_create_quiet(&t->threads[i], compact_thread_main, start, "uffdgc-compact") !=
-        0) {
+    if (ugc_inject("compact.threads") ||
+        ugc_thread_create_quiet(&t->threads[i], compact_thread_main, start, "uffdgc-compact") !=
+            0) {
       free(start);
       break;
     }
@@ -119,7 +116,7 @@ uint64_t ugc_compact_threads_next_generation(const ugc_compact_threads *t) {
 
 int ugc_compact_threads_kick(ugc_compact_threads *t, ugc_concurrent *job) {
   start_threads(t);
-  if (t->started == 0)
+  if (t->started == 0 || t->owner_pid != getpid())
     return -1;
   pthread_mutex_lock(&t->lock);
   t->job = job;
@@ -137,6 +134,23 @@ void ugc_compact_threads_wait(ugc_compact_threads *t) {
   while (t->running)
     pthread_cond_wait(&t->done_cond, &t->lock);
   pthread_mutex_unlock(&t->lock);
+}
+
+void ugc_compact_threads_fork_prepare(ugc_compact_threads *t) {
+  pthread_mutex_lock(&t->lock);
+}
+
+void ugc_compact_threads_fork_parent(ugc_compact_threads *t) {
+  pthread_mutex_unlock(&t->lock);
+}
+
+void ugc_compact_threads_fork_child(ugc_compact_threads *t) {
+  pthread_mutex_init(&t->lock, NULL);
+  pthread_cond_init(&t->kick_cond, NULL);
+  pthread_cond_init(&t->done_cond, NULL);
+  t->started = 0;
+  t->running = 0;
+  t->owner_pid = 0;
 }
 
 void ugc_compact_threads_destroy(ugc_compact_threads *t) {

@@ -44,6 +44,12 @@ uint64_t ugc_compact_threads_next_generation(const ugc_compact_threads *t);
 int ugc_compact_threads_kick(ugc_compact_threads *t, ugc_concurrent *job);
 /* Waits until every thread has returned from the current job. */
 void ugc_compact_threads_wait(ugc_compact_threads *t);
+/* fork(): prepare takes the pool's lock (no job may be running: the caller waited for
+ * it), parent releases it, child re-initialises the lock and condition variables and
+ * forgets the parent's threads (the next kick starts new ones). */
+void ugc_compact_threads_fork_prepare(ugc_compact_threads *t);
+void ugc_compact_threads_fork_parent(ugc_compact_threads *t);
+void ugc_compact_threads_fork_child(ugc_compact_threads *t);
 /* Stops and joins the threads, frees the buffers. */
 void ugc_compact_threads_destroy(ugc_compact_threads *t);
 

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "os/time.h"
@@ -23,6 +24,25 @@ static void __attribute__((noreturn)) concurrent_fatal(const char *message) {
 
 static inline void add(_Atomic uint64_t *counter, uint64_t value) {
   atomic_fetch_add_explicit(counter, value, memory_order_relaxed);
+}
+
+/* After a transient mapping failure (UGC_MAP_RETRY): sleeps 10 us, doubling up to 1 ms, and
+ * says once per process when a thread has been retrying for about a second. Memory comes
+ * back as from-space is released and as the cgroup reclaims, so the retry never gives up:
+ * giving up would leave a hole. Async-signal-safe. */
+static void back_off(ugc_concurrent *c, unsigned *attempt) {
+  static _Atomic bool warned;
+  add(&c->counters.map_retries, 1);
+  unsigned shift = *attempt < 7 ? *attempt : 7;
+  struct timespec pause = {.tv_sec = 0, .tv_nsec = (long)(10000u << shift)};
+  nanosleep(&pause, NULL);
+  if (++*attempt == 1000 && !atomic_exchange(&warned, true)) {
+    static const char message[] =
+        "uffdgc: warning: concurrent compaction: mapping a page keeps failing with a transient "
+        "error (ENOMEM: a memory cgroup limit?); still retrying\n";
+    ssize_t ignored = write(STDERR_FILENO, message, sizeof message - 1);
+    (void)ignored;
+  }
 }
 
 void ugc_concurrent_init(ugc_concurrent *c) {
@@ -52,19 +72,23 @@ int ugc_concurrent_begin(ugc_concurrent *c, const ugc_compact_plan *plan, intptr
   return 0;
 }
 
+void ugc_concurrent_fork_child(ugc_concurrent *c) {
+  pthread_mutex_init(&c->release_lock, NULL);
+}
+
 void ugc_concurrent_destroy(ugc_concurrent *c) {
   ugc_page_states_free(&c->states);
   pthread_mutex_destroy(&c->release_lock);
 }
 
-/* A page of ours that turns out to be mapped already was mapped either by a helper (same
- * content: skip it) or by nobody entitled to (a stray access mapped a zero page before
- * registration): drop that and map ours. */
+/* A page of ours that turns out to be mapped already was mapped by a helper (same content:
+ * skip it). Nobody else can map it: the backend dropped whatever a stray access mapped
+ * before the registration, in the pause. Anything else is a bug that would lose writes. */
 void ugc_concurrent_map_built(ugc_concurrent *c, size_t first, const void *built, size_t count) {
   const char *buffer = built;
   uintptr_t dst = c->space_base + first * UGC_PAGE_SIZE;
   size_t bytes = count * UGC_PAGE_SIZE, offset = 0;
-  unsigned stray_retries = 0;
+  unsigned attempt = 0;
   uint64_t t0 = ugc_now_ns();
   while (offset < bytes) {
     size_t done = 0;
@@ -78,19 +102,17 @@ void ugc_concurrent_map_built(ugc_concurrent *c, size_t first, const void *built
     if (result == UGC_MAP_FAILED)
       concurrent_fatal("mapping a to-space page failed (see the message above)");
     offset += done;
+    if (result == UGC_MAP_RETRY) {
+      back_off(c, &attempt);
+      continue;
+    }
     size_t page = first + offset / UGC_PAGE_SIZE;
     while (!ugc_page_helped(&c->states, page) && atomic_load(&c->helpers_active))
       sched_yield(); /* a helper may have mapped it and not said so yet */
-    if (ugc_page_helped(&c->states, page)) {
-      offset += UGC_PAGE_SIZE; /* a waiter built and mapped the same content: skip it */
-      continue;
-    }
-    /* Nobody who may map this page did (or a helper has not said so yet: then we replace
-     * identical content). */
-    if (++stray_retries > 64)
-      concurrent_fatal("a to-space page keeps being mapped by someone else");
-    add(&c->counters.stray_pages, 1);
-    c->mapper.unmap_stray(c->mapper.backend, dst + offset);
+    if (!ugc_page_helped(&c->states, page))
+      concurrent_fatal("a to-space page was mapped by someone who does not own it "
+                       "(EEXIST that is not a helper's)");
+    offset += UGC_PAGE_SIZE; /* a waiter built and mapped the same content: skip it */
   }
   add(&c->counters.map_ns, ugc_now_ns() - t0);
   add(&c->counters.bytes_copied, bytes);
@@ -100,7 +122,10 @@ void ugc_concurrent_map_built(ugc_concurrent *c, size_t first, const void *built
 
 static void map_zero_page(ugc_concurrent *c, uintptr_t page_address) {
   add(&c->counters.zero_calls, 1);
-  ugc_map_result result = c->mapper.map_zero(c->mapper.backend, page_address);
+  ugc_map_result result;
+  unsigned attempt = 0;
+  while ((result = c->mapper.map_zero(c->mapper.backend, page_address)) == UGC_MAP_RETRY)
+    back_off(c, &attempt);
   if (result == UGC_MAP_FAILED)
     concurrent_fatal("mapping a zero page past the compacted data failed");
   if (result == UGC_MAP_OK)
@@ -137,9 +162,16 @@ static void help_owner(ugc_concurrent *c, size_t page, char *buffer) {
   if (ugc_page_get(&c->states, page) != UGC_PAGE_MAPPED) {
     build_one(c, page, buffer);
     size_t done = 0;
-    add(&c->counters.map_calls, 1);
-    ugc_map_result result = c->mapper.map(c->mapper.backend, c->space_base + page * UGC_PAGE_SIZE,
-                                          buffer, UGC_PAGE_SIZE, &done);
+    unsigned attempt = 0;
+    ugc_map_result result;
+    for (;;) {
+      add(&c->counters.map_calls, 1);
+      result = c->mapper.map(c->mapper.backend, c->space_base + page * UGC_PAGE_SIZE, buffer,
+                             UGC_PAGE_SIZE, &done);
+      if (result != UGC_MAP_RETRY)
+        break;
+      back_off(c, &attempt);
+    }
     if (result == UGC_MAP_FAILED)
       concurrent_fatal("mapping a to-space page for a late owner failed");
     if (result == UGC_MAP_OK) { /* the owner will find EEXIST and mark the page MAPPED */

@@ -40,20 +40,18 @@
 typedef enum ugc_map_result {
   UGC_MAP_OK = 0,
   UGC_MAP_EXISTS, /* the destination page was already mapped (EEXIST) */
+  UGC_MAP_RETRY,  /* a transient failure (EAGAIN, ENOMEM): try again after a back-off */
   UGC_MAP_FAILED, /* any other failure: the error is reported by the backend */
 } ugc_map_result;
 
 typedef struct ugc_page_mapper {
   void *backend;
-  /* Maps `bytes` of built content at `dst` (page aligned). On UGC_MAP_EXISTS, *done_bytes
-   * tells how much was mapped before the page that already existed. */
+  /* Maps `bytes` of built content at `dst` (page aligned). On UGC_MAP_EXISTS and
+   * UGC_MAP_RETRY, *done_bytes tells how much was mapped before the page that failed. */
   ugc_map_result (*map)(void *backend, uintptr_t dst, const void *src, size_t bytes,
                         size_t *done_bytes);
-  /* Maps a writable zero page at `dst`. */
+  /* Maps a writable zero page at `dst` (UGC_MAP_EXISTS: somebody did, or no need). */
   ugc_map_result (*map_zero)(void *backend, uintptr_t dst);
-  /* Drops the page at `dst` that somebody mapped without owning it (a stray access between
-   * the hand-off and the registration), so that `map` can be retried. */
-  void (*unmap_stray)(void *backend, uintptr_t dst);
   /* Releases from-space memory [from, from + bytes) that no build needs any more. */
   void (*release_from)(void *backend, uintptr_t from, size_t bytes);
 } ugc_page_mapper;
@@ -61,7 +59,7 @@ typedef struct ugc_page_mapper {
 /* Counters of one compaction (relaxed atomics; folded into ugc_stats at the end). */
 typedef struct ugc_concurrent_counters {
   _Atomic uint64_t pages_by_gc, pages_by_mutator, zero_pages, pages_helped;
-  _Atomic uint64_t map_calls, zero_calls, release_calls, stray_pages;
+  _Atomic uint64_t map_calls, zero_calls, release_calls, map_retries;
   _Atomic uint64_t bytes_copied;
   _Atomic uint64_t build_ns, map_ns, release_ns, wait_ns;
 } ugc_concurrent_counters;
@@ -117,7 +115,8 @@ int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr, void *page_b
 
 /* For the owner of pages [first, first + count) (claimed by it, built into `built`): maps
  * them with as few calls as possible and marks them MAPPED. Pages a helper mapped meanwhile
- * are skipped; a page mapped by anyone else is replaced. Async-signal-safe. */
+ * are skipped; a page mapped by anyone else is a fatal error (the backend must make sure
+ * that nothing is mapped in the range when the compaction begins). Async-signal-safe. */
 void ugc_concurrent_map_built(ugc_concurrent *c, size_t first, const void *built, size_t count);
 
 /* A GC thread's share of the work: builds pages from the shared cursor until none is left.
@@ -128,6 +127,10 @@ void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch);
  * threads are mapped too. From-space not yet released is the backend's to drop. Returns the
  * time from ugc_concurrent_begin until the last page was mapped, in ns. */
 uint64_t ugc_concurrent_finish(ugc_concurrent *c);
+
+/* In a fork child (no compaction in flight): re-initialises the lock, which a thread of the
+ * parent may have held. */
+void ugc_concurrent_fork_child(ugc_concurrent *c);
 
 /* Frees the page states and the lock (heap destruction). */
 void ugc_concurrent_destroy(ugc_concurrent *c);

@@ -40,6 +40,8 @@
 
 #include <sys/mman.h>
 
+#include "os/inject.h"
+
 #define WORDS_PER_PAGE (UGC_PAGE_SIZE / UGC_CHUNK_BYTES) /* bitmap words per page: 8 */
 
 /* mmap'ed table of at least `bytes`; NULL on failure. */
@@ -55,6 +57,8 @@ static size_t round_to_page(size_t bytes) {
 /* Grows the tables to hold `chunks` and `pages` entries, keeping them when big enough. On
  * failure the plan keeps its old tables (still valid to free). */
 static int ensure_tables(ugc_compact_plan *plan, size_t chunks, size_t pages) {
+  if (ugc_inject("plan.tables"))
+    return -1;
   if (chunks > plan->chunk_capacity) {
     size_t bytes = round_to_page(chunks * sizeof(uint32_t));
     uint32_t *table = table_map(bytes);

@@ -9,8 +9,11 @@
 
 #include "os/log.h"
 
-static const char *const known_points[] = {"copy.mremap", "copy.register", "copy.page_states",
-                                           "copy.stray_read"};
+static const char *const known_points[] = {
+    "copy.mremap",     "copy.register", "copy.unregister", "copy.page_states",
+    "copy.stray_read", "copy.reopen",   "compact.threads", "plan.tables",
+    "uffd.eagain",     "uffd.partial",  "uffd.eexist",     "uffd.enoent",
+    "uffd.esrch",      "uffd.enomem",   "uffd.efault",     "uffd.ebusy"};
 #define POINT_COUNT (sizeof known_points / sizeof known_points[0])
 
 static int point_index(const char *name, size_t length) {
@@ -79,6 +82,11 @@ static void parse(void) {
     if (*value == ',')
       value++;
   }
+}
+
+bool ugc_inject_armed(void) {
+  pthread_once(&parse_once, parse);
+  return any_armed;
 }
 
 bool ugc_inject(const char *point) {

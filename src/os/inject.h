@@ -3,12 +3,22 @@
  * N-th call), so tests can make a kernel operation fail at a chosen moment and check that
  * the library falls back or reports a clean error with the heap intact.
  *
- * Points (each names the place that consults it):
+ * Points (each names the place that consults it; the outcomes are tabled in
+ * docs/design.md, "Kernel errors and their outcomes"):
  *   copy.mremap       the copy backend's hand-off mremap fails (ENOMEM)
  *   copy.register     registering the heap with userfaultfd fails (EBUSY)
+ *   copy.unregister   unregistering the heap at the end of a compaction fails (ENOMEM)
  *   copy.page_states  no memory for the per-page states
  *   copy.stray_read   a read of the first heap page between mremap and registration maps
  *                     the zero page there (the trap the page protocol must survive)
+ *   copy.reopen       opening the fork child's own userfaultfd fails (EMFILE)
+ *   compact.threads   creating a compaction GC thread fails (the pages are then built in
+ *                     the pause, by the collecting thread)
+ *   plan.tables       no memory for the compaction plan's tables
+ *   uffd.<error>      a resolving ioctl (UFFDIO_COPY, ...) answers as the kernel would:
+ *                     eagain (EAGAIN, no progress), partial (EAGAIN after half the range
+ *                     was done), eexist, enoent, esrch, enomem, efault, ebusy; the ioctl
+ *                     is not issued (partial: issued for the first half)
  *
  * Parsed once, on first use; heap creation refuses a list with an unknown point or a bad N
  * (ugc_inject_list_check); other users get one warning. Unset: one well-predicted
@@ -24,11 +34,18 @@
 #include <stddef.h>
 
 #ifdef UGC_NO_FAULT_INJECTION
+static inline bool ugc_inject_armed(void) {
+  return false;
+}
 static inline bool ugc_inject(const char *point) {
   (void)point;
   return false;
 }
 #else
+/* True when any point is armed (parses UFFDGC_INJECT on the first call; afterwards a
+ * plain load, safe in a signal handler). */
+bool ugc_inject_armed(void);
+
 /* True when the fault at `point` must be injected now. */
 bool ugc_inject(const char *point);
 #endif
@@ -38,6 +55,9 @@ bool ugc_inject(const char *point);
 bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len);
 
 /* The known points, comma-separated, for messages. */
-#define UGC_INJECT_KNOWN_POINTS "copy.mremap, copy.register, copy.page_states, copy.stray_read"
+#define UGC_INJECT_KNOWN_POINTS                                                                    \
+  "copy.mremap, copy.register, copy.unregister, copy.page_states, copy.stray_read, "               \
+  "copy.reopen, compact.threads, plan.tables, uffd.eagain, uffd.partial, uffd.eexist, "            \
+  "uffd.enoent, uffd.esrch, uffd.enomem, uffd.efault, uffd.ebusy"
 
 #endif

@@ -30,7 +30,10 @@ void ugc_misuse(const char *call, const char *reason) {
 
 /* ---- the process's heaps, and fork ----
  * The prepare handler waits for any pause and any concurrent compaction to end and holds
- * every heap's locks across fork(), so the child gets a complete, consistent heap. */
+ * every heap's locks (the backend's too) across fork(), so the child gets a complete,
+ * consistent heap and no lock that a thread missing from the child holds. Condition
+ * variables may count waiters that do not exist in the child (a later destroy would wait
+ * for them): the child re-initialises them. */
 
 static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static ugc_heap *heaps;
@@ -44,6 +47,10 @@ static void fork_prepare(void) {
     ugc_wait_pause_end_locked(heap);
     heap->backend->compact_wait(heap);
     pthread_mutex_lock(&heap->lock);
+    /* The backend's locks before the events and statistics locks: a GC thread completing a
+     * compaction holds the backend's wait lock while it takes those. */
+    if (heap->backend->fork_prepare)
+      heap->backend->fork_prepare(heap);
     pthread_mutex_lock(&heap->events.lock); /* a callback may run on another thread */
     pthread_mutex_lock(&heap->stats_lock);
   }
@@ -53,6 +60,8 @@ static void fork_parent(void) {
   for (ugc_heap *heap = heaps; heap; heap = heap->next_heap) {
     pthread_mutex_unlock(&heap->stats_lock);
     pthread_mutex_unlock(&heap->events.lock);
+    if (heap->backend->fork_parent)
+      heap->backend->fork_parent(heap);
     pthread_mutex_unlock(&heap->lock);
     pthread_mutex_unlock(&heap->sp_lock);
     ugc_cmark_fork_parent(heap);
@@ -63,13 +72,22 @@ static void fork_parent(void) {
 static void fork_child(void) {
   pthread_t self = pthread_self();
   for (ugc_heap *heap = heaps; heap; heap = heap->next_heap) {
-    /* Only the forking thread exists here: the others must never hold up a pause. */
+    /* Only the forking thread exists here: the others must never hold up a pause. Their
+     * rooted variables are forgotten: the C library hands their stacks to the next threads
+     * the child creates (GC threads, the fault-handler thread), so the slots would soon
+     * hold anything. */
     for (ugc_mutator *m = heap->mutators_head; m; m = m->next)
-      if (!pthread_equal(m->thread, self))
+      if (!pthread_equal(m->thread, self)) {
         m->state = UGC_MUTATOR_GONE;
+        m->fast.root_count = 0;
+      }
     ugc_workers_after_fork_child(&heap->workers);
     pthread_mutex_unlock(&heap->stats_lock);
     pthread_mutex_unlock(&heap->events.lock);
+    if (heap->backend->fork_child)
+      heap->backend->fork_child(heap);
+    pthread_cond_init(&heap->parked_cond, NULL);
+    pthread_cond_init(&heap->resume_cond, NULL);
     pthread_mutex_unlock(&heap->lock);
     pthread_mutex_unlock(&heap->sp_lock);
     ugc_cmark_fork_child(heap);

@@ -113,8 +113,7 @@ void ugc_trace_tagged(ugc_tracer *tracer, uintptr_t *slot, uintptr_t tag_mask) {
 
 void ugc_roots_visit(ugc_heap *heap, ugc_tracer *tracer) {
   uintptr_t mask = heap->config.root_tag_mask;
-  /* After fork() a GONE mutator's stack still exists in the child's memory: its roots
-   * stay roots (the child sees the graph the parent had). */
+  /* After fork() a GONE mutator has no roots (heap.c: its stack is reused in the child). */
   for (ugc_mutator *m = heap->mutators_head; m; m = m->next) {
     for (uint32_t i = 0; i < m->fast.root_count; i++)
       tracer->visit(tracer, m->fast.root_slots[i], mask);

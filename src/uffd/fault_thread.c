@@ -111,3 +111,10 @@ int ugc_fault_thread_stop(ugc_fault_thread *t) {
   t->running = false;
   return -rc;
 }
+
+void ugc_fault_thread_forget(ugc_fault_thread *t) {
+  if (t->stop_fd >= 0)
+    close(t->stop_fd);
+  t->stop_fd = -1;
+  t->running = false;
+}

@@ -43,4 +43,8 @@ int ugc_fault_thread_start(ugc_fault_thread *t, const ugc_uffd *u, ugc_uffd_faul
  * 0 or -errno. */
 int ugc_fault_thread_stop(ugc_fault_thread *t);
 
+/* In a fork child, where the thread does not exist: closes the inherited eventfd and marks
+ * the thread stopped, without joining. */
+void ugc_fault_thread_forget(ugc_fault_thread *t);
+
 #endif

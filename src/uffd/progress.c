@@ -3,6 +3,9 @@
  * -1/EAGAIN after partial progress. Early failures never write the field, hence the zeroing
  * in every step function. Async-signal-safe: no locks, no allocation. */
 #include <errno.h>
+#include <stdbool.h>
+
+#include "os/inject.h"
 
 #include "os/reserve.h"
 #include "uffd/internal.h"
@@ -28,13 +31,49 @@ static ugc_uffd_status classify(int err) {
   }
 }
 
+/* Fault injection (UFFDGC_INJECT "uffd.<error>", tests only): answers this step as the
+ * kernel would with that error, without the ioctl; "partial" does the first half of the
+ * range for real and then answers EAGAIN with that progress. */
+static int64_t injected_step(ugc_uffd_step_fn step, int fd, uint64_t dst, uint64_t src,
+                             uint64_t len, uint64_t mode, int *err, bool *injected) {
+  static const struct {
+    const char *point;
+    int err;
+  } errors[] = {{"uffd.eagain", EAGAIN}, {"uffd.eexist", EEXIST}, {"uffd.enoent", ENOENT},
+                {"uffd.esrch", ESRCH},   {"uffd.enomem", ENOMEM}, {"uffd.efault", EFAULT},
+                {"uffd.ebusy", EBUSY}};
+  *injected = true;
+  for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
+    if (ugc_inject(errors[i].point)) {
+      *err = errors[i].err;
+      return -errors[i].err;
+    }
+  uint64_t half = len / 2 & ~(ugc_page_size() - 1);
+  if (half && ugc_inject("uffd.partial")) {
+    int64_t progress = step(fd, dst, src, half, mode, err);
+    if (*err == 0) {
+      *err = EAGAIN;
+      return (int64_t)half;
+    }
+    return progress;
+  }
+  *injected = false;
+  return 0;
+}
+
 ugc_uffd_result ugc_uffd_run(ugc_uffd *u, ugc_uffd_op op, ugc_uffd_step_fn step, uint64_t dst,
                              uint64_t src, uint64_t len, uint64_t mode, unsigned flags) {
   ugc_uffd_result res = {.status = UGC_UFFD_OK};
   while (res.done + res.skipped < len) {
     uint64_t off = res.done + res.skipped, left = len - off;
     int err = 0;
-    int64_t progress = step(u->fd, dst + off, src ? src + off : 0, left, mode, &err);
+    bool injected = false;
+    int64_t progress = 0;
+    if (ugc_inject_armed())
+      progress =
+          injected_step(step, u->fd, dst + off, src ? src + off : 0, left, mode, &err, &injected);
+    if (!injected)
+      progress = step(u->fd, dst + off, src ? src + off : 0, left, mode, &err);
     ugc_uffd_count(&u->counters.calls[op], 1);
     if (err == 0) { /* everything that was left is done */
       res.done += left;

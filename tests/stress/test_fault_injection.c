@@ -2,8 +2,11 @@
  * (UFFDGC_INJECT), and kernel features are masked (UFFDGC_DISABLE). Each scenario runs in a
  * fresh process (this program re-executed with the scenario's index: both variables and
  * the kernel probe are read once per process) that builds a graph, collects a few times and
- * checks the graph digest and the verifier: a failure must lead to a fallback or a clean
- * error, never to a corrupted heap. */
+ * checks the graph digest and the verifier: a failure must lead to a retry, a fallback or
+ * a clear fatal message (an abort whose message the scenario names), never to a corrupted
+ * heap. */
+#include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -20,7 +23,8 @@ typedef struct cell {
 enum { EXIT_OK = 0, EXIT_MISMATCH = 3, EXIT_UNAVAILABLE = 4, EXIT_OTHER = 5 };
 
 /* Builds a random tree with garbage in between, collects `cycles` times, checks. */
-static int run_scenario(const char *backend, int cycles, const char *expect_backend) {
+static int run_scenario(const char *backend, int cycles, const char *expect_backend,
+                        bool fork_first) {
   ugc_config config;
   ugc_config_init(&config);
   config.backend = backend;
@@ -69,6 +73,21 @@ static int run_scenario(const char *backend, int cycles, const char *expect_back
   }
   uint64_t digest = ugc_graph_digest(m);
   int result = EXIT_OK;
+  if (fork_first) {
+    ugc_collect(m, UGC_COLLECT_FULL); /* a compaction in flight at the fork */
+    fflush(NULL);
+    pid_t child = fork();
+    if (child < 0)
+      return EXIT_OTHER;
+    if (child > 0) { /* the child collects and checks; the parent reports its verdict */
+      int status = 0;
+      if (waitpid(child, &status, 0) != child || !WIFEXITED(status))
+        return EXIT_OTHER;
+      if (ugc_graph_digest(m) != digest || ugc_verify(m, NULL) != 0)
+        return EXIT_MISMATCH;
+      return WEXITSTATUS(status);
+    }
+  }
   for (int i = 0; i < cycles; i++) {
     ugc_collect(m, UGC_COLLECT_FULL);
     if (ugc_graph_digest(m) != digest || ugc_verify(m, NULL) != 0)
@@ -94,28 +113,86 @@ typedef struct scenario {
   const char *backend;
   const char *expect_backend; /* NULL: whatever was chosen */
   int expect_exit;
+  const char *expect_fatal;   /* non-NULL: the process must abort with this in its stderr */
+  const char *expect_warning; /* non-NULL: a run that succeeds must have said this */
+  bool fork_first;            /* build the graph, fork, collect and check in the child */
 } scenario;
 
+#define RETRIES(name_, inject_, message_)                                                          \
+  {                                                                                                \
+    .name = name_, .inject = inject_, .backend = "copy", .expect_backend = "copy",                 \
+    .expect_exit = EXIT_OK, .expect_warning = message_                                             \
+  }
+#define RUNS(name_, inject_, disable_, backend_, expect_backend_, expect_exit_)                    \
+  {                                                                                                \
+    .name = name_, .inject = inject_, .disable = disable_, .backend = backend_,                    \
+    .expect_backend = expect_backend_, .expect_exit = expect_exit_                                 \
+  }
+#define FATAL(name_, inject_, message_)                                                            \
+  {                                                                                                \
+    .name = name_, .inject = inject_, .backend = "copy", .expect_backend = "copy",                 \
+    .expect_fatal = message_                                                                       \
+  }
+
+/* The outcomes are tabled in docs/design.md ("Kernel errors and their outcomes"). */
 static const scenario scenarios[] = {
-    {"mremap fails every cycle: stw fallback", "copy.mremap", NULL, "copy", "copy", EXIT_OK},
-    {"mremap fails once", "copy.mremap:2", NULL, "copy", "copy", EXIT_OK},
-    {"register fails: heap moved back", "copy.register", NULL, "copy", "copy", EXIT_OK},
-    {"no memory for page states", "copy.page_states:1", NULL, "copy", "copy", EXIT_OK},
-    {"stray read maps a zero page before registration", "copy.stray_read", NULL, "copy", "copy",
-     EXIT_OK},
-    {"no userfaultfd: explicit copy refused", NULL, "uffd", "copy", NULL, EXIT_UNAVAILABLE},
-    {"no userfaultfd: auto falls back to stw", NULL, "uffd", "auto", "stw", EXIT_OK},
-    {"no DONTUNMAP: auto falls back to stw", NULL, "dontunmap", "auto", "stw", EXIT_OK},
-    {"no SIGBUS feature: copy uses a handler thread", NULL, "sigbus", "copy", "copy", EXIT_OK},
-    {"only the syscall path", NULL, "dev", "copy", "copy", EXIT_OK},
-    {"no dev node, no syscall: copy refused", NULL, "dev,syscall", "copy", NULL, EXIT_UNAVAILABLE},
+    RUNS("mremap fails every cycle: stw fallback", "copy.mremap", NULL, "copy", "copy", EXIT_OK),
+    RUNS("mremap fails once", "copy.mremap:2", NULL, "copy", "copy", EXIT_OK),
+    RUNS("register fails: heap moved back", "copy.register", NULL, "copy", "copy", EXIT_OK),
+    RUNS("no memory for page states", "copy.page_states:1", NULL, "copy", "copy", EXIT_OK),
+    RUNS("stray read maps a zero page before registration", "copy.stray_read", NULL, "copy", "copy",
+         EXIT_OK),
+    RUNS("unregister fails once: retried", "copy.unregister:1", NULL, "copy", "copy", EXIT_OK),
+    FATAL("unregister keeps failing: fatal", "copy.unregister",
+          "unregistering the heap after a compaction keeps failing"),
+    RUNS("no GC thread: pages built in the pause", "compact.threads", NULL, "copy", "copy",
+         EXIT_OK),
+    RUNS("no memory for the plan: cycles without compaction", "plan.tables", NULL, "copy", "copy",
+         EXIT_OK),
+    {.name = "reopening userfaultfd after fork fails: stw in the child",
+     .inject = "copy.reopen",
+     .backend = "copy",
+     .expect_backend = "copy",
+     .expect_exit = EXIT_OK,
+     .fork_first = true},
+    RETRIES("UFFDIO_COPY: EAGAIN without progress, retried", "uffd.eagain:3",
+            "mapping(s) retried after EAGAIN or ENOMEM"),
+    RUNS("UFFDIO_COPY: EAGAIN after partial progress, every call", "uffd.partial", NULL, "copy",
+         "copy", EXIT_OK),
+    RETRIES("UFFDIO_COPY: ENOMEM (memory cgroup limit), retried", "uffd.enomem:3",
+            "mapping(s) retried after EAGAIN or ENOMEM"),
+    RETRIES("UFFDIO_COPY: ENOMEM then EAGAIN, retried", "uffd.enomem:4,uffd.eagain:5",
+            "mapping(s) retried after EAGAIN or ENOMEM"),
+    FATAL("UFFDIO_COPY: EEXIST nobody explains: fatal", "uffd.eexist:3",
+          "mapped by someone who does not own it"),
+    FATAL("UFFDIO_COPY: ENOENT on a data page: fatal", "uffd.enoent:3",
+          "the range is not registered"),
+    FATAL("UFFDIO_COPY: ESRCH: fatal", "uffd.esrch:3", "address space is gone"),
+    FATAL("UFFDIO_COPY: EFAULT: fatal", "uffd.efault:3", "not readable"),
+    FATAL("UFFDIO_COPY: EBUSY: fatal", "uffd.ebusy:3", "busy"),
+    RUNS("no userfaultfd: explicit copy refused", NULL, "uffd", "copy", NULL, EXIT_UNAVAILABLE),
+    RUNS("no userfaultfd: auto falls back to stw", NULL, "uffd", "auto", "stw", EXIT_OK),
+    RUNS("no DONTUNMAP: auto falls back to stw", NULL, "dontunmap", "auto", "stw", EXIT_OK),
+    RUNS("no SIGBUS feature: copy uses a handler thread", NULL, "sigbus", "copy", "copy", EXIT_OK),
+    RUNS("only the syscall path", NULL, "dev", "copy", "copy", EXIT_OK),
+    RUNS("no dev node, no syscall: copy refused", NULL, "dev,syscall", "copy", NULL,
+         EXIT_UNAVAILABLE),
 };
+
+/* Reads what the scenario's process wrote to stderr (NUL-terminated, truncated). */
+static void read_all(int fd, char *buffer, size_t size) {
+  size_t used = 0;
+  ssize_t n;
+  while (used + 1 < size && (n = read(fd, buffer + used, size - 1 - used)) > 0)
+    used += (size_t)n;
+  buffer[used] = 0;
+}
 
 int main(int argc, char **argv) {
   size_t count = sizeof scenarios / sizeof scenarios[0];
   if (argc == 2) { /* a scenario, in its own process, with its environment set */
     const scenario *s = &scenarios[strtoul(argv[1], NULL, 10) % count];
-    return run_scenario(s->backend, 3, s->expect_backend);
+    return run_scenario(s->backend, 3, s->expect_backend, s->fork_first);
   }
   char reason[200];
   if (!ugc_backend_available("copy", reason, sizeof reason))
@@ -130,9 +207,14 @@ int main(int argc, char **argv) {
     const scenario *s = &scenarios[i];
     printf("%s\n", s->name);
     fflush(stdout);
+    int err_pipe[2];
+    REQUIRE(pipe(err_pipe) == 0);
     pid_t child = fork();
     REQUIRE(child >= 0);
     if (child == 0) {
+      dup2(err_pipe[1], STDERR_FILENO);
+      close(err_pipe[0]);
+      close(err_pipe[1]);
       if (s->inject)
         setenv("UFFDGC_INJECT", s->inject, 1);
       if (s->disable)
@@ -142,12 +224,30 @@ int main(int argc, char **argv) {
       execl("/proc/self/exe", argv[0], index, (char *)NULL);
       _exit(127);
     }
+    close(err_pipe[1]);
+    char output[8192];
+    read_all(err_pipe[0], output, sizeof output);
+    close(err_pipe[0]);
     int status = 0;
     REQUIRE(waitpid(child, &status, 0) == child);
+    if (output[0])
+      printf("  stderr: %.600s%s", output, output[strlen(output) - 1] == '\n' ? "" : "\n");
+    if (s->expect_fatal) {
+      if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT || !strstr(output, s->expect_fatal)) {
+        fprintf(stderr, "  %s: status 0x%x, expected an abort saying \"%s\"\n", s->name, status,
+                s->expect_fatal);
+        CHECK(0);
+      }
+      continue;
+    }
     if (!WIFEXITED(status)) {
       fprintf(stderr, "  %s: child died with signal %d\n", s->name, WTERMSIG(status));
       CHECK(0);
       continue;
+    }
+    if (s->expect_warning && !strstr(output, s->expect_warning)) {
+      fprintf(stderr, "  %s: no warning saying \"%s\"\n", s->name, s->expect_warning);
+      CHECK(0);
     }
     if (WEXITSTATUS(status) != s->expect_exit) {
       fprintf(stderr, "  %s: exit %d, expected %d\n", s->name, WEXITSTATUS(status), s->expect_exit);
