@@ -64,6 +64,11 @@ typedef struct bench_result {
   uint64_t gc_cycles;
   uint64_t mark_concurrent_cycles; /* cycles that marked while mutators ran (2 stops each) */
   bench_dist pause, pause_mark, pause_compact, stall, unit;
+  /* latency: the timed units split by whether a cycle (its first pause to its compaction's
+   * end: marking, pauses, concurrent compaction) overlapped them, and how many cycles
+   * overlapped the timed phase. */
+  bench_dist unit_during_cycle, unit_idle;
+  uint64_t timed_cycles;
   bench_compaction compaction;
   uint64_t live_bytes_peak, heap_used_bytes, rss_peak_bytes, rss_after_gc_bytes;
   uint64_t shmem_peak_bytes, vma_peak;
@@ -91,6 +96,10 @@ typedef struct bench_ctx {
   uint64_t last_cycles;      /* collections seen by the last RSS sample */
   uint32_t threads_attached; /* shim_attach calls so far: numbers the mutator threads */
   bench_hist *unit_hist;     /* latency workload: unit durations */
+  bench_hist *unit_hist_during_cycle, *unit_hist_idle; /* the same, split (see result) */
+  /* Bumped by the event listener at every cycle_start and compaction_done: odd while a
+   * cycle is in progress (uffdgc only; stays 0 for bdwgc). */
+  uint64_t cycle_events;
   bench_result *result;
   /* uffdgc: when a workload sets this (a ugc_stats copy), the result's collector
    * statistics come from it instead of from after the driver's final collection. */

@@ -1,15 +1,27 @@
 /* latency: how long small, fixed units of mutator work take while the collector runs.
  *
- * A live graph of nodes (about a third of the heap) hangs off one table; every node's left
+ * A live graph of nodes (about a quarter of the heap) hangs off one table; every node's left
  * edge points at a random node. One unit = chase 32 left edges from a random node, summing
  * a field, then allocate: a replacement node spliced into the graph (the old one becomes
- * garbage) and a short string. Every unit is timed with CLOCK_MONOTONIC; a unit that hits a
- * pause, a stall on an uncompacted page or the allocation slow path shows up in the tail. */
+ * garbage), a short string and a garbage buffer sized from the heap. Every unit is timed with
+ * CLOCK_MONOTONIC; a unit that hits a pause, a stall on an uncompacted page or the allocation
+ * slow path shows up in the tail.
+ *
+ * The timed phase must see the collector at work: the buffer and the unit count are chosen
+ * so that the units allocate about 1.5 heaps per --scale, several cycles at the library's
+ * default trigger (live * 2: a quarter of the heap is allocated between cycles here). Each unit
+ * is filed as "during a cycle" when a cycle (first pause to end of compaction, by the event
+ * listener: ctx->cycle_events is odd meanwhile) overlapped it, else as "idle". */
 #include <time.h>
 
 #include "shim.h"
 
-enum { CHASE = 32, UNITS_PER_SCALE = 200000 };
+enum {
+  CHASE = 32,
+  UNITS_PER_SCALE = 200000, /* at least this many units per --scale */
+  GARBAGE_MIN = 64,         /* bytes of the per-unit garbage buffer: heap_max / 2^17, */
+  GARBAGE_MAX = 4096        /* kept within these so a unit stays a small unit of work */
+};
 
 static inline uint64_t now_ns(void) {
   struct timespec ts;
@@ -32,7 +44,7 @@ static void build_graph(shim *s, barray **table, uint64_t *rng) {
 }
 
 /* One unit of work; returns the checksum so the chase is not optimised away. */
-static int64_t unit(shim *s, barray **table, uint64_t *rng) {
+static int64_t unit(shim *s, barray **table, uint64_t *rng, size_t garbage) {
   uint64_t n = (*table)->len;
   bnode *p = (bnode *)(*table)->items[bench_rand(rng) % n];
   int64_t sum = 0;
@@ -51,6 +63,8 @@ static int64_t unit(shim *s, barray **table, uint64_t *rng) {
   shim_write(s, from, (void **)&from->left, fresh);
   char *text = (char *)shim_leaf(s, 32 + bench_rand(rng) % 96);
   text[0] = (char)sum;
+  char *buffer = (char *)shim_leaf(s, garbage);
+  buffer[garbage - 1] = (char)sum;
   return sum;
 }
 
@@ -60,9 +74,17 @@ int latency_run(bench_ctx *ctx) {
   shim s;
   shim_attach(&s, ctx);
   uint64_t rng = 0xD1B54A32D192ED03ull;
-  /* A node takes 40 bytes with its header, plus a table slot. */
-  uint64_t nodes = ctx->heap_max / 3 / 48;
-  uint64_t units = (uint64_t)UNITS_PER_SCALE * (ctx->scale ? ctx->scale : 1);
+  /* About a quarter of the heap live, as the issue's latency target asks: a node takes 40
+   * bytes with its header plus a table slot, and replaced nodes that edges still reach add
+   * about as much again once the units have run (about 70 bytes live per node measured). A
+   * cycle then starts at half the heap and leaves the other half for allocation meanwhile. */
+  uint64_t nodes = ctx->heap_max / 4 / 70;
+  size_t garbage = ctx->heap_max >> 17;
+  garbage = garbage < GARBAGE_MIN ? GARBAGE_MIN : garbage > GARBAGE_MAX ? GARBAGE_MAX : garbage;
+  /* A unit allocates the buffer plus about 150 bytes (node, string, headers). */
+  uint64_t units_for_heap = (uint64_t)(1.5 * (double)ctx->heap_max / (double)(garbage + 150));
+  uint64_t units = units_for_heap > UNITS_PER_SCALE ? units_for_heap : UNITS_PER_SCALE;
+  units *= ctx->scale ? ctx->scale : 1;
   int64_t sink = 0;
   SHIM_SCOPE_BEGIN(&s);
   barray *table = shim_array(&s, nodes);
@@ -70,15 +92,27 @@ int latency_run(bench_ctx *ctx) {
   build_graph(&s, &table, &rng);
   if (ctx->verify)
     shim_collect(&s);
+  uint64_t *events = &ctx->cycle_events;
+  uint64_t events_before = __atomic_load_n(events, __ATOMIC_ACQUIRE);
   for (uint64_t u = 0; u < units; u++) {
+    uint64_t events_start = __atomic_load_n(events, __ATOMIC_ACQUIRE);
     uint64_t start = now_ns();
-    sink += unit(&s, &table, &rng);
+    sink += unit(&s, &table, &rng, garbage);
     shim_safepoint(&s); /* a pause reached here belongs to this unit */
-    bench_hist_add(ctx->unit_hist, now_ns() - start);
+    uint64_t elapsed = now_ns() - start;
+    /* Odd at the start: a cycle was running; changed since: one started or ended. */
+    bool overlapped =
+        (events_start & 1) || __atomic_load_n(events, __ATOMIC_ACQUIRE) != events_start;
+    bench_hist_add(ctx->unit_hist, elapsed);
+    bench_hist_add(overlapped ? ctx->unit_hist_during_cycle : ctx->unit_hist_idle, elapsed);
     /* Sampling memory is the bench's own cost: outside the timed unit. */
     if ((u & 4095) == 4095)
       shim_sample_tick(&s);
   }
+  /* Cycles that overlapped the timed phase: those started in it, and one running at its
+   * start. Counted before the verifying collection below. */
+  uint64_t events_after = __atomic_load_n(events, __ATOMIC_ACQUIRE);
+  ctx->result->timed_cycles = (events_after - events_before + (events_before & 1) + 1) / 2;
   if (ctx->verify)
     shim_collect(&s);
   SHIM_SCOPE_END(&s);

@@ -9,6 +9,19 @@
 
 static const uint32_t node_refs[] = {0, 8};
 
+/* The event listener keeps ctx->cycle_events odd from a cycle's first pause to the end of
+ * its compaction, so a timed loop can tell whether a cycle overlapped a unit. */
+static void on_cycle_start(void *data, uint64_t cycle) {
+  (void)cycle;
+  __atomic_fetch_add(&((bench_ctx *)data)->cycle_events, 1, __ATOMIC_RELEASE);
+}
+
+static void on_compaction_done(void *data, uint64_t cycle, uint64_t concurrent_ns) {
+  (void)cycle;
+  (void)concurrent_ns;
+  __atomic_fetch_add(&((bench_ctx *)data)->cycle_events, 1, __ATOMIC_RELEASE);
+}
+
 int bench_ugc_setup(bench_ctx *ctx, const char *backend) {
   ugc_config config;
   ugc_config_init(&config);
@@ -50,6 +63,9 @@ int bench_ugc_setup(bench_ctx *ctx, const char *backend) {
     ctx->types[BENCH_T_NODE + i] = id;
   }
   ctx->heap = heap;
+  const ugc_event_listener listener = {
+      .data = ctx, .cycle_start = on_cycle_start, .compaction_done = on_compaction_done};
+  ugc_set_event_listener(heap, &listener);
   snprintf(ctx->result->backend, sizeof ctx->result->backend, "%s", ugc_heap_backend(heap));
   return 0;
 }

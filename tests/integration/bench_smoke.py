@@ -14,7 +14,9 @@ instead, e.g. the full check:
 Checks: exit status 0; the JSON is an array with one object per run, every run that was
 not skipped holds every key docs/benchmarks.md documents (nested ones included) with
 values of the right type, no verification failure or digest mismatch; skipped rows say
-why; bad options exit with status 2 and name the option."""
+why; bad options exit with status 2 and name the option; latency rows saw at least one
+collection cycle overlap their timed units, split them into units during a cycle and idle
+ones that add up, and report the MMU at 1, 10 and 100 ms."""
 import json
 import numbers
 import subprocess
@@ -37,6 +39,9 @@ COMPACTION = ["pages_total", "pages_in_place", "pages_slid_whole", "pages_recycl
               "pages_built", "compaction_s", "gb_per_s", "ns_per_page_build",
               "ns_per_page_map"]
 BREAKDOWN = ["forwarding", "memcpy", "map", "madvise", "wait"]
+# latency rows: the timed units split by whether a collection cycle overlapped them.
+UNIT_SPLIT = ["unit_during_cycle_us", "unit_idle_us"]
+MMU_AT = ["1ms", "10ms", "100ms"]
 VERIFY = ["cycles_checked", "failures", "digest_checks", "digest_mismatches"]
 SKIPPED_ROW = {"workload", "backend", "backend_requested", "skipped", "delivery"}
 
@@ -110,7 +115,40 @@ def check_row(row):
                                  row.get("mark_concurrent_cycles", 0)))
         if c["pages_built"] != c["pages_by_gc"] + c["pages_by_mutator"]:
             fail("%s: pages_built %d != by_gc + by_mutator" % (where, c["pages_built"]))
+    if row["workload"] == "latency":
+        check_latency(row, where)
     return True
+
+
+def check_latency(row, where):
+    """The timed phase must contain collections (the workload sizes it so), and every
+    timed unit lands in exactly one of the two sets."""
+    need_numbers(row, ["timed_cycles", "unit_p99_during_over_idle"], where)
+    for key in UNIT_SPLIT:
+        need_numbers(row[key], DIST["unit_us"], where + "." + key)
+    if row["timed_cycles"] < 1:
+        fail("%s: no collection cycle overlapped the timed phase" % where)
+    during, idle = row["unit_during_cycle_us"], row["unit_idle_us"]
+    if during["count"] < 1:
+        fail("%s: %d cycles overlapped the timed phase but no unit did" % (
+            where, row["timed_cycles"]))
+    if during["count"] + idle["count"] != row["unit_us"]["count"]:
+        fail("%s: %d units during a cycle + %d idle != %d units" % (
+            where, during["count"], idle["count"], row["unit_us"]["count"]))
+    for part in (during, idle):
+        if part["count"] and not part["p50"] <= part["p99"] <= part["max"] <= \
+                row["unit_us"]["max"]:
+            fail("%s: unit split out of order: %r (all units: %r)" % (where, part,
+                                                                        row["unit_us"]))
+    need(row, ["mmu_at"], where)
+    need(row["mmu_at"], MMU_AT, where + ".mmu_at")
+    for key in MMU_AT:
+        value = row["mmu_at"][key]
+        if value is not None and (isinstance(value, bool) or
+                                  not isinstance(value, numbers.Number) or
+                                  not 0 <= value <= 1):
+            fail("%s.mmu_at.%s: expected null or a number in [0, 1], got %r" % (
+                where, key, value))
 
 
 def run_and_check(bench, out, args):

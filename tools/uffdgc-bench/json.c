@@ -83,6 +83,36 @@ static void put_compaction(FILE *f, const bench_compaction *c) {
   fputs("}}", f);
 }
 
+/* latency: the units split by whether a cycle overlapped them, the ratio of their p99s
+ * (0 when either set is empty) and the MMU at the three windows the footer prints. */
+static void put_unit_split(FILE *f, const bench_result *r) {
+  fputs(",\n   ", f);
+  put_u64(f, "timed_cycles", r->timed_cycles, true);
+  put_dist(f, "unit_during_cycle_us", &r->unit_during_cycle, false);
+  fputs(", ", f);
+  put_dist(f, "unit_idle_us", &r->unit_idle, false);
+  fputs(", ", f);
+  double ratio = r->unit_idle.p99 && r->unit_during_cycle.count
+                     ? (double)r->unit_during_cycle.p99 / (double)r->unit_idle.p99
+                     : 0;
+  put_num(f, "unit_p99_during_over_idle", ratio, true);
+  double windows[BENCH_MMU_REPORTED], mmu[BENCH_MMU_REPORTED];
+  bench_mmu_reported_windows(windows);
+  bool truncated = false;
+  bool any = bench_mmu_curve(r, windows, BENCH_MMU_REPORTED, mmu, &truncated);
+  fputs("\"mmu_at\": {", f);
+  for (size_t i = 0; i < BENCH_MMU_REPORTED; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "%gms", windows[i] * 1e3);
+    /* No pause seen: the mutator had the whole run. Window longer than the run: null. */
+    if (any && mmu[i] < 0)
+      fprintf(f, "\"%s\": null%s", key, i + 1 < BENCH_MMU_REPORTED ? ", " : "");
+    else
+      put_num(f, key, any ? mmu[i] : 1.0, i + 1 < BENCH_MMU_REPORTED);
+  }
+  fputc('}', f);
+}
+
 /* The pause spans as recorded (seconds since the workload started, thread) and the MMU
  * curve of the worst thread. */
 static void put_timeline(FILE *f, const bench_result *r) {
@@ -158,6 +188,8 @@ static void put_row(FILE *f, const bench_row *row) {
   put_dist(f, "stall_us", &r->stall, false);
   fputs(",\n   ", f);
   put_dist(f, "unit_us", &r->unit, false);
+  if (r->unit.count)
+    put_unit_split(f, r);
   fputs(",\n   ", f);
   put_compaction(f, &r->compaction);
   fputs(",\n   ", f);

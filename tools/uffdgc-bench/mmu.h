@@ -31,6 +31,10 @@ void bench_timeline_free(bench_timeline *t);
  * per decade, in seconds. Returns how many were written to out (at most max). */
 size_t bench_mmu_windows(double *out, size_t max);
 
+/* The windows printed in the latency footer and its JSON "mmu_at": 1, 10 and 100 ms. */
+enum { BENCH_MMU_REPORTED = 3 };
+void bench_mmu_reported_windows(double out[BENCH_MMU_REPORTED]);
+
 /* MMU for window width w seconds, between 0 and 1; negative when w is longer than the run. */
 double bench_mmu(const bench_timeline *t, double w);
 

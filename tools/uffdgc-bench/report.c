@@ -8,12 +8,40 @@
  * follow on lines of their own. The table has one row per (workload, backend). */
 #include "report.h"
 
+#include "mmu.h"
+
 #include <string.h>
 
 #define MB 1e6
 
 static double us(uint64_t ns) {
   return ns / 1e3;
+}
+
+/* latency: units during a cycle against idle ones, and the MMU at 1, 10 and 100 ms. */
+static void print_unit_split(FILE *out, const char *w, const char *b, const bench_result *r) {
+  const bench_dist *d = &r->unit_during_cycle, *i = &r->unit_idle;
+  fprintf(out,
+          "[%s/%s] %llu cycles overlapped the timed phase; units during a cycle: %llu, %.2f us "
+          "median, %.2f p99, %.1f max; idle: %llu, %.2f us median, %.2f p99, %.1f max",
+          w, b, (unsigned long long)r->timed_cycles, (unsigned long long)d->count, us(d->p50),
+          us(d->p99), us(d->max), (unsigned long long)i->count, us(i->p50), us(i->p99), us(i->max));
+  if (d->count && i->p99)
+    fprintf(out, "; p99 during/idle %.2fx", (double)d->p99 / (double)i->p99);
+  fputs(".\n", out);
+  double windows[BENCH_MMU_REPORTED], mmu[BENCH_MMU_REPORTED];
+  bench_mmu_reported_windows(windows);
+  bool truncated = false;
+  bool any = bench_mmu_curve(r, windows, BENCH_MMU_REPORTED, mmu, &truncated);
+  fprintf(out, "[%s/%s] MMU:", w, b);
+  for (size_t k = 0; k < BENCH_MMU_REPORTED; k++) {
+    if (any && mmu[k] < 0)
+      fprintf(out, " %g ms -", windows[k] * 1e3);
+    else
+      fprintf(out, " %g ms %.3f", windows[k] * 1e3, any ? mmu[k] : 1.0);
+    fputs(k + 1 < BENCH_MMU_REPORTED ? "," : "", out);
+  }
+  fprintf(out, "%s.\n", truncated ? " (first part of the run: timeline truncated)" : "");
 }
 
 void bench_print_footer(FILE *out, const bench_row *row) {
@@ -68,6 +96,8 @@ void bench_print_footer(FILE *out, const bench_row *row) {
   if (r->unit.count)
     fprintf(out, "[%s/%s] %llu units: %.2f us median, %.2f p99, %.1f max.\n", w, b,
             (unsigned long long)r->unit.count, us(r->unit.p50), us(r->unit.p99), us(r->unit.max));
+  if (r->unit.count)
+    print_unit_split(out, w, b, r);
   if (r->verify_cycles || r->digest_checks)
     fprintf(out,
             "[%s/%s] verified %llu times, %llu failures; %llu digest checks, %llu "

@@ -66,6 +66,8 @@ static int child_run(const bench_options *options, const bench_row *row, bench_r
   if (setup)
     return setup == -2 ? 4 : 3;
   ctx.unit_hist = bench_hist_new();
+  ctx.unit_hist_during_cycle = bench_hist_new();
+  ctx.unit_hist_idle = bench_hist_new();
   double cpu0 = cpu_seconds();
   ctx.t0 = bench_now_s();
   bench_sample_memory(&ctx);
@@ -78,6 +80,8 @@ static int child_run(const bench_options *options, const bench_row *row, bench_r
   double cpu = cpu_seconds() - cpu0;
   r->mutator_cpu_s = cpu > r->gc_cpu_s ? cpu - r->gc_cpu_s : 0;
   bench_hist_to_dist(ctx.unit_hist, &r->unit);
+  bench_hist_to_dist(ctx.unit_hist_during_cycle, &r->unit_during_cycle);
+  bench_hist_to_dist(ctx.unit_hist_idle, &r->unit_idle);
   ugc_rss rss = {0};
   ugc_proc_rss(&rss);
   r->rss_peak_bytes = rss.rss_peak;
