@@ -25,11 +25,13 @@
 #define UGC_LIKELY(x) __builtin_expect(!!(x), 1)
 #define UGC_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* The two intentional races of the fast paths: the safepoint poll reads the flag the
- * collector sets without taking its lock, and the write barrier stores 1 into a card byte
- * that other mutators may be storing 1 into too. Both are relaxed atomic accesses: the same
- * plain load and byte store on every target, and ThreadSanitizer knows them for what they
- * are. Ordering comes from the stop-the-world handshake (a mutex), not from these. */
+/* The intentional races of the fast paths: the safepoint poll reads the flag the collector
+ * sets without taking its lock; the write barrier stores 1 into a card byte that other
+ * mutators may be storing 1 into too; and a reference store races with the concurrent
+ * marker reading that slot (the snapshot barrier recorded the value it overwrites). All are
+ * relaxed atomic accesses: the same plain loads and stores on every target, and
+ * ThreadSanitizer knows them for what they are. Ordering comes from the stop-the-world
+ * handshake (a mutex), not from these. */
 #define UGC_RACY_LOAD(pointer) __atomic_load_n((pointer), __ATOMIC_RELAXED)
 #define UGC_RACY_STORE(pointer, value) __atomic_store_n((pointer), (value), __ATOMIC_RELAXED)
 
@@ -114,7 +116,7 @@ static inline void ugc_write_barrier(ugc_mutator *mutator, const void *obj) {
 static inline void ugc_write(ugc_mutator *mutator, void *obj, void **slot, void *value) {
   if (UGC_UNLIKELY(ugc_fast(mutator)->marking))
     ugc_write_marking(mutator, slot, value);
-  *slot = value;
+  UGC_RACY_STORE(slot, value); /* the concurrent marker may be reading it: intended */
   ugc_write_barrier(mutator, obj);
 }
 
@@ -123,7 +125,7 @@ static inline void ugc_write_tagged(ugc_mutator *mutator, void *obj, uintptr_t *
                                     uintptr_t value) {
   if (UGC_UNLIKELY(ugc_fast(mutator)->marking))
     ugc_write_tagged_marking(mutator, obj, slot, value);
-  *slot = value;
+  UGC_RACY_STORE(slot, value);
   ugc_write_barrier(mutator, obj);
 }
 

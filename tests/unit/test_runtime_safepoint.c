@@ -49,7 +49,7 @@ static void *worker(void *arg) {
     for (int i = 1; p && i < 1000; i++)
       p = p->next;
     if (p)
-      p->next = NULL;
+      ugc_write(m, p, (void **)&p->next, NULL); /* drops a reference: the barrier must see it */
     if (round % 7 == id % 7) {
       ugc_blocking_enter(m);
       usleep(2000); /* collections go on without us */
