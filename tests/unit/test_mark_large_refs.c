@@ -25,6 +25,7 @@ static void run(unsigned threads) {
   ugc_config config = fixture_config(512 << 20, 512 << 20);
   config.gc_threads = threads;
   ugc_heap *heap = fixture_heap(&config);
+  REQUIRE(heap);
   ugc_error error;
   uint32_t box_refs[] = {8}, array_refs[] = {8};
   ugc_type_id box_type = fixture_type(heap, "box", UGC_LAYOUT_FIXED, sizeof(box), box_refs, 1);

@@ -28,6 +28,7 @@ static void run(unsigned threads) {
   ugc_config config = fixture_config(256 << 20, 256 << 20);
   config.gc_threads = threads;
   ugc_heap *heap = fixture_heap(&config);
+  REQUIRE(heap);
   ugc_error error;
   uint32_t refs[] = {0, 8};
   tree_type = fixture_type(heap, "tree", UGC_LAYOUT_FIXED, sizeof(tree), refs, 2);

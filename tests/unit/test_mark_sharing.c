@@ -57,6 +57,7 @@ static ugc_heap *make_heap(unsigned threads) {
   config.gc_threads = threads;
   config.verify = false;
   ugc_heap *heap = fixture_heap(&config);
+  REQUIRE(heap);
   uint32_t refs[] = {0, 8};
   node_type = fixture_type(heap, "node", UGC_LAYOUT_FIXED, sizeof(node), refs, 2);
   table_type = fixture_type(heap, "table", UGC_LAYOUT_REF_ARRAY, 8, NULL, 0);

@@ -73,6 +73,7 @@ int main(void) {
   ugc_config config = fixture_config(4 << 20, 1 << 20);
   config.oom_handler = on_oom;
   ugc_heap *heap = fixture_heap(&config);
+  REQUIRE(heap);
   ugc_error error;
   uint32_t refs[] = {0};
   ugc_type_id node_type = fixture_type(heap, "node", UGC_LAYOUT_FIXED, sizeof(node), refs, 1);
