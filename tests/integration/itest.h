@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 /* The backend the environment asks for ("auto" when unset). */
 static inline const char *itest_backend(void) {
@@ -33,16 +32,7 @@ static inline void itest_require_backend(void) {
 /* Creates the heap or skips/fails the test with the library's message. */
 static inline ugc_heap *itest_heap_create(const ugc_config *config) {
   itest_require_backend();
-  ugc_error error;
-  memset(&error, 0, sizeof error);
-  ugc_heap *heap = ugc_heap_create(config, &error);
-  if (!heap && error.code == UGC_ERR_UNAVAILABLE)
-    SKIP("backend %s: %s", itest_backend(), error.message);
-  if (!heap) {
-    fprintf(stderr, "ugc_heap_create failed (code %d): %s\n", (int)error.code, error.message);
-    exit(1);
-  }
-  return heap;
+  return fixture_heap(config);
 }
 
 static inline unsigned itest_env_unsigned(const char *name, unsigned fallback) {

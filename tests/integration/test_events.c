@@ -163,10 +163,7 @@ static void run(int verify, bool mark_concurrently) {
   log_count = 0;
   FILE *trace = tmpfile();
   REQUIRE(trace);
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = 24 << 20;
-  config.heap_initial = 2 << 20;
+  ugc_config config = fixture_config(24 << 20, 2 << 20);
   config.verify = verify;
   config.concurrent_mark = mark_concurrently;
   config.trace = true;
@@ -176,15 +173,9 @@ static void run(int verify, bool mark_concurrently) {
   bool concurrent = strcmp(ugc_heap_backend(heap), "stw") != 0;
   ugc_set_event_listener(heap, &listener);
   uint32_t refs[] = {0};
-  node_type = ugc_type_register(heap,
-                                &(ugc_type_desc){.name = "node",
-                                                 .layout = UGC_LAYOUT_FIXED,
-                                                 .fixed_size = sizeof(node),
-                                                 .ref_offsets = refs,
-                                                 .ref_count = 1},
-                                NULL);
+  node_type = fixture_type(heap, "node", UGC_LAYOUT_FIXED, sizeof(node), refs, 1);
   REQUIRE(node_type);
-  ugc_mutator *m = ugc_thread_attach(heap, NULL);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
   ugc_scope scope = ugc_scope_open(m);
   UGC_LOCAL(m, void *, list, NULL);

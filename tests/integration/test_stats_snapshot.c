@@ -91,21 +91,12 @@ static void *reader(void *arg) {
 }
 
 int main(void) {
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = 64 << 20;
-  config.heap_initial = 8 << 20;
+  ugc_config config = fixture_config(64 << 20, 8 << 20);
   heap = itest_heap_create(&config);
   is_copy = strcmp(ugc_heap_backend(heap), "copy") == 0;
   uint32_t refs[] = {0};
-  node_type = ugc_type_register(heap,
-                                &(ugc_type_desc){.name = "node",
-                                                 .layout = UGC_LAYOUT_FIXED,
-                                                 .fixed_size = sizeof(node),
-                                                 .ref_offsets = refs,
-                                                 .ref_count = 1},
-                                NULL);
-  ugc_mutator *m = ugc_thread_attach(heap, NULL);
+  node_type = fixture_type(heap, "node", UGC_LAYOUT_FIXED, sizeof(node), refs, 1);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
   unsigned long snapshots = 0;
   pthread_t thread;

@@ -29,19 +29,12 @@ enum { NODES = 200000, THREADS = 3, ROUNDS = 6 };
 
 static void setup(void) {
   setenv("UFFDGC_BACKEND", "copy", 0); /* the default here; the matrix runs the others */
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = (size_t)512 << 20;
-  config.heap_initial = (size_t)256 << 20; /* collections only when we ask */
+  /* A large initial commit: collections only when we ask. */
+  ugc_config config = fixture_config((size_t)512 << 20, (size_t)256 << 20);
   heap = itest_heap_create(&config);
   ugc_error error;
   static const uint32_t refs[] = {offsetof(node, next), offsetof(node, other)};
-  ugc_type_desc desc = {.name = "node",
-                        .layout = UGC_LAYOUT_FIXED,
-                        .fixed_size = sizeof(node),
-                        .ref_offsets = refs,
-                        .ref_count = 2};
-  node_type = ugc_type_register(heap, &desc, &error);
+  node_type = fixture_type(heap, "node", UGC_LAYOUT_FIXED, sizeof(node), refs, 2);
   ugc_type_desc blob = {.name = "blob", .layout = UGC_LAYOUT_LEAF};
   blob_type = ugc_type_register(heap, &blob, &error);
   REQUIRE(node_type && blob_type);
@@ -86,8 +79,7 @@ typedef struct worker {
 /* Walks the list from the far end first (the pages GC threads reach last), then all of it. */
 static void *worker_main(void *arg) {
   worker *w = arg;
-  ugc_error error;
-  w->mutator = ugc_thread_attach(heap, &error);
+  w->mutator = fixture_attach(heap);
   REQUIRE(w->mutator);
   int seen_round = 0;
   for (;;) {
@@ -178,8 +170,7 @@ static void check_fork_during_compaction(ugc_mutator *m, uint64_t digest) {
 
 int main(void) {
   setup();
-  ugc_error error;
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
   build(m);
 

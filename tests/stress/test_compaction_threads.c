@@ -39,8 +39,7 @@ static uint64_t walk(void) {
 /* Attaches during a compaction, touches pages all over the heap, detaches and exits. */
 static void *visitor_main(void *arg) {
   uint64_t *result = arg;
-  ugc_error error;
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
   *result = walk();
   ugc_thread_detach(m);
@@ -50,8 +49,7 @@ static void *visitor_main(void *arg) {
 /* Stays in a blocking region, leaving it only to fork; the child checks the heap. */
 static void *forker_main(void *arg) {
   (void)arg;
-  ugc_error error;
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
   ugc_blocking_enter(m);
 #ifdef UGC_UNDER_SANITIZER
@@ -85,22 +83,14 @@ static void *forker_main(void *arg) {
 
 int main(void) {
   setenv("UFFDGC_BACKEND", "copy", 0); /* the default here; the matrix runs the others */
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = (size_t)256 << 20;
+  ugc_config config = fixture_config((size_t)256 << 20, 0);
   heap = itest_heap_create(&config);
-  ugc_error error;
   static const uint32_t refs[] = {offsetof(item, next), offsetof(item, payload)};
-  ugc_type_desc desc = {.name = "item",
-                        .layout = UGC_LAYOUT_FIXED,
-                        .fixed_size = sizeof(item),
-                        .ref_offsets = refs,
-                        .ref_count = 2};
-  item_type = ugc_type_register(heap, &desc, &error);
+  item_type = fixture_type(heap, "item", UGC_LAYOUT_FIXED, sizeof(item), refs, 2);
   REQUIRE(item_type);
   ugc_global_root_add(heap, (void **)&head);
 
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
   item *tail = NULL, *previous = NULL;
   for (uint64_t i = 0; i < ITEMS; i++) {

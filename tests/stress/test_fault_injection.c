@@ -12,8 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 typedef struct cell {
   struct cell *left, *right;
@@ -25,11 +24,8 @@ enum { EXIT_OK = 0, EXIT_MISMATCH = 3, EXIT_UNAVAILABLE = 4, EXIT_OTHER = 5 };
 /* Builds a random tree with garbage in between, collects `cycles` times, checks. */
 static int run_scenario(const char *backend, int cycles, const char *expect_backend,
                         bool fork_first) {
-  ugc_config config;
-  ugc_config_init(&config);
+  ugc_config config = fixture_config((size_t)64 << 20, (size_t)32 << 20);
   config.backend = backend;
-  config.heap_max = (size_t)64 << 20;
-  config.heap_initial = (size_t)32 << 20;
   ugc_error error;
   ugc_heap *heap = ugc_heap_create(&config, &error);
   if (!heap) {

@@ -78,22 +78,14 @@ int main(void) {
   SKIP("fork() with allocating threads is not safe under this sanitizer runtime");
 #endif
   unsigned forks = itest_env_unsigned("UGC_TEST_FORKS", 100);
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = (size_t)128 << 20;
+  ugc_config config = fixture_config((size_t)128 << 20, 0);
   heap = itest_heap_create(&config);
-  ugc_error error;
   static const uint32_t refs[] = {offsetof(item, next)};
-  ugc_type_desc desc = {.name = "item",
-                        .layout = UGC_LAYOUT_FIXED,
-                        .fixed_size = sizeof(item),
-                        .ref_offsets = refs,
-                        .ref_count = 1};
-  item_type = ugc_type_register(heap, &desc, &error);
+  item_type = fixture_type(heap, "item", UGC_LAYOUT_FIXED, sizeof(item), refs, 1);
   REQUIRE(item_type);
   ugc_global_root_add(heap, (void **)&head);
 
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
   item *tail = NULL;
   for (uint64_t i = 0; i < ITEMS; i++) {

@@ -27,16 +27,10 @@ static pthread_barrier_t round_start;
 
 static void *collect_main(void *arg) {
   heap_job *job = arg;
-  ugc_error error;
   static const uint32_t refs[] = {offsetof(cell, left), offsetof(cell, right)};
-  ugc_type_desc desc = {.name = "cell",
-                        .layout = UGC_LAYOUT_FIXED,
-                        .fixed_size = sizeof(cell),
-                        .ref_offsets = refs,
-                        .ref_count = 2};
-  ugc_type_id type = ugc_type_register(job->heap, &desc, &error);
+  ugc_type_id type = fixture_type(job->heap, "cell", UGC_LAYOUT_FIXED, sizeof(cell), refs, 2);
   REQUIRE(type);
-  ugc_mutator *m = ugc_thread_attach(job->heap, &error);
+  ugc_mutator *m = fixture_attach(job->heap);
   REQUIRE(m);
   ugc_scope scope = ugc_scope_open(m);
   cell *root = ugc_alloc(m, type, sizeof(cell));
@@ -80,10 +74,7 @@ static void *collect_main(void *arg) {
 int main(void) {
   setenv("UFFDGC_BACKEND", "copy", 0);
   setenv("UFFDGC_INJECT", "compact.threads", 1);
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = (size_t)64 << 20;
-  config.heap_initial = (size_t)32 << 20;
+  ugc_config config = fixture_config((size_t)64 << 20, (size_t)32 << 20);
   heap_job jobs[HEAPS];
   for (int i = 0; i < HEAPS; i++)
     jobs[i] = (heap_job){.heap = itest_heap_create(&config), .seed = 0x9e3779b97f4a7c15ull + i};

@@ -42,24 +42,16 @@ static void read_all(int fd, char *buffer, size_t size) {
 
 int main(void) {
   setenv("UFFDGC_BACKEND", "copy", 0);
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = (size_t)128 << 20;
+  ugc_config config = fixture_config((size_t)128 << 20, 0);
   ugc_heap *heap = itest_heap_create(&config);
   if (!ugc_backend_available(ugc_heap_backend(heap), NULL, 0) ||
       strcmp(ugc_heap_backend(heap), "stw") == 0)
     SKIP("backend %s does not compact concurrently", ugc_heap_backend(heap));
-  ugc_error error;
   static const uint32_t refs[] = {offsetof(item, next)};
-  ugc_type_desc desc = {.name = "item",
-                        .layout = UGC_LAYOUT_FIXED,
-                        .fixed_size = sizeof(item),
-                        .ref_offsets = refs,
-                        .ref_count = 1};
-  ugc_type_id type = ugc_type_register(heap, &desc, &error);
+  ugc_type_id type = fixture_type(heap, "item", UGC_LAYOUT_FIXED, sizeof(item), refs, 1);
   REQUIRE(type);
   ugc_global_root_add(heap, (void **)&head);
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
   item *tail = NULL;
   for (uint64_t i = 0; i < ITEMS; i++) {

@@ -21,20 +21,12 @@ enum { CYCLES = 200, CELLS = 20000 };
 int main(void) {
   setenv("UFFDGC_BACKEND", "copy", 0);
   setenv("UFFDGC_INJECT", "copy.stray_read", 1);
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = (size_t)64 << 20;
+  ugc_config config = fixture_config((size_t)64 << 20, 0);
   ugc_heap *heap = itest_heap_create(&config);
-  ugc_error error;
   static const uint32_t refs[] = {offsetof(cell, next)};
-  ugc_type_desc desc = {.name = "cell",
-                        .layout = UGC_LAYOUT_FIXED,
-                        .fixed_size = sizeof(cell),
-                        .ref_offsets = refs,
-                        .ref_count = 1};
-  ugc_type_id type = ugc_type_register(heap, &desc, &error);
+  ugc_type_id type = fixture_type(heap, "cell", UGC_LAYOUT_FIXED, sizeof(cell), refs, 1);
   REQUIRE(type);
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
   static cell *first; /* the first object of the heap: it lives in the first page */
   ugc_global_root_add(heap, (void **)&first);

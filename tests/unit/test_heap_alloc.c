@@ -3,8 +3,7 @@
 #include <string.h>
 
 #include "runtime/heap.h"
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 typedef struct walk_count {
   size_t objects, bytes;
@@ -26,19 +25,14 @@ static bool all_zero(const void *p, size_t n) {
 }
 
 int main(void) {
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = 64 << 20;
-  config.heap_initial = 64 << 20;
+  ugc_config config = fixture_config(64 << 20, 64 << 20);
   config.large_threshold = 64 * 1024;
-  ugc_error error;
-  ugc_heap *heap = ugc_heap_create(&config, &error);
+  ugc_heap *heap = fixture_heap(&config);
   REQUIRE(heap);
   CHECK(((uintptr_t)heap->moving.base & ((1ul << 30) - 1)) == 0); /* 1 GiB-aligned */
   CHECK(heap->moving.nonmoving_base == heap->moving.base + heap->moving.reserved_bytes);
-  ugc_type_id bytes_type =
-      ugc_type_register(heap, &(ugc_type_desc){.name = "bytes", .layout = UGC_LAYOUT_LEAF}, &error);
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  ugc_type_id bytes_type = fixture_leaf_type(heap, "bytes");
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
   CHECK(ugc_fast(m)->small_limit <= UGC_TLAB_BYTES - 8);
 
@@ -86,6 +80,7 @@ int main(void) {
   walk_count c = {0, 0};
   ugc_heap_walk(m, count, &c);
   CHECK_EQ_U64(c.objects, 2 + small + 4);
+  ugc_error error;
   CHECK(ugc_verify(m, &error) == 0);
 
   /* ugc_reserve: the next allocations fit without reaching the slow path's refill. */

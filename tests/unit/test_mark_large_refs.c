@@ -6,8 +6,7 @@
  * object (checked by value and by the graph digest), with 1 and 2 GC threads. */
 #include <string.h>
 
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 typedef struct box {
   uint64_t id;
@@ -23,31 +22,17 @@ enum { ARRAYS = 140, ARRAY_BYTES = 160 * 1024, PINNED = 2000 };
 #define SLOTS ((ARRAY_BYTES - sizeof(array)) / 8)
 
 static void run(unsigned threads) {
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = 512 << 20;
-  config.heap_initial = 512 << 20;
+  ugc_config config = fixture_config(512 << 20, 512 << 20);
   config.gc_threads = threads;
-  ugc_error error;
-  ugc_heap *heap = ugc_heap_create(&config, &error);
+  ugc_heap *heap = fixture_heap(&config);
   REQUIRE(heap);
+  ugc_error error;
   uint32_t box_refs[] = {8}, array_refs[] = {8};
-  ugc_type_id box_type = ugc_type_register(heap,
-                                           &(ugc_type_desc){.name = "box",
-                                                            .layout = UGC_LAYOUT_FIXED,
-                                                            .fixed_size = sizeof(box),
-                                                            .ref_offsets = box_refs,
-                                                            .ref_count = 1},
-                                           &error);
-  ugc_type_id array_type = ugc_type_register(heap,
-                                             &(ugc_type_desc){.name = "array",
-                                                              .layout = UGC_LAYOUT_REF_ARRAY,
-                                                              .fixed_size = sizeof(array),
-                                                              .ref_offsets = array_refs,
-                                                              .ref_count = 1},
-                                             &error);
+  ugc_type_id box_type = fixture_type(heap, "box", UGC_LAYOUT_FIXED, sizeof(box), box_refs, 1);
+  ugc_type_id array_type =
+      fixture_type(heap, "array", UGC_LAYOUT_REF_ARRAY, sizeof(array), array_refs, 1);
   REQUIRE(box_type && array_type);
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
   ugc_scope scope = ugc_scope_open(m);
   UGC_LOCAL(m, array *, arrays, NULL); /* arrays[0] lists the others */

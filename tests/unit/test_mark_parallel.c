@@ -3,8 +3,7 @@
  * be exact and the graph unchanged, with 1 and with several GC threads. */
 #include <string.h>
 
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 typedef struct tree {
   void *left, *right;
@@ -26,23 +25,14 @@ static void *build(ugc_mutator *m, int depth, uint64_t *counter) {
 }
 
 static void run(unsigned threads) {
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = 256 << 20;
-  config.heap_initial = 256 << 20;
+  ugc_config config = fixture_config(256 << 20, 256 << 20);
   config.gc_threads = threads;
-  ugc_error error;
-  ugc_heap *heap = ugc_heap_create(&config, &error);
+  ugc_heap *heap = fixture_heap(&config);
   REQUIRE(heap);
+  ugc_error error;
   uint32_t refs[] = {0, 8};
-  tree_type = ugc_type_register(heap,
-                                &(ugc_type_desc){.name = "tree",
-                                                 .layout = UGC_LAYOUT_FIXED,
-                                                 .fixed_size = sizeof(tree),
-                                                 .ref_offsets = refs,
-                                                 .ref_count = 2},
-                                &error);
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  tree_type = fixture_type(heap, "tree", UGC_LAYOUT_FIXED, sizeof(tree), refs, 2);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
   ugc_scope scope = ugc_scope_open(m);
   UGC_LOCAL(m, void *, deep, NULL);

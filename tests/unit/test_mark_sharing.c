@@ -9,8 +9,7 @@
 
 #include "mark/mark.h"
 #include "runtime/heap.h"
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 typedef struct node {
   void *left, *right;
@@ -54,26 +53,14 @@ static bool mark_now(ugc_heap *heap, ugc_mutator *m, ugc_mark_totals *totals, ui
 }
 
 static ugc_heap *make_heap(unsigned threads) {
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = 256 << 20;
-  config.heap_initial = 256 << 20;
+  ugc_config config = fixture_config(256 << 20, 256 << 20);
   config.gc_threads = threads;
   config.verify = false;
-  ugc_error error;
-  ugc_heap *heap = ugc_heap_create(&config, &error);
+  ugc_heap *heap = fixture_heap(&config);
   REQUIRE(heap);
   uint32_t refs[] = {0, 8};
-  node_type = ugc_type_register(heap,
-                                &(ugc_type_desc){.name = "node",
-                                                 .layout = UGC_LAYOUT_FIXED,
-                                                 .fixed_size = sizeof(node),
-                                                 .ref_offsets = refs,
-                                                 .ref_count = 2},
-                                &error);
-  table_type = ugc_type_register(
-      heap, &(ugc_type_desc){.name = "table", .layout = UGC_LAYOUT_REF_ARRAY, .fixed_size = 8},
-      &error);
+  node_type = fixture_type(heap, "node", UGC_LAYOUT_FIXED, sizeof(node), refs, 2);
+  table_type = fixture_type(heap, "table", UGC_LAYOUT_REF_ARRAY, 8, NULL, 0);
   REQUIRE(node_type && table_type);
   return heap;
 }
@@ -81,7 +68,7 @@ static ugc_heap *make_heap(unsigned threads) {
 static void run(unsigned threads) {
   ugc_heap *heap = make_heap(threads);
   ugc_error error;
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
   ugc_scope scope = ugc_scope_open(m);
   ugc_mark_totals totals;

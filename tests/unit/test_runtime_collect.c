@@ -5,8 +5,7 @@
  * collection but change when the graph does. */
 #include <string.h>
 
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 #define FIXNUM(n) ((uintptr_t)(n) << 1 | 1u)
 #define HIGH_TAG ((uintptr_t)1 << 62)
@@ -61,16 +60,14 @@ static bool list_ok(void *list, int n) {
 }
 
 int main(void) {
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = 64 << 20;
+  ugc_config config = fixture_config(64 << 20, 0);
   config.root_tag_mask = 1;
   config.gc_threads = 2;
   config.large_threshold = 8192;
   config.verify = 1;
   config.backend = "stw";
   ugc_error error;
-  ugc_heap *heap = ugc_heap_create(&config, &error);
+  ugc_heap *heap = fixture_heap(&config);
   REQUIRE(heap);
   CHECK(strcmp(ugc_heap_backend(heap), "stw") == 0);
   uint32_t pair_refs[] = {0, 8};
@@ -82,21 +79,14 @@ int main(void) {
                                                  .ref_count = 2,
                                                  .tag_mask = 1},
                                 &error);
-  leaf_type =
-      ugc_type_register(heap, &(ugc_type_desc){.name = "str", .layout = UGC_LAYOUT_LEAF}, &error);
+  leaf_type = fixture_leaf_type(heap, "str");
   vec_type = ugc_type_register(
       heap, &(ugc_type_desc){.name = "vec", .layout = UGC_LAYOUT_CUSTOM, .trace = trace_vec},
       &error);
   uint32_t array_refs[] = {8};
-  array_type = ugc_type_register(heap,
-                                 &(ugc_type_desc){.name = "array",
-                                                  .layout = UGC_LAYOUT_REF_ARRAY,
-                                                  .fixed_size = 16,
-                                                  .ref_offsets = array_refs,
-                                                  .ref_count = 1},
-                                 &error);
+  array_type = fixture_type(heap, "array", UGC_LAYOUT_REF_ARRAY, 16, array_refs, 1);
   REQUIRE(pair_type && leaf_type && vec_type && array_type);
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
 
   garbage(m, 5000); /* so that everything after it slides down */

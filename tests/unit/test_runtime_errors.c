@@ -7,8 +7,7 @@
 #include <sys/resource.h>
 
 #include "child.h"
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 static void words(char *out, size_t length) {
   static const char *const pool[] = {"alpha", "beta", "gamma", "delta", "epsilon"};
@@ -98,11 +97,7 @@ static bool memlock_limit_applies(void) {
 }
 
 int main(void) {
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = 8 << 20;
-  ugc_error error;
-  ugc_heap *heap = ugc_heap_create(&config, &error);
+  ugc_heap *heap = fixture_heap_sized(8 << 20, 0);
   REQUIRE(heap);
   test_long_messages(heap);
   ugc_heap_destroy(heap);

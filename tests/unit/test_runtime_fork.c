@@ -5,8 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 typedef struct node {
   void *next;
@@ -52,24 +51,12 @@ int main(void) {
   if (backend && strcmp(backend, "copy") == 0)
     SKIP("backend copy uses userfaultfd/signals: not run under the sanitizer build");
 #endif
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = 32 << 20;
-  config.heap_initial = 4 << 20;
-  ugc_error error;
-  heap = ugc_heap_create(&config, &error);
-  if (!heap && error.code == UGC_ERR_UNAVAILABLE) /* a backend asked for by UFFDGC_BACKEND */
-    SKIP("%s", error.message);
+  /* A backend asked for by UFFDGC_BACKEND may be unavailable here: fixture_heap skips. */
+  heap = fixture_heap_sized(32 << 20, 4 << 20);
   REQUIRE(heap);
   uint32_t refs[] = {0};
-  node_type = ugc_type_register(heap,
-                                &(ugc_type_desc){.name = "node",
-                                                 .layout = UGC_LAYOUT_FIXED,
-                                                 .fixed_size = 16,
-                                                 .ref_offsets = refs,
-                                                 .ref_count = 1},
-                                &error);
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  node_type = fixture_type(heap, "node", UGC_LAYOUT_FIXED, 16, refs, 1);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
   ugc_scope scope = ugc_scope_open(m);
   UGC_LOCAL(m, void *, list, NULL);

@@ -13,8 +13,7 @@
 #include <string.h>
 
 #include "child.h"
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 static ugc_heap *heap;
 static ugc_mutator *mutator;
@@ -28,25 +27,16 @@ static void on_oom(ugc_heap *h, size_t bytes, void *data) {
 
 static void make_heap(size_t heap_max, bool check) {
   setenv("UFFDGC_BACKEND", "stw", 1);
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = heap_max;
+  ugc_config config = fixture_config(heap_max, 0);
   config.check = check;
   config.oom_handler = on_oom;
-  ugc_error error;
-  heap = ugc_heap_create(&config, &error);
+  heap = fixture_heap(&config);
   REQUIRE(heap);
   static const uint32_t offsets[] = {0, 8};
-  ugc_type_desc pair = {.name = "pair",
-                        .layout = UGC_LAYOUT_FIXED,
-                        .fixed_size = 16,
-                        .ref_offsets = offsets,
-                        .ref_count = 2};
-  pair_type = ugc_type_register(heap, &pair, &error);
-  ugc_type_desc leaf = {.name = "bytes", .layout = UGC_LAYOUT_LEAF};
-  leaf_type = ugc_type_register(heap, &leaf, &error);
+  pair_type = fixture_type(heap, "pair", UGC_LAYOUT_FIXED, 16, offsets, 2);
+  leaf_type = fixture_leaf_type(heap, "bytes");
   REQUIRE(pair_type && leaf_type);
-  mutator = ugc_thread_attach(heap, &error);
+  mutator = fixture_attach(heap);
   REQUIRE(mutator);
 }
 

@@ -5,8 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 typedef struct node {
   void *next;
@@ -71,23 +70,14 @@ static void blocking_twice(void) {
 }
 
 int main(void) {
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = 4 << 20;
-  config.heap_initial = 1 << 20;
+  ugc_config config = fixture_config(4 << 20, 1 << 20);
   config.oom_handler = on_oom;
-  ugc_error error;
-  ugc_heap *heap = ugc_heap_create(&config, &error);
+  ugc_heap *heap = fixture_heap(&config);
   REQUIRE(heap);
+  ugc_error error;
   uint32_t refs[] = {0};
-  ugc_type_id node_type = ugc_type_register(heap,
-                                            &(ugc_type_desc){.name = "node",
-                                                             .layout = UGC_LAYOUT_FIXED,
-                                                             .fixed_size = sizeof(node),
-                                                             .ref_offsets = refs,
-                                                             .ref_count = 1},
-                                            &error);
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  ugc_type_id node_type = fixture_type(heap, "node", UGC_LAYOUT_FIXED, sizeof(node), refs, 1);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
 
   ugc_scope scope = ugc_scope_open(m);
@@ -125,12 +115,9 @@ int main(void) {
   ugc_heap_destroy(heap);
 
   /* Misuse aborts with "uffdgc: <call>: <reason>". */
-  ugc_config_init(&config);
-  config.heap_max = 8 << 20;
-  misuse_heap = ugc_heap_create(&config, &error);
+  misuse_heap = fixture_heap_sized(8 << 20, 0);
   REQUIRE(misuse_heap);
-  misuse_type = ugc_type_register(
-      misuse_heap, &(ugc_type_desc){.name = "leaf", .layout = UGC_LAYOUT_LEAF}, &error);
+  misuse_type = fixture_leaf_type(misuse_heap, "leaf");
   expect_abort(alloc_bad_type, "uffdgc: ugc_alloc: unregistered type id");
   expect_abort(alloc_too_big, "uffdgc: ugc_alloc: size overflow");
   expect_abort(alloc_detached, "uffdgc: ugc_alloc: the mutator is detached");

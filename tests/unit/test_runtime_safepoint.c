@@ -5,8 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 #define THREADS 4
 #define ROUNDS 60
@@ -74,28 +73,19 @@ static void *worker(void *arg) {
 }
 
 int main(void) {
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = 32 << 20;
-  config.heap_initial = 2 << 20; /* frequent allocation-triggered collections too */
+  /* A small initial commit: frequent allocation-triggered collections too. */
+  ugc_config config = fixture_config(32 << 20, 2 << 20);
   config.gc_threads = 2;
-  ugc_error error;
-  heap = ugc_heap_create(&config, &error);
+  heap = fixture_heap(&config);
   REQUIRE(heap);
   uint32_t refs[] = {8};
-  node_type = ugc_type_register(heap,
-                                &(ugc_type_desc){.name = "node",
-                                                 .layout = UGC_LAYOUT_FIXED,
-                                                 .fixed_size = 16,
-                                                 .ref_offsets = refs,
-                                                 .ref_count = 1},
-                                &error);
-  leaf_type =
-      ugc_type_register(heap, &(ugc_type_desc){.name = "leaf", .layout = UGC_LAYOUT_LEAF}, &error);
+  node_type = fixture_type(heap, "node", UGC_LAYOUT_FIXED, 16, refs, 1);
+  leaf_type = fixture_leaf_type(heap, "leaf");
+  ugc_error error;
 
   /* The main thread is attached too but sits in a blocking region: it must not hold up
    * any pause. */
-  ugc_mutator *main_mutator = ugc_thread_attach(heap, &error);
+  ugc_mutator *main_mutator = fixture_attach(heap);
   REQUIRE(main_mutator);
   ugc_blocking_enter(main_mutator);
   pthread_t threads[THREADS];

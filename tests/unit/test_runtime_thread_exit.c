@@ -9,27 +9,18 @@
 #include <time.h>
 
 #include "child.h"
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 static ugc_heap *heap;
 static ugc_type_id pair_type;
 
 static ugc_heap *make_heap(unsigned timeout_ms) {
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = 32 << 20;
+  ugc_config config = fixture_config(32 << 20, 0);
   config.safepoint_timeout_ms = timeout_ms;
-  ugc_error error;
-  ugc_heap *h = ugc_heap_create(&config, &error);
+  ugc_heap *h = fixture_heap(&config);
   REQUIRE(h);
   static const uint32_t offsets[] = {0};
-  ugc_type_desc desc = {.name = "pair",
-                        .layout = UGC_LAYOUT_FIXED,
-                        .fixed_size = 16,
-                        .ref_offsets = offsets,
-                        .ref_count = 1};
-  pair_type = ugc_type_register(h, &desc, &error);
+  pair_type = fixture_type(h, "pair", UGC_LAYOUT_FIXED, 16, offsets, 1);
   REQUIRE(pair_type);
   return h;
 }

@@ -5,8 +5,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 typedef struct box {
   void *ref;
@@ -15,22 +14,14 @@ typedef struct box {
 
 int main(void) {
   setenv("UFFDGC_VERIFY", "1", 1);
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = 16 << 20;
-  ugc_error error;
-  ugc_heap *heap = ugc_heap_create(&config, &error);
+  ugc_config config = fixture_config(16 << 20, 0);
+  ugc_heap *heap = fixture_heap(&config);
   REQUIRE(heap);
   unsetenv("UFFDGC_VERIFY");
+  ugc_error error;
   uint32_t refs[] = {0};
-  ugc_type_id box_type = ugc_type_register(heap,
-                                           &(ugc_type_desc){.name = "box",
-                                                            .layout = UGC_LAYOUT_FIXED,
-                                                            .fixed_size = sizeof(box),
-                                                            .ref_offsets = refs,
-                                                            .ref_count = 1},
-                                           &error);
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
+  ugc_type_id box_type = fixture_type(heap, "box", UGC_LAYOUT_FIXED, sizeof(box), refs, 1);
+  ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
   ugc_scope scope = ugc_scope_open(m);
   UGC_LOCAL(m, box *, a, ugc_alloc(m, box_type, sizeof(box)));
