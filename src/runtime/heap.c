@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "backend/backend.h"
-#include "os/error.h"
 #include "os/log.h"
 #include "runtime/concurrent_mark.h"
 #include "runtime/config.h"
