@@ -130,6 +130,14 @@ if(TARGET uffdgc-probe AND Python3_Interpreter_FOUND)
                        LABELS "tools")
 endif()
 
+# integration/layers: every include in src/ follows the layer list of docs/design.md.
+if(Python3_Interpreter_FOUND)
+  add_test(NAME integration/layers
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/layers.py
+                   ${PROJECT_SOURCE_DIR}/src)
+  set_tests_properties(integration/layers PROPERTIES TIMEOUT 60 LABELS "integration")
+endif()
+
 # integration/readme_example: the README's C block, compiled as printed against this build's
 # shared library, prints collection trace lines with UFFDGC_TRACE=1 on every backend that
 # can run here; every build/ path the README names exists.

@@ -53,6 +53,7 @@
 #include "runtime/heap.h"
 #include "runtime/thread_signals.h"
 #include "uffd/fault_thread.h"
+#include "uffd/resolve.h"
 #include "uffd/sigbus.h"
 #include "uffd/uffd.h"
 

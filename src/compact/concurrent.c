@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "os/time.h"
+#include "runtime/histogram.h"
 
 /* A failure to map a page leaves a hole that every later access would fault on forever:
  * there is no correct way to continue. The message must be written without stdio, since

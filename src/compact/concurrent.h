@@ -135,8 +135,4 @@ void ugc_concurrent_fork_child(ugc_concurrent *c);
 /* Frees the page states and the lock (heap destruction). */
 void ugc_concurrent_destroy(ugc_concurrent *c);
 
-/* Adds one duration to a histogram with atomic updates (signal handlers and several threads
- * record stalls at once). Defined in src/runtime/stats.c beside the percentile query. */
-void ugc_histogram_record_atomic(ugc_histogram *histogram, uint64_t ns);
-
 #endif

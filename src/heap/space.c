@@ -6,7 +6,7 @@
 #include <sys/mman.h>
 
 #include "heap/vm.h"
-#include "os/error.h"
+#include "os/log.h"
 #include "os/madvise.h"
 
 static int fail(ugc_error *error, const char *what, size_t bytes) {

@@ -7,7 +7,7 @@
 #include <sys/mman.h>
 
 #include "heap/object.h"
-#include "os/error.h"
+#include "os/log.h"
 
 static void set_error(ugc_error *error, ugc_error_code code, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -30,6 +30,7 @@
 #include "mark/mark_pool.h"
 #include "mark/prefetch_queue.h"
 #include "os/log.h"
+#include "runtime/heap.h"
 
 /* The collecting thread wakes the helpers once its stack holds this many entries... */
 #define SHARE_STACK_ENTRIES 64u

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/heap.h"
+#include "uffdgc.h"
 
 typedef struct ugc_mark_totals {
   size_t moving_bytes;    /* live objects in the moving space, headers included */

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "heap/vm.h"
-#include "mark/concurrent_mark.h"
+#include "runtime/concurrent_mark.h"
 #include "runtime/heap.h"
 
 typedef enum alloc_space { SPACE_MOVING, SPACE_NONMOVING, SPACE_LARGE } alloc_space;

@@ -15,12 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "heap/vm.h"
-#include "mark/concurrent_mark.h"
 #include "mark/mark.h"
 #include "os/log.h"
 #include "os/time.h"
 #include "runtime/addrmap.h"
+#include "runtime/concurrent_mark.h"
 #include "runtime/heap.h"
 #include "runtime/trace.h"
 #include "runtime/verify.h"

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "os/log.h"
 #include "runtime/addrmap.h"
 #include "runtime/heap.h"

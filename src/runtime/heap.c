@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mark/concurrent_mark.h"
-#include "os/error.h"
+#include "backend/backend.h"
 #include "os/log.h"
+#include "runtime/concurrent_mark.h"
 #include "runtime/config.h"
 #include "runtime/heap.h"
 

@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "backend/backend.h"
 #include "compact/compact.h"
 #include "heap/large.h"
 #include "heap/nonmoving.h"
@@ -18,6 +17,8 @@
 #include "runtime/events.h"
 #include "runtime/histogram.h"
 #include "runtime/workers.h"
+
+struct ugc_backend_ops; /* backend/backend.h */
 
 #define UGC_TLAB_BYTES ((size_t)32 * 1024)
 
@@ -63,7 +64,7 @@ struct ugc_heap {
   ugc_config config; /* resolved: defaults and environment applied */
   char delivery[16]; /* config.delivery points here */
   size_t small_limit;
-  const ugc_backend_ops *backend;
+  const struct ugc_backend_ops *backend;
   void *backend_data;
 
   ugc_type_table types;
@@ -95,7 +96,7 @@ struct ugc_heap {
   ugc_enumerator *enumerators;
   size_t enumerator_count, enumerator_capacity;
 
-  /* Concurrent marking (mark/concurrent_mark.c): NULL when config.concurrent_mark is 0.
+  /* Concurrent marking (runtime/concurrent_mark.c): NULL when config.concurrent_mark is 0.
    * `marking` is true from the initial to the final pause; written only inside pauses
    * with the heap lock held (allocation reads it under the lock: allocate black). */
   struct ugc_cmark *cmark;

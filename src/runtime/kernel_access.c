@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "runtime/heap.h"
 #include "uffd/uffd.h"
 

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "mark/concurrent_mark.h"
 #include "os/log.h"
+#include "runtime/concurrent_mark.h"
 #include "runtime/heap.h"
 #include "runtime/thread_signals.h"
 

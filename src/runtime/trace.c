@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "backend/backend.h"
 #include "runtime/heap.h"
 #include "runtime/sizes.h"
 

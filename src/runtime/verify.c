@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "backend/backend.h"
+#include "runtime/heap.h"
 #include "runtime/verify.h"
 
 typedef struct verifier {

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/heap.h"
+#include "uffdgc.h"
 
 /* Checks the whole heap; world stopped, heap lock held, TLABs retired, no compaction in
  * flight. Returns the number of problems and describes the first in `first`. */

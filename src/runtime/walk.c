@@ -1,4 +1,6 @@
 /* Walking every object of the heap, and the public ugc_heap_walk. */
+#include "backend/backend.h"
+#include "runtime/heap.h"
 #include "runtime/verify.h"
 
 typedef struct cell_walk {

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "uffd/resolve.h"
 #include "uffd/uffd.h"
 
 /* UFFDIO_API on a fresh fd asking for `features`; stores the kernel's feature and ioctl

@@ -2,6 +2,7 @@
 #include <stddef.h>
 
 #include "os/disable.h"
+#include "uffd/resolve.h"
 #include "uffd/uffd.h"
 
 static const char *const feature_names[] = {

@@ -1,10 +1,8 @@
 /* The userfaultfd layer: opening a descriptor (dev node or syscall), the process-wide feature
- * probe, the handshake, registration, and the resolving ioctls with partial-progress
- * handling. Fault delivery lives in uffd/sigbus.h (SIGBUS mode) and uffd/fault_thread.h
- * (handler thread). UFFDGC_DISABLE (os/disable.h) masks features and paths.
- *
- * Every resolving function (copy, zeropage, continue, move, poison, wake, writeprotect) is
- * async-signal-safe: a SIGBUS handler may call it. */
+ * probe, the handshake and registration. The resolving ioctls, with their contract (partial
+ * progress, errors), are in uffd/resolve.h. Fault delivery lives in uffd/sigbus.h (SIGBUS
+ * mode) and uffd/fault_thread.h (handler thread). UFFDGC_DISABLE (os/disable.h) masks
+ * features and paths. */
 #ifndef UGC_UFFD_UFFD_H
 #define UGC_UFFD_UFFD_H
 
@@ -166,77 +164,5 @@ int ugc_uffd_register(ugc_uffd *u, void *addr, size_t len, unsigned modes, uint6
 
 /* Unregisters [addr, addr+len) (waking its waiters). 0 or -errno. */
 int ugc_uffd_unregister(ugc_uffd *u, void *addr, size_t len);
-
-/* ---- Resolving ioctls -------------------------------------------------------------------- */
-
-enum {
-  UGC_UFFD_DONTWAKE = 1u << 0,        /* do not wake waiters (wake a batch later) */
-  UGC_UFFD_MAP_WP = 1u << 1,          /* COPY/CONTINUE: map write-protected */
-  UGC_UFFD_SKIP_EXISTING = 1u << 2,   /* on EEXIST skip that page and go on */
-  UGC_UFFD_ALLOW_SRC_HOLES = 1u << 3, /* MOVE: holes in the source are not ENOENT */
-};
-
-typedef enum ugc_uffd_status {
-  UGC_UFFD_OK = 0,
-  UGC_UFFD_ALREADY_RESOLVED, /* EEXIST: someone else mapped a page (woken unless DONTWAKE) */
-  UGC_UFFD_PENDING_EVENT,    /* EAGAIN without progress: an unread FORK/REMAP/... event */
-  UGC_UFFD_NOENT,            /* ENOENT: dst not registered, or (MOVE) a source hole */
-  UGC_UFFD_BUSY,             /* EBUSY: (MOVE) source page shared or pinned */
-  UGC_UFFD_EXITING,          /* ESRCH: the process is exiting */
-  UGC_UFFD_INVALID,          /* EINVAL: bad range, unsuitable mapping, unsupported mode */
-  UGC_UFFD_FAILED,           /* any other errno (see err) */
-} ugc_uffd_status;
-
-typedef struct ugc_uffd_result {
-  ugc_uffd_status status;
-  int err;        /* errno behind status (0 for OK) */
-  size_t done;    /* bytes this call resolved */
-  size_t skipped; /* bytes skipped because already mapped (UGC_UFFD_SKIP_EXISTING) */
-} ugc_uffd_result;
-
-/* One piece of a batch: dst (and src for COPY/MOVE) and length. */
-typedef struct ugc_uffd_span {
-  void *dst;
-  void *src;
-  size_t len;
-} ugc_uffd_span;
-
-/* UFFDIO_COPY: fills [dst, dst+len) with a copy of src. Retries partial progress. */
-ugc_uffd_result ugc_uffd_copy(ugc_uffd *u, void *dst, const void *src, size_t len, unsigned flags);
-
-/* UFFDIO_ZEROPAGE: maps the zero page (read-only until the next write fault). */
-ugc_uffd_result ugc_uffd_zeropage(ugc_uffd *u, void *dst, size_t len, unsigned flags);
-
-/* UFFDIO_CONTINUE: maps the page-cache pages already behind [dst, dst+len) (MINOR mode). */
-ugc_uffd_result ugc_uffd_continue(ugc_uffd *u, void *dst, size_t len, unsigned flags);
-
-/* UFFDIO_MOVE: moves the pages of [src, src+len) to dst without copying (anon only). */
-ugc_uffd_result ugc_uffd_move(ugc_uffd *u, void *dst, void *src, size_t len, unsigned flags);
-
-/* UFFDIO_POISON: later accesses to [dst, dst+len) get SIGBUS (memory-error emulation). */
-ugc_uffd_result ugc_uffd_poison(ugc_uffd *u, void *dst, size_t len, unsigned flags);
-
-/* UFFDIO_WAKE: wakes the threads waiting on [addr, addr+len) (len > 0). 0 or -errno. */
-int ugc_uffd_wake(ugc_uffd *u, void *addr, size_t len);
-
-/* UFFDIO_WRITEPROTECT: sets (protect) or clears write protection; clearing wakes unless
- * UGC_UFFD_DONTWAKE. 0 or -errno. */
-int ugc_uffd_writeprotect(ugc_uffd *u, void *addr, size_t len, bool protect, unsigned flags);
-
-/* Batched forms: process spans in order, stopping at the first span whose status is neither
- * OK nor ALREADY_RESOLVED. Return the number of spans completed: when < n, spans[return]
- * failed. *res (may be NULL) sums done and skipped over the spans tried and holds the last
- * status other than OK (the failure, if any). */
-size_t ugc_uffd_copy_batch(ugc_uffd *u, const ugc_uffd_span *spans, size_t n, unsigned flags,
-                           ugc_uffd_result *res);
-size_t ugc_uffd_zeropage_batch(ugc_uffd *u, const ugc_uffd_span *spans, size_t n, unsigned flags,
-                               ugc_uffd_result *res);
-size_t ugc_uffd_continue_batch(ugc_uffd *u, const ugc_uffd_span *spans, size_t n, unsigned flags,
-                               ugc_uffd_result *res);
-size_t ugc_uffd_move_batch(ugc_uffd *u, const ugc_uffd_span *spans, size_t n, unsigned flags,
-                           ugc_uffd_result *res);
-
-/* "ok", "already_resolved", "pending_event", ... */
-const char *ugc_uffd_status_name(ugc_uffd_status s);
 
 #endif

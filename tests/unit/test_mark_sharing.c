@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "mark/mark.h"
 #include "runtime/heap.h"
 #include "fixture.h"

@@ -10,6 +10,7 @@
 #include "os/disable.h"
 #include "os/reserve.h"
 #include "uffd/fault_thread.h"
+#include "uffd/resolve.h"
 #include "uffd/uffd.h"
 #include "test.h"
 

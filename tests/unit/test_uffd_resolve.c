@@ -11,6 +11,7 @@
 
 #include "os/memfd.h"
 #include "os/reserve.h"
+#include "uffd/resolve.h"
 #include "uffd/uffd.h"
 #include "test.h"
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "os/reserve.h"
+#include "uffd/resolve.h"
 #include "uffd/sigbus.h"
 #include "uffd/uffd.h"
 #include "test.h"

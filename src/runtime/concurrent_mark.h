@@ -6,12 +6,12 @@
  *
  * Mutators ask for cycles (allocation past the trigger, ugc_collect) and keep running;
  * one that needs memory the cycle has not freed yet waits in a blocking region. */
-#ifndef UGC_MARK_CONCURRENT_MARK_H
-#define UGC_MARK_CONCURRENT_MARK_H
+#ifndef UGC_RUNTIME_CONCURRENT_MARK_H
+#define UGC_RUNTIME_CONCURRENT_MARK_H
 
 #include <stdbool.h>
 
-#include "runtime/heap.h"
+#include "uffdgc.h"
 
 /* Sets up heap->cmark when config.concurrent_mark is on. 0, or -1 (out of memory). */
 int ugc_cmark_init(ugc_heap *heap);

@@ -1,16 +1,18 @@
 /* The concurrent-marking cycle and its collector thread (see concurrent_mark.h and
  * docs/design.md, "Concurrent marking"). */
-#include "mark/concurrent_mark.h"
+#include "runtime/concurrent_mark.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "mark/mark.h"
 #include "os/log.h"
 #include "os/signals.h"
 #include "os/time.h"
+#include "runtime/heap.h"
 
 /* Concurrent drains stop taking the barrier's buffers after this many rounds (a mutator
  * that fills them as fast as they are marked must not keep the cycle open forever); what
