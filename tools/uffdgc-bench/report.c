@@ -3,8 +3,10 @@
  *   T ms total time (S stopped).
  *   P50 ms median pause time, P95 p95, MAX max.
  *   Heap size is H MB (max M MB); peak live data L MB.
- * A "pause" is one whole stop of the world (marking and compaction phases of a cycle
- * together); the phases, the stalls and the compaction's throughput and per-page costs
+ * A "pause" is one whole stop of the world: a cycle stops once with marking inside the
+ * pause, twice with concurrent marking (the initial pause, then the final pause with the
+ * rest of marking and the compaction phase); the phases, the stalls and the compaction's
+ * throughput and per-page costs
  * follow on lines of their own. The table has one row per (workload, backend). */
 #include "report.h"
 
@@ -149,8 +151,10 @@ static bool ran(const bench_row *row) {
 static void print_legend(FILE *out, const bench_row *rows, size_t count) {
   fprintf(out,
           "wall s: the workload's wall time. gcs: collections. pause: one whole stop of the "
-          "world per\ncycle (marking, then the compaction phase; the footers above give the two "
-          "apart), in us.\nstall: a thread waiting for a page being compacted (concurrent "
+          "world, in us\n(with concurrent marking, the default, a cycle stops twice: a short "
+          "initial pause, then a\nfinal one with the rest of marking and the compaction phase; "
+          "the footers give the phases apart).\nstall: a thread waiting for a page being compacted "
+          "(concurrent "
           "backends), in us. unit p99:\n99th percentile of a timed unit of work (latency, "
           "compact). RSS pk: peak resident set.\nRSS aft GC: resident set after a final "
           "collection. t/bdw, rss/bdw: time and RSS after GC\nrelative to bdwgc (below 1: "
