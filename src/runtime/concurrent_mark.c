@@ -184,7 +184,8 @@ static size_t mark_new_objects(ugc_heap *heap, uintptr_t from) {
   for (size_t i = skip_from; i < done->count; i++)
     bytes += mark_objects_in(heap, done->items[i].start, done->items[i].end);
   c->pending.count = 0;
-  qsort(done->items, done->count, sizeof *done->items, range_order);
+  if (done->count > 1) /* items is NULL while nothing was recorded */
+    qsort(done->items, done->count, sizeof *done->items, range_order);
   uintptr_t at = from;
   for (size_t i = 0; i <= done->count; i++) {
     uintptr_t gap_end = i < done->count ? done->items[i].start : heap->moving.top;
