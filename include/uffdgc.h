@@ -100,6 +100,12 @@ typedef struct ugc_config {
   FILE *trace_file;        /* default stderr */
   double growth_factor;    /* next trigger = live bytes * growth_factor; default 2.0 */
   uintptr_t root_tag_mask; /* tag bits to strip from root slots; default 0 */
+  /* Which root values are references (handle-scope roots, global roots, weak slots): only
+   * those with (value & root_pointer_tag_mask) == root_pointer_tag; the others are
+   * immediates (fixnums, characters) the collector never reads nor rewrites. Default 0 and
+   * 0: every value is taken for a possible reference (see ugc_tag_rule). */
+  uintptr_t root_pointer_tag_mask;
+  uintptr_t root_pointer_tag;
   ugc_oom_handler oom_handler;
   void *oom_data;
   /* A pause that has waited this long for a thread to reach a safepoint prints a warning
@@ -142,6 +148,20 @@ UGC_API bool ugc_backend_available(const char *name, char *reason, size_t reason
  * Types
  * ---------------------------------------------------------------------------------------- */
 
+/* Which slot values are references, and which bits of a reference are tag bits. A value v
+ * is a reference only when (v & pointer_tag_mask) == pointer_tag; its address is then
+ * v & ~tag_mask, and the bits in tag_mask are kept when the collector rewrites it. Every
+ * other value is an immediate: never looked up, never marked, never rewritten. With
+ * pointer_tag_mask 0 (the default) every value is a possible reference and one that does not
+ * point into the heap is left alone; a fixnum whose bits happen to equal an object's
+ * address would then keep that object alive and be rewritten when it moves. Example, fixnums
+ * n << 1 | 1 and untagged pointers: tag_mask 0, pointer_tag_mask 1, pointer_tag 0. */
+typedef struct ugc_tag_rule {
+  uintptr_t tag_mask;
+  uintptr_t pointer_tag_mask;
+  uintptr_t pointer_tag;
+} ugc_tag_rule;
+
 typedef enum ugc_layout {
   UGC_LAYOUT_FIXED,     /* fixed payload; references at ref_offsets */
   UGC_LAYOUT_REF_ARRAY, /* fixed part (fixed_size bytes, refs at ref_offsets), then an array of
@@ -166,6 +186,10 @@ typedef struct ugc_type_desc {
   uint32_t ref_count;
   uintptr_t tag_mask; /* tag bits in this type's reference slots (kept on update) */
   ugc_trace_fn trace; /* CUSTOM only */
+  /* Which values of this type's slots (ref_offsets and the REF_ARRAY elements) are
+   * references: see ugc_tag_rule. 0 and 0 (default): every value may be one. */
+  uintptr_t pointer_tag_mask;
+  uintptr_t pointer_tag;
 } ugc_type_desc;
 
 /* Registers a type; returns its id (> 0), or 0 with *error filled for a bad description
@@ -179,6 +203,10 @@ UGC_API void ugc_trace_slot(ugc_tracer *tracer, void **slot);
 /* Visits a slot holding a tagged reference: the bits in tag_mask are stripped before the
  * lookup and put back after relocation. Call it only for slots that hold references. */
 UGC_API void ugc_trace_tagged(ugc_tracer *tracer, uintptr_t *slot, uintptr_t tag_mask);
+/* Visits a slot that holds a reference or an immediate, told apart by `rule` (see
+ * ugc_tag_rule): safe for slots a mutator may switch between the two during concurrent
+ * marking. `rule` is only read during the call. */
+UGC_API void ugc_trace_value(ugc_tracer *tracer, uintptr_t *slot, const ugc_tag_rule *rule);
 
 /* ------------------------------------------------------------------------------------------
  * Mutator threads

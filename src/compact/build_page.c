@@ -105,23 +105,23 @@ static inline page_window make_window(const ugc_compact_plan *plan, uintptr_t lo
  * are selected away at the end: conditional moves instead of a branch that random data would
  * mispredict. */
 static ALWAYS_INLINE uintptr_t forward_value(const page_window *w, uintptr_t value,
-                                             uintptr_t tag_mask, int hw) {
-  uintptr_t offset = (value & ~tag_mask) - w->space_base - UGC_HEADER_BYTES; /* of the header */
+                                             const ugc_tag_rule *rule, int hw) {
+  /* An immediate becomes 0, which is outside the space like any other non-reference. */
+  uintptr_t offset = ugc_tag_reference(value, rule) - w->space_base - UGC_HEADER_BYTES;
   int moving = offset < w->old_span && offset >= w->dense_span;
   size_t word_index = moving ? offset >> 3 : 0; /* word 0 exists: old_top > space_base here */
   size_t chunk = word_index >> 6;
   uint64_t below = w->live_words[chunk] & ((UINT64_C(1) << (word_index & 63)) - 1);
   uintptr_t moved =
       w->moved_base + 8u * ((size_t)w->chunk_live_before[chunk] + popcount_for(below, hw));
-  return moving ? moved | (value & tag_mask) : value;
+  return moving ? moved | (value & rule->tag_mask) : value;
 }
 
 /* Rewrites one slot: the old value comes from from-space, the forwarded value goes to the
  * slot's place in the buffer. Unconditional store (the buffer holds the old value already). */
 static ALWAYS_INLINE void fix_slot(const page_window *w, uintptr_t new_slot, uintptr_t from_slot,
-                                   uintptr_t tag_mask, int hw) {
-  *(uintptr_t *)(new_slot + w->out_off) =
-      forward_value(w, *(const uintptr_t *)from_slot, tag_mask, hw);
+                                   const ugc_tag_rule *rule, int hw) {
+  *(uintptr_t *)(new_slot + w->out_off) = forward_value(w, *(const uintptr_t *)from_slot, rule, hw);
 }
 
 static inline int in_window(const page_window *w, uintptr_t new_slot) {
@@ -135,11 +135,11 @@ typedef struct window_tracer {
   uintptr_t shift; /* new slot address = from-space slot address + shift (mod 2^64) */
 } window_tracer;
 
-static void window_visit(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
+static void window_visit(ugc_tracer *tracer, void *slot, const ugc_tag_rule *rule) {
   window_tracer *self = (window_tracer *)tracer;
   uintptr_t new_slot = (uintptr_t)slot + self->shift;
   if (in_window(self->window, new_slot))
-    fix_slot(self->window, new_slot, (uintptr_t)slot, tag_mask, 0);
+    fix_slot(self->window, new_slot, (uintptr_t)slot, rule, 0);
 }
 
 /* Fixes the slots inside the page of one live object: header value `header`, header at
@@ -158,7 +158,7 @@ static ALWAYS_INLINE void fix_object_body(const page_window *window, uint64_t he
     for (uint32_t i = 0; i < type->ref_count; i++) {
       uintptr_t offset = type->ref_offsets[i];
       if (in_window(w, new_payload + offset))
-        fix_slot(w, new_payload + offset, from_payload + offset, type->tag_mask, hw);
+        fix_slot(w, new_payload + offset, from_payload + offset, &type->tags, hw);
     }
     if (type->layout == UGC_LAYOUT_REF_ARRAY) {
       /* The slots of ugc_object_visit (offsets fixed_size + 8k while 8 more bytes fit the
@@ -173,14 +173,15 @@ static ALWAYS_INLINE void fix_object_body(const page_window *window, uint64_t he
         return;
       size_t first = array >= w->lo ? 0 : (w->lo - array + 7) / 8;
       size_t end = min_addr((hi - array + 7) / 8, count);
-      uintptr_t from_array = from_payload + fixed, tag_mask = type->tag_mask;
+      uintptr_t from_array = from_payload + fixed;
+      ugc_tag_rule rule = type->tags;
       if (first < end && in_window(w, array + 8 * first) && in_window(w, array + 8 * (end - 1))) {
         for (size_t k = first; k < end; k++)
-          fix_slot(w, array + 8 * k, from_array + 8 * k, tag_mask, hw);
+          fix_slot(w, array + 8 * k, from_array + 8 * k, &rule, hw);
       } else { /* only with a misaligned fixed_size: a slot would straddle the page edge */
         for (size_t k = first; k < end; k++)
           if (in_window(w, array + 8 * k))
-            fix_slot(w, array + 8 * k, from_array + 8 * k, tag_mask, hw);
+            fix_slot(w, array + 8 * k, from_array + 8 * k, &rule, hw);
       }
     }
     return;
@@ -217,10 +218,11 @@ static ALWAYS_INLINE void fix_whole_object(const page_window *w, uint64_t header
   const ugc_type_info *type = &w->types[ugc_header_type(header)];
   if (type->layout == UGC_LAYOUT_FIXED && ugc_header_payload(header) >= type->fixed_size) {
     const uint32_t *offsets = type->ref_offsets;
-    uintptr_t tag_mask = type->tag_mask, from_payload = from + UGC_HEADER_BYTES;
+    ugc_tag_rule rule = type->tags;
+    uintptr_t from_payload = from + UGC_HEADER_BYTES;
     uintptr_t new_payload = new + UGC_HEADER_BYTES;
     for (uint32_t i = 0, n = type->ref_count; i < n; i++)
-      fix_slot(w, new_payload + offsets[i], from_payload + offsets[i], tag_mask, hw);
+      fix_slot(w, new_payload + offsets[i], from_payload + offsets[i], &rule, hw);
   } else if (type->layout != UGC_LAYOUT_LEAF) {
     fix_object(w, header, from, new, hw);
   }

@@ -163,14 +163,16 @@ size_t ugc_compact_build_page(const ugc_compact_plan *plan, size_t page_index, i
 int ugc_compact_select_popcnt(int enable);
 
 /* Updates one reference slot in place (roots, non-moving objects): *slot = forward(*slot),
- * keeping the bits in tag_mask. */
+ * keeping the tag bits; immediates (by the rule) are left alone. */
 static inline void ugc_compact_update_slot(const ugc_compact_plan *plan, void *slot,
-                                           uintptr_t tag_mask) {
+                                           const ugc_tag_rule *rule) {
   uintptr_t value = *(uintptr_t *)slot;
-  uintptr_t ref = value & ~tag_mask;
+  uintptr_t ref = ugc_tag_reference(value, rule);
+  if (!ref)
+    return;
   uintptr_t moved = ugc_compact_forward_ref(plan, ref);
   if (moved != ref)
-    *(uintptr_t *)slot = moved | (value & tag_mask);
+    *(uintptr_t *)slot = moved | (value & rule->tag_mask);
 }
 
 #endif

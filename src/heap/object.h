@@ -23,19 +23,30 @@
 /* Capacity of the type table: ids are dense from 1. Reserved lazily (virtual memory). */
 #define UGC_TYPE_TABLE_CAPACITY 65536u
 
-/* The visitor interface behind ugc_trace_slot / ugc_trace_tagged. Concrete tracers embed it
- * as their first member. `slot` is where the reference can be read (and written, if the
- * tracer updates); `tag_mask` are the bits to strip (0 for untagged slots). */
+/* The visitor interface behind ugc_trace_slot / ugc_trace_tagged / ugc_trace_value.
+ * Concrete tracers embed it as their first member. `slot` is where the value can be read
+ * (and written, if the tracer updates); `rule` tells whether the value read is a reference
+ * and which tag bits to strip and keep (ugc_tag_reference). A tracer reads the slot once and
+ * decides on that value: a concurrent mutator may be switching it between a reference and an
+ * immediate. `rule` is valid only during the call. */
 struct ugc_tracer {
-  void (*visit)(ugc_tracer *tracer, void *slot, uintptr_t tag_mask);
+  void (*visit)(ugc_tracer *tracer, void *slot, const ugc_tag_rule *rule);
 };
+
+/* Untagged slots: every value may be a reference, nothing stripped. */
+extern const ugc_tag_rule ugc_untagged_rule;
+
+/* The address a slot value refers to, or 0 when the rule says the value is an immediate. */
+static inline uintptr_t ugc_tag_reference(uintptr_t value, const ugc_tag_rule *rule) {
+  return (value & rule->pointer_tag_mask) == rule->pointer_tag ? value & ~rule->tag_mask : 0;
+}
 
 typedef struct ugc_type_info {
   char name[48];
   ugc_layout layout;
   uint32_t ref_count;
   size_t fixed_size;
-  uintptr_t tag_mask;
+  ugc_tag_rule tags; /* of the ref_offsets slots and the REF_ARRAY elements */
   ugc_trace_fn trace;
   uint32_t *ref_offsets; /* owned copy; ref_count entries */
 } ugc_type_info;
@@ -87,14 +98,14 @@ static inline void ugc_object_visit(const ugc_type_table *types, uint64_t header
     return;
   case UGC_LAYOUT_FIXED:
     for (uint32_t i = 0; i < type->ref_count; i++)
-      tracer->visit(tracer, base + type->ref_offsets[i], type->tag_mask);
+      tracer->visit(tracer, base + type->ref_offsets[i], &type->tags);
     return;
   case UGC_LAYOUT_REF_ARRAY: {
     for (uint32_t i = 0; i < type->ref_count; i++)
-      tracer->visit(tracer, base + type->ref_offsets[i], type->tag_mask);
+      tracer->visit(tracer, base + type->ref_offsets[i], &type->tags);
     size_t payload_bytes = ugc_header_payload(header);
     for (size_t offset = type->fixed_size; offset + 8 <= payload_bytes; offset += 8)
-      tracer->visit(tracer, base + offset, type->tag_mask);
+      tracer->visit(tracer, base + offset, &type->tags);
     return;
   }
   case UGC_LAYOUT_CUSTOM:

@@ -85,6 +85,13 @@ ugc_type_id ugc_type_table_add(ugc_type_table *types, const ugc_type_desc *desc,
     set_error(error, UGC_ERR_INVALID, name, "a trace callback is only allowed with layout CUSTOM");
     return 0;
   }
+  if (desc->pointer_tag & ~desc->pointer_tag_mask) {
+    set_error(error, UGC_ERR_INVALID, name,
+              "pointer_tag %#lx has bits outside pointer_tag_mask %#lx (no value would be a "
+              "reference)",
+              (unsigned long)desc->pointer_tag, (unsigned long)desc->pointer_tag_mask);
+    return 0;
+  }
   bool has_offsets = desc->layout == UGC_LAYOUT_FIXED || desc->layout == UGC_LAYOUT_REF_ARRAY;
   if (!has_offsets && desc->ref_count) {
     set_error(error, UGC_ERR_INVALID, name,
@@ -135,7 +142,7 @@ ugc_type_id ugc_type_table_add(ugc_type_table *types, const ugc_type_desc *desc,
   info->layout = desc->layout;
   info->ref_count = desc->ref_count;
   info->fixed_size = desc->fixed_size;
-  info->tag_mask = desc->tag_mask;
+  info->tags = (ugc_tag_rule){desc->tag_mask, desc->pointer_tag_mask, desc->pointer_tag};
   info->trace = desc->trace;
   /* Publish: readers load count with acquire and then see the complete entry. */
   atomic_store_explicit(&types->count, count + 1, memory_order_release);

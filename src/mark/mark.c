@@ -229,8 +229,8 @@ static void mark_checked_kind(mark_worker *w, const void *slot, uintptr_t ref, u
 
 /* The slot is read with a relaxed atomic load: with concurrent marking a mutator may be
  * storing into it (the barrier recorded what it overwrote). */
-static inline void mark_slot(mark_worker *w, uintptr_t *slot, uintptr_t tag_mask) {
-  uintptr_t ref = __atomic_load_n(slot, __ATOMIC_RELAXED) & ~tag_mask;
+static inline void mark_slot(mark_worker *w, uintptr_t *slot, const ugc_tag_rule *rule) {
+  uintptr_t ref = ugc_tag_reference(__atomic_load_n(slot, __ATOMIC_RELAXED), rule);
   if (__builtin_expect(ugc_heap_maybe_moving(w->base, w->top, ref), 1)) {
     size_t word = (ref - UGC_HEADER_BYTES - w->base) >> 3;
     __builtin_prefetch((const void *)&w->bitmap[word >> 6], 1);
@@ -246,13 +246,13 @@ static inline void mark_slot(mark_worker *w, uintptr_t *slot, uintptr_t tag_mask
 }
 
 /* The tracer callback: roots, and the slots of CUSTOM objects. */
-static void mark_visit(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
-  mark_slot((mark_worker *)tracer, (uintptr_t *)slot, tag_mask);
+static void mark_visit(ugc_tracer *tracer, void *slot, const ugc_tag_rule *rule) {
+  mark_slot((mark_worker *)tracer, (uintptr_t *)slot, rule);
 }
 
-static void mark_visit_verified(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
+static void mark_visit_verified(ugc_tracer *tracer, void *slot, const ugc_tag_rule *rule) {
   mark_worker *w = (mark_worker *)tracer;
-  uintptr_t ref = __atomic_load_n((uintptr_t *)slot, __ATOMIC_RELAXED) & ~tag_mask;
+  uintptr_t ref = ugc_tag_reference(__atomic_load_n((uintptr_t *)slot, __ATOMIC_RELAXED), rule);
   if (ref)
     mark_checked(w, slot, ref);
 }
@@ -279,9 +279,10 @@ static inline size_t piece_slots(size_t slots) {
   return per > PIECE_SLOTS ? per : PIECE_SLOTS;
 }
 
-static inline void mark_slots(mark_worker *w, uintptr_t *slot, size_t count, uintptr_t tag_mask) {
+static inline void mark_slots(mark_worker *w, uintptr_t *slot, size_t count,
+                              const ugc_tag_rule *rule) {
   for (size_t i = 0; i < count; i++)
-    mark_slot(w, &slot[i], tag_mask);
+    mark_slot(w, &slot[i], rule);
 }
 
 /* The element slots of a REF_ARRAY object at `ref`: all of them, or the first piece with
@@ -295,13 +296,13 @@ static void trace_array_elements(mark_worker *w, const ugc_type_info *type, uint
   size_t slots = (payload_bytes - type->fixed_size) / 8;
   size_t per = piece_slots(slots);
   if (slots < 2 * per || (ref >> UGC_PIECE_SHIFT)) {
-    mark_slots(w, elements, slots, type->tag_mask);
+    mark_slots(w, elements, slots, &type->tags);
     return;
   }
   size_t pieces = (slots + per - 1) / per;
   for (size_t piece = pieces - 1; piece >= 1; piece--)
     push(w, ref | (uintptr_t)(piece + 1) << UGC_PIECE_SHIFT);
-  mark_slots(w, elements, per, type->tag_mask);
+  mark_slots(w, elements, per, &type->tags);
 }
 
 static void trace_array_piece(mark_worker *w, const ugc_type_info *type, uintptr_t ref,
@@ -310,7 +311,7 @@ static void trace_array_piece(mark_worker *w, const ugc_type_info *type, uintptr
   size_t per = piece_slots(slots);
   size_t first = piece * per;
   size_t count = slots - first < per ? slots - first : per;
-  mark_slots(w, (uintptr_t *)(ref + type->fixed_size) + first, count, type->tag_mask);
+  mark_slots(w, (uintptr_t *)(ref + type->fixed_size) + first, count, &type->tags);
 }
 
 /* One stack entry: the slots of a marked object (ugc_object_visit, with the common layouts
@@ -329,9 +330,9 @@ static void trace_entry(mark_worker *w, const ugc_type_table *types, uintptr_t e
   }
   if (type->layout == UGC_LAYOUT_LEAF)
     return;
-  uintptr_t tag_mask = type->tag_mask;
+  ugc_tag_rule rule = type->tags;
   for (uint32_t i = 0; i < type->ref_count; i++)
-    mark_slot(w, (uintptr_t *)(ref + type->ref_offsets[i]), tag_mask);
+    mark_slot(w, (uintptr_t *)(ref + type->ref_offsets[i]), &rule);
   if (type->layout == UGC_LAYOUT_REF_ARRAY)
     trace_array_elements(w, type, ref, header);
 }

@@ -98,9 +98,9 @@ void ugc_write_tagged_marking(ugc_mutator *mutator, const void *obj, uintptr_t *
   ugc_heap *heap = mutator->heap;
   uint64_t header = ugc_header_load((uintptr_t)obj - UGC_HEADER_BYTES);
   ugc_type_id type = ugc_header_type(header);
-  uintptr_t mask = type && type < ugc_type_count(&heap->types)
-                       ? ugc_type_get(&heap->types, type)->tag_mask
-                       : heap->config.root_tag_mask;
-  record(mutator, __atomic_load_n(slot, __ATOMIC_RELAXED) & ~mask);
-  record(mutator, value & ~mask);
+  const ugc_tag_rule *rule = type && type < ugc_type_count(&heap->types)
+                                 ? &ugc_type_get(&heap->types, type)->tags
+                                 : &heap->root_rule;
+  record(mutator, ugc_tag_reference(__atomic_load_n(slot, __ATOMIC_RELAXED), rule));
+  record(mutator, ugc_tag_reference(value, rule));
 }

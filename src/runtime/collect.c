@@ -36,7 +36,7 @@ typedef struct update_tracer {
   ugc_addrmap *seen; /* root slots already updated, or NULL (object slots are unique) */
 } update_tracer;
 
-static void update_visit(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
+static void update_visit(ugc_tracer *tracer, void *slot, const ugc_tag_rule *rule) {
   update_tracer *u = (update_tracer *)tracer;
   if (u->seen) {
     /* A slot reported twice (rooted twice, or by two enumerator calls) must move once. */
@@ -46,7 +46,7 @@ static void update_visit(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
     if (!inserted)
       return;
   }
-  ugc_compact_update_slot(u->plan, slot, tag_mask);
+  ugc_compact_update_slot(u->plan, slot, rule);
 }
 
 static bool update_cell(uintptr_t hdr, void *data) {
@@ -136,10 +136,10 @@ static void update_large(const update_job *job, update_tracer *u, uintptr_t hdr,
   size_t count = slots - first < UPDATE_PIECE_SLOTS ? slots - first : UPDATE_PIECE_SLOTS;
   uintptr_t *elements = (uintptr_t *)(payload + type->fixed_size) + first;
   for (size_t i = 0; i < count; i++)
-    ugc_compact_update_slot(job->plan, &elements[i], type->tag_mask);
+    ugc_compact_update_slot(job->plan, &elements[i], &type->tags);
   if (piece == 0)
     for (uint32_t i = 0; i < type->ref_count; i++)
-      ugc_compact_update_slot(job->plan, (void *)(payload + type->ref_offsets[i]), type->tag_mask);
+      ugc_compact_update_slot(job->plan, (void *)(payload + type->ref_offsets[i]), &type->tags);
 }
 
 static void update_item_run(void *raw, size_t index, unsigned worker) {
@@ -163,7 +163,7 @@ static void update_references(ugc_heap *heap, const ugc_compact_plan *plan) {
   update_tracer roots = {{update_visit}, plan, &seen};
   ugc_roots_visit(heap, &roots.tracer);
   for (size_t i = 0; i < heap->weaks.count; i++)
-    update_visit(&roots.tracer, heap->weaks.slots[i], heap->config.root_tag_mask);
+    update_visit(&roots.tracer, heap->weaks.slots[i], &heap->root_rule);
   ugc_addrmap_free(&seen);
 
   update_job job = {.plan = plan, .heap = heap};
@@ -181,10 +181,9 @@ static void update_references(ugc_heap *heap, const ugc_compact_plan *plan) {
 /* ---- marking-pause helpers ---- */
 
 static void clear_dead_weaks(ugc_heap *heap) {
-  uintptr_t mask = heap->config.root_tag_mask;
   for (size_t i = 0; i < heap->weaks.count; i++) {
     void **slot = heap->weaks.slots[i];
-    uintptr_t ref = (uintptr_t)*slot & ~mask;
+    uintptr_t ref = ugc_tag_reference((uintptr_t)*slot, &heap->root_rule);
     if (ref && !ugc_mark_is_live(heap, ref))
       *slot = NULL;
   }

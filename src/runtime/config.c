@@ -217,6 +217,10 @@ static int check_fields(ugc_config *config, ugc_error *error) {
     snprintf(text, sizeof text, "%g", config->growth_factor);
     return bad_field(error, "growth_factor", text, "1.0 to 1000");
   }
+  if (config->root_pointer_tag & ~config->root_pointer_tag_mask) {
+    snprintf(text, sizeof text, "%#lx", (unsigned long)config->root_pointer_tag);
+    return bad_field(error, "root_pointer_tag", text, "bits inside root_pointer_tag_mask");
+  }
   if (!config->trace_file)
     config->trace_file = stderr;
   return 0;

@@ -14,7 +14,7 @@
 typedef struct digest_slot {
   uintptr_t offset; /* slot address - payload (CUSTOM tracers might report any order) */
   uintptr_t value;
-  uintptr_t tag_mask;
+  ugc_tag_rule rule; /* a copy: the tracer's rule may be gone when the slot is hashed */
 } digest_slot;
 
 typedef struct digest {
@@ -45,8 +45,8 @@ static void *grow(void *array, size_t *capacity, size_t item) {
 }
 
 /* Hashes one reference-slot value, numbering the object it refers to. */
-static void mix_value(digest *d, uintptr_t value, uintptr_t tag_mask) {
-  uintptr_t ref = value & ~tag_mask;
+static void mix_value(digest *d, uintptr_t value, const ugc_tag_rule *rule) {
+  uintptr_t ref = ugc_tag_reference(value, rule);
   ugc_ref_kind kind = ref ? ugc_heap_lookup(d->heap, ref) : UGC_REF_NONE;
   if (kind == UGC_REF_NONE || kind == UGC_REF_BAD) {
     mix(d, 2);
@@ -64,20 +64,20 @@ static void mix_value(digest *d, uintptr_t value, uintptr_t tag_mask) {
   }
   mix(d, 1);
   mix(d, *number);
-  mix(d, value & tag_mask);
+  mix(d, value & rule->tag_mask);
 }
 
-static void visit_root(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
+static void visit_root(ugc_tracer *tracer, void *slot, const ugc_tag_rule *rule) {
   digest *d = (digest *)tracer;
-  mix_value(d, *(uintptr_t *)slot, tag_mask);
+  mix_value(d, *(uintptr_t *)slot, rule);
 }
 
-static void collect_slot(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
+static void collect_slot(ugc_tracer *tracer, void *slot, const ugc_tag_rule *rule) {
   digest *d = (digest *)tracer;
   if (d->slot_count == d->slot_capacity)
     d->slots = grow(d->slots, &d->slot_capacity, sizeof *d->slots);
   d->slots[d->slot_count++] =
-      (digest_slot){(uintptr_t)slot - d->payload, *(uintptr_t *)slot, tag_mask};
+      (digest_slot){(uintptr_t)slot - d->payload, *(uintptr_t *)slot, *rule};
 }
 
 static int by_offset(const void *a, const void *b) {
@@ -116,7 +116,7 @@ static void mix_object(digest *d, uintptr_t payload) {
     mix(d, word);
   }
   for (size_t i = 0; i < d->slot_count; i++)
-    mix_value(d, d->slots[i].value, d->slots[i].tag_mask);
+    mix_value(d, d->slots[i].value, &d->slots[i].rule);
 }
 
 uint64_t ugc_graph_digest(ugc_mutator *mutator) {

@@ -117,6 +117,8 @@ ugc_heap *ugc_heap_create(const ugc_config *user_config, ugc_error *error) {
     return NULL;
   }
   heap->config = config;
+  heap->root_rule =
+      (ugc_tag_rule){config.root_tag_mask, config.root_pointer_tag_mask, config.root_pointer_tag};
   snprintf(heap->delivery, sizeof heap->delivery, "%s", config.delivery);
   heap->config.delivery = heap->delivery;
   heap->config.backend = NULL; /* the caller's string may not outlive the heap */

@@ -61,8 +61,9 @@ typedef struct ugc_enumerator {
 } ugc_enumerator;
 
 struct ugc_heap {
-  ugc_config config; /* resolved: defaults and environment applied */
-  char delivery[16]; /* config.delivery points here */
+  ugc_config config;      /* resolved: defaults and environment applied */
+  ugc_tag_rule root_rule; /* of handle-scope roots, global roots and weak slots (config) */
+  char delivery[16];      /* config.delivery points here */
   size_t small_limit;
   const struct ugc_backend_ops *backend;
   void *backend_data;

@@ -103,23 +103,33 @@ void ugc_root_enumerator_remove(ugc_heap *heap, ugc_root_enumerator fn, void *da
     ugc_misuse("ugc_root_enumerator_remove", "no enumerator registered with this fn and data");
 }
 
+const ugc_tag_rule ugc_untagged_rule = {0, 0, 0};
+
 void ugc_trace_slot(ugc_tracer *tracer, void **slot) {
-  tracer->visit(tracer, slot, 0);
+  tracer->visit(tracer, slot, &ugc_untagged_rule);
 }
 
 void ugc_trace_tagged(ugc_tracer *tracer, uintptr_t *slot, uintptr_t tag_mask) {
-  tracer->visit(tracer, slot, tag_mask);
+  ugc_tag_rule rule = {tag_mask, 0, 0};
+  tracer->visit(tracer, slot, &rule);
+}
+
+void ugc_trace_value(ugc_tracer *tracer, uintptr_t *slot, const ugc_tag_rule *rule) {
+  if (!rule || (rule->pointer_tag & ~rule->pointer_tag_mask))
+    ugc_misuse("ugc_trace_value", "rule is NULL or its pointer_tag has bits outside "
+                                  "pointer_tag_mask");
+  tracer->visit(tracer, slot, rule);
 }
 
 void ugc_roots_visit(ugc_heap *heap, ugc_tracer *tracer) {
-  uintptr_t mask = heap->config.root_tag_mask;
+  const ugc_tag_rule *rule = &heap->root_rule;
   /* After fork() a GONE mutator has no roots (heap.c: its stack is reused in the child). */
   for (ugc_mutator *m = heap->mutators_head; m; m = m->next) {
     for (uint32_t i = 0; i < m->fast.root_count; i++)
-      tracer->visit(tracer, m->fast.root_slots[i], mask);
+      tracer->visit(tracer, m->fast.root_slots[i], rule);
   }
   for (size_t i = 0; i < heap->globals.count; i++)
-    tracer->visit(tracer, heap->globals.slots[i], mask);
+    tracer->visit(tracer, heap->globals.slots[i], rule);
   for (size_t i = 0; i < heap->enumerator_count; i++)
     heap->enumerators[i].fn(tracer, heap->enumerators[i].data);
 }

@@ -51,10 +51,10 @@ static const ugc_large_object *large_containing(const ugc_large_space *space, ui
   return addr - object->hdr < object->map_bytes ? object : NULL;
 }
 
-static void check_slot(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
+static void check_slot(ugc_tracer *tracer, void *slot, const ugc_tag_rule *rule) {
   verifier *v = (verifier *)tracer;
   ugc_heap *heap = v->heap;
-  uintptr_t ref = *(uintptr_t *)slot & ~tag_mask;
+  uintptr_t ref = ugc_tag_reference(*(uintptr_t *)slot, rule);
   if (!ref)
     return;
   uintptr_t hdr = ref - UGC_HEADER_BYTES;
@@ -162,7 +162,7 @@ size_t ugc_verify_locked(ugc_heap *heap, char *first, size_t first_len) {
     v.current = 0;
     ugc_roots_visit(heap, &v.tracer);
     for (size_t i = 0; i < heap->weaks.count; i++)
-      check_slot(&v.tracer, heap->weaks.slots[i], heap->config.root_tag_mask);
+      check_slot(&v.tracer, heap->weaks.slots[i], &heap->root_rule);
   }
   free(v.starts);
   return v.problems;

@@ -35,7 +35,7 @@ static double rng_unit(uint64_t *state) {
 static void custom_trace(void *obj, size_t payload_bytes, ugc_tracer *tracer) {
   uint64_t *words = obj;
   for (uint64_t i = 1; i <= words[0] && 8 * (i + 1) <= payload_bytes; i++)
-    tracer->visit(tracer, &words[i], 0);
+    tracer->visit(tracer, &words[i], &ugc_untagged_rule);
 }
 
 static uint32_t pair_offsets[] = {0, 16};
@@ -62,7 +62,7 @@ static const ugc_type_table *test_type_table(void) {
                                            .layout = UGC_LAYOUT_FIXED,
                                            .ref_count = 2,
                                            .fixed_size = 16,
-                                           .tag_mask = 7,
+                                           .tags = {.tag_mask = 7},
                                            .ref_offsets = tagged_offsets};
   type_entries[T_CUSTOM] =
       (ugc_type_info){.name = "custom", .layout = UGC_LAYOUT_CUSTOM, .trace = custom_trace};
@@ -368,9 +368,9 @@ typedef struct slot_collector {
   uintptr_t *masks; /* per payload word: tag mask + 1 for a slot, 0 for data */
 } slot_collector;
 
-static void collect_slot(ugc_tracer *tracer, void *slot, uintptr_t tag_mask) {
+static void collect_slot(ugc_tracer *tracer, void *slot, const ugc_tag_rule *rule) {
   slot_collector *c = (slot_collector *)tracer;
-  c->masks[((uintptr_t)slot - c->payload) / 8] = tag_mask + 1;
+  c->masks[((uintptr_t)slot - c->payload) / 8] = rule->tag_mask + 1;
 }
 
 /* Checks the plan's scalar outputs against the model. */

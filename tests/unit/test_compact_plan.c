@@ -88,7 +88,8 @@ static void check_forwarding(const synth_heap *h, uint64_t seed) {
     CHECK_EQ_U64(ugc_compact_forward_header(plan, o->hdr), o->new_hdr);
     CHECK_EQ_U64(ugc_compact_forward_ref(plan, o->hdr + 8), o->new_hdr + 8);
     uintptr_t slot = (o->hdr + 8) | 5; /* tagged slot, mask 7 */
-    ugc_compact_update_slot(plan, &slot, 7);
+    ugc_tag_rule rule = {.tag_mask = 7};
+    ugc_compact_update_slot(plan, &slot, &rule);
     CHECK_EQ_U64(slot, (o->new_hdr + 8) | 5);
   }
   /* Values that are not references into [space_base, old_top) stay as they are. */
