@@ -190,6 +190,19 @@ typedef struct ugc_type_desc {
    * references: see ugc_tag_rule. 0 and 0 (default): every value may be one. */
   uintptr_t pointer_tag_mask;
   uintptr_t pointer_tag;
+  /* FIXED only. Weak reference slots (byte offsets, the rules of ref_offsets, none also in
+   * ref_offsets), under the same tag rule: marking does not go through them; they are
+   * updated when their referent moves and set to cleared_value when it dies. */
+  const uint32_t *weak_offsets; /* copied */
+  uint32_t weak_count;
+  /* What a weak slot of a dead referent (and both slots of an ephemeron whose key died)
+   * becomes: 0 by default, or an immediate such as a Scheme #f. Never a heap reference. */
+  uintptr_t cleared_value;
+  /* FIXED only, with exactly two ref_offsets (key, then value) and no weak_offsets: the
+   * object is an ephemeron. Its value is kept alive only while its key is reachable other
+   * than through ephemeron values; once the key is unreachable both slots become
+   * cleared_value. Other payload bytes are data. */
+  bool ephemeron;
 } ugc_type_desc;
 
 /* Registers a type; returns its id (> 0), or 0 with *error filled for a bad description

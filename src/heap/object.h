@@ -15,6 +15,7 @@
 #define UGC_HEAP_OBJECT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "uffdgc.h"
@@ -44,7 +45,12 @@ static inline uintptr_t ugc_tag_reference(uintptr_t value, const ugc_tag_rule *r
 typedef struct ugc_type_info {
   char name[48];
   ugc_layout layout;
+  /* ref_offsets[0, strong_count) are marked through; [strong_count, ref_count) are the weak
+   * slots (and an ephemeron's key and value): every other layer treats all alike. */
   uint32_t ref_count;
+  uint32_t strong_count;
+  bool ephemeron;          /* FIXED; ref_offsets = {key, value}, strong_count = 0 */
+  uintptr_t cleared_value; /* stored into weak slots (and an ephemeron) whose referent died */
   size_t fixed_size;
   ugc_tag_rule tags; /* of the ref_offsets slots and the REF_ARRAY elements */
   ugc_trace_fn trace;

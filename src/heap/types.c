@@ -50,6 +50,39 @@ void ugc_type_table_destroy(ugc_type_table *types) {
   types->entries = NULL;
 }
 
+/* Offsets of `count` slots: aligned, inside fixed_size, each once, none in `others`. */
+static bool check_offsets(const ugc_type_desc *desc, const char *field, const uint32_t *offsets,
+                          uint32_t count, const uint32_t *others, uint32_t other_count,
+                          ugc_error *error) {
+  for (uint32_t i = 0; i < count; i++) {
+    uint32_t offset = offsets[i];
+    if (offset % 8) {
+      set_error(error, UGC_ERR_INVALID, desc->name, "%s[%u] = %u is not 8-byte aligned", field, i,
+                offset);
+      return false;
+    }
+    if ((size_t)offset + 8 > desc->fixed_size) {
+      set_error(error, UGC_ERR_INVALID, desc->name,
+                "%s[%u] = %u is outside fixed_size (the slot must end within it)", field, i,
+                offset);
+      return false;
+    }
+    for (uint32_t j = 0; j < i; j++)
+      if (offsets[j] == offset) {
+        set_error(error, UGC_ERR_INVALID, desc->name, "%s[%u] = %u appears twice", field, i,
+                  offset);
+        return false;
+      }
+    for (uint32_t j = 0; j < other_count; j++)
+      if (others[j] == offset) {
+        set_error(error, UGC_ERR_INVALID, desc->name, "%s[%u] = %u is also in ref_offsets", field,
+                  i, offset);
+        return false;
+      }
+  }
+  return true;
+}
+
 ugc_type_id ugc_type_table_add(ugc_type_table *types, const ugc_type_desc *desc, ugc_error *error) {
   if (!desc) {
     set_error(error, UGC_ERR_INVALID, NULL, "the description is NULL");
@@ -109,38 +142,46 @@ ugc_type_id ugc_type_table_add(ugc_type_table *types, const ugc_type_desc *desc,
               (unsigned long)desc->fixed_size);
     return 0;
   }
-  for (uint32_t i = 0; i < desc->ref_count; i++) {
-    uint32_t offset = desc->ref_offsets[i];
-    if (offset % 8) {
-      set_error(error, UGC_ERR_INVALID, name, "ref_offsets[%u] = %u is not 8-byte aligned", i,
-                offset);
-      return 0;
-    }
-    if ((size_t)offset + 8 > desc->fixed_size) {
-      set_error(error, UGC_ERR_INVALID, name,
-                "ref_offsets[%u] = %u is outside fixed_size (the slot must end within it)", i,
-                offset);
-      return 0;
-    }
-    for (uint32_t j = 0; j < i; j++)
-      if (desc->ref_offsets[j] == offset) {
-        set_error(error, UGC_ERR_INVALID, name, "ref_offsets[%u] = %u appears twice", i, offset);
-        return 0;
-      }
+  if (!check_offsets(desc, "ref_offsets", desc->ref_offsets, desc->ref_count, NULL, 0, error))
+    return 0;
+  if (desc->weak_count && !desc->weak_offsets) {
+    set_error(error, UGC_ERR_INVALID, name, "weak_count is %u but weak_offsets is NULL",
+              desc->weak_count);
+    return 0;
   }
+  if ((desc->weak_count || desc->ephemeron) && desc->layout != UGC_LAYOUT_FIXED) {
+    set_error(error, UGC_ERR_INVALID, name, "weak_offsets and ephemeron need layout FIXED");
+    return 0;
+  }
+  if (desc->ephemeron && (desc->ref_count != 2 || desc->weak_count)) {
+    set_error(error, UGC_ERR_INVALID, name,
+              "an ephemeron has exactly two ref_offsets (key, value) and no weak_offsets");
+    return 0;
+  }
+  if (!check_offsets(desc, "weak_offsets", desc->weak_offsets, desc->weak_count, desc->ref_offsets,
+                     desc->ref_count, error))
+    return 0;
   ugc_type_info *info = &types->entries[count];
   memset(info, 0, sizeof *info);
-  if (desc->ref_count) {
-    info->ref_offsets = malloc(desc->ref_count * sizeof(uint32_t));
+  uint32_t slots = desc->ref_count + desc->weak_count;
+  if (slots) {
+    info->ref_offsets = malloc(slots * sizeof(uint32_t));
     if (!info->ref_offsets) {
       set_error(error, UGC_ERR_NOMEM, name, "out of memory for ref_offsets");
       return 0;
     }
-    memcpy(info->ref_offsets, desc->ref_offsets, desc->ref_count * sizeof(uint32_t));
+    if (desc->ref_count)
+      memcpy(info->ref_offsets, desc->ref_offsets, desc->ref_count * sizeof(uint32_t));
+    if (desc->weak_count)
+      memcpy(info->ref_offsets + desc->ref_count, desc->weak_offsets,
+             desc->weak_count * sizeof(uint32_t));
   }
   snprintf(info->name, sizeof info->name, "%s", name ? name : "");
   info->layout = desc->layout;
-  info->ref_count = desc->ref_count;
+  info->ref_count = slots;
+  info->ephemeron = desc->ephemeron;
+  info->strong_count = desc->ephemeron ? 0 : desc->ref_count;
+  info->cleared_value = desc->cleared_value;
   info->fixed_size = desc->fixed_size;
   info->tags = (ugc_tag_rule){desc->tag_mask, desc->pointer_tag_mask, desc->pointer_tag};
   info->trace = desc->trace;

@@ -48,6 +48,23 @@
 
 typedef struct ugc_marker mark_context;
 
+typedef struct ref_list {
+  uintptr_t *items;
+  size_t count, capacity;
+} ref_list;
+
+static void ref_list_push(ref_list *list, uintptr_t ref) {
+  if (list->count == list->capacity) {
+    size_t capacity = list->capacity ? 2 * list->capacity : 256;
+    uintptr_t *items = realloc(list->items, capacity * sizeof *items);
+    if (!items)
+      ugc_fatal("out of memory for %zu weak objects while marking", capacity);
+    list->items = items;
+    list->capacity = capacity;
+  }
+  list->items[list->count++] = ref;
+}
+
 /* Cache-line aligned: every field is written while marking, and two workers sharing a
  * line made parallel marking slower than marking alone. */
 typedef struct mark_worker {
@@ -66,6 +83,9 @@ typedef struct mark_worker {
   size_t traced;
   size_t moving_bytes, nonmoving_bytes, large_bytes, objects, bad_refs;
   bool from_barrier; /* marking values the write barrier recorded (see add_values) */
+  /* Traced objects with weak slots, and ephemerons whose key was not yet known to be live
+   * when they were traced (see "weak slots and ephemerons" below). */
+  ref_list weak_holders, ephemerons;
 } mark_worker;
 
 struct ugc_marker {
@@ -314,6 +334,117 @@ static void trace_array_piece(mark_worker *w, const ugc_type_info *type, uintptr
   mark_slots(w, (uintptr_t *)(ref + type->fixed_size) + first, count, &type->tags);
 }
 
+/* ---- weak slots and ephemerons ----
+ *
+ * An object with weak slots is traced through its strong slots only and remembered; once
+ * marking is over (ugc_marker_finish) its weak slots whose referents are unmarked get the
+ * type's cleared value. An ephemeron's value is traced as soon as its key is known to be
+ * live; otherwise the ephemeron waits in a list. Every drain with the world stopped ends
+ * with a fixpoint: ephemerons whose keys got marked since have their values marked and
+ * traced, until a round marks nothing. The ephemerons left then have unreachable keys and
+ * are cleared at the finish. Concurrent drains only add to the lists: the fixpoint needs
+ * the full lookups of non-moving and large keys, and it runs in the final pause anyway
+ * (docs/design.md, "Weak slots and ephemerons"). */
+
+/* Whether a key is already known to be live, without locks (any mode): a marked or new
+ * moving-space object. Anything else waits for the fixpoint. */
+static bool key_known_live(const mark_worker *w, uintptr_t key) {
+  if (key - w->base >= w->ctx->heap->moving.reserved_bytes)
+    return false;
+  uintptr_t hdr = key - UGC_HEADER_BYTES;
+  if (hdr - w->base >= w->top - w->base)
+    return w->ctx->new_objects_black && hdr >= w->top;
+  size_t index = (hdr - w->base) >> 3;
+  return (atomic_load_explicit(&w->starts[index >> 6], memory_order_relaxed) >> (index & 63)) & 1;
+}
+
+static void trace_weak_object(mark_worker *w, const ugc_type_info *type, uintptr_t ref) {
+  const uint32_t *offsets = type->ref_offsets;
+  if (type->ephemeron) {
+    uintptr_t key = ugc_tag_reference(
+        __atomic_load_n((uintptr_t *)(ref + offsets[0]), __ATOMIC_RELAXED), &type->tags);
+    if (!key || key_known_live(w, key))
+      w->tracer.visit(&w->tracer, (void *)(ref + offsets[1]), &type->tags);
+    else
+      ref_list_push(&w->ephemerons, ref);
+    return;
+  }
+  for (uint32_t i = 0; i < type->strong_count; i++)
+    w->tracer.visit(&w->tracer, (void *)(ref + offsets[i]), &type->tags);
+  ref_list_push(&w->weak_holders, ref);
+}
+
+/* World stopped: whether `ref` (a value that is not 0) is to a live object or no object. */
+static bool ref_live(const mark_context *ctx, uintptr_t ref) {
+  const ugc_heap *heap = ctx->heap;
+  uintptr_t top = ctx->workers[0].top;
+  if (ctx->new_objects_black && ref - heap->moving.base < heap->moving.reserved_bytes &&
+      ref - UGC_HEADER_BYTES >= top)
+    return true; /* allocated during marking; its bits are set after the last drain */
+  return ugc_mark_is_live(heap, ref);
+}
+
+/* One fixpoint round (world stopped): traces the values of ephemerons whose keys are live
+ * now, from worker 0. Whether it marked any. */
+static bool resolve_ephemerons(mark_context *ctx) {
+  const ugc_type_table *types = &ctx->heap->types;
+  mark_worker *first = &ctx->workers[0];
+  bool progress = false;
+  for (unsigned i = 0; i < ctx->worker_capacity; i++) {
+    ref_list *list = &ctx->workers[i].ephemerons;
+    size_t kept = 0;
+    for (size_t j = 0; j < list->count; j++) {
+      uintptr_t ref = list->items[j];
+      const ugc_type_info *type =
+          ugc_type_get(types, ugc_header_type(ugc_header_load(ref - UGC_HEADER_BYTES)));
+      uintptr_t key = ugc_tag_reference(*(uintptr_t *)(ref + type->ref_offsets[0]), &type->tags);
+      if (!key || ref_live(ctx, key)) {
+        first->tracer.visit(&first->tracer, (void *)(ref + type->ref_offsets[1]), &type->tags);
+        progress = true;
+      } else {
+        list->items[kept++] = ref;
+      }
+    }
+    list->count = kept;
+  }
+  return progress;
+}
+
+static void clear_slot_if_dead(const mark_context *ctx, uintptr_t *slot,
+                               const ugc_type_info *type) {
+  uintptr_t ref = ugc_tag_reference(*slot, &type->tags);
+  if (ref && !ref_live(ctx, ref))
+    *slot = type->cleared_value;
+}
+
+/* After the last drain (world stopped): dead referents leave weak slots, ephemerons whose
+ * keys died lose key and value. */
+static void clear_weak_refs(mark_context *ctx) {
+  const ugc_type_table *types = &ctx->heap->types;
+  for (unsigned i = 0; i < ctx->worker_capacity; i++) {
+    mark_worker *w = &ctx->workers[i];
+    for (size_t j = 0; j < w->ephemerons.count; j++) {
+      uintptr_t ref = w->ephemerons.items[j];
+      const ugc_type_info *type =
+          ugc_type_get(types, ugc_header_type(ugc_header_load(ref - UGC_HEADER_BYTES)));
+      uintptr_t *key = (uintptr_t *)(ref + type->ref_offsets[0]);
+      uintptr_t *value = (uintptr_t *)(ref + type->ref_offsets[1]);
+      uintptr_t key_ref = ugc_tag_reference(*key, &type->tags);
+      if (key_ref && !ref_live(ctx, key_ref))
+        *key = *value = type->cleared_value;
+    }
+    for (size_t j = 0; j < w->weak_holders.count; j++) {
+      uintptr_t ref = w->weak_holders.items[j];
+      const ugc_type_info *type =
+          ugc_type_get(types, ugc_header_type(ugc_header_load(ref - UGC_HEADER_BYTES)));
+      for (uint32_t k = type->strong_count; k < type->ref_count; k++)
+        clear_slot_if_dead(ctx, (uintptr_t *)(ref + type->ref_offsets[k]), type);
+    }
+    free(w->ephemerons.items);
+    free(w->weak_holders.items);
+  }
+}
+
 /* One stack entry: the slots of a marked object (ugc_object_visit, with the common layouts
  * inlined: an indirect call per slot showed up as a tenth of marking), or an array piece. */
 static void trace_entry(mark_worker *w, const ugc_type_table *types, uintptr_t entry) {
@@ -322,6 +453,10 @@ static void trace_entry(mark_worker *w, const ugc_type_table *types, uintptr_t e
   const ugc_type_info *type = ugc_type_get(types, ugc_header_type(header));
   if (entry != ref) {
     trace_array_piece(w, type, ref, header, (entry >> UGC_PIECE_SHIFT) - 1);
+    return;
+  }
+  if (__builtin_expect(type->strong_count != type->ref_count, 0)) {
+    trace_weak_object(w, type, ref);
     return;
   }
   if (w->tracer.visit != mark_visit || type->layout == UGC_LAYOUT_CUSTOM) {
@@ -469,7 +604,7 @@ void ugc_marker_add_values(ugc_marker *ctx, const uintptr_t *values, size_t coun
   w->from_barrier = false;
 }
 
-void ugc_marker_drain(ugc_marker *ctx) {
+static void drain_all(ugc_marker *ctx) {
   mark_worker *first = &ctx->workers[0];
   ctx->sharing = false;
   drain(ctx, first);
@@ -485,6 +620,13 @@ void ugc_marker_drain(ugc_marker *ctx) {
   ctx->shared_any |= ctx->sharing;
 }
 
+void ugc_marker_drain(ugc_marker *ctx) {
+  drain_all(ctx);
+  if (!ctx->concurrent)
+    while (resolve_ephemerons(ctx))
+      drain_all(ctx);
+}
+
 size_t ugc_marker_objects(const ugc_marker *ctx) {
   size_t objects = 0;
   for (unsigned i = 0; i < ctx->worker_capacity; i++)
@@ -493,6 +635,7 @@ size_t ugc_marker_objects(const ugc_marker *ctx) {
 }
 
 void ugc_marker_finish(ugc_marker *ctx, ugc_mark_totals *totals) {
+  clear_weak_refs(ctx);
   memset(totals, 0, sizeof *totals);
   for (unsigned i = 0; i < ctx->worker_capacity; i++) {
     mark_worker *w = &ctx->workers[i];

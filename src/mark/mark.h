@@ -39,11 +39,15 @@ void ugc_marker_set_mode(ugc_marker *marker, bool concurrent, unsigned threads);
 void ugc_marker_visit_roots(ugc_marker *marker);
 /* Marks untagged values (any value: those that are not heap references are ignored). */
 void ugc_marker_add_values(ugc_marker *marker, const uintptr_t *values, size_t count);
-/* Traces until no marked object is left untraced. */
+/* Traces until no marked object is left untraced. With the world stopped (mode not
+ * concurrent) it ends with the ephemeron fixpoint: values of ephemerons whose keys are
+ * marked are traced until nothing more gets marked. */
 void ugc_marker_drain(ugc_marker *marker);
 /* Objects marked so far. */
 size_t ugc_marker_objects(const ugc_marker *marker);
-/* The totals; frees the marker. */
+/* Clears weak slots of dead referents and ephemerons with dead keys (world stopped; all
+ * marking, including any embedder hook that marks more, must come before); the totals;
+ * frees the marker. */
 void ugc_marker_finish(ugc_marker *marker, ugc_mark_totals *totals);
 
 /* After marking: whether the untagged reference `ref` is to a marked object (values that

@@ -224,6 +224,13 @@ unsigned ugc_version(void) {
 
 /* ---- types and objects ---- */
 
+/* A cleared weak slot must not keep or point at anything: its value is never updated. */
+static bool cleared_value_is_reference(const ugc_heap *heap, const ugc_type_desc *desc) {
+  ugc_tag_rule rule = {desc->tag_mask, desc->pointer_tag_mask, desc->pointer_tag};
+  uintptr_t ref = ugc_tag_reference(desc->cleared_value, &rule);
+  return ref && ugc_heap_lookup(heap, ref) != UGC_REF_NONE;
+}
+
 ugc_type_id ugc_type_register(ugc_heap *heap, const ugc_type_desc *desc, ugc_error *error) {
   if (!heap) {
     ugc_set_error(error, UGC_ERR_INVALID, "ugc_type_register: heap is NULL");
@@ -233,7 +240,14 @@ ugc_type_id ugc_type_register(ugc_heap *heap, const ugc_type_desc *desc, ugc_err
   pthread_mutex_lock(&heap->sp_lock);
   ugc_wait_pause_end_locked(heap);
   pthread_mutex_lock(&heap->lock);
-  ugc_type_id id = ugc_type_table_add(&heap->types, desc, error);
+  ugc_type_id id = 0;
+  if (desc && cleared_value_is_reference(heap, desc))
+    ugc_set_error(error, UGC_ERR_INVALID,
+                  "ugc_type_register: type \"%s\": cleared_value %#lx is a heap reference (it "
+                  "must be NULL or an immediate)",
+                  desc->name ? desc->name : "(unnamed)", (unsigned long)desc->cleared_value);
+  else
+    id = ugc_type_table_add(&heap->types, desc, error);
   if (id)
     for (ugc_mutator *m = heap->mutators_head; m; m = m->next)
       m->fast.type_count = id + 1;
