@@ -428,6 +428,18 @@ UGC_API ugc_type_id ugc_object_type(const void *obj);
 /* Payload bytes of an object, as given at allocation. */
 UGC_API size_t ugc_object_size(const void *obj);
 
+/* A hash of obj's identity that stays the same for the object's whole life, however often
+ * it moves (an address-based eq? hash table breaks at the first compaction). Given on the
+ * first request (never 0) and kept in a table on the side: each hashed object costs about
+ * 16 bytes and a re-insertion per collection; objects never hashed cost nothing. Distinct
+ * live objects usually get distinct hashes (64 random-looking bits), as any hash, not
+ * always. obj must be an object of mutator's heap. */
+UGC_API uint64_t ugc_identity_hash(ugc_mutator *mutator, const void *obj);
+
+/* Collections completed so far (ugc_stats.cycles), by one relaxed load: cheap enough to
+ * poll after every allocation to learn whether objects may have moved. Any thread. */
+UGC_API uint64_t ugc_collections(const ugc_heap *heap);
+
 /* Calls fn for every object in the heap, live or not yet collected; stops when fn returns
  * false. Runs with the world stopped: fn must not allocate. */
 typedef bool (*ugc_walk_fn)(void *obj, ugc_type_id type, size_t payload_bytes, void *data);

@@ -23,6 +23,7 @@
 #include "runtime/addrmap.h"
 #include "runtime/concurrent_mark.h"
 #include "runtime/heap.h"
+#include "runtime/identity.h"
 #include "runtime/trace.h"
 #include "runtime/verify.h"
 
@@ -256,6 +257,7 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
   }
   uint64_t sweep_start = ugc_now_ns();
   clear_dead_weaks(heap);
+  ugc_identity_prune(heap);
   size_t nonmoving_freed = ugc_nonmoving_sweep(&heap->nonmoving);
   size_t large_freed = ugc_large_sweep(&heap->large);
 
@@ -275,6 +277,7 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
                       mark_end - start - clock->verify_ns);
   if (planned == 0) {
     update_references(heap, plan);
+    ugc_identity_forward(heap, plan);
     if (heap->backend->compact_start(heap, plan) != 0)
       ugc_fatal("backend %s could not compact (it must fall back internally)", heap->backend->name);
     space->top = plan->new_top;
@@ -304,7 +307,7 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
   size_t used_after = space->top - space->base;
   size_t live = totals.moving_bytes + totals.nonmoving_bytes + totals.large_bytes;
   size_t freed = (used_before - totals.moving_bytes) + nonmoving_freed + large_freed;
-  stats->cycles++;
+  __atomic_store_n(&stats->cycles, stats->cycles + 1, __ATOMIC_RELAXED); /* see ugc_collections */
   stats->live_bytes_last = live;
   if (live > stats->live_bytes_peak)
     stats->live_bytes_peak = live;

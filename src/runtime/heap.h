@@ -14,6 +14,7 @@
 #include "heap/object.h"
 #include "heap/space.h"
 #include "mark/satb.h"
+#include "runtime/addrmap.h"
 #include "runtime/events.h"
 #include "runtime/histogram.h"
 #include "runtime/workers.h"
@@ -94,6 +95,8 @@ struct ugc_heap {
   ugc_mutator *detached;
 
   ugc_slot_list globals, weaks;
+  ugc_addrmap identity;      /* payload address -> identity hash (runtime/identity.c) */
+  uint64_t identity_counter; /* source of new identity hashes */
   ugc_enumerator *enumerators;
   size_t enumerator_count, enumerator_capacity;
 

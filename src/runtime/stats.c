@@ -85,3 +85,8 @@ void ugc_stats_write_json(ugc_heap *heap, FILE *out) {
           U64(c->map_ns), U64(c->madvise_ns), U64(c->wait_ns), U64(c->handoff_ns),
           U64(c->handoff_max_ns));
 }
+
+uint64_t ugc_collections(const ugc_heap *heap) {
+  /* Stored with a relaxed atomic store at the end of every collection (collect.c). */
+  return __atomic_load_n(&heap->stats.cycles, __ATOMIC_RELAXED);
+}
