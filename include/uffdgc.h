@@ -256,7 +256,7 @@ UGC_API bool ugc_handle_signal(int sig, siginfo_t *info, void *ucontext);
 
 /* Adds a global root: *slot is a reference (untagged, or tagged with config.root_tag_mask). */
 UGC_API void ugc_global_root_add(ugc_heap *heap, void **slot);
-/* Removes a global root added with ugc_global_root_add. */
+/* Removes a global root added with ugc_global_root_add (one registration of it), in O(1). */
 UGC_API void ugc_global_root_remove(ugc_heap *heap, void **slot);
 
 /* A callback that reports roots the embedder keeps itself (its own stacks, tables).
@@ -269,7 +269,7 @@ UGC_API void ugc_root_enumerator_remove(ugc_heap *heap, ugc_root_enumerator fn, 
 
 /* Weak slot: cleared (set to NULL) when its referent dies, updated when it moves. */
 UGC_API void ugc_weak_add(ugc_heap *heap, void **slot);
-/* Removes a weak slot. */
+/* Removes a weak slot (one registration of it), in O(1). */
 UGC_API void ugc_weak_remove(ugc_heap *heap, void **slot);
 
 /* ------------------------------------------------------------------------------------------

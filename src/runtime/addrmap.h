@@ -1,6 +1,7 @@
 /* A small open-addressing hash map from addresses (non-zero) to 64-bit values, malloc'd.
  * Used where the collector must remember addresses it has seen: root slots already updated
- * (a slot registered twice must be forwarded once) and the digest's visit numbers. */
+ * (a slot registered twice must be forwarded once), the digest's visit numbers, where each
+ * global root and weak slot is registered, and identity hashes. */
 #ifndef UGC_RUNTIME_ADDRMAP_H
 #define UGC_RUNTIME_ADDRMAP_H
 
@@ -74,6 +75,40 @@ static inline uint64_t *ugc_addrmap_put(ugc_addrmap *map, uintptr_t key, uint64_
   map->count++;
   *inserted = true;
   return &map->values[at];
+}
+
+/* The value of `key`, or NULL when absent. */
+static inline uint64_t *ugc_addrmap_get(const ugc_addrmap *map, uintptr_t key) {
+  if (!map->mask)
+    return NULL;
+  for (size_t at = ugc_addrmap_hash(key) & map->mask; map->keys[at]; at = (at + 1) & map->mask)
+    if (map->keys[at] == key)
+      return &map->values[at];
+  return NULL;
+}
+
+/* Removes `key` if present (backward-shift deletion: no tombstones, probes stay short). */
+static inline bool ugc_addrmap_remove(ugc_addrmap *map, uintptr_t key) {
+  if (!map->mask)
+    return false;
+  size_t hole = ugc_addrmap_hash(key) & map->mask;
+  while (map->keys[hole] != key) {
+    if (!map->keys[hole])
+      return false;
+    hole = (hole + 1) & map->mask;
+  }
+  for (size_t next = (hole + 1) & map->mask; map->keys[next]; next = (next + 1) & map->mask) {
+    size_t home = ugc_addrmap_hash(map->keys[next]) & map->mask;
+    /* An entry may fill the hole unless its home lies after the hole (up to `next`). */
+    if (((next - home) & map->mask) >= ((next - hole) & map->mask)) {
+      map->keys[hole] = map->keys[next];
+      map->values[hole] = map->values[next];
+      hole = next;
+    }
+  }
+  map->keys[hole] = 0;
+  map->count--;
+  return true;
 }
 
 #endif

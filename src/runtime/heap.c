@@ -204,6 +204,10 @@ void ugc_heap_destroy(ugc_heap *heap) {
   ugc_type_table_destroy(&heap->types);
   free(heap->globals.slots);
   free(heap->weaks.slots);
+  free(heap->globals.links);
+  free(heap->weaks.links);
+  ugc_addrmap_free(&heap->globals.where);
+  ugc_addrmap_free(&heap->weaks.where);
   ugc_addrmap_free(&heap->identity);
   free(heap->enumerators);
   pthread_mutex_destroy(&heap->lock);

@@ -51,9 +51,18 @@ struct ugc_mutator {
   uint64_t satb_recorded;
 };
 
+/* Registered slots, dense in slots[0, count) (the collector walks them). For O(1) removal
+ * (runtime/roots.c): `where` maps each registered slot to one of its entries, and the
+ * entries of a slot registered more than once are linked through prev/next. */
+typedef struct ugc_slot_links {
+  size_t prev, next; /* other entries of the same slot; SIZE_MAX = none */
+} ugc_slot_links;
+
 typedef struct ugc_slot_list {
   void ***slots;
+  ugc_slot_links *links;
   size_t count, capacity;
+  ugc_addrmap where;
 } ugc_slot_list;
 
 typedef struct ugc_enumerator {

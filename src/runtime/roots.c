@@ -1,33 +1,68 @@
 /* Global roots, root enumerators and weak slots (registration only; scanning is in
  * src/mark/ and src/runtime/collect.c). All under the heap lock, which the collector holds
  * for the whole pause, so the lists never change under its feet. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/heap.h"
 
+#define NO_ENTRY SIZE_MAX
+
 static void slot_add(ugc_slot_list *list, void **slot, const char *call) {
   if (list->count == list->capacity) {
     size_t capacity = list->capacity ? 2 * list->capacity : 16;
     void ***slots = realloc(list->slots, capacity * sizeof *slots);
-    if (!slots)
+    if (slots)
+      list->slots = slots;
+    ugc_slot_links *links = realloc(list->links, capacity * sizeof *links);
+    if (links)
+      list->links = links;
+    if (!slots || !links)
       ugc_misuse(call, "out of memory");
-    list->slots = slots;
     list->capacity = capacity;
+  }
+  size_t index = list->count;
+  bool inserted = false;
+  uint64_t *where = ugc_addrmap_put(&list->where, (uintptr_t)slot, index, &inserted);
+  if (!where)
+    ugc_misuse(call, "out of memory");
+  list->links[index] = (ugc_slot_links){NO_ENTRY, NO_ENTRY};
+  if (!inserted) { /* registered before: the new entry heads its chain */
+    list->links[index].next = *where;
+    list->links[*where].prev = index;
+    *where = index;
   }
   list->slots[list->count++] = slot;
 }
 
-/* Removes the last registration of `slot`, keeping the order of the others (the digest
- * visits roots in registration order). */
+/* Removes one registration of `slot` in O(1): its chain's head is unlinked and the last
+ * entry takes its place, so the order of the others changes (nothing depends on it). */
 static bool slot_remove(ugc_slot_list *list, void **slot) {
-  for (size_t i = list->count; i-- > 0;)
-    if (list->slots[i] == slot) {
-      memmove(&list->slots[i], &list->slots[i + 1], (list->count - i - 1) * sizeof(void **));
-      list->count--;
-      return true;
-    }
-  return false;
+  uint64_t *where = ugc_addrmap_get(&list->where, (uintptr_t)slot);
+  if (!where)
+    return false;
+  size_t index = *where, next = list->links[index].next;
+  if (next == NO_ENTRY) {
+    ugc_addrmap_remove(&list->where, (uintptr_t)slot);
+  } else {
+    list->links[next].prev = NO_ENTRY;
+    *where = next;
+  }
+  size_t last = --list->count;
+  if (index == last)
+    return true;
+  void **moved = list->slots[last];
+  ugc_slot_links links = list->links[last];
+  list->slots[index] = moved;
+  list->links[index] = links;
+  if (links.prev == NO_ENTRY)
+    *ugc_addrmap_get(&list->where, (uintptr_t)moved) = index;
+  else
+    list->links[links.prev].next = index;
+  if (links.next != NO_ENTRY)
+    list->links[links.next].prev = index;
+  return true;
 }
 
 /* A slot inside the moving space is a field of an object that moves: the registration
