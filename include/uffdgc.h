@@ -285,6 +285,32 @@ UGC_API void *ugc_alloc_pinned(ugc_mutator *mutator, ugc_type_id type, size_t by
  * Covers ugc_alloc of any size, large objects included (their room comes out of the
  * reservation); not ugc_alloc_pinned. See docs/api.md. */
 UGC_API bool ugc_reserve(ugc_mutator *mutator, size_t bytes);
+/* Where an allocation was to go. */
+typedef enum ugc_space {
+  UGC_SPACE_NONE = 0,  /* no allocation of this mutator has failed */
+  UGC_SPACE_MOVING,    /* ugc_alloc below large_threshold, ugc_reserve */
+  UGC_SPACE_NONMOVING, /* ugc_alloc_pinned below large_threshold */
+  UGC_SPACE_LARGE,     /* objects of at least large_threshold bytes */
+} ugc_space;
+
+/* The last failed allocation (or ugc_reserve) of a mutator, after a full collection: which
+ * space and why. */
+typedef struct ugc_alloc_failure {
+  ugc_space space;
+  size_t requested_bytes;   /* payload bytes (ugc_reserve: the bytes asked for) */
+  bool heap_max_reached;    /* the whole heap would have grown past heap_max */
+  bool space_limit_reached; /* else: the space's own limit (nonmoving_max) or the memory
+                               the system would give (both false: the request itself is
+                               larger than heap_max) */
+  size_t heap_used_bytes;   /* the whole heap, at the failure */
+  size_t space_used_bytes;  /* that space, at the failure */
+} ugc_alloc_failure;
+
+/* Copies the calling mutator's last allocation failure into *failure (space NONE if none
+ * failed yet). Call it after ugc_alloc, ugc_alloc_pinned or ugc_reserve returned NULL or
+ * false, for the error message or to decide what to do (grow heap_max, free pinned
+ * objects, ...). */
+UGC_API void ugc_last_alloc_failure(ugc_mutator *mutator, ugc_alloc_failure *failure);
 /* Safepoint slow path: parks the thread for a pause. Prefer ugc_safepoint. */
 UGC_API void ugc_safepoint_slow(ugc_mutator *mutator);
 /* Reports a misuse found by an inline check (debug builds) and aborts. */

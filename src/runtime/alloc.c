@@ -120,6 +120,35 @@ static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_sp
   return hdr;
 }
 
+/* Records why the last attempt failed, for ugc_last_alloc_failure. */
+static void record_failure(ugc_mutator *mutator, alloc_space space, size_t bytes, size_t total) {
+  ugc_heap *heap = mutator->heap;
+  static const ugc_space public_space[] = {UGC_SPACE_MOVING, UGC_SPACE_NONMOVING, UGC_SPACE_LARGE};
+  pthread_mutex_lock(&heap->lock);
+  size_t used =
+      (heap->moving.top - heap->moving.base) + heap->nonmoving.used_bytes + heap->large.used_bytes;
+  size_t space_used = space == SPACE_MOVING      ? heap->moving.top - heap->moving.base
+                      : space == SPACE_NONMOVING ? heap->nonmoving.used_bytes
+                                                 : heap->large.used_bytes;
+  bool over_max = total > heap->config.heap_max;
+  bool heap_max =
+      !over_max && !within_heap_max(heap, space == SPACE_LARGE ? ugc_round_up(total, 4096) : total);
+  mutator->last_failure = (ugc_alloc_failure){
+      .space = public_space[space],
+      .requested_bytes = bytes,
+      .heap_max_reached = heap_max,
+      .space_limit_reached = !over_max && !heap_max,
+      .heap_used_bytes = used,
+      .space_used_bytes = space_used,
+  };
+  pthread_mutex_unlock(&heap->lock);
+}
+
+void ugc_last_alloc_failure(ugc_mutator *mutator, ugc_alloc_failure *failure) {
+  ugc_check_attached(mutator, "ugc_last_alloc_failure");
+  *failure = mutator->last_failure;
+}
+
 static void *alloc_in(ugc_mutator *mutator, ugc_type_id type, size_t bytes, alloc_space space) {
   ugc_heap *heap = mutator->heap;
   size_t total = ugc_alloc_size(bytes);
@@ -136,6 +165,7 @@ static void *alloc_in(ugc_mutator *mutator, ugc_type_id type, size_t bytes, allo
     if (attempt < 2)
       ugc_collect_now(heap, mutator, attempt == 0);
   }
+  record_failure(mutator, space, bytes, total);
   ugc_alloc_failed(heap, bytes);
   return NULL;
 }
@@ -204,8 +234,10 @@ bool ugc_reserve(ugc_mutator *mutator, size_t bytes) {
   if (bytes <= fast->tlab_limit - fast->tlab_cursor)
     return mutator->reserved = true;
   ugc_heap *heap = mutator->heap;
-  if (bytes > heap->config.heap_max)
+  if (bytes > heap->config.heap_max) {
+    record_failure(mutator, SPACE_MOVING, bytes, bytes);
     return false;
+  }
   for (int attempt = 0; attempt < 3; attempt++) {
     pthread_mutex_lock(&heap->lock);
     bool ok = (attempt > 0 || occupancy(heap) + bytes <= heap->trigger_bytes) &&
@@ -216,6 +248,7 @@ bool ugc_reserve(ugc_mutator *mutator, size_t bytes) {
     if (attempt < 2)
       ugc_collect_now(heap, mutator, attempt == 0);
   }
+  record_failure(mutator, SPACE_MOVING, bytes, bytes);
   ugc_alloc_failed(heap, bytes);
   return false;
 }

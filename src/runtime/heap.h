@@ -35,8 +35,9 @@ enum ugc_mutator_state {
 struct ugc_mutator {
   ugc_mutator_fast fast; /* must stay the first member (include/uffdgc/inline.h) */
   ugc_heap *heap;
-  uintptr_t tlab_start; /* start of the current TLAB (for allocation statistics) */
-  int state;            /* enum ugc_mutator_state */
+  ugc_alloc_failure last_failure; /* ugc_last_alloc_failure */
+  uintptr_t tlab_start;           /* start of the current TLAB (for allocation statistics) */
+  int state;                      /* enum ugc_mutator_state */
   /* Set by ugc_reserve: the TLAB's free room belongs to a reserved sequence, whose
    * allocations neither poll nor collect. Ends when one does not fit, or the TLAB ends. */
   bool reserved;

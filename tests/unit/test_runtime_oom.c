@@ -80,6 +80,9 @@ int main(void) {
   ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
 
+  ugc_alloc_failure failure;
+  ugc_last_alloc_failure(m, &failure);
+  CHECK(failure.space == UGC_SPACE_NONE);
   ugc_scope scope = ugc_scope_open(m);
   UGC_LOCAL(m, void *, list, NULL);
   size_t count = 0;
@@ -92,6 +95,12 @@ int main(void) {
     list = n;
   }
   CHECK(oom_calls == 1 && oom_bytes == sizeof(node));
+  /* The failure says where and why: the moving space, with the whole heap at heap_max. */
+  ugc_last_alloc_failure(m, &failure);
+  CHECK(failure.space == UGC_SPACE_MOVING);
+  CHECK_EQ_U64(failure.requested_bytes, sizeof(node));
+  CHECK(failure.heap_max_reached && !failure.space_limit_reached);
+  CHECK(failure.heap_used_bytes > (3u << 20) && failure.heap_used_bytes <= (4u << 20));
   CHECK(count > 40000 && count < 70000); /* 4 MiB of 72-byte objects */
   uint64_t digest = ugc_graph_digest(m);
   CHECK(ugc_verify(m, &error) == 0);
@@ -105,11 +114,38 @@ int main(void) {
   ugc_stats_get(heap, &stats);
   CHECK(stats.heap_used_bytes <= (4u << 20));
   CHECK(!ugc_reserve(m, 5u << 20));
+  ugc_last_alloc_failure(m, &failure); /* larger than heap_max itself */
+  CHECK(failure.space == UGC_SPACE_MOVING && failure.requested_bytes == (5u << 20));
+  CHECK(!failure.heap_max_reached && !failure.space_limit_reached);
   /* ... and after dropping the list, everything works again. */
   list = NULL;
   CHECK(ugc_alloc(m, node_type, sizeof(node)) != NULL);
   CHECK(ugc_reserve(m, 1 << 20));
   (void)digest;
+  ugc_scope_close(m, scope);
+  ugc_thread_detach(m);
+  ugc_heap_destroy(heap);
+
+  /* The non-moving space fills up before the heap does: its own limit is named. */
+  config = fixture_config(32 << 20, 0);
+  config.nonmoving_max = 1 << 20;
+  heap = fixture_heap(&config);
+  node_type = fixture_type(heap, "node", UGC_LAYOUT_FIXED, sizeof(node), refs, 1);
+  m = fixture_attach(heap);
+  scope = ugc_scope_open(m);
+  UGC_LOCAL(m, void *, pinned, NULL);
+  for (;;) {
+    node *n = ugc_alloc_pinned(m, node_type, sizeof(node));
+    if (!n)
+      break;
+    ugc_write(m, n, &n->next, pinned);
+    pinned = n;
+  }
+  ugc_last_alloc_failure(m, &failure);
+  CHECK(failure.space == UGC_SPACE_NONMOVING);
+  CHECK(failure.space_limit_reached && !failure.heap_max_reached);
+  CHECK(failure.space_used_bytes >=
+        (1u << 19)); /* its reservation, rounded up, may exceed nonmoving_max */
   ugc_scope_close(m, scope);
   ugc_thread_detach(m);
   ugc_heap_destroy(heap);
