@@ -267,6 +267,37 @@ UGC_API void ugc_root_enumerator_add(ugc_heap *heap, ugc_root_enumerator fn, voi
 /* Unregisters a root enumerator registered with the same fn and data. */
 UGC_API void ugc_root_enumerator_remove(ugc_heap *heap, ugc_root_enumerator fn, void *data);
 
+/* After-marking hook: called in every collection once marking is complete (world stopped,
+ * before weak slots and ephemerons are cleared and before anything moves), on the collecting
+ * thread. It may ask which objects are reachable (ugc_is_marked) and mark more by reporting
+ * slots to `tracer` (ugc_trace_slot, ugc_trace_value): what they reach is traced when the
+ * hook returns (resurrection, as finalizers need). While a round of hooks marks something,
+ * every hook runs again (round 1, 2, ...), each round tracing only what the previous one
+ * added: the total stays bounded by the heap. Same rules as event callbacks otherwise: no
+ * allocation, no other ugc_ call, read objects only through what they tell. */
+typedef void (*ugc_after_mark_fn)(ugc_heap *heap, ugc_tracer *tracer, unsigned round, void *data);
+/* Registers an after-marking hook. */
+UGC_API void ugc_after_mark_add(ugc_heap *heap, ugc_after_mark_fn fn, void *data);
+/* Unregisters an after-marking hook registered with the same fn and data. */
+UGC_API void ugc_after_mark_remove(ugc_heap *heap, ugc_after_mark_fn fn, void *data);
+/* Inside an after-marking hook only: whether obj (an object of this heap) is reachable so
+ * far, counting what hooks marked in earlier rounds and in this one. */
+UGC_API bool ugc_is_marked(ugc_heap *heap, const void *obj);
+
+/* Relocation hook, for embedders with copying-collector habits (tables keyed by address,
+ * interior pointers kept outside the heap, continuations that must learn how far they
+ * moved): called in every collection after marking and the after-marking hooks, once the
+ * new address of every live object is known and before any moves (world stopped). */
+typedef struct ugc_relocation ugc_relocation;
+typedef void (*ugc_relocation_fn)(ugc_heap *heap, const ugc_relocation *relocation, void *data);
+/* Registers a relocation hook. */
+UGC_API void ugc_relocation_hook_add(ugc_heap *heap, ugc_relocation_fn fn, void *data);
+/* Unregisters a relocation hook registered with the same fn and data. */
+UGC_API void ugc_relocation_hook_remove(ugc_heap *heap, ugc_relocation_fn fn, void *data);
+/* Inside a relocation hook: where the live object now at `obj` will be after this
+ * collection (obj itself when it does not move). Undefined for dead objects. */
+UGC_API void *ugc_new_address(const ugc_relocation *relocation, const void *obj);
+
 /* Weak slot: cleared (set to NULL) when its referent dies, updated when it moves. */
 UGC_API void ugc_weak_add(ugc_heap *heap, void **slot);
 /* Removes a weak slot (one registration of it), in O(1). */

@@ -634,7 +634,39 @@ size_t ugc_marker_objects(const ugc_marker *ctx) {
   return objects;
 }
 
+/* The embedder's after-marking hooks (registered by runtime/hooks.c), in rounds: their
+ * slots are marked at once (full check, so ugc_is_marked sees them) and traced after the
+ * round, ephemeron fixpoint included; another round follows while one marked anything. */
+static void run_after_mark_hooks(mark_context *ctx) {
+  ugc_heap *heap = ctx->heap;
+  if (!heap->after_mark.count)
+    return;
+  mark_worker *first = &ctx->workers[0];
+  void (*visit)(ugc_tracer *, void *, const ugc_tag_rule *) = first->tracer.visit;
+  ctx->concurrent = false;
+  heap->in_after_mark = true;
+  for (unsigned round = 1;; round++) {
+    size_t before = ugc_marker_objects(ctx);
+    first->tracer.visit = mark_visit_verified;
+    for (size_t i = 0; i < heap->after_mark.count; i++)
+      ((ugc_after_mark_fn)heap->after_mark.hooks[i].fn)(heap, &first->tracer, round,
+                                                        heap->after_mark.hooks[i].data);
+    first->tracer.visit = visit;
+    if (ugc_marker_objects(ctx) == before)
+      break;
+    ugc_marker_drain(ctx);
+  }
+  heap->in_after_mark = false;
+}
+
+bool ugc_is_marked(ugc_heap *heap, const void *obj) {
+  if (!heap->in_after_mark)
+    ugc_misuse("ugc_is_marked", "called outside an after-marking hook");
+  return ugc_mark_is_live(heap, (uintptr_t)obj);
+}
+
 void ugc_marker_finish(ugc_marker *ctx, ugc_mark_totals *totals) {
+  run_after_mark_hooks(ctx);
   clear_weak_refs(ctx);
   memset(totals, 0, sizeof *totals);
   for (unsigned i = 0; i < ctx->worker_capacity; i++) {

@@ -23,6 +23,7 @@
 #include "runtime/addrmap.h"
 #include "runtime/concurrent_mark.h"
 #include "runtime/heap.h"
+#include "runtime/hooks.h"
 #include "runtime/identity.h"
 #include "runtime/trace.h"
 #include "runtime/verify.h"
@@ -278,12 +279,14 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
   if (planned == 0) {
     update_references(heap, plan);
     ugc_identity_forward(heap, plan);
+    ugc_hooks_relocation(heap, plan);
     if (heap->backend->compact_start(heap, plan) != 0)
       ugc_fatal("backend %s could not compact (it must fall back internally)", heap->backend->name);
     space->top = plan->new_top;
   } else {
     ugc_warn("no memory for the compaction plan; cycle %llu does not compact",
              (unsigned long long)heap->stats.cycles + 1);
+    ugc_hooks_relocation(heap, NULL);
     fill_dead_objects(heap);
   }
   /* A concurrent compaction is verified once it has finished, together with what the

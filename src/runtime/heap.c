@@ -210,6 +210,8 @@ void ugc_heap_destroy(ugc_heap *heap) {
   ugc_addrmap_free(&heap->weaks.where);
   ugc_addrmap_free(&heap->identity);
   free(heap->enumerators);
+  free(heap->after_mark.hooks);
+  free(heap->relocation.hooks);
   pthread_mutex_destroy(&heap->lock);
   pthread_mutex_destroy(&heap->sp_lock);
   pthread_mutex_destroy(&heap->stats_lock);

@@ -71,6 +71,18 @@ typedef struct ugc_enumerator {
   void *data;
 } ugc_enumerator;
 
+/* Registered hooks of one kind (runtime/hooks.c): fn is an ugc_after_mark_fn or an
+ * ugc_relocation_fn. */
+typedef struct ugc_hook {
+  void (*fn)(void);
+  void *data;
+} ugc_hook;
+
+typedef struct ugc_hook_list {
+  ugc_hook *hooks;
+  size_t count, capacity;
+} ugc_hook_list;
+
 struct ugc_heap {
   ugc_config config;      /* resolved: defaults and environment applied */
   ugc_tag_rule root_rule; /* of handle-scope roots, global roots and weak slots (config) */
@@ -109,6 +121,8 @@ struct ugc_heap {
   uint64_t identity_counter; /* source of new identity hashes */
   ugc_enumerator *enumerators;
   size_t enumerator_count, enumerator_capacity;
+  ugc_hook_list after_mark, relocation; /* runtime/hooks.c */
+  bool in_after_mark;                   /* ugc_is_marked is allowed */
 
   /* Concurrent marking (runtime/concurrent_mark.c): NULL when config.concurrent_mark is 0.
    * `marking` is true from the initial to the final pause; written only inside pauses
