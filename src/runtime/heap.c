@@ -202,6 +202,7 @@ void ugc_heap_destroy(ugc_heap *heap) {
   ugc_type_table_destroy(&heap->types);
   free(heap->globals.slots);
   free(heap->weaks.slots);
+  ugc_finalize_free(heap);
   free(heap->enumerators);
   pthread_mutex_destroy(&heap->lock);
   pthread_mutex_destroy(&heap->sp_lock);

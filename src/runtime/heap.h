@@ -15,6 +15,7 @@
 #include "heap/space.h"
 #include "mark/satb.h"
 #include "runtime/events.h"
+#include "runtime/finalize.h"
 #include "runtime/histogram.h"
 #include "runtime/workers.h"
 
@@ -93,6 +94,7 @@ struct ugc_heap {
   ugc_mutator *detached;
 
   ugc_slot_list globals, weaks;
+  ugc_finalize_state finalize; /* runtime/finalize.c */
   ugc_enumerator *enumerators;
   size_t enumerator_count, enumerator_capacity;
 
