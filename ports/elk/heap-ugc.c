@@ -273,6 +273,12 @@ void Make_Heap(int size) {
   Ugc_Mutator = ugc_thread_attach(Ugc_Heap, &error);
   if (!Ugc_Mutator)
     Fatal_Error("cannot attach to the uffdgc heap: %s", error.message);
+  /* Elk's initialisation is not GC-safe (its collectors refuse to collect before
+   * Interpreter_Initialized: the heap must hold it). A reservation of Elk's default heap
+   * size lets it allocate without reaching a safepoint, whatever the trigger. */
+  if (!ugc_reserve(Ugc_Mutator, (size_t)(size > HEAP_SIZE ? size : HEAP_SIZE) * 1024))
+    Fatal_Error("cannot reserve %d KBytes for Elk's initialisation", size);
+  Collected_Since_Hooks = 0; /* the reservation may have collected the empty heap */
   ugc_root_enumerator_add(Ugc_Heap, Enumerate_Roots, 0);
   memset(&listener, 0, sizeof listener);
   listener.cycle_start = On_Cycle_Start;
@@ -305,6 +311,8 @@ Object Alloc_Object(int size, int type, int konst) {
   p = ugc_alloc(Ugc_Mutator, Ugc_Type(type), (size_t)size);
   if (!p)
     Uncatchable_Error("Out of heap space");
+  if (Collected_Since_Hooks && !Interpreter_Initialized)
+    Fatal_Error("heap too small: a collection during initialisation (increase heap size)");
   SET(ret, type, (intptr_t)p);
   if (konst)
     SETCONST(ret);

@@ -14,7 +14,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd) || { echo "usage: port-elk.sh UFFDGC_BUILD_DIR" >&2; exit 2; }
 WORK=${ELK_WORK:-$BUILD/elk}
-SMALL_HEAP_KB=${ELK_SMALL_HEAP_KB:-64}
+SMALL_HEAP_KB=${ELK_SMALL_HEAP_KB:-16}
 MIN_SMALL_HEAP_COLLECTIONS=100
 START=$(date +%s)
 
@@ -33,7 +33,18 @@ fi
 SRC=$WORK/src
 rm -rf "$SRC"
 cp -a "$WORK/fetch/source/." "$SRC"
-bash "$HERE/apply.sh" "$SRC" || exit 1
+if ! bash "$HERE/apply.sh" "$SRC"; then
+  # Debian's patches may have changed a line the adapter edits: the upstream tarball
+  # (checked against apt's index by fetch.sh) is the tree the adapter was written for.
+  orig=$(find "$WORK/fetch" -maxdepth 1 -name 'elk_*.orig.tar.gz' | head -1)
+  [ -n "$orig" ] || exit 1
+  say "the adapter does not apply to the Debian-patched tree: using $(basename "$orig")"
+  rm -rf "$SRC" "$WORK/orig"
+  mkdir -p "$WORK/orig"
+  tar xzf "$orig" -C "$WORK/orig" || exit 1
+  mv "$WORK/orig"/elk-* "$SRC"
+  bash "$HERE/apply.sh" "$SRC" || exit 1
+fi
 say "configure and build Elk (serial make)"
 (cd "$SRC" &&
   ./configure --without-x CFLAGS="-O2 -g -fcommon -std=gnu89" CPPFLAGS="-I$ROOT/include" \
