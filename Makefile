@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all configure test run install clean format
+.PHONY: all configure test run install clean format port-elk
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -19,6 +19,11 @@ run: all
 
 install: all
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX),)
+
+# Elk Scheme on uffdgc: fetch, adapt, build, run Elk's own `make check` per backend
+# (ports/elk/port-elk.sh; prints "skipped: <why>" when Elk's source cannot be fetched).
+port-elk: all
+	./ports/elk/port-elk.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

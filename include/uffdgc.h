@@ -304,6 +304,40 @@ UGC_API void ugc_weak_add(ugc_heap *heap, void **slot);
 UGC_API void ugc_weak_remove(ugc_heap *heap, void **slot);
 
 /* ------------------------------------------------------------------------------------------
+ * Finalization (docs/api.md "Finalization"; Java's rules: no order among objects found
+ * unreachable in the same collection)
+ * ---------------------------------------------------------------------------------------- */
+
+/* Registers the object *slot refers to for finalization. `slot` is embedder memory outside
+ * movable objects, holds an untagged reference (or one tagged with config.root_tag_mask) and
+ * must stay valid until the registration ends. The collector updates *slot when the object
+ * moves but does not keep the object alive through it. When a collection finds the object
+ * unreachable, it keeps the object and everything it references alive (resurrection) and
+ * queues the registration, which ugc_finalizers_drain then hands out exactly once. Any
+ * thread, attached or not; not from a trace callback or an event callback. */
+UGC_API void ugc_finalizer_add(ugc_heap *heap, void **slot, void *cookie);
+/* Ends the last registration of `slot`, registered or queued but not yet handed out;
+ * returns whether there was one (false once ugc_finalizers_drain has handed it out). */
+UGC_API bool ugc_finalizer_remove(ugc_heap *heap, void **slot);
+
+/* Called once per queued registration: `obj` is the object (tag bits stripped), `slot`
+ * and `cookie` those of the registration, `data` the drain's. The registration is over:
+ * *slot is no longer updated, and obj stays where it is only until the thread's next
+ * safepoint (an allocation, a collection): root it (or register it again) first if it must
+ * survive one. */
+typedef void (*ugc_finalize_fn)(ugc_mutator *mutator, void *obj, void **slot, void *cookie,
+                                void *data);
+/* Hands out the queued registrations in queue order (registration order within one
+ * collection, earlier collections first), calling fn for each; returns how many. Call it
+ * outside any pause, from an attached thread that is not in a blocking region: fn may
+ * allocate, collect and register again. Registrations queued by a collection during the
+ * drain are handed out by the same call. */
+UGC_API size_t ugc_finalizers_drain(ugc_mutator *mutator, ugc_finalize_fn fn, void *data);
+/* How many registrations are queued and not yet handed out: a cheap poll to decide whether
+ * to drain. */
+UGC_API size_t ugc_finalizers_pending(ugc_heap *heap);
+
+/* ------------------------------------------------------------------------------------------
  * Allocation slow paths (the inline fast paths are in uffdgc/inline.h)
  * ---------------------------------------------------------------------------------------- */
 

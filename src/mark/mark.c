@@ -691,6 +691,7 @@ void ugc_mark_heap(ugc_heap *heap, ugc_mark_totals *totals) {
   ugc_marker *marker = ugc_marker_create(heap, heap->moving.top, false);
   ugc_marker_visit_roots(marker);
   ugc_marker_drain(marker);
+  ugc_finalize_after_mark(heap, marker);
   ugc_marker_finish(marker, totals);
 }
 

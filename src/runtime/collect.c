@@ -166,6 +166,7 @@ static void update_references(ugc_heap *heap, const ugc_compact_plan *plan) {
   ugc_roots_visit(heap, &roots.tracer);
   for (size_t i = 0; i < heap->weaks.count; i++)
     update_visit(&roots.tracer, heap->weaks.slots[i], &heap->root_rule);
+  ugc_finalize_visit_registered(heap, &roots.tracer);
   ugc_addrmap_free(&seen);
 
   update_job job = {.plan = plan, .heap = heap};

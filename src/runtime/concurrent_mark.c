@@ -225,6 +225,8 @@ static void final_pause(ugc_heap *heap, ugc_marker *marker, const ugc_cycle_cloc
   times->black_ns = ugc_now_ns() - black_start;
   times->black_bytes = black;
   heap->stats.mark_black_bytes += black;
+  /* Finalization looks at marks once the objects allocated during marking count too. */
+  ugc_finalize_after_mark(heap, marker);
   /* For the cycle's trace line (collect.c). */
   snprintf(heap->cycle_note, sizeof heap->cycle_note,
            " concurrent(initial=%.2fms marking=%.2fms remark=%.2fms black=%.2fms/%.1fMiB)",

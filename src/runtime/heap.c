@@ -209,6 +209,7 @@ void ugc_heap_destroy(ugc_heap *heap) {
   ugc_addrmap_free(&heap->globals.where);
   ugc_addrmap_free(&heap->weaks.where);
   ugc_addrmap_free(&heap->identity);
+  ugc_finalize_free(heap);
   free(heap->enumerators);
   free(heap->after_mark.hooks);
   free(heap->relocation.hooks);

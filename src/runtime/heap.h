@@ -16,6 +16,7 @@
 #include "mark/satb.h"
 #include "runtime/addrmap.h"
 #include "runtime/events.h"
+#include "runtime/finalize.h"
 #include "runtime/histogram.h"
 #include "runtime/workers.h"
 
@@ -119,6 +120,7 @@ struct ugc_heap {
   ugc_slot_list globals, weaks;
   ugc_addrmap identity;      /* payload address -> identity hash (runtime/identity.c) */
   uint64_t identity_counter; /* source of new identity hashes */
+  ugc_finalize_state finalize; /* runtime/finalize.c */
   ugc_enumerator *enumerators;
   size_t enumerator_count, enumerator_capacity;
   ugc_hook_list after_mark, relocation; /* runtime/hooks.c */

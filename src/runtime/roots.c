@@ -167,4 +167,5 @@ void ugc_roots_visit(ugc_heap *heap, ugc_tracer *tracer) {
     tracer->visit(tracer, heap->globals.slots[i], rule);
   for (size_t i = 0; i < heap->enumerator_count; i++)
     heap->enumerators[i].fn(tracer, heap->enumerators[i].data);
+  ugc_finalize_visit_queue(heap, tracer);
 }

@@ -163,6 +163,7 @@ size_t ugc_verify_locked(ugc_heap *heap, char *first, size_t first_len) {
     ugc_roots_visit(heap, &v.tracer);
     for (size_t i = 0; i < heap->weaks.count; i++)
       check_slot(&v.tracer, heap->weaks.slots[i], &heap->root_rule);
+    ugc_finalize_visit_registered(heap, &v.tracer); /* queued ones are roots, above */
   }
   free(v.starts);
   return v.problems;
