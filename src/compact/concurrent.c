@@ -160,13 +160,17 @@ static bool may_help(const ugc_concurrent *c, size_t page) {
 }
 
 /* Where the owner of `page` builds it: in place (a dense page, moving mapper), in a
- * recycled from-space page, or else in `slot` (a buffer). */
-static char *build_place(ugc_concurrent *c, size_t page, char *slot) {
+ * recycled from-space page (GC threads only), or else in `slot` (a buffer). A faulting
+ * thread copies its slid page from its buffer: its one page is not worth a wait for the
+ * backend's MOVE lock (backend/move.c), and GC threads keep the recycled pages contiguous. */
+static char *build_place(ugc_concurrent *c, size_t page, char *slot, bool may_recycle) {
   if (!c->mapper.move)
     return slot;
   uintptr_t address = page_address(c, page);
   if (address < c->plan->dense_end)
     return (char *)(address + (uintptr_t)c->from_delta);
+  if (!may_recycle)
+    return slot;
   void *recycled = c->mapper.recycled_page(c->mapper.backend);
   return recycled ? recycled : slot;
 }
@@ -284,7 +288,7 @@ int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr, void *page_b
   if (page >= c->states.count) {
     map_zero_page(c, c->space_base + page * UGC_PAGE_SIZE);
   } else if (ugc_page_try_claim(&c->states, page, UGC_PAGE_BY_MUTATOR)) {
-    char *area = build_place(c, page, page_buffer);
+    char *area = build_place(c, page, page_buffer, false);
     build_one(c, page, area);
     ugc_page_set(&c->states, page, UGC_PAGE_MAPPING);
     map_owned(c, page, area, 1);
@@ -369,7 +373,7 @@ void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
       bool won = ugc_page_try_claim(&c->states, page, UGC_PAGE_BY_GC);
       if (won) {
         char *slot = buffer + run_length * UGC_PAGE_SIZE;
-        char *area = build_place(c, page, slot);
+        char *area = build_place(c, page, slot, true);
         if (run_length && area != run_area + run_length * UGC_PAGE_SIZE) {
           flush_run(c, run_start, run_area, run_length);
           run_length = 0;

@@ -59,7 +59,8 @@ typedef struct ugc_page_mapper {
    * is built in place, in its own from-space page, and that page is moved to its heap
    * address (copied instead while a later page still has to read it: the header of an
    * object that starts in it); a slid page is built into a recycled from-space page when
-   * one is free (recycled_page), moved, and otherwise built in a buffer and copied (map).
+   * one is free (recycled_page; GC threads only, a faulting thread copies its slid page from
+   * its buffer), moved, and otherwise built in a buffer and copied (map).
    * No thread helps a late owner of an in-place page (its build is not repeatable), nor of
    * the first slid page (it may read an in-place page's header). */
   /* Moves the pages [src, src + bytes) of from-space to dst (src is a hole afterwards); a
