@@ -75,6 +75,13 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
   endforeach()
 endforeach()
 
+# move with four GC threads: concurrent UFFDIO_MOVEs out of one from-space huge page (the
+# lock in backend/move.c; without it about one run in six aborted on EEXIST).
+if(TARGET test_compaction_faults AND "move" IN_LIST UGC_MATRIX_BACKENDS)
+  ugc_matrix_test("stress/test_compaction_faults[move,4gc]" test_compaction_faults
+                  "UFFDGC_BACKEND=move;UFFDGC_GC_THREADS=4")
+endif()
+
 # The copy backend's own stress tests once more with the handler-thread delivery (the
 # default runs use SIGBUS delivery; these tests choose the copy backend themselves).
 foreach(stress test_fault_injection test_raw_clone test_stray_window test_inpause_fallback)
