@@ -162,6 +162,8 @@ typedef struct bench_compaction_rates {
   double gb_per_s;          /* compacted_bytes / compaction_s, 1e9 bytes per second */
   double ns_per_page_build; /* breakdown memcpy / pages_built */
   double ns_per_page_map;   /* breakdown map / pages_built */
+  double work_s;            /* memcpy + map + madvise: compaction work summed over threads */
+  double kernel_share;      /* (map + madvise) / work_s: the ioctls' and madvise's part */
 } bench_compaction_rates;
 void bench_compaction_rates_of(const bench_compaction *c, bench_compaction_rates *out);
 

@@ -64,6 +64,9 @@ void bench_compaction_rates_of(const bench_compaction *c, bench_compaction_rates
     out->ns_per_page_build = c->memcpy_s * 1e9 / (double)out->pages_built;
     out->ns_per_page_map = c->map_s * 1e9 / (double)out->pages_built;
   }
+  out->work_s = c->memcpy_s + c->map_s + c->madvise_s;
+  if (out->work_s > 0)
+    out->kernel_share = (c->map_s + c->madvise_s) / out->work_s;
 }
 
 void bench_fail(bench_ctx *ctx, const char *fmt, ...) {

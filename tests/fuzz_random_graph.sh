@@ -7,19 +7,24 @@
 # concurrent backend (the test itself checks that too).
 #
 #   tests/fuzz_random_graph.sh [--build DIR] [--collections N] [--seed-base N]
+#                              [--backends LIST]
 #
 # --collections: checked collections per run (default 5000). Each run covers
-# fresh seeds from --seed-base on. A backend this kernel cannot run is listed as skipped.
+# fresh seeds from --seed-base on. --backends: comma-separated subset of stw, copy, move
+# (default all). A backend this kernel cannot run is listed as skipped.
 set -euo pipefail
 BUILD=build
 COLLECTIONS=5000
 SEED_BASE=0
+BACKENDS=stw,copy,move
 while [ $# -gt 0 ]; do
   case "$1" in
   --build) BUILD=$2; shift 2 ;;
   --collections) COLLECTIONS=$2; shift 2 ;;
   --seed-base) SEED_BASE=$2; shift 2 ;;
-  *) echo "usage: $0 [--build DIR] [--collections N] [--seed-base N]" >&2; exit 2 ;;
+  --backends) BACKENDS=$2; shift 2 ;;
+  *) echo "usage: $0 [--build DIR] [--collections N] [--seed-base N] [--backends LIST]" >&2
+     exit 2 ;;
   esac
 done
 TEST="$BUILD/tests/test_random_graph"
@@ -33,8 +38,9 @@ trap 'rm -f "$LOG"' EXIT
 total_runs=0 total_collections=0 concurrent_collections=0 total_pages=0 total_windows=0
 total_mismatches=0 failed=0 skipped=()
 start=$(date +%s)
-for config in stw:- copy:sigbus copy:thread; do
+for config in stw:- copy:sigbus copy:thread move:sigbus move:thread; do
   backend=${config%%:*} delivery=${config#*:}
+  case ",$BACKENDS," in *",$backend,"*) ;; *) continue ;; esac
   for threads in 1 2; do
     SEEDS=$((SEEDS_PER_THREAD * threads))
     status=0

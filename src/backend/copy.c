@@ -42,6 +42,7 @@
 
 #include "backend/availability.h"
 #include "backend/backend.h"
+#include "backend/copy.h"
 #include "compact/compact_threads.h"
 #include "compact/concurrent.h"
 #include "os/inject.h"
@@ -88,6 +89,8 @@ typedef struct copy_backend {
   _Atomic bool unfinished;
   void *pause_batch; /* batch buffer when no GC thread runs: this heap's own (several heaps
                         may build in their pauses at once) */
+  const ugc_copy_variant *variant; /* the move backend's hooks, NULL for plain copy */
+  void *variant_ctx;
 } copy_backend;
 
 /* ---- mapping primitives (async-signal-safe) ------------------------------------------- */
@@ -270,6 +273,8 @@ static int start_delivery(copy_backend *backend, ugc_error *error) {
 /* Opens the descriptor in the delivery mode chosen at attach. */
 static int open_uffd(copy_backend *backend, ugc_error *error) {
   uint64_t features = backend->sigbus_delivery ? UFFD_FEATURE_SIGBUS : 0;
+  uint64_t wanted = backend->variant ? backend->variant->uffd_features : 0;
+  features |= wanted;
   unsigned flags =
       UGC_UFFD_ALLOW_USER_MODE_ONLY | (backend->sigbus_delivery ? 0 : UGC_UFFD_NONBLOCK);
   int rc = ugc_uffd_create(&backend->uffd, features, flags);
@@ -281,6 +286,12 @@ static int open_uffd(copy_backend *backend, ugc_error *error) {
   if (backend->sigbus_delivery && !(backend->uffd.features & UFFD_FEATURE_SIGBUS)) {
     ugc_uffd_close(&backend->uffd);
     ugc_set_error(error, UGC_ERR_UNAVAILABLE, "copy backend: the SIGBUS feature was refused");
+    return -1;
+  }
+  if ((backend->uffd.features & wanted) != wanted) {
+    ugc_uffd_close(&backend->uffd);
+    ugc_set_error(error, UGC_ERR_UNAVAILABLE, "copy backend: userfaultfd refused features 0x%llx",
+                  (unsigned long long)(wanted & ~backend->uffd.features));
     return -1;
   }
   backend->owner_pid = getpid();
@@ -319,10 +330,11 @@ static int reopen_after_fork(copy_backend *backend) {
 
 static void copy_on_threads_idle(void *data, uint64_t generation);
 
-static int copy_attach(ugc_heap *heap, ugc_error *error) {
+int ugc_copy_attach(ugc_heap *heap, ugc_error *error, const char *name,
+                    const ugc_copy_variant *variant, void *variant_ctx) {
   char reason[160];
-  if (ugc_backend_availability("copy", reason, sizeof reason) != 1) {
-    ugc_set_error(error, UGC_ERR_UNAVAILABLE, "copy backend unavailable: %s", reason);
+  if (ugc_backend_availability(name, reason, sizeof reason) != 1) {
+    ugc_set_error(error, UGC_ERR_UNAVAILABLE, "%s backend unavailable: %s", name, reason);
     return -1;
   }
   copy_backend *backend = calloc(1, sizeof *backend);
@@ -332,6 +344,8 @@ static int copy_attach(ugc_heap *heap, ugc_error *error) {
   }
   (void)ugc_inject_armed(); /* parse UFFDGC_INJECT here, not first in a signal handler */
   backend->heap = heap;
+  backend->variant = variant;
+  backend->variant_ctx = variant_ctx;
   backend->sigbus_range = -1;
   backend->uffd.fd = -1;
   backend->space_base = heap->moving.base;
@@ -372,13 +386,29 @@ static int copy_attach(ugc_heap *heap, ugc_error *error) {
   return 0;
 }
 
-static void copy_compact_wait(ugc_heap *heap);
+static int copy_attach(ugc_heap *heap, ugc_error *error) {
+  return ugc_copy_attach(heap, error, "copy", NULL, NULL);
+}
 
-static void copy_detach(ugc_heap *heap) {
+void *ugc_copy_variant_ctx(const ugc_heap *heap) {
+  const copy_backend *backend = heap->backend_data;
+  return backend ? backend->variant_ctx : NULL;
+}
+
+ugc_uffd *ugc_copy_uffd(ugc_heap *heap) {
+  copy_backend *backend = heap->backend_data;
+  return &backend->uffd;
+}
+
+void ugc_copy_check_owner(const ugc_heap *heap) {
+  check_owner(heap->backend_data);
+}
+
+void ugc_copy_detach(ugc_heap *heap) {
   copy_backend *backend = heap->backend_data;
   if (!backend)
     return;
-  copy_compact_wait(heap);
+  ugc_copy_compact_wait(heap);
   ugc_compact_threads_destroy(&backend->threads);
   if (backend->sigbus_range >= 0)
     ugc_sigbus_remove_range(backend->sigbus_range);
@@ -404,7 +434,7 @@ static void undo_handoff(copy_backend *backend) {
     ugc_warn("copy backend: could not restore the from-space reservation");
 }
 
-static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
+int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   copy_backend *backend = heap->backend_data;
   if (reopen_after_fork(backend) != 0)
     return ugc_backend_stw.compact_start(heap, plan);
@@ -466,6 +496,8 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
       .release_from = copy_release_from,
   };
   intptr_t from_delta = (intptr_t)(backend->from_base - backend->space_base);
+  if (backend->variant)
+    backend->variant->begin(backend->variant_ctx, &mapper, plan, from_delta);
   if (ugc_inject("copy.page_states") ||
       ugc_concurrent_begin(&backend->concurrent, plan, from_delta, data_bytes, &mapper,
                            &heap->stats.stall) != 0) {
@@ -541,8 +573,14 @@ static void complete_compaction(copy_backend *backend) {
   uint64_t by_gc = atomic_load(&k->pages_by_gc), by_mutator = atomic_load(&k->pages_by_mutator);
   ugc_stats_lock(heap); /* ugc_stats_get sees all of this cycle's counters or none */
   add_stat(&s->pages_total, plan->page_count);
-  add_stat(&s->pages_in_place, (plan->dense_end - plan->space_base) / UGC_PAGE_SIZE);
-  add_stat(&s->pages_fresh, by_gc + by_mutator + atomic_load(&k->zero_pages));
+  /* Plain copy counts the dense prefix as in place (its objects did not move); a moving
+   * variant counts the pages it moved there, and the pages it recycled, as not fresh. */
+  uint64_t in_place = atomic_load(&k->pages_in_place), recycled = atomic_load(&k->pages_recycled);
+  add_stat(&s->pages_in_place,
+           c->mapper.move ? in_place : (plan->dense_end - plan->space_base) / UGC_PAGE_SIZE);
+  add_stat(&s->pages_recycled, recycled);
+  add_stat(&s->pages_fresh, by_gc + by_mutator + atomic_load(&k->zero_pages) - in_place - recycled);
+  add_stat(&s->move_ioctls, atomic_load(&k->move_calls));
   add_stat(&s->pages_by_gc, by_gc);
   add_stat(&s->pages_by_mutator, by_mutator);
   add_stat(&s->pages_helped, atomic_load(&k->pages_helped));
@@ -555,6 +593,8 @@ static void complete_compaction(copy_backend *backend) {
   add_stat(&s->madvise_ns, atomic_load(&k->release_ns));
   add_stat(&s->wait_ns, atomic_load(&k->wait_ns));
   add_stat(&heap->stats.gc_cpu_ns, atomic_exchange(&backend->threads.cpu_ns, 0));
+  if (backend->variant)
+    backend->variant->finish(backend->variant_ctx, s);
   ugc_stats_unlock(heap);
   ugc_compaction_finished(heap, &(ugc_compaction_report){concurrent_ns, by_gc, by_mutator,
                                                          atomic_load(&k->pages_helped)});
@@ -564,7 +604,7 @@ static void complete_compaction(copy_backend *backend) {
   atomic_store_explicit(&backend->unfinished, false, memory_order_release);
 }
 
-static void copy_compact_wait(ugc_heap *heap) {
+void ugc_copy_compact_wait(ugc_heap *heap) {
   copy_backend *backend = heap->backend_data;
   if (!backend || !atomic_load_explicit(&backend->unfinished, memory_order_acquire))
     return;
@@ -593,13 +633,13 @@ static void copy_on_threads_idle(void *data, uint64_t generation) {
 /* fork(): compact_wait has run (no compaction in flight, none can start: the heap's locks
  * are held). Another thread may still be inside compact_wait, about to see that there is
  * nothing to wait for: holding wait_lock across the fork keeps it out of the child. */
-static void copy_fork_prepare(ugc_heap *heap) {
+void ugc_copy_fork_prepare(ugc_heap *heap) {
   copy_backend *backend = heap->backend_data;
   pthread_mutex_lock(&backend->wait_lock);
   ugc_compact_threads_fork_prepare(&backend->threads);
 }
 
-static void copy_fork_parent(ugc_heap *heap) {
+void ugc_copy_fork_parent(ugc_heap *heap) {
   copy_backend *backend = heap->backend_data;
   ugc_compact_threads_fork_parent(&backend->threads);
   pthread_mutex_unlock(&backend->wait_lock);
@@ -607,7 +647,7 @@ static void copy_fork_parent(ugc_heap *heap) {
 
 /* The descriptor and the handler thread are replaced at the child's first compaction
  * (reopen_after_fork); the locks are re-initialised now. */
-static void copy_fork_child(ugc_heap *heap) {
+void ugc_copy_fork_child(ugc_heap *heap) {
   copy_backend *backend = heap->backend_data;
   ugc_compact_threads_fork_child(&backend->threads);
   ugc_concurrent_fork_child(&backend->concurrent);
@@ -618,10 +658,10 @@ const ugc_backend_ops ugc_backend_copy = {
     .name = "copy",
     .concurrent = true,
     .attach = copy_attach,
-    .detach = copy_detach,
-    .compact_start = copy_compact_start,
-    .compact_wait = copy_compact_wait,
-    .fork_prepare = copy_fork_prepare,
-    .fork_parent = copy_fork_parent,
-    .fork_child = copy_fork_child,
+    .detach = ugc_copy_detach,
+    .compact_start = ugc_copy_compact_start,
+    .compact_wait = ugc_copy_compact_wait,
+    .fork_prepare = ugc_copy_fork_prepare,
+    .fork_parent = ugc_copy_fork_parent,
+    .fork_child = ugc_copy_fork_child,
 };

@@ -235,8 +235,10 @@ static ALWAYS_INLINE size_t build_dense_page(const ugc_compact_plan *plan, size_
   uintptr_t limit = min_addr(hi, plan->old_top); /* below hi only for a partial last page */
   const page_window w = make_window(plan, lo, out);
   /* One copy of the whole page (a dense page is mostly live: one streaming copy beats one
-   * per live run), then the dead runs are overwritten with fillers. */
-  memcpy(out, (const void *)(lo + from_delta), limit - lo);
+   * per live run), then the dead runs are overwritten with fillers. Built in place (out is
+   * the from-space page itself), there is nothing to copy. */
+  if ((uintptr_t)out != lo + (uintptr_t)from_delta)
+    memcpy(out, (const void *)(lo + from_delta), limit - lo);
   if (limit < hi)
     memset(out + (limit - lo), 0, hi - limit); /* past old_top == new_top here */
 

@@ -143,7 +143,8 @@ static inline uintptr_t ugc_compact_next_dead(const ugc_compact_plan *plan, uint
 }
 
 /* Builds to-space page `page_index` (address space_base + page_index * 4096) into `out`
- * (4096 bytes, may be the destination itself when it does not alias from-space): copies
+ * (4096 bytes, may be the destination itself when it does not alias from-space, and for a
+ * dense-prefix page may be the page's own from-space copy: built in place): copies
  * the bytes of every live object that overlaps the page from the from-space view
  * (old + from_delta), turns each run of dead words of a dense page into one zero-filled
  * filler (cut at the page end: fillers never cross pages), zero-fills the part
@@ -152,7 +153,8 @@ static inline uintptr_t ugc_compact_next_dead(const ugc_compact_plan *plan, uint
  * allocation; safe to run on many threads for different pages at once.
  * Pages at or past page_count come out all zero. Reads only from-space, the bitmaps, the plan
  * and the type table, never to-space, so pages can be built in any order by any thread. The
- * result depends only on from-space: building a page twice gives the same bytes.
+ * result depends only on from-space: building a page twice gives the same bytes (not after
+ * an in-place build, which rewrote its from-space page).
  * Returns the number of bytes of live objects copied into the page. */
 size_t ugc_compact_build_page(const ugc_compact_plan *plan, size_t page_index, intptr_t from_delta,
                               void *out);

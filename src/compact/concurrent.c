@@ -82,20 +82,29 @@ void ugc_concurrent_destroy(ugc_concurrent *c) {
   pthread_mutex_destroy(&c->release_lock);
 }
 
-/* A page of ours that turns out to be mapped already was mapped by a helper (same content:
- * skip it). Nobody else can map it: the backend dropped whatever a stray access mapped
- * before the registration, in the pause. Anything else is a bug that would lose writes. */
-void ugc_concurrent_map_built(ugc_concurrent *c, size_t first, const void *built, size_t count) {
-  const char *buffer = built;
+/* Maps the pages [first, first + count), built at `src`, with `map` (a copy) or, when
+ * `move`, with mapper.move (src goes away). A page of ours that turns out to be mapped
+ * already was mapped by a helper (same content: skip it). Nobody else can map it: the
+ * backend dropped whatever a stray access mapped before the registration, in the pause.
+ * Anything else is a bug that would lose writes. Does not change the page states. */
+static void map_span(ugc_concurrent *c, size_t first, const void *src, size_t count, bool move) {
+  const char *buffer = src;
   uintptr_t dst = c->space_base + first * UGC_PAGE_SIZE;
   size_t bytes = count * UGC_PAGE_SIZE, offset = 0;
   unsigned attempt = 0;
   uint64_t t0 = ugc_now_ns();
   while (offset < bytes) {
     size_t done = 0;
-    add(&c->counters.map_calls, 1);
-    ugc_map_result result =
-        c->mapper.map(c->mapper.backend, dst + offset, buffer + offset, bytes - offset, &done);
+    ugc_map_result result;
+    if (move) {
+      add(&c->counters.move_calls, 1);
+      result = c->mapper.move(c->mapper.backend, dst + offset, (void *)(buffer + offset),
+                              bytes - offset, &done);
+    } else {
+      add(&c->counters.map_calls, 1);
+      result =
+          c->mapper.map(c->mapper.backend, dst + offset, buffer + offset, bytes - offset, &done);
+    }
     if (result == UGC_MAP_OK) {
       offset = bytes;
       break;
@@ -116,7 +125,90 @@ void ugc_concurrent_map_built(ugc_concurrent *c, size_t first, const void *built
     offset += UGC_PAGE_SIZE; /* a waiter built and mapped the same content: skip it */
   }
   add(&c->counters.map_ns, ugc_now_ns() - t0);
-  add(&c->counters.bytes_copied, bytes);
+  if (!move)
+    add(&c->counters.bytes_copied, bytes);
+}
+
+void ugc_concurrent_map_built(ugc_concurrent *c, size_t first, const void *built, size_t count) {
+  map_span(c, first, built, count, false);
+  for (size_t i = 0; i < count; i++)
+    ugc_page_set(&c->states, first + i, UGC_PAGE_MAPPED);
+}
+
+/* ---- moving mappers: in-place and recycled pages (see ugc_page_mapper) ------------------ */
+
+static uintptr_t page_address(const ugc_concurrent *c, size_t page) {
+  return c->space_base + page * UGC_PAGE_SIZE;
+}
+
+/* Whether `p` lies in from-space (an in-place or recycled page) rather than a buffer. */
+static bool in_from_space(const ugc_concurrent *c, const void *p) {
+  uintptr_t from_base = c->space_base + (uintptr_t)c->from_delta;
+  return (uintptr_t)p - from_base < c->plan->old_top - c->space_base;
+}
+
+/* Pages whose build may read a dense page's from-space copy besides their own: the dense
+ * pages and the first slid page (a live object may straddle dense_end). */
+static bool reads_dense_from_space(const ugc_concurrent *c, size_t page) {
+  return page_address(c, page) <= c->plan->dense_end;
+}
+
+/* Whether a late owner of `page` may be helped: not when its build is in place, nor when
+ * it may read an in-place page that has been moved away meanwhile. */
+static bool may_help(const ugc_concurrent *c, size_t page) {
+  return !c->mapper.move || !reads_dense_from_space(c, page);
+}
+
+/* Where the owner of `page` builds it: in place (a dense page, moving mapper), in a
+ * recycled from-space page (GC threads only), or else in `slot` (a buffer). A faulting
+ * thread copies its slid page from its buffer: its one page is not worth a wait for the
+ * backend's MOVE lock (backend/move.c), and GC threads keep the recycled pages contiguous. */
+static char *build_place(ugc_concurrent *c, size_t page, char *slot, bool may_recycle) {
+  if (!c->mapper.move)
+    return slot;
+  uintptr_t address = page_address(c, page);
+  if (address < c->plan->dense_end)
+    return (char *)(address + (uintptr_t)c->from_delta);
+  if (!may_recycle)
+    return slot;
+  void *recycled = c->mapper.recycled_page(c->mapper.backend);
+  return recycled ? recycled : slot;
+}
+
+/* Whether a later page still has to read dense page `page`'s from-space copy: the header
+ * of an object that starts in it and straddles into that page (page_first_object). A page
+ * whose build is done (BUILT or later; nobody helps these pages) reads it no more. */
+static bool read_later(const ugc_concurrent *c, size_t page) {
+  uintptr_t lo = page_address(c, page), hi = lo + UGC_PAGE_SIZE;
+  for (size_t later = page + 1; later < c->states.count; later++) {
+    uintptr_t first = c->plan->page_first_object[later];
+    if (first < lo || first >= hi)
+      return false;
+    if (ugc_page_get(&c->states, later) < UGC_PAGE_BUILT)
+      return true;
+  }
+  return false;
+}
+
+/* Maps the pages [first, first + count) that the owner built at `area`, and marks them
+ * MAPPED. From-space pages are moved, except in-place pages a later page still reads
+ * (copied: their from-space copy stays); buffer pages are copied. */
+static void map_owned(ugc_concurrent *c, size_t first, char *area, size_t count) {
+  if (!c->mapper.move || !in_from_space(c, area)) {
+    ugc_concurrent_map_built(c, first, area, count);
+    return;
+  }
+  bool in_place = page_address(c, first) < c->plan->dense_end;
+  for (size_t i = 0; i < count;) {
+    bool copy = in_place && read_later(c, first + i);
+    size_t run = 1;
+    while (i + run < count && (in_place && read_later(c, first + i + run)) == copy)
+      run++;
+    map_span(c, first + i, area + i * UGC_PAGE_SIZE, run, !copy);
+    if (!copy)
+      add(in_place ? &c->counters.pages_in_place : &c->counters.pages_recycled, run);
+    i += run;
+  }
   for (size_t i = 0; i < count; i++)
     ugc_page_set(&c->states, first + i, UGC_PAGE_MAPPED);
 }
@@ -196,15 +288,18 @@ int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr, void *page_b
   if (page >= c->states.count) {
     map_zero_page(c, c->space_base + page * UGC_PAGE_SIZE);
   } else if (ugc_page_try_claim(&c->states, page, UGC_PAGE_BY_MUTATOR)) {
-    build_one(c, page, page_buffer);
+    char *area = build_place(c, page, page_buffer, false);
+    build_one(c, page, area);
     ugc_page_set(&c->states, page, UGC_PAGE_MAPPING);
-    ugc_concurrent_map_built(c, page, page_buffer, 1);
+    map_owned(c, page, area, 1);
     add(&c->counters.pages_by_mutator, 1);
     note_mapped_now(c);
   } else {
     uint64_t w0 = ugc_now_ns();
     atomic_fetch_add_explicit(&c->waiters, 1, memory_order_relaxed);
-    if (!ugc_page_wait_mapped_for(&c->states, page, UGC_CONCURRENT_HELP_AFTER_NS, clock_ns))
+    if (!may_help(c, page))
+      ugc_page_wait_mapped(&c->states, page);
+    else if (!ugc_page_wait_mapped_for(&c->states, page, UGC_CONCURRENT_HELP_AFTER_NS, clock_ns))
       help_owner(c, page, page_buffer);
     atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_relaxed);
     add(&c->counters.wait_ns, ugc_now_ns() - w0);
@@ -237,8 +332,9 @@ static void release_drained_from_space(ugc_concurrent *c) {
       needed_from = first;
   }
   needed_from &= ~(uintptr_t)(UGC_PAGE_SIZE - 1);
-  if (needed_from > c->released_upto &&
-      needed_from - c->released_upto >= UGC_CONCURRENT_RELEASE_CHUNK) {
+  size_t chunk =
+      c->mapper.release_chunk_bytes ? c->mapper.release_chunk_bytes : UGC_CONCURRENT_RELEASE_CHUNK;
+  if (needed_from > c->released_upto && needed_from - c->released_upto >= chunk) {
     uint64_t t0 = ugc_now_ns();
     c->mapper.release_from(c->mapper.backend, c->released_upto + (uintptr_t)c->from_delta,
                            needed_from - c->released_upto);
@@ -247,6 +343,14 @@ static void release_drained_from_space(ugc_concurrent *c) {
     c->released_upto = needed_from;
   }
   pthread_mutex_unlock(&c->release_lock);
+}
+
+/* A GC thread maps the run of pages it built (see ugc_concurrent_gc_work). */
+static void flush_run(ugc_concurrent *c, size_t first, char *area, size_t count) {
+  for (size_t i = 0; i < count; i++)
+    ugc_page_set(&c->states, first + i, UGC_PAGE_MAPPING);
+  map_owned(c, first, area, count);
+  add(&c->counters.pages_by_gc, count);
 }
 
 void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
@@ -261,23 +365,32 @@ void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
     if (end > page_count)
       end = page_count;
     /* Build the pages we win; map each contiguous run of them with one call. A page a
-     * faulting thread claimed first ends the run, and so does a waiting thread. */
+     * faulting thread claimed first ends the run, and so does a waiting thread, and a page
+     * whose build place (buffer, in place, recycled) does not continue the run's. */
     size_t run_start = first, run_length = 0;
+    char *run_area = buffer;
     for (size_t page = first; page < end; page++) {
       bool won = ugc_page_try_claim(&c->states, page, UGC_PAGE_BY_GC);
       if (won) {
-        if (run_length == 0)
+        char *slot = buffer + run_length * UGC_PAGE_SIZE;
+        char *area = build_place(c, page, slot, true);
+        if (run_length && area != run_area + run_length * UGC_PAGE_SIZE) {
+          flush_run(c, run_start, run_area, run_length);
+          run_length = 0;
+          if (area == slot)
+            area = buffer;
+        }
+        if (run_length == 0) {
           run_start = page;
-        build_one(c, page, buffer + run_length * UGC_PAGE_SIZE);
+          run_area = area;
+        }
+        build_one(c, page, area);
         ugc_page_set(&c->states, page, UGC_PAGE_BUILT);
         run_length++;
       }
       bool someone_waits = atomic_load_explicit(&c->waiters, memory_order_relaxed) != 0;
       if (run_length && (!won || someone_waits || page + 1 == end)) {
-        for (size_t i = 0; i < run_length; i++)
-          ugc_page_set(&c->states, run_start + i, UGC_PAGE_MAPPING);
-        ugc_concurrent_map_built(c, run_start, buffer, run_length);
-        add(&c->counters.pages_by_gc, run_length);
+        flush_run(c, run_start, run_area, run_length);
         run_length = 0;
       }
     }

@@ -54,12 +54,33 @@ typedef struct ugc_page_mapper {
   ugc_map_result (*map_zero)(void *backend, uintptr_t dst);
   /* Releases from-space memory [from, from + bytes) that no build needs any more. */
   void (*release_from)(void *backend, uintptr_t from, size_t bytes);
+
+  /* Optional, NULL for backends that copy every page. With `move` set, a dense-prefix page
+   * is built in place, in its own from-space page, and that page is moved to its heap
+   * address (copied instead while a later page still has to read it: the header of an
+   * object that starts in it); a slid page is built into a recycled from-space page when
+   * one is free (recycled_page; GC threads only, a faulting thread copies its slid page from
+   * its buffer), moved, and otherwise built in a buffer and copied (map).
+   * No thread helps a late owner of an in-place page (its build is not repeatable), nor of
+   * the first slid page (it may read an in-place page's header). */
+  /* Moves the pages [src, src + bytes) of from-space to dst (src is a hole afterwards); a
+   * page the kernel will not move is copied instead. Results as for map. */
+  ugc_map_result (*move)(void *backend, uintptr_t dst, void *src, size_t bytes, size_t *done_bytes);
+  /* A from-space page that no build reads any more (released through release_from), to
+   * build a page into, or NULL when none is free. */
+  void *(*recycled_page)(void *backend);
+  /* release_from is called for chunks of at least this many bytes (0: the default,
+   * UGC_CONCURRENT_RELEASE_CHUNK). A recycling backend wants free pages early. */
+  size_t release_chunk_bytes;
 } ugc_page_mapper;
 
 /* Counters of one compaction (relaxed atomics; folded into ugc_stats at the end). */
 typedef struct ugc_concurrent_counters {
   _Atomic uint64_t pages_by_gc, pages_by_mutator, zero_pages, pages_helped;
   _Atomic uint64_t map_calls, zero_calls, release_calls, map_retries;
+  /* With a moving mapper: dense pages moved in place, slid pages built in a recycled page
+   * and moved, calls of mapper.move. */
+  _Atomic uint64_t pages_in_place, pages_recycled, move_calls;
   _Atomic uint64_t bytes_copied;
   _Atomic uint64_t build_ns, map_ns, release_ns, wait_ns;
 } ugc_concurrent_counters;

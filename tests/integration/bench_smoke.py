@@ -37,7 +37,7 @@ COMPACTION = ["pages_total", "pages_in_place", "pages_slid_whole", "pages_recycl
               "concurrent_s", "breakdown_s",
               # derived (uffdgc-bench), documented in docs/benchmarks.md
               "pages_built", "compaction_s", "gb_per_s", "ns_per_page_build",
-              "ns_per_page_map"]
+              "ns_per_page_map", "work_s", "kernel_share"]
 BREAKDOWN = ["forwarding", "memcpy", "map", "madvise", "wait"]
 # latency rows: the timed units split by whether a collection cycle overlapped them.
 UNIT_SPLIT = ["unit_during_cycle_us", "unit_idle_us"]

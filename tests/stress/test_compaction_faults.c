@@ -237,7 +237,11 @@ int main(void) {
     /* every data page is built exactly once, by a GC thread or a faulting thread */
     CHECK_EQ_U64(stats.compaction.pages_by_gc + stats.compaction.pages_by_mutator,
                  stats.compaction.pages_total);
-    CHECK(stats.compaction.pages_by_mutator > 0);
+    /* With more than two GC threads (UFFDGC_GC_THREADS, the matrix's move,4gc run) the GC
+     * threads may build every page before a mutator faults. */
+    const char *gc_threads = getenv("UFFDGC_GC_THREADS");
+    if (!gc_threads || atoi(gc_threads) <= 2)
+      CHECK(stats.compaction.pages_by_mutator > 0);
   }
   ugc_thread_detach(m);
   ugc_heap_destroy(heap);

@@ -72,6 +72,8 @@ static void put_compaction(FILE *f, const bench_compaction *c) {
   put_num(f, "gb_per_s", rates.gb_per_s, true);
   put_num(f, "ns_per_page_build", rates.ns_per_page_build, true);
   put_num(f, "ns_per_page_map", rates.ns_per_page_map, true);
+  put_num(f, "work_s", rates.work_s, true);
+  put_num(f, "kernel_share", rates.kernel_share, true);
   put_num(f, "handoff_s", c->handoff_s, true);
   put_num(f, "handoff_max_s", c->handoff_max_s, true);
   fputs("\"breakdown_s\": {", f);

@@ -1,0 +1,218 @@
+/* The move backend's page kinds and fallbacks, each scenario in a fresh child process (the
+ * kernel probe, UFFDGC_INJECT and UFFDGC_DISABLE are read once per process):
+ *   dense     every object live: most pages are moved back in place, none recycled;
+ *   sparse    every other object dead: no dense page but the root table's, slid pages
+ *             built in recycled pages;
+ *   injected  every UFFDIO_MOVE answers EBUSY (UFFDGC_INJECT=move.busy): every page is
+ *             copied instead, and the heap is intact;
+ *   forked    a child forked before the cycle shares the heap's pages: the kernel refuses to
+ *             move the shared pages the compaction did not write (EBUSY), they are copied;
+ *   auto      auto picks move here, and copy with UFFDGC_DISABLE=move.
+ * Each checks the graph digest and the verifier around its collections. */
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fixture.h"
+
+#define BLOB_BYTES 248u /* leaf payload: 256 bytes with the header, 16 per page */
+#define BLOBS 8192u     /* 2 MiB of blobs */
+
+typedef struct heap_setup {
+  ugc_heap *heap;
+  ugc_mutator *m;
+  ugc_type_id blob, table;
+  void **roots; /* a reference array in the large-object space: off the moving space */
+} heap_setup;
+
+static heap_setup setup(const char *backend) {
+  heap_setup s;
+  ugc_config config = fixture_config((size_t)64 << 20, (size_t)32 << 20);
+  config.backend = backend;
+  config.gc_threads = 2; /* one compaction thread */
+  s.heap = fixture_heap(&config);
+  s.m = fixture_attach(s.heap);
+  s.blob = fixture_leaf_type(s.heap, "blob");
+  s.table = fixture_type(s.heap, "table", UGC_LAYOUT_REF_ARRAY, 0, NULL, 0);
+  return s;
+}
+
+/* Allocates BLOBS blobs in address order, each filled from its index; keeps every one
+ * (stride 1) or every other one (stride 2) in a root table. */
+static void fill(heap_setup *s, unsigned stride) {
+  s->roots = ugc_alloc(s->m, s->table, BLOBS * sizeof(void *));
+  ugc_root(s->m, (void **)&s->roots);
+  for (unsigned i = 0; i < BLOBS; i++) {
+    uint64_t *blob = ugc_alloc(s->m, s->blob, BLOB_BYTES);
+    for (unsigned w = 0; w < BLOB_BYTES / 8; w++)
+      blob[w] = (uint64_t)i * 1000 + w;
+    if (i % stride == 0)
+      ugc_write(s->m, s->roots, &s->roots[i], blob);
+  }
+}
+
+/* One full collection, finished; the compaction statistics it added go to *delta. */
+static void collect_checked(heap_setup *s, ugc_compaction_stats *delta) {
+  ugc_stats before, after;
+  ugc_stats_get(s->heap, &before);
+  uint64_t digest = ugc_graph_digest(s->m);
+  ugc_collect(s->m, UGC_COLLECT_FULL);
+  ugc_collect(s->m, UGC_COLLECT_FINISH);
+  REQUIRE(ugc_graph_digest(s->m) == digest);
+  ugc_error error;
+  REQUIRE(ugc_verify(s->m, &error) == 0);
+  ugc_stats_get(s->heap, &after);
+  const uint64_t *b = (const uint64_t *)&before.compaction,
+                 *a = (const uint64_t *)&after.compaction;
+  uint64_t *d = (uint64_t *)delta;
+  for (size_t i = 0; i < sizeof *delta / sizeof(uint64_t); i++)
+    d[i] = a[i] - b[i];
+  printf("  pages %llu: in place %llu, recycled %llu, fresh %llu; %llu MOVE, %llu COPY calls\n",
+         (unsigned long long)delta->pages_total, (unsigned long long)delta->pages_in_place,
+         (unsigned long long)delta->pages_recycled, (unsigned long long)delta->pages_fresh,
+         (unsigned long long)delta->move_ioctls, (unsigned long long)delta->copy_ioctls);
+  REQUIRE(delta->pages_in_place + delta->pages_recycled + delta->pages_fresh >= delta->pages_total);
+}
+
+static int scenario_dense(void) {
+  heap_setup s = setup("move");
+  fill(&s, 1);
+  ugc_compaction_stats d;
+  collect_checked(&s, &d);
+  collect_checked(&s, &d); /* now every page of the moving space is full and live */
+  CHECK(d.pages_in_place * 2 > d.pages_total);
+  CHECK(d.pages_recycled == 0);
+  CHECK(d.move_ioctls > 0);
+  return ugc_test_failures;
+}
+
+static int scenario_sparse(void) {
+  heap_setup s = setup("move");
+  fill(&s, 2);
+  ugc_compaction_stats d;
+  collect_checked(&s, &d);
+  CHECK(d.pages_in_place * 10 < d.pages_total); /* the root table's pages only */
+  CHECK(d.pages_recycled * 2 > d.pages_total);
+  return ugc_test_failures;
+}
+
+static int scenario_injected(void) {
+  heap_setup s = setup("move");
+  fill(&s, 2);
+  ugc_compaction_stats d;
+  collect_checked(&s, &d);
+  fill(&s, 1);
+  collect_checked(&s, &d);
+  collect_checked(&s, &d);
+  CHECK(d.pages_in_place == 0);
+  CHECK(d.pages_recycled == 0);
+  CHECK(d.pages_fresh >= d.pages_total);
+  return ugc_test_failures;
+}
+
+/* All live, nothing written by the compaction in most pages (leaf blobs, no dead words):
+ * with a child sharing those pages, the kernel refuses to move them. */
+static int scenario_forked(void) {
+  heap_setup s = setup("move");
+  fill(&s, 1);
+  ugc_compaction_stats alone, shared;
+  collect_checked(&s, &alone);
+  collect_checked(&s, &alone);
+  int to_child[2];
+  REQUIRE(pipe(to_child) == 0);
+  fflush(NULL);
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) { /* keeps the heap's pages shared until the parent is done */
+    char byte;
+    close(to_child[1]);
+    ssize_t ignored = read(to_child[0], &byte, 1);
+    (void)ignored;
+    _exit(0);
+  }
+  close(to_child[0]);
+  collect_checked(&s, &shared);
+  close(to_child[1]);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK(alone.pages_in_place * 2 > alone.pages_total);
+  CHECK(shared.pages_in_place * 10 < alone.pages_in_place);
+  CHECK(shared.pages_fresh > alone.pages_fresh);
+  return ugc_test_failures;
+}
+
+static int scenario_auto(bool disabled) {
+  heap_setup s = setup(NULL);
+  const char *expected = disabled ? "copy" : "move";
+  printf("  auto picked %s\n", ugc_heap_backend(s.heap));
+  CHECK(strcmp(ugc_heap_backend(s.heap), expected) == 0);
+  fill(&s, 2);
+  ugc_compaction_stats d;
+  collect_checked(&s, &d);
+  CHECK(disabled ? d.move_ioctls == 0 : d.move_ioctls > 0);
+  return ugc_test_failures;
+}
+
+typedef struct scenario {
+  const char *name, *inject, *disable;
+  int (*run)(void);
+} scenario;
+
+static int auto_plain(void) {
+  return scenario_auto(false);
+}
+static int auto_disabled(void) {
+  return scenario_auto(true);
+}
+
+static const scenario scenarios[] = {
+    {"dense", NULL, NULL, scenario_dense},
+    {"sparse", NULL, NULL, scenario_sparse},
+    {"injected", "move.busy", NULL, scenario_injected},
+    {"forked", NULL, NULL, scenario_forked},
+    {"auto", NULL, NULL, auto_plain},
+    {"auto-disabled", NULL, "move", auto_disabled},
+};
+
+int main(void) {
+  setvbuf(stdout, NULL, _IONBF, 0);
+  /* The parent makes no library call: each child probes and reads the variables itself. */
+  int failed = 0;
+  for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
+    const scenario *sc = &scenarios[i];
+    printf("%s:\n", sc->name);
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      unsetenv("UFFDGC_BACKEND");
+      unsetenv("UFFDGC_INJECT");
+      unsetenv("UFFDGC_DISABLE");
+      if (sc->inject)
+        setenv("UFFDGC_INJECT", sc->inject, 1);
+      if (sc->disable)
+        setenv("UFFDGC_DISABLE", sc->disable, 1);
+      char reason[256];
+      const char *needed = sc->disable ? "copy" : "move";
+      if (!ugc_backend_available(needed, reason, sizeof reason)) {
+        printf("SKIP: backend %s: %s\n", needed, reason);
+        _exit(77);
+      }
+      _exit(sc->run() ? 1 : 0);
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+      return 77;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      printf("  FAILED (status 0x%x)\n", status);
+      failed++;
+    }
+  }
+  if (failed)
+    return 1;
+  printf("OK\n");
+  return 0;
+}
