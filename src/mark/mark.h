@@ -27,7 +27,7 @@ void ugc_mark_heap(ugc_heap *heap, ugc_mark_totals *totals);
 
 /* A marking that runs in steps, for concurrent marking: roots in the initial pause,
  * drains while mutators run, the values the write barrier recorded, a last drain in the
- * final pause. Objects in the moving space at or above `snapshot_top` (the bump pointer
+ * remark pause. Objects in the moving space at or above `snapshot_top` (the bump pointer
  * when marking began) are never traced when `new_objects_black`: they were allocated
  * during marking and the caller marks them live. */
 typedef struct ugc_marker ugc_marker;
