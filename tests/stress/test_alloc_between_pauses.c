@@ -3,7 +3,8 @@
  * forwarded by its extension in the compaction pause. A test hook holds every cycle right
  * after its remark pause while each mutator allocates a burst there: chains of small
  * objects (many TLABs) with garbage between them, medium reference arrays (bumped one by
- * one), a non-moving node and a large array; then one mutator takes the graph digest.
+ * one), a non-moving node, large arrays (one inside a reserved sequence, held only by a
+ * new node); then one mutator takes the graph digest.
  * After the cycle (its compaction included) the digest must be the same, the verifier
  * clean, every chain intact, and some burst objects must have moved.
  *
@@ -97,8 +98,17 @@ static void burst(ugc_mutator *m, int thread, unsigned round) {
       ugc_write(m, head, &head->g, medium);
     }
   }
+  /* A large object taken from a reserved sequence, held only by a node as new as itself
+   * (allocate black must mark it: nothing traces new nodes). */
+  size_t large_bytes = ugc_alloc_size(8 + 8 * LARGE_SLOTS);
+  REQUIRE(ugc_reserve(m, large_bytes + ugc_alloc_size(sizeof(node))));
+  node *reserved = new_node(m, magic_of(thread, round, CHAIN_NODES + 2), false);
+  void **reserved_large = new_array(m, LARGE_SLOTS, magic_of(thread, round, CHAIN_NODES + 3));
+  ugc_write(m, reserved, &reserved->g, reserved_large);
+  UGC_LOCAL(m, node *, reserved_node, reserved);
   node *pinned = new_node(m, magic_of(thread, round, CHAIN_NODES), true);
   ugc_write(m, pinned, &pinned->f, head);
+  ugc_write(m, pinned, &pinned->g, reserved_node);
   UGC_LOCAL(m, node *, holder, pinned); /* pinned never moves, but must stay reachable */
   void **large = new_array(m, LARGE_SLOTS, magic_of(thread, round, CHAIN_NODES + 1));
   ugc_write(m, large, &large[1], holder);
@@ -121,6 +131,9 @@ static uintptr_t check_bursts(int thread, unsigned rounds_done) {
     REQUIRE(holds(large, array_type, magic_of(thread, round, CHAIN_NODES + 1)));
     node *pinned = large[1];
     REQUIRE(holds(pinned, node_type, magic_of(thread, round, CHAIN_NODES)));
+    node *reserved = pinned->g;
+    REQUIRE(holds(reserved, node_type, magic_of(thread, round, CHAIN_NODES + 2)));
+    REQUIRE(holds(reserved->g, array_type, magic_of(thread, round, CHAIN_NODES + 3)));
     node *n = pinned->f;
     if (!back)
       newest = (uintptr_t)n;
