@@ -226,8 +226,12 @@ static uintptr_t remark_pause(ugc_heap *heap, ugc_marker *marker, ugc_mark_total
  * spaces are swept, the plan is computed from the now final bitmaps below plan_top. */
 static void between_pauses(ugc_heap *heap, uintptr_t plan_top, ugc_cycle_work *work) {
   ugc_cmark *c = heap->cmark;
-  if (c->between_pauses)
-    c->between_pauses(c->between_pauses_data);
+  pthread_mutex_lock(&c->lock);
+  void (*hook)(void *) = c->between_pauses;
+  void *hook_data = c->between_pauses_data;
+  pthread_mutex_unlock(&c->lock);
+  if (hook)
+    hook(hook_data);
   mark_retired_tlabs(heap, false); /* every range below plan_top was pending at the remark */
   pthread_mutex_lock(&heap->lock);
   uint64_t sweep_start = ugc_now_ns();
