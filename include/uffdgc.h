@@ -428,13 +428,15 @@ typedef struct ugc_stats {
   uint64_t heap_max_bytes;
   uint64_t nonmoving_used_bytes, large_used_bytes;
   uint64_t gc_cpu_ns;              /* time spent in collector work, all threads */
-  ugc_histogram pause;             /* every stop of the world, whole (one per cycle, two with
-                                      concurrent marking: the initial and the final pause) */
-  ugc_histogram pause_mark;        /* marking phases of the pauses: marking (with concurrent
-                                      marking: the roots, then the final drain), sweeping,
-                                      the forwarding plan */
-  ugc_histogram pause_compact;     /* its compaction phase: roots and the backend's hand-off
-                                      (stw: all of the compaction) */
+  ugc_histogram pause;             /* every stop of the world, whole (one per cycle; three
+                                      with concurrent marking: the initial, the remark and
+                                      the compaction pause) */
+  ugc_histogram pause_mark;        /* marking phases of the pauses: marking, sweeping, the
+                                      forwarding plan (with concurrent marking: the initial
+                                      and the remark pause, whole) */
+  ugc_histogram pause_compact;     /* compaction phases: roots and the backend's hand-off
+                                      (stw: all of the compaction); with concurrent marking
+                                      the compaction pause, whole */
   ugc_histogram stall;             /* mutator waits on pages being compacted */
   ugc_compaction_stats compaction; /* summed over all cycles */
   /* Concurrent marking (summed over all cycles). */
@@ -442,7 +444,9 @@ typedef struct ugc_stats {
   uint64_t mark_concurrent_ns;     /* marking time outside the pauses */
   uint64_t mark_barrier_values;    /* values the write barrier recorded during marking */
   uint64_t mark_black_bytes;       /* allocated during marking (live by construction) */
-  uint64_t mark_final_objects;     /* objects marked in the final pause (buffers, roots) */
+  uint64_t mark_final_objects;     /* objects marked in the remark pause (buffers, roots) */
+  uint64_t plan_concurrent_ns;     /* between the remark and the compaction pause: marking
+                                      what was allocated, sweeping, the forwarding plan */
   uint64_t verify_cycles, verify_failures;
   uint64_t verify_ns; /* time the verifier took (UFFDGC_VERIFY), inside pauses but never
                          counted in the pause histograms */
@@ -482,10 +486,13 @@ typedef struct ugc_event_listener {
   void (*cycle_start)(void *data, uint64_t cycle);
   /* Marking is done (and the sweep of the non-moving and large spaces, and the compaction
    * plan): `live_bytes` survived, in `mark_ns`. Same thread, world still stopped; the
-   * compaction phase of the pause follows. */
+   * compaction phase of the pause follows. With concurrent marking: at the end of the
+   * remark pause (`mark_ns` that pause), before the sweep and the plan, which run while
+   * mutators run; `live_bytes` without the objects allocated during the cycle. */
   void (*mark_done)(void *data, uint64_t cycle, uint64_t live_bytes, uint64_t mark_ns);
   /* The pause is over: same thread, after the world resumed (other mutators may run
-   * already). `pause_ns` is the whole stop, without verification (UFFDGC_VERIFY). */
+   * already). `pause_ns` is the whole stop, without verification (UFFDGC_VERIFY); with
+   * concurrent marking the cycle's last stop, the compaction pause. */
   void (*pause_done)(void *data, uint64_t cycle, uint64_t pause_ns);
   /* The heap is fully compacted and every page is back. A backend that compacts in the
    * pause (stw, or a concurrent backend falling back for one cycle) reports it right after

@@ -36,6 +36,8 @@ typedef struct ugc_compact_plan {
   const uint64_t *start_words; /* same indexing: set <=> a live object's header is there */
   const ugc_type_table *types;
   double dense_threshold; /* e.g. 0.95: a leading page stays in place at >= this */
+  uintptr_t reserve_top;  /* 0, or how far ugc_compact_plan_extend may extend old_top without
+                             growing the tables (they are sized for it up front) */
 
   /* Outputs of ugc_compact_plan_compute. */
   uintptr_t dense_end;                  /* page aligned; [space_base, dense_end) stays in place */
@@ -64,6 +66,14 @@ typedef struct ugc_compact_plan {
  * -1 when memory for the tables could not be had or the space is 32 GiB or more (the heap
  * is untouched then; the plan stays valid to free or recompute). */
 int ugc_compact_plan_compute(ugc_compact_plan *plan);
+
+/* Extends a computed plan over objects allocated after it, [old_top, new_old_top): all of
+ * them slide, in address order, after the plan's last live object. Time proportional to the
+ * region, not to the heap: for a plan computed while mutators run, extended in the pause over
+ * what they allocated meanwhile. The bitmaps of the region must be final (as for compute).
+ * Needs old_top page aligned, no dense prefix past old_top and tables sized by reserve_top;
+ * returns 0, or -1 (plan unchanged) when one of these does not hold. */
+int ugc_compact_plan_extend(ugc_compact_plan *plan, uintptr_t new_old_top);
 
 /* Frees the plan's tables. */
 void ugc_compact_plan_free(ugc_compact_plan *plan);

@@ -189,9 +189,11 @@ static size_t bitmap_prev(const uint64_t *words, size_t low, size_t high) {
   return found >= low ? found : SIZE_MAX;
 }
 
-/* Pass 3b: the first object of every slid page after the first (whose first object, the
- * live straddler or the first live object after dense_end, the caller records; `first_bit`
- * is the first live word at or after dense_end, the word landing at that page's start).
+/* Pass 3b: the first object of the slid pages [from_page, page_count). The caller records
+ * the page before from_page; `previous_bit` is the live word landing at its start (for the
+ * first slid page: the first live word at or after dense_end) or any bit below the first
+ * start bit of the objects landing in from_page; `chunk` is a chunk at or before the one
+ * holding from_page's landing word.
  *
  * The word that lands at a page start B is the live word of rank k = (B - dense_end) / 8
  * counted from dense_end: chunk_live_before finds its chunk (a pointer moving forward over
@@ -206,15 +208,14 @@ static size_t bitmap_prev(const uint64_t *words, size_t low, size_t high) {
  * Cost: O(chunks) for the pointer plus, per page, one select and a backward scan of the
  * start bitmap that never goes below the previous page's word: every start-bitmap word of
  * the slid region is read about once, and no object header at all. */
-static void record_slid_pages(ugc_compact_plan *plan, size_t first_page, size_t chunks,
-                              size_t limit_bit, size_t first_bit) {
+static void record_slid_pages(ugc_compact_plan *plan, size_t from_page, size_t chunk, size_t chunks,
+                              size_t limit_bit, size_t previous_bit) {
   uintptr_t base = plan->space_base;
   const uint64_t *starts = plan->start_words;
   const uint32_t *before = plan->chunk_live_before;
   uintptr_t *first = plan->page_first_object;
   size_t dense_words = (plan->dense_end - base) / 8;
-  size_t chunk = dense_words / 64, previous_bit = first_bit;
-  for (size_t page = first_page + 1; page < plan->page_count; page++) {
+  for (size_t page = from_page; page < plan->page_count; page++) {
     size_t rank = page * (UGC_PAGE_SIZE / 8) - dense_words;
     while (chunk + 1 < chunks && before[chunk + 1] <= rank)
       chunk++;
@@ -235,7 +236,10 @@ int ugc_compact_plan_compute(ugc_compact_plan *plan) {
   /* chunk_live_before counts words in 32 bits: spaces below 2^32 words (32 GiB). */
   if (limit_bit > UINT32_MAX)
     return -1;
-  if (ensure_tables(plan, chunks, old_pages) != 0)
+  /* Room for ugc_compact_plan_extend up to reserve_top. */
+  size_t reserve_bytes = plan->reserve_top > plan->old_top ? plan->reserve_top - base : heap_bytes;
+  if (ensure_tables(plan, (reserve_bytes + UGC_CHUNK_BYTES - 1) / UGC_CHUNK_BYTES,
+                    (reserve_bytes + UGC_PAGE_SIZE - 1) / UGC_PAGE_SIZE) != 0)
     return -1;
 
   /* Pass 1. */
@@ -270,7 +274,45 @@ int ugc_compact_plan_compute(ugc_compact_plan *plan) {
       start = ugc_compact_next_live(plan, plan->dense_end, plan->old_top);
     plan->page_first_object[dense_pages] = start;
     size_t first_bit = (ugc_compact_next_live(plan, plan->dense_end, plan->old_top) - base) / 8;
-    record_slid_pages(plan, dense_pages, chunks, limit_bit, first_bit);
+    record_slid_pages(plan, dense_pages + 1, dense_pages * WORDS_PER_PAGE, chunks, limit_bit,
+                      first_bit);
   }
+  return 0;
+}
+
+/* The extension only appends: the region [old_top, new_old_top) is slid after everything
+ * the plan already places, so the entries it computed stay as they are.
+ *
+ *   old:  |dense ...|slid ...........|pad|L L d L L ... L|
+ *                                    ^old_top (page)  ^new_old_top
+ *   new:  |dense ...|slid ....|L L L L L ...|
+ *                             ^new_top before  ^new_top after
+ *
+ * chunk_live_before goes on from the live words the plan slid so far; the to-space pages
+ * from the old page_count on get their first objects as in pass 3b, the chunk pointer
+ * starting at old_top's chunk. Every object of the region starts at or after old_top, so
+ * old_top's bit - 1 bounds the first new page's backward scan. */
+int ugc_compact_plan_extend(ugc_compact_plan *plan, uintptr_t new_old_top) {
+  uintptr_t base = plan->space_base;
+  if ((plan->old_top - base) % UGC_PAGE_SIZE || plan->dense_end > plan->old_top ||
+      new_old_top < plan->old_top)
+    return -1;
+  size_t heap_bytes = new_old_top - base, limit_bit = heap_bytes / 8;
+  size_t chunks = (heap_bytes + UGC_CHUNK_BYTES - 1) / UGC_CHUNK_BYTES;
+  size_t old_pages = (heap_bytes + UGC_PAGE_SIZE - 1) / UGC_PAGE_SIZE;
+  if (limit_bit > UINT32_MAX || chunks > plan->chunk_capacity || old_pages > plan->page_capacity)
+    return -1;
+  size_t first_chunk = (plan->old_top - base) / UGC_CHUNK_BYTES;
+  size_t slid_words = (plan->new_top - plan->dense_end) / 8, added = 0;
+  for (size_t c = first_chunk; c < chunks; c++) {
+    plan->chunk_live_before[c] = (uint32_t)(slid_words + added);
+    added += ugc_compact_popcount64(live_word(plan, c, limit_bit));
+  }
+  size_t from_page = plan->page_count;
+  plan->old_top = new_old_top;
+  plan->live_bytes += 8 * added;
+  plan->new_top = plan->dense_end + 8 * (slid_words + added);
+  plan->page_count = (plan->new_top - base + UGC_PAGE_SIZE - 1) / UGC_PAGE_SIZE;
+  record_slid_pages(plan, from_page, first_chunk, chunks, limit_bit, first_chunk * 64 - 1);
   return 0;
 }

@@ -662,7 +662,7 @@ static void run_after_mark_hooks(mark_context *ctx) {
 bool ugc_is_marked(ugc_heap *heap, const void *obj) {
   if (!heap->in_after_mark)
     ugc_misuse("ugc_is_marked", "called outside an after-marking hook");
-  return ugc_mark_is_live(heap, (uintptr_t)obj);
+  return ugc_mark_is_live_or_new(heap, (uintptr_t)obj);
 }
 
 void ugc_marker_finish(ugc_marker *ctx, ugc_mark_totals *totals) {
@@ -693,6 +693,14 @@ void ugc_mark_heap(ugc_heap *heap, ugc_mark_totals *totals) {
   ugc_marker_drain(marker);
   ugc_finalize_after_mark(heap, marker);
   ugc_marker_finish(marker, totals);
+}
+
+bool ugc_mark_is_live_or_new(const ugc_heap *heap, uintptr_t ref) {
+  const ugc_moving_space *space = &heap->moving;
+  if (heap->allocate_black && ref - space->base < space->reserved_bytes &&
+      ref - UGC_HEADER_BYTES >= heap->satb.black_low)
+    return true;
+  return ugc_mark_is_live(heap, ref);
 }
 
 bool ugc_mark_is_live(const ugc_heap *heap, uintptr_t ref) {

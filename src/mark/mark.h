@@ -27,7 +27,7 @@ void ugc_mark_heap(ugc_heap *heap, ugc_mark_totals *totals);
 
 /* A marking that runs in steps, for concurrent marking: roots in the initial pause,
  * drains while mutators run, the values the write barrier recorded, a last drain in the
- * final pause. Objects in the moving space at or above `snapshot_top` (the bump pointer
+ * remark pause. Objects in the moving space at or above `snapshot_top` (the bump pointer
  * when marking began) are never traced when `new_objects_black`: they were allocated
  * during marking and the caller marks them live. */
 typedef struct ugc_marker ugc_marker;
@@ -53,5 +53,10 @@ void ugc_marker_finish(ugc_marker *marker, ugc_mark_totals *totals);
 /* After marking: whether the untagged reference `ref` is to a marked object (values that
  * are not heap references count as live: there is nothing to clear). */
 bool ugc_mark_is_live(const ugc_heap *heap, uintptr_t ref);
+
+/* As ugc_mark_is_live, and true for a moving-space object allocated during the cycle
+ * (allocate black): between the remark and the compaction pause those get their bits only
+ * later, from the collector thread. World stopped. */
+bool ugc_mark_is_live_or_new(const ugc_heap *heap, uintptr_t ref);
 
 #endif

@@ -77,7 +77,7 @@ static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_sp
       return 0;
     /* Concurrent marking: start a cycle and keep allocating up to the hard limit while it
      * runs (objects allocated meanwhile are live: allocate black, below). */
-    if (!heap->marking)
+    if (!heap->allocate_black)
       ugc_cmark_start(heap);
   }
   uintptr_t hdr = 0;
@@ -87,6 +87,8 @@ static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_sp
       hdr = within_heap_max(heap, total) ? ugc_moving_space_bump(&heap->moving, total) : 0;
       if (hdr)
         heap->stats.allocated_bytes += total;
+      if (hdr && heap->allocate_black) /* no TLAB to mark later: its bits now */
+        ugc_cmark_medium_allocated(heap, hdr, total);
     } else if (refill_tlab_locked(heap, mutator, total)) {
       hdr = mutator->fast.tlab_cursor;
       mutator->fast.tlab_cursor += total;
@@ -94,7 +96,7 @@ static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_sp
     break;
   case SPACE_NONMOVING: {
     hdr = within_heap_max(heap, total) ? ugc_nonmoving_alloc(&heap->nonmoving, total) : 0;
-    if (hdr && heap->marking) {
+    if (hdr && heap->allocate_black_other) {
       ugc_nonmoving_mark(&heap->nonmoving, hdr);
       heap->stats.mark_black_bytes += total;
     }
@@ -107,7 +109,7 @@ static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_sp
   case SPACE_LARGE:
     hdr =
         within_heap_max(heap, ugc_round_up(total, 4096)) ? ugc_large_alloc(&heap->large, total) : 0;
-    if (hdr && heap->marking) {
+    if (hdr && heap->allocate_black_other) {
       atomic_store_explicit(&ugc_large_find(&heap->large, hdr)->marked, 1, memory_order_relaxed);
       heap->stats.mark_black_bytes += total;
     }
@@ -187,6 +189,8 @@ static void *reserved_large(ugc_mutator *mutator, ugc_type_id type, size_t bytes
   size_t total = ugc_alloc_size(bytes);
   pthread_mutex_lock(&heap->lock);
   uintptr_t hdr = ugc_large_alloc(&heap->large, total);
+  if (hdr && heap->allocate_black_other) /* allocate black, as in try_alloc_locked */
+    atomic_store_explicit(&ugc_large_find(&heap->large, hdr)->marked, 1, memory_order_relaxed);
   if (hdr) {
     fast->tlab_limit -= total;
     *(uint64_t *)fast->tlab_limit = ugc_filler_header(total);

@@ -1,15 +1,18 @@
-/* One collection cycle and the public entry points that run one. The world is stopped once
- * per cycle; the stop is recorded as one pause, and its two phases separately:
+/* One collection cycle and the public entry points that run one. With stop-the-world
+ * marking (config.concurrent_mark 0) the world is stopped once per cycle; the stop is
+ * recorded as one pause, and its two phases separately:
  *
  *   retire TLABs -> (verify) -> mark -> weak slots -> sweep non-moving, free large -> plan
- *     [marking phase ends: with concurrent marking, all of this leaves the pause]
+ *     [marking phase ends]
  *   update roots, weak slots, non-moving and large objects -> backend hand-off (stw: all of
  *     the compaction) -> top = new_top -> (verify: stw, or mode 2)  [compaction phase ends]
  *
- * The plan (forwarding) is preparation for compaction, but it belongs with marking: it
- * only reads the mark bitmap, and in Android's design it runs concurrently after the
- * marking pause. The compaction phase is what a concurrent backend needs the world
- * stopped for: roots and the kernel hand-off.
+ * With concurrent marking (runtime/concurrent_mark.c) the same steps run in three pauses
+ * and between them: this file keeps the steps, that one the order. The plan (forwarding)
+ * is preparation for compaction, but it belongs with marking: it only reads the mark
+ * bitmaps, so it runs while mutators run once marking is complete, as in Android's design.
+ * The compaction phase is what a concurrent backend needs the world stopped for: roots and
+ * the kernel hand-off.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,15 +184,18 @@ static void update_references(ugc_heap *heap, const ugc_compact_plan *plan) {
   free(job.items);
 }
 
-/* ---- marking-pause helpers ---- */
+/* ---- the steps after marking ---- */
 
-static void clear_dead_weaks(ugc_heap *heap) {
+void ugc_collect_clear_dead_weaks(ugc_heap *heap, uintptr_t black_low, uintptr_t black_high) {
   for (size_t i = 0; i < heap->weaks.count; i++) {
     void **slot = heap->weaks.slots[i];
     uintptr_t ref = ugc_tag_reference((uintptr_t)*slot, &heap->root_rule);
-    if (ref && !ugc_mark_is_live(heap, ref))
+    if (!ref || ref - UGC_HEADER_BYTES - black_low < black_high - black_low)
+      continue; /* NULL, or allocated during marking (live, bits not set yet) */
+    if (!ugc_mark_is_live(heap, ref))
       *slot = NULL;
   }
+  ugc_identity_prune(heap); /* before the sweep frees any object it names */
 }
 
 /* Without a plan nothing moves: dead objects become fillers so that the space stays
@@ -230,54 +236,45 @@ uint64_t ugc_collect_verify_locked(ugc_heap *heap, const char *when) {
   return run_verifier(heap, when);
 }
 
-void ugc_collect_locked(ugc_heap *heap) {
-  ugc_moving_space *space = &heap->moving;
-  ugc_cycle_clock clock = {0, ugc_thread_cpu_ns(), atomic_load(&heap->workers.cpu_ns), 0, 0};
-  clock.pause_start = ugc_now_ns();
-
-  heap->backend->compact_wait(heap);
-  ugc_event_cycle_start(heap, heap->stats.cycles + 1);
-  ugc_tlabs_retire_all(heap);
-  size_t used_before = space->top - space->base;
-  clock.verify_ns = heap->config.verify ? run_verifier(heap, "before") : 0;
-
-  ugc_moving_space_clear_bitmap(space);
-  ugc_mark_totals totals;
-  ugc_mark_heap(heap, &totals);
-  ugc_collect_finish_locked(heap, &totals, used_before, &clock);
+void ugc_collect_mark_done(ugc_heap *heap, const ugc_mark_totals *totals, uint64_t mark_ns) {
+  if (totals->bad_refs && heap->config.verify) {
+    heap->stats.verify_failures += totals->bad_refs;
+    ugc_warn("marking found %zu reference(s) into the heap that are not objects; first: %s",
+             totals->bad_refs, totals->first_bad);
+  }
+  ugc_event_mark_done(heap, totals->moving_bytes + totals->nonmoving_bytes + totals->large_bytes,
+                      mark_ns);
 }
 
-void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_t used_before,
-                               const ugc_cycle_clock *clock) {
-  ugc_moving_space *space = &heap->moving;
-  ugc_mark_totals totals = *totals_in;
-  uint64_t start = clock->pause_start;
-  if (totals.bad_refs && heap->config.verify) {
-    heap->stats.verify_failures += totals.bad_refs;
-    ugc_warn("marking found %zu reference(s) into the heap that are not objects; first: %s",
-             totals.bad_refs, totals.first_bad);
-  }
-  uint64_t sweep_start = ugc_now_ns();
-  clear_dead_weaks(heap);
-  ugc_identity_prune(heap);
-  size_t nonmoving_freed = ugc_nonmoving_sweep(&heap->nonmoving);
-  size_t large_freed = ugc_large_sweep(&heap->large);
+void ugc_collect_sweep(ugc_heap *heap, ugc_cycle_work *work) {
+  uint64_t start = ugc_now_ns();
+  work->nonmoving_freed = ugc_nonmoving_sweep(&heap->nonmoving);
+  work->large_freed = ugc_large_sweep(&heap->large);
+  work->sweep_ns += ugc_now_ns() - start;
+}
 
+void ugc_collect_plan(ugc_heap *heap, uintptr_t plan_top, uintptr_t reserve_top,
+                      ugc_cycle_work *work) {
+  ugc_moving_space *space = &heap->moving;
   ugc_compact_plan *plan = &heap->plan;
   plan->space_base = space->base;
-  plan->old_top = space->top;
+  plan->old_top = plan_top;
+  plan->reserve_top = reserve_top;
   plan->live_words = space->live_words;
   plan->start_words = space->start_words;
   plan->types = &heap->types;
   plan->dense_threshold = DENSE_THRESHOLD;
-  uint64_t plan_start = ugc_now_ns();
-  int planned = ugc_compact_plan_compute(plan);
-  heap->stats.compaction.forwarding_ns += ugc_now_ns() - plan_start;
-  uint64_t mark_end = ugc_now_ns();
-  uint64_t sweep_ns = plan_start - sweep_start, plan_ns = mark_end - plan_start;
-  ugc_event_mark_done(heap, totals.moving_bytes + totals.nonmoving_bytes + totals.large_bytes,
-                      mark_end - start - clock->verify_ns);
-  if (planned == 0) {
+  uint64_t start = ugc_now_ns();
+  work->planned = ugc_compact_plan_compute(plan) == 0;
+  work->plan_ns += ugc_now_ns() - start;
+}
+
+void ugc_collect_compact_locked(ugc_heap *heap, const ugc_mark_totals *totals,
+                                const ugc_cycle_work *work, const ugc_cycle_clock *clock) {
+  ugc_moving_space *space = &heap->moving;
+  ugc_compact_plan *plan = &heap->plan;
+  uint64_t mark_end = work->mark_end ? work->mark_end : clock->pause_start;
+  if (work->planned) {
     update_references(heap, plan);
     ugc_identity_forward(heap, plan);
     ugc_hooks_relocation(heap, plan);
@@ -303,14 +300,16 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
   }
   ugc_moving_space_clear_cards(space, heap->nonmoving.top);
   uint64_t end = ugc_now_ns();
-  uint64_t mark_ns = mark_end - start - clock->verify_ns;
+  /* Stop-the-world marking: this pause marked, swept and planned before compacting. */
+  uint64_t mark_ns = work->mark_end ? mark_end - clock->pause_start - clock->verify_ns : 0;
   uint64_t compact_ns = end - mark_end - verify_after_ns;
 
   /* Statistics and the next trigger. */
   ugc_stats *stats = &heap->stats;
   size_t used_after = space->top - space->base;
-  size_t live = totals.moving_bytes + totals.nonmoving_bytes + totals.large_bytes;
-  size_t freed = (used_before - totals.moving_bytes) + nonmoving_freed + large_freed;
+  size_t live = totals->moving_bytes + totals->nonmoving_bytes + totals->large_bytes;
+  size_t freed =
+      (work->used_before - totals->moving_bytes) + work->nonmoving_freed + work->large_freed;
   __atomic_store_n(&stats->cycles, stats->cycles + 1, __ATOMIC_RELAXED); /* see ugc_collections */
   stats->live_bytes_last = live;
   if (live > stats->live_bytes_peak)
@@ -319,7 +318,9 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
   stats->heap_used_bytes = used_after;
   stats->nonmoving_used_bytes = heap->nonmoving.used_bytes;
   stats->large_used_bytes = heap->large.used_bytes;
-  ugc_stats_record_pause(&stats->pause_mark, mark_ns);
+  stats->compaction.forwarding_ns += work->plan_ns;
+  if (work->mark_end)
+    ugc_stats_record_pause(&stats->pause_mark, mark_ns);
   ugc_stats_record_pause(&stats->pause_compact, compact_ns);
   ugc_stats_record_pause(&stats->pause, mark_ns + compact_ns);
   uint64_t verify_ns = clock->verify_earlier_ns + clock->verify_ns + verify_after_ns;
@@ -327,7 +328,7 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
   stats->gc_cpu_ns += (ugc_thread_cpu_ns() - clock->cpu_start) +
                       (atomic_load(&heap->workers.cpu_ns) - clock->helpers_start);
 
-  double next = (double)totals.moving_bytes * heap->config.growth_factor;
+  double next = (double)totals->moving_bytes * heap->config.growth_factor;
   size_t trigger = next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;
   size_t old_trigger = heap->trigger_bytes;
   heap->trigger_bytes = trigger > heap->config.heap_initial ? trigger : heap->config.heap_initial;
@@ -341,15 +342,42 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
                                              .mark_ns = mark_ns,
                                              .compact_ns = compact_ns,
                                              .verify_ns = verify_ns,
-                                             .sweep_ns = sweep_ns,
-                                             .plan_ns = plan_ns,
+                                             .sweep_ns = work->sweep_ns,
+                                             .plan_ns = work->plan_ns,
                                              .live_bytes = live,
                                              .freed_bytes = freed,
-                                             .used_before = used_before,
+                                             .used_before = work->used_before,
                                              .used_after = used_after,
+                                             .concurrent = !work->mark_end,
+                                             .initial_ns = work->initial_ns,
+                                             .remark_ns = work->remark_ns,
                                              .note = heap->cycle_note});
   heap->cycle_note[0] = 0;
   ugc_event_pause_end(heap, mark_ns + compact_ns);
+}
+
+void ugc_collect_locked(ugc_heap *heap) {
+  ugc_moving_space *space = &heap->moving;
+  ugc_cycle_clock clock = {0, ugc_thread_cpu_ns(), atomic_load(&heap->workers.cpu_ns), 0, 0};
+  clock.pause_start = ugc_now_ns();
+
+  heap->backend->compact_wait(heap);
+  ugc_event_cycle_start(heap, heap->stats.cycles + 1);
+  ugc_tlabs_retire_all(heap);
+  ugc_cycle_work work = {.used_before = space->top - space->base};
+  clock.verify_ns = heap->config.verify ? run_verifier(heap, "before") : 0;
+
+  ugc_moving_space_clear_bitmap(space);
+  ugc_mark_totals totals;
+  ugc_mark_heap(heap, &totals);
+  uint64_t sweep_start = ugc_now_ns();
+  ugc_collect_clear_dead_weaks(heap, 0, 0);
+  ugc_collect_sweep(heap, &work);
+  work.sweep_ns = ugc_now_ns() - sweep_start; /* the weak slots too */
+  ugc_collect_plan(heap, space->top, 0, &work);
+  work.mark_end = ugc_now_ns();
+  ugc_collect_mark_done(heap, &totals, work.mark_end - clock.pause_start - clock.verify_ns);
+  ugc_collect_compact_locked(heap, &totals, &work, &clock);
 }
 
 void ugc_collect_now(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) {

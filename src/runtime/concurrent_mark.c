@@ -16,7 +16,7 @@
 
 /* Concurrent drains stop taking the barrier's buffers after this many rounds (a mutator
  * that fills them as fast as they are marked must not keep the cycle open forever); what
- * is left is marked in the final pause. */
+ * is left is marked in the remark pause. */
 #define MAX_CONCURRENT_ROUNDS 64
 
 typedef struct black_range {
@@ -28,18 +28,16 @@ typedef struct black_ranges {
   size_t count, capacity;
 } black_ranges;
 
-/* False when out of memory: the range is then left to the final pause's walk. */
-static bool ranges_add(black_ranges *list, uintptr_t start, uintptr_t end) {
+static void ranges_add(black_ranges *list, uintptr_t start, uintptr_t end) {
   if (list->count == list->capacity) {
     size_t capacity = list->capacity ? 2 * list->capacity : 256;
     black_range *items = realloc(list->items, capacity * sizeof *items);
     if (!items)
-      return false;
+      ugc_fatal("out of memory recording allocated-black ranges");
     list->items = items;
     list->capacity = capacity;
   }
   list->items[list->count++] = (black_range){start, end};
-  return true;
 }
 
 typedef struct ugc_cmark {
@@ -53,11 +51,15 @@ typedef struct ugc_cmark {
   pid_t owner_pid; /* the process the thread runs in */
   pthread_t thread;
   unsigned threads; /* GC threads marking while mutators run */
-  /* Allocate black: TLABs retired during marking (heap lock) wait in `pending` until the
-   * collector thread marks their objects while mutators run; marked ranges move to `marked`
-   * (collector thread only), which the final pause skips. */
-  black_ranges pending, marked;
-  size_t black_bytes; /* marked from ranges so far in this cycle */
+  /* Allocate black: TLABs retired from the initial to the compaction pause (heap lock)
+   * wait in `pending` until the collector thread marks their objects, while mutators run
+   * or, for the few retired last, in the compaction pause. Medium objects get their bits
+   * when they are bumped (ugc_cmark_medium_allocated, heap lock). */
+  black_ranges pending;
+  size_t black_tlab_bytes;   /* marked from ranges in this cycle (collector thread) */
+  size_t black_medium_bytes; /* marked at allocation in this cycle (heap lock) */
+  void (*between_pauses)(void *);
+  void *between_pauses_data;
 } ugc_cmark;
 
 /* ---- the cycle ---- */
@@ -74,7 +76,7 @@ static ugc_marker *initial_pause(ugc_heap *heap, uint64_t *verify_ns) {
   ugc_event_cycle_start(heap, heap->stats.cycles + 1);
   ugc_tlabs_retire_all(heap);
   *verify_ns = heap->config.verify ? ugc_collect_verify_locked(heap, "before") : 0;
-  /* Objects allocated during marking get their bits in the final pause; above the top
+  /* Objects allocated from now on get their bits as they are marked black; above the top
    * the bitmaps still hold what the last cycle marked below its old top. */
   uintptr_t dirty_top = heap->plan.old_top > space->top ? heap->plan.old_top : space->top;
   ugc_moving_space_clear_bitmap_to(space, dirty_top);
@@ -84,6 +86,8 @@ static ugc_marker *initial_pause(ugc_heap *heap, uint64_t *verify_ns) {
   ugc_marker *marker = ugc_marker_create(heap, snapshot_top, true);
   ugc_marker_visit_roots(marker);
   heap->marking = true;
+  heap->allocate_black = heap->allocate_black_other = true;
+  heap->cmark->black_tlab_bytes = heap->cmark->black_medium_bytes = 0;
   bool on = true;
   ugc_heap_for_each_mutator(heap, set_marking, &on);
   return marker;
@@ -99,13 +103,13 @@ static size_t mark_full_buffers(ugc_heap *heap, ugc_marker *marker) {
   return buffers;
 }
 
-static void mark_retired_tlabs(ugc_heap *heap);
+static size_t mark_retired_tlabs(ugc_heap *heap, bool locked);
 
 static void mark_concurrently(ugc_heap *heap, ugc_marker *marker, unsigned threads) {
   ugc_marker_set_mode(marker, true, threads);
   for (int round = 0; round < MAX_CONCURRENT_ROUNDS; round++) {
     ugc_marker_drain(marker);
-    mark_retired_tlabs(heap);
+    mark_retired_tlabs(heap, false);
     if (!mark_full_buffers(heap, marker))
       break;
   }
@@ -128,8 +132,8 @@ static void flush_mutator(ugc_mutator *mutator, void *data) {
 }
 
 /* Allocate black: marks every object in [from, to) live (a walkable run of objects
- * allocated during marking). Atomic bitmap updates: GC threads may be marking objects
- * below snapshot_top whose bitmap words this run's first word shares. */
+ * allocated during the cycle). Atomic bitmap updates: GC threads, or a mutator marking a
+ * medium object, may set bits in the same bitmap words. */
 static size_t mark_objects_in(ugc_heap *heap, uintptr_t from, uintptr_t to) {
   size_t bytes = 0;
   for (uintptr_t at = from; at < to;) {
@@ -149,65 +153,54 @@ void ugc_cmark_tlab_retired(ugc_heap *heap, uintptr_t start, uintptr_t end) {
     ranges_add(&heap->cmark->pending, start, end);
 }
 
-/* While mutators run: marks the objects of the TLABs retired so far. Their headers were
- * written before the retiring thread released the heap lock; only slots change since. */
-static void mark_retired_tlabs(ugc_heap *heap) {
+void ugc_cmark_medium_allocated(ugc_heap *heap, uintptr_t hdr, size_t total) {
+  ugc_live_mark(&heap->moving, hdr, total);
+  heap->cmark->black_medium_bytes += total;
+}
+
+/* Marks the objects of the TLABs retired so far (`locked`: in a pause, heap lock held;
+ * otherwise while mutators run). Their headers were written before the retiring thread
+ * released the heap lock; only slots change since. Returns the bytes marked. */
+static size_t mark_retired_tlabs(ugc_heap *heap, bool locked) {
   ugc_cmark *c = heap->cmark;
-  pthread_mutex_lock(&heap->lock);
+  if (!locked)
+    pthread_mutex_lock(&heap->lock);
   black_ranges taken = c->pending;
   memset(&c->pending, 0, sizeof c->pending);
-  pthread_mutex_unlock(&heap->lock);
-  for (size_t i = 0; i < taken.count; i++) {
-    c->black_bytes += mark_objects_in(heap, taken.items[i].start, taken.items[i].end);
-    if (!ranges_add(&c->marked, taken.items[i].start, taken.items[i].end))
-      ugc_fatal("out of memory recording allocated-black ranges");
-  }
+  if (!locked)
+    pthread_mutex_unlock(&heap->lock);
+  size_t bytes = 0;
+  for (size_t i = 0; i < taken.count; i++)
+    bytes += mark_objects_in(heap, taken.items[i].start, taken.items[i].end);
   free(taken.items);
-}
-
-static int range_order(const void *a, const void *b) {
-  uintptr_t x = ((const black_range *)a)->start, y = ((const black_range *)b)->start;
-  return x < y ? -1 : x > y;
-}
-
-/* Final pause: every object in [from, top) was allocated during marking (allocation only
- * bumps, and TLABs are retired, so the range is walkable); those in ranges marked while
- * mutators ran are skipped. Returns the bytes of all of them. */
-static size_t mark_new_objects(ugc_heap *heap, uintptr_t from) {
-  ugc_cmark *c = heap->cmark;
-  black_ranges *done = &c->marked;
-  for (size_t i = 0; i < c->pending.count; i++) /* retired since the last concurrent pass */
-    if (!ranges_add(done, c->pending.items[i].start, c->pending.items[i].end))
-      ugc_fatal("out of memory recording allocated-black ranges");
-  size_t skip_from = done->count - c->pending.count;
-  size_t bytes = c->black_bytes;
-  for (size_t i = skip_from; i < done->count; i++)
-    bytes += mark_objects_in(heap, done->items[i].start, done->items[i].end);
-  c->pending.count = 0;
-  if (done->count > 1) /* items is NULL while nothing was recorded */
-    qsort(done->items, done->count, sizeof *done->items, range_order);
-  uintptr_t at = from;
-  for (size_t i = 0; i <= done->count; i++) {
-    uintptr_t gap_end = i < done->count ? done->items[i].start : heap->moving.top;
-    if (gap_end > at) /* medium objects, bumped one by one */
-      bytes += mark_objects_in(heap, at, gap_end);
-    if (i < done->count && done->items[i].end > at)
-      at = done->items[i].end;
-  }
-  done->count = 0;
-  c->black_bytes = 0;
+  c->black_tlab_bytes += bytes;
   return bytes;
 }
 
 typedef struct cycle_times {
-  uint64_t initial_ns, concurrent_ns, remark_ns, black_ns;
-  size_t black_bytes;
+  uint64_t initial_ns, concurrent_ns, remark_ns, pause_black_ns, between_ns;
 } cycle_times;
 
-/* Final pause: the rest of marking, then the rest of the cycle. World stopped, heap lock
- * held. */
-static void final_pause(ugc_heap *heap, ugc_marker *marker, const ugc_cycle_clock *clock,
-                        cycle_times *times) {
+/* Pads the moving space's top to a page boundary with a filler: the plan computed while
+ * mutators run covers [base, that boundary), and objects allocated after it start on a
+ * page of their own, so the plan can be extended over them (ugc_compact_plan_extend) and
+ * no bitmap word is shared across the boundary. Heap lock held. Returns the boundary, or
+ * 0 when the space has no room for the padding (the plan is then made in the pause). */
+static uintptr_t pad_top_to_page(ugc_moving_space *space) {
+  size_t pad = (size_t)(-(space->top - space->base)) & (UGC_PAGE_SIZE - 1);
+  if (pad) {
+    uintptr_t at = ugc_moving_space_bump(space, pad);
+    if (!at)
+      return 0;
+    *(uint64_t *)at = ugc_filler_header(pad);
+  }
+  return space->top;
+}
+
+/* Remark pause: the rest of marking (bounded: the barrier's buffers, roots again, the
+ * drain), then the weak slots. World stopped, heap lock held. Returns the top up to which
+ * the plan is computed while mutators run (0: in the compaction pause). */
+static uintptr_t remark_pause(ugc_heap *heap, ugc_marker *marker, ugc_mark_totals *totals) {
   ugc_tlabs_retire_all(heap);
   ugc_marker_set_mode(marker, false, heap->workers.count);
   flush_arg arg = {marker, &heap->stats};
@@ -219,26 +212,80 @@ static void final_pause(ugc_heap *heap, ugc_marker *marker, const ugc_cycle_cloc
   ugc_marker_visit_roots(marker);
   ugc_marker_drain(marker);
   heap->stats.mark_final_objects += ugc_marker_objects(marker) - before;
-  uint64_t black_start = ugc_now_ns();
-  times->remark_ns = black_start - clock->pause_start;
-  size_t black = mark_new_objects(heap, heap->satb.black_low);
-  times->black_ns = ugc_now_ns() - black_start;
-  times->black_bytes = black;
-  heap->stats.mark_black_bytes += black;
-  /* Finalization looks at marks once the objects allocated during marking count too. */
+  /* Finalization before the clearing in ugc_marker_finish: resurrected objects count as
+   * live there. Objects allocated during marking are live without their bits yet
+   * (ugc_mark_is_live_or_new). */
   ugc_finalize_after_mark(heap, marker);
-  /* For the cycle's trace line (collect.c). */
-  snprintf(heap->cycle_note, sizeof heap->cycle_note,
-           " concurrent(initial=%.2fms marking=%.2fms remark=%.2fms black=%.2fms/%.1fMiB)",
-           times->initial_ns / 1e6, times->concurrent_ns / 1e6, times->remark_ns / 1e6,
-           times->black_ns / 1e6, black / 1048576.0);
   heap->marking = false;
   heap->satb.black_bytes = 0;
-  ugc_mark_totals totals;
-  ugc_marker_finish(marker, &totals);
-  totals.moving_bytes += black;
-  size_t used_before = heap->moving.top - heap->moving.base;
-  ugc_collect_finish_locked(heap, &totals, used_before, clock);
+  ugc_marker_finish(marker, totals);
+  /* Here, not later: once the world runs, a mutator could read a dead referent out of a
+   * weak slot and store it where nothing would mark it. */
+  ugc_collect_clear_dead_weaks(heap, heap->satb.black_low, heap->moving.top);
+  return pad_top_to_page(&heap->moving);
+}
+
+/* Between the remark and the compaction pause, while mutators run (and keep allocating
+ * black): the retired TLABs below plan_top get their bits, the non-moving and large
+ * spaces are swept, the plan is computed from the now final bitmaps below plan_top. */
+static void between_pauses(ugc_heap *heap, uintptr_t plan_top, ugc_cycle_work *work) {
+  ugc_cmark *c = heap->cmark;
+  pthread_mutex_lock(&c->lock);
+  void (*hook)(void *) = c->between_pauses;
+  void *hook_data = c->between_pauses_data;
+  pthread_mutex_unlock(&c->lock);
+  if (hook)
+    hook(hook_data);
+  mark_retired_tlabs(heap, false); /* every range below plan_top was pending at the remark */
+  pthread_mutex_lock(&heap->lock);
+  uint64_t sweep_start = ugc_now_ns();
+  ugc_collect_sweep(heap, work);
+  heap->allocate_black_other = false;
+  work->sweep_ns = ugc_now_ns() - sweep_start;
+  pthread_mutex_unlock(&heap->lock);
+  if (plan_top)
+    ugc_collect_plan(heap, plan_top, heap->moving.limit, work);
+  /* What mutators retired meanwhile: the less is left, the shorter the compaction pause. */
+  for (int round = 0; round < 4 && mark_retired_tlabs(heap, false); round++)
+    ;
+}
+
+/* Compaction pause: the last TLABs get their bits, the plan is extended over what was
+ * allocated since plan_top, then references, hand-off and the cycle's statistics. World
+ * stopped, heap lock held. */
+static void compaction_pause(ugc_heap *heap, uintptr_t plan_top, ugc_mark_totals *totals,
+                             ugc_cycle_work *work, const ugc_cycle_clock *clock,
+                             cycle_times *times) {
+  ugc_cmark *c = heap->cmark;
+  ugc_moving_space *space = &heap->moving;
+  ugc_tlabs_retire_all(heap);
+  heap->allocate_black = false;
+  uint64_t black_start = ugc_now_ns();
+  mark_retired_tlabs(heap, true);
+  uint64_t plan_start = ugc_now_ns();
+  if (!plan_top) /* no padding: no plan yet */
+    ugc_collect_plan(heap, space->top, 0, work);
+  else if (work->planned && ugc_compact_plan_extend(&heap->plan, space->top) != 0)
+    ugc_collect_plan(heap, space->top, 0, work); /* cannot happen with reserve_top */
+  uint64_t plan_end = ugc_now_ns();
+  work->plan_ns += plan_end - plan_start;
+  times->pause_black_ns = plan_end - black_start;
+  size_t black = c->black_tlab_bytes + c->black_medium_bytes;
+  heap->stats.mark_black_bytes += black;
+  totals->moving_bytes += black;
+  work->used_before = space->top - space->base;
+  snprintf(heap->cycle_note, sizeof heap->cycle_note,
+           " concurrent(marking=%.2fms black=%.1fMiB after-remark=%.2fms in-pause=%.2fms)",
+           times->concurrent_ns / 1e6, black / 1048576.0, times->between_ns / 1e6,
+           times->pause_black_ns / 1e6);
+  ugc_collect_compact_locked(heap, totals, work, clock);
+}
+
+/* Stops the world and takes the heap lock; returns the pause's start. */
+static uint64_t pause_begin(ugc_heap *heap) {
+  ugc_world_stop(heap, NULL, false);
+  pthread_mutex_lock(&heap->lock);
+  return ugc_now_ns();
 }
 
 static void run_cycle(ugc_heap *heap) {
@@ -254,28 +301,50 @@ static void run_cycle(ugc_heap *heap) {
   uint64_t verify_ns;
   ugc_marker *marker = initial_pause(heap, &verify_ns);
   cycle_times times = {0};
-  uint64_t initial = ugc_now_ns() - start - verify_ns;
-  times.initial_ns = initial;
-  ugc_stats_record_pause(&heap->stats.pause_mark, initial);
-  ugc_stats_record_pause(&heap->stats.pause, initial);
+  times.initial_ns = ugc_now_ns() - start - verify_ns;
+  ugc_stats_record_pause(&heap->stats.pause_mark, times.initial_ns);
+  ugc_stats_record_pause(&heap->stats.pause, times.initial_ns);
   pthread_mutex_unlock(&heap->lock);
   ugc_world_resume(heap, NULL, false);
 
   uint64_t concurrent_start = ugc_now_ns();
   mark_concurrently(heap, marker, c->threads);
-  uint64_t concurrent_ns = ugc_now_ns() - concurrent_start;
+  times.concurrent_ns = ugc_now_ns() - concurrent_start;
 
-  ugc_world_stop(heap, NULL, false);
-  pthread_mutex_lock(&heap->lock);
+  uint64_t remark_start = pause_begin(heap);
   heap->stats.mark_concurrent_cycles++;
-  heap->stats.mark_concurrent_ns += concurrent_ns;
-  /* The CPU the marking took so far counts; the final pause adds its own. */
-  ugc_cycle_clock clock = {ugc_now_ns(), cpu_start, helpers_start, 0, verify_ns};
-  times.concurrent_ns = concurrent_ns;
-  final_pause(heap, marker, &clock, &times);
+  heap->stats.mark_concurrent_ns += times.concurrent_ns;
+  ugc_mark_totals totals;
+  uintptr_t plan_top = remark_pause(heap, marker, &totals);
+  uint64_t remark_end = ugc_now_ns();
+  times.remark_ns = remark_end - remark_start;
+  ugc_stats_record_pause(&heap->stats.pause_mark, times.remark_ns);
+  ugc_stats_record_pause(&heap->stats.pause, times.remark_ns);
+  ugc_collect_mark_done(heap, &totals, times.remark_ns);
+  pthread_mutex_unlock(&heap->lock);
+  ugc_world_resume(heap, NULL, false);
+
+  ugc_cycle_work work = {.initial_ns = times.initial_ns, .remark_ns = times.remark_ns};
+  uint64_t between_start = ugc_now_ns();
+  between_pauses(heap, plan_top, &work);
+  times.between_ns = ugc_now_ns() - between_start;
+
+  uint64_t compaction_start = pause_begin(heap);
+  heap->stats.plan_concurrent_ns += times.between_ns;
+  /* The CPU of the whole cycle counts, the marking's and the plan's included. */
+  ugc_cycle_clock clock = {compaction_start, cpu_start, helpers_start, 0, verify_ns};
+  compaction_pause(heap, plan_top, &totals, &work, &clock, &times);
   pthread_mutex_unlock(&heap->lock);
   ugc_world_resume(heap, NULL, true);
   ugc_event_pause_done(heap);
+}
+
+void ugc_cmark_set_between_pauses_hook(ugc_heap *heap, void (*hook)(void *), void *data) {
+  ugc_cmark *c = heap->cmark;
+  pthread_mutex_lock(&c->lock);
+  c->between_pauses = hook;
+  c->between_pauses_data = data;
+  pthread_mutex_unlock(&c->lock);
 }
 
 /* ---- the collector thread ---- */
@@ -344,7 +413,6 @@ void ugc_cmark_destroy(ugc_heap *heap) {
     pthread_cond_destroy(&c->wake);
     pthread_cond_destroy(&c->done);
     free(c->pending.items);
-    free(c->marked.items);
     free(c);
     heap->cmark = NULL;
   }
@@ -462,6 +530,5 @@ void ugc_cmark_fork_child(ugc_heap *heap) {
     return;
   heap->cmark = NULL;
   free(c->pending.items);
-  free(c->marked.items);
   free(c);
 }

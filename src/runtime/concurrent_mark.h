@@ -1,8 +1,9 @@
 /* Concurrent marking: a collector thread per heap runs each cycle as
  *
- *   initial pause (roots, barrier on) -> marking while mutators run -> final pause (the
- *   barrier's buffers, roots again, objects allocated meanwhile, then the rest of the
- *   cycle: weak slots, sweeping, the plan, the compaction pause)
+ *   initial pause (roots, barrier on) -> marking while mutators run -> remark pause (the
+ *   barrier's buffers, roots again, weak slots) -> while mutators run: objects allocated
+ *   so far get their bits, sweeping, the plan -> compaction pause (the last allocations'
+ *   bits, the plan extended over them, references, backend hand-off)
  *
  * Mutators ask for cycles (allocation past the trigger, ugc_collect) and keep running;
  * one that needs memory the cycle has not freed yet waits in a blocking region. */
@@ -10,6 +11,8 @@
 #define UGC_RUNTIME_CONCURRENT_MARK_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "uffdgc.h"
 
@@ -27,9 +30,17 @@ void ugc_cmark_start(ugc_heap *heap);
  * (may be NULL) waits in a blocking region so that the cycle's pauses can stop the world. */
 void ugc_cmark_collect(ugc_heap *heap, ugc_mutator *self, bool fresh);
 
-/* A TLAB [start, end) was retired while marking runs (heap lock held): its objects are
- * marked live by the collector thread while mutators run. */
+/* A TLAB [start, end) was retired while heap->allocate_black (heap lock held): its
+ * objects are marked live by the collector thread. */
 void ugc_cmark_tlab_retired(ugc_heap *heap, uintptr_t start, uintptr_t end);
+
+/* A medium object [hdr, hdr + total) was bumped while heap->allocate_black (heap lock
+ * held): it gets its bits now, there being no TLAB to mark later. */
+void ugc_cmark_medium_allocated(ugc_heap *heap, uintptr_t hdr, size_t total);
+
+/* Test hook: `hook(data)` runs on the collector thread right after each remark pause,
+ * while mutators run, before the sweep and the plan (NULL removes it). */
+void ugc_cmark_set_between_pauses_hook(ugc_heap *heap, void (*hook)(void *), void *data);
 
 /* A mutator detaching: its barrier buffer goes to the marker. sp_lock and heap lock held. */
 void ugc_cmark_mutator_detach(ugc_mutator *mutator);

@@ -103,7 +103,7 @@ void ugc_finalize_after_mark(ugc_heap *heap, ugc_marker *marker) {
   for (size_t i = registered->head; i < registered->count; i++) {
     ugc_finalizer_entry entry = registered->entries[i];
     uintptr_t ref = ugc_tag_reference((uintptr_t)*entry.slot, &heap->root_rule);
-    if (!ref || ugc_mark_is_live(heap, ref)) {
+    if (!ref || ugc_mark_is_live_or_new(heap, ref)) {
       registered->entries[kept++] = entry;
       continue;
     }

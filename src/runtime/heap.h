@@ -48,7 +48,7 @@ struct ugc_mutator {
   ugc_mutator *thread_next; /* the thread's other attached mutators (thread_watch.c) */
   ugc_mutator *prev, *next; /* attach order */
   /* Concurrent marking: the write barrier's buffer (mark/satb.c) and how many values it
-   * recorded since the last final pause. */
+   * recorded since the last remark pause. */
   ugc_satb_buffer *satb;
   uint64_t satb_recorded;
 };
@@ -127,10 +127,13 @@ struct ugc_heap {
   bool in_after_mark;                   /* ugc_is_marked is allowed */
 
   /* Concurrent marking (runtime/concurrent_mark.c): NULL when config.concurrent_mark is 0.
-   * `marking` is true from the initial to the final pause; written only inside pauses
-   * with the heap lock held (allocation reads it under the lock: allocate black). */
+   * `marking` (the write barrier) is true from the initial to the remark pause;
+   * `allocate_black` (new moving-space objects are live) from the initial to the
+   * compaction pause; `allocate_black_other` (new non-moving and large objects are marked)
+   * from the initial pause until the sweep. Written with the heap lock held (the first two
+   * only inside pauses); allocation reads them under the lock. */
   struct ugc_cmark *cmark;
-  bool marking;
+  bool marking, allocate_black, allocate_black_other;
   char cycle_note[128]; /* appended to the cycle's trace line, then cleared */
   ugc_satb_queue satb;
 
@@ -167,18 +170,45 @@ void ugc_tlabs_retire_all(ugc_heap *heap);
 /* ---- collection (collect.c) ---- */
 /* Runs one full collection; world stopped and heap lock held by the caller. */
 void ugc_collect_locked(ugc_heap *heap);
-/* The rest of a cycle once marking is complete (weak slots, sweeping, the plan, the
- * compaction pause, statistics). World stopped, heap lock held; `pause_start` and the CPU
- * clocks were read when this pause began; verify_ns: time this pause spent verifying
- * (reported apart, never as pause time); verify_earlier_ns: verification in an earlier
- * pause of the same cycle (concurrent marking's initial pause): reported, not subtracted;
- * used_before: the moving space in use. */
+/* The steps of a cycle once marking is complete. ugc_collect_locked runs them all in one
+ * pause; concurrent marking runs the weak slots in its remark pause, the sweep and the plan
+ * while mutators run and the rest in its compaction pause. Clocks of the pause that ends
+ * with ugc_collect_compact_locked: `pause_start` and the CPU clocks were read when it
+ * began; verify_ns: time this pause spent verifying (reported apart, never as pause
+ * time); verify_earlier_ns: verification in an earlier pause of the same cycle (the
+ * initial pause): reported, not subtracted. */
 typedef struct ugc_cycle_clock {
   uint64_t pause_start, cpu_start, helpers_start, verify_ns, verify_earlier_ns;
 } ugc_cycle_clock;
+/* What the steps found, for the statistics and the trace line. */
+typedef struct ugc_cycle_work {
+  size_t used_before; /* moving space in use (before this cycle freed any) */
+  size_t nonmoving_freed, large_freed;
+  uint64_t sweep_ns, plan_ns;     /* sweeping (and weak slots), the plan */
+  bool planned;                   /* heap->plan holds the plan; else nothing moves */
+  uint64_t mark_end;              /* stop-the-world marking: when the pause's marking
+                                     phase (mark, sweep, plan) ended; 0 with concurrent
+                                     marking (the pause ending is all compaction) */
+  uint64_t initial_ns, remark_ns; /* concurrent marking: its earlier pauses */
+} ugc_cycle_work;
 struct ugc_mark_totals;
-void ugc_collect_finish_locked(ugc_heap *heap, struct ugc_mark_totals *totals, size_t used_before,
-                               const ugc_cycle_clock *clock);
+/* Clears the weak slots whose referents marking did not reach. Objects whose headers lie
+ * in [black_low, black_high) count as live (allocated during marking, bits not set yet).
+ * World stopped: a mutator could otherwise read a dead referent out of a slot. */
+void ugc_collect_clear_dead_weaks(ugc_heap *heap, uintptr_t black_low, uintptr_t black_high);
+/* Marking is complete: the verifier's bad references, the mark_done event. */
+void ugc_collect_mark_done(ugc_heap *heap, const struct ugc_mark_totals *totals, uint64_t mark_ns);
+/* Sweeps the non-moving and large spaces. Heap lock held (allocation in them waits). */
+void ugc_collect_sweep(ugc_heap *heap, ugc_cycle_work *work);
+/* Computes heap->plan over [base, plan_top) from the final bitmaps, with tables for an
+ * extension up to reserve_top (0: none); sets work->planned. Reads only the bitmaps: no
+ * lock needed while nothing else touches heap->plan or marks below plan_top. */
+void ugc_collect_plan(ugc_heap *heap, uintptr_t plan_top, uintptr_t reserve_top,
+                      ugc_cycle_work *work);
+/* The compaction pause: references, backend hand-off, statistics, trace line. World
+ * stopped, heap lock held, heap->plan covering [base, top) when work->planned. */
+void ugc_collect_compact_locked(ugc_heap *heap, const struct ugc_mark_totals *totals,
+                                const ugc_cycle_work *work, const ugc_cycle_clock *clock);
 /* Runs the heap verifier and counts what it finds ("before"/"after" name the moment);
  * returns the time it took. */
 uint64_t ugc_collect_verify_locked(ugc_heap *heap, const char *when);

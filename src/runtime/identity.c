@@ -63,7 +63,7 @@ static void rebuild(ugc_heap *heap, uintptr_t (*keep)(ugc_heap *, const void *, 
 
 static uintptr_t keep_live(ugc_heap *heap, const void *data, uintptr_t ref) {
   (void)data;
-  return ugc_mark_is_live(heap, ref) ? ref : 0;
+  return ugc_mark_is_live_or_new(heap, ref) ? ref : 0;
 }
 
 static uintptr_t keep_forwarded(ugc_heap *heap, const void *data, uintptr_t ref) {

@@ -158,7 +158,7 @@ void ugc_tlab_retire(ugc_mutator *mutator) {
     *(uint64_t *)fast->tlab_cursor = ugc_filler_header(fast->tlab_limit - fast->tlab_cursor);
   if (mutator->tlab_start)
     mutator->heap->stats.allocated_bytes += fast->tlab_cursor - mutator->tlab_start;
-  if (mutator->tlab_start && mutator->heap->marking)
+  if (mutator->tlab_start && mutator->heap->allocate_black)
     ugc_cmark_tlab_retired(mutator->heap, mutator->tlab_start, fast->tlab_limit);
   fast->tlab_cursor = fast->tlab_limit = 0;
   mutator->tlab_start = 0;

@@ -6,6 +6,7 @@
 #ifndef UGC_RUNTIME_TRACE_H
 #define UGC_RUNTIME_TRACE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,9 +17,12 @@ typedef struct ugc_cycle_trace {
   uint64_t cycle;
   uint64_t pause_ns, mark_ns, compact_ns; /* verification excluded */
   uint64_t verify_ns;                     /* 0 when the verifier is off */
-  uint64_t sweep_ns, plan_ns;             /* parts of mark_ns: sweeping, the forwarding plan */
+  uint64_t sweep_ns, plan_ns;             /* sweeping, the forwarding plan: parts of mark_ns */
   size_t live_bytes, freed_bytes, used_before, used_after;
-  const char *note; /* appended as it is (concurrent marking's phases), or NULL */
+  bool concurrent;                /* concurrent marking: pause_ns is the compaction pause, */
+  uint64_t initial_ns, remark_ns; /* these the cycle's earlier pauses; sweep and plan ran
+                                     between the remark and the compaction pause */
+  const char *note;               /* appended as it is (concurrent marking's phases), or NULL */
 } ugc_cycle_trace;
 
 /* The pause's line. Heap lock held. */

@@ -64,10 +64,10 @@ def check_row(row, problems):
     for start, end, thread in timeline["spans_s"]:
         threads.setdefault(thread, []).append((start, end))
     # One span per stop the mutator saw, the final collection's excepted; a concurrently
-    # marked cycle stops twice (initial and final pause), unless the mutator waited through
-    # both inside one explicit collection.
+    # marked cycle stops three times (initial, remark and compaction pause), unless the
+    # mutator waited through them inside one explicit collection.
     low = row["gc_cycles"] - 1
-    high = low + row.get("mark_concurrent_cycles", 0)
+    high = low + 2 * row.get("mark_concurrent_cycles", 0)
     if row["workload"] == "gcbench" and not low <= timeline["spans_seen"] <= high:
         problems.append(f"{where}: {timeline['spans_seen']} pause spans for "
                         f"{row['gc_cycles']} collections, "

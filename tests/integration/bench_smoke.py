@@ -107,8 +107,9 @@ def check_row(row):
         fail("%s: verification failed: %r" % (where, row["verify"]))
     c = row["compaction"]
     if row["backend"] != "bdw":
-        # One stop per cycle, two when the cycle marked concurrently (initial, final).
-        stops = row["gc_cycles"] + row.get("mark_concurrent_cycles", 0)
+        # One stop per cycle, three when the cycle marked concurrently (initial, remark,
+        # compaction).
+        stops = row["gc_cycles"] + 2 * row.get("mark_concurrent_cycles", 0)
         if row["pause_us"]["count"] != stops:
             fail("%s: %d pauses for %d cycles (%d marked concurrently): a pause is one "
                  "whole stop" % (where, row["pause_us"]["count"], row["gc_cycles"],

@@ -55,11 +55,16 @@ static void *reader(void *arg) {
     MONOTONIC(compaction.bytes_copied);
     MONOTONIC(compaction.concurrent_ns);
     const ugc_compaction_stats *c = &now.compaction;
-    /* One pause per cycle, and one more per concurrently marked cycle (its initial pause;
-     * the cycle in progress may have had its initial pause already). */
-    uint64_t stops = now.cycles + now.mark_concurrent_cycles;
-    if (now.pause.count < stops || now.pause.count > stops + 1 ||
-        now.pause_mark.count != now.pause.count || now.pause_compact.count != now.cycles) {
+    /* A stop-the-world cycle pauses once (a marking and a compaction phase), a concurrent
+     * one three times (initial and remark: marking; then compaction). So the pauses without
+     * a marking phase are the completed concurrent cycles, and the cycle in progress may
+     * have had its initial and remark pauses (and counted itself concurrent at the remark). */
+    uint64_t concurrent_done = now.pause.count - now.pause_mark.count;
+    uint64_t marking_pauses = now.cycles + concurrent_done;
+    if (now.pause.count < now.pause_mark.count || now.pause_compact.count != now.cycles ||
+        concurrent_done > now.cycles || now.pause_mark.count < marking_pauses ||
+        now.pause_mark.count > marking_pauses + 2 || now.mark_concurrent_cycles < concurrent_done ||
+        now.mark_concurrent_cycles > concurrent_done + 1) {
       fprintf(stderr, "cycles %llu, pauses %llu\n", (unsigned long long)now.cycles,
               (unsigned long long)now.pause.count);
       bad++;

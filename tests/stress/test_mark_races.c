@@ -292,7 +292,7 @@ int main(void) {
   ugc_stats_get(heap, &stats);
   printf("mark_races: %llu cycles (%llu marked concurrently), %lu rounds inside marking (%lu "
          "with live weak referents), %lu missed, %llu values recorded by the barrier, %llu "
-         "objects marked in final pauses\n",
+         "objects marked in remark pauses\n",
          (unsigned long long)stats.cycles, (unsigned long long)stats.mark_concurrent_cycles,
          atomic_load(&rounds_in_marking), atomic_load(&weak_rounds), atomic_load(&rounds_missed),
          (unsigned long long)stats.mark_barrier_values,

@@ -143,6 +143,68 @@ static void test_random_heaps(void) {
   CHECK(coverage.dense_empty > 10 && coverage.slid_straddler > 10);
 }
 
+/* A plan computed over [base, cut) (cut page aligned, no live object across it) and then
+ * extended to old_top forwards like one whose dense prefix is the one found below cut and
+ * whose slid region runs on to old_top: the objects past cut slide after the others. */
+static void test_extend(void) {
+  size_t extended = 0;
+  for (uint64_t seed = 0; seed < 3000; seed++) {
+    synth_params p = random_params(seed);
+    synth_heap h;
+    synth_build(&h, &p, seed);
+    size_t pages = (h.old_top - h.base) / 4096, cuts = 0;
+    size_t *cut_pages = malloc((pages + 1) * sizeof *cut_pages);
+    REQUIRE(cut_pages);
+    for (size_t page = 0, i = 0; page <= pages; page++) { /* cut candidates */
+      uintptr_t cut = h.base + page * 4096;
+      while (i < h.count && h.objs[i].hdr + h.objs[i].total <= cut)
+        i++;
+      if (i == h.count || h.objs[i].hdr >= cut || !h.objs[i].live)
+        cut_pages[cuts++] = page;
+    }
+    uint64_t rng = seed + 11;
+    uintptr_t cut = h.base + 4096 * cut_pages[rng_below(&rng, cuts)];
+    free(cut_pages);
+    ugc_compact_plan_free(&h.plan);
+    h.plan.old_top = cut;
+    h.plan.reserve_top = h.old_top;
+    REQUIRE(ugc_compact_plan_compute(&h.plan) == 0);
+    CHECK(h.plan.dense_end <= cut);
+    REQUIRE(ugc_compact_plan_extend(&h.plan, h.old_top) == 0);
+    CHECK_EQ_U64(h.plan.old_top, h.old_top);
+    /* The expected outcome with that dense prefix. */
+    h.dense_end = h.plan.dense_end;
+    uintptr_t cursor = h.dense_end;
+    for (size_t i = 0; i < h.count; i++) {
+      synth_obj *o = &h.objs[i];
+      if (!o->live)
+        continue;
+      if (o->hdr < h.dense_end) {
+        o->new_hdr = o->hdr;
+        if (o->hdr + o->total > cursor)
+          cursor = o->hdr + o->total;
+      } else {
+        o->new_hdr = cursor;
+        cursor += o->total;
+      }
+    }
+    h.new_top = cursor;
+    synth_check_plan(&h);
+    check_forwarding(&h, seed);
+    extended += cut < h.old_top;
+    synth_free(&h);
+  }
+  CHECK(extended > 1000);
+  /* What extend refuses: an old_top off a page boundary, a shrinking one. */
+  synth_params p = random_params(5);
+  p.heap_bytes = 20000;
+  synth_heap h;
+  synth_build(&h, &p, 5);
+  CHECK(ugc_compact_plan_extend(&h.plan, h.old_top + 8) == -1 || (h.old_top - h.base) % 4096 == 0);
+  CHECK(ugc_compact_plan_extend(&h.plan, h.base) == -1);
+  synth_free(&h);
+}
+
 /* One plan reused across "cycles" of different sizes gives the same answers as fresh ones. */
 static void test_table_reuse(void) {
   ugc_compact_plan reused = {0};
@@ -234,5 +296,6 @@ int main(void) {
   test_random_heaps();
   test_table_reuse();
   test_edges();
+  test_extend();
   TEST_DONE();
 }

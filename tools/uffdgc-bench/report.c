@@ -159,8 +159,8 @@ static bool ran(const bench_row *row) {
 static void print_legend(FILE *out, const bench_row *rows, size_t count) {
   fprintf(out,
           "wall s: the workload's wall time. gcs: collections. pause: one whole stop of the "
-          "world, in us\n(with concurrent marking, the default, a cycle stops twice: a short "
-          "initial pause, then a\nfinal one with the rest of marking and the compaction phase; "
+          "world, in us\n(with concurrent marking, the default, a cycle stops three times: an "
+          "initial pause, a remark\npause and a compaction pause, all short; "
           "the footers give the phases apart).\nstall: a thread waiting for a page being compacted "
           "(concurrent "
           "backends), in us. unit p99:\n99th percentile of a timed unit of work (latency, "
