@@ -61,6 +61,10 @@ typedef struct bench_result {
   unsigned threads;
   uint64_t heap_max_bytes;
   double wall_s, mutator_cpu_s, gc_cpu_s, gc_total_pause_s;
+  /* The whole process during the workload (getrusage): CPU in user mode and in the kernel,
+   * and page faults served without I/O (minor) or with it (major). */
+  double user_cpu_s, sys_cpu_s;
+  uint64_t minor_faults, major_faults;
   uint64_t gc_cycles;
   uint64_t mark_concurrent_cycles; /* cycles that marked while mutators ran (2 stops each) */
   bench_dist pause, pause_mark, pause_compact, stall, unit;
@@ -164,6 +168,11 @@ typedef struct bench_compaction_rates {
   double ns_per_page_map;   /* breakdown map / pages_built */
 } bench_compaction_rates;
 void bench_compaction_rates_of(const bench_compaction *c, bench_compaction_rates *out);
+
+/* System CPU over the process's CPU (user + system) during the workload; 0 without CPU. */
+double bench_sys_share(const bench_result *r);
+/* Peak RSS over peak live bytes; 0 when nothing was live. */
+double bench_rss_peak_over_live(const bench_result *r);
 
 /* xorshift64*: a fixed, fast sequence so every run of a workload does the same work. */
 static inline uint64_t bench_rand(uint64_t *state) {
