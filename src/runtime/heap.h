@@ -137,6 +137,11 @@ void ugc_tlabs_retire_all(ugc_heap *heap);
 /* ---- collection (collect.c) ---- */
 /* Runs one full collection; world stopped and heap lock held by the caller. */
 void ugc_collect_locked(ugc_heap *heap);
+/* The moving-space occupancy that starts the next collection after one that left
+ * `moving_live` bytes live in the moving space: max(heap_initial, live * growth_factor), at
+ * most heap_max (the sizing target a backend may keep memory for). */
+size_t ugc_heap_trigger_for(const ugc_heap *heap, size_t moving_live);
+
 /* The rest of a cycle once marking is complete (weak slots, sweeping, the plan, the
  * compaction pause, statistics). World stopped, heap lock held; `pause_start` and the CPU
  * clocks were read when this pause began; verify_ns: time this pause spent verifying
