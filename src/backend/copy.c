@@ -93,6 +93,9 @@ typedef struct copy_backend {
    * keeps the from-space twins of heap range [keep_low, keep_high) (empty: keeps none). */
   ugc_retained retained;
   uintptr_t keep_low, keep_high;
+  /* The end of the last allocation during this compaction (prepare_alloc): from-space twins
+   * of heap memory allocation already took are of no use to the next cycle. */
+  _Atomic uintptr_t alloc_frontier;
 } copy_backend;
 
 /* ---- mapping primitives (async-signal-safe) ------------------------------------------- */
@@ -204,11 +207,19 @@ static ugc_map_result copy_map_zero(void *ctx, uintptr_t dst) {
   return classify_copy(r, "UFFDIO_COPY of a zero page failed");
 }
 
+/* The start of what this compaction still means to keep: allocation during the compaction
+ * (into fresh pages) moves it up. */
+static uintptr_t kept_from(copy_backend *backend) {
+  uintptr_t frontier = atomic_load_explicit(&backend->alloc_frontier, memory_order_relaxed);
+  frontier = (frontier + UGC_RETAIN_CHUNK - 1) & ~(UGC_RETAIN_CHUNK - 1);
+  return frontier > backend->keep_low ? frontier : backend->keep_low;
+}
+
 /* Drained from-space goes back early, except what the next cycle will allocate into. */
 static void copy_release_from(void *ctx, uintptr_t from, size_t bytes) {
   copy_backend *backend = ctx;
   if (backend->keep_low < backend->keep_high) {
-    uintptr_t kept = backend->keep_low + (backend->from_base - backend->space_base);
+    uintptr_t kept = kept_from(backend) + (backend->from_base - backend->space_base);
     bytes = from >= kept ? 0 : kept - from < bytes ? kept - from : bytes;
   }
   if (bytes)
@@ -449,6 +460,7 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   ugc_retained_drop(&backend->retained, false);
   heap->moving.recycled_low = heap->moving.recycled_high = 0;
   backend->keep_low = backend->keep_high = 0;
+  atomic_store_explicit(&backend->alloc_frontier, 0, memory_order_relaxed);
   if (reopen_after_fork(backend) != 0)
     return ugc_backend_stw.compact_start(heap, plan);
   if (backend->sigbus_delivery)
@@ -568,17 +580,18 @@ static void complete_compaction(copy_backend *backend) {
   uint64_t concurrent_ns = ugc_concurrent_finish(c);
   uint64_t release_start = ugc_now_ns();
   intptr_t from_delta = (intptr_t)(backend->from_base - backend->space_base);
-  if (backend->keep_low < backend->keep_high) {
+  uintptr_t keep_low = kept_from(backend);
+  if (keep_low < backend->keep_high) {
     /* Both sides of the kept range: from-space below it holds nothing the next cycle uses,
      * above it is more than the sizing target. */
-    uintptr_t kept_from = backend->keep_low + (uintptr_t)from_delta;
+    uintptr_t kept_from = keep_low + (uintptr_t)from_delta;
     uintptr_t kept_to = backend->keep_high + (uintptr_t)from_delta;
     uintptr_t from_limit = backend->from_base + backend->space_bytes;
     if (ugc_uncommit((void *)backend->from_base, kept_from - backend->from_base) != 0)
       ugc_madv_dontneed((void *)backend->from_base, kept_from - backend->from_base);
     if (ugc_uncommit((void *)kept_to, from_limit - kept_to) != 0)
       ugc_madv_dontneed((void *)kept_to, from_limit - kept_to);
-    ugc_retained_keep(&backend->retained, backend->keep_low, backend->keep_high, from_delta);
+    ugc_retained_keep(&backend->retained, keep_low, backend->keep_high, from_delta);
   } else if (ugc_uncommit((void *)backend->from_base, backend->space_bytes) != 0) {
     ugc_madv_dontneed((void *)backend->from_base, backend->from_end - backend->space_base);
   }
@@ -651,6 +664,8 @@ static void copy_on_threads_idle(void *data, uint64_t generation) {
  * Heap lock held. */
 static void copy_prepare_alloc(ugc_heap *heap, uintptr_t start, uintptr_t end) {
   copy_backend *backend = heap->backend_data;
+  if (backend->keep_low < backend->keep_high) /* set in the pause, under the heap lock */
+    atomic_store_explicit(&backend->alloc_frontier, end, memory_order_relaxed);
   if (!ugc_retained_pending(&backend->retained))
     return;
   if (backend->owner_pid != getpid()) { /* the parent's descriptor: never act through it */
