@@ -75,6 +75,10 @@ typedef struct bench_result {
   uint64_t timed_cycles;
   bench_compaction compaction;
   uint64_t live_bytes_peak, heap_used_bytes, rss_peak_bytes, rss_after_gc_bytes;
+  /* compact: the largest RSS peak of one collection cycle (from its start to its
+   * compaction's end), and that cycle's live bytes + allocation headroom (what the heap
+   * holds when it starts: what the last cycle left live + bytes allocated since). */
+  uint64_t rss_cycle_peak_bytes, cycle_footprint_bytes;
   uint64_t shmem_peak_bytes, vma_peak;
   uint64_t verify_cycles, verify_failures; /* verifier: library's + our explicit checks */
   uint64_t digest_checks, digest_mismatches;

@@ -24,7 +24,8 @@ import sys
 
 TOP = ["workload", "backend", "backend_requested", "kernel", "threads", "heap_max_bytes",
        "wall_s", "mutator_cpu_s", "gc_cpu_s", "user_cpu_s", "sys_cpu_s", "sys_cpu_share",
-       "minor_faults", "major_faults", "rss_peak_over_live", "gc_cycles", "pause_us", "pause_kind_us",
+       "minor_faults", "major_faults", "rss_peak_over_live", "rss_cycle_peak_bytes",
+       "cycle_footprint_bytes", "gc_cycles", "pause_us", "pause_kind_us",
        "stall_us", "unit_us", "compaction", "live_bytes_peak", "rss_peak_bytes",
        "rss_after_gc_bytes", "shmem_peak_bytes", "vma_peak", "verify"]
 STRINGS = ["workload", "backend", "backend_requested", "kernel"]
@@ -138,6 +139,13 @@ def check_usage(row, where):
                                                             row["sys_cpu_s"]))
     if row["minor_faults"] < 1:
         fail("%s: no minor page fault counted" % where)
+    # compact: every cycle's RSS peak was read; it cannot exceed the run's peak.
+    if row["workload"] == "compact" and row["backend"] != "bdw":
+        if not row["cycle_footprint_bytes"] or not row["rss_cycle_peak_bytes"]:
+            fail("%s: no peak RSS of a collection cycle" % where)
+    if row["rss_cycle_peak_bytes"] > row["rss_peak_bytes"]:
+        fail("%s: a cycle's RSS peak %r above the run's %r" % (
+            where, row["rss_cycle_peak_bytes"], row["rss_peak_bytes"]))
     if row["live_bytes_peak"]:
         ratio = row["rss_peak_bytes"] / row["live_bytes_peak"]
         if abs(row["rss_peak_over_live"] - ratio) > 1e-3 * ratio:

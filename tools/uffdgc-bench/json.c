@@ -203,6 +203,8 @@ static void put_row(FILE *f, const bench_row *row) {
   put_u64(f, "rss_peak_bytes", r->rss_peak_bytes, true);
   put_num(f, "rss_peak_over_live", bench_rss_peak_over_live(r), true);
   put_u64(f, "rss_after_gc_bytes", r->rss_after_gc_bytes, true);
+  put_u64(f, "rss_cycle_peak_bytes", r->rss_cycle_peak_bytes, true);
+  put_u64(f, "cycle_footprint_bytes", r->cycle_footprint_bytes, true);
   put_u64(f, "shmem_peak_bytes", r->shmem_peak_bytes, true);
   put_u64(f, "vma_peak", r->vma_peak, true);
   fputs("\n   ", f);

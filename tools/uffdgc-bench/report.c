@@ -76,6 +76,13 @@ void bench_print_footer(FILE *out, const bench_row *row) {
   if (r->live_bytes_peak)
     fprintf(out, ", %.2fx peak live", bench_rss_peak_over_live(r));
   fputs(".\n", out);
+  if (r->cycle_footprint_bytes)
+    fprintf(out,
+            "[%s/%s] peak RSS during a collection cycle %.1f MB: %.2fx its live bytes + "
+            "allocation headroom (%.1f MB).\n",
+            w, b, r->rss_cycle_peak_bytes / MB,
+            (double)r->rss_cycle_peak_bytes / (double)r->cycle_footprint_bytes,
+            r->cycle_footprint_bytes / MB);
   if (r->pause_mark.count && strcmp(b, "bdw") != 0)
     fprintf(out,
             "[%s/%s] pause phases: mark+plan %.3f ms median, %.3f max; compaction "

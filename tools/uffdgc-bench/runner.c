@@ -92,7 +92,8 @@ static int child_run(const bench_options *options, const bench_row *row, bench_r
   bench_hist_to_dist(ctx.unit_hist_idle, &r->unit_idle);
   ugc_rss rss = {0};
   ugc_proc_rss(&rss);
-  r->rss_peak_bytes = rss.rss_peak;
+  if (rss.rss_peak > r->rss_peak_bytes) /* a workload may restart the peak (compact) */
+    r->rss_peak_bytes = rss.rss_peak;
   r->ok = status == 0 && r->verify_failures == 0 && r->digest_mismatches == 0;
   if (!r->ok && !r->error[0])
     snprintf(r->error, sizeof r->error, "%s",
