@@ -7,6 +7,9 @@
  *   heap->moving.base, .reserved_bytes   the moving space (1 GiB-aligned, RW, private anon)
  *   heap->moving.from_base               a from-space reservation of the same size and
  *                                        alignment (PROT_NONE between cycles)
+ *   heap->moving.recycled_low/high       memory prepare_alloc mapped above the top that
+ *                                        allocation must zero (heap lock)
+ *   ugc_heap_trigger_for                 the sizing target after a cycle (what to keep)
  *   heap->workers                        ugc_workers_run(&heap->workers, n, grain, fn, ctx)
  *   heap->stats.compaction               counters to add to (under the heap lock, which the
  *                                        collector holds during the pause)
