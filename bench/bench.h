@@ -61,6 +61,10 @@ typedef struct bench_result {
   unsigned threads;
   uint64_t heap_max_bytes;
   double wall_s, mutator_cpu_s, gc_cpu_s, gc_total_pause_s;
+  /* The whole process during the workload (getrusage): CPU in user mode and in the kernel,
+   * and page faults served without I/O (minor) or with it (major). */
+  double user_cpu_s, sys_cpu_s;
+  uint64_t minor_faults, major_faults;
   uint64_t gc_cycles;
   uint64_t mark_concurrent_cycles; /* cycles that marked while mutators ran (2 stops each) */
   bench_dist pause, pause_mark, pause_compact, stall, unit;
@@ -71,6 +75,10 @@ typedef struct bench_result {
   uint64_t timed_cycles;
   bench_compaction compaction;
   uint64_t live_bytes_peak, heap_used_bytes, rss_peak_bytes, rss_after_gc_bytes;
+  /* compact: the largest RSS peak of one collection cycle (from its start to its
+   * compaction's end), and that cycle's live bytes + allocation headroom (what the heap
+   * holds when it starts: what the last cycle left live + bytes allocated since). */
+  uint64_t rss_cycle_peak_bytes, cycle_footprint_bytes;
   uint64_t shmem_peak_bytes, vma_peak;
   uint64_t verify_cycles, verify_failures; /* verifier: library's + our explicit checks */
   uint64_t digest_checks, digest_mismatches;
@@ -166,6 +174,11 @@ typedef struct bench_compaction_rates {
   double kernel_share;      /* (map + madvise) / work_s: the ioctls' and madvise's part */
 } bench_compaction_rates;
 void bench_compaction_rates_of(const bench_compaction *c, bench_compaction_rates *out);
+
+/* System CPU over the process's CPU (user + system) during the workload; 0 without CPU. */
+double bench_sys_share(const bench_result *r);
+/* Peak RSS over peak live bytes; 0 when nothing was live. */
+double bench_rss_peak_over_live(const bench_result *r);
 
 /* xorshift64*: a fixed, fast sequence so every run of a workload does the same work. */
 static inline uint64_t bench_rand(uint64_t *state) {

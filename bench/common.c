@@ -69,6 +69,15 @@ void bench_compaction_rates_of(const bench_compaction *c, bench_compaction_rates
     out->kernel_share = (c->map_s + c->madvise_s) / out->work_s;
 }
 
+double bench_sys_share(const bench_result *r) {
+  double cpu = r->user_cpu_s + r->sys_cpu_s;
+  return cpu > 0 ? r->sys_cpu_s / cpu : 0;
+}
+
+double bench_rss_peak_over_live(const bench_result *r) {
+  return r->live_bytes_peak ? (double)r->rss_peak_bytes / (double)r->live_bytes_peak : 0;
+}
+
 void bench_fail(bench_ctx *ctx, const char *fmt, ...) {
   /* Only ever called in the forked child: the parent sees the exit status and the message
    * on stderr, and marks the row failed. */

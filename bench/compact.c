@@ -28,6 +28,7 @@
 #include <sys/prctl.h>
 #include <time.h>
 
+#include "os/procstat.h"
 #include "shim.h"
 
 enum {
@@ -252,6 +253,31 @@ static void chase_during_compaction(compact_state *st, shim *s, unsigned cycle, 
   ugc_blocking_leave(s->m);
 }
 
+/* The RSS peak of one cycle: VmHWM restarted when the cycle begins (the run's peak so far is
+ * kept in the result first) and read when its compaction has ended. */
+static void cycle_peak_start(bench_ctx *ctx) {
+  ugc_rss rss = {0};
+  if (ugc_proc_rss(&rss) == 0 && rss.rss_peak > ctx->result->rss_peak_bytes)
+    ctx->result->rss_peak_bytes = rss.rss_peak;
+  ugc_proc_reset_peak_rss();
+}
+
+static void cycle_peak_end(bench_ctx *ctx, uint64_t footprint) {
+  ugc_rss rss = {0};
+  bench_result *r = ctx->result;
+  if (ugc_proc_rss(&rss) != 0)
+    return;
+  if (rss.rss_peak > r->rss_peak_bytes)
+    r->rss_peak_bytes = rss.rss_peak;
+  /* The cycle with the largest peak relative to what the heap held. */
+  if (!r->cycle_footprint_bytes ||
+      (double)rss.rss_peak / (double)footprint >
+          (double)r->rss_cycle_peak_bytes / (double)r->cycle_footprint_bytes) {
+    r->rss_cycle_peak_bytes = rss.rss_peak;
+    r->cycle_footprint_bytes = footprint;
+  }
+}
+
 int compact_run(bench_ctx *ctx);
 
 int compact_run(bench_ctx *ctx) {
@@ -283,12 +309,21 @@ int compact_run(bench_ctx *ctx) {
     if (pthread_create(&args[i].thread, NULL, mutator_main, &args[i]))
       bench_fail(ctx, "pthread_create failed");
   }
+  static ugc_stats cycle_stats;
+  uint64_t allocated_before = 0, live_before = 0;
   unsigned cycles = 1 + (ctx->scale ? ctx->scale : 1);
   for (unsigned cycle = 0; cycle < cycles; cycle++) {
     if (cycle > 0)
       build_chains(&st, s.m, &rng, 75);
+    cycle_peak_start(ctx);
     collect_checked(&st, &s);
     chase_during_compaction(&st, &s, cycle, n);
+    ugc_stats_get(st.heap, &cycle_stats);
+    /* What the heap held when the cycle began: what the last cycle left live + what was
+     * allocated since (the first cycle: the heap's whole first fill). */
+    cycle_peak_end(ctx, live_before + cycle_stats.allocated_bytes - allocated_before);
+    live_before = cycle_stats.live_bytes_last;
+    allocated_before = cycle_stats.allocated_bytes;
     bench_sample_memory(ctx);
   }
   pthread_mutex_lock(&st.lock);

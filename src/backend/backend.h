@@ -7,6 +7,9 @@
  *   heap->moving.base, .reserved_bytes   the moving space (1 GiB-aligned, RW, private anon)
  *   heap->moving.from_base               a from-space reservation of the same size and
  *                                        alignment (PROT_NONE between cycles)
+ *   heap->moving.recycled_low/high       memory prepare_alloc mapped above the top that
+ *                                        allocation must zero (heap lock)
+ *   ugc_heap_trigger_for                 the sizing target after a cycle (what to keep)
  *   heap->workers                        ugc_workers_run(&heap->workers, n, grain, fn, ctx)
  *   heap->stats.compaction               counters to add to (under the heap lock, which the
  *                                        collector holds during the pause)
@@ -22,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "compact/compact.h"
 #include "uffdgc.h"
@@ -39,6 +43,12 @@ typedef struct ugc_backend_ops {
   int (*compact_start)(ugc_heap *heap, ugc_compact_plan *plan);
   /* Blocks until the compaction started last is complete (returns at once if none). */
   void (*compact_wait)(ugc_heap *heap);
+  /* Optional. Allocation is about to hand out [start, end) of the moving space (heap lock
+   * held, mutators running; start is the old top, so nothing at or above it has been handed
+   * out since the last compaction). The backend may map memory it kept from the last
+   * compaction there instead of letting allocation fault in fresh zeroed pages; it then
+   * widens heap->moving's recycled range, which allocation zeroes as it hands it out. */
+  void (*prepare_alloc)(ugc_heap *heap, uintptr_t start, uintptr_t end);
   /* fork(), called by the heap's atfork handlers after compact_wait, with the heap's locks
    * held (each may be NULL): prepare takes every lock of the backend a child could need, so
    * no other thread holds one at the fork; parent releases them; child re-initialises them

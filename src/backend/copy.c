@@ -43,6 +43,7 @@
 #include "backend/availability.h"
 #include "backend/backend.h"
 #include "backend/copy.h"
+#include "backend/retain.h"
 #include "compact/compact_threads.h"
 #include "compact/concurrent.h"
 #include "os/inject.h"
@@ -91,6 +92,13 @@ typedef struct copy_backend {
                         may build in their pauses at once) */
   const ugc_copy_variant *variant; /* the move backend's hooks, NULL for plain copy */
   void *variant_ctx;
+  /* Retention (backend/retain.h), when the descriptor has UFFDIO_MOVE: this compaction
+   * keeps the from-space twins of heap range [keep_low, keep_high) (empty: keeps none). */
+  ugc_retained retained;
+  uintptr_t keep_low, keep_high;
+  /* The end of the last allocation during this compaction (prepare_alloc): from-space twins
+   * of heap memory allocation already took are of no use to the next cycle. */
+  _Atomic uintptr_t alloc_frontier;
 } copy_backend;
 
 /* ---- mapping primitives (async-signal-safe) ------------------------------------------- */
@@ -202,9 +210,23 @@ static ugc_map_result copy_map_zero(void *ctx, uintptr_t dst) {
   return classify_copy(r, "UFFDIO_COPY of a zero page failed");
 }
 
+/* The start of what this compaction still means to keep: allocation during the compaction
+ * (into fresh pages) moves it up. */
+static uintptr_t kept_from(copy_backend *backend) {
+  uintptr_t frontier = atomic_load_explicit(&backend->alloc_frontier, memory_order_relaxed);
+  frontier = (frontier + UGC_RETAIN_CHUNK - 1) & ~(UGC_RETAIN_CHUNK - 1);
+  return frontier > backend->keep_low ? frontier : backend->keep_low;
+}
+
+/* Drained from-space goes back early, except what the next cycle will allocate into. */
 static void copy_release_from(void *ctx, uintptr_t from, size_t bytes) {
-  (void)ctx;
-  ugc_madv_dontneed((void *)from, bytes);
+  copy_backend *backend = ctx;
+  if (backend->keep_low < backend->keep_high) {
+    uintptr_t kept = kept_from(backend) + (backend->from_base - backend->space_base);
+    bytes = from >= kept ? 0 : kept - from < bytes ? kept - from : bytes;
+  }
+  if (bytes)
+    ugc_madv_dontneed((void *)from, bytes);
 }
 
 /* ---- fault delivery --------------------------------------------------------------------- */
@@ -274,7 +296,8 @@ static int start_delivery(copy_backend *backend, ugc_error *error) {
 static int open_uffd(copy_backend *backend, ugc_error *error) {
   uint64_t features = backend->sigbus_delivery ? UFFD_FEATURE_SIGBUS : 0;
   uint64_t wanted = backend->variant ? backend->variant->uffd_features : 0;
-  features |= wanted;
+  /* MOVE, where the kernel has it, also serves retention (backend/retain.h). */
+  features |= wanted | UFFD_FEATURE_MOVE;
   unsigned flags =
       UGC_UFFD_ALLOW_USER_MODE_ONLY | (backend->sigbus_delivery ? 0 : UGC_UFFD_NONBLOCK);
   int rc = ugc_uffd_create(&backend->uffd, features, flags);
@@ -360,6 +383,7 @@ int ugc_copy_attach(ugc_heap *heap, ugc_error *error, const char *name,
   }
   pthread_mutex_init(&backend->wait_lock, NULL);
   ugc_concurrent_init(&backend->concurrent);
+  ugc_retained_init(&backend->retained);
 
   const char *delivery = heap->config.delivery ? heap->config.delivery : "sigbus";
   backend->sigbus_delivery = strcmp(delivery, "thread") != 0;
@@ -373,6 +397,7 @@ int ugc_copy_attach(ugc_heap *heap, ugc_error *error, const char *name,
     if (backend->uffd.fd >= 0)
       ugc_uffd_close(&backend->uffd);
     ugc_concurrent_destroy(&backend->concurrent);
+    ugc_retained_destroy(&backend->retained);
     munmap(backend->pause_batch, PAUSE_BATCH_BYTES);
     free(backend);
     return -1;
@@ -417,6 +442,7 @@ void ugc_copy_detach(ugc_heap *heap) {
   if (backend->uffd.fd >= 0)
     ugc_uffd_close(&backend->uffd);
   ugc_concurrent_destroy(&backend->concurrent);
+  ugc_retained_destroy(&backend->retained);
   pthread_mutex_destroy(&backend->wait_lock);
   munmap(backend->pause_batch, PAUSE_BATCH_BYTES);
   free(backend);
@@ -434,8 +460,41 @@ static void undo_handoff(copy_backend *backend) {
     ugc_warn("copy backend: could not restore the from-space reservation");
 }
 
+/* Which heap range the next cycle allocates into and this compaction keeps from-space for:
+ * from the new top, rounded up to a huge page, to the sizing target (what the next cycle
+ * may allocate before it starts), within the old heap. Empty without UFFDIO_MOVE, or when
+ * the whole heap is registered for the compaction. */
+static void choose_kept_range(copy_backend *backend, const ugc_compact_plan *plan) {
+  backend->keep_low = backend->keep_high = 0;
+  if (!(backend->uffd.features & UFFD_FEATURE_MOVE) ||
+      backend->registered_bytes == backend->space_bytes)
+    return;
+  /* The move backend recycles from-space pages itself (backend/move.c): a page must not be
+   * both a build target there and kept for allocation here. */
+  if (backend->variant)
+    return;
+  ugc_heap *heap = backend->heap;
+  uintptr_t low = (plan->new_top + UGC_RETAIN_CHUNK - 1) & ~(UGC_RETAIN_CHUNK - 1);
+  uintptr_t target =
+      backend->space_base + ugc_heap_trigger_for(heap, plan->new_top - plan->space_base);
+  uintptr_t high = (target + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  uintptr_t old_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  if (high > old_end)
+    high = old_end;
+  if (low < high) {
+    backend->keep_low = low;
+    backend->keep_high = high;
+  }
+}
+
 int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   copy_backend *backend = heap->backend_data;
+  /* Whatever the last compaction kept goes with from-space now (the hand-off replaces it),
+   * and the heap above the new top will be fresh memory again. */
+  ugc_retained_drop(&backend->retained, false);
+  heap->moving.recycled_low = heap->moving.recycled_high = 0;
+  backend->keep_low = backend->keep_high = 0;
+  atomic_store_explicit(&backend->alloc_frontier, 0, memory_order_relaxed);
   if (reopen_after_fork(backend) != 0)
     return ugc_backend_stw.compact_start(heap, plan);
   if (backend->sigbus_delivery)
@@ -477,6 +536,7 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
     return ugc_backend_stw.compact_start(heap, plan);
   }
   backend->registered_bytes = data_bytes;
+  choose_kept_range(backend, plan);
   /* An access between the mremap and the registration (a thread that is not parked: a
    * signal handler, a system call in a blocking region) mapped an ordinary page that the
    * registration does not cover: dropped now, in the pause, every data page faults to us
@@ -555,8 +615,22 @@ static void complete_compaction(copy_backend *backend) {
    * tear down at its destination. */
   uint64_t concurrent_ns = ugc_concurrent_finish(c);
   uint64_t release_start = ugc_now_ns();
-  if (ugc_uncommit((void *)backend->from_base, backend->space_bytes) != 0)
+  intptr_t from_delta = (intptr_t)(backend->from_base - backend->space_base);
+  uintptr_t keep_low = kept_from(backend);
+  if (keep_low < backend->keep_high) {
+    /* Both sides of the kept range: from-space below it holds nothing the next cycle uses,
+     * above it is more than the sizing target. */
+    uintptr_t kept_from = keep_low + (uintptr_t)from_delta;
+    uintptr_t kept_to = backend->keep_high + (uintptr_t)from_delta;
+    uintptr_t from_limit = backend->from_base + backend->space_bytes;
+    if (ugc_uncommit((void *)backend->from_base, kept_from - backend->from_base) != 0)
+      ugc_madv_dontneed((void *)backend->from_base, kept_from - backend->from_base);
+    if (ugc_uncommit((void *)kept_to, from_limit - kept_to) != 0)
+      ugc_madv_dontneed((void *)kept_to, from_limit - kept_to);
+    ugc_retained_keep(&backend->retained, keep_low, backend->keep_high, from_delta);
+  } else if (ugc_uncommit((void *)backend->from_base, backend->space_bytes) != 0) {
     ugc_madv_dontneed((void *)backend->from_base, backend->from_end - backend->space_base);
+  }
   heap->stats.compaction.madvise_ns += ugc_now_ns() - release_start;
   heap->stats.compaction.madvise_calls++;
   if (backend->registered_bytes) {
@@ -630,11 +704,37 @@ static void copy_on_threads_idle(void *data, uint64_t generation) {
   pthread_mutex_unlock(&backend->wait_lock);
 }
 
+/* Allocation reaches [start, end): the kept chunks it needs move in (backend/retain.h).
+ * Heap lock held. */
+static void copy_prepare_alloc(ugc_heap *heap, uintptr_t start, uintptr_t end) {
+  copy_backend *backend = heap->backend_data;
+  if (backend->keep_low < backend->keep_high) /* set in the pause, under the heap lock */
+    atomic_store_explicit(&backend->alloc_frontier, end, memory_order_relaxed);
+  if (!ugc_retained_pending(&backend->retained))
+    return;
+  if (backend->owner_pid != getpid()) { /* the parent's descriptor: never act through it */
+    ugc_retained_drop(&backend->retained, false);
+    return;
+  }
+  ugc_retain_counts counts = {0};
+  ugc_retained_take(&backend->retained, &backend->uffd, start, end, &heap->moving.recycled_low,
+                    &heap->moving.recycled_high, &counts);
+  ugc_compaction_stats *s = &heap->stats.compaction;
+  ugc_stats_lock(heap);
+  s->pages_recycled += counts.moved_bytes / UGC_PAGE_SIZE;
+  s->move_ioctls += counts.move_calls;
+  s->madvise_calls += counts.release_calls;
+  ugc_stats_unlock(heap);
+}
+
 /* fork(): compact_wait has run (no compaction in flight, none can start: the heap's locks
  * are held). Another thread may still be inside compact_wait, about to see that there is
  * nothing to wait for: holding wait_lock across the fork keeps it out of the child. */
 void ugc_copy_fork_prepare(ugc_heap *heap) {
   copy_backend *backend = heap->backend_data;
+  /* Kept pages would be shared with the child after the fork, and UFFDIO_MOVE refuses
+   * shared pages: given back instead. */
+  ugc_retained_drop(&backend->retained, true);
   pthread_mutex_lock(&backend->wait_lock);
   ugc_compact_threads_fork_prepare(&backend->threads);
 }
@@ -661,6 +761,7 @@ const ugc_backend_ops ugc_backend_copy = {
     .detach = ugc_copy_detach,
     .compact_start = ugc_copy_compact_start,
     .compact_wait = ugc_copy_compact_wait,
+    .prepare_alloc = copy_prepare_alloc,
     .fork_prepare = ugc_copy_fork_prepare,
     .fork_parent = ugc_copy_fork_parent,
     .fork_child = ugc_copy_fork_child,

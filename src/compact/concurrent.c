@@ -273,7 +273,12 @@ static void help_owner(ugc_concurrent *c, size_t page, char *buffer) {
       atomic_fetch_sub(&c->helpers_active, 1);
       return;
     }
-    /* EEXIST: the owner was first (our copy may have read released from-space: dropped) */
+    /* EEXIST: the owner (or another helper) was first (our copy may have read released
+     * from-space: dropped). The page is in place, and the faulting access can go on: the
+     * owner's MAPPED may come much later (descheduled between its ioctl and the state
+     * change: milliseconds on a busy machine), and waiting for it bounded no stall. */
+    atomic_fetch_sub(&c->helpers_active, 1);
+    return;
   }
   atomic_fetch_sub(&c->helpers_active, 1);
   ugc_page_wait_mapped(&c->states, page);

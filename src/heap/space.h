@@ -29,6 +29,9 @@ typedef struct ugc_moving_space {
   uintptr_t limit;       /* base + heap_max: the bump pointer never passes it */
   uintptr_t top;         /* bump pointer; guarded by the heap lock */
   uintptr_t from_base;   /* from-space reservation (reserved_bytes, 1 GiB-aligned) */
+  /* [recycled_low, recycled_high) above top holds memory a backend kept from an earlier
+   * cycle (not zeroed): allocation zeroes what it hands out of it. Heap lock. */
+  uintptr_t recycled_low, recycled_high;
   uint64_t *live_words;  /* reserved_bytes / 64 bytes, NORESERVE */
   uint64_t *start_words; /* the same size and indexing: header words of live objects */
   /* The region right after the moving space that the non-moving space occupies. */
@@ -54,6 +57,14 @@ static inline uintptr_t ugc_moving_space_bump(ugc_moving_space *space, size_t by
   uintptr_t start = space->top;
   space->top += bytes;
   return start;
+}
+
+/* The part of [start, end) that lies in the recycled range, as [*low, *high) (empty when
+ * *low >= *high): the bytes allocation must zero before handing them out. Heap lock held. */
+static inline void ugc_moving_space_recycled_part(const ugc_moving_space *space, uintptr_t start,
+                                                  uintptr_t end, uintptr_t *low, uintptr_t *high) {
+  *low = start > space->recycled_low ? start : space->recycled_low;
+  *high = end < space->recycled_high ? end : space->recycled_high;
 }
 
 static inline bool ugc_moving_space_contains(const ugc_moving_space *space, uintptr_t addr) {

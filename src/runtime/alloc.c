@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "heap/vm.h"
 #include "runtime/concurrent_mark.h"
 #include "runtime/heap.h"
@@ -51,14 +52,40 @@ static bool within_heap_max(const ugc_heap *heap, size_t bytes) {
   return used <= heap->config.heap_max && bytes <= heap->config.heap_max - used;
 }
 
+/* Bytes of a new allocation that hold recycled memory (ugc_moving_space.recycled_low): the
+ * allocating thread zeroes them after dropping the heap lock, before anything else can see
+ * them (it reaches no safepoint before). */
+typedef struct zero_span {
+  uintptr_t low, high;
+} zero_span;
+
+static void zero_recycled(const zero_span *zero) {
+  if (zero->low < zero->high)
+    memset((void *)zero->low, 0, zero->high - zero->low);
+}
+
+/* Bumps the moving space; the backend may map memory it kept into what it hands out.
+ * Heap lock held. */
+static uintptr_t bump_moving(ugc_heap *heap, size_t bytes, zero_span *zero) {
+  ugc_moving_space *space = &heap->moving;
+  uintptr_t start = ugc_moving_space_bump(space, bytes);
+  if (!start)
+    return 0;
+  if (heap->backend->prepare_alloc)
+    heap->backend->prepare_alloc(heap, start, start + bytes);
+  ugc_moving_space_recycled_part(space, start, start + bytes, &zero->low, &zero->high);
+  return start;
+}
+
 /* Starts a new TLAB of at least `min_bytes`. Heap lock held. */
-static bool refill_tlab_locked(ugc_heap *heap, ugc_mutator *mutator, size_t min_bytes) {
+static bool refill_tlab_locked(ugc_heap *heap, ugc_mutator *mutator, size_t min_bytes,
+                               zero_span *zero) {
   size_t bytes = min_bytes > UGC_TLAB_BYTES ? ugc_round_up(min_bytes, 8) : UGC_TLAB_BYTES;
   ugc_tlab_retire(mutator);
-  uintptr_t start = within_heap_max(heap, bytes) ? ugc_moving_space_bump(&heap->moving, bytes) : 0;
+  uintptr_t start = within_heap_max(heap, bytes) ? bump_moving(heap, bytes, zero) : 0;
   if (!start && bytes > min_bytes) { /* near the limit: a smaller TLAB still serves */
     bytes = ugc_round_up(min_bytes, 8);
-    start = within_heap_max(heap, bytes) ? ugc_moving_space_bump(&heap->moving, bytes) : 0;
+    start = within_heap_max(heap, bytes) ? bump_moving(heap, bytes, zero) : 0;
   }
   if (!start)
     return false;
@@ -71,7 +98,7 @@ static bool refill_tlab_locked(ugc_heap *heap, ugc_mutator *mutator, size_t min_
 /* One attempt; returns the header address or 0. Past the trigger it fails unless
  * `past_trigger` (after a collection, the hard limits alone decide). Heap lock held. */
 static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_space space,
-                                  size_t total, bool past_trigger) {
+                                  size_t total, bool past_trigger, zero_span *zero) {
   if (!past_trigger && occupancy(heap) + total > heap->trigger_bytes) {
     if (!heap->cmark)
       return 0;
@@ -84,12 +111,12 @@ static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_sp
   switch (space) {
   case SPACE_MOVING:
     if (total > MEDIUM_BYTES) {
-      hdr = within_heap_max(heap, total) ? ugc_moving_space_bump(&heap->moving, total) : 0;
+      hdr = within_heap_max(heap, total) ? bump_moving(heap, total, zero) : 0;
       if (hdr)
         heap->stats.allocated_bytes += total;
       if (hdr && heap->allocate_black) /* no TLAB to mark later: its bits now */
         ugc_cmark_medium_allocated(heap, hdr, total);
-    } else if (refill_tlab_locked(heap, mutator, total)) {
+    } else if (refill_tlab_locked(heap, mutator, total, zero)) {
       hdr = mutator->fast.tlab_cursor;
       mutator->fast.tlab_cursor += total;
     }
@@ -157,9 +184,11 @@ static void *alloc_in(ugc_mutator *mutator, ugc_type_id type, size_t bytes, allo
   /* Attempt 0 respects the trigger; a collection (skipped if another thread's just ran);
    * attempt 1 may use the whole heap; one last full collection; attempt 2; then OOM. */
   for (int attempt = 0; attempt < 3; attempt++) {
+    zero_span zero = {0, 0};
     pthread_mutex_lock(&heap->lock);
-    uintptr_t hdr = try_alloc_locked(heap, mutator, space, total, attempt > 0);
+    uintptr_t hdr = try_alloc_locked(heap, mutator, space, total, attempt > 0, &zero);
     pthread_mutex_unlock(&heap->lock);
+    zero_recycled(&zero);
     if (hdr) {
       *(uint64_t *)hdr = ugc_header_make(type, bytes);
       return (void *)(hdr + UGC_HEADER_BYTES);
@@ -243,10 +272,12 @@ bool ugc_reserve(ugc_mutator *mutator, size_t bytes) {
     return false;
   }
   for (int attempt = 0; attempt < 3; attempt++) {
+    zero_span zero = {0, 0};
     pthread_mutex_lock(&heap->lock);
     bool ok = (attempt > 0 || occupancy(heap) + bytes <= heap->trigger_bytes) &&
-              refill_tlab_locked(heap, mutator, bytes);
+              refill_tlab_locked(heap, mutator, bytes, &zero);
     pthread_mutex_unlock(&heap->lock);
+    zero_recycled(&zero);
     if (ok)
       return mutator->reserved = true;
     if (attempt < 2)

@@ -246,6 +246,12 @@ void ugc_collect_mark_done(ugc_heap *heap, const ugc_mark_totals *totals, uint64
                       mark_ns);
 }
 
+size_t ugc_heap_trigger_for(const ugc_heap *heap, size_t moving_live) {
+  double next = (double)moving_live * heap->config.growth_factor;
+  size_t trigger = next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;
+  return trigger > heap->config.heap_initial ? trigger : heap->config.heap_initial;
+}
+
 void ugc_collect_sweep(ugc_heap *heap, ugc_cycle_work *work) {
   uint64_t start = ugc_now_ns();
   work->nonmoving_freed = ugc_nonmoving_sweep(&heap->nonmoving);
@@ -328,10 +334,8 @@ void ugc_collect_compact_locked(ugc_heap *heap, const ugc_mark_totals *totals,
   stats->gc_cpu_ns += (ugc_thread_cpu_ns() - clock->cpu_start) +
                       (atomic_load(&heap->workers.cpu_ns) - clock->helpers_start);
 
-  double next = (double)totals->moving_bytes * heap->config.growth_factor;
-  size_t trigger = next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;
   size_t old_trigger = heap->trigger_bytes;
-  heap->trigger_bytes = trigger > heap->config.heap_initial ? trigger : heap->config.heap_initial;
+  heap->trigger_bytes = ugc_heap_trigger_for(heap, totals->moving_bytes);
   heap->other_since_gc = 0;
   if (heap->trigger_bytes != old_trigger)
     ugc_event_heap_resized(heap, old_trigger, heap->trigger_bytes);

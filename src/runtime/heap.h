@@ -118,8 +118,8 @@ struct ugc_heap {
   ugc_mutator *detached;
 
   ugc_slot_list globals, weaks;
-  ugc_addrmap identity;      /* payload address -> identity hash (runtime/identity.c) */
-  uint64_t identity_counter; /* source of new identity hashes */
+  ugc_addrmap identity;        /* payload address -> identity hash (runtime/identity.c) */
+  uint64_t identity_counter;   /* source of new identity hashes */
   ugc_finalize_state finalize; /* runtime/finalize.c */
   ugc_enumerator *enumerators;
   size_t enumerator_count, enumerator_capacity;
@@ -170,6 +170,11 @@ void ugc_tlabs_retire_all(ugc_heap *heap);
 /* ---- collection (collect.c) ---- */
 /* Runs one full collection; world stopped and heap lock held by the caller. */
 void ugc_collect_locked(ugc_heap *heap);
+/* The moving-space occupancy that starts the next collection after one that left
+ * `moving_live` bytes live in the moving space: max(heap_initial, live * growth_factor), at
+ * most heap_max (the sizing target a backend may keep memory for). */
+size_t ugc_heap_trigger_for(const ugc_heap *heap, size_t moving_live);
+
 /* The steps of a cycle once marking is complete. ugc_collect_locked runs them all in one
  * pause; concurrent marking runs the weak slots in its remark pause, the sweep and the plan
  * while mutators run and the rest in its compaction pause. Clocks of the pause that ends

@@ -23,7 +23,9 @@ import subprocess
 import sys
 
 TOP = ["workload", "backend", "backend_requested", "kernel", "threads", "heap_max_bytes",
-       "wall_s", "mutator_cpu_s", "gc_cpu_s", "gc_cycles", "pause_us", "pause_kind_us",
+       "wall_s", "mutator_cpu_s", "gc_cpu_s", "user_cpu_s", "sys_cpu_s", "sys_cpu_share",
+       "minor_faults", "major_faults", "rss_peak_over_live", "rss_cycle_peak_bytes",
+       "cycle_footprint_bytes", "gc_cycles", "pause_us", "pause_kind_us",
        "stall_us", "unit_us", "compaction", "live_bytes_peak", "rss_peak_bytes",
        "rss_after_gc_bytes", "shmem_peak_bytes", "vma_peak", "verify"]
 STRINGS = ["workload", "backend", "backend_requested", "kernel"]
@@ -89,7 +91,8 @@ def check_row(row):
     if row.get("ok") is not True:
         fail("%s: run failed: %s" % (where, row.get("error")))
     need_numbers(row, ["threads", "heap_max_bytes", "wall_s", "mutator_cpu_s", "gc_cpu_s",
-                       "gc_cycles", "live_bytes_peak", "rss_peak_bytes",
+                       "user_cpu_s", "sys_cpu_s", "sys_cpu_share", "minor_faults",
+                       "major_faults", "rss_peak_over_live", "gc_cycles", "live_bytes_peak", "rss_peak_bytes",
                        "rss_after_gc_bytes", "shmem_peak_bytes", "vma_peak"], where)
     for key, fields in DIST.items():
         need_numbers(row[key], fields, where + "." + key)
@@ -103,6 +106,7 @@ def check_row(row):
     if row["wall_s"] <= 0 or row["gc_cycles"] < 1:
         fail("%s: implausible wall_s %r / gc_cycles %r" % (where, row["wall_s"],
                                                              row["gc_cycles"]))
+    check_usage(row, where)
     if row["verify"]["failures"] or row["verify"]["digest_mismatches"]:
         fail("%s: verification failed: %r" % (where, row["verify"]))
     c = row["compaction"]
@@ -119,6 +123,35 @@ def check_row(row):
     if row["workload"] == "latency":
         check_latency(row, where)
     return True
+
+
+def check_usage(row, where):
+    """The CPU split and the faults are of the same process as the CPU totals: user + sys
+    is the process's CPU (mutator + GC), the share is sys over it, every run touches
+    memory (at least one minor fault), and the peak RSS ratio is RSS over live."""
+    cpu = row["user_cpu_s"] + row["sys_cpu_s"]
+    if abs(cpu - (row["mutator_cpu_s"] + row["gc_cpu_s"])) > 0.01 + 0.02 * cpu and \
+            row["mutator_cpu_s"] > 0:
+        fail("%s: user %r + sys %r is not the process CPU (mutator %r + gc %r)" % (
+            where, row["user_cpu_s"], row["sys_cpu_s"], row["mutator_cpu_s"], row["gc_cpu_s"]))
+    share = row["sys_cpu_share"]
+    if not 0 <= share <= 1 or (cpu > 0 and abs(share - row["sys_cpu_s"] / cpu) > 1e-3):
+        fail("%s: sys_cpu_share %r for user %r, sys %r" % (where, share, row["user_cpu_s"],
+                                                            row["sys_cpu_s"]))
+    if row["minor_faults"] < 1:
+        fail("%s: no minor page fault counted" % where)
+    # compact: every cycle's RSS peak was read; it cannot exceed the run's peak.
+    if row["workload"] == "compact" and row["backend"] != "bdw":
+        if not row["cycle_footprint_bytes"] or not row["rss_cycle_peak_bytes"]:
+            fail("%s: no peak RSS of a collection cycle" % where)
+    if row["rss_cycle_peak_bytes"] > row["rss_peak_bytes"]:
+        fail("%s: a cycle's RSS peak %r above the run's %r" % (
+            where, row["rss_cycle_peak_bytes"], row["rss_peak_bytes"]))
+    if row["live_bytes_peak"]:
+        ratio = row["rss_peak_bytes"] / row["live_bytes_peak"]
+        if abs(row["rss_peak_over_live"] - ratio) > 1e-3 * ratio:
+            fail("%s: rss_peak_over_live %r, RSS/live is %r" % (where,
+                                                                 row["rss_peak_over_live"], ratio))
 
 
 def check_latency(row, where):

@@ -33,7 +33,8 @@ def main():
 
     # The legend: after the table's closing rule, before the winners.
     legend = table[table.rindex("-----\n") + 6:table.index("best per workload")]
-    for column in ("wall s:", "gcs:", "pause:", "stall:", "unit p99:", "RSS pk:",
+    for column in ("wall s:", "gcs:", "pause:", "stall:", "unit p99:", "sys%:", "minflt k:",
+                   "pk/live:", "RSS pk:",
                    "RSS aft GC:", "t/bdw", "docs/benchmarks.md"):
         if column not in legend:
             problems.append(f"the legend does not explain {column!r}")
@@ -52,6 +53,30 @@ def main():
         problems.append(f"{row['workload']}/{row['backend']}: unclear skip reason {reason!r}")
     if not re.search(r"^bdw rows: only gcbench and frag have them", out, re.M):
         problems.append("no line says why only gcbench and frag have bdw rows")
+
+    # The CPU, fault and memory columns hold the JSON's values of the same row.
+    # Cells after workload and backend: wall s, gcs, pause p50, p99, max, stall50, stall99,
+    # unit p99, sys%, minflt k, RSS pk, pk/live, RSS aft GC, then the bdw ratios.
+    position = {"sys%": 8, "minflt k": 9, "pk/live": 11}
+    for row in rows:
+        if "skipped" in row or not row.get("ok"):
+            continue
+        line = re.search(rf"^{row['workload']} +{re.escape(row['backend'])} +(.*)$", table, re.M)
+        if not line:
+            problems.append(f"no table row for {row['workload']}/{row['backend']}")
+            continue
+        cells = line.group(1).split()
+        expect = {"sys%": 100 * row["sys_cpu_share"], "minflt k": row["minor_faults"] / 1e3,
+                  "pk/live": row["rss_peak_over_live"]}
+        for name, value in expect.items():
+            if name not in table.split("\n")[1]:
+                problems.append(f"the table has no {name!r} column")
+                continue
+            cell = cells[position[name]] if len(cells) > position[name] else "?"
+            shown = 0.0 if cell == "-" else float(cell) if re.fullmatch(r"[0-9.]+", cell) else None
+            if shown is None or abs(shown - value) > 0.051 + 0.001 * value:
+                problems.append(f"{row['workload']}/{row['backend']} {name}: table "
+                                f"{cell}, JSON {value}")
 
     def label(row):
         return row["backend"]

@@ -166,6 +166,34 @@ static void late_owner(uint64_t seed) {
   teardown();
 }
 
+/* The owner of a page has mapped it but not yet said so (descheduled between its ioctl and
+ * MAPPED): a faulting thread that helps and finds the page in place (EEXIST) returns at
+ * once instead of waiting for the owner. Here the owner says MAPPED only after the faulting
+ * thread has returned, so waiting would never end (the alarm fails the test). */
+static void mapped_owner_late_to_say_so(uint64_t seed) {
+  setup(seed, 3u << 20);
+  size_t page = heap.plan.page_count / 3;
+  REQUIRE(ugc_page_try_claim(&driver.states, page, UGC_PAGE_BY_GC));
+  char built[UGC_PAGE_SIZE];
+  ugc_compact_build_page(&heap.plan, page, heap.delta, built);
+  ugc_page_set(&driver.states, page, UGC_PAGE_MAPPING);
+  size_t done = 0;
+  REQUIRE(fake_map(NULL, heap.base + page * UGC_PAGE_SIZE, built, UGC_PAGE_SIZE, &done) ==
+          UGC_MAP_OK);
+  help_request request = {page};
+  pthread_t faulting;
+  alarm(60);
+  REQUIRE(pthread_create(&faulting, NULL, helper_main, &request) == 0);
+  pthread_join(faulting, NULL);
+  alarm(0);
+  CHECK(ugc_page_get(&driver.states, page) == UGC_PAGE_MAPPING);
+  CHECK_EQ_U64(atomic_load(&driver.counters.pages_helped), 0);
+  ugc_page_set(&driver.states, page, UGC_PAGE_MAPPED);
+  ugc_concurrent_gc_work(&driver, main_batch);
+  ugc_concurrent_finish(&driver);
+  teardown();
+}
+
 /* A page of ours mapped by somebody who does not own it and is not a helper (EEXIST that
  * no helper explains) would lose writes: the owner stops the process with a message. */
 static void stray_page_is_fatal(uint64_t seed) {
@@ -188,6 +216,7 @@ int main(void) {
   for (uint64_t seed = 1; seed <= 12; seed++)
     race(seed);
   late_owner(99);
+  mapped_owner_late_to_say_so(5);
   stray_page_is_fatal(7);
   printf("released %llu bytes of from-space behind the watermark\n",
          (unsigned long long)atomic_load(&released_bytes));

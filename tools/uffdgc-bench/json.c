@@ -178,6 +178,11 @@ static void put_row(FILE *f, const bench_row *row) {
   put_num(f, "mutator_cpu_s", r->mutator_cpu_s, true);
   put_num(f, "gc_cpu_s", r->gc_cpu_s, true);
   put_num(f, "gc_pause_total_s", r->gc_total_pause_s, true);
+  put_num(f, "user_cpu_s", r->user_cpu_s, true);
+  put_num(f, "sys_cpu_s", r->sys_cpu_s, true);
+  put_num(f, "sys_cpu_share", bench_sys_share(r), true);
+  put_u64(f, "minor_faults", r->minor_faults, true);
+  put_u64(f, "major_faults", r->major_faults, true);
   put_u64(f, "gc_cycles", r->gc_cycles, true);
   put_u64(f, "mark_concurrent_cycles", r->mark_concurrent_cycles, false);
   fputs(",\n   ", f);
@@ -198,7 +203,10 @@ static void put_row(FILE *f, const bench_row *row) {
   put_u64(f, "live_bytes_peak", r->live_bytes_peak, true);
   put_u64(f, "heap_used_bytes", r->heap_used_bytes, true);
   put_u64(f, "rss_peak_bytes", r->rss_peak_bytes, true);
+  put_num(f, "rss_peak_over_live", bench_rss_peak_over_live(r), true);
   put_u64(f, "rss_after_gc_bytes", r->rss_after_gc_bytes, true);
+  put_u64(f, "rss_cycle_peak_bytes", r->rss_cycle_peak_bytes, true);
+  put_u64(f, "cycle_footprint_bytes", r->cycle_footprint_bytes, true);
   put_u64(f, "shmem_peak_bytes", r->shmem_peak_bytes, true);
   put_u64(f, "vma_peak", r->vma_peak, true);
   fputs("\n   ", f);

@@ -67,6 +67,22 @@ void bench_print_footer(FILE *out, const bench_row *row) {
           r->pause.p95 / 1e6, r->pause.max / 1e6);
   fprintf(out, "[%s/%s] Heap size is %.3f MB (max %.3f MB); peak live data %.3f MB.\n", w, b,
           r->heap_used_bytes / MB, r->heap_max_bytes / MB, r->live_bytes_peak / MB);
+  fprintf(out,
+          "[%s/%s] CPU: user %.3f s, system %.3f s (%.1f%% of the process's CPU); %llu minor, "
+          "%llu major page faults; peak RSS %.1f MB",
+          w, b, r->user_cpu_s, r->sys_cpu_s, 100 * bench_sys_share(r),
+          (unsigned long long)r->minor_faults, (unsigned long long)r->major_faults,
+          r->rss_peak_bytes / MB);
+  if (r->live_bytes_peak)
+    fprintf(out, ", %.2fx peak live", bench_rss_peak_over_live(r));
+  fputs(".\n", out);
+  if (r->cycle_footprint_bytes)
+    fprintf(out,
+            "[%s/%s] peak RSS during a collection cycle %.1f MB: %.2fx its live bytes + "
+            "allocation headroom (%.1f MB).\n",
+            w, b, r->rss_cycle_peak_bytes / MB,
+            (double)r->rss_cycle_peak_bytes / (double)r->cycle_footprint_bytes,
+            r->cycle_footprint_bytes / MB);
   if (r->pause_mark.count && strcmp(b, "bdw") != 0)
     fprintf(out,
             "[%s/%s] pause phases: mark+plan %.3f ms median, %.3f max; compaction "
@@ -125,7 +141,7 @@ const bench_row *bench_bdw_row_for(const bench_row *rows, size_t count, const be
 }
 
 static void print_rule(FILE *out) {
-  for (int i = 0; i < 151; i++)
+  for (int i = 0; i < 176; i++)
     fputc('-', out);
   fputc('\n', out);
 }
@@ -164,8 +180,10 @@ static void print_legend(FILE *out, const bench_row *rows, size_t count) {
           "the footers give the phases apart).\nstall: a thread waiting for a page being compacted "
           "(concurrent "
           "backends), in us. unit p99:\n99th percentile of a timed unit of work (latency, "
-          "compact). RSS pk: peak resident set.\nRSS aft GC: resident set after a final "
-          "collection. t/bdw, rss/bdw: time and RSS after GC\nrelative to bdwgc (below 1: "
+          "compact). sys%%: system CPU as a share of the\nprocess's CPU (user + system). "
+          "minflt k: minor page faults, thousands. RSS pk: peak resident set.\npk/live: RSS pk "
+          "over the peak live bytes. RSS aft GC: resident set after a final collection.\nt/bdw, "
+          "rss/bdw: time and RSS after GC relative to bdwgc (below 1: "
           "better than bdwgc). More in docs/benchmarks.md, \"Output\".\n");
   bool bdw = false;
   for (size_t i = 0; i < count; i++)
@@ -235,11 +253,12 @@ static void print_winners(FILE *out, const bench_row *rows, size_t count) {
 }
 
 void bench_print_table(FILE *out, const bench_row *rows, size_t count) {
-  fprintf(out, "\n%-12s %-11s %8s %6s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "workload",
-          "backend", "wall s", "gcs", "pause p50", "p99", "max us", "stall50", "stall99",
-          "unit p99", "RSS pk", "RSS aft", "t/bdw", "rss/bdw");
-  fprintf(out, "%-12s %-11s %8s %6s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "", "", "", "",
-          "us", "us", "", "us", "us", "us", "MB", "GC MB", "", "");
+  fprintf(out, "\n%-12s %-11s %8s %6s %9s %9s %9s %8s %8s %8s %5s %8s %8s %7s %8s %8s %8s\n",
+          "workload", "backend", "wall s", "gcs", "pause p50", "p99", "max us", "stall50",
+          "stall99", "unit p99", "sys%", "minflt k", "RSS pk", "pk/live", "RSS aft", "t/bdw",
+          "rss/bdw");
+  fprintf(out, "%-12s %-11s %8s %6s %9s %9s %9s %8s %8s %8s %5s %8s %8s %7s %8s %8s %8s\n", "", "",
+          "", "", "us", "us", "", "us", "us", "us", "", "", "MB", "", "GC MB", "", "");
   print_rule(out);
   for (size_t i = 0; i < count; i++) {
     const bench_row *row = &rows[i];
@@ -271,9 +290,15 @@ void bench_print_table(FILE *out, const bench_row *rows, size_t count) {
       snprintf(tr, sizeof tr, "1");
       snprintf(rr, sizeof rr, "1");
     }
-    fprintf(out, "%-12s %-11s %8.2f %6llu %9.0f %9.0f %9.0f %8s %8s %8s %8.1f %8.1f %8s %8s\n",
+    char peak_over_live[16] = "-";
+    if (r->live_bytes_peak)
+      snprintf(peak_over_live, sizeof peak_over_live, "%.2f", bench_rss_peak_over_live(r));
+    fprintf(out,
+            "%-12s %-11s %8.2f %6llu %9.0f %9.0f %9.0f %8s %8s %8s %5.1f %8.1f %8.1f %7s %8.1f %8s "
+            "%8s\n",
             row->workload->name, b, r->wall_s, (unsigned long long)r->gc_cycles, us(r->pause.p50),
-            us(r->pause.p99), us(r->pause.max), stall50, stall99, unit, r->rss_peak_bytes / MB,
+            us(r->pause.p99), us(r->pause.max), stall50, stall99, unit, 100 * bench_sys_share(r),
+            r->minor_faults / 1e3, r->rss_peak_bytes / MB, peak_over_live,
             r->rss_after_gc_bytes / MB, tr, rr);
   }
   /* A backend skipped for the same reason on every workload: one line, not one per row. */

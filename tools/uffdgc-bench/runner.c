@@ -19,11 +19,16 @@
 /* A run that takes longer than this is a hang (a deadlocked collector), not a result. */
 enum { CHILD_TIMEOUT_S = 1800 };
 
-static double cpu_seconds(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+static double seconds_of(struct timeval t) {
+  return (double)t.tv_sec + (double)t.tv_usec / 1e6;
+}
+
+/* What the process used between two getrusage samples, into the result. */
+static void record_usage(const struct rusage *before, const struct rusage *after, bench_result *r) {
+  r->user_cpu_s = seconds_of(after->ru_utime) - seconds_of(before->ru_utime);
+  r->sys_cpu_s = seconds_of(after->ru_stime) - seconds_of(before->ru_stime);
+  r->minor_faults = (uint64_t)(after->ru_minflt - before->ru_minflt);
+  r->major_faults = (uint64_t)(after->ru_majflt - before->ru_majflt);
 }
 
 /* In the child: set up the collector, run, measure. Returns the exit status. */
@@ -68,7 +73,8 @@ static int child_run(const bench_options *options, const bench_row *row, bench_r
   ctx.unit_hist = bench_hist_new();
   ctx.unit_hist_during_cycle = bench_hist_new();
   ctx.unit_hist_idle = bench_hist_new();
-  double cpu0 = cpu_seconds();
+  struct rusage usage0, usage1;
+  getrusage(RUSAGE_SELF, &usage0);
   ctx.t0 = bench_now_s();
   bench_sample_memory(&ctx);
   int status = bdw ? w->run_bdw(&ctx) : w->run(&ctx);
@@ -77,14 +83,17 @@ static int child_run(const bench_options *options, const bench_row *row, bench_r
     bench_bdw_finish(&ctx);
   else
     bench_ugc_finish(&ctx);
-  double cpu = cpu_seconds() - cpu0;
+  getrusage(RUSAGE_SELF, &usage1);
+  record_usage(&usage0, &usage1, r);
+  double cpu = r->user_cpu_s + r->sys_cpu_s;
   r->mutator_cpu_s = cpu > r->gc_cpu_s ? cpu - r->gc_cpu_s : 0;
   bench_hist_to_dist(ctx.unit_hist, &r->unit);
   bench_hist_to_dist(ctx.unit_hist_during_cycle, &r->unit_during_cycle);
   bench_hist_to_dist(ctx.unit_hist_idle, &r->unit_idle);
   ugc_rss rss = {0};
   ugc_proc_rss(&rss);
-  r->rss_peak_bytes = rss.rss_peak;
+  if (rss.rss_peak > r->rss_peak_bytes) /* a workload may restart the peak (compact) */
+    r->rss_peak_bytes = rss.rss_peak;
   r->ok = status == 0 && r->verify_failures == 0 && r->digest_mismatches == 0;
   if (!r->ok && !r->error[0])
     snprintf(r->error, sizeof r->error, "%s",

@@ -1,0 +1,133 @@
+/* Retention of moving-space memory between cycles (copy backend, backend/retain.h):
+ *   - after a compaction, allocation reuses the drained from-space pages (moved back with
+ *     UFFDIO_MOVE: stats.compaction.pages_recycled grows) and every object it hands out of
+ *     them still starts zeroed, small (TLAB) and medium alike; the heap verifies;
+ *   - what is kept never exceeds the sizing target: after a collection that shrinks the
+ *     heap, from-space holds at most (target - new top) resident bytes, not the old heap. */
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fixture.h"
+#include "runtime/heap.h"
+#include "uffd/uffd.h"
+
+#define MiB ((size_t)1 << 20)
+
+static bool all_zero(const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i])
+      return false;
+  return true;
+}
+
+/* Resident bytes of [addr, addr+len) (mincore). */
+static size_t resident_bytes(uintptr_t addr, size_t len) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = len / page, resident = 0;
+  unsigned char *vec = malloc(pages);
+  REQUIRE(vec);
+  REQUIRE(mincore((void *)addr, len, vec) == 0);
+  for (size_t i = 0; i < pages; i++)
+    resident += vec[i] & 1;
+  free(vec);
+  return resident * page;
+}
+
+static uint64_t recycled_pages(ugc_heap *heap) {
+  ugc_stats stats;
+  ugc_stats_get(heap, &stats);
+  return stats.compaction.pages_recycled;
+}
+
+/* Fills about `bytes` of the heap with garbage objects whose payloads are all 0xa5. */
+static void fill_garbage(ugc_mutator *m, ugc_type_id type, size_t bytes) {
+  for (size_t done = 0; done < bytes; done += 1008) {
+    unsigned char *p = ugc_alloc(m, type, 1000);
+    REQUIRE(p);
+    memset(p, 0xa5, 1000);
+  }
+}
+
+static ugc_heap *copy_heap(size_t heap_max, size_t heap_initial) {
+  ugc_config config = fixture_config(heap_max, heap_initial);
+  config.backend = "copy";
+  config.concurrent_mark = 1;
+  return fixture_heap(&config);
+}
+
+static void reuse_starts_zeroed(void) {
+  ugc_heap *heap = copy_heap(256 * MiB, 64 * MiB);
+  ugc_type_id bytes_type = fixture_leaf_type(heap, "bytes");
+  ugc_mutator *m = fixture_attach(heap);
+  fill_garbage(m, bytes_type, 48 * MiB);
+  ugc_collect(m, UGC_COLLECT_FULL); /* nothing is live: the old heap is all garbage */
+  ugc_collect(m, UGC_COLLECT_FINISH);
+  uint64_t before = recycled_pages(heap);
+
+  /* 40 MiB, small objects and medium ones (which bypass the TLAB), over the kept range. */
+  size_t dirty = 0, objects = 0;
+  for (size_t done = 0; done < 40 * MiB; objects++) {
+    size_t n = objects % 16 == 15 ? 12000 + objects % 5000 : 8 + objects % 700;
+    unsigned char *p = ugc_alloc(m, bytes_type, n);
+    REQUIRE(p);
+    dirty += !all_zero(p, n);
+    memset(p, 0x5a, n);
+    done += n + 8;
+  }
+  CHECK_EQ_U64(dirty, 0);
+  uint64_t recycled = recycled_pages(heap) - before;
+  printf("recycled %llu pages for 40 MiB allocated (%zu objects)\n", (unsigned long long)recycled,
+         objects);
+  CHECK(recycled >= (32 * MiB) / 4096); /* the kept range starts at the next 2 MiB */
+  ugc_error error;
+  CHECK(ugc_verify(m, &error) == 0);
+  ugc_thread_detach(m);
+  ugc_heap_destroy(heap);
+}
+
+static void kept_within_target(void) {
+  ugc_heap *heap = copy_heap(512 * MiB, 16 * MiB);
+  ugc_type_id bytes_type = fixture_leaf_type(heap, "bytes");
+  ugc_type_id array_type = fixture_type(heap, "array", UGC_LAYOUT_REF_ARRAY, 0, NULL, 0);
+  ugc_mutator *m = fixture_attach(heap);
+  /* A live set that grows the trigger to about 2 x 64 MiB, garbage between its objects. */
+  size_t count = 64 * MiB / 1008;
+  void **live = ugc_alloc(m, array_type, count * sizeof(void *));
+  REQUIRE(live);
+  ugc_scope scope = ugc_scope_open(m);
+  ugc_root(m, &live);
+  for (size_t i = 0; i < count; i++) {
+    unsigned char *p = ugc_alloc(m, bytes_type, 1000);
+    REQUIRE(p);
+    memset(p, 0xa5, 1000);
+    ugc_write(m, live, &live[i], p);
+    fill_garbage(m, bytes_type, 1000);
+  }
+  ugc_collect(m, UGC_COLLECT_FULL);
+  ugc_collect(m, UGC_COLLECT_FINISH);
+  /* Drop the live set: the next collection shrinks the sizing target to heap_initial. */
+  ugc_scope_close(m, scope);
+  live = NULL;
+  fill_garbage(m, bytes_type, 8 * MiB);
+  ugc_collect(m, UGC_COLLECT_FULL);
+  ugc_collect(m, UGC_COLLECT_FINISH);
+  size_t target = heap->trigger_bytes, new_top = heap->moving.top - heap->moving.base;
+  size_t kept = resident_bytes(heap->moving.from_base, heap->moving.reserved_bytes);
+  printf("after the shrink: target %zu MiB, top %zu MiB, from-space resident %zu MiB\n",
+         target / MiB, new_top / MiB, kept / MiB);
+  CHECK(target < 64 * MiB);
+  CHECK(kept <= target - new_top + 2 * MiB);
+  ugc_thread_detach(m);
+  ugc_heap_destroy(heap);
+}
+
+int main(void) {
+  char reason[200];
+  if (!ugc_backend_available("copy", reason, sizeof reason))
+    SKIP("copy backend: %s", reason);
+  if (!(ugc_uffd_caps_get()->features & UFFD_FEATURE_MOVE))
+    SKIP("no UFFDIO_MOVE here: the copy backend releases from-space instead of keeping it");
+  reuse_starts_zeroed();
+  kept_within_target();
+  return ugc_test_failures ? 1 : 0;
+}
