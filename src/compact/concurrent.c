@@ -250,6 +250,8 @@ static void release_drained_from_space(ugc_concurrent *c) {
 }
 
 void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
+  if (c->first_work)
+    c->first_work(c->first_work_data, batch);
   char *buffer = batch;
   size_t page_count = c->states.count;
   for (;;) {

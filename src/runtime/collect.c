@@ -104,11 +104,16 @@ static size_t extra_pieces(const ugc_type_info *type, uint64_t header) {
 
 static bool plan_items(update_job *job) {
   const ugc_heap *heap = job->heap;
-  for (size_t s = 0; s < heap->nonmoving.span_count; s++)
-    if (!add_item(job, UPDATE_SPAN, s, 0))
-      return false;
-  job->bytes += heap->nonmoving.used_bytes;
+  const ugc_update_pages *deferred = &heap->update_pages;
+  if (!deferred->pending || !deferred->nonmoving_deferred) {
+    for (size_t s = 0; s < heap->nonmoving.span_count; s++)
+      if (!add_item(job, UPDATE_SPAN, s, 0))
+        return false;
+    job->bytes += heap->nonmoving.used_bytes;
+  }
   for (size_t i = 0; i < heap->large.count; i++) {
+    if (deferred->pending && ugc_update_pages_defers_large(deferred, i))
+      continue;
     uint64_t header = ugc_header_load(heap->large.objects[i].hdr);
     const ugc_type_info *type = ugc_type_get(&heap->types, ugc_header_type(header));
     if (type->layout == UGC_LAYOUT_LEAF)
@@ -157,8 +162,15 @@ static void update_item_run(void *raw, size_t index, unsigned worker) {
 }
 
 /* Every reference the backend will not rewrite: roots, weak slots, and the slots of live
- * non-moving and large objects (the backend only rewrites the moving space). */
+ * non-moving and large objects (the backend only rewrites the moving space). With a
+ * concurrent backend, big non-moving objects are left to compact/update_pages.c: the
+ * backend protects them at its hand-off and they are updated page by page after the pause
+ * (anything it does not take is updated in place after the hand-off, still in the pause). */
 static void update_references(ugc_heap *heap, const ugc_compact_plan *plan) {
+  ugc_update_pages *deferred = &heap->update_pages;
+  if (heap->backend->concurrent)
+    ugc_update_pages_select(deferred, plan, &heap->types, &heap->nonmoving, &heap->large,
+                            !ugc_heap_syscalls_may_fault(heap, NULL, 0));
   ugc_addrmap seen = {0};
   update_tracer roots = {{update_visit}, plan, &seen};
   ugc_roots_visit(heap, &roots.tracer);
@@ -171,9 +183,11 @@ static void update_references(ugc_heap *heap, const ugc_compact_plan *plan) {
     ugc_workers_run(&heap->workers, job.count, 1, update_item_run, &job);
   } else {
     update_tracer objects = {{update_visit}, plan, NULL};
-    ugc_nonmoving_for_each(&heap->nonmoving, update_cell, &objects);
+    if (!deferred->pending || !deferred->nonmoving_deferred)
+      ugc_nonmoving_for_each(&heap->nonmoving, update_cell, &objects);
     for (size_t i = 0; i < heap->large.count; i++)
-      update_cell(heap->large.objects[i].hdr, &objects);
+      if (!deferred->pending || !ugc_update_pages_defers_large(deferred, i))
+        update_cell(heap->large.objects[i].hdr, &objects);
   }
   free(job.items);
 }
@@ -278,6 +292,12 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
     update_references(heap, plan);
     if (heap->backend->compact_start(heap, plan) != 0)
       ugc_fatal("backend %s could not compact (it must fall back internally)", heap->backend->name);
+    ugc_update_pages_in_pause(&heap->update_pages); /* what the backend did not take */
+    if (heap->update_pages.pages_in_pause) {
+      ugc_stats_lock(heap);
+      heap->stats.compaction.update_pages_in_pause += heap->update_pages.pages_in_pause;
+      ugc_stats_unlock(heap);
+    }
     space->top = plan->new_top;
   } else {
     ugc_warn("no memory for the compaction plan; cycle %llu does not compact",
