@@ -66,7 +66,7 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
     # The stress tests run on `copy` by default (tests/stress/test_*.c); here the others.
     if(NOT suffix STREQUAL "copy")
       foreach(stress test_compaction_faults test_compaction_threads test_syscall_heap
-                     test_mark_races test_fork_loop)
+                     test_mark_races test_fork_loop test_update_pages)
         if(TARGET ${stress})
           ugc_matrix_test("stress/${stress}[${suffix}]" ${stress} "${env}")
         endif()

@@ -589,9 +589,14 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   }
   backend->plan = plan;
   backend->from_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  uint64_t update_start = ugc_now_ns(); /* more kernel work of the pause: the hand-off's */
   ugc_update_pages_start(&heap->update_pages,
                          &(ugc_update_protector){backend, copy_protect_range, copy_unprotect_range},
                          &mapper);
+  uint64_t update_ns = ugc_now_ns() - update_start;
+  heap->stats.compaction.handoff_ns += update_ns;
+  if (handoff_ns + update_ns > heap->stats.compaction.handoff_max_ns)
+    heap->stats.compaction.handoff_max_ns = handoff_ns + update_ns;
   ugc_compaction_started(heap);
   atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store(&backend->unfinished, true);
@@ -676,9 +681,10 @@ static void complete_compaction(copy_backend *backend) {
   ugc_stats_unlock(heap);
   ugc_compaction_finished(heap, &(ugc_compaction_report){concurrent_ns, by_gc, by_mutator,
                                                          atomic_load(&k->pages_helped)});
-  if (atomic_load(&k->map_retries))
+  uint64_t retries = atomic_load(&k->map_retries) + atomic_load(&heap->update_pages.map_retries);
+  if (retries)
     ugc_warn("copy backend: %llu page mapping(s) retried after EAGAIN or ENOMEM",
-             (unsigned long long)atomic_load(&k->map_retries));
+             (unsigned long long)retries);
   atomic_store_explicit(&backend->unfinished, false, memory_order_release);
 }
 

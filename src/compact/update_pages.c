@@ -268,6 +268,7 @@ void ugc_update_pages_start(ugc_update_pages *u, const ugc_update_protector *pro
   atomic_store_explicit(&u->next_page, 0, memory_order_relaxed);
   atomic_store_explicit(&u->pages_by_gc, 0, memory_order_relaxed);
   atomic_store_explicit(&u->pages_by_mutator, 0, memory_order_relaxed);
+  atomic_store_explicit(&u->map_retries, 0, memory_order_relaxed);
   bool any = false;
   for (size_t i = 0; i < u->count; i++) {
     ugc_update_range *range = &u->ranges[i];
@@ -349,9 +350,10 @@ static size_t map_run(ugc_update_pages *u, size_t first_page, uintptr_t dst, con
     at += pages;
     if (r == UGC_MAP_EXISTS)
       at++; /* somebody else's identical copy */
-    else if (r == UGC_MAP_RETRY)
+    else if (r == UGC_MAP_RETRY) {
+      atomic_fetch_add_explicit(&u->map_retries, 1, memory_order_relaxed);
       back_off();
-    else if (r == UGC_MAP_FAILED)
+    } else if (r == UGC_MAP_FAILED)
       abort(); /* reported by the backend: a hole nothing could fill */
   }
   for (size_t i = 0; i < count; i++)

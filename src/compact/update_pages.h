@@ -96,7 +96,7 @@ typedef struct ugc_update_pages {
   _Atomic uint32_t resolvers;
   ugc_page_mapper mapper;
   ugc_update_protector protector;
-  _Atomic uint64_t pages_by_gc, pages_by_mutator;
+  _Atomic uint64_t pages_by_gc, pages_by_mutator, map_retries;
   uint64_t pages_in_pause; /* this cycle: built or updated in place in the pause */
 } ugc_update_pages;
 
