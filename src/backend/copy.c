@@ -478,11 +478,16 @@ static int copy_protect_range(void *ctx, uintptr_t start, size_t move_bytes, siz
   return 0;
 }
 
-/* In a pause (no fault of an ended compaction is still being dispatched) or at detach. */
+/* In a pause (no fault of an ended compaction is still being dispatched) or at detach;
+ * before the sweep frees a large object: its address may be reused, by another heap too. */
 static void remove_stale_ranges(copy_backend *backend) {
   for (size_t i = 0; i < backend->stale_count; i++)
     ugc_sigbus_remove_range(backend->stale_ranges[i]);
   backend->stale_count = 0;
+}
+
+static void copy_forget_ended(void *ctx) {
+  remove_stale_ranges(ctx);
 }
 
 static void copy_unprotect_range(void *ctx, uintptr_t start, size_t register_bytes, int handle) {
@@ -590,9 +595,10 @@ static int copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   backend->plan = plan;
   backend->from_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
   uint64_t update_start = ugc_now_ns(); /* more kernel work of the pause: the hand-off's */
-  ugc_update_pages_start(&heap->update_pages,
-                         &(ugc_update_protector){backend, copy_protect_range, copy_unprotect_range},
-                         &mapper);
+  ugc_update_pages_start(
+      &heap->update_pages,
+      &(ugc_update_protector){backend, copy_protect_range, copy_unprotect_range, copy_forget_ended},
+      &mapper);
   uint64_t update_ns = ugc_now_ns() - update_start;
   heap->stats.compaction.handoff_ns += update_ns;
   if (handoff_ns + update_ns > heap->stats.compaction.handoff_max_ns)

@@ -275,7 +275,9 @@ void ugc_update_pages_start(ugc_update_pages *u, const ugc_update_protector *pro
     range->is_protected = false;
     if (range->hdr) {
       ugc_reservation r;
-      if (ugc_os_reserve(&r, range->move_bytes, UGC_PAGE_SIZE) != 0) {
+      /* Like the object (heap/large.c): whole page-table pages move. */
+      size_t align = range->move_bytes >= ((size_t)2 << 20) ? (size_t)2 << 20 : UGC_PAGE_SIZE;
+      if (ugc_os_reserve(&r, range->move_bytes, align) != 0) {
         update_in_place(u, range);
         continue;
       }
@@ -415,6 +417,11 @@ void ugc_update_pages_gc_work(ugc_update_pages *u, void *batch) {
       page += run;
     }
   }
+}
+
+void ugc_update_pages_pause_begin(ugc_update_pages *u) {
+  if (u->protector.forget_ended)
+    u->protector.forget_ended(u->protector.backend);
 }
 
 void ugc_update_pages_finish(ugc_update_pages *u) {

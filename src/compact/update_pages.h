@@ -54,6 +54,9 @@ typedef struct ugc_update_protector {
                  uintptr_t shadow, int *handle);
   /* Every page of the range is mapped: faults there end. Not from a fault callback. */
   void (*unprotect)(void *backend, uintptr_t start, size_t register_bytes, int handle);
+  /* In a pause (no fault of an ended compaction is still being dispatched), before anything
+   * is freed: drops what unprotect had to keep (the backend's fault routing). May be NULL. */
+  void (*forget_ended)(void *backend);
 } ugc_update_protector;
 
 typedef struct ugc_update_range {
@@ -131,6 +134,9 @@ int ugc_update_pages_resolve(ugc_update_pages *u, uintptr_t addr, void *page_buf
 /* A GC thread's share: builds pages until none is left. `batch`: UGC_CONCURRENT_BATCH_PAGES
  * pages. Several threads may run it at once. */
 void ugc_update_pages_gc_work(ugc_update_pages *u, void *batch);
+
+/* At the start of every pause's sweep: see ugc_update_protector.forget_ended. */
+void ugc_update_pages_pause_begin(ugc_update_pages *u);
 
 /* After every GC thread returned from gc_work (so every page is mapped): ends the faults,
  * waits for fault callbacks still running, releases the shadows. Not from a fault callback. */

@@ -270,6 +270,7 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
              totals.bad_refs, totals.first_bad);
   }
   uint64_t sweep_start = ugc_now_ns();
+  ugc_update_pages_pause_begin(&heap->update_pages);
   clear_dead_weaks(heap);
   size_t nonmoving_freed = ugc_nonmoving_sweep(&heap->nonmoving);
   size_t large_freed = ugc_large_sweep(&heap->large);
