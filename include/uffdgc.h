@@ -416,6 +416,10 @@ typedef struct ugc_compaction_stats {
   uint64_t handoff_ns, handoff_max_ns; /* kernel work of the compaction pause: moving the
                                           heap away and registering it (sum, largest) */
   uint64_t forwarding_ns, memcpy_ns, map_ns, madvise_ns, wait_ns;
+  /* Pages of large and non-moving objects whose references were updated outside the pause
+   * (built by GC threads, or by mutators that touched them first), and pages of them that a
+   * failed hand-off or a backend that compacts in the pause updated in the pause. */
+  uint64_t update_pages_by_gc, update_pages_by_mutator, update_pages_in_pause;
 } ugc_compaction_stats;
 
 typedef struct ugc_stats {

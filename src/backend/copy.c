@@ -30,6 +30,13 @@
  * by the last GC thread to finish its share, or by compact_wait if that comes first.
  * If the hand-off fails (mremap, registration, memory for page states), the cycle compacts
  * in the pause with the stw backend instead: slower, never wrong.
+ *
+ * Big non-moving objects whose references must be updated (compact/update_pages.h) are
+ * protected the same way after the heap's hand-off: each range is moved to a shadow with
+ * MREMAP_DONTUNMAP and registered MISSING with the same descriptor, faults in it reach the
+ * same two delivery modes, and its pages are mapped with UFFDIO_COPY. The GC threads build
+ * those pages first. The non-moving space is moved whole and registered up to its used top,
+ * with the same anon_vma touch as the heap.
  */
 #include <errno.h>
 #include <sched.h>
@@ -46,6 +53,7 @@
 #include "backend/retain.h"
 #include "compact/compact_threads.h"
 #include "compact/concurrent.h"
+#include "compact/update_pages.h"
 #include "os/inject.h"
 #include "os/log.h"
 #include "os/madvise.h"
@@ -99,6 +107,12 @@ typedef struct copy_backend {
   /* The end of the last allocation during this compaction (prepare_alloc): from-space twins
    * of heap memory allocation already took are of no use to the next cycle. */
   _Atomic uintptr_t alloc_frontier;
+  /* SIGBUS ranges of update pages whose compaction ended: removed at the next pause, never
+   * earlier. A fault taken just before the end may reach the dispatcher only after every
+   * page is mapped and the range unregistered; it must still find the range (its callback
+   * then answers IDLE and the access is retried), not chain to the default action. */
+  int *stale_ranges;
+  size_t stale_count, stale_capacity;
 } copy_backend;
 
 /* ---- mapping primitives (async-signal-safe) ------------------------------------------- */
@@ -252,6 +266,21 @@ static int copy_on_sigbus(void *ctx, void *addr, int is_write, void *page_buffer
   return result;
 }
 
+/* SIGBUS mode, in a range of compact/update_pages.c. */
+static int copy_on_update_sigbus(void *ctx, void *addr, int is_write, void *page_buffer) {
+  (void)is_write;
+  copy_backend *backend = ctx;
+  int result = UGC_SIGBUS_IDLE;
+  atomic_fetch_add(&backend->resolvers, 1);
+  if (atomic_load(&backend->compacting)) {
+    check_owner(backend);
+    if (ugc_update_pages_resolve(&backend->heap->update_pages, (uintptr_t)addr, page_buffer) == 0)
+      result = UGC_SIGBUS_HANDLED;
+  }
+  atomic_fetch_sub(&backend->resolvers, 1);
+  return result;
+}
+
 static void copy_on_fault_message(void *ctx, const ugc_uffd_fault *fault) {
   copy_backend *backend = ctx;
   uintptr_t page = (uintptr_t)fault->addr & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
@@ -259,7 +288,8 @@ static void copy_on_fault_message(void *ctx, const ugc_uffd_fault *fault) {
   atomic_fetch_add(&backend->resolvers, 1);
   if (atomic_load(&backend->compacting)) {
     check_owner(backend);
-    ugc_concurrent_resolve_fault(&backend->concurrent, page, page_buffer);
+    if (ugc_update_pages_resolve(&backend->heap->update_pages, page, page_buffer) != 0)
+      ugc_concurrent_resolve_fault(&backend->concurrent, page, page_buffer);
   }
   atomic_fetch_sub(&backend->resolvers, 1);
   /* The owner's UFFDIO_COPY woke the waiters it knew of; wake once more for a thread that
@@ -352,6 +382,8 @@ static int reopen_after_fork(copy_backend *backend) {
 /* ---- the backend interface ---------------------------------------------------------------- */
 
 static void copy_on_threads_idle(void *data, uint64_t generation);
+static void copy_update_gc_work(void *data, void *batch);
+static void remove_stale_ranges(copy_backend *backend);
 
 int ugc_copy_attach(ugc_heap *heap, ugc_error *error, const char *name,
                     const ugc_copy_variant *variant, void *variant_ctx) {
@@ -407,6 +439,8 @@ int ugc_copy_attach(ugc_heap *heap, ugc_error *error, const char *name,
   unsigned threads = heap->config.gc_threads > 1 ? heap->config.gc_threads - 1 : 1;
   ugc_compact_threads_init(&backend->threads, threads);
   ugc_compact_threads_on_idle(&backend->threads, copy_on_threads_idle, backend);
+  backend->concurrent.first_work = copy_update_gc_work;
+  backend->concurrent.first_work_data = &heap->update_pages;
   heap->backend_data = backend;
   return 0;
 }
@@ -434,6 +468,8 @@ void ugc_copy_detach(ugc_heap *heap) {
   if (!backend)
     return;
   ugc_copy_compact_wait(heap);
+  remove_stale_ranges(backend);
+  free(backend->stale_ranges);
   ugc_compact_threads_destroy(&backend->threads);
   if (backend->sigbus_range >= 0)
     ugc_sigbus_remove_range(backend->sigbus_range);
@@ -487,6 +523,86 @@ static void choose_kept_range(copy_backend *backend, const ugc_compact_plan *pla
   }
 }
 
+/* The protector of compact/update_pages.c: the hand-off above for one range. */
+static int copy_protect_range(void *ctx, uintptr_t start, size_t move_bytes, size_t register_bytes,
+                              uintptr_t shadow, int *handle) {
+  copy_backend *backend = ctx;
+  void *range = (void *)start;
+  int rc = ugc_inject("copy.update_mremap")
+               ? -ENOMEM
+               : ugc_remap_dontunmap(range, (void *)shadow, move_bytes, NULL);
+  if (rc != 0)
+    return rc;
+  if (register_bytes < move_bytes) { /* the split of the registration: see the top */
+    volatile char *last = (volatile char *)(start + move_bytes - UGC_PAGE_SIZE);
+    ugc_madv_nohugepage(range, move_bytes);
+    *last = 0;
+    ugc_madv_dontneed((void *)last, UGC_PAGE_SIZE);
+  }
+  *handle = -1;
+  rc = ugc_inject("copy.update_register") ? -EBUSY
+                                          : ugc_uffd_register(&backend->uffd, range, register_bytes,
+                                                              UGC_UFFD_REG_MISSING, 0, NULL);
+  if (rc == 0 && backend->sigbus_delivery) {
+    *handle = ugc_sigbus_add_range(range, register_bytes, copy_on_update_sigbus, backend);
+    if (*handle < 0) {
+      rc = *handle;
+      *handle = -1;
+      ugc_uffd_unregister(&backend->uffd, range, register_bytes);
+    }
+  }
+  if (rc != 0) {
+    /* Back in place; the shadow's address range is unmapped now (see the protector). */
+    if (ugc_remap_move((void *)shadow, range, move_bytes, NULL) != 0)
+      ugc_fatal("copy backend: cannot move a non-moving range back after a failed hand-off");
+    return rc;
+  }
+  ugc_madv_dontneed(range, register_bytes); /* a stray access before the registration */
+  return 0;
+}
+
+/* In a pause (no fault of an ended compaction is still being dispatched) or at detach;
+ * before the sweep frees a large object: its address may be reused, by another heap too. */
+static void remove_stale_ranges(copy_backend *backend) {
+  for (size_t i = 0; i < backend->stale_count; i++)
+    ugc_sigbus_remove_range(backend->stale_ranges[i]);
+  backend->stale_count = 0;
+}
+
+static void copy_forget_ended(void *ctx) {
+  remove_stale_ranges(ctx);
+}
+
+static void copy_unprotect_range(void *ctx, uintptr_t start, size_t register_bytes, int handle) {
+  copy_backend *backend = ctx;
+  if (handle >= 0) {
+    if (backend->stale_count == backend->stale_capacity) {
+      size_t capacity = backend->stale_capacity ? 2 * backend->stale_capacity : 64;
+      int *ranges = realloc(backend->stale_ranges, capacity * sizeof *ranges);
+      if (ranges) {
+        backend->stale_ranges = ranges;
+        backend->stale_capacity = capacity;
+      }
+    }
+    if (backend->stale_count < backend->stale_capacity)
+      backend->stale_ranges[backend->stale_count++] = handle;
+    /* else the range stays: the table's slot is lost, never a fault chained wrongly */
+  }
+  int rc = 0;
+  for (unsigned attempt = 0; attempt < 12; attempt++) {
+    rc = ugc_uffd_unregister(&backend->uffd, (void *)start, register_bytes);
+    if (rc == 0)
+      return;
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 250000L << (attempt < 8 ? attempt : 8)};
+    nanosleep(&pause, NULL);
+  }
+  ugc_fatal("copy backend: unregistering a non-moving range keeps failing (%s)", strerror(-rc));
+}
+
+static void copy_update_gc_work(void *data, void *batch) {
+  ugc_update_pages_gc_work(data, batch);
+}
+
 int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   copy_backend *backend = heap->backend_data;
   /* Whatever the last compaction kept goes with from-space now (the hand-off replaces it),
@@ -495,6 +611,7 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   heap->moving.recycled_low = heap->moving.recycled_high = 0;
   backend->keep_low = backend->keep_high = 0;
   atomic_store_explicit(&backend->alloc_frontier, 0, memory_order_relaxed);
+  remove_stale_ranges(backend);
   if (reopen_after_fork(backend) != 0)
     return ugc_backend_stw.compact_start(heap, plan);
   if (backend->sigbus_delivery)
@@ -569,6 +686,15 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   }
   backend->plan = plan;
   backend->from_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  uint64_t update_start = ugc_now_ns(); /* more kernel work of the pause: the hand-off's */
+  ugc_update_pages_start(
+      &heap->update_pages,
+      &(ugc_update_protector){backend, copy_protect_range, copy_unprotect_range, copy_forget_ended},
+      &mapper);
+  uint64_t update_ns = ugc_now_ns() - update_start;
+  heap->stats.compaction.handoff_ns += update_ns;
+  if (handoff_ns + update_ns > heap->stats.compaction.handoff_max_ns)
+    heap->stats.compaction.handoff_max_ns = handoff_ns + update_ns;
   ugc_compaction_started(heap);
   atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store(&backend->unfinished, true);
@@ -614,6 +740,7 @@ static void complete_compaction(copy_backend *backend) {
    * bare reservation, page tables included, so the next hand-off's mremap finds nothing to
    * tear down at its destination. */
   uint64_t concurrent_ns = ugc_concurrent_finish(c);
+  ugc_update_pages_finish(&heap->update_pages);
   uint64_t release_start = ugc_now_ns();
   intptr_t from_delta = (intptr_t)(backend->from_base - backend->space_base);
   uintptr_t keep_low = kept_from(backend);
@@ -666,15 +793,18 @@ static void complete_compaction(copy_backend *backend) {
   add_stat(&s->map_ns, atomic_load(&k->map_ns));
   add_stat(&s->madvise_ns, atomic_load(&k->release_ns));
   add_stat(&s->wait_ns, atomic_load(&k->wait_ns));
+  add_stat(&s->update_pages_by_gc, atomic_load(&heap->update_pages.pages_by_gc));
+  add_stat(&s->update_pages_by_mutator, atomic_load(&heap->update_pages.pages_by_mutator));
   add_stat(&heap->stats.gc_cpu_ns, atomic_exchange(&backend->threads.cpu_ns, 0));
   if (backend->variant)
     backend->variant->finish(backend->variant_ctx, s);
   ugc_stats_unlock(heap);
   ugc_compaction_finished(heap, &(ugc_compaction_report){concurrent_ns, by_gc, by_mutator,
                                                          atomic_load(&k->pages_helped)});
-  if (atomic_load(&k->map_retries))
+  uint64_t retries = atomic_load(&k->map_retries) + atomic_load(&heap->update_pages.map_retries);
+  if (retries)
     ugc_warn("copy backend: %llu page mapping(s) retried after EAGAIN or ENOMEM",
-             (unsigned long long)atomic_load(&k->map_retries));
+             (unsigned long long)retries);
   atomic_store_explicit(&backend->unfinished, false, memory_order_release);
 }
 

@@ -359,6 +359,8 @@ static void flush_run(ugc_concurrent *c, size_t first, char *area, size_t count)
 }
 
 void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
+  if (c->first_work)
+    c->first_work(c->first_work_data, batch);
   char *buffer = batch;
   size_t page_count = c->states.count;
   for (;;) {

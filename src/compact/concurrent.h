@@ -108,6 +108,11 @@ typedef struct ugc_concurrent {
   uintptr_t released_upto; /* from-space (old addresses) below this is released */
 
   ugc_concurrent_counters counters;
+  /* Work a GC thread does first, with its batch buffer (NULL: none): the pages of objects
+   * that do not move but whose references are updated after the pause
+   * (compact/update_pages.h). Set by the backend; kept across compactions. */
+  void (*first_work)(void *data, void *batch);
+  void *first_work_data;
 } ugc_concurrent;
 
 /* A faulting thread that waits this long for a page's owner builds the page itself. */

@@ -12,6 +12,9 @@
  *   copy.stray_read   a read of the first heap page between mremap and registration maps
  *                     the zero page there (the trap the page protocol must survive)
  *   copy.reopen       opening the fork child's own userfaultfd fails (EMFILE)
+ *   copy.update_mremap    moving a large object or the non-moving space away (for its
+ *                         references to be updated after the pause) fails (ENOMEM)
+ *   copy.update_register  registering such a range fails (EBUSY)
  *   compact.threads   creating a compaction GC thread fails (the pages are then built in
  *                     the pause, by the collecting thread)
  *   plan.tables       no memory for the compaction plan's tables
@@ -60,6 +63,7 @@ bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len);
 #define UGC_INJECT_KNOWN_POINTS                                                                    \
   "copy.mremap, copy.register, copy.unregister, copy.page_states, copy.stray_read, "               \
   "copy.reopen, compact.threads, plan.tables, uffd.eagain, uffd.partial, uffd.eexist, "            \
-  "uffd.enoent, uffd.esrch, uffd.enomem, uffd.efault, uffd.ebusy, move.busy"
+  "uffd.enoent, uffd.esrch, uffd.enomem, uffd.efault, uffd.ebusy, copy.update_mremap, "            \
+  "copy.update_register, move.busy"
 
 #endif

@@ -109,11 +109,16 @@ static size_t extra_pieces(const ugc_type_info *type, uint64_t header) {
 
 static bool plan_items(update_job *job) {
   const ugc_heap *heap = job->heap;
-  for (size_t s = 0; s < heap->nonmoving.span_count; s++)
-    if (!add_item(job, UPDATE_SPAN, s, 0))
-      return false;
-  job->bytes += heap->nonmoving.used_bytes;
+  const ugc_update_pages *deferred = &heap->update_pages;
+  if (!deferred->pending || !deferred->nonmoving_deferred) {
+    for (size_t s = 0; s < heap->nonmoving.span_count; s++)
+      if (!add_item(job, UPDATE_SPAN, s, 0))
+        return false;
+    job->bytes += heap->nonmoving.used_bytes;
+  }
   for (size_t i = 0; i < heap->large.count; i++) {
+    if (deferred->pending && ugc_update_pages_defers_large(deferred, i))
+      continue;
     uint64_t header = ugc_header_load(heap->large.objects[i].hdr);
     const ugc_type_info *type = ugc_type_get(&heap->types, ugc_header_type(header));
     if (type->layout == UGC_LAYOUT_LEAF)
@@ -162,8 +167,15 @@ static void update_item_run(void *raw, size_t index, unsigned worker) {
 }
 
 /* Every reference the backend will not rewrite: roots, weak slots, and the slots of live
- * non-moving and large objects (the backend only rewrites the moving space). */
+ * non-moving and large objects (the backend only rewrites the moving space). With a
+ * concurrent backend, big non-moving objects are left to compact/update_pages.c: the
+ * backend protects them at its hand-off and they are updated page by page after the pause
+ * (anything it does not take is updated in place after the hand-off, still in the pause). */
 static void update_references(ugc_heap *heap, const ugc_compact_plan *plan) {
+  ugc_update_pages *deferred = &heap->update_pages;
+  if (heap->backend->concurrent)
+    ugc_update_pages_select(deferred, plan, &heap->types, &heap->nonmoving, &heap->large,
+                            !ugc_heap_syscalls_may_fault(heap, NULL, 0));
   ugc_addrmap seen = {0};
   update_tracer roots = {{update_visit}, plan, &seen};
   ugc_roots_visit(heap, &roots.tracer);
@@ -177,9 +189,11 @@ static void update_references(ugc_heap *heap, const ugc_compact_plan *plan) {
     ugc_workers_run(&heap->workers, job.count, 1, update_item_run, &job);
   } else {
     update_tracer objects = {{update_visit}, plan, NULL};
-    ugc_nonmoving_for_each(&heap->nonmoving, update_cell, &objects);
+    if (!deferred->pending || !deferred->nonmoving_deferred)
+      ugc_nonmoving_for_each(&heap->nonmoving, update_cell, &objects);
     for (size_t i = 0; i < heap->large.count; i++)
-      update_cell(heap->large.objects[i].hdr, &objects);
+      if (!deferred->pending || !ugc_update_pages_defers_large(deferred, i))
+        update_cell(heap->large.objects[i].hdr, &objects);
   }
   free(job.items);
 }
@@ -286,6 +300,12 @@ void ugc_collect_compact_locked(ugc_heap *heap, const ugc_mark_totals *totals,
     ugc_hooks_relocation(heap, plan);
     if (heap->backend->compact_start(heap, plan) != 0)
       ugc_fatal("backend %s could not compact (it must fall back internally)", heap->backend->name);
+    ugc_update_pages_in_pause(&heap->update_pages); /* what the backend did not take */
+    if (heap->update_pages.pages_in_pause) {
+      ugc_stats_lock(heap);
+      heap->stats.compaction.update_pages_in_pause += heap->update_pages.pages_in_pause;
+      ugc_stats_unlock(heap);
+    }
     space->top = plan->new_top;
   } else {
     ugc_warn("no memory for the compaction plan; cycle %llu does not compact",
@@ -366,6 +386,9 @@ void ugc_collect_locked(ugc_heap *heap) {
   clock.pause_start = ugc_now_ns();
 
   heap->backend->compact_wait(heap);
+  /* World stopped: no fault into the last cycle's update ranges is in flight any more, and
+   * the sweep below has not freed an object of them yet. */
+  ugc_update_pages_pause_begin(&heap->update_pages);
   ugc_event_cycle_start(heap, heap->stats.cycles + 1);
   ugc_tlabs_retire_all(heap);
   ugc_cycle_work work = {.used_before = space->top - space->base};

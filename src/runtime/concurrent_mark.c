@@ -73,6 +73,9 @@ static void set_marking(ugc_mutator *mutator, void *data) {
 static ugc_marker *initial_pause(ugc_heap *heap, uint64_t *verify_ns) {
   ugc_moving_space *space = &heap->moving;
   heap->backend->compact_wait(heap);
+  /* As in ugc_collect_locked: the last cycle's update ranges go while the world is stopped,
+   * before this cycle's sweep can free their objects. */
+  ugc_update_pages_pause_begin(&heap->update_pages);
   ugc_event_cycle_start(heap, heap->stats.cycles + 1);
   ugc_tlabs_retire_all(heap);
   *verify_ns = heap->config.verify ? ugc_collect_verify_locked(heap, "before") : 0;

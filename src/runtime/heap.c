@@ -169,6 +169,7 @@ ugc_heap *ugc_heap_create(const ugc_config *user_config, ugc_error *error) {
   return heap;
 
 fail:
+  ugc_update_pages_destroy(&heap->update_pages);
   ugc_events_destroy(&heap->events);
   pthread_mutex_destroy(&heap->stats_lock);
   ugc_nonmoving_destroy(&heap->nonmoving);
@@ -198,6 +199,7 @@ void ugc_heap_destroy(ugc_heap *heap) {
   ugc_workers_destroy(&heap->workers);
   ugc_mutators_free_detached(heap);
   ugc_compact_plan_free(&heap->plan);
+  ugc_update_pages_destroy(&heap->update_pages);
   ugc_large_destroy(&heap->large);
   ugc_nonmoving_destroy(&heap->nonmoving);
   ugc_moving_space_destroy(&heap->moving);

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "compact/compact.h"
+#include "compact/update_pages.h"
 #include "heap/large.h"
 #include "heap/nonmoving.h"
 #include "heap/object.h"
@@ -97,6 +98,7 @@ struct ugc_heap {
   ugc_nonmoving_space nonmoving;
   ugc_large_space large;
   ugc_compact_plan plan;
+  ugc_update_pages update_pages; /* references of non-moving objects updated after the pause */
   ugc_workers workers;
 
   /* Allocation, types, roots and statistics. The collector takes it once the world is

@@ -23,7 +23,7 @@ enum { EXIT_OK = 0, EXIT_MISMATCH = 3, EXIT_UNAVAILABLE = 4, EXIT_OTHER = 5 };
 
 /* Builds a random tree with garbage in between, collects `cycles` times, checks. */
 static int run_scenario(const char *backend, int cycles, const char *expect_backend,
-                        bool fork_first) {
+                        bool fork_first, bool large_array) {
   ugc_config config = fixture_config((size_t)64 << 20, (size_t)32 << 20);
   config.backend = backend;
   ugc_error error;
@@ -44,12 +44,20 @@ static int run_scenario(const char *backend, int cycles, const char *expect_back
                         .ref_offsets = refs,
                         .ref_count = 2};
   ugc_type_id type = ugc_type_register(heap, &desc, &error);
+  ugc_type_desc array_desc = {.name = "refs", .layout = UGC_LAYOUT_REF_ARRAY};
+  ugc_type_id array_type = ugc_type_register(heap, &array_desc, &error);
   ugc_mutator *m = ugc_thread_attach(heap, &error);
-  if (!type || !m)
+  if (!type || !array_type || !m)
     return EXIT_OTHER;
   ugc_scope scope = ugc_scope_open(m);
   cell *root = ugc_alloc(m, type, sizeof(cell));
   ugc_root(m, &root);
+  /* A large reference array, whose references are updated after the pause (copy.update_*);
+   * only where asked: its pages would change which UFFDIO_COPY the uffd.* points hit. */
+  enum { ARRAY_SLOTS = 40000 };
+  cell **array = large_array ? ugc_alloc(m, array_type, ARRAY_SLOTS * sizeof(cell *)) : NULL;
+  ugc_root(m, &array);
+  size_t filled = large_array ? 0 : ARRAY_SLOTS;
   uint64_t rng = 0x9e3779b97f4a7c15ull;
   for (int i = 0; i < 60000; i++) {
     cell *c = ugc_alloc(m, type, sizeof(cell));
@@ -57,6 +65,8 @@ static int run_scenario(const char *backend, int cycles, const char *expect_back
     rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
     if (rng % 3 == 0)
       continue; /* garbage */
+    if (filled < ARRAY_SLOTS && rng % 2)
+      ugc_write(m, array, (void **)&array[filled++], c);
     cell *at = root;
     for (int depth = 0; depth < 40; depth++) {
       void **slot = (void **)((rng >> depth) & 1 ? &at->left : &at->right);
@@ -95,6 +105,11 @@ static int run_scenario(const char *backend, int cycles, const char *expect_back
          ugc_heap_backend(heap), (unsigned long long)stats.cycles,
          (unsigned long long)stats.compaction.pages_by_gc,
          (unsigned long long)stats.compaction.pages_by_mutator);
+  if (large_array)
+    printf("  large object pages updated: after the pause %llu, in the pause %llu\n",
+           (unsigned long long)(stats.compaction.update_pages_by_gc +
+                                stats.compaction.update_pages_by_mutator),
+           (unsigned long long)stats.compaction.update_pages_in_pause);
   ugc_scope_close(m, scope);
   ugc_thread_detach(m);
   ugc_heap_destroy(heap);
@@ -112,6 +127,7 @@ typedef struct scenario {
   const char *expect_fatal;   /* non-NULL: the process must abort with this in its stderr */
   const char *expect_warning; /* non-NULL: a run that succeeds must have said this */
   bool fork_first;            /* build the graph, fork, collect and check in the child */
+  bool large_array;           /* the graph includes a large reference array */
 } scenario;
 
 #define RETRIES(name_, inject_, message_)                                                          \
@@ -124,6 +140,11 @@ typedef struct scenario {
     .name = name_, .inject = inject_, .disable = disable_, .backend = backend_,                    \
     .expect_backend = expect_backend_, .expect_exit = expect_exit_                                 \
   }
+#define UPDATE(name_, inject_, message_)                                                           \
+  {                                                                                                \
+    .name = name_, .inject = inject_, .backend = "copy", .expect_backend = "copy",                 \
+    .expect_exit = EXIT_OK, .expect_warning = message_, .large_array = true                        \
+  }
 #define FATAL(name_, inject_, message_)                                                            \
   {                                                                                                \
     .name = name_, .inject = inject_, .backend = "copy", .expect_backend = "copy",                 \
@@ -134,6 +155,15 @@ typedef struct scenario {
 static const scenario scenarios[] = {
     RUNS("mremap fails every cycle: stw fallback", "copy.mremap", NULL, "copy", "copy", EXIT_OK),
     RUNS("mremap fails once", "copy.mremap:2", NULL, "copy", "copy", EXIT_OK),
+    UPDATE("a large object's pages built after the pause, no failure", NULL, NULL),
+    UPDATE("a large object's mremap fails: updated in the pause", "copy.update_mremap", NULL),
+    UPDATE("a large object's mremap fails once", "copy.update_mremap:2", NULL),
+    UPDATE("a large object's registration fails: moved back, updated in the pause",
+           "copy.update_register", NULL),
+    UPDATE("UFFDIO_COPY of a large object's pages: EAGAIN, retried", "uffd.eagain:2",
+           "mapping(s) retried after EAGAIN or ENOMEM"),
+    UPDATE("UFFDIO_COPY of a large object's pages: ENOMEM, retried", "uffd.enomem:1",
+           "mapping(s) retried after EAGAIN or ENOMEM"),
     RUNS("register fails: heap moved back", "copy.register", NULL, "copy", "copy", EXIT_OK),
     RUNS("no memory for page states", "copy.page_states:1", NULL, "copy", "copy", EXIT_OK),
     RUNS("stray read maps a zero page before registration", "copy.stray_read", NULL, "copy", "copy",
@@ -188,7 +218,7 @@ int main(int argc, char **argv) {
   size_t count = sizeof scenarios / sizeof scenarios[0];
   if (argc == 2) { /* a scenario, in its own process, with its environment set */
     const scenario *s = &scenarios[strtoul(argv[1], NULL, 10) % count];
-    return run_scenario(s->backend, 3, s->expect_backend, s->fork_first);
+    return run_scenario(s->backend, 3, s->expect_backend, s->fork_first, s->large_array);
   }
   char reason[200];
   if (!ugc_backend_available("copy", reason, sizeof reason))
