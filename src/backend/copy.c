@@ -554,7 +554,7 @@ static void complete_compaction(copy_backend *backend) {
   add_stat(&s->map_ns, atomic_load(&k->map_ns));
   add_stat(&s->madvise_ns, atomic_load(&k->release_ns));
   add_stat(&s->wait_ns, atomic_load(&k->wait_ns));
-  add_stat(&heap->stats.gc_cpu_ns, atomic_exchange(&backend->threads.cpu_ns, 0));
+  add_stat(&heap->stats.gc_cpu_ns, ugc_compact_threads_take_cpu_ns(&backend->threads));
   ugc_stats_unlock(heap);
   ugc_compaction_finished(heap, &(ugc_compaction_report){concurrent_ns, by_gc, by_mutator,
                                                          atomic_load(&k->pages_helped)});
@@ -596,12 +596,12 @@ static void copy_on_threads_idle(void *data, uint64_t generation) {
 static void copy_fork_prepare(ugc_heap *heap) {
   copy_backend *backend = heap->backend_data;
   pthread_mutex_lock(&backend->wait_lock);
-  ugc_compact_threads_fork_prepare(&backend->threads);
+  ugc_thread_pool_fork_prepare(&backend->threads.pool);
 }
 
 static void copy_fork_parent(ugc_heap *heap) {
   copy_backend *backend = heap->backend_data;
-  ugc_compact_threads_fork_parent(&backend->threads);
+  ugc_thread_pool_fork_parent(&backend->threads.pool);
   pthread_mutex_unlock(&backend->wait_lock);
 }
 
@@ -609,7 +609,7 @@ static void copy_fork_parent(ugc_heap *heap) {
  * (reopen_after_fork); the locks are re-initialised now. */
 static void copy_fork_child(ugc_heap *heap) {
   copy_backend *backend = heap->backend_data;
-  ugc_compact_threads_fork_child(&backend->threads);
+  ugc_thread_pool_fork_child(&backend->threads.pool);
   ugc_concurrent_fork_child(&backend->concurrent);
   pthread_mutex_init(&backend->wait_lock, NULL);
 }

@@ -230,7 +230,7 @@ uint64_t ugc_collect_verify_locked(ugc_heap *heap, const char *when) {
 
 void ugc_collect_locked(ugc_heap *heap) {
   ugc_moving_space *space = &heap->moving;
-  ugc_cycle_clock clock = {0, ugc_thread_cpu_ns(), atomic_load(&heap->workers.cpu_ns), 0, 0};
+  ugc_cycle_clock clock = {0, ugc_thread_cpu_ns(), ugc_workers_cpu_ns(&heap->workers), 0, 0};
   clock.pause_start = ugc_now_ns();
 
   heap->backend->compact_wait(heap);
@@ -319,7 +319,7 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
   uint64_t verify_ns = clock->verify_earlier_ns + clock->verify_ns + verify_after_ns;
   stats->verify_ns += verify_ns;
   stats->gc_cpu_ns += (ugc_thread_cpu_ns() - clock->cpu_start) +
-                      (atomic_load(&heap->workers.cpu_ns) - clock->helpers_start);
+                      (ugc_workers_cpu_ns(&heap->workers) - clock->helpers_start);
 
   double next = (double)totals.moving_bytes * heap->config.growth_factor;
   size_t trigger = next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;

@@ -247,7 +247,7 @@ static void run_cycle(ugc_heap *heap) {
   ugc_world_stop(heap, NULL, false);
   pthread_mutex_lock(&heap->lock);
   uint64_t cpu_start = ugc_thread_cpu_ns();
-  uint64_t helpers_start = atomic_load(&heap->workers.cpu_ns);
+  uint64_t helpers_start = ugc_workers_cpu_ns(&heap->workers);
   uint64_t start = ugc_now_ns();
   uint64_t verify_ns;
   ugc_marker *marker = initial_pause(heap, &verify_ns);
