@@ -58,6 +58,9 @@ typedef struct ugc_cmark {
    * (collector thread only), which the final pause skips. */
   black_ranges pending, marked;
   size_t black_bytes; /* marked from ranges so far in this cycle */
+  /* The mark bitmaps are clean below this (cleared by the collector thread before the
+   * initial pause, see clear_bitmaps_early). */
+  uintptr_t clean_to;
 } ugc_cmark;
 
 /* ---- the cycle ---- */
@@ -74,10 +77,11 @@ static ugc_marker *initial_pause(ugc_heap *heap, uint64_t *verify_ns) {
   ugc_event_cycle_start(heap, heap->stats.cycles + 1);
   ugc_tlabs_retire_all(heap);
   *verify_ns = heap->config.verify ? ugc_collect_verify_locked(heap, "before") : 0;
-  /* Objects allocated during marking get their bits in the final pause; above the top
-   * the bitmaps still hold what the last cycle marked below its old top. */
-  uintptr_t dirty_top = heap->plan.old_top > space->top ? heap->plan.old_top : space->top;
-  ugc_moving_space_clear_bitmap_to(space, dirty_top);
+  /* Normally clean already (clear_bitmaps_early); a cycle that began without it clears
+   * here what the last cycle marked below its old top. */
+  if (heap->plan.old_top > heap->cmark->clean_to)
+    ugc_moving_space_clear_bitmap_to(space, heap->plan.old_top);
+  heap->cmark->clean_to = 0; /* marking dirties them from now on */
   uintptr_t snapshot_top = space->top;
   heap->satb.black_low = snapshot_top;
   heap->satb.black_bytes = space->base + space->reserved_bytes - snapshot_top;
@@ -239,10 +243,26 @@ static void final_pause(ugc_heap *heap, ugc_marker *marker, const ugc_cycle_cloc
   ugc_collect_finish_locked(heap, &totals, used_before, clock);
 }
 
+/* Clears the mark bitmaps while mutators run, so that the initial pause does not (2.5 ms
+ * of a 2.6 ms pause at a 1 GiB heap). Only the previous cycle's marks are there, all below
+ * its old top (objects allocated black are below it too), and nothing reads them once its
+ * compaction has finished: allocation never touches the bitmaps outside marking, and only
+ * this thread starts cycles and compactions. */
+static void clear_bitmaps_early(ugc_heap *heap) {
+  ugc_cmark *c = heap->cmark;
+  pthread_mutex_lock(&heap->lock);
+  uintptr_t dirty_top = heap->plan.old_top;
+  pthread_mutex_unlock(&heap->lock);
+  if (dirty_top > heap->moving.base)
+    ugc_moving_space_clear_bitmap_to(&heap->moving, dirty_top);
+  c->clean_to = dirty_top;
+}
+
 static void run_cycle(ugc_heap *heap) {
   ugc_cmark *c = heap->cmark;
   /* Let a compaction in flight finish while mutators still run (the pause checks again). */
   heap->backend->compact_wait(heap);
+  clear_bitmaps_early(heap);
 
   ugc_world_stop(heap, NULL, false);
   pthread_mutex_lock(&heap->lock);
