@@ -321,10 +321,9 @@ void ugc_collect_finish_locked(ugc_heap *heap, ugc_mark_totals *totals_in, size_
   stats->gc_cpu_ns += (ugc_thread_cpu_ns() - clock->cpu_start) +
                       (ugc_workers_cpu_ns(&heap->workers) - clock->helpers_start);
 
-  double next = (double)totals.moving_bytes * heap->config.growth_factor;
-  size_t trigger = next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;
   size_t old_trigger = heap->trigger_bytes;
-  heap->trigger_bytes = trigger > heap->config.heap_initial ? trigger : heap->config.heap_initial;
+  heap->trigger_bytes = ugc_sizing_next_trigger(
+      heap, totals.moving_bytes, heap->nonmoving.used_bytes + heap->large.used_bytes);
   heap->other_since_gc = 0;
   if (heap->trigger_bytes != old_trigger)
     ugc_event_heap_resized(heap, old_trigger, heap->trigger_bytes);

@@ -76,6 +76,7 @@ static ugc_marker *initial_pause(ugc_heap *heap, uint64_t *verify_ns) {
   heap->backend->compact_wait(heap);
   ugc_event_cycle_start(heap, heap->stats.cycles + 1);
   ugc_tlabs_retire_all(heap);
+  ugc_sizing_mark_started(heap);
   *verify_ns = heap->config.verify ? ugc_collect_verify_locked(heap, "before") : 0;
   /* Normally clean already (clear_bitmaps_early); a cycle that began without it clears
    * here what the last cycle marked below its old top. */
@@ -212,6 +213,7 @@ typedef struct cycle_times {
  * held. */
 static void final_pause(ugc_heap *heap, ugc_marker *marker, const ugc_cycle_clock *clock,
                         cycle_times *times) {
+  ugc_sizing_mark_ended(heap);
   ugc_tlabs_retire_all(heap);
   ugc_marker_set_mode(marker, false, heap->workers.count);
   flush_arg arg = {marker, &heap->stats};

@@ -65,9 +65,11 @@ void ugc_stats_write_json(ugc_heap *heap, FILE *out) {
   write_histogram(out, "stall", &s.stall, ",");
   fprintf(out,
           "\"marking\":{\"concurrent_cycles\":%llu,\"concurrent_ns\":%llu,"
-          "\"barrier_values\":%llu,\"black_bytes\":%llu,\"final_objects\":%llu},",
+          "\"barrier_values\":%llu,\"black_bytes\":%llu,\"final_objects\":%llu,"
+          "\"alloc_waits\":%llu,\"alloc_wait_ns\":%llu},",
           U64(s.mark_concurrent_cycles), U64(s.mark_concurrent_ns), U64(s.mark_barrier_values),
-          U64(s.mark_black_bytes), U64(s.mark_final_objects));
+          U64(s.mark_black_bytes), U64(s.mark_final_objects), U64(s.alloc_waits),
+          U64(s.alloc_wait_ns));
   fprintf(out,
           "\"compaction\":{\"pages_total\":%llu,\"pages_in_place\":%llu,"
           "\"pages_slid_whole\":%llu,\"pages_recycled\":%llu,\"pages_fresh\":%llu,"
