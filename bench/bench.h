@@ -67,6 +67,8 @@ typedef struct bench_result {
   uint64_t minor_faults, major_faults;
   uint64_t gc_cycles;
   uint64_t mark_concurrent_cycles; /* cycles that marked while mutators ran (2 stops each) */
+  uint64_t alloc_waits;            /* allocations that waited for a cycle at heap_max */
+  double alloc_wait_s;             /* the time they waited */
   bench_dist pause, pause_mark, pause_compact, stall, unit;
   /* latency: the timed units split by whether a cycle (its first pause to its compaction's
    * end: marking, pauses, concurrent compaction) overlapped them, and how many cycles

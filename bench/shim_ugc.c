@@ -190,6 +190,8 @@ void bench_ugc_finish(bench_ctx *ctx) {
     ugc_stats_get(heap, &st);
   r->gc_cycles = st.cycles;
   r->mark_concurrent_cycles = st.mark_concurrent_cycles;
+  r->alloc_waits = st.alloc_waits;
+  r->alloc_wait_s = st.alloc_wait_ns / 1e9;
   r->heap_max_bytes = st.heap_max_bytes ? st.heap_max_bytes : ctx->heap_max;
   r->live_bytes_peak = st.live_bytes_peak;
   r->gc_cpu_s = st.gc_cpu_ns / 1e9;

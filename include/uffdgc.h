@@ -98,7 +98,8 @@ typedef struct ugc_config {
                               size, owner thread, ...); about 2x the cost of an allocation */
   bool trace;              /* one line per cycle on trace_file */
   FILE *trace_file;        /* default stderr */
-  double growth_factor;    /* next trigger = live bytes * growth_factor; default 2.0 */
+  double growth_factor;    /* next trigger = live bytes * growth_factor (see docs/api.md);
+                              default 2.0 */
   uintptr_t root_tag_mask; /* tag bits to strip from root slots; default 0 */
   /* Which root values are references (handle-scope roots, global roots, weak slots): only
    * those with (value & root_pointer_tag_mask) == root_pointer_tag; the others are
@@ -451,6 +452,10 @@ typedef struct ugc_stats {
   uint64_t mark_final_objects;     /* objects marked in the remark pause (buffers, roots) */
   uint64_t plan_concurrent_ns;     /* between the remark and the compaction pause: marking
                                       what was allocated, sweeping, the forwarding plan */
+  /* Allocations that found the heap full (heap_max) while a concurrent cycle ran, and the
+   * time they waited for it: the trigger started that cycle too late. */
+  uint64_t alloc_waits;
+  uint64_t alloc_wait_ns;
   uint64_t verify_cycles, verify_failures;
   uint64_t verify_ns; /* time the verifier took (UFFDGC_VERIFY), inside pauses but never
                          counted in the pause histograms */
@@ -508,7 +513,8 @@ typedef struct ugc_event_listener {
    * `concurrent_ns` runs from the end of the pause to the last page mapped. */
   void (*compaction_done)(void *data, uint64_t cycle, uint64_t concurrent_ns);
   /* The heap's size changed: the moving-space occupancy at which the next collection starts
-   * (max(heap_initial, live * growth_factor), at most heap_max). At the end of a pause, on
+   * (max(heap_initial, live * growth_factor), at most heap_max; with concurrent marking
+   * lowered to leave room for allocation during the cycle). At the end of a pause, on
    * the collecting thread, world stopped. */
   void (*heap_resized)(void *data, uint64_t old_bytes, uint64_t new_bytes);
   /* An allocation (or ugc_reserve) of `requested_bytes` fails even after a full

@@ -795,7 +795,7 @@ static void complete_compaction(copy_backend *backend) {
   add_stat(&s->wait_ns, atomic_load(&k->wait_ns));
   add_stat(&s->update_pages_by_gc, atomic_load(&heap->update_pages.pages_by_gc));
   add_stat(&s->update_pages_by_mutator, atomic_load(&heap->update_pages.pages_by_mutator));
-  add_stat(&heap->stats.gc_cpu_ns, atomic_exchange(&backend->threads.cpu_ns, 0));
+  add_stat(&heap->stats.gc_cpu_ns, ugc_compact_threads_take_cpu_ns(&backend->threads));
   if (backend->variant)
     backend->variant->finish(backend->variant_ctx, s);
   ugc_stats_unlock(heap);
@@ -866,12 +866,12 @@ void ugc_copy_fork_prepare(ugc_heap *heap) {
    * shared pages: given back instead. */
   ugc_retained_drop(&backend->retained, true);
   pthread_mutex_lock(&backend->wait_lock);
-  ugc_compact_threads_fork_prepare(&backend->threads);
+  ugc_thread_pool_fork_prepare(&backend->threads.pool);
 }
 
 void ugc_copy_fork_parent(ugc_heap *heap) {
   copy_backend *backend = heap->backend_data;
-  ugc_compact_threads_fork_parent(&backend->threads);
+  ugc_thread_pool_fork_parent(&backend->threads.pool);
   pthread_mutex_unlock(&backend->wait_lock);
 }
 
@@ -879,7 +879,7 @@ void ugc_copy_fork_parent(ugc_heap *heap) {
  * (reopen_after_fork); the locks are re-initialised now. */
 void ugc_copy_fork_child(ugc_heap *heap) {
   copy_backend *backend = heap->backend_data;
-  ugc_compact_threads_fork_child(&backend->threads);
+  ugc_thread_pool_fork_child(&backend->threads.pool);
   ugc_concurrent_fork_child(&backend->concurrent);
   pthread_mutex_init(&backend->wait_lock, NULL);
 }

@@ -4,27 +4,15 @@
 #ifndef UGC_COMPACT_COMPACT_THREADS_H
 #define UGC_COMPACT_COMPACT_THREADS_H
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "compact/concurrent.h"
+#include "os/thread_pool.h"
 
 typedef struct ugc_compact_threads {
-  unsigned count;   /* threads wanted */
-  unsigned started; /* threads running (0 until the first kick, and in a fork child) */
-  pthread_t *threads;
-  void **batches; /* one batch buffer per thread */
-  pid_t owner_pid;
-  pthread_mutex_t lock;
-  pthread_cond_t kick_cond, done_cond;
-  uint64_t generation; /* bumped per kick */
-  unsigned running;    /* threads still inside the current job */
-  bool stopping;
+  ugc_thread_pool pool; /* one thread per batch buffer */
+  void **batches;       /* one batch buffer per thread */
   ugc_concurrent *job;
-  _Atomic uint64_t cpu_ns; /* thread CPU time spent in jobs */
   /* Called by the thread that finishes a job last, without the pool's lock, with the
    * generation of that job (see ugc_compact_threads_on_idle). */
   void (*on_idle)(void *data, uint64_t generation);
@@ -44,12 +32,10 @@ uint64_t ugc_compact_threads_next_generation(const ugc_compact_threads *t);
 int ugc_compact_threads_kick(ugc_compact_threads *t, ugc_concurrent *job);
 /* Waits until every thread has returned from the current job. */
 void ugc_compact_threads_wait(ugc_compact_threads *t);
-/* fork(): prepare takes the pool's lock (no job may be running: the caller waited for
- * it), parent releases it, child re-initialises the lock and condition variables and
- * forgets the parent's threads (the next kick starts new ones). */
-void ugc_compact_threads_fork_prepare(ugc_compact_threads *t);
-void ugc_compact_threads_fork_parent(ugc_compact_threads *t);
-void ugc_compact_threads_fork_child(ugc_compact_threads *t);
+/* fork(): the pool's own handlers, ugc_thread_pool_fork_* on t->pool (no job may be
+ * running at prepare: the caller waited for it); the child's next kick starts new threads. */
+/* Takes the CPU time the threads spent in jobs since the last call. */
+uint64_t ugc_compact_threads_take_cpu_ns(ugc_compact_threads *t);
 /* Stops and joins the threads, frees the buffers. */
 void ugc_compact_threads_destroy(ugc_compact_threads *t);
 

@@ -5,6 +5,7 @@
 
 #include "backend/backend.h"
 #include "heap/vm.h"
+#include "os/time.h"
 #include "runtime/concurrent_mark.h"
 #include "runtime/heap.h"
 
@@ -104,8 +105,10 @@ static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_sp
       return 0;
     /* Concurrent marking: start a cycle and keep allocating up to the hard limit while it
      * runs (objects allocated meanwhile are live: allocate black, below). */
-    if (!heap->allocate_black)
+    if (!heap->allocate_black) {
+      ugc_sizing_cycle_requested(heap);
       ugc_cmark_start(heap);
+    }
   }
   uintptr_t hdr = 0;
   switch (space) {
@@ -178,6 +181,22 @@ void ugc_last_alloc_failure(ugc_mutator *mutator, ugc_alloc_failure *failure) {
   *failure = mutator->last_failure;
 }
 
+/* A failed attempt: collect. With concurrent marking an attempt fails only at heap_max (past
+ * the trigger allocation goes on while the cycle runs), so this is a mutator that ran out of
+ * heap and waits for the cycle: counted, as it means the trigger came too late. */
+static void collect_for_room(ugc_heap *heap, ugc_mutator *mutator, bool skip_if_collected) {
+  bool concurrent = heap->cmark != NULL;
+  uint64_t start = concurrent ? ugc_now_ns() : 0;
+  ugc_collect_now(heap, mutator, skip_if_collected);
+  if (concurrent) {
+    uint64_t waited = ugc_now_ns() - start;
+    pthread_mutex_lock(&heap->lock);
+    heap->stats.alloc_waits++;
+    heap->stats.alloc_wait_ns += waited;
+    pthread_mutex_unlock(&heap->lock);
+  }
+}
+
 static void *alloc_in(ugc_mutator *mutator, ugc_type_id type, size_t bytes, alloc_space space) {
   ugc_heap *heap = mutator->heap;
   size_t total = ugc_alloc_size(bytes);
@@ -194,7 +213,7 @@ static void *alloc_in(ugc_mutator *mutator, ugc_type_id type, size_t bytes, allo
       return (void *)(hdr + UGC_HEADER_BYTES);
     }
     if (attempt < 2)
-      ugc_collect_now(heap, mutator, attempt == 0);
+      collect_for_room(heap, mutator, attempt == 0);
   }
   record_failure(mutator, space, bytes, total);
   ugc_alloc_failed(heap, bytes);

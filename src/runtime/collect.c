@@ -352,10 +352,11 @@ void ugc_collect_compact_locked(ugc_heap *heap, const ugc_mark_totals *totals,
   uint64_t verify_ns = clock->verify_earlier_ns + clock->verify_ns + verify_after_ns;
   stats->verify_ns += verify_ns;
   stats->gc_cpu_ns += (ugc_thread_cpu_ns() - clock->cpu_start) +
-                      (atomic_load(&heap->workers.cpu_ns) - clock->helpers_start);
+                      (ugc_workers_cpu_ns(&heap->workers) - clock->helpers_start);
 
   size_t old_trigger = heap->trigger_bytes;
-  heap->trigger_bytes = ugc_heap_trigger_for(heap, totals->moving_bytes);
+  heap->trigger_bytes = ugc_sizing_next_trigger(
+      heap, totals->moving_bytes, heap->nonmoving.used_bytes + heap->large.used_bytes);
   heap->other_since_gc = 0;
   if (heap->trigger_bytes != old_trigger)
     ugc_event_heap_resized(heap, old_trigger, heap->trigger_bytes);
@@ -382,7 +383,7 @@ void ugc_collect_compact_locked(ugc_heap *heap, const ugc_mark_totals *totals,
 
 void ugc_collect_locked(ugc_heap *heap) {
   ugc_moving_space *space = &heap->moving;
-  ugc_cycle_clock clock = {0, ugc_thread_cpu_ns(), atomic_load(&heap->workers.cpu_ns), 0, 0};
+  ugc_cycle_clock clock = {0, ugc_thread_cpu_ns(), ugc_workers_cpu_ns(&heap->workers), 0, 0};
   clock.pause_start = ugc_now_ns();
 
   heap->backend->compact_wait(heap);

@@ -19,6 +19,7 @@
 #include "runtime/events.h"
 #include "runtime/finalize.h"
 #include "runtime/histogram.h"
+#include "runtime/sizing.h"
 #include "runtime/workers.h"
 
 struct ugc_backend_ops; /* backend/backend.h */
@@ -141,6 +142,7 @@ struct ugc_heap {
 
   size_t trigger_bytes;  /* moving occupancy that starts a collection */
   size_t other_since_gc; /* large + non-moving bytes allocated since the last cycle */
+  ugc_sizing sizing;     /* allocation during marking, for the trigger (runtime/sizing.c) */
   ugc_stats stats;
   /* Taken, besides the heap lock, by ugc_stats_get and by whoever folds a finished
    * concurrent compaction into stats (without the heap lock). Taken last: a leaf. */

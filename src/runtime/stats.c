@@ -66,9 +66,10 @@ void ugc_stats_write_json(ugc_heap *heap, FILE *out) {
   fprintf(out,
           "\"marking\":{\"concurrent_cycles\":%llu,\"concurrent_ns\":%llu,"
           "\"barrier_values\":%llu,\"black_bytes\":%llu,\"final_objects\":%llu,"
-          "\"plan_concurrent_ns\":%llu},",
+          "\"plan_concurrent_ns\":%llu,\"alloc_waits\":%llu,\"alloc_wait_ns\":%llu},",
           U64(s.mark_concurrent_cycles), U64(s.mark_concurrent_ns), U64(s.mark_barrier_values),
-          U64(s.mark_black_bytes), U64(s.mark_final_objects), U64(s.plan_concurrent_ns));
+          U64(s.mark_black_bytes), U64(s.mark_final_objects), U64(s.plan_concurrent_ns),
+          U64(s.alloc_waits), U64(s.alloc_wait_ns));
   fprintf(out,
           "\"compaction\":{\"pages_total\":%llu,\"pages_in_place\":%llu,"
           "\"pages_slid_whole\":%llu,\"pages_recycled\":%llu,\"pages_fresh\":%llu,"

@@ -7,34 +7,22 @@
 #ifndef UGC_RUNTIME_WORKERS_H
 #define UGC_RUNTIME_WORKERS_H
 
-#include <pthread.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
+
+#include "os/thread_pool.h"
 
 typedef void (*ugc_work_fn)(void *ctx, size_t index, unsigned worker);
 
 typedef struct ugc_workers {
-  unsigned count;     /* threads taking part, the caller included (>= 1) */
-  pthread_t *threads; /* count - 1 helpers */
-  unsigned started;   /* helpers running */
-  pid_t owner_pid;    /* process that started them */
-  pthread_mutex_t lock;
-  pthread_cond_t start_cond, done_cond;
-  uint64_t generation; /* bumped per job */
-  unsigned busy;       /* helpers inside the current job */
-  /* Set by ugc_workers_finish: a helper that wakes after it skips the job, so the caller
-   * never waits for a helper that was still asleep (a wake-up costs 15-35 us on a VM). */
-  bool closed;
-  bool stopping;
+  unsigned count;       /* threads taking part, the caller included (>= 1) */
+  ugc_thread_pool pool; /* count - 1 helpers, workers 1 .. count - 1 */
   /* The current job. */
   ugc_work_fn fn;
   void *ctx;
   size_t n, grain;
   _Atomic size_t next;
-  _Atomic uint64_t cpu_ns; /* CPU time the helper threads spent in jobs */
 } ugc_workers;
 
 void ugc_workers_init(ugc_workers *workers, unsigned count);
@@ -56,7 +44,7 @@ void ugc_workers_finish(ugc_workers *workers);
 /* After fork() in the child: forget the parent's threads and locks. */
 void ugc_workers_after_fork_child(ugc_workers *workers);
 
-/* CPU time of the calling thread, in nanoseconds. */
-uint64_t ugc_thread_cpu_ns(void);
+/* CPU time the helper threads spent in jobs so far (the caller's is its own). */
+uint64_t ugc_workers_cpu_ns(ugc_workers *workers);
 
 #endif

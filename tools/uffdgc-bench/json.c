@@ -184,7 +184,9 @@ static void put_row(FILE *f, const bench_row *row) {
   put_u64(f, "minor_faults", r->minor_faults, true);
   put_u64(f, "major_faults", r->major_faults, true);
   put_u64(f, "gc_cycles", r->gc_cycles, true);
-  put_u64(f, "mark_concurrent_cycles", r->mark_concurrent_cycles, false);
+  put_u64(f, "mark_concurrent_cycles", r->mark_concurrent_cycles, true);
+  put_u64(f, "alloc_waits", r->alloc_waits, true);
+  put_num(f, "alloc_wait_s", r->alloc_wait_s, false);
   fputs(",\n   ", f);
   put_dist(f, "pause_us", &r->pause, true);
   fputs(",\n   \"pause_kind_us\": {", f);

@@ -1,0 +1,41 @@
+/* Heap sizing and the collection trigger (see docs/design.md, "Heap sizing").
+ *
+ * The heap's target size follows the live data: max(heap_initial, live * growth_factor),
+ * at most heap_max. With concurrent marking the cycle must also start early enough that
+ * the mutators do not fill the heap up to heap_max while it marks: the trigger leaves room
+ * for what they allocated during the last cycles' marking (allocation rate times marking
+ * time, smoothed), with a margin. */
+#ifndef UGC_RUNTIME_SIZING_H
+#define UGC_RUNTIME_SIZING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ugc_sizing {
+  /* The current cycle: when allocation crossed the trigger (or, for a cycle asked for by
+   * ugc_collect, its initial pause) and the occupancy then (moving space + other
+   * allocation). Memory comes back only at the final pause: that is the window to cover. */
+  bool started;
+  uint64_t start_ns;
+  size_t start_occupancy;
+  double alloc_rate; /* bytes per ns allocated in that window, smoothed */
+  double window_ns;  /* its length, smoothed */
+  bool estimated;    /* a concurrent cycle has been measured */
+} ugc_sizing;
+
+struct ugc_heap;
+
+/* Allocation crossed the trigger and asked for a concurrent cycle (heap lock held). */
+void ugc_sizing_cycle_requested(struct ugc_heap *heap);
+/* The initial pause of a concurrent cycle (heap lock held, TLABs retired). */
+void ugc_sizing_mark_started(struct ugc_heap *heap);
+/* The final pause of a concurrent cycle, before its TLABs are retired (heap lock held). */
+void ugc_sizing_mark_ended(struct ugc_heap *heap);
+/* The moving-space occupancy that starts the next collection, from the live bytes of the
+ * moving space and of the other spaces after this collection. Heap lock held. */
+size_t ugc_sizing_next_trigger(struct ugc_heap *heap, size_t moving_live, size_t other_live);
+/* The room the trigger leaves below the hard limit for allocation during marking. */
+size_t ugc_sizing_headroom(const struct ugc_heap *heap);
+
+#endif
