@@ -22,7 +22,18 @@
  * first object of page w (objects only move down, in order).
  *
  * The backend supplies the mapping primitives (ugc_page_mapper) and, for the handler-thread
- * delivery mode, wakes the waiting thread itself. */
+ * delivery mode, wakes the waiting thread itself.
+ *
+ * In-place building (mapper.build_base set, the sigsegv backend): the to-space has a second
+ * view the mutators cannot reach (an alias of the same memory), pages are built straight
+ * into it and `map` only makes them accessible (mprotect). Two changes follow:
+ *   - the claim is exclusive: nobody helps a late owner, since a second build would write
+ *     over a page that may already be published and written by a mutator;
+ *   - a publication may be extended downwards (merge_runs, or a transient failure of map):
+ *     the owner claims and builds the unclaimed pages below its run down to the nearest
+ *     page that is MAPPED (waiting for one claimed by somebody else), so that the run joins
+ *     a mapping that is already accessible instead of splitting a protected one. Threads
+ *     only ever wait for lower pages, so these waits cannot form a cycle. */
 #ifndef UGC_COMPACT_CONCURRENT_H
 #define UGC_COMPACT_CONCURRENT_H
 
@@ -54,11 +65,18 @@ typedef struct ugc_page_mapper {
   ugc_map_result (*map_zero)(void *backend, uintptr_t dst);
   /* Releases from-space memory [from, from + bytes) that no build needs any more. */
   void (*release_from)(void *backend, uintptr_t from, size_t bytes);
+  /* In-place building (NULL: build into a buffer that `map` copies from). Page p is built
+   * at build_base + p * UGC_PAGE_SIZE, and `map` is called with src = that address. */
+  char *build_base;
+  /* In-place building: true when runs should be extended down to a mapped page before
+   * they are published (the backend is short of mappings). May be NULL. */
+  bool (*merge_runs)(void *backend);
 } ugc_page_mapper;
 
 /* Counters of one compaction (relaxed atomics; folded into ugc_stats at the end). */
 typedef struct ugc_concurrent_counters {
   _Atomic uint64_t pages_by_gc, pages_by_mutator, zero_pages, pages_helped;
+  _Atomic uint64_t runs_extended; /* in-place publications extended down to a mapped page */
   _Atomic uint64_t map_calls, zero_calls, release_calls, map_retries;
   _Atomic uint64_t bytes_copied;
   _Atomic uint64_t build_ns, map_ns, release_ns, wait_ns;
