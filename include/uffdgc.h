@@ -284,6 +284,10 @@ typedef struct ugc_compaction_stats {
   uint64_t handoff_ns, handoff_max_ns; /* kernel work of the compaction pause: moving the
                                           heap away and registering it (sum, largest) */
   uint64_t forwarding_ns, memcpy_ns, map_ns, madvise_ns, wait_ns;
+  /* sigsegv backend: mprotect calls that published built pages; the most mappings the
+   * heap's protected part was split into during one compaction; runs extended down to a
+   * published page to save mappings, and cycles that had to (near vm.max_map_count). */
+  uint64_t mprotect_calls, vmas_peak, runs_extended, cycles_merged;
 } ugc_compaction_stats;
 
 typedef struct ugc_stats {

@@ -33,7 +33,7 @@ trap 'rm -f "$LOG"' EXIT
 total_runs=0 total_collections=0 concurrent_collections=0 total_pages=0 total_windows=0
 total_mismatches=0 failed=0 skipped=()
 start=$(date +%s)
-for config in stw:- copy:sigbus copy:thread; do
+for config in stw:- copy:sigbus copy:thread sigsegv:-; do
   backend=${config%%:*} delivery=${config#*:}
   for threads in 1 2; do
     SEEDS=$((SEEDS_PER_THREAD * threads))

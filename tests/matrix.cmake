@@ -9,8 +9,9 @@
 # backend this kernel or build cannot offer makes the test exit 77 with the reason (CTest:
 # Skipped), never pass. tests/fuzz_random_graph.sh runs the same over every mode at once.
 #
-# Extend UGC_MATRIX_BACKENDS as backends land (sigsegv minor move).
-set(UGC_MATRIX_BACKENDS stw copy CACHE STRING "Backends the integration tests run on")
+# Extend UGC_MATRIX_BACKENDS as backends land (minor move). The handler-thread delivery
+# mode exists for the userfaultfd backends only (sigsegv faults always come by signal).
+set(UGC_MATRIX_BACKENDS stw copy sigsegv CACHE STRING "Backends the integration tests run on")
 
 function(ugc_matrix_test name exe env)
   add_test(NAME ${name} COMMAND ${exe})
@@ -26,7 +27,7 @@ endif()
 
 foreach(backend ${UGC_MATRIX_BACKENDS})
   set(deliveries default)
-  if(NOT backend STREQUAL "stw")
+  if(NOT backend STREQUAL "stw" AND NOT backend STREQUAL "sigsegv")
     list(APPEND deliveries thread)
   endif()
   foreach(delivery ${deliveries})

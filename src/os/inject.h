@@ -19,6 +19,9 @@
  *                     eagain (EAGAIN, no progress), partial (EAGAIN after half the range
  *                     was done), eexist, enoent, esrch, enomem, efault, ebusy; the ioctl
  *                     is not issued (partial: issued for the first half)
+ *   sigsegv.flip      mapping the heap for a sigsegv compaction fails (ENOMEM)
+ *   sigsegv.mprotect  publishing built pages fails with ENOMEM (out of mappings)
+ *   sigsegv.page_states  no memory for the sigsegv backend's page states
  *
  * Parsed once, on first use; heap creation refuses a list with an unknown point or a bad N
  * (ugc_inject_list_check); other users get one warning. Unset: one well-predicted
@@ -58,6 +61,8 @@ bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len);
 #define UGC_INJECT_KNOWN_POINTS                                                                    \
   "copy.mremap, copy.register, copy.unregister, copy.page_states, copy.stray_read, "               \
   "copy.reopen, compact.threads, plan.tables, uffd.eagain, uffd.partial, uffd.eexist, "            \
-  "uffd.enoent, uffd.esrch, uffd.enomem, uffd.efault, uffd.ebusy"
+  "uffd.enoent, uffd.esrch, uffd.enomem, uffd.efault, uffd.ebusy, sigsegv.flip, "                  \
+  "sigsegv.mprotect, "                                                                             \
+  "sigsegv.page_states"
 
 #endif

@@ -76,12 +76,15 @@ void ugc_stats_write_json(ugc_heap *heap, FILE *out) {
           "\"move_ioctls\":%llu,\"continue_ioctls\":%llu,\"zeropage_ioctls\":%llu,"
           "\"madvise_calls\":%llu,\"bytes_copied\":%llu,\"concurrent_ns\":%llu,"
           "\"forwarding_ns\":%llu,\"memcpy_ns\":%llu,\"map_ns\":%llu,\"madvise_ns\":%llu,"
-          "\"wait_ns\":%llu,\"handoff_ns\":%llu,\"handoff_max_ns\":%llu}}\n",
+          "\"wait_ns\":%llu,\"handoff_ns\":%llu,\"handoff_max_ns\":%llu,"
+          "\"mprotect_calls\":%llu,\"vmas_peak\":%llu,\"runs_extended\":%llu,"
+          "\"cycles_merged\":%llu}}\n",
           U64(c->pages_total), U64(c->pages_in_place), U64(c->pages_slid_whole),
           U64(c->pages_recycled), U64(c->pages_fresh), U64(c->pages_by_mutator),
           U64(c->pages_by_gc), U64(c->pages_helped), U64(c->copy_ioctls), U64(c->move_ioctls),
           U64(c->continue_ioctls), U64(c->zeropage_ioctls), U64(c->madvise_calls),
           U64(c->bytes_copied), U64(c->concurrent_ns), U64(c->forwarding_ns), U64(c->memcpy_ns),
           U64(c->map_ns), U64(c->madvise_ns), U64(c->wait_ns), U64(c->handoff_ns),
-          U64(c->handoff_max_ns));
+          U64(c->handoff_max_ns), U64(c->mprotect_calls), U64(c->vmas_peak), U64(c->runs_extended),
+          U64(c->cycles_merged));
 }
