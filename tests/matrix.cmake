@@ -155,3 +155,10 @@ if(Python3_Interpreter_FOUND)
   set_tests_properties(integration/readme_example PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
                        LABELS "integration")
 endif()
+
+# The sigsegv backend short of mappings without root: the 40th mprotect fails with ENOMEM
+# (tests/stress/test_sigsegv_map_count.c lowers vm.max_map_count itself when it is root).
+if(TARGET test_sigsegv_map_count)
+  ugc_matrix_test("stress/test_sigsegv_map_count[inject]" test_sigsegv_map_count
+                  "UFFDGC_INJECT=sigsegv.mprotect:40")
+endif()

@@ -1,0 +1,191 @@
+/* The sigsegv backend near vm.max_map_count. Two mutators touch every other page of the
+ * heap from the top down while the GC thread builds from the bottom up, so nearly every
+ * mutator fault publishes a page alone between protected ones and splits a mapping in
+ * three: the access pattern that needs the most mappings. With vm.max_map_count lowered to
+ * a few hundred above what the process uses, the compaction must finish with merged runs
+ * (cycles_merged, runs_extended), never fail with ENOMEM, and keep the data intact.
+ *
+ * Lowering the limit needs root; it is changed for the shortest time possible and restored
+ * by the parent process whatever happens to the child that runs the workload. With
+ * UFFDGC_INJECT=sigsegv.mprotect:N (a second registration in tests/matrix.cmake) the limit
+ * stays and the N-th mprotect fails with ENOMEM instead: the same fallback, no root. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "integration/itest.h"
+
+enum { OBJECTS = 16400, OBJECT_BYTES = 4000, ROUNDS = 3, MAPPING_ROOM = 300 };
+
+static ugc_heap *heap;
+static void **objects; /* a large (never moved) array of references: the roots */
+static _Atomic int round_started, touched_threads;
+static _Atomic long maps_peak;
+static _Atomic bool sampling;
+
+static long count_maps(void) {
+  FILE *maps = fopen("/proc/self/maps", "r");
+  long lines = 0;
+  int c;
+  while (maps && (c = getc(maps)) != EOF)
+    lines += c == '\n';
+  if (maps)
+    fclose(maps);
+  return lines;
+}
+
+static void *sampler_main(void *arg) {
+  (void)arg;
+  while (atomic_load(&sampling)) {
+    long now = count_maps();
+    if (now > atomic_load(&maps_peak))
+      atomic_store(&maps_peak, now);
+    usleep(500);
+  }
+  return NULL;
+}
+
+/* Touches objects (one per page after compaction) from the top down, every fourth page
+ * starting at `offset`: with two threads, every other page. */
+static void *toucher_main(void *arg) {
+  intptr_t offset = (intptr_t)arg;
+  ugc_mutator *m = fixture_attach(heap);
+  long failures = 0;
+  for (int seen = 0; seen < ROUNDS;) {
+    ugc_blocking_enter(m);
+    while (atomic_load(&round_started) == seen)
+      usleep(50);
+    ugc_blocking_leave(m);
+    seen = atomic_load(&round_started);
+    for (intptr_t i = OBJECTS - 1 - 2 * offset; i >= 0; i -= 4)
+      failures += ((volatile uint64_t *)objects[i])[0] != (uint64_t)i;
+    atomic_fetch_add(&touched_threads, 1);
+  }
+  ugc_thread_detach(m);
+  return (void *)failures;
+}
+
+static int run_workload(void) {
+  setenv("UFFDGC_BACKEND", "sigsegv", 0);
+  ugc_config config = fixture_config((size_t)256 << 20, (size_t)200 << 20);
+  config.gc_threads = 2; /* one compaction thread: the mutators get ahead of it */
+  heap = itest_heap_create(&config);
+  ugc_type_id leaf = fixture_leaf_type(heap, "page");
+  ugc_type_id array = fixture_type(heap, "roots", UGC_LAYOUT_REF_ARRAY, 0, NULL, 0);
+  ugc_mutator *m = fixture_attach(heap);
+  objects = ugc_alloc(m, array, OBJECTS * sizeof(void *));
+  REQUIRE(objects);
+  ugc_global_root_add(heap, (void **)&objects);
+  for (uint64_t i = 0; i < OBJECTS; i++) {
+    ugc_alloc(m, leaf, OBJECT_BYTES / 2); /* garbage between: the compaction slides */
+    uint64_t *o = ugc_alloc(m, leaf, OBJECT_BYTES);
+    REQUIRE(o);
+    o[0] = i;
+    ugc_write(m, objects, &objects[i], o);
+  }
+  ugc_collect(m, UGC_COLLECT_FULL);
+  ugc_collect(m, UGC_COLLECT_FINISH);
+  uint64_t digest = ugc_graph_digest(m);
+  pthread_t threads[2], sampler;
+  for (intptr_t t = 0; t < 2; t++)
+    REQUIRE(pthread_create(&threads[t], NULL, toucher_main, (void *)t) == 0);
+  atomic_store(&sampling, true);
+  REQUIRE(pthread_create(&sampler, NULL, sampler_main, NULL) == 0);
+  for (int r = 1; r <= ROUNDS; r++) {
+    atomic_store(&touched_threads, 0);
+    ugc_collect(m, UGC_COLLECT_FULL); /* every data page is protected again */
+    atomic_store(&round_started, r);
+    ugc_blocking_enter(m);
+    while (atomic_load(&touched_threads) < 2)
+      usleep(100);
+    ugc_blocking_leave(m);
+    ugc_collect(m, UGC_COLLECT_FINISH);
+    CHECK_EQ_U64(ugc_graph_digest(m), digest);
+    CHECK_EQ_U64(ugc_verify(m, NULL), 0);
+  }
+  long failures = 0;
+  for (int t = 0; t < 2; t++) {
+    void *result;
+    pthread_join(threads[t], &result);
+    failures += (long)(intptr_t)result;
+  }
+  atomic_store(&sampling, false);
+  pthread_join(sampler, NULL);
+  ugc_stats stats;
+  ugc_stats_get(heap, &stats);
+  ugc_compaction_stats *c = &stats.compaction;
+  printf("sigsegv map count: %llu cycles, %llu pages by mutators, %llu by GC; peak mappings of "
+         "the heap's protected part %llu, process peak %ld (sampled); %llu runs extended, "
+         "%llu cycle(s) merged; %ld wrong values\n",
+         (unsigned long long)stats.cycles, (unsigned long long)c->pages_by_mutator,
+         (unsigned long long)c->pages_by_gc, (unsigned long long)c->vmas_peak,
+         atomic_load(&maps_peak), (unsigned long long)c->runs_extended,
+         (unsigned long long)c->cycles_merged, failures);
+  CHECK(failures == 0);
+  CHECK(c->pages_by_mutator > 0);
+  CHECK(c->cycles_merged > 0 && c->runs_extended > 0);
+  ugc_thread_detach(m);
+  ugc_heap_destroy(heap);
+  TEST_DONE();
+}
+
+static long read_limit(void) {
+  long value = -1;
+  FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+  if (f && fscanf(f, "%ld", &value) != 1)
+    value = -1;
+  if (f)
+    fclose(f);
+  return value;
+}
+
+static bool write_limit(long value) {
+  FILE *f = fopen("/proc/sys/vm/max_map_count", "w");
+  if (!f)
+    return false;
+  bool ok = fprintf(f, "%ld\n", value) > 0;
+  return fclose(f) == 0 && ok;
+}
+
+int main(void) {
+  if (getenv("UFFDGC_INJECT")) {
+#if defined(UGC_NO_FAULT_INJECTION)
+    SKIP("fault injection is compiled out of this build (UGC_FAULT_INJECTION=OFF)");
+#endif
+    return run_workload();
+  }
+  itest_require_backend();
+  if (geteuid() != 0)
+    SKIP("lowering vm.max_map_count needs root");
+  long original = read_limit();
+  if (original < 0)
+    SKIP("vm.max_map_count cannot be read");
+  /* The child's own mappings before its heap exists, plus the room for the compaction. */
+  long lowered = count_maps() + 64 + MAPPING_ROOM;
+  if (lowered >= original)
+    SKIP("vm.max_map_count is already low (%ld)", original);
+  fflush(stdout);
+  if (!write_limit(lowered))
+    SKIP("vm.max_map_count is not writable here");
+  pid_t child = fork();
+  if (child == 0) {
+    int rc = run_workload();
+    fflush(stdout);
+    _exit(rc);
+  }
+  int status = 0;
+  bool waited = child > 0 && waitpid(child, &status, 0) == child;
+  bool restored = write_limit(original) && read_limit() == original;
+  printf("vm.max_map_count lowered from %ld to %ld for the run, restored: %s\n", original, lowered,
+         restored ? "yes" : "NO");
+  REQUIRE(restored);
+  REQUIRE(waited);
+  if (WIFSIGNALED(status)) {
+    printf("FAILED: the workload died of signal %d\n", WTERMSIG(status));
+    return 1;
+  }
+  return WEXITSTATUS(status);
+}
