@@ -294,8 +294,6 @@ static int compact_in_pause(sigsegv_backend *backend, ugc_compact_plan *plan) {
 static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   sigsegv_backend *backend = heap->backend_data;
   size_t data_bytes = plan->page_count * UGC_PAGE_SIZE;
-  if (!data_bytes)
-    return compact_in_pause(backend, plan);
   backend->owner_pid = getpid(); /* a fork child compacts its own copy */
   ugc_heap_signals_check(heap);
   uint64_t handoff_start = ugc_now_ns();
@@ -310,6 +308,10 @@ static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   heap->stats.compaction.handoff_ns += handoff_ns;
   if (handoff_ns > heap->stats.compaction.handoff_max_ns)
     heap->stats.compaction.handoff_max_ns = handoff_ns;
+  if (!data_bytes) { /* nothing survived: the old views just go */
+    ugc_file_space_finish(&backend->space);
+    return 0;
+  }
   ugc_page_mapper mapper = {
       .backend = backend,
       .map = sigsegv_publish,

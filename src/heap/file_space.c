@@ -44,7 +44,9 @@ static int move_views(ugc_file_space *fs, uintptr_t src, uintptr_t dst, size_t f
  * fresh anonymous memory above. 0 or -errno. */
 static int map_heap_view(ugc_file_space *fs, const ugc_memfd *file, size_t data_bytes) {
   void *view;
-  int rc = ugc_memfd_map_private(file, (void *)fs->base, 0, data_bytes, PROT_NONE, &view);
+  int rc = data_bytes
+               ? ugc_memfd_map_private(file, (void *)fs->base, 0, data_bytes, PROT_NONE, &view)
+               : 0;
   if (rc != 0)
     return rc;
   size_t rest = fs->reserved_bytes - data_bytes;
@@ -58,15 +60,18 @@ static int map_heap_view(ugc_file_space *fs, const ugc_memfd *file, size_t data_
 }
 
 int ugc_file_space_flip(ugc_file_space *fs, size_t data_bytes) {
-  ugc_memfd next;
-  int rc = ugc_memfd_create(&next, "uffdgc-heap", data_bytes);
-  if (rc != 0)
-    return rc;
-  void *alias;
-  rc = ugc_memfd_map(&next, NULL, 0, data_bytes, PROT_READ | PROT_WRITE, &alias);
-  if (rc != 0) {
-    ugc_memfd_close(&next);
-    return rc;
+  ugc_memfd next = {.fd = -1, .size = 0};
+  void *alias = NULL;
+  int rc = 0;
+  if (data_bytes) { /* none: the whole heap becomes fresh anonymous memory */
+    rc = ugc_memfd_create(&next, "uffdgc-heap", data_bytes);
+    if (rc != 0)
+      return rc;
+    rc = ugc_memfd_map(&next, NULL, 0, data_bytes, PROT_READ | PROT_WRITE, &alias);
+    if (rc != 0) {
+      ugc_memfd_close(&next);
+      return rc;
+    }
   }
   rc = move_views(fs, fs->base, fs->from_base, fs->file_bytes);
   if (rc == 0) {
@@ -78,7 +83,8 @@ int ugc_file_space_flip(ugc_file_space *fs, size_t data_bytes) {
     }
   }
   if (rc != 0) {
-    munmap(alias, data_bytes);
+    if (alias)
+      munmap(alias, data_bytes);
     ugc_memfd_close(&next);
     return rc;
   }
@@ -96,7 +102,8 @@ void ugc_file_space_unflip(ugc_file_space *fs) {
   if (move_views(fs, fs->from_base, fs->base, fs->old_bytes) != 0)
     ugc_fatal("file space: cannot move the heap back after a failed hand-off");
   ugc_vm_map_fixed((void *)fs->from_base, fs->reserved_bytes, false);
-  munmap(fs->alias, fs->file_bytes);
+  if (fs->alias)
+    munmap(fs->alias, fs->file_bytes);
   fs->alias = NULL;
   ugc_memfd_close(&fs->current);
   fs->current = fs->old;

@@ -44,8 +44,9 @@ typedef struct ugc_file_space {
  * (the space is still private anonymous memory; nothing changes until the first flip). */
 void ugc_file_space_init(ugc_file_space *fs, uintptr_t base, size_t reserved, uintptr_t from_base);
 
-/* The flip above for `data_bytes` (> 0, page multiple) of compacted data. 0, or -errno with
- * the heap as it was. Afterwards fs->alias is where page p of the data is built. */
+/* The flip above for `data_bytes` (a page multiple) of compacted data. 0, or -errno with
+ * the heap as it was. Afterwards fs->alias is where the data is built (data_bytes 0: no
+ * file, no alias, the whole heap range is fresh anonymous memory). */
 int ugc_file_space_flip(ugc_file_space *fs, size_t data_bytes);
 
 /* Undoes a flip whose compaction did not start (nothing was built): the old mappings come
