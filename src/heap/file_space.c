@@ -41,14 +41,28 @@ static int move_views(ugc_file_space *fs, uintptr_t src, uintptr_t dst, size_t f
 }
 
 /* Maps the heap range for a compaction of `data_bytes`: protected private file view below,
- * fresh anonymous memory above. 0 or -errno. */
+ * fresh anonymous memory above. 0 or -errno.
+ *
+ * The file view is split into many mappings while pages are published, and the pieces must
+ * merge back into one, or the next flip moves thousands of mappings (and the process keeps
+ * them). A piece that gets written (copy-on-write) gets an anon_vma, and pieces with
+ * different anon_vmas never merge. So the view is mapped writable, one page is written
+ * (the whole mapping gets its anon_vma before any split, and every piece inherits it) and
+ * dropped again (it shows the file once more), and only then is the whole view protected:
+ * mprotect of a whole mapping does not split it. */
 static int map_heap_view(ugc_file_space *fs, const ugc_memfd *file, size_t data_bytes) {
   void *view;
-  int rc = data_bytes
-               ? ugc_memfd_map_private(file, (void *)fs->base, 0, data_bytes, PROT_NONE, &view)
-               : 0;
+  int rc = data_bytes ? ugc_memfd_map_private(file, (void *)fs->base, 0, data_bytes,
+                                              PROT_READ | PROT_WRITE, &view)
+                      : 0;
   if (rc != 0)
     return rc;
+  if (data_bytes) {
+    *(volatile char *)view = 0;
+    ugc_madv_dontneed(view, 4096);
+    if (mprotect(view, data_bytes, PROT_NONE) != 0)
+      return -errno;
+  }
   size_t rest = fs->reserved_bytes - data_bytes;
   if (rest) {
     rc = ugc_vm_map_fixed((void *)(fs->base + data_bytes), rest, true);

@@ -130,8 +130,22 @@ typedef struct scenario {
     .expect_fatal = message_                                                                       \
   }
 
+#define SIGSEGV_WARNS(name_, inject_, message_)                                                    \
+  {                                                                                                \
+    .name = name_, .inject = inject_, .backend = "sigsegv", .expect_backend = "sigsegv",           \
+    .expect_exit = EXIT_OK, .expect_warning = message_                                             \
+  }
+
 /* The outcomes are tabled in docs/design.md ("Kernel errors and their outcomes"). */
 static const scenario scenarios[] = {
+    SIGSEGV_WARNS("sigsegv: mapping the heap fails every cycle: stw fallback", "sigsegv.flip",
+                  "mapping the heap for the compaction failed"),
+    SIGSEGV_WARNS("sigsegv: mapping the heap fails once, after a file-backed cycle",
+                  "sigsegv.flip:2", "mapping the heap for the compaction failed"),
+    SIGSEGV_WARNS("sigsegv: no memory for page states: heap mapped back", "sigsegv.page_states:2",
+                  "no memory for the page states"),
+    RUNS("sigsegv: mprotect fails with ENOMEM: runs extended", "sigsegv.mprotect:3", NULL,
+         "sigsegv", "sigsegv", EXIT_OK),
     RUNS("mremap fails every cycle: stw fallback", "copy.mremap", NULL, "copy", "copy", EXIT_OK),
     RUNS("mremap fails once", "copy.mremap:2", NULL, "copy", "copy", EXIT_OK),
     RUNS("register fails: heap moved back", "copy.register", NULL, "copy", "copy", EXIT_OK),
