@@ -201,12 +201,12 @@ UGC_API void ugc_blocking_leave(ugc_mutator *mutator);
  * Signals (SIGBUS delivery of the concurrent backends; docs/api.md "Signals")
  * ---------------------------------------------------------------------------------------- */
 
-/* For an embedder whose own SIGBUS handler may run before the library's: call this first
- * from that handler with its arguments. Returns true when the signal was a fault on a heap
- * page being compacted and is resolved: return from your handler at once (the access is
- * retried). False for everything else (other si_codes such as hardware poison, signals sent
- * with kill(), addresses outside every heap, no compaction running): handle it as yours.
- * Async-signal-safe. */
+/* For an embedder whose own SIGBUS handler (or SIGSEGV handler, with the sigsegv backend)
+ * may run before the library's: call this first from that handler with its arguments. Returns true
+ * when the signal was a fault on a heap page being compacted and is resolved: return from your
+ * handler at once (the access is retried). False for everything else (other si_codes such as
+ * hardware poison, signals sent with kill(), addresses outside every heap, no compaction running):
+ * handle it as yours. Async-signal-safe. */
 UGC_API bool ugc_handle_signal(int sig, siginfo_t *info, void *ucontext);
 
 /* ------------------------------------------------------------------------------------------

@@ -67,7 +67,6 @@ typedef struct sigsegv_backend {
   pthread_mutex_t wait_lock;
   _Atomic uint64_t kick_generation;
   _Atomic bool unfinished;
-  void *pause_batch; /* unused by in-place building, but gc_work takes one */
 
   /* Mappings of the protected part of the heap view during a compaction. */
   _Atomic long vmas;
@@ -236,15 +235,11 @@ static int sigsegv_attach(ugc_heap *heap, ugc_error *error) {
   backend->owner_pid = getpid();
   ugc_file_space_init(&backend->space, heap->moving.base, heap->moving.reserved_bytes,
                       heap->moving.from_base);
-  backend->pause_batch = malloc((size_t)UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE);
-  int id = backend->pause_batch
-               ? ugc_segv_add_range((void *)heap->moving.base, heap->moving.reserved_bytes,
-                                    sigsegv_on_fault, backend)
-               : -ENOMEM;
+  int id = ugc_segv_add_range((void *)heap->moving.base, heap->moving.reserved_bytes,
+                              sigsegv_on_fault, backend);
   if (id < 0) {
     ugc_set_error(error, UGC_ERR_UNAVAILABLE, "sigsegv backend: installing the SIGSEGV handler: %s",
                   strerror(-id));
-    free(backend->pause_batch);
     free(backend);
     return -1;
   }
@@ -272,7 +267,6 @@ static void sigsegv_detach(ugc_heap *heap) {
   ugc_concurrent_destroy(&backend->concurrent);
   ugc_file_space_destroy(&backend->space);
   pthread_mutex_destroy(&backend->wait_lock);
-  free(backend->pause_batch);
   free(backend);
   heap->backend_data = NULL;
 }
@@ -338,7 +332,7 @@ static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   atomic_store(&backend->unfinished, true);
   atomic_store_explicit(&backend->compacting, true, memory_order_release);
   if (ugc_compact_threads_kick(&backend->threads, &backend->concurrent) != 0)
-    ugc_concurrent_gc_work(&backend->concurrent, backend->pause_batch);
+    ugc_concurrent_gc_work(&backend->concurrent, NULL); /* in place: no batch buffer */
   return 0;
 }
 

@@ -138,7 +138,8 @@ int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr, void *page_b
 void ugc_concurrent_map_built(ugc_concurrent *c, size_t first, const void *built, size_t count);
 
 /* A GC thread's share of the work: builds pages from the shared cursor until none is left.
- * `batch` holds UGC_CONCURRENT_BATCH_PAGES pages. Several threads may run it at once. */
+ * `batch` holds UGC_CONCURRENT_BATCH_PAGES pages (unused, may be NULL, when building in
+ * place). Several threads may run it at once. */
 void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch);
 
 /* After every GC thread returned from gc_work: waits until pages claimed by faulting
