@@ -385,6 +385,14 @@ static void complete_compaction(sigsegv_backend *backend) {
   if (atomic_load(&k->map_retries))
     ugc_warn("sigsegv backend: %llu mprotect call(s) retried after ENOMEM",
              (unsigned long long)atomic_load(&k->map_retries));
+  if (heap->config.trace) /* this cycle's mappings, next to the compaction's trace line */
+    fprintf(heap->config.trace_file ? heap->config.trace_file : stderr,
+            "uffdgc: sigsegv mappings: peak %llu of the protected heap (headroom %ld), %llu "
+            "mprotect calls, %llu runs extended%s\n",
+            (unsigned long long)peak, backend->headroom,
+            (unsigned long long)atomic_load(&k->map_calls),
+            (unsigned long long)atomic_load(&k->runs_extended),
+            atomic_load(&backend->merging) ? " (merging: near vm.max_map_count)" : "");
   atomic_store_explicit(&backend->unfinished, false, memory_order_release);
 }
 
