@@ -5,8 +5,9 @@
  * a few hundred above what the process uses, the compaction must finish with merged runs
  * (cycles_merged, runs_extended), never fail with ENOMEM, and keep the data intact.
  *
- * Lowering the limit needs root; it is changed for the shortest time possible and restored
- * by the parent process whatever happens to the child that runs the workload. With
+ * Lowering the limit needs root, and the limit is global: it is lowered only while the
+ * child that runs the workload does its measured rounds (a few seconds; the child says when
+ * over a pipe), and restored by the parent process whatever happens to the child. With
  * UFFDGC_INJECT=sigsegv.mprotect:N (a second registration in tests/matrix.cmake) the limit
  * stays and the N-th mprotect fails with ENOMEM instead: the same fallback, no root. */
 #include <pthread.h>
@@ -25,6 +26,7 @@ static void **objects; /* a large (never moved) array of references: the roots *
 static _Atomic int round_started, touched_threads;
 static _Atomic long maps_peak;
 static _Atomic bool sampling;
+static int to_parent = -1, from_parent = -1; /* pipes when the parent lowers the limit */
 
 static long count_maps(void) {
   FILE *maps = fopen("/proc/self/maps", "r");
@@ -117,6 +119,12 @@ static int run_workload(void) {
     REQUIRE(pthread_create(&threads[t], NULL, toucher_main, (void *)t) == 0);
   atomic_store(&sampling, true);
   REQUIRE(pthread_create(&sampler, NULL, sampler_main, NULL) == 0);
+  if (to_parent >= 0) { /* ready: the parent lowers the limit to our use plus the room */
+    long used = count_maps();
+    char go;
+    REQUIRE(write(to_parent, &used, sizeof used) == (ssize_t)sizeof used);
+    REQUIRE(read(from_parent, &go, 1) == 1);
+  }
   for (int r = 1; r <= ROUNDS; r++) {
     atomic_store(&touched_threads, 0);
     ugc_collect(m, UGC_COLLECT_FULL); /* every data page is protected again */
@@ -137,6 +145,11 @@ static int run_workload(void) {
     printf("round %d: %ld mappings in the heap's GiB after the compaction\n", r, mappings);
     CHECK(mappings == 2);
   }
+  if (to_parent >= 0) { /* done: the parent restores the limit */
+    close(to_parent);
+    to_parent = -1;
+  }
+
   long failures = 0;
   for (int t = 0; t < 2; t++) {
     void *result;
@@ -194,24 +207,39 @@ int main(void) {
   long original = read_limit();
   if (original < 0)
     SKIP("vm.max_map_count cannot be read");
-  /* The child's own mappings before its heap exists, plus the room for the compaction. */
-  long lowered = count_maps() + 64 + MAPPING_ROOM;
-  if (lowered >= original)
-    SKIP("vm.max_map_count is already low (%ld)", original);
-  fflush(stdout);
-  if (!write_limit(lowered))
+  if (!write_limit(original))
     SKIP("vm.max_map_count is not writable here");
+  int up[2], down[2];
+  REQUIRE(pipe(up) == 0 && pipe(down) == 0);
+  fflush(stdout);
   pid_t child = fork();
+  REQUIRE(child >= 0);
   if (child == 0) {
+    close(up[0]);
+    close(down[1]);
+    to_parent = up[1];
+    from_parent = down[0];
     int rc = run_workload();
     fflush(stdout);
     _exit(rc);
   }
-  int status = 0;
-  bool waited = child > 0 && waitpid(child, &status, 0) == child;
+  close(up[1]);
+  close(down[0]);
+  long used = 0, lowered = 0;
+  if (read(up[0], &used, sizeof used) == (ssize_t)sizeof used) {
+    lowered = used + 64 + MAPPING_ROOM; /* the backend keeps a margin of 64 */
+    REQUIRE(lowered < original);
+    REQUIRE(write_limit(lowered));
+    REQUIRE(write(down[1], "g", 1) == 1);
+    char ignored;
+    (void)!read(up[0], &ignored, 1); /* end of file: the rounds are over, or the child died */
+  }
   bool restored = write_limit(original) && read_limit() == original;
-  printf("vm.max_map_count lowered from %ld to %ld for the run, restored: %s\n", original, lowered,
-         restored ? "yes" : "NO");
+  int status = 0;
+  bool waited = waitpid(child, &status, 0) == child;
+  if (lowered)
+    printf("vm.max_map_count lowered from %ld to %ld during the rounds, restored: %s\n", original,
+           lowered, restored ? "yes" : "NO");
   REQUIRE(restored);
   REQUIRE(waited);
   if (WIFSIGNALED(status)) {
