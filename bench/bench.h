@@ -48,6 +48,7 @@ typedef struct bench_compaction {
   double concurrent_s;
   double forwarding_s, memcpy_s, map_s, madvise_s, wait_s;
   double handoff_s, handoff_max_s; /* kernel work of the compaction pauses: sum, largest */
+  uint64_t mprotect_calls, heap_vmas_peak, runs_extended; /* sigsegv backend */
 } bench_compaction;
 
 typedef struct bench_result {

@@ -225,6 +225,9 @@ void bench_ugc_finish(bench_ctx *ctx) {
   o->wait_s = c->wait_ns / 1e9;
   o->handoff_s = c->handoff_ns / 1e9;
   o->handoff_max_s = c->handoff_max_ns / 1e9;
+  o->mprotect_calls = c->mprotect_calls;
+  o->heap_vmas_peak = c->vmas_peak;
+  o->runs_extended = c->runs_extended;
   ugc_heap_destroy(heap);
   ctx->heap = NULL;
 }

@@ -243,12 +243,12 @@ UGC_API void ugc_blocking_leave(ugc_mutator *mutator);
  * Signals (SIGBUS delivery of the concurrent backends; docs/api.md "Signals")
  * ---------------------------------------------------------------------------------------- */
 
-/* For an embedder whose own SIGBUS handler may run before the library's: call this first
- * from that handler with its arguments. Returns true when the signal was a fault on a heap
- * page being compacted and is resolved: return from your handler at once (the access is
- * retried). False for everything else (other si_codes such as hardware poison, signals sent
- * with kill(), addresses outside every heap, no compaction running): handle it as yours.
- * Async-signal-safe. */
+/* For an embedder whose own SIGBUS handler (or SIGSEGV handler, with the sigsegv backend)
+ * may run before the library's: call this first from that handler with its arguments. Returns true
+ * when the signal was a fault on a heap page being compacted and is resolved: return from your
+ * handler at once (the access is retried). False for everything else (other si_codes such as
+ * hardware poison, signals sent with kill(), addresses outside every heap, no compaction running):
+ * handle it as yours. Async-signal-safe. */
 UGC_API bool ugc_handle_signal(int sig, siginfo_t *info, void *ucontext);
 
 /* ------------------------------------------------------------------------------------------
@@ -421,6 +421,10 @@ typedef struct ugc_compaction_stats {
    * (built by GC threads, or by mutators that touched them first), and pages of them that a
    * failed hand-off or a backend that compacts in the pause updated in the pause. */
   uint64_t update_pages_by_gc, update_pages_by_mutator, update_pages_in_pause;
+  /* sigsegv backend: mprotect calls that published built pages; the most mappings the
+   * heap's protected part was split into during one compaction; runs extended down to a
+   * published page to save mappings, and cycles that had to (near vm.max_map_count). */
+  uint64_t mprotect_calls, vmas_peak, runs_extended, cycles_merged;
 } ugc_compaction_stats;
 
 typedef struct ugc_stats {

@@ -38,7 +38,7 @@ trap 'rm -f "$LOG"' EXIT
 total_runs=0 total_collections=0 concurrent_collections=0 total_pages=0 total_windows=0
 total_mismatches=0 failed=0 skipped=()
 start=$(date +%s)
-for config in stw:- copy:sigbus copy:thread move:sigbus move:thread; do
+for config in stw:- copy:sigbus copy:thread move:sigbus move:thread sigsegv:-; do
   backend=${config%%:*} delivery=${config#*:}
   case ",$BACKENDS," in *",$backend,"*) ;; *) continue ;; esac
   for threads in 1 2; do

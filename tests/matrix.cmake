@@ -9,8 +9,9 @@
 # backend this kernel or build cannot offer makes the test exit 77 with the reason (CTest:
 # Skipped), never pass. tests/fuzz_random_graph.sh runs the same over every mode at once.
 #
-# Extend UGC_MATRIX_BACKENDS as backends land (sigsegv minor).
-set(UGC_MATRIX_BACKENDS stw copy move CACHE STRING "Backends the integration tests run on")
+# Extend UGC_MATRIX_BACKENDS as backends land (minor). The handler-thread delivery mode
+# exists for the userfaultfd backends only (sigsegv faults always come by signal).
+set(UGC_MATRIX_BACKENDS stw copy move sigsegv CACHE STRING "Backends the integration tests run on")
 
 function(ugc_matrix_test name exe env)
   add_test(NAME ${name} COMMAND ${exe})
@@ -26,7 +27,7 @@ endif()
 
 foreach(backend ${UGC_MATRIX_BACKENDS})
   set(deliveries default)
-  if(NOT backend STREQUAL "stw")
+  if(NOT backend STREQUAL "stw" AND NOT backend STREQUAL "sigsegv")
     list(APPEND deliveries thread)
   endif()
   foreach(delivery ${deliveries})
@@ -181,7 +182,7 @@ endif()
 if(TARGET test_finalize)
   foreach(backend ${UGC_MATRIX_BACKENDS})
     set(deliveries default)
-    if(NOT backend STREQUAL "stw")
+    if(NOT backend STREQUAL "stw" AND NOT backend STREQUAL "sigsegv")
       list(APPEND deliveries thread)
     endif()
     foreach(delivery ${deliveries})
@@ -196,4 +197,11 @@ if(TARGET test_finalize)
                       "${env};UFFDGC_VERIFY=1;UFFDGC_CONCURRENT_MARK=0")
     endforeach()
   endforeach()
+endif()
+
+# The sigsegv backend short of mappings without root: the 40th mprotect fails with ENOMEM
+# (tests/stress/test_sigsegv_map_count.c lowers vm.max_map_count itself when it is root).
+if(TARGET test_sigsegv_map_count)
+  ugc_matrix_test("stress/test_sigsegv_map_count[inject]" test_sigsegv_map_count
+                  "UFFDGC_INJECT=sigsegv.mprotect:40")
 endif()

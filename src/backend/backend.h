@@ -4,7 +4,10 @@
  * non-moving and large objects -- is shared and done by src/runtime/collect.c.
  *
  * What a backend may use of the heap (src/runtime/heap.h):
- *   heap->moving.base, .reserved_bytes   the moving space (1 GiB-aligned, RW, private anon)
+ *   heap->moving.base, .reserved_bytes   the moving space (1 GiB-aligned, RW, private anon
+ *                                        when the heap is created; a backend may map it
+ *                                        itself through a space provider, e.g.
+ *                                        heap/file_space.h for a memfd-backed heap)
  *   heap->moving.from_base               a from-space reservation of the same size and
  *                                        alignment (PROT_NONE between cycles)
  *   heap->moving.recycled_low/high       memory prepare_alloc mapped above the top that

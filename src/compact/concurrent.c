@@ -164,6 +164,8 @@ static bool may_help(const ugc_concurrent *c, size_t page) {
  * thread copies its slid page from its buffer: its one page is not worth a wait for the
  * backend's MOVE lock (backend/move.c), and GC threads keep the recycled pages contiguous. */
 static char *build_place(ugc_concurrent *c, size_t page, char *slot, bool may_recycle) {
+  if (c->mapper.build_base) /* in-place building: the page's own place in the alias view */
+    return c->mapper.build_base + page * UGC_PAGE_SIZE;
   if (!c->mapper.move)
     return slot;
   uintptr_t address = page_address(c, page);
@@ -240,6 +242,66 @@ static void build_one(ugc_concurrent *c, size_t page, void *out) {
   add(&c->counters.build_ns, ugc_now_ns() - t0);
 }
 
+/* In-place building: where page `page` is built (the alias view). */
+static inline char *in_place(const ugc_concurrent *c, size_t page) {
+  return c->mapper.build_base + page * UGC_PAGE_SIZE;
+}
+
+/* In-place building: extends the run [*first, *first + *count), owned by the caller, down
+ * to the nearest MAPPED page: claims and builds the unclaimed pages below it, and waits for
+ * a page claimed by somebody else (it is lower: see concurrent.h). */
+static void extend_down(ugc_concurrent *c, size_t *first, size_t *count,
+                        enum ugc_page_claimer claimer) {
+  add(&c->counters.runs_extended, 1);
+  while (*first > 0) {
+    size_t below = *first - 1;
+    if (!ugc_page_try_claim(&c->states, below, claimer)) {
+      ugc_page_wait_mapped(&c->states, below);
+      return;
+    }
+    build_one(c, below, in_place(c, below));
+    ugc_page_set(&c->states, below, UGC_PAGE_MAPPING);
+    *first = below;
+    ++*count;
+  }
+}
+
+/* In-place building: makes the built run [first, first + count) accessible and marks it
+ * MAPPED. A run is extended downwards first when the backend asks for merged runs, or
+ * after a transient failure (the backend may be out of mappings: an extended run no longer
+ * splits one). Returns the number of pages published (the run may have grown). */
+static size_t publish_in_place(ugc_concurrent *c, size_t first, size_t count,
+                               enum ugc_page_claimer claimer) {
+  bool extended = false;
+  if (c->mapper.merge_runs && c->mapper.merge_runs(c->mapper.backend)) {
+    extend_down(c, &first, &count, claimer);
+    extended = true;
+  }
+  unsigned attempt = 0;
+  uint64_t t0 = ugc_now_ns();
+  for (;;) {
+    size_t done = 0;
+    add(&c->counters.map_calls, 1);
+    ugc_map_result result = c->mapper.map(c->mapper.backend, c->space_base + first * UGC_PAGE_SIZE,
+                                          in_place(c, first), count * UGC_PAGE_SIZE, &done);
+    if (result == UGC_MAP_OK || result == UGC_MAP_EXISTS)
+      break;
+    if (result == UGC_MAP_FAILED)
+      concurrent_fatal("publishing a to-space page built in place failed (see above)");
+    if (!extended) {
+      extend_down(c, &first, &count, claimer);
+      extended = true;
+    } else {
+      back_off(c, &attempt);
+    }
+  }
+  add(&c->counters.map_ns, ugc_now_ns() - t0);
+  add(&c->counters.bytes_copied, count * UGC_PAGE_SIZE);
+  for (size_t i = 0; i < count; i++)
+    ugc_page_set(&c->states, first + i, UGC_PAGE_MAPPED);
+  return count;
+}
+
 static uint64_t clock_ns(void) {
   return ugc_now_ns();
 }
@@ -292,6 +354,17 @@ int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr, void *page_b
   size_t page = offset / UGC_PAGE_SIZE;
   if (page >= c->states.count) {
     map_zero_page(c, c->space_base + page * UGC_PAGE_SIZE);
+  } else if (c->mapper.build_base && ugc_page_try_claim(&c->states, page, UGC_PAGE_BY_MUTATOR)) {
+    build_one(c, page, in_place(c, page));
+    ugc_page_set(&c->states, page, UGC_PAGE_MAPPING);
+    add(&c->counters.pages_by_mutator, publish_in_place(c, page, 1, UGC_PAGE_BY_MUTATOR));
+    note_mapped_now(c);
+  } else if (c->mapper.build_base) {
+    uint64_t w0 = ugc_now_ns(); /* exclusive claims: wait for the owner, never help */
+    atomic_fetch_add_explicit(&c->waiters, 1, memory_order_relaxed);
+    ugc_page_wait_mapped(&c->states, page);
+    atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_relaxed);
+    add(&c->counters.wait_ns, ugc_now_ns() - w0);
   } else if (ugc_page_try_claim(&c->states, page, UGC_PAGE_BY_MUTATOR)) {
     char *area = build_place(c, page, page_buffer, false);
     build_one(c, page, area);
@@ -354,6 +427,10 @@ static void release_drained_from_space(ugc_concurrent *c) {
 static void flush_run(ugc_concurrent *c, size_t first, char *area, size_t count) {
   for (size_t i = 0; i < count; i++)
     ugc_page_set(&c->states, first + i, UGC_PAGE_MAPPING);
+  if (c->mapper.build_base) {
+    add(&c->counters.pages_by_gc, publish_in_place(c, first, count, UGC_PAGE_BY_GC));
+    return;
+  }
   map_owned(c, first, area, count);
   add(&c->counters.pages_by_gc, count);
 }

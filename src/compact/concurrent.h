@@ -22,7 +22,18 @@
  * first object of page w (objects only move down, in order).
  *
  * The backend supplies the mapping primitives (ugc_page_mapper) and, for the handler-thread
- * delivery mode, wakes the waiting thread itself. */
+ * delivery mode, wakes the waiting thread itself.
+ *
+ * In-place building (mapper.build_base set, the sigsegv backend): the to-space has a second
+ * view the mutators cannot reach (an alias of the same memory), pages are built straight
+ * into it and `map` only makes them accessible (mprotect). Two changes follow:
+ *   - the claim is exclusive: nobody helps a late owner, since a second build would write
+ *     over a page that may already be published and written by a mutator;
+ *   - a publication may be extended downwards (merge_runs, or a transient failure of map):
+ *     the owner claims and builds the unclaimed pages below its run down to the nearest
+ *     page that is MAPPED (waiting for one claimed by somebody else), so that the run joins
+ *     a mapping that is already accessible instead of splitting a protected one. Threads
+ *     only ever wait for lower pages, so these waits cannot form a cycle. */
 #ifndef UGC_COMPACT_CONCURRENT_H
 #define UGC_COMPACT_CONCURRENT_H
 
@@ -72,11 +83,18 @@ typedef struct ugc_page_mapper {
   /* release_from is called for chunks of at least this many bytes (0: the default,
    * UGC_CONCURRENT_RELEASE_CHUNK). A recycling backend wants free pages early. */
   size_t release_chunk_bytes;
+  /* In-place building (NULL: build into a buffer that `map` copies from). Page p is built
+   * at build_base + p * UGC_PAGE_SIZE, and `map` is called with src = that address. */
+  char *build_base;
+  /* In-place building: true when runs should be extended down to a mapped page before
+   * they are published (the backend is short of mappings). May be NULL. */
+  bool (*merge_runs)(void *backend);
 } ugc_page_mapper;
 
 /* Counters of one compaction (relaxed atomics; folded into ugc_stats at the end). */
 typedef struct ugc_concurrent_counters {
   _Atomic uint64_t pages_by_gc, pages_by_mutator, zero_pages, pages_helped;
+  _Atomic uint64_t runs_extended; /* in-place publications extended down to a mapped page */
   _Atomic uint64_t map_calls, zero_calls, release_calls, map_retries;
   /* With a moving mapper: dense pages moved in place, slid pages built in a recycled page
    * and moved, calls of mapper.move. */
@@ -146,7 +164,8 @@ int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr, void *page_b
 void ugc_concurrent_map_built(ugc_concurrent *c, size_t first, const void *built, size_t count);
 
 /* A GC thread's share of the work: builds pages from the shared cursor until none is left.
- * `batch` holds UGC_CONCURRENT_BATCH_PAGES pages. Several threads may run it at once. */
+ * `batch` holds UGC_CONCURRENT_BATCH_PAGES pages (unused, may be NULL, when building in
+ * place). Several threads may run it at once. */
 void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch);
 
 /* After every GC thread returned from gc_work: waits until pages claimed by faulting

@@ -24,6 +24,9 @@
  *                     is not issued (partial: issued for the first half)
  *   move.busy         the move backend's UFFDIO_MOVE answers EBUSY (a page shared with a
  *                     forked child): the page is copied instead
+ *   sigsegv.flip      mapping the heap for a sigsegv compaction fails (ENOMEM)
+ *   sigsegv.mprotect  publishing built pages fails with ENOMEM (out of mappings)
+ *   sigsegv.page_states  no memory for the sigsegv backend's page states
  *
  * Parsed once, on first use; heap creation refuses a list with an unknown point or a bad N
  * (ugc_inject_list_check); other users get one warning. Unset: one well-predicted
@@ -64,6 +67,6 @@ bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len);
   "copy.mremap, copy.register, copy.unregister, copy.page_states, copy.stray_read, "               \
   "copy.reopen, compact.threads, plan.tables, uffd.eagain, uffd.partial, uffd.eexist, "            \
   "uffd.enoent, uffd.esrch, uffd.enomem, uffd.efault, uffd.ebusy, copy.update_mremap, "            \
-  "copy.update_register, move.busy"
+  "copy.update_register, move.busy, sigsegv.flip, sigsegv.mprotect, sigsegv.page_states"
 
 #endif

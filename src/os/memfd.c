@@ -52,6 +52,15 @@ int ugc_memfd_map(const ugc_memfd *m, void *addr, off_t offset, size_t len, int 
   return 0;
 }
 
+int ugc_memfd_map_private(const ugc_memfd *m, void *addr, off_t offset, size_t len, int prot,
+                          void **out) {
+  void *p = mmap(addr, len, prot, MAP_PRIVATE | (addr ? MAP_FIXED : 0), m->fd, offset);
+  if (p == MAP_FAILED)
+    return -errno;
+  *out = p;
+  return 0;
+}
+
 int ugc_memfd_punch_hole(const ugc_memfd *m, off_t offset, size_t len) {
   if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, (off_t)len) != 0)
     return -errno;

@@ -23,6 +23,11 @@ int ugc_memfd_grow(ugc_memfd *m, size_t new_size);
  * 0 or -errno. */
 int ugc_memfd_map(const ugc_memfd *m, void *addr, off_t offset, size_t len, int prot, void **out);
 
+/* The same, MAP_PRIVATE: writes through this view are copy-on-write and never reach the
+ * file, while pages not yet written show what other views wrote into it. */
+int ugc_memfd_map_private(const ugc_memfd *m, void *addr, off_t offset, size_t len, int prot,
+                          void **out);
+
 /* Frees the file's pages in [offset, offset+len) (fallocate PUNCH_HOLE|KEEP_SIZE): every
  * view then reads zeros there. 0 or -errno. */
 int ugc_memfd_punch_hole(const ugc_memfd *m, off_t offset, size_t len);

@@ -31,6 +31,9 @@ bool ugc_heap_syscalls_may_fault(const ugc_heap *heap, char *reason, size_t reas
   const char *why = NULL;
   if (!heap->backend->concurrent)
     why = NULL;
+  else if (strcmp(heap->backend->name, "sigsegv") == 0)
+    why = "pages not compacted yet are PROT_NONE, and a system call that touches one fails "
+          "with EFAULT (the kernel raises no SIGSEGV for a kernel-mode access)";
   else if (user_mode_only())
     why = "userfaultfd is UFFD_USER_MODE_ONLY (an unprivileged process under "
           "vm.unprivileged_userfaultfd=0): kernel-mode accesses to pages not yet compacted are "

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "backend/segv_dispatch.h"
+#include "os/signals.h"
 #include "runtime/heap.h"
 #include "uffd/sigbus.h"
 
@@ -20,12 +22,28 @@ static void prepare_thread(ugc_heap *heap) {
                      "unblocked it (a fault with SIGBUS blocked kills the process)");
 }
 
+/* The sigsegv backend: a fault with SIGSEGV blocked kills the process. */
+static void prepare_thread_segv(ugc_heap *heap) {
+  if (ugc_signal_unblock_here(SIGSEGV))
+    trace_note(heap, "this thread blocked SIGSEGV, which delivers the heap's compaction faults: "
+                     "unblocked it (a fault with SIGSEGV blocked kills the process)");
+}
+
 void ugc_heap_signals_attach(ugc_heap *heap) {
   if (ugc_sigbus_covers((const void *)heap->moving.base))
     prepare_thread(heap);
+  if (ugc_segv_covers((const void *)heap->moving.base))
+    prepare_thread_segv(heap);
 }
 
 void ugc_heap_signals_check(ugc_heap *heap) {
+  if (ugc_segv_covers((const void *)heap->moving.base)) {
+    if (ugc_segv_keep_first() > 0)
+      trace_note(heap, "another SIGSEGV handler was installed after ours: ours is first again, "
+                       "and passes it the signals that are not heap faults");
+    prepare_thread_segv(heap);
+    return;
+  }
   if (ugc_sigbus_keep_first() > 0)
     trace_note(heap, "another SIGBUS handler was installed after ours: ours is first again, "
                      "and passes it the signals that are not heap faults");
@@ -33,5 +51,5 @@ void ugc_heap_signals_check(ugc_heap *heap) {
 }
 
 bool ugc_handle_signal(int sig, siginfo_t *info, void *ucontext) {
-  return ugc_sigbus_claim(sig, info, ucontext);
+  return ugc_sigbus_claim(sig, info, ucontext) || ugc_segv_claim(sig, info, ucontext);
 }

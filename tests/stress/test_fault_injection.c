@@ -151,8 +151,22 @@ typedef struct scenario {
     .expect_fatal = message_                                                                       \
   }
 
+#define SIGSEGV_WARNS(name_, inject_, message_)                                                    \
+  {                                                                                                \
+    .name = name_, .inject = inject_, .backend = "sigsegv", .expect_backend = "sigsegv",           \
+    .expect_exit = EXIT_OK, .expect_warning = message_                                             \
+  }
+
 /* The outcomes are tabled in docs/design.md ("Kernel errors and their outcomes"). */
 static const scenario scenarios[] = {
+    SIGSEGV_WARNS("sigsegv: mapping the heap fails every cycle: stw fallback", "sigsegv.flip",
+                  "mapping the heap for the compaction failed"),
+    SIGSEGV_WARNS("sigsegv: mapping the heap fails once, after a file-backed cycle",
+                  "sigsegv.flip:2", "mapping the heap for the compaction failed"),
+    SIGSEGV_WARNS("sigsegv: no memory for page states: heap mapped back", "sigsegv.page_states:2",
+                  "no memory for the page states"),
+    RUNS("sigsegv: mprotect fails with ENOMEM: runs extended", "sigsegv.mprotect:3", NULL,
+         "sigsegv", "sigsegv", EXIT_OK),
     RUNS("mremap fails every cycle: stw fallback", "copy.mremap", NULL, "copy", "copy", EXIT_OK),
     RUNS("mremap fails once", "copy.mremap:2", NULL, "copy", "copy", EXIT_OK),
     UPDATE("a large object's pages built after the pause, no failure", NULL, NULL),
@@ -197,8 +211,10 @@ static const scenario scenarios[] = {
     FATAL("UFFDIO_COPY: EFAULT: fatal", "uffd.efault:3", "not readable"),
     FATAL("UFFDIO_COPY: EBUSY: fatal", "uffd.ebusy:3", "busy"),
     RUNS("no userfaultfd: explicit copy refused", NULL, "uffd", "copy", NULL, EXIT_UNAVAILABLE),
-    RUNS("no userfaultfd: auto falls back to stw", NULL, "uffd", "auto", "stw", EXIT_OK),
-    RUNS("no DONTUNMAP: auto falls back to stw", NULL, "dontunmap", "auto", "stw", EXIT_OK),
+    RUNS("no userfaultfd: auto falls back to sigsegv", NULL, "uffd", "auto", "sigsegv", EXIT_OK),
+    RUNS("no DONTUNMAP: auto falls back to sigsegv", NULL, "dontunmap", "auto", "sigsegv", EXIT_OK),
+    RUNS("no userfaultfd, sigsegv masked: auto falls back to stw", NULL, "uffd,sigsegv", "auto",
+         "stw", EXIT_OK),
     RUNS("no SIGBUS feature: copy uses a handler thread", NULL, "sigbus", "copy", "copy", EXIT_OK),
     RUNS("only the syscall path", NULL, "dev", "copy", "copy", EXIT_OK),
     RUNS("no dev node, no syscall: copy refused", NULL, "dev,syscall", "copy", NULL,

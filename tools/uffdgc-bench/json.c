@@ -76,6 +76,9 @@ static void put_compaction(FILE *f, const bench_compaction *c) {
   put_num(f, "kernel_share", rates.kernel_share, true);
   put_num(f, "handoff_s", c->handoff_s, true);
   put_num(f, "handoff_max_s", c->handoff_max_s, true);
+  put_u64(f, "mprotect_calls", c->mprotect_calls, true);
+  put_u64(f, "heap_vmas_peak", c->heap_vmas_peak, true);
+  put_u64(f, "runs_extended", c->runs_extended, true);
   fputs("\"breakdown_s\": {", f);
   put_num(f, "forwarding", c->forwarding_s, true);
   put_num(f, "memcpy", c->memcpy_s, true);

@@ -122,6 +122,14 @@ void bench_print_footer(FILE *out, const bench_row *row) {
               b, r->compaction.handoff_s * 1e6 / (double)r->gc_cycles,
               r->compaction.handoff_max_s * 1e6);
   }
+  if (strcmp(b, "bdw") != 0)
+    fprintf(out,
+            "[%s/%s] memory: RSS peak %.1f MB, of it shmem (memfd heap) peak %.1f MB (sampled); "
+            "mappings: process peak %llu (sampled), heap's protected part peak %llu; compaction "
+            "work (build + map + release, all threads) %.1f ms.\n",
+            w, b, r->rss_peak_bytes / MB, r->shmem_peak_bytes / MB, (unsigned long long)r->vma_peak,
+            (unsigned long long)r->compaction.heap_vmas_peak,
+            (r->compaction.memcpy_s + r->compaction.map_s + r->compaction.madvise_s) * 1e3);
   if (r->unit.count)
     fprintf(out, "[%s/%s] %llu units: %.2f us median, %.2f p99, %.1f max.\n", w, b,
             (unsigned long long)r->unit.count, us(r->unit.p50), us(r->unit.p99), us(r->unit.max));

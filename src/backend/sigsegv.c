@@ -1,0 +1,455 @@
+/* The `sigsegv` backend: concurrent compaction with page protection, the design that came
+ * before userfaultfd. The heap is a memfd (heap/file_space.h, the space provider); in the
+ * compaction pause the heap's data pages become PROT_NONE and the collector builds them
+ * through a shared alias view of the same file, then makes each built run readable and
+ * writable with mprotect:
+ *
+ *   pause    flip the space: old views -> from-space, [base, base + D) = new file PROT_NONE
+ *            (the plan's D bytes of data), [base + D, end) = fresh RW anonymous memory
+ *   after    GC threads build runs of pages in place through the alias (ascending, 16-page
+ *            batches) and publish each run with one mprotect, so neighbouring runs merge
+ *            into one mapping again; a mutator that touches a protected page gets SIGSEGV
+ *            (SEGV_ACCERR, backend/segv_dispatch.h), builds that page in place and
+ *            mprotects it, then retries the access.
+ *
+ * Claims are exclusive (compact/concurrent.h, in-place building): a waiter never builds a
+ * second copy. Every page published alone in the middle of protected ones splits a mapping
+ * in three, so the heap view's mapping count is tracked (one boundary per side that meets
+ * a protected page, minus one per side that meets a published one) and kept below
+ * vm.max_map_count: when the headroom (max_map_count minus the process's mappings at the
+ * end of the last cycle, minus a margin) runs short, or when mprotect fails with ENOMEM,
+ * runs are extended down to the nearest published page before they are published. Such a
+ * run never adds a mapping, so the cycle finishes with larger runs instead of failing.
+ *
+ * System calls that touch a page not built yet fail with EFAULT: the kernel does not raise
+ * SIGSEGV for an access from kernel mode (ugc_heap_syscalls_may_fault says so).
+ * If the flip fails (memfd, mremap, mmap), the cycle compacts in the pause with the stw
+ * backend instead: slower, never wrong. */
+#include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "backend/availability.h"
+#include "backend/backend.h"
+#include "backend/segv_dispatch.h"
+#include "compact/compact_threads.h"
+#include "compact/concurrent.h"
+#include "heap/file_space.h"
+#include "os/inject.h"
+#include "os/log.h"
+#include "os/procstat.h"
+#include "os/time.h"
+#include "runtime/heap.h"
+#include "runtime/thread_signals.h"
+
+/* Mappings kept free for the rest of the process (thread stacks, malloc arenas, ...). */
+#define MAPPING_MARGIN 64
+/* Runs are extended once fewer than this many new mappings are left. */
+#define MERGE_THRESHOLD 16
+
+typedef struct sigsegv_backend {
+  ugc_heap *heap;
+  ugc_file_space space;
+  int segv_range; /* -1 when not registered */
+  pid_t owner_pid;
+  const ugc_compact_plan *plan;
+  size_t data_bytes;
+
+  ugc_concurrent concurrent;
+  ugc_compact_threads threads;
+  _Atomic bool compacting;
+  _Atomic uint32_t resolvers; /* threads inside the fault callback */
+  pthread_mutex_t wait_lock;
+  _Atomic uint64_t kick_generation;
+  _Atomic bool unfinished;
+
+  /* Mappings of the protected part of the heap view during a compaction. */
+  _Atomic long vmas;
+  _Atomic long vmas_peak;
+  long headroom; /* new mappings this process may still create (estimate) */
+  _Atomic bool merging;
+} sigsegv_backend;
+
+/* ---- mapping accounting ------------------------------------------------------------------ */
+
+/* Reads vm.max_map_count and the process's mapping count; sets the headroom. Not in a
+ * signal handler. */
+static void refresh_headroom(sigsegv_backend *backend) {
+  long max = 65530;
+  FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+  if (f) {
+    if (fscanf(f, "%ld", &max) != 1)
+      max = 65530;
+    fclose(f);
+  }
+  long used = ugc_proc_vma_count();
+  if (used < 0)
+    used = 0;
+  backend->headroom = max - used - MAPPING_MARGIN;
+}
+
+static bool page_published(sigsegv_backend *backend, size_t page) {
+  return ugc_page_get(&backend->concurrent.states, page) == UGC_PAGE_MAPPED;
+}
+
+/* How the mapping count changes when [first, first + count) becomes accessible: each side
+ * that meets a protected page adds a boundary, each side that meets a published page
+ * removes one (the mappings merge). Neighbours still being published count as protected,
+ * so the estimate errs high. */
+static long mapping_delta(sigsegv_backend *backend, size_t first, size_t count) {
+  long delta = 0;
+  size_t pages = backend->concurrent.states.count;
+  if (first > 0)
+    delta += page_published(backend, first - 1) ? -1 : 1;
+  if (first + count < pages)
+    delta += page_published(backend, first + count) ? -1 : 1;
+  return delta;
+}
+
+static bool sigsegv_merge_runs(void *ctx) {
+  sigsegv_backend *backend = ctx;
+  if (atomic_load_explicit(&backend->merging, memory_order_relaxed))
+    return true;
+  if (atomic_load_explicit(&backend->vmas, memory_order_relaxed) + MERGE_THRESHOLD <
+      backend->headroom)
+    return false;
+  atomic_store(&backend->merging, true);
+  return true;
+}
+
+/* ---- mapping primitives (async-signal-safe) --------------------------------------------- */
+
+static void report_signal_safe(const char *what, int err) {
+  char message[160] = "uffdgc: error: sigsegv backend: ";
+  size_t length = strlen(message);
+  for (const char *p = what; *p && length < sizeof message - 24; p++)
+    message[length++] = *p;
+  for (const char *p = ": errno "; *p; p++)
+    message[length++] = *p;
+  char digits[12];
+  int n = 0;
+  unsigned value = (unsigned)err;
+  do {
+    digits[n++] = (char)('0' + value % 10);
+    value /= 10;
+  } while (value && n < (int)sizeof digits);
+  while (n)
+    message[length++] = digits[--n];
+  message[length++] = '\n';
+  ssize_t ignored = write(STDERR_FILENO, message, length);
+  (void)ignored;
+}
+
+/* A process forked without the atfork handlers (raw clone) during a compaction would build
+ * pages through the parent's shared alias: it must stop first. */
+static void check_owner(const sigsegv_backend *backend) {
+  if (getpid() == backend->owner_pid)
+    return;
+  static const char message[] =
+      "uffdgc: fatal: sigsegv backend: this process was forked during a concurrent compaction "
+      "without the pthread_atfork handlers (a raw clone system call or _Fork): its pages would "
+      "be built through the parent's memory; use fork()\n";
+  ssize_t ignored = write(STDERR_FILENO, message, sizeof message - 1);
+  (void)ignored;
+  abort();
+}
+
+/* Publishes pages built in place: one mprotect. ENOMEM (out of mappings, or of memory to
+ * split one) is retried by the driver after extending the run, which then merges. */
+static ugc_map_result sigsegv_publish(void *ctx, uintptr_t dst, const void *src, size_t bytes,
+                                      size_t *done) {
+  (void)src;
+  sigsegv_backend *backend = ctx;
+  check_owner(backend);
+  *done = 0;
+  size_t first = (dst - backend->space.base) / UGC_PAGE_SIZE;
+  long delta = mapping_delta(backend, first, bytes / UGC_PAGE_SIZE);
+  int err = 0;
+  if (ugc_inject("sigsegv.mprotect"))
+    err = ENOMEM;
+  else if (mprotect((void *)dst, bytes, PROT_READ | PROT_WRITE) != 0)
+    err = errno;
+  if (err == ENOMEM || err == EAGAIN) {
+    atomic_store(&backend->merging, true);
+    return UGC_MAP_RETRY;
+  }
+  if (err) {
+    report_signal_safe("mprotect of built pages failed", err);
+    return UGC_MAP_FAILED;
+  }
+  long now = atomic_fetch_add(&backend->vmas, delta) + delta;
+  long peak = atomic_load_explicit(&backend->vmas_peak, memory_order_relaxed);
+  while (now > peak && !atomic_compare_exchange_weak(&backend->vmas_peak, &peak, now))
+    ;
+  return UGC_MAP_OK;
+}
+
+/* Pages past the data are not protected: never asked for. */
+static ugc_map_result sigsegv_map_zero(void *ctx, uintptr_t dst) {
+  (void)ctx;
+  (void)dst;
+  return UGC_MAP_EXISTS;
+}
+
+static void sigsegv_release_from(void *ctx, uintptr_t from, size_t bytes) {
+  sigsegv_backend *backend = ctx;
+  ugc_file_space_release_from(&backend->space, from, bytes);
+}
+
+static int sigsegv_on_fault(void *ctx, void *addr) {
+  sigsegv_backend *backend = ctx;
+  int result = UGC_SEGV_IDLE;
+  atomic_fetch_add(&backend->resolvers, 1);
+  if (atomic_load(&backend->compacting)) {
+    check_owner(backend);
+    result = ugc_concurrent_resolve_fault(&backend->concurrent, (uintptr_t)addr, NULL) == 0
+                 ? UGC_SEGV_HANDLED
+                 : UGC_SEGV_NOT_MINE;
+  }
+  atomic_fetch_sub(&backend->resolvers, 1);
+  return result;
+}
+
+/* ---- the backend interface ------------------------------------------------------------- */
+
+static void sigsegv_on_threads_idle(void *data, uint64_t generation);
+
+static int sigsegv_attach(ugc_heap *heap, ugc_error *error) {
+  char reason[160];
+  if (ugc_backend_availability("sigsegv", reason, sizeof reason) != 1) {
+    ugc_set_error(error, UGC_ERR_UNAVAILABLE, "sigsegv backend unavailable: %s", reason);
+    return -1;
+  }
+  sigsegv_backend *backend = calloc(1, sizeof *backend);
+  if (!backend) {
+    ugc_set_error(error, UGC_ERR_NOMEM, "sigsegv backend: out of memory");
+    return -1;
+  }
+  (void)ugc_inject_armed(); /* parse UFFDGC_INJECT here, not first in a signal handler */
+  backend->heap = heap;
+  backend->owner_pid = getpid();
+  ugc_file_space_init(&backend->space, heap->moving.base, heap->moving.reserved_bytes,
+                      heap->moving.from_base);
+  int id = ugc_segv_add_range((void *)heap->moving.base, heap->moving.reserved_bytes,
+                              sigsegv_on_fault, backend);
+  if (id < 0) {
+    ugc_set_error(error, UGC_ERR_UNAVAILABLE, "sigsegv backend: installing the SIGSEGV handler: %s",
+                  strerror(-id));
+    free(backend);
+    return -1;
+  }
+  backend->segv_range = id;
+  pthread_mutex_init(&backend->wait_lock, NULL);
+  ugc_concurrent_init(&backend->concurrent);
+  refresh_headroom(backend);
+  unsigned threads = heap->config.gc_threads > 1 ? heap->config.gc_threads - 1 : 1;
+  ugc_compact_threads_init(&backend->threads, threads);
+  ugc_compact_threads_on_idle(&backend->threads, sigsegv_on_threads_idle, backend);
+  heap->backend_data = backend;
+  return 0;
+}
+
+static void sigsegv_compact_wait(ugc_heap *heap);
+
+static void sigsegv_detach(ugc_heap *heap) {
+  sigsegv_backend *backend = heap->backend_data;
+  if (!backend)
+    return;
+  sigsegv_compact_wait(heap);
+  ugc_compact_threads_destroy(&backend->threads);
+  if (backend->segv_range >= 0)
+    ugc_segv_remove_range(backend->segv_range);
+  ugc_concurrent_destroy(&backend->concurrent);
+  ugc_file_space_destroy(&backend->space);
+  pthread_mutex_destroy(&backend->wait_lock);
+  free(backend);
+  heap->backend_data = NULL;
+}
+
+/* Compaction in the pause when the flip could not be made. stw builds into the heap view
+ * after dropping its pages; in the file part a dropped page shows the file again, not
+ * zeros, so what lies between the new data and the old top is cleared here. */
+static int compact_in_pause(sigsegv_backend *backend, ugc_compact_plan *plan) {
+  int rc = ugc_backend_stw.compact_start(backend->heap, plan);
+  uintptr_t data_end = backend->space.base + plan->page_count * UGC_PAGE_SIZE;
+  uintptr_t file_end = backend->space.base + backend->space.file_bytes;
+  uintptr_t old_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  uintptr_t clear_end = file_end < old_end ? file_end : old_end;
+  if (clear_end > data_end)
+    memset((void *)data_end, 0, clear_end - data_end);
+  return rc;
+}
+
+static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
+  sigsegv_backend *backend = heap->backend_data;
+  size_t data_bytes = plan->page_count * UGC_PAGE_SIZE;
+  backend->owner_pid = getpid(); /* a fork child compacts its own copy */
+  ugc_heap_signals_check(heap);
+  uint64_t handoff_start = ugc_now_ns();
+  int rc = ugc_inject("sigsegv.flip") ? -ENOMEM : ugc_file_space_flip(&backend->space, data_bytes);
+  if (rc != 0) {
+    ugc_warn("sigsegv backend: mapping the heap for the compaction failed (%s); compacting in "
+             "the pause",
+             strerror(-rc));
+    return compact_in_pause(backend, plan);
+  }
+  uint64_t handoff_ns = ugc_now_ns() - handoff_start;
+  heap->stats.compaction.handoff_ns += handoff_ns;
+  if (handoff_ns > heap->stats.compaction.handoff_max_ns)
+    heap->stats.compaction.handoff_max_ns = handoff_ns;
+  if (!data_bytes) { /* nothing survived: the old views just go */
+    ugc_file_space_finish(&backend->space);
+    return 0;
+  }
+  ugc_page_mapper mapper = {
+      .backend = backend,
+      .map = sigsegv_publish,
+      .map_zero = sigsegv_map_zero,
+      .release_from = sigsegv_release_from,
+      .build_base = backend->space.alias,
+      .merge_runs = sigsegv_merge_runs,
+  };
+  intptr_t from_delta = (intptr_t)(backend->space.from_base - backend->space.base);
+  if (ugc_inject("sigsegv.page_states") ||
+      ugc_concurrent_begin(&backend->concurrent, plan, from_delta, data_bytes, &mapper,
+                           &heap->stats.stall) != 0) {
+    ugc_warn("sigsegv backend: no memory for the page states; compacting in the pause");
+    ugc_file_space_unflip(&backend->space);
+    return compact_in_pause(backend, plan);
+  }
+  backend->plan = plan;
+  backend->data_bytes = data_bytes;
+  atomic_store(&backend->vmas, 1);
+  atomic_store(&backend->vmas_peak, 1);
+  atomic_store(&backend->merging, backend->headroom < MERGE_THRESHOLD);
+  ugc_compaction_started(heap);
+  atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
+  atomic_store(&backend->unfinished, true);
+  atomic_store_explicit(&backend->compacting, true, memory_order_release);
+  if (ugc_compact_threads_kick(&backend->threads, &backend->concurrent) != 0)
+    ugc_concurrent_gc_work(&backend->concurrent, NULL); /* in place: no batch buffer */
+  return 0;
+}
+
+static void add_stat(uint64_t *field, uint64_t value) {
+  __atomic_fetch_add(field, value, __ATOMIC_RELAXED);
+}
+
+/* Completes the compaction in progress: wait_lock held, `unfinished` set. */
+static void complete_compaction(sigsegv_backend *backend) {
+  ugc_heap *heap = backend->heap;
+  ugc_concurrent *c = &backend->concurrent;
+  ugc_compact_threads_wait(&backend->threads);
+  uint64_t concurrent_ns = ugc_concurrent_finish(c);
+  atomic_store(&backend->compacting, false);
+  while (atomic_load(&backend->resolvers)) /* every page is published: they finish at once */
+    sched_yield();
+  uint64_t release_start = ugc_now_ns();
+  ugc_file_space_finish(&backend->space);
+  heap->stats.compaction.madvise_ns += ugc_now_ns() - release_start;
+  heap->stats.compaction.madvise_calls++;
+  refresh_headroom(backend);
+
+  const ugc_compact_plan *plan = backend->plan;
+  ugc_compaction_stats *s = &heap->stats.compaction;
+  ugc_concurrent_counters *k = &c->counters;
+  uint64_t by_gc = atomic_load(&k->pages_by_gc), by_mutator = atomic_load(&k->pages_by_mutator);
+  uint64_t peak = (uint64_t)atomic_load(&backend->vmas_peak);
+  ugc_stats_lock(heap);
+  add_stat(&s->pages_total, plan->page_count);
+  add_stat(&s->pages_in_place, (plan->dense_end - plan->space_base) / UGC_PAGE_SIZE);
+  add_stat(&s->pages_fresh, by_gc + by_mutator);
+  add_stat(&s->pages_by_gc, by_gc);
+  add_stat(&s->pages_by_mutator, by_mutator);
+  add_stat(&s->mprotect_calls, atomic_load(&k->map_calls));
+  add_stat(&s->runs_extended, atomic_load(&k->runs_extended));
+  if (peak > s->vmas_peak)
+    s->vmas_peak = peak;
+  if (atomic_load(&backend->merging))
+    add_stat(&s->cycles_merged, 1);
+  add_stat(&s->madvise_calls, atomic_load(&k->release_calls));
+  add_stat(&s->bytes_copied, atomic_load(&k->bytes_copied));
+  add_stat(&s->concurrent_ns, concurrent_ns);
+  add_stat(&s->memcpy_ns, atomic_load(&k->build_ns));
+  add_stat(&s->map_ns, atomic_load(&k->map_ns));
+  add_stat(&s->madvise_ns, atomic_load(&k->release_ns));
+  add_stat(&s->wait_ns, atomic_load(&k->wait_ns));
+  add_stat(&heap->stats.gc_cpu_ns, ugc_compact_threads_take_cpu_ns(&backend->threads));
+  ugc_stats_unlock(heap);
+  ugc_compaction_finished(heap, &(ugc_compaction_report){concurrent_ns, by_gc, by_mutator, 0});
+  if (atomic_load(&k->map_retries))
+    ugc_warn("sigsegv backend: %llu mprotect call(s) retried after ENOMEM",
+             (unsigned long long)atomic_load(&k->map_retries));
+  if (heap->config.trace) /* this cycle's mappings, next to the compaction's trace line */
+    fprintf(heap->config.trace_file ? heap->config.trace_file : stderr,
+            "uffdgc: sigsegv mappings: peak %llu of the protected heap (headroom %ld), %llu "
+            "mprotect calls, %llu runs extended%s\n",
+            (unsigned long long)peak, backend->headroom,
+            (unsigned long long)atomic_load(&k->map_calls),
+            (unsigned long long)atomic_load(&k->runs_extended),
+            atomic_load(&backend->merging) ? " (merging: near vm.max_map_count)" : "");
+  atomic_store_explicit(&backend->unfinished, false, memory_order_release);
+}
+
+static void sigsegv_compact_wait(ugc_heap *heap) {
+  sigsegv_backend *backend = heap->backend_data;
+  if (!backend || !atomic_load_explicit(&backend->unfinished, memory_order_acquire))
+    return;
+  check_owner(backend);
+  pthread_mutex_lock(&backend->wait_lock);
+  if (atomic_load_explicit(&backend->unfinished, memory_order_acquire))
+    complete_compaction(backend);
+  pthread_mutex_unlock(&backend->wait_lock);
+}
+
+/* The last GC thread of a job completes the compaction at once (see copy.c). */
+static void sigsegv_on_threads_idle(void *data, uint64_t generation) {
+  sigsegv_backend *backend = data;
+  if (!atomic_load_explicit(&backend->unfinished, memory_order_acquire) ||
+      pthread_mutex_trylock(&backend->wait_lock) != 0)
+    return;
+  if (atomic_load_explicit(&backend->unfinished, memory_order_acquire) &&
+      atomic_load(&backend->kick_generation) == generation)
+    complete_compaction(backend);
+  pthread_mutex_unlock(&backend->wait_lock);
+}
+
+/* fork(): no compaction is in flight. Both processes keep mapping the current file
+ * (privately, so neither sees the other's writes): neither may punch it any more. */
+static void sigsegv_fork_prepare(ugc_heap *heap) {
+  sigsegv_backend *backend = heap->backend_data;
+  pthread_mutex_lock(&backend->wait_lock);
+  ugc_thread_pool_fork_prepare(&backend->threads.pool);
+}
+
+static void sigsegv_fork_parent(ugc_heap *heap) {
+  sigsegv_backend *backend = heap->backend_data;
+  ugc_file_space_forked(&backend->space);
+  ugc_thread_pool_fork_parent(&backend->threads.pool);
+  pthread_mutex_unlock(&backend->wait_lock);
+}
+
+static void sigsegv_fork_child(ugc_heap *heap) {
+  sigsegv_backend *backend = heap->backend_data;
+  ugc_file_space_forked(&backend->space);
+  ugc_thread_pool_fork_child(&backend->threads.pool);
+  ugc_concurrent_fork_child(&backend->concurrent);
+  pthread_mutex_init(&backend->wait_lock, NULL);
+}
+
+const ugc_backend_ops ugc_backend_sigsegv = {
+    .name = "sigsegv",
+    .concurrent = true,
+    .attach = sigsegv_attach,
+    .detach = sigsegv_detach,
+    .compact_start = sigsegv_compact_start,
+    .compact_wait = sigsegv_compact_wait,
+    .fork_prepare = sigsegv_fork_prepare,
+    .fork_parent = sigsegv_fork_parent,
+    .fork_child = sigsegv_fork_child,
+};

@@ -1,0 +1,159 @@
+/* The memfd-backed moving space of the sigsegv backend (see file_space.h). */
+#include "heap/file_space.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "heap/vm.h"
+#include "os/log.h"
+#include "os/madvise.h"
+#include "os/remap.h"
+
+void ugc_file_space_init(ugc_file_space *fs, uintptr_t base, size_t reserved, uintptr_t from_base) {
+  memset(fs, 0, sizeof *fs);
+  fs->base = base;
+  fs->reserved_bytes = reserved;
+  fs->from_base = from_base;
+  fs->current.fd = -1;
+  fs->old.fd = -1;
+}
+
+/* Moves the heap view's two mappings (file part, anonymous part) from `src` to `dst`. On a
+ * failure of the second move the first is moved back. 0 or -errno. */
+static int move_views(ugc_file_space *fs, uintptr_t src, uintptr_t dst, size_t file_bytes) {
+  size_t anon_bytes = fs->reserved_bytes - file_bytes;
+  if (file_bytes) {
+    int rc = ugc_remap_move((void *)src, (void *)dst, file_bytes, NULL);
+    if (rc != 0)
+      return rc;
+  }
+  if (anon_bytes) {
+    int rc =
+        ugc_remap_move((void *)(src + file_bytes), (void *)(dst + file_bytes), anon_bytes, NULL);
+    if (rc != 0) {
+      if (file_bytes && ugc_remap_move((void *)dst, (void *)src, file_bytes, NULL) != 0)
+        ugc_fatal("file space: cannot move the heap's file view back (mremap)");
+      return rc;
+    }
+  }
+  return 0;
+}
+
+/* Maps the heap range for a compaction of `data_bytes`: protected private file view below,
+ * fresh anonymous memory above. 0 or -errno.
+ *
+ * The file view is split into many mappings while pages are published, and the pieces must
+ * merge back into one, or the next flip moves thousands of mappings (and the process keeps
+ * them). A piece that gets written (copy-on-write) gets an anon_vma, and pieces with
+ * different anon_vmas never merge. So the view is mapped writable, one page is written
+ * (the whole mapping gets its anon_vma before any split, and every piece inherits it) and
+ * dropped again (it shows the file once more), and only then is the whole view protected:
+ * mprotect of a whole mapping does not split it. */
+static int map_heap_view(ugc_file_space *fs, const ugc_memfd *file, size_t data_bytes) {
+  void *view;
+  int rc = data_bytes ? ugc_memfd_map_private(file, (void *)fs->base, 0, data_bytes,
+                                              PROT_READ | PROT_WRITE, &view)
+                      : 0;
+  if (rc != 0)
+    return rc;
+  if (data_bytes) {
+    *(volatile char *)view = 0;
+    ugc_madv_dontneed(view, 4096);
+    if (mprotect(view, data_bytes, PROT_NONE) != 0)
+      return -errno;
+  }
+  size_t rest = fs->reserved_bytes - data_bytes;
+  if (rest) {
+    rc = ugc_vm_map_fixed((void *)(fs->base + data_bytes), rest, true);
+    if (rc != 0)
+      return rc;
+    ugc_madv_hugepage((void *)(fs->base + data_bytes), rest);
+  }
+  return 0;
+}
+
+int ugc_file_space_flip(ugc_file_space *fs, size_t data_bytes) {
+  ugc_memfd next = {.fd = -1, .size = 0};
+  void *alias = NULL;
+  int rc = 0;
+  if (data_bytes) { /* none: the whole heap becomes fresh anonymous memory */
+    rc = ugc_memfd_create(&next, "uffdgc-heap", data_bytes);
+    if (rc != 0)
+      return rc;
+    rc = ugc_memfd_map(&next, NULL, 0, data_bytes, PROT_READ | PROT_WRITE, &alias);
+    if (rc != 0) {
+      ugc_memfd_close(&next);
+      return rc;
+    }
+  }
+  rc = move_views(fs, fs->base, fs->from_base, fs->file_bytes);
+  if (rc == 0) {
+    rc = map_heap_view(fs, &next, data_bytes);
+    if (rc != 0) { /* put the old views back over whatever part got mapped */
+      if (move_views(fs, fs->from_base, fs->base, fs->file_bytes) != 0)
+        ugc_fatal("file space: cannot move the heap back after a failed flip");
+      ugc_vm_map_fixed((void *)fs->from_base, fs->reserved_bytes, false);
+    }
+  }
+  if (rc != 0) {
+    if (alias)
+      munmap(alias, data_bytes);
+    ugc_memfd_close(&next);
+    return rc;
+  }
+  fs->old = fs->current;
+  fs->old_bytes = fs->file_bytes;
+  fs->old_shared = fs->current_shared;
+  fs->current = next;
+  fs->file_bytes = data_bytes;
+  fs->current_shared = false;
+  fs->alias = alias;
+  return 0;
+}
+
+void ugc_file_space_unflip(ugc_file_space *fs) {
+  if (move_views(fs, fs->from_base, fs->base, fs->old_bytes) != 0)
+    ugc_fatal("file space: cannot move the heap back after a failed hand-off");
+  ugc_vm_map_fixed((void *)fs->from_base, fs->reserved_bytes, false);
+  if (fs->alias)
+    munmap(fs->alias, fs->file_bytes);
+  fs->alias = NULL;
+  ugc_memfd_close(&fs->current);
+  fs->current = fs->old;
+  fs->file_bytes = fs->old_bytes;
+  fs->current_shared = fs->old_shared;
+  fs->old.fd = -1;
+  fs->old_bytes = 0;
+}
+
+void ugc_file_space_release_from(ugc_file_space *fs, uintptr_t from, size_t bytes) {
+  ugc_madv_dontneed((void *)from, bytes); /* anonymous pages, copy-on-write copies included */
+  uintptr_t file_end = fs->from_base + fs->old_bytes;
+  if (fs->old.fd < 0 || fs->old_shared || from >= file_end)
+    return;
+  size_t in_file = from + bytes <= file_end ? bytes : file_end - from;
+  ugc_memfd_punch_hole(&fs->old, (off_t)(from - fs->from_base), in_file);
+}
+
+void ugc_file_space_finish(ugc_file_space *fs) {
+  if (fs->alias)
+    munmap(fs->alias, fs->file_bytes);
+  fs->alias = NULL;
+  if (ugc_vm_map_fixed((void *)fs->from_base, fs->reserved_bytes, false) != 0)
+    ugc_madv_dontneed((void *)fs->from_base, fs->reserved_bytes);
+  ugc_memfd_close(&fs->old);
+  fs->old_bytes = 0;
+}
+
+void ugc_file_space_forked(ugc_file_space *fs) {
+  fs->current_shared = true;
+}
+
+void ugc_file_space_destroy(ugc_file_space *fs) {
+  if (fs->alias)
+    munmap(fs->alias, fs->file_bytes);
+  fs->alias = NULL;
+  ugc_memfd_close(&fs->current);
+  ugc_memfd_close(&fs->old);
+}
