@@ -62,8 +62,8 @@ BACKENDS=$("$PROBE" --no-measure | awk '/^backends/ { b = 1; next } b && NF == 0
 
 RUNS=()
 for backend in $BACKENDS; do
-  if [ "$backend" = stw ]; then
-    RUNS+=("stw|UFFDGC_BACKEND=stw")
+  if [ "$backend" = stw ] || [ "$backend" = sigsegv ]; then
+    RUNS+=("$backend|UFFDGC_BACKEND=$backend") # one delivery mode: none, or its own signal
   else
     RUNS+=("$backend sigbus|UFFDGC_BACKEND=$backend UFFDGC_DELIVERY=sigbus")
     RUNS+=("$backend thread|UFFDGC_BACKEND=$backend UFFDGC_DELIVERY=thread")
