@@ -31,12 +31,8 @@
  * If the hand-off fails (mremap, registration, memory for page states), the cycle compacts
  * in the pause with the stw backend instead: slower, never wrong.
  *
- * Big non-moving objects whose references must be updated (compact/update_pages.h) are
- * protected the same way after the heap's hand-off: each range is moved to a shadow with
- * MREMAP_DONTUNMAP and registered MISSING with the same descriptor, faults in it reach the
- * same two delivery modes, and its pages are mapped with UFFDIO_COPY. The GC threads build
- * those pages first. The non-moving space is moved whole and registered up to its used top,
- * with the same anon_vma touch as the heap.
+ * The ranges of big non-moving objects whose references are updated after the pause are
+ * protected the same way, in backend/copy_update.c.
  */
 #include <errno.h>
 #include <sched.h>
@@ -71,50 +67,6 @@ static const char zero_page[UGC_PAGE_SIZE] __attribute__((aligned(4096)));
 #define UGC_HUGE_PAGE_SIZE ((size_t)2 << 20) /* room kept above the data for the touch */
 #define PAUSE_BATCH_BYTES (UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE)
 
-typedef struct copy_backend {
-  ugc_heap *heap;
-  ugc_uffd uffd;
-  bool sigbus_delivery;
-  int sigbus_range; /* -1 when not registered */
-  ugc_fault_thread fault_thread;
-  bool fault_thread_running;
-  pid_t owner_pid; /* process the descriptor and threads belong to */
-
-  uintptr_t space_base;
-  size_t space_bytes;
-  uintptr_t from_base;
-  uintptr_t from_end;      /* old top of this cycle, page aligned */
-  size_t registered_bytes; /* [space_base, + this) is registered this cycle (may be 0) */
-  const ugc_compact_plan *plan;
-
-  ugc_concurrent concurrent;
-  ugc_compact_threads threads;
-  _Atomic bool compacting;          /* faults in the heap are ours to resolve */
-  _Atomic uint32_t resolvers;       /* threads inside a fault callback (see copy_on_sigbus) */
-  pthread_mutex_t wait_lock;        /* one compact_wait at a time */
-  _Atomic uint64_t kick_generation; /* the GC threads' job of this compaction */
-  /* From the hand-off until complete_compaction has returned (its statistics and report
-   * included; `compacting` ends earlier): what compact_wait waits for. */
-  _Atomic bool unfinished;
-  void *pause_batch; /* batch buffer when no GC thread runs: this heap's own (several heaps
-                        may build in their pauses at once) */
-  const ugc_copy_variant *variant; /* the move backend's hooks, NULL for plain copy */
-  void *variant_ctx;
-  /* Retention (backend/retain.h), when the descriptor has UFFDIO_MOVE: this compaction
-   * keeps the from-space twins of heap range [keep_low, keep_high) (empty: keeps none). */
-  ugc_retained retained;
-  uintptr_t keep_low, keep_high;
-  /* The end of the last allocation during this compaction (prepare_alloc): from-space twins
-   * of heap memory allocation already took are of no use to the next cycle. */
-  _Atomic uintptr_t alloc_frontier;
-  /* SIGBUS ranges of update pages whose compaction ended: removed at the next pause, never
-   * earlier. A fault taken just before the end may reach the dispatcher only after every
-   * page is mapped and the range unregistered; it must still find the range (its callback
-   * then answers IDLE and the access is retried), not chain to the default action. */
-  int *stale_ranges;
-  size_t stale_count, stale_capacity;
-} copy_backend;
-
 /* ---- mapping primitives (async-signal-safe) ------------------------------------------- */
 
 /* Writes "uffdgc: error: copy backend: <what>: errno <n>" without stdio (signal handlers). */
@@ -144,7 +96,7 @@ static void report_signal_safe(const char *what, int err) {
  * the compaction first. Its heap pages not built yet are gone (the kernel does not carry a
  * registration into a child), and every ioctl on the inherited descriptor would act on the
  * parent's memory: it must stop before touching either. Async-signal-safe. */
-static void check_owner(const copy_backend *backend) {
+static void check_owner(const ugc_copy_backend *backend) {
   if (getpid() == backend->owner_pid)
     return;
   static const char message[] =
@@ -204,7 +156,7 @@ static ugc_map_result classify_copy(ugc_uffd_result r, const char *what) {
 
 static ugc_map_result copy_map(void *ctx, uintptr_t dst, const void *src, size_t bytes,
                                size_t *done) {
-  copy_backend *backend = ctx;
+  ugc_copy_backend *backend = ctx;
   check_owner(backend);
   ugc_uffd_result r = ugc_uffd_copy(&backend->uffd, (void *)dst, src, bytes, 0);
   *done = r.done;
@@ -212,7 +164,7 @@ static ugc_map_result copy_map(void *ctx, uintptr_t dst, const void *src, size_t
 }
 
 static ugc_map_result copy_map_zero(void *ctx, uintptr_t dst) {
-  copy_backend *backend = ctx;
+  ugc_copy_backend *backend = ctx;
   check_owner(backend);
   /* UFFDIO_COPY of zeros, not UFFDIO_ZEROPAGE: the shared zero page is read-only and the
    * first write (allocation goes there next) would cost a second fault. */
@@ -226,7 +178,7 @@ static ugc_map_result copy_map_zero(void *ctx, uintptr_t dst) {
 
 /* The start of what this compaction still means to keep: allocation during the compaction
  * (into fresh pages) moves it up. */
-static uintptr_t kept_from(copy_backend *backend) {
+static uintptr_t kept_from(ugc_copy_backend *backend) {
   uintptr_t frontier = atomic_load_explicit(&backend->alloc_frontier, memory_order_relaxed);
   frontier = (frontier + UGC_RETAIN_CHUNK - 1) & ~(UGC_RETAIN_CHUNK - 1);
   return frontier > backend->keep_low ? frontier : backend->keep_low;
@@ -234,7 +186,7 @@ static uintptr_t kept_from(copy_backend *backend) {
 
 /* Drained from-space goes back early, except what the next cycle will allocate into. */
 static void copy_release_from(void *ctx, uintptr_t from, size_t bytes) {
-  copy_backend *backend = ctx;
+  ugc_copy_backend *backend = ctx;
   if (backend->keep_low < backend->keep_high) {
     uintptr_t kept = kept_from(backend) + (backend->from_base - backend->space_base);
     bytes = from >= kept ? 0 : kept - from < bytes ? kept - from : bytes;
@@ -251,7 +203,7 @@ static void copy_release_from(void *ctx, uintptr_t from, size_t bytes) {
  * of thread mode is not. */
 static int copy_on_sigbus(void *ctx, void *addr, int is_write, void *page_buffer) {
   (void)is_write;
-  copy_backend *backend = ctx;
+  ugc_copy_backend *backend = ctx;
   /* Not compacting: a fault that raced with the end (the range is unregistered now, the
    * retry is an ordinary fault) or a SIGBUS with another cause: the dispatcher tells. */
   int result = UGC_SIGBUS_IDLE;
@@ -266,23 +218,8 @@ static int copy_on_sigbus(void *ctx, void *addr, int is_write, void *page_buffer
   return result;
 }
 
-/* SIGBUS mode, in a range of compact/update_pages.c. */
-static int copy_on_update_sigbus(void *ctx, void *addr, int is_write, void *page_buffer) {
-  (void)is_write;
-  copy_backend *backend = ctx;
-  int result = UGC_SIGBUS_IDLE;
-  atomic_fetch_add(&backend->resolvers, 1);
-  if (atomic_load(&backend->compacting)) {
-    check_owner(backend);
-    if (ugc_update_pages_resolve(&backend->heap->update_pages, (uintptr_t)addr, page_buffer) == 0)
-      result = UGC_SIGBUS_HANDLED;
-  }
-  atomic_fetch_sub(&backend->resolvers, 1);
-  return result;
-}
-
 static void copy_on_fault_message(void *ctx, const ugc_uffd_fault *fault) {
-  copy_backend *backend = ctx;
+  ugc_copy_backend *backend = ctx;
   uintptr_t page = (uintptr_t)fault->addr & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
   char page_buffer[UGC_PAGE_SIZE] __attribute__((aligned(64))); /* our own thread's stack */
   atomic_fetch_add(&backend->resolvers, 1);
@@ -297,7 +234,7 @@ static void copy_on_fault_message(void *ctx, const ugc_uffd_fault *fault) {
   ugc_uffd_wake(&backend->uffd, (void *)page, UGC_PAGE_SIZE);
 }
 
-static int start_delivery(copy_backend *backend, ugc_error *error) {
+static int start_delivery(ugc_copy_backend *backend, ugc_error *error) {
   if (backend->sigbus_delivery) {
     if (backend->sigbus_range < 0) {
       int id = ugc_sigbus_add_range((void *)backend->space_base, backend->space_bytes,
@@ -323,7 +260,7 @@ static int start_delivery(copy_backend *backend, ugc_error *error) {
 }
 
 /* Opens the descriptor in the delivery mode chosen at attach. */
-static int open_uffd(copy_backend *backend, ugc_error *error) {
+static int open_uffd(ugc_copy_backend *backend, ugc_error *error) {
   uint64_t features = backend->sigbus_delivery ? UFFD_FEATURE_SIGBUS : 0;
   uint64_t wanted = backend->variant ? backend->variant->uffd_features : 0;
   /* MOVE, where the kernel has it, also serves retention (backend/retain.h). */
@@ -353,7 +290,7 @@ static int open_uffd(copy_backend *backend, ugc_error *error) {
 
 /* After fork() the inherited descriptor still belongs to the parent's address space and the
  * handler thread does not exist: the child opens its own. */
-static int reopen_after_fork(copy_backend *backend) {
+static int reopen_after_fork(ugc_copy_backend *backend) {
   if (backend->owner_pid == getpid())
     return 0;
   if (backend->uffd.fd >= 0)
@@ -382,8 +319,6 @@ static int reopen_after_fork(copy_backend *backend) {
 /* ---- the backend interface ---------------------------------------------------------------- */
 
 static void copy_on_threads_idle(void *data, uint64_t generation);
-static void copy_update_gc_work(void *data, void *batch);
-static void remove_stale_ranges(copy_backend *backend);
 
 int ugc_copy_attach(ugc_heap *heap, ugc_error *error, const char *name,
                     const ugc_copy_variant *variant, void *variant_ctx) {
@@ -392,7 +327,7 @@ int ugc_copy_attach(ugc_heap *heap, ugc_error *error, const char *name,
     ugc_set_error(error, UGC_ERR_UNAVAILABLE, "%s backend unavailable: %s", name, reason);
     return -1;
   }
-  copy_backend *backend = calloc(1, sizeof *backend);
+  ugc_copy_backend *backend = calloc(1, sizeof *backend);
   if (!backend) {
     ugc_set_error(error, UGC_ERR_NOMEM, "copy backend: out of memory");
     return -1;
@@ -439,7 +374,7 @@ int ugc_copy_attach(ugc_heap *heap, ugc_error *error, const char *name,
   unsigned threads = heap->config.gc_threads > 1 ? heap->config.gc_threads - 1 : 1;
   ugc_compact_threads_init(&backend->threads, threads);
   ugc_compact_threads_on_idle(&backend->threads, copy_on_threads_idle, backend);
-  backend->concurrent.first_work = copy_update_gc_work;
+  backend->concurrent.first_work = ugc_copy_update_gc_work;
   backend->concurrent.first_work_data = &heap->update_pages;
   heap->backend_data = backend;
   return 0;
@@ -450,12 +385,12 @@ static int copy_attach(ugc_heap *heap, ugc_error *error) {
 }
 
 void *ugc_copy_variant_ctx(const ugc_heap *heap) {
-  const copy_backend *backend = heap->backend_data;
+  const ugc_copy_backend *backend = heap->backend_data;
   return backend ? backend->variant_ctx : NULL;
 }
 
 ugc_uffd *ugc_copy_uffd(ugc_heap *heap) {
-  copy_backend *backend = heap->backend_data;
+  ugc_copy_backend *backend = heap->backend_data;
   return &backend->uffd;
 }
 
@@ -464,12 +399,11 @@ void ugc_copy_check_owner(const ugc_heap *heap) {
 }
 
 void ugc_copy_detach(ugc_heap *heap) {
-  copy_backend *backend = heap->backend_data;
+  ugc_copy_backend *backend = heap->backend_data;
   if (!backend)
     return;
   ugc_copy_compact_wait(heap);
-  remove_stale_ranges(backend);
-  free(backend->stale_ranges);
+  ugc_copy_update_destroy(backend);
   ugc_compact_threads_destroy(&backend->threads);
   if (backend->sigbus_range >= 0)
     ugc_sigbus_remove_range(backend->sigbus_range);
@@ -487,7 +421,7 @@ void ugc_copy_detach(ugc_heap *heap) {
 
 /* Puts the heap back where it was after a failed hand-off: the pages go back from
  * from-space, from-space becomes a reservation again. */
-static void undo_handoff(copy_backend *backend) {
+static void undo_handoff(ugc_copy_backend *backend) {
   int rc = ugc_remap_move((void *)backend->from_base, (void *)backend->space_base,
                           backend->space_bytes, NULL);
   if (rc != 0)
@@ -500,7 +434,7 @@ static void undo_handoff(copy_backend *backend) {
  * from the new top, rounded up to a huge page, to the sizing target (what the next cycle
  * may allocate before it starts), within the old heap. Empty without UFFDIO_MOVE, or when
  * the whole heap is registered for the compaction. */
-static void choose_kept_range(copy_backend *backend, const ugc_compact_plan *plan) {
+static void choose_kept_range(ugc_copy_backend *backend, const ugc_compact_plan *plan) {
   backend->keep_low = backend->keep_high = 0;
   if (!(backend->uffd.features & UFFD_FEATURE_MOVE) ||
       backend->registered_bytes == backend->space_bytes)
@@ -523,95 +457,15 @@ static void choose_kept_range(copy_backend *backend, const ugc_compact_plan *pla
   }
 }
 
-/* The protector of compact/update_pages.c: the hand-off above for one range. */
-static int copy_protect_range(void *ctx, uintptr_t start, size_t move_bytes, size_t register_bytes,
-                              uintptr_t shadow, int *handle) {
-  copy_backend *backend = ctx;
-  void *range = (void *)start;
-  int rc = ugc_inject("copy.update_mremap")
-               ? -ENOMEM
-               : ugc_remap_dontunmap(range, (void *)shadow, move_bytes, NULL);
-  if (rc != 0)
-    return rc;
-  if (register_bytes < move_bytes) { /* the split of the registration: see the top */
-    volatile char *last = (volatile char *)(start + move_bytes - UGC_PAGE_SIZE);
-    ugc_madv_nohugepage(range, move_bytes);
-    *last = 0;
-    ugc_madv_dontneed((void *)last, UGC_PAGE_SIZE);
-  }
-  *handle = -1;
-  rc = ugc_inject("copy.update_register") ? -EBUSY
-                                          : ugc_uffd_register(&backend->uffd, range, register_bytes,
-                                                              UGC_UFFD_REG_MISSING, 0, NULL);
-  if (rc == 0 && backend->sigbus_delivery) {
-    *handle = ugc_sigbus_add_range(range, register_bytes, copy_on_update_sigbus, backend);
-    if (*handle < 0) {
-      rc = *handle;
-      *handle = -1;
-      ugc_uffd_unregister(&backend->uffd, range, register_bytes);
-    }
-  }
-  if (rc != 0) {
-    /* Back in place; the shadow's address range is unmapped now (see the protector). */
-    if (ugc_remap_move((void *)shadow, range, move_bytes, NULL) != 0)
-      ugc_fatal("copy backend: cannot move a non-moving range back after a failed hand-off");
-    return rc;
-  }
-  ugc_madv_dontneed(range, register_bytes); /* a stray access before the registration */
-  return 0;
-}
-
-/* In a pause (no fault of an ended compaction is still being dispatched) or at detach;
- * before the sweep frees a large object: its address may be reused, by another heap too. */
-static void remove_stale_ranges(copy_backend *backend) {
-  for (size_t i = 0; i < backend->stale_count; i++)
-    ugc_sigbus_remove_range(backend->stale_ranges[i]);
-  backend->stale_count = 0;
-}
-
-static void copy_forget_ended(void *ctx) {
-  remove_stale_ranges(ctx);
-}
-
-static void copy_unprotect_range(void *ctx, uintptr_t start, size_t register_bytes, int handle) {
-  copy_backend *backend = ctx;
-  if (handle >= 0) {
-    if (backend->stale_count == backend->stale_capacity) {
-      size_t capacity = backend->stale_capacity ? 2 * backend->stale_capacity : 64;
-      int *ranges = realloc(backend->stale_ranges, capacity * sizeof *ranges);
-      if (ranges) {
-        backend->stale_ranges = ranges;
-        backend->stale_capacity = capacity;
-      }
-    }
-    if (backend->stale_count < backend->stale_capacity)
-      backend->stale_ranges[backend->stale_count++] = handle;
-    /* else the range stays: the table's slot is lost, never a fault chained wrongly */
-  }
-  int rc = 0;
-  for (unsigned attempt = 0; attempt < 12; attempt++) {
-    rc = ugc_uffd_unregister(&backend->uffd, (void *)start, register_bytes);
-    if (rc == 0)
-      return;
-    struct timespec pause = {.tv_sec = 0, .tv_nsec = 250000L << (attempt < 8 ? attempt : 8)};
-    nanosleep(&pause, NULL);
-  }
-  ugc_fatal("copy backend: unregistering a non-moving range keeps failing (%s)", strerror(-rc));
-}
-
-static void copy_update_gc_work(void *data, void *batch) {
-  ugc_update_pages_gc_work(data, batch);
-}
-
 int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
-  copy_backend *backend = heap->backend_data;
+  ugc_copy_backend *backend = heap->backend_data;
   /* Whatever the last compaction kept goes with from-space now (the hand-off replaces it),
    * and the heap above the new top will be fresh memory again. */
   ugc_retained_drop(&backend->retained, false);
   heap->moving.recycled_low = heap->moving.recycled_high = 0;
   backend->keep_low = backend->keep_high = 0;
   atomic_store_explicit(&backend->alloc_frontier, 0, memory_order_relaxed);
-  remove_stale_ranges(backend);
+  ugc_copy_remove_stale_ranges(backend);
   if (reopen_after_fork(backend) != 0)
     return ugc_backend_stw.compact_start(heap, plan);
   if (backend->sigbus_delivery)
@@ -687,10 +541,7 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   backend->plan = plan;
   backend->from_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
   uint64_t update_start = ugc_now_ns(); /* more kernel work of the pause: the hand-off's */
-  ugc_update_pages_start(
-      &heap->update_pages,
-      &(ugc_update_protector){backend, copy_protect_range, copy_unprotect_range, copy_forget_ended},
-      &mapper);
+  ugc_copy_update_start(backend, &mapper);
   uint64_t update_ns = ugc_now_ns() - update_start;
   heap->stats.compaction.handoff_ns += update_ns;
   if (handoff_ns + update_ns > heap->stats.compaction.handoff_max_ns)
@@ -710,7 +561,7 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
  * registered source moves one PTE at a time, and a page dropped later would fault to a
  * handler with no compaction to answer it). UFFDIO_UNREGISTER can fail for want of memory
  * to split or merge the VMA: retried with a back-off for about 0.3 s, then fatal. */
-static void unregister_heap(copy_backend *backend) {
+static void unregister_heap(ugc_copy_backend *backend) {
   int rc = 0;
   for (unsigned attempt = 0; attempt < 12; attempt++) {
     rc = ugc_inject("copy.unregister")
@@ -732,7 +583,7 @@ static void add_stat(uint64_t *field, uint64_t value) {
 }
 
 /* Completes the compaction in progress: wait_lock held, `unfinished` set. */
-static void complete_compaction(copy_backend *backend) {
+static void complete_compaction(ugc_copy_backend *backend) {
   ugc_heap *heap = backend->heap;
   ugc_concurrent *c = &backend->concurrent;
   ugc_compact_threads_wait(&backend->threads);
@@ -809,7 +660,7 @@ static void complete_compaction(copy_backend *backend) {
 }
 
 void ugc_copy_compact_wait(ugc_heap *heap) {
-  copy_backend *backend = heap->backend_data;
+  ugc_copy_backend *backend = heap->backend_data;
   if (!backend || !atomic_load_explicit(&backend->unfinished, memory_order_acquire))
     return;
   check_owner(backend); /* before any lock or ioctl: the parent's cycle is not ours */
@@ -824,7 +675,7 @@ void ugc_copy_compact_wait(ugc_heap *heap) {
  * line come when the work ends, not at the next call that needs the compaction finished.
  * Only for the job it ran: a stale callback must not wait for a newer job it is part of. */
 static void copy_on_threads_idle(void *data, uint64_t generation) {
-  copy_backend *backend = data;
+  ugc_copy_backend *backend = data;
   if (!atomic_load_explicit(&backend->unfinished, memory_order_acquire) ||
       pthread_mutex_trylock(&backend->wait_lock) != 0)
     return;
@@ -837,7 +688,7 @@ static void copy_on_threads_idle(void *data, uint64_t generation) {
 /* Allocation reaches [start, end): the kept chunks it needs move in (backend/retain.h).
  * Heap lock held. */
 static void copy_prepare_alloc(ugc_heap *heap, uintptr_t start, uintptr_t end) {
-  copy_backend *backend = heap->backend_data;
+  ugc_copy_backend *backend = heap->backend_data;
   if (backend->keep_low < backend->keep_high) /* set in the pause, under the heap lock */
     atomic_store_explicit(&backend->alloc_frontier, end, memory_order_relaxed);
   if (!ugc_retained_pending(&backend->retained))
@@ -861,7 +712,7 @@ static void copy_prepare_alloc(ugc_heap *heap, uintptr_t start, uintptr_t end) {
  * are held). Another thread may still be inside compact_wait, about to see that there is
  * nothing to wait for: holding wait_lock across the fork keeps it out of the child. */
 void ugc_copy_fork_prepare(ugc_heap *heap) {
-  copy_backend *backend = heap->backend_data;
+  ugc_copy_backend *backend = heap->backend_data;
   /* Kept pages would be shared with the child after the fork, and UFFDIO_MOVE refuses
    * shared pages: given back instead. */
   ugc_retained_drop(&backend->retained, true);
@@ -870,7 +721,7 @@ void ugc_copy_fork_prepare(ugc_heap *heap) {
 }
 
 void ugc_copy_fork_parent(ugc_heap *heap) {
-  copy_backend *backend = heap->backend_data;
+  ugc_copy_backend *backend = heap->backend_data;
   ugc_thread_pool_fork_parent(&backend->threads.pool);
   pthread_mutex_unlock(&backend->wait_lock);
 }
@@ -878,7 +729,7 @@ void ugc_copy_fork_parent(ugc_heap *heap) {
 /* The descriptor and the handler thread are replaced at the child's first compaction
  * (reopen_after_fork); the locks are re-initialised now. */
 void ugc_copy_fork_child(ugc_heap *heap) {
-  copy_backend *backend = heap->backend_data;
+  ugc_copy_backend *backend = heap->backend_data;
   ugc_thread_pool_fork_child(&backend->threads.pool);
   ugc_concurrent_fork_child(&backend->concurrent);
   pthread_mutex_init(&backend->wait_lock, NULL);

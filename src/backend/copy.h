@@ -1,11 +1,20 @@
 /* The copy backend's machinery (pause hand-off, fault delivery, GC threads, fork), shared
  * with the move backend, which differs only in how pages get mapped: it adds optional
- * hooks to the page mapper (compact/concurrent.h) through a variant. */
+ * hooks to the page mapper (compact/concurrent.h) through a variant. Also the backend's
+ * state and what backend/copy.c and backend/copy_update.c (the update ranges' protector)
+ * share of it. */
 #ifndef UGC_BACKEND_COPY_H
 #define UGC_BACKEND_COPY_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
 #include "backend/backend.h"
+#include "backend/retain.h"
+#include "compact/compact_threads.h"
 #include "compact/concurrent.h"
+#include "uffd/fault_thread.h"
 #include "uffd/uffd.h"
 
 typedef struct ugc_copy_variant {
@@ -18,6 +27,51 @@ typedef struct ugc_copy_variant {
   /* When the compaction is complete, with the statistics lock held: adds its counters. */
   void (*finish)(void *ctx, ugc_compaction_stats *stats);
 } ugc_copy_variant;
+
+/* The backend's state (heap->backend_data), for backend/copy.c and backend/copy_update.c. */
+typedef struct ugc_copy_backend {
+  ugc_heap *heap;
+  ugc_uffd uffd;
+  bool sigbus_delivery;
+  int sigbus_range; /* -1 when not registered */
+  ugc_fault_thread fault_thread;
+  bool fault_thread_running;
+  pid_t owner_pid; /* process the descriptor and threads belong to */
+
+  uintptr_t space_base;
+  size_t space_bytes;
+  uintptr_t from_base;
+  uintptr_t from_end;      /* old top of this cycle, page aligned */
+  size_t registered_bytes; /* [space_base, + this) is registered this cycle (may be 0) */
+  const ugc_compact_plan *plan;
+
+  ugc_concurrent concurrent;
+  ugc_compact_threads threads;
+  _Atomic bool compacting;          /* faults in the heap are ours to resolve */
+  _Atomic uint32_t resolvers;       /* threads inside a fault callback (copy.c: copy_on_sigbus) */
+  pthread_mutex_t wait_lock;        /* one compact_wait at a time */
+  _Atomic uint64_t kick_generation; /* the GC threads' job of this compaction */
+  /* From the hand-off until complete_compaction has returned (its statistics and report
+   * included; `compacting` ends earlier): what compact_wait waits for. */
+  _Atomic bool unfinished;
+  void *pause_batch; /* batch buffer when no GC thread runs: this heap's own (several heaps
+                        may build in their pauses at once) */
+  const ugc_copy_variant *variant; /* the move backend's hooks, NULL for plain copy */
+  void *variant_ctx;
+  /* Retention (backend/retain.h), when the descriptor has UFFDIO_MOVE: this compaction
+   * keeps the from-space twins of heap range [keep_low, keep_high) (empty: keeps none). */
+  ugc_retained retained;
+  uintptr_t keep_low, keep_high;
+  /* The end of the last allocation during this compaction (prepare_alloc): from-space twins
+   * of heap memory allocation already took are of no use to the next cycle. */
+  _Atomic uintptr_t alloc_frontier;
+  /* SIGBUS ranges of update pages whose compaction ended: removed at the next pause, never
+   * earlier. A fault taken just before the end may reach the dispatcher only after every
+   * page is mapped and the range unregistered; it must still find the range (its callback
+   * then answers IDLE and the access is retried), not chain to the default action. */
+  int *stale_ranges;
+  size_t stale_count, stale_capacity;
+} ugc_copy_backend;
 
 /* Attaches the copy machinery as backend `name` ("copy", or a variant's name, whose
  * availability is checked), with `variant` (NULL for plain copy) and its context. */
@@ -42,5 +96,22 @@ void ugc_copy_compact_wait(ugc_heap *heap);
 void ugc_copy_fork_prepare(ugc_heap *heap);
 void ugc_copy_fork_parent(ugc_heap *heap);
 void ugc_copy_fork_child(ugc_heap *heap);
+
+/* backend/copy_update.c: the protector of compact/update_pages.c for the copy machinery. */
+
+/* In the compaction pause, after the heap's hand-off: protects this cycle's update ranges
+ * (ugc_update_pages_start) with this backend's descriptor and delivery. */
+void ugc_copy_update_start(ugc_copy_backend *backend, const ugc_page_mapper *mapper);
+
+/* The GC threads' first work (ugc_concurrent.first_work): builds update pages;
+ * `update_pages` is the heap's ugc_update_pages. */
+void ugc_copy_update_gc_work(void *update_pages, void *batch);
+
+/* Removes the SIGBUS ranges of update ranges whose compaction ended. In a pause (no fault
+ * of an ended compaction is still being dispatched) or at detach. */
+void ugc_copy_remove_stale_ranges(ugc_copy_backend *backend);
+
+/* At detach: removes the stale SIGBUS ranges and frees their table. */
+void ugc_copy_update_destroy(ugc_copy_backend *backend);
 
 #endif

@@ -88,7 +88,7 @@ static bool select_nonmoving(ugc_update_pages *u, const ugc_nonmoving_space *spa
   }
   size_t used = (space->top - space->base + UGC_PAGE_SIZE - 1) & ~(size_t)(UGC_PAGE_SIZE - 1);
   /* Registering part of the range splits its mapping: the backend needs room above the
-   * used part for that (see backend/copy.c); without it the whole range is built. */
+   * used part for that (see backend/copy_update.c); without it the whole range is built. */
   if (used + UGC_UPDATE_SPLIT_ROOM > reserved)
     used = reserved;
   return snapshot_nonmoving(u, space) && add_range(u, space->base, used, reserved, 0);
