@@ -15,14 +15,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* What a callback answers. */
+#include "os/signal_ranges.h"
+
+/* What a callback answers (see os/signal_ranges.h). */
 enum {
-  UGC_SIGBUS_HANDLED = 0,  /* resolved: the access is retried */
-  UGC_SIGBUS_NOT_MINE = 1, /* pass the signal on to the previous handler */
-  /* No fault of the range is being resolved now (a fault raced with the end of the work,
-   * or the signal has another cause). The dispatcher retries the access only if the page
-   * can be read now, and passes the signal on otherwise: never a retry loop. */
-  UGC_SIGBUS_IDLE = 2,
+  UGC_SIGBUS_HANDLED = UGC_RANGE_HANDLED,
+  UGC_SIGBUS_NOT_MINE = UGC_RANGE_NOT_MINE,
+  UGC_SIGBUS_IDLE = UGC_RANGE_IDLE,
 };
 
 /* Resolve the fault at addr. is_write: 1 write, 0 read, -1 unknown. `page_buffer` is
@@ -32,28 +31,18 @@ typedef int (*ugc_sigbus_fn)(void *ctx, void *addr, int is_write, void *page_buf
 
 #define UGC_SIGBUS_BUFFER_BYTES 4096
 
-/* Ranges registered at once: the table grows in chunks that are never freed, so the
- * handler reads it without locks. */
-#define UGC_SIGBUS_MAX_RANGES 16384
+/* Ranges registered at once (the table grows in chunks, see os/signal_ranges.h). */
+#define UGC_SIGBUS_MAX_RANGES (UGC_RANGE_CHUNK_SLOTS * UGC_RANGE_MAX_CHUNKS)
 
 /* Installs the process-wide handler once (idempotent, thread-safe). -EOPNOTSUPP when
  * UFFDGC_DISABLE has "sigbus". 0 or -errno. */
 int ugc_sigbus_install(void);
 
-/* Routes faults in [start, start+len) to fn(ctx, ...), installing the handler if needed.
- * Safe while other threads fault. Returns a slot id >= 0, or -errno (-ENOSPC: table full). */
+/* The SIGBUS table's ugc_signal_ranges_add, _remove, _covers and _keep_first (see there):
+ * faults in [start, start+len) go to fn(ctx, ...). */
 int ugc_sigbus_add_range(void *start, size_t len, ugc_sigbus_fn fn, void *ctx);
-
-/* Removes a range and waits until no handler is still running its callback, so ctx may be
- * freed afterwards. Never call it from the range's own callback. */
 void ugc_sigbus_remove_range(int id);
-
-/* True if a registered range contains addr. */
 bool ugc_sigbus_covers(const void *addr);
-
-/* Puts our handler back in front if somebody replaced it (sigaction) since it was
- * installed; the replacement then gets the signals that are not ours. 1 if it had to,
- * 0 if it was in place, -errno. Not async-signal-safe; cheap (one sigaction call). */
 int ugc_sigbus_keep_first(void);
 
 /* Prepares the calling thread to resolve faults in its handler: gives it its page buffer
