@@ -10,13 +10,13 @@
 #                              [--backends LIST]
 #
 # --collections: checked collections per run (default 5000). Each run covers
-# fresh seeds from --seed-base on. --backends: comma-separated subset of stw, copy, move
+# fresh seeds from --seed-base on. --backends: comma-separated subset of stw, copy, move, sigsegv
 # (default all). A backend this kernel cannot run is listed as skipped.
 set -euo pipefail
 BUILD=build
 COLLECTIONS=5000
 SEED_BASE=0
-BACKENDS=stw,copy,move
+BACKENDS=stw,copy,move,sigsegv
 while [ $# -gt 0 ]; do
   case "$1" in
   --build) BUILD=$2; shift 2 ;;
