@@ -69,28 +69,6 @@ static const char zero_page[UGC_PAGE_SIZE] __attribute__((aligned(4096)));
 
 /* ---- mapping primitives (async-signal-safe) ------------------------------------------- */
 
-/* Writes "uffdgc: error: copy backend: <what>: errno <n>" without stdio (signal handlers). */
-static void report_signal_safe(const char *what, int err) {
-  char message[200] = "uffdgc: error: copy backend: ";
-  size_t length = strlen(message);
-  for (const char *p = what; *p && length < sizeof message - 32; p++)
-    message[length++] = *p;
-  for (const char *p = ": errno "; *p; p++)
-    message[length++] = *p;
-  char digits[12];
-  int count = 0;
-  unsigned value = err < 0 ? (unsigned)-err : (unsigned)err;
-  do {
-    digits[count++] = (char)('0' + value % 10);
-    value /= 10;
-  } while (value && count < (int)sizeof digits);
-  while (count)
-    message[length++] = digits[--count];
-  message[length++] = '\n';
-  ssize_t ignored = write(STDERR_FILENO, message, length);
-  (void)ignored;
-}
-
 /* A process that is not the descriptor's owner and finds a compaction in flight was forked
  * without the atfork handlers (a raw clone system call, _Fork), which would have finished
  * the compaction first. Its heap pages not built yet are gone (the kernel does not carry a
@@ -149,7 +127,7 @@ static ugc_map_result classify_copy(ugc_uffd_result r, const char *what) {
     for (const char *p = explain_map_error(r.err); *p && length < sizeof message - 1; p++)
       message[length++] = *p;
     message[length] = 0;
-    report_signal_safe(message, r.err);
+    ugc_log_error_signal_safe("copy backend", message, r.err);
     return UGC_MAP_FAILED;
   }
 }

@@ -124,27 +124,6 @@ static bool sigsegv_merge_runs(void *ctx) {
 
 /* ---- mapping primitives (async-signal-safe) --------------------------------------------- */
 
-static void report_signal_safe(const char *what, int err) {
-  char message[160] = "uffdgc: error: sigsegv backend: ";
-  size_t length = strlen(message);
-  for (const char *p = what; *p && length < sizeof message - 24; p++)
-    message[length++] = *p;
-  for (const char *p = ": errno "; *p; p++)
-    message[length++] = *p;
-  char digits[12];
-  int n = 0;
-  unsigned value = (unsigned)err;
-  do {
-    digits[n++] = (char)('0' + value % 10);
-    value /= 10;
-  } while (value && n < (int)sizeof digits);
-  while (n)
-    message[length++] = digits[--n];
-  message[length++] = '\n';
-  ssize_t ignored = write(STDERR_FILENO, message, length);
-  (void)ignored;
-}
-
 /* A process forked without the atfork handlers (raw clone) during a compaction would build
  * pages through the parent's shared alias: it must stop first. */
 static void check_owner(const sigsegv_backend *backend) {
@@ -179,7 +158,7 @@ static ugc_map_result sigsegv_publish(void *ctx, uintptr_t dst, const void *src,
     return UGC_MAP_RETRY;
   }
   if (err) {
-    report_signal_safe("mprotect of built pages failed", err);
+    ugc_log_error_signal_safe("sigsegv backend", "mprotect of built pages failed", err);
     return UGC_MAP_FAILED;
   }
   long now = atomic_fetch_add(&backend->vmas, delta) + delta;

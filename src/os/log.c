@@ -109,3 +109,24 @@ void ugc_fatal(const char *fmt, ...) {
   va_end(ap);
   abort();
 }
+
+void ugc_log_error_signal_safe(const char *who, const char *what, int err) {
+  char message[240];
+  size_t length = 0;
+  const char *parts[] = {"uffdgc: error: ", who, ": ", what, ": errno "};
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+    for (const char *p = parts[i]; *p && length < sizeof message - 16; p++)
+      message[length++] = *p;
+  char digits[12];
+  int count = 0;
+  unsigned value = err < 0 ? (unsigned)-err : (unsigned)err;
+  do {
+    digits[count++] = (char)('0' + value % 10);
+    value /= 10;
+  } while (value && count < (int)sizeof digits);
+  while (count)
+    message[length++] = digits[--count];
+  message[length++] = '\n';
+  ssize_t ignored = write(STDERR_FILENO, message, length);
+  (void)ignored;
+}

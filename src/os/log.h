@@ -31,6 +31,10 @@ void ugc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ugc_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Prints "uffdgc: fatal: <message>\n" to stderr and aborts the process. */
+/* Writes "uffdgc: error: <who>: <what>: errno <n>" with write(2) only: async-signal-safe,
+ * for fault paths that may run in a signal handler. */
+void ugc_log_error_signal_safe(const char *who, const char *what, int err);
+
 void ugc_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 #endif
