@@ -11,8 +11,11 @@
 #
 # --collections: checked collections per run (default 5000). Each run covers
 # fresh seeds from --seed-base on. --backends: comma-separated subset of stw, copy, move, sigsegv
-# (default all). A backend this kernel cannot run is listed as skipped.
+# (default all). A backend this kernel cannot run is listed as skipped. Each run is bounded by
+# UGC_FUZZ_RUN_TIMEOUT seconds (default 600): a run that hangs fails with its last lines
+# instead of stalling whoever called the script.
 set -euo pipefail
+RUN_TIMEOUT=${UGC_FUZZ_RUN_TIMEOUT:-600}
 BUILD=build
 COLLECTIONS=5000
 SEED_BASE=0
@@ -46,8 +49,15 @@ for config in stw:- copy:sigbus copy:thread move:sigbus move:thread sigsegv:-; d
     status=0
     UFFDGC_BACKEND=$backend UFFDGC_DELIVERY=${delivery#-} UFFDGC_VERIFY=1 \
       UGC_TEST_THREADS=$threads UGC_TEST_SEEDS=$SEEDS UGC_TEST_SEED_BASE=$SEED_BASE \
-      UGC_TEST_MIN_COLLECTIONS=$COLLECTIONS "$TEST" >"$LOG" 2>&1 || status=$?
+      UGC_TEST_MIN_COLLECTIONS=$COLLECTIONS timeout -k 10 "$RUN_TIMEOUT" "$TEST" >"$LOG" 2>&1 ||
+      status=$?
     SEED_BASE=$((SEED_BASE + SEEDS))
+    if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+      echo "fuzz: $backend/$delivery, $threads thread(s): did not finish within ${RUN_TIMEOUT}s (seeds from $((SEED_BASE - SEEDS))):" >&2
+      tail -20 "$LOG" >&2
+      failed=1
+      continue
+    fi
     if [ "$status" = 77 ]; then
       skipped+=("$backend/$delivery: $(grep -m1 '^SKIP' "$LOG")")
       break

@@ -595,11 +595,13 @@ static void *thread_main(void *p) {
    * before a mutator touched one: then more seeds run (all threads alike: they decide
    * between two barriers, on the same total) until a mutator has, at most MAX_EXTRA_SEEDS. */
   for (unsigned extra = 0;; extra++) {
+    /* In a blocking region: a collection another thread starts meanwhile must not wait
+     * for this one. */
     if (nthreads > 1)
-      pthread_barrier_wait(&barrier);
+      wait_barrier(g);
     bool none = atomic_load(&all_window_pages) == 0;
     if (nthreads > 1)
-      pthread_barrier_wait(&barrier);
+      wait_barrier(g);
     if (!none || !fault_path_expected || extra >= MAX_EXTRA_SEEDS)
       break;
     if (arg->tid == 0)
