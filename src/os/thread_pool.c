@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "os/cancel.h"
 #include "os/inject.h"
 #include "os/log.h"
 #include "os/signals.h"
@@ -132,21 +133,25 @@ uint64_t ugc_thread_pool_kick(ugc_thread_pool *pool) {
 
 void ugc_thread_pool_wait(ugc_thread_pool *pool) {
   if (pool->owner_pid != getpid())
-    return; /* fork child: nothing of the parent's job runs here */
+    return;                      /* fork child: nothing of the parent's job runs here */
+  int cancel = ugc_cancel_off(); /* the caller may be an embedder's thread (os/cancel.h) */
   pthread_mutex_lock(&pool->lock);
   while (pool->left)
     pthread_cond_wait(&pool->done_cond, &pool->lock);
   pthread_mutex_unlock(&pool->lock);
+  ugc_cancel_restore(cancel);
 }
 
 void ugc_thread_pool_close(ugc_thread_pool *pool) {
   if (pool->owner_pid != getpid())
     return;
+  int cancel = ugc_cancel_off();
   pthread_mutex_lock(&pool->lock);
   pool->closed = true;
   while (pool->busy)
     pthread_cond_wait(&pool->done_cond, &pool->lock);
   pthread_mutex_unlock(&pool->lock);
+  ugc_cancel_restore(cancel);
 }
 
 uint64_t ugc_thread_pool_cpu_ns(ugc_thread_pool *pool) {

@@ -9,6 +9,7 @@
 
 #include "backend/backend.h"
 #include "mark/mark.h"
+#include "os/cancel.h"
 #include "os/log.h"
 #include "os/signals.h"
 #include "os/time.h"
@@ -483,10 +484,12 @@ void ugc_cmark_collect(ugc_heap *heap, ugc_mutator *self, bool fresh) {
     return;
   if (self)
     ugc_blocking_enter(self);
+  int cancel = ugc_cancel_off(); /* cancelled here, the thread would keep the marker's lock */
   pthread_mutex_lock(&c->lock);
   while (c->completed < ticket)
     pthread_cond_wait(&c->done, &c->lock);
   pthread_mutex_unlock(&c->lock);
+  ugc_cancel_restore(cancel);
   if (self)
     ugc_blocking_leave(self);
 }
@@ -531,6 +534,7 @@ void ugc_cmark_fork_prepare(ugc_heap *heap) {
     pthread_cond_broadcast(&heap->parked_cond);
   }
   pthread_mutex_unlock(&heap->sp_lock);
+  int cancel = ugc_cancel_off();
   pthread_mutex_lock(&c->lock);
   c->hold = true;
   while (c->active)
@@ -543,6 +547,7 @@ void ugc_cmark_fork_prepare(ugc_heap *heap) {
     self->state = UGC_MUTATOR_RUNNING;
     pthread_mutex_unlock(&heap->sp_lock);
   }
+  ugc_cancel_restore(cancel);
 }
 
 void ugc_cmark_fork_parent(ugc_heap *heap) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "os/cancel.h"
 #include "os/log.h"
 #include "runtime/concurrent_mark.h"
 #include "runtime/heap.h"
@@ -34,8 +35,10 @@ static void park_locked(ugc_heap *heap, ugc_mutator *self) {
     self->state = UGC_MUTATOR_PARKED;
     pthread_cond_broadcast(&heap->parked_cond);
   }
+  int cancel = ugc_cancel_off();
   while (heap->gc_in_progress)
     pthread_cond_wait(&heap->resume_cond, &heap->sp_lock);
+  ugc_cancel_restore(cancel);
   if (self)
     self->state = saved;
 }
@@ -54,6 +57,7 @@ void ugc_wait_pause_end_locked(ugc_heap *heap) {
  * long again, and so on, says which threads are late. sp_lock held. */
 static void wait_others_parked(ugc_heap *heap, ugc_mutator *self) {
   uint64_t timeout_ms = heap->config.safepoint_timeout_ms, waited_ms = 0;
+  int cancel = ugc_cancel_off(); /* a cancelled collector would leave the pause begun */
   while (others_running(heap, self)) {
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -72,6 +76,7 @@ static void wait_others_parked(ugc_heap *heap, ugc_mutator *self) {
       timeout_ms = waited_ms; /* the next report when the wait has doubled */
     }
   }
+  ugc_cancel_restore(cancel);
 }
 
 bool ugc_world_stop(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) {
@@ -138,8 +143,10 @@ void ugc_blocking_leave(ugc_mutator *mutator) {
     pthread_mutex_unlock(&heap->sp_lock);
     ugc_misuse("ugc_blocking_leave", "not inside a blocking region");
   }
+  int cancel = ugc_cancel_off();
   while (heap->gc_in_progress)
     pthread_cond_wait(&heap->resume_cond, &heap->sp_lock);
+  ugc_cancel_restore(cancel);
   mutator->state = UGC_MUTATOR_RUNNING;
   mutator->fast.small_limit = heap->small_limit;
   pthread_mutex_unlock(&heap->sp_lock);
