@@ -48,6 +48,12 @@ struct ugc_mutator {
   pthread_t thread;
   pid_t tid;                /* kernel thread id, for messages */
   ugc_mutator *thread_next; /* the thread's other attached mutators (thread_watch.c) */
+  /* For messages (thread_watch.c): the last call that changed the state, and when (ns,
+   * CLOCK_MONOTONIC); set under sp_lock. Who detached the mutator, and how. */
+  const char *last_call;
+  uint64_t last_call_ns;
+  pid_t detached_tid; /* 0: not detached since its attach */
+  const char *detached_how;
   ugc_mutator *prev, *next; /* attach order */
   /* Concurrent marking: the write barrier's buffer (mark/satb.c) and how many values it
    * recorded since the last remark pause. */
@@ -279,9 +285,16 @@ void ugc_roots_visit(ugc_heap *heap, ugc_tracer *tracer);
 void ugc_thread_watch_add(ugc_mutator *mutator);
 /* Removes a mutator from the calling thread's list (ugc_thread_detach). */
 void ugc_thread_watch_remove(ugc_mutator *mutator);
-/* sp_lock held, pause requested: names every other mutator still RUNNING after waited_ms;
- * fatal for one whose thread no longer exists. */
+/* sp_lock held, pause requested: names every other mutator still RUNNING after waited_ms
+ * and what it last did in the library; fatal for one whose thread no longer exists. */
 void ugc_world_stop_report_late(ugc_heap *heap, ugc_mutator *self, uint64_t waited_ms);
+/* Records `call` as the mutator's last state change (sp_lock held). */
+void ugc_mutator_note(ugc_mutator *mutator, const char *call);
+/* Why `mutator` (NULL or detached) cannot be used: the calling thread, and who detached it
+ * and how, or that nothing did (memory never attached, or overwritten). */
+void ugc_mutator_describe_unusable(const ugc_mutator *mutator, char *text, size_t size);
+/* ugc_thread_detach, saying how the detach came about (for ugc_check_attached's message). */
+void ugc_thread_detach_as(ugc_mutator *mutator, const char *how);
 
 /* ---- kernel_access.c ---- */
 /* With config.trace: one line when system calls into the heap lose what the delivery mode

@@ -8,7 +8,9 @@
  * delays parking until the next poll. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "os/cancel.h"
 #include "os/log.h"
@@ -17,8 +19,11 @@
 #include "runtime/thread_signals.h"
 
 void ugc_check_attached(const ugc_mutator *mutator, const char *call) {
-  if (!mutator || !mutator->fast.attached)
-    ugc_misuse(call, "the mutator is detached (or NULL)");
+  if (mutator && mutator->fast.attached)
+    return;
+  char reason[512];
+  ugc_mutator_describe_unusable(mutator, reason, sizeof reason);
+  ugc_misuse(call, reason);
 }
 
 static bool others_running(ugc_heap *heap, ugc_mutator *self) {
@@ -103,6 +108,8 @@ bool ugc_world_stop(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) {
 
 void ugc_world_resume(ugc_heap *heap, ugc_mutator *self, bool collected) {
   pthread_mutex_lock(&heap->sp_lock);
+  if (self)
+    ugc_mutator_note(self, "a pause it ran (ugc_collect, ugc_verify, ugc_graph_digest, ...)");
   atomic_store(&heap->safepoint_requested, 0);
   heap->gc_in_progress = false;
   heap->pause_epoch++;
@@ -117,6 +124,7 @@ void ugc_safepoint_slow(ugc_mutator *mutator) {
   ugc_heap *heap = mutator->heap;
   pthread_mutex_lock(&heap->sp_lock);
   park_locked(heap, mutator);
+  ugc_mutator_note(mutator, "ugc_safepoint (parked for a pause)");
   pthread_mutex_unlock(&heap->sp_lock);
 }
 
@@ -130,6 +138,7 @@ void ugc_blocking_enter(ugc_mutator *mutator) {
   }
   mutator->state = UGC_MUTATOR_BLOCKING;
   mutator->fast.small_limit = 0; /* allocation here reaches the slow path, which refuses it */
+  ugc_mutator_note(mutator, "ugc_blocking_enter");
   if (heap->gc_in_progress)
     pthread_cond_broadcast(&heap->parked_cond);
   pthread_mutex_unlock(&heap->sp_lock);
@@ -149,6 +158,7 @@ void ugc_blocking_leave(ugc_mutator *mutator) {
   ugc_cancel_restore(cancel);
   mutator->state = UGC_MUTATOR_RUNNING;
   mutator->fast.small_limit = heap->small_limit;
+  ugc_mutator_note(mutator, "ugc_blocking_leave");
   pthread_mutex_unlock(&heap->sp_lock);
 }
 
@@ -220,6 +230,7 @@ ugc_mutator *ugc_thread_attach(ugc_heap *heap, ugc_error *error) {
   fast->type_count = ugc_type_count(&heap->types);
   fast->marking = heap->marking; /* joining while concurrent marking runs */
   fast->attached = 1;
+  ugc_mutator_note(mutator, "ugc_thread_attach");
   mutator->prev = heap->mutators_tail;
   if (heap->mutators_tail)
     heap->mutators_tail->next = mutator;
@@ -233,6 +244,10 @@ ugc_mutator *ugc_thread_attach(ugc_heap *heap, ugc_error *error) {
 }
 
 void ugc_thread_detach(ugc_mutator *mutator) {
+  ugc_thread_detach_as(mutator, "ugc_thread_detach");
+}
+
+void ugc_thread_detach_as(ugc_mutator *mutator, const char *how) {
   ugc_check_attached(mutator, "ugc_thread_detach");
   ugc_heap *heap = mutator->heap;
   if (mutator->state == UGC_MUTATOR_BLOCKING)
@@ -265,6 +280,8 @@ void ugc_thread_detach(ugc_mutator *mutator) {
   pthread_cond_broadcast(&heap->parked_cond);
   mutator->fast.attached = 0;
   mutator->fast.root_count = 0;
+  mutator->detached_tid = (pid_t)syscall(SYS_gettid);
+  mutator->detached_how = how;
   mutator->prev = NULL;
   mutator->next = heap->detached;
   heap->detached = mutator;

@@ -7,7 +7,9 @@
  *
  * A pause that has waited config.safepoint_timeout_ms for some thread says which one: its
  * kernel thread id and name, and whether it still exists (a thread that is gone without its
- * key destructor having run -- killed by a raw clone, say -- can never be waited out: fatal). */
+ * key destructor having run -- killed by a raw clone, say -- can never be waited out: fatal)
+ * and what it last did in the library. A call through a detached mutator says who detached
+ * it and how (or that nothing did: memory never attached, or overwritten). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "os/log.h"
+#include "os/time.h"
 #include "runtime/heap.h"
 
 static pthread_key_t thread_key;
@@ -35,7 +38,7 @@ static void detach_at_exit(void *head) {
              (int)m->tid);
     if (m->state == UGC_MUTATOR_BLOCKING)
       ugc_blocking_leave(m);
-    ugc_thread_detach(m);
+    ugc_thread_detach_as(m, "the thread-exit handler (its thread ended attached)");
     m = next;
   }
   pthread_setspecific(thread_key, NULL);
@@ -76,7 +79,13 @@ static bool thread_exists(pid_t tid) {
   return syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH;
 }
 
+void ugc_mutator_note(ugc_mutator *mutator, const char *call) {
+  mutator->last_call = call;
+  mutator->last_call_ns = ugc_now_ns();
+}
+
 void ugc_world_stop_report_late(ugc_heap *heap, ugc_mutator *self, uint64_t waited_ms) {
+  uint64_t now = ugc_now_ns();
   for (ugc_mutator *m = heap->mutators_head; m; m = m->next) {
     if (m == self || m->state != UGC_MUTATOR_RUNNING)
       continue;
@@ -90,7 +99,34 @@ void ugc_world_stop_report_late(ugc_heap *heap, ugc_mutator *self, uint64_t wait
                 (int)m->tid);
     ugc_warn("a collection has waited %llu ms for thread tid %d (\"%s\") to reach a safepoint: it "
              "must poll ugc_safepoint regularly or mark long stretches with "
-             "ugc_blocking_enter/leave",
-             (unsigned long long)waited_ms, (int)m->tid, name);
+             "ugc_blocking_enter/leave. It runs outside the library since %s, %llu ms ago (then "
+             "no safepoint poll that found a pause)",
+             (unsigned long long)waited_ms, (int)m->tid, name,
+             m->last_call ? m->last_call : "its attach",
+             (unsigned long long)((now - m->last_call_ns) / 1000000));
   }
+}
+
+void ugc_mutator_describe_unusable(const ugc_mutator *mutator, char *text, size_t size) {
+  char name[32] = "?";
+  pthread_getname_np(pthread_self(), name, sizeof name);
+  int tid = (int)syscall(SYS_gettid);
+  if (!mutator) {
+    snprintf(text, size, "the mutator is NULL (called on thread tid %d \"%s\")", tid, name);
+    return;
+  }
+  if (mutator->detached_tid) {
+    snprintf(text, size,
+             "the mutator is detached (called on thread tid %d \"%s\"; attached by tid %d, "
+             "detached by tid %d%s in %s; its last call before: %s)",
+             tid, name, (int)mutator->tid, (int)mutator->detached_tid,
+             mutator->detached_tid == tid ? " (this thread)" : "", mutator->detached_how,
+             mutator->last_call ? mutator->last_call : "none");
+    return;
+  }
+  snprintf(text, size,
+           "the mutator is detached (called on thread tid %d \"%s\"; no detach recorded: "
+           "never attached, or its memory was overwritten: heap %p, state %d, attached by tid "
+           "%d)",
+           tid, name, (const void *)mutator->heap, mutator->state, (int)mutator->tid);
 }

@@ -6,7 +6,9 @@
  *    from another thread; the slow path always does;
  *  - allocation inside a blocking region or a heap-walk callback aborts with a message
  *    (the walk used to hang);
- *  - a weak slot or a global root inside a movable object is refused.
+ *  - a weak slot or a global root inside a movable object is refused;
+ *  - a call through a detached mutator says on which thread, who detached it and how (the
+ *    thread-exit handler, ugc_thread_detach), and a NULL mutator says so.
  * Each misuse runs in a child process that must abort with the expected message. */
 #include <pthread.h>
 #include <stdlib.h>
@@ -180,8 +182,53 @@ static void weak_slot_in_pinned_object(void *unused) {
   drop_heap();
 }
 
+/* ---- detached mutators ---- */
+
+static ugc_mutator *exited_mutator;
+static void *attach_and_exit(void *unused) {
+  (void)unused;
+  exited_mutator = fixture_attach(heap);
+  return NULL; /* no detach: the thread-exit handler does it */
+}
+
+static void use_after_exit_detach(void *unused) {
+  (void)unused;
+  make_heap((size_t)16 << 20, false);
+  pthread_t thread;
+  REQUIRE(pthread_create(&thread, NULL, attach_and_exit, NULL) == 0);
+  pthread_join(thread, NULL);
+  ugc_alloc(exited_mutator, pair_type, 16);
+  fprintf(stderr, "not refused\n");
+}
+
+static void use_after_detach(void *unused) {
+  (void)unused;
+  make_heap((size_t)16 << 20, false);
+  ugc_blocking_enter(mutator);
+  ugc_blocking_leave(mutator);
+  ugc_thread_detach(mutator);
+  ugc_alloc(mutator, pair_type, 16);
+  fprintf(stderr, "not refused\n");
+}
+
+static void null_mutator(void *unused) {
+  (void)unused;
+  make_heap((size_t)16 << 20, false);
+  ugc_safepoint_slow(NULL);
+  fprintf(stderr, "not refused\n");
+}
+
 int main(void) {
   test_heap_max_bounds_large_objects();
+
+  expect_abort_with(use_after_exit_detach, NULL,
+                    "ugc_alloc: the mutator is detached (called on thread tid ");
+  expect_abort_with(use_after_exit_detach, NULL,
+                    "in the thread-exit handler (its thread ended attached)");
+  expect_abort_with(use_after_detach, NULL,
+                    "(this thread) in ugc_thread_detach; its last call before: "
+                    "ugc_blocking_leave)");
+  expect_abort_with(null_mutator, NULL, "ugc_safepoint: the mutator is NULL (called on thread");
 
   expect_abort_with(inline_unregistered_type, &heap, "unregistered type id");
   expect_abort_with(check_from_environment, NULL, "unregistered type id");

@@ -101,6 +101,8 @@ int main(void) {
   printf("late thread: %s", text);
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   CHECK(strstr(text, "to reach a safepoint") && strstr(text, "\"spinner\""));
+  /* and what it last did in the library: it attached, then spun */
+  CHECK(strstr(text, "runs outside the library since ugc_thread_attach"));
 
   expect_abort_with(late_thread, &heap, "has exited while attached");
   TEST_DONE();
