@@ -151,11 +151,13 @@ static int run_workload(void) {
   }
 
   long failures = 0;
+  ugc_blocking_enter(m); /* the touchers may still reach a pause before they detach */
   for (int t = 0; t < 2; t++) {
     void *result;
     pthread_join(threads[t], &result);
     failures += (long)(intptr_t)result;
   }
+  ugc_blocking_leave(m);
   atomic_store(&sampling, false);
   pthread_join(sampler, NULL);
   ugc_stats stats;

@@ -225,10 +225,12 @@ int main(void) {
       check_fork_during_compaction(m, digest);
   }
   atomic_store(&round, -1);
+  ugc_blocking_enter(m); /* the workers may still reach a pause before they detach */
   for (int i = 0; i < 2; i++) {
     REQUIRE(pthread_join(workers[i].thread, NULL) == 0);
     CHECK_EQ_U64(workers[i].failures, 0);
   }
+  ugc_blocking_leave(m);
   ugc_collect(m, UGC_COLLECT_FINISH);
   ugc_stats stats;
   ugc_stats_get(heap, &stats);

@@ -88,7 +88,9 @@ int main(void) {
       _exit(bad);
     }
     int status = 0;
+    ugc_blocking_enter(m); /* the other thread's collections need not wait for the child */
     waitpid(pid, &status, 0);
+    ugc_blocking_leave(m);
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
       fprintf(stderr, "child status %#x\n", status);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);

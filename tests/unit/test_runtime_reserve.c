@@ -5,11 +5,14 @@
  *  - an object just past the inline fast path (the slow path used to poll a safepoint
  *    first: with another thread collecting, the world stopped there).
  * Checked by the cycle count around each sequence and by raw pointers that must still hold
- * what was written through them. Backend stw (the other thread collects synchronously). */
+ * what was written through them. Backend stw (the other thread collects synchronously).
+ * The collecting thread polls safepoints while it waits for the next sequence: every 50th
+ * sequence the allocating thread collects too, which used to hang the test (alarm). */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test.h"
 #include "uffdgc.h"
@@ -85,19 +88,23 @@ static void test_large_in_sequence(void) {
 }
 
 static atomic_bool stop;
-static atomic_int progress; /* sequences done by the allocating thread */
+static atomic_int progress;  /* sequences done by the allocating thread */
+static atomic_int collected; /* the last sequence the collecting thread collected after */
 static void *collector(void *unused) {
   (void)unused;
   ugc_mutator *m = ugc_thread_attach(heap, NULL);
   int seen = -1;
   while (!atomic_load(&stop)) {
-    /* One collection per sequence: back to back they would keep the other thread parked. */
+    /* One collection per sequence: back to back they would keep the other thread parked.
+     * Waiting for the next one, it polls: the other thread may collect meanwhile. */
     if (atomic_load(&progress) == seen) {
+      ugc_safepoint(m);
       sched_yield();
       continue;
     }
     seen = atomic_load(&progress);
     ugc_collect(m, UGC_COLLECT_FULL);
+    atomic_store(&collected, seen);
   }
   ugc_thread_detach(m);
   return NULL;
@@ -111,6 +118,8 @@ static void test_slow_path_in_sequence(void) {
   REQUIRE(past < 128 * 1024);
   pthread_t thread;
   atomic_store(&stop, false);
+  atomic_store(&collected, -1);
+  alarm(120); /* a thread that waits without polling would hang it */
   REQUIRE(pthread_create(&thread, NULL, collector, NULL) == 0);
   int broken = 0, sequences = 300;
   for (int i = 0; i < sequences; i++) {
@@ -123,8 +132,15 @@ static void test_slow_path_in_sequence(void) {
     void *b = filled(m, past, 0x55);
     if (cycles() != before || !holds(a, 16, 0x44) || !holds(b, past, 0x55))
       broken++;
-    atomic_fetch_add(&progress, 1);
-    ugc_safepoint(m); /* the collector gets its turn between sequences */
+    int done = atomic_fetch_add(&progress, 1) + 1;
+    ugc_safepoint(m);     /* the collector gets its turn between sequences */
+    if (done % 50 == 0) { /* once it waits for the next sequence, collect from here too */
+      while (atomic_load(&collected) != done) {
+        ugc_safepoint(m);
+        sched_yield();
+      }
+      ugc_collect(m, UGC_COLLECT_FULL);
+    }
   }
   atomic_store(&stop, true);
   ugc_blocking_enter(m);

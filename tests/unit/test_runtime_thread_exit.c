@@ -89,7 +89,9 @@ static void late_thread(void *raw_exit) {
   ugc_mutator *m = ugc_thread_attach(heap, NULL);
   alarm(60);
   ugc_collect(m, UGC_COLLECT_FULL); /* waits for the spinner */
+  ugc_blocking_enter(m);
   pthread_join(thread, NULL);
+  ugc_blocking_leave(m);
 }
 
 int main(void) {
