@@ -44,7 +44,7 @@ static void fork_prepare(void) {
   for (ugc_heap *heap = heaps; heap; heap = heap->next_heap) {
     ugc_cmark_fork_prepare(heap);
     pthread_mutex_lock(&heap->sp_lock);
-    ugc_wait_pause_end_locked(heap);
+    ugc_wait_pause_end_locked(heap, "fork");
     heap->backend->compact_wait(heap);
     pthread_mutex_lock(&heap->lock);
     /* The backend's locks before the events and statistics locks: a GC thread completing a
@@ -248,7 +248,7 @@ ugc_type_id ugc_type_register(ugc_heap *heap, const ugc_type_desc *desc, ugc_err
   }
   /* sp_lock before the heap lock, and only outside a pause (see mutator.c). */
   pthread_mutex_lock(&heap->sp_lock);
-  ugc_wait_pause_end_locked(heap);
+  ugc_wait_pause_end_locked(heap, "ugc_type_register");
   pthread_mutex_lock(&heap->lock);
   ugc_type_id id = 0;
   if (desc && cleared_value_is_reference(heap, desc))

@@ -119,8 +119,9 @@ struct ugc_heap {
   pthread_cond_t parked_cond, resume_cond;
   _Atomic uint32_t safepoint_requested;
   bool gc_in_progress;
-  uint64_t pause_epoch; /* bumped at the end of every pause */
-  uint64_t gc_epoch;    /* bumped at the end of every collection */
+  pthread_t pause_thread; /* the thread running the pause, while gc_in_progress */
+  uint64_t pause_epoch;   /* bumped at the end of every pause */
+  uint64_t gc_epoch;      /* bumped at the end of every collection */
   ugc_mutator *mutators_head, *mutators_tail;
   /* Detached mutators are kept (attached = 0) and reused, so that a call through a stale
    * mutator pointer is caught as a misuse instead of reading freed memory. */
@@ -167,8 +168,9 @@ bool ugc_world_stop(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected);
 void ugc_world_resume(ugc_heap *heap, ugc_mutator *self, bool collected);
 /* With sp_lock held: returns once no pause is in progress. If the calling thread is a
  * RUNNING mutator of this heap, it counts as parked meanwhile (so the call is a safepoint,
- * not a deadlock). */
-void ugc_wait_pause_end_locked(ugc_heap *heap);
+ * not a deadlock). On the thread running the pause: a misuse of `call` (it would wait for
+ * itself). */
+void ugc_wait_pause_end_locked(ugc_heap *heap, const char *call);
 /* Frees the kept detached mutators (heap destruction). */
 void ugc_mutators_free_detached(ugc_heap *heap);
 /* Calls fn for every attached mutator in attach order (world stopped or sp_lock held). */

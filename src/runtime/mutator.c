@@ -33,8 +33,17 @@ static bool others_running(ugc_heap *heap, ugc_mutator *self) {
   return false;
 }
 
+/* A wait for the end of the pause on the thread that runs it (a hook or an event callback
+ * that calls back into the library) would never end: a misuse, said instead. sp_lock held. */
+static void check_not_pause_thread(const ugc_heap *heap, const char *call) {
+  if (heap->gc_in_progress && pthread_equal(heap->pause_thread, pthread_self()))
+    ugc_misuse(call, "called by the thread running a pause (from a hook or an event callback?): "
+                     "it would wait for the end of its own pause");
+}
+
 /* Parks `self` (may be NULL) until the pause in progress is over. sp_lock held. */
-static void park_locked(ugc_heap *heap, ugc_mutator *self) {
+static void park_locked(ugc_heap *heap, ugc_mutator *self, const char *call) {
+  check_not_pause_thread(heap, call);
   int saved = self ? self->state : 0;
   if (self && saved == UGC_MUTATOR_RUNNING) {
     self->state = UGC_MUTATOR_PARKED;
@@ -48,14 +57,14 @@ static void park_locked(ugc_heap *heap, ugc_mutator *self) {
     self->state = saved;
 }
 
-void ugc_wait_pause_end_locked(ugc_heap *heap) {
+void ugc_wait_pause_end_locked(ugc_heap *heap, const char *call) {
   if (!heap->gc_in_progress)
     return;
   ugc_mutator *self = NULL;
   for (ugc_mutator *m = heap->mutators_head; m; m = m->next)
     if (pthread_equal(m->thread, pthread_self()) && m->state == UGC_MUTATOR_RUNNING)
       self = m;
-  park_locked(heap, self);
+  park_locked(heap, self, call);
 }
 
 /* Waits until no other mutator runs; after config.safepoint_timeout_ms, then after twice as
@@ -88,13 +97,14 @@ bool ugc_world_stop(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) {
   pthread_mutex_lock(&heap->sp_lock);
   uint64_t epoch = heap->gc_epoch;
   while (heap->gc_in_progress) {
-    park_locked(heap, self);
+    park_locked(heap, self, "a collection (or another call that stops the world)");
     if (skip_if_collected && heap->gc_epoch != epoch) {
       pthread_mutex_unlock(&heap->sp_lock);
       return false;
     }
   }
   heap->gc_in_progress = true;
+  heap->pause_thread = pthread_self();
   atomic_store(&heap->safepoint_requested, 1);
   int saved = self ? self->state : 0;
   if (self)
@@ -123,7 +133,7 @@ void ugc_safepoint_slow(ugc_mutator *mutator) {
   ugc_check_attached(mutator, "ugc_safepoint");
   ugc_heap *heap = mutator->heap;
   pthread_mutex_lock(&heap->sp_lock);
-  park_locked(heap, mutator);
+  park_locked(heap, mutator, "ugc_safepoint");
   ugc_mutator_note(mutator, "ugc_safepoint (parked for a pause)");
   pthread_mutex_unlock(&heap->sp_lock);
 }
@@ -152,6 +162,7 @@ void ugc_blocking_leave(ugc_mutator *mutator) {
     pthread_mutex_unlock(&heap->sp_lock);
     ugc_misuse("ugc_blocking_leave", "not inside a blocking region");
   }
+  check_not_pause_thread(heap, "ugc_blocking_leave");
   int cancel = ugc_cancel_off();
   while (heap->gc_in_progress)
     pthread_cond_wait(&heap->resume_cond, &heap->sp_lock);
@@ -226,7 +237,7 @@ ugc_mutator *ugc_thread_attach(ugc_heap *heap, ugc_error *error) {
 
   /* Joining in the middle of a pause would let the thread run unseen: wait it out. */
   pthread_mutex_lock(&heap->sp_lock);
-  ugc_wait_pause_end_locked(heap);
+  ugc_wait_pause_end_locked(heap, "ugc_thread_attach");
   fast->type_count = ugc_type_count(&heap->types);
   fast->marking = heap->marking; /* joining while concurrent marking runs */
   fast->attached = 1;
@@ -262,7 +273,7 @@ void ugc_thread_detach_as(ugc_mutator *mutator, const char *how) {
              mutator->fast.root_count);
   ugc_thread_watch_remove(mutator);
   pthread_mutex_lock(&heap->sp_lock);
-  park_locked(heap, mutator); /* no pause may see a half-removed mutator */
+  park_locked(heap, mutator, "ugc_thread_detach"); /* no pause may see a half-removed mutator */
   /* No pause can start while we hold sp_lock: the TLAB and list are ours to change. */
   pthread_mutex_lock(&heap->lock);
   ugc_tlab_retire(mutator);

@@ -8,7 +8,9 @@
  *    (the walk used to hang);
  *  - a weak slot or a global root inside a movable object is refused;
  *  - a call through a detached mutator says on which thread, who detached it and how (the
- *    thread-exit handler, ugc_thread_detach), and a NULL mutator says so.
+ *    thread-exit handler, ugc_thread_detach), and a NULL mutator says so;
+ *  - a call that waits for the end of a pause, made by the thread running that pause (from
+ *    a hook), aborts with a message (it used to wait for itself forever).
  * Each misuse runs in a child process that must abort with the expected message. */
 #include <pthread.h>
 #include <stdlib.h>
@@ -218,8 +220,28 @@ static void null_mutator(void *unused) {
   fprintf(stderr, "not refused\n");
 }
 
+/* ---- waiting for one's own pause ---- */
+
+static void safepoint_in_hook(ugc_heap *h, ugc_tracer *tracer, unsigned round, void *data) {
+  (void)h, (void)tracer, (void)round, (void)data;
+  ugc_safepoint_slow(mutator);
+}
+
+static void wait_in_own_pause(void *unused) {
+  (void)unused;
+  make_heap((size_t)16 << 20, false);
+  ugc_after_mark_add(heap, safepoint_in_hook, NULL);
+  alarm(30); /* it used to hang */
+  ugc_collect(mutator, UGC_COLLECT_FULL);
+  fprintf(stderr, "not refused\n");
+}
+
 int main(void) {
   test_heap_max_bounds_large_objects();
+
+  expect_abort_with(wait_in_own_pause, NULL,
+                    "ugc_safepoint: called by the thread running a pause (from a hook or an "
+                    "event callback?)");
 
   expect_abort_with(use_after_exit_detach, NULL,
                     "ugc_alloc: the mutator is detached (called on thread tid ");
