@@ -124,9 +124,13 @@ void ugc_mutator_describe_unusable(const ugc_mutator *mutator, char *text, size_
              mutator->last_call ? mutator->last_call : "none");
     return;
   }
+  /* What overwrote it may show in the words around the flag (the TLAB bounds come first). */
+  const ugc_mutator_fast *fast = &mutator->fast;
   snprintf(text, size,
            "the mutator is detached (called on thread tid %d \"%s\"; no detach recorded: "
            "never attached, or its memory was overwritten: heap %p, state %d, attached by tid "
-           "%d)",
-           tid, name, (const void *)mutator->heap, mutator->state, (int)mutator->tid);
+           "%d, TLAB %#lx-%#lx, small_limit %#zx, roots %u/%u, types %u)",
+           tid, name, (const void *)mutator->heap, mutator->state, (int)mutator->tid,
+           (unsigned long)fast->tlab_cursor, (unsigned long)fast->tlab_limit, fast->small_limit,
+           fast->root_count, fast->root_capacity, fast->type_count);
 }

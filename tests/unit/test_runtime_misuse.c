@@ -213,6 +213,15 @@ static void use_after_detach(void *unused) {
   fprintf(stderr, "not refused\n");
 }
 
+/* Memory that was never a mutator (or was overwritten with zeroes): no detach on record. */
+static void zeroed_mutator(void *unused) {
+  (void)unused;
+  make_heap((size_t)16 << 20, false);
+  ugc_mutator *fake = calloc(1, 4096); /* larger than a mutator: every field reads 0 */
+  ugc_alloc(fake, pair_type, 16);
+  fprintf(stderr, "not refused\n");
+}
+
 static void null_mutator(void *unused) {
   (void)unused;
   make_heap((size_t)16 << 20, false);
@@ -250,6 +259,8 @@ int main(void) {
   expect_abort_with(use_after_detach, NULL,
                     "(this thread) in ugc_thread_detach; its last call before: "
                     "ugc_blocking_leave)");
+  expect_abort_with(zeroed_mutator, NULL,
+                    "no detach recorded: never attached, or its memory was overwritten");
   expect_abort_with(null_mutator, NULL, "ugc_safepoint: the mutator is NULL (called on thread");
 
   expect_abort_with(inline_unregistered_type, &heap, "unregistered type id");
