@@ -3,9 +3,12 @@
  *    bits, and a rewrite to a new payload keeps the value's tag bits;
  *  - immediates, and NULL under any tag and offset, decode to 0;
  *  - with reference_offset 0 the decoding is the rule without offsets, value for value;
+ *  - the write barrier's marking half records the payload addresses of the overwritten and
+ *    the stored reference, and no immediate;
  *  - a type or a heap whose reference offset has bits in its tag mask is refused. */
 #include <string.h>
 
+#include "runtime/heap.h"
 #include "test.h"
 #include "uffdgc.h"
 
@@ -68,6 +71,52 @@ static void check_refused(void) {
   ugc_heap_destroy(heap);
 }
 
+/* What ugc_write_tagged does into a[1] while marking runs. */
+static void store_while_marking(ugc_mutator *m, uintptr_t *a, uintptr_t value) {
+  ugc_write_tagged_marking(m, a, &a[1], value);
+  a[1] = value;
+}
+
+/* ugc_write_tagged's slow half, called directly: it records what it decodes, whether or not
+ * marking runs (outside marking nothing counts as allocated black). */
+static void check_barrier_records_payloads(void) {
+  ugc_config config;
+  ugc_config_init(&config);
+  config.heap_max = 16u << 20;
+  config.backend = "stw";
+  ugc_heap *heap = ugc_heap_create(&config, NULL);
+  REQUIRE(heap);
+  static const uint32_t slots[] = {8};
+  ugc_type_desc box = {.name = "box",
+                       .layout = UGC_LAYOUT_FIXED,
+                       .fixed_size = 16,
+                       .ref_offsets = slots,
+                       .ref_count = 1,
+                       .tag_mask = 3,
+                       .pointer_tag_mask = 3,
+                       .pointer_tag = 3,
+                       .reference_offset = 8};
+  ugc_type_id type = ugc_type_register(heap, &box, NULL);
+  REQUIRE(type);
+  ugc_mutator *m = ugc_thread_attach(heap, NULL);
+  REQUIRE(m);
+  uintptr_t *a = ugc_alloc(m, type, 16), *b = ugc_alloc(m, type, 16);
+  REQUIRE(a && b);
+  a[1] = ugc_tag_rewrite(3, (uintptr_t)b, &scheme48);
+  uint64_t before = m->satb_recorded;
+  store_while_marking(m, a, ugc_tag_rewrite(3, (uintptr_t)a, &scheme48));
+  REQUIRE(m->satb && m->satb_recorded == before + 2);
+  CHECK_EQ_U64(m->satb->values[m->satb->count - 2], (uintptr_t)b);
+  CHECK_EQ_U64(m->satb->values[m->satb->count - 1], (uintptr_t)a);
+  store_while_marking(m, a, FIX(12)); /* records a, the value overwritten */
+  CHECK_EQ_U64(m->satb_recorded, before + 3);
+  CHECK_EQ_U64(m->satb->values[m->satb->count - 1], (uintptr_t)a);
+  store_while_marking(m, a, 6); /* a fixnum overwritten by #f: nothing */
+  CHECK_EQ_U64(m->satb_recorded, before + 3);
+  ugc_thread_detach(m);
+  ugc_heap_destroy(heap);
+}
+
 int main(void) {
   const uintptr_t payload = UINT64_C(0x7f0012345678), moved = UINT64_C(0x7f0000000010);
   const ugc_tag_rule *rules[] = {&untagged, &fixnum_low_bit, &scheme48, &offset_only, &high_tags};
@@ -102,5 +151,6 @@ int main(void) {
       }
   }
   check_refused();
+  check_barrier_records_payloads();
   TEST_DONE();
 }
