@@ -107,6 +107,9 @@ typedef struct ugc_config {
    * 0: every value is taken for a possible reference (see ugc_tag_rule). */
   uintptr_t root_pointer_tag_mask;
   uintptr_t root_pointer_tag;
+  /* Bytes from the payload start to where root references point (ugc_tag_rule's
+   * reference_offset for roots, weak slots and finalizer slots); default 0. */
+  uintptr_t root_reference_offset;
   ugc_oom_handler oom_handler;
   void *oom_data;
   /* A pause that has waited this long for a thread to reach a safepoint prints a warning
@@ -149,18 +152,24 @@ UGC_API bool ugc_backend_available(const char *name, char *reason, size_t reason
  * Types
  * ---------------------------------------------------------------------------------------- */
 
-/* Which slot values are references, and which bits of a reference are tag bits. A value v
- * is a reference only when (v & pointer_tag_mask) == pointer_tag; its address is then
- * v & ~tag_mask, and the bits in tag_mask are kept when the collector rewrites it. Every
+/* Which slot values are references, and how a reference encodes its object. A value v is
+ * a reference only when (v & pointer_tag_mask) == pointer_tag and v & ~tag_mask is not 0;
+ * the object's payload address is then (v & ~tag_mask) - reference_offset, and when the
+ * collector rewrites v it writes (new payload + reference_offset) | (v & tag_mask). Every
  * other value is an immediate: never looked up, never marked, never rewritten. With
  * pointer_tag_mask 0 (the default) every value is a possible reference and one that does not
  * point into the heap is left alone; a fixnum whose bits happen to equal an object's
  * address would then keep that object alive and be rewritten when it moves. Example, fixnums
- * n << 1 | 1 and untagged pointers: tag_mask 0, pointer_tag_mask 1, pointer_tag 0. */
+ * n << 1 | 1 and untagged pointers: tag_mask 0, pointer_tag_mask 1, pointer_tag 0.
+ * reference_offset (default 0) serves runtimes whose references point past their own
+ * header word at the payload start: Scheme48's (header + 8) | 3 is tag_mask 3,
+ * pointer_tag_mask 3, pointer_tag 3, reference_offset 8 (docs/api.md, "References that do
+ * not point at the payload start"). ugc_tag_reference and ugc_tag_rewrite apply a rule. */
 typedef struct ugc_tag_rule {
   uintptr_t tag_mask;
   uintptr_t pointer_tag_mask;
   uintptr_t pointer_tag;
+  uintptr_t reference_offset; /* reference = payload + reference_offset; no bit in tag_mask */
 } ugc_tag_rule;
 
 typedef enum ugc_layout {
@@ -191,6 +200,9 @@ typedef struct ugc_type_desc {
    * references: see ugc_tag_rule. 0 and 0 (default): every value may be one. */
   uintptr_t pointer_tag_mask;
   uintptr_t pointer_tag;
+  /* Bytes from the payload start to where this type's references point (see ugc_tag_rule);
+   * default 0. No bit of it may be in tag_mask. */
+  uintptr_t reference_offset;
   /* FIXED only. Weak reference slots (byte offsets, the rules of ref_offsets, none also in
    * ref_offsets), under the same tag rule: marking does not go through them; they are
    * updated when their referent moves and set to cleared_value when it dies. */
@@ -255,7 +267,8 @@ UGC_API bool ugc_handle_signal(int sig, siginfo_t *info, void *ucontext);
  * Roots
  * ---------------------------------------------------------------------------------------- */
 
-/* Adds a global root: *slot is a reference (untagged, or tagged with config.root_tag_mask). */
+/* Adds a global root: *slot is a reference under the root rule (config.root_tag_mask,
+ * root_pointer_tag_mask, root_pointer_tag, root_reference_offset) or an immediate. */
 UGC_API void ugc_global_root_add(ugc_heap *heap, void **slot);
 /* Removes a global root added with ugc_global_root_add (one registration of it), in O(1). */
 UGC_API void ugc_global_root_remove(ugc_heap *heap, void **slot);
@@ -299,7 +312,8 @@ UGC_API void ugc_relocation_hook_remove(ugc_heap *heap, ugc_relocation_fn fn, vo
  * collection (obj itself when it does not move). Undefined for dead objects. */
 UGC_API void *ugc_new_address(const ugc_relocation *relocation, const void *obj);
 
-/* Weak slot: cleared (set to NULL) when its referent dies, updated when it moves. */
+/* Weak slot (its value under the root rule, as global roots): cleared (set to NULL) when its
+ * referent dies, updated when it moves. */
 UGC_API void ugc_weak_add(ugc_heap *heap, void **slot);
 /* Removes a weak slot (one registration of it), in O(1). */
 UGC_API void ugc_weak_remove(ugc_heap *heap, void **slot);
@@ -310,7 +324,7 @@ UGC_API void ugc_weak_remove(ugc_heap *heap, void **slot);
  * ---------------------------------------------------------------------------------------- */
 
 /* Registers the object *slot refers to for finalization. `slot` is embedder memory outside
- * movable objects, holds an untagged reference (or one tagged with config.root_tag_mask) and
+ * movable objects, holds a reference under the root rule (see ugc_global_root_add) and
  * must stay valid until the registration ends. The collector updates *slot when the object
  * moves but does not keep the object alive through it. When a collection finds the object
  * unreachable, it keeps the object and everything it references alive (resurrection) and
@@ -321,7 +335,8 @@ UGC_API void ugc_finalizer_add(ugc_heap *heap, void **slot, void *cookie);
  * returns whether there was one (false once ugc_finalizers_drain has handed it out). */
 UGC_API bool ugc_finalizer_remove(ugc_heap *heap, void **slot);
 
-/* Called once per queued registration: `obj` is the object (tag bits stripped), `slot`
+/* Called once per queued registration: `obj` is the object's payload address (tag bits
+ * and root_reference_offset removed, as ugc_tag_reference gives), `slot`
  * and `cookie` those of the registration, `data` the drain's. The registration is over:
  * *slot is no longer updated, and obj stays where it is only until the thread's next
  * safepoint (an allocation, a collection): root it (or register it again) first if it must

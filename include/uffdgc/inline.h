@@ -4,7 +4,8 @@
  * Object layout (addresses grow to the right, every size a multiple of 8 bytes):
  *
  *     | header (8 bytes) | payload (round_up(bytes, 8)) |
- *                        ^ the reference the embedder holds
+ *                        ^ the reference the embedder holds (the payload address: what every
+ *                          call taking `obj` wants, whatever the tag rule encodes in slots)
  *
  * Header word: bits 0..31 payload bytes as requested, bits 32..55 type id, 56..63 flags.
  * Type id 0 is the filler (a dead gap): a zero word is an 8-byte filler.
@@ -71,6 +72,25 @@ static inline size_t ugc_alloc_size(size_t bytes) {
 
 static inline uint64_t ugc_header_make(ugc_type_id type, size_t bytes) {
   return (uint64_t)bytes | ((uint64_t)type << UGC_HEADER_TYPE_SHIFT);
+}
+
+/* The payload address a slot value refers to under `rule` (see ugc_tag_rule), or 0 when the
+ * value is an immediate (or a tagged NULL). The one place every layer decodes a slot value:
+ * marking, reference updating, weak slots, ephemerons, finalization, the verifier, the
+ * digest. Embedders use it to turn a slot value into the `obj` other calls take. */
+static inline uintptr_t ugc_tag_reference(uintptr_t value, const ugc_tag_rule *rule) {
+  uintptr_t untagged = value & ~rule->tag_mask;
+  if ((value & rule->pointer_tag_mask) != rule->pointer_tag || !untagged)
+    return 0;
+  return untagged - rule->reference_offset;
+}
+
+/* The slot value that refers to the object at payload address `payload` with the tag bits
+ * of `value` (a reference under `rule`): what the collector writes when the object moves,
+ * and how an embedder makes a reference to a new object. The one place every layer encodes. */
+static inline uintptr_t ugc_tag_rewrite(uintptr_t value, uintptr_t payload,
+                                        const ugc_tag_rule *rule) {
+  return (payload + rule->reference_offset) | (value & rule->tag_mask);
 }
 
 /* Polls for a pending pause; call it regularly (loop back-edges, function entries). */

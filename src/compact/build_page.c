@@ -98,7 +98,7 @@ static inline page_window make_window(const ugc_compact_plan *plan, uintptr_t lo
   return w;
 }
 
-/* Forwarded value of a slot: tag bits stripped, the reference forwarded, tag bits put back;
+/* Forwarded value of a slot: decoded by the rule, the reference forwarded, re-encoded;
  * the same result as ugc_compact_update_slot, shaped for the inner loop. Values that are not
  * references to slid objects (NULL, immediates, other spaces, the dense prefix) go through
  * the same arithmetic on index 0 (any readable entry would do; its value is discarded) and
@@ -114,7 +114,7 @@ static ALWAYS_INLINE uintptr_t forward_value(const page_window *w, uintptr_t val
   uint64_t below = w->live_words[chunk] & ((UINT64_C(1) << (word_index & 63)) - 1);
   uintptr_t moved =
       w->moved_base + 8u * ((size_t)w->chunk_live_before[chunk] + popcount_for(below, hw));
-  return moving ? moved | (value & rule->tag_mask) : value;
+  return moving ? ugc_tag_rewrite(value, moved, rule) : value;
 }
 
 /* Rewrites one slot: the old value comes from from-space, the forwarded value goes to the
@@ -265,7 +265,7 @@ static ALWAYS_INLINE void fix_whole_object(const page_window *w, uint64_t header
     ugc_tag_rule rule = type->tags;
     uintptr_t from_payload = from + UGC_HEADER_BYTES;
     uintptr_t new_payload = new + UGC_HEADER_BYTES;
-    if (deferred && !rule.tag_mask && !rule.pointer_tag_mask) {
+    if (deferred && !rule.tag_mask && !rule.pointer_tag_mask && !rule.reference_offset) {
       for (uint32_t i = 0, n = type->ref_count; i < n; i++)
         defer_slot(w, deferred, new_payload + offsets[i], old, hw);
       return;

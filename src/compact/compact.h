@@ -175,7 +175,7 @@ size_t ugc_compact_build_page(const ugc_compact_plan *plan, size_t page_index, i
 int ugc_compact_select_popcnt(int enable);
 
 /* Updates one reference slot in place (roots, non-moving objects): *slot = forward(*slot),
- * keeping the tag bits; immediates (by the rule) are left alone. */
+ * re-encoded by the rule (tag bits, reference offset); immediates are left alone. */
 static inline void ugc_compact_update_slot(const ugc_compact_plan *plan, void *slot,
                                            const ugc_tag_rule *rule) {
   uintptr_t value = *(uintptr_t *)slot;
@@ -184,7 +184,7 @@ static inline void ugc_compact_update_slot(const ugc_compact_plan *plan, void *s
     return;
   uintptr_t moved = ugc_compact_forward_ref(plan, ref);
   if (moved != ref)
-    *(uintptr_t *)slot = moved | (value & rule->tag_mask);
+    *(uintptr_t *)slot = ugc_tag_rewrite(value, moved, rule);
 }
 
 #endif

@@ -27,9 +27,9 @@
 /* The visitor interface behind ugc_trace_slot / ugc_trace_tagged / ugc_trace_value.
  * Concrete tracers embed it as their first member. `slot` is where the value can be read
  * (and written, if the tracer updates); `rule` tells whether the value read is a reference
- * and which tag bits to strip and keep (ugc_tag_reference). A tracer reads the slot once and
- * decides on that value: a concurrent mutator may be switching it between a reference and an
- * immediate. `rule` is valid only during the call. */
+ * and how to decode and re-encode it (ugc_tag_reference, ugc_tag_rewrite). A tracer reads
+ * the slot once and decides on that value: a concurrent mutator may be switching it between
+ * a reference and an immediate. `rule` is valid only during the call. */
 struct ugc_tracer {
   void (*visit)(ugc_tracer *tracer, void *slot, const ugc_tag_rule *rule);
 };
@@ -37,9 +37,13 @@ struct ugc_tracer {
 /* Untagged slots: every value may be a reference, nothing stripped. */
 extern const ugc_tag_rule ugc_untagged_rule;
 
-/* The address a slot value refers to, or 0 when the rule says the value is an immediate. */
-static inline uintptr_t ugc_tag_reference(uintptr_t value, const ugc_tag_rule *rule) {
-  return (value & rule->pointer_tag_mask) == rule->pointer_tag ? value & ~rule->tag_mask : 0;
+/* Decoding and encoding a slot value: ugc_tag_reference and ugc_tag_rewrite
+ * (include/uffdgc/inline.h). */
+
+/* The tag rule a type description asks for. */
+static inline ugc_tag_rule ugc_tag_rule_of(const ugc_type_desc *desc) {
+  return (ugc_tag_rule){desc->tag_mask, desc->pointer_tag_mask, desc->pointer_tag,
+                        desc->reference_offset};
 }
 
 typedef struct ugc_type_info {

@@ -125,6 +125,13 @@ ugc_type_id ugc_type_table_add(ugc_type_table *types, const ugc_type_desc *desc,
               (unsigned long)desc->pointer_tag, (unsigned long)desc->pointer_tag_mask);
     return 0;
   }
+  if (desc->reference_offset & desc->tag_mask) {
+    set_error(error, UGC_ERR_INVALID, name,
+              "reference_offset %#lx has bits inside tag_mask %#lx (they would be stripped as "
+              "tag bits)",
+              (unsigned long)desc->reference_offset, (unsigned long)desc->tag_mask);
+    return 0;
+  }
   bool has_offsets = desc->layout == UGC_LAYOUT_FIXED || desc->layout == UGC_LAYOUT_REF_ARRAY;
   if (!has_offsets && desc->ref_count) {
     set_error(error, UGC_ERR_INVALID, name,
@@ -183,7 +190,7 @@ ugc_type_id ugc_type_table_add(ugc_type_table *types, const ugc_type_desc *desc,
   info->strong_count = desc->ephemeron ? 0 : desc->ref_count;
   info->cleared_value = desc->cleared_value;
   info->fixed_size = desc->fixed_size;
-  info->tags = (ugc_tag_rule){desc->tag_mask, desc->pointer_tag_mask, desc->pointer_tag};
+  info->tags = ugc_tag_rule_of(desc);
   info->trace = desc->trace;
   /* Publish: readers load count with acquire and then see the complete entry. */
   atomic_store_explicit(&types->count, count + 1, memory_order_release);

@@ -221,6 +221,10 @@ static int check_fields(ugc_config *config, ugc_error *error) {
     snprintf(text, sizeof text, "%#lx", (unsigned long)config->root_pointer_tag);
     return bad_field(error, "root_pointer_tag", text, "bits inside root_pointer_tag_mask");
   }
+  if (config->root_reference_offset & config->root_tag_mask) {
+    snprintf(text, sizeof text, "%#lx", (unsigned long)config->root_reference_offset);
+    return bad_field(error, "root_reference_offset", text, "no bit inside root_tag_mask");
+  }
   if (!config->trace_file)
     config->trace_file = stderr;
   return 0;

@@ -9,7 +9,7 @@
 #include "uffdgc.h"
 
 typedef struct ugc_finalizer_entry {
-  void **slot;  /* embedder memory holding the reference (untagged or root_tag_mask) */
+  void **slot;  /* embedder memory holding the reference (under the heap's root rule) */
   void *cookie; /* handed back with it */
 } ugc_finalizer_entry;
 

@@ -117,8 +117,8 @@ ugc_heap *ugc_heap_create(const ugc_config *user_config, ugc_error *error) {
     return NULL;
   }
   heap->config = config;
-  heap->root_rule =
-      (ugc_tag_rule){config.root_tag_mask, config.root_pointer_tag_mask, config.root_pointer_tag};
+  heap->root_rule = (ugc_tag_rule){config.root_tag_mask, config.root_pointer_tag_mask,
+                                   config.root_pointer_tag, config.root_reference_offset};
   snprintf(heap->delivery, sizeof heap->delivery, "%s", config.delivery);
   heap->config.delivery = heap->delivery;
   heap->config.backend = NULL; /* the caller's string may not outlive the heap */
@@ -236,7 +236,7 @@ unsigned ugc_version(void) {
 
 /* A cleared weak slot must not keep or point at anything: its value is never updated. */
 static bool cleared_value_is_reference(const ugc_heap *heap, const ugc_type_desc *desc) {
-  ugc_tag_rule rule = {desc->tag_mask, desc->pointer_tag_mask, desc->pointer_tag};
+  ugc_tag_rule rule = ugc_tag_rule_of(desc);
   uintptr_t ref = ugc_tag_reference(desc->cleared_value, &rule);
   return ref && ugc_heap_lookup(heap, ref) != UGC_REF_NONE;
 }

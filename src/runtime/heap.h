@@ -94,7 +94,7 @@ typedef struct ugc_hook_list {
 
 struct ugc_heap {
   ugc_config config;      /* resolved: defaults and environment applied */
-  ugc_tag_rule root_rule; /* of handle-scope roots, global roots and weak slots (config) */
+  ugc_tag_rule root_rule; /* of every root, weak and finalizer slot (config) */
   char delivery[16];      /* config.delivery points here */
   size_t small_limit;
   const struct ugc_backend_ops *backend;

@@ -138,21 +138,23 @@ void ugc_root_enumerator_remove(ugc_heap *heap, ugc_root_enumerator fn, void *da
     ugc_misuse("ugc_root_enumerator_remove", "no enumerator registered with this fn and data");
 }
 
-const ugc_tag_rule ugc_untagged_rule = {0, 0, 0};
+const ugc_tag_rule ugc_untagged_rule = {0, 0, 0, 0};
 
 void ugc_trace_slot(ugc_tracer *tracer, void **slot) {
   tracer->visit(tracer, slot, &ugc_untagged_rule);
 }
 
 void ugc_trace_tagged(ugc_tracer *tracer, uintptr_t *slot, uintptr_t tag_mask) {
-  ugc_tag_rule rule = {tag_mask, 0, 0};
+  ugc_tag_rule rule = {tag_mask, 0, 0, 0};
   tracer->visit(tracer, slot, &rule);
 }
 
 void ugc_trace_value(ugc_tracer *tracer, uintptr_t *slot, const ugc_tag_rule *rule) {
-  if (!rule || (rule->pointer_tag & ~rule->pointer_tag_mask))
-    ugc_misuse("ugc_trace_value", "rule is NULL or its pointer_tag has bits outside "
-                                  "pointer_tag_mask");
+  if (!rule || (rule->pointer_tag & ~rule->pointer_tag_mask) ||
+      (rule->reference_offset & rule->tag_mask))
+    ugc_misuse("ugc_trace_value", "rule is NULL, its pointer_tag has bits outside "
+                                  "pointer_tag_mask or its reference_offset bits inside "
+                                  "tag_mask");
   tracer->visit(tracer, slot, rule);
 }
 
