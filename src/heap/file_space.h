@@ -40,7 +40,7 @@ typedef struct ugc_file_space {
   ugc_memfd old;       /* the previous file, now behind from-space (fd -1: none) */
   size_t old_bytes;
   bool old_shared;
-  char *alias; /* MAP_SHARED view of `current` while a compaction builds it; else NULL */
+  char *alias;       /* MAP_SHARED view of `current` while a compaction builds it; else NULL */
   bool protect_data; /* the flip maps the new data PROT_NONE (sigsegv) or RW (minor) */
 } ugc_file_space;
 
