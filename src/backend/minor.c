@@ -141,6 +141,38 @@ static void minor_release_from(void *ctx, uintptr_t from, size_t bytes) {
 
 /* ---- fault delivery --------------------------------------------------------------------- */
 
+/* Resolves a fault at `addr` (a faulting mutator, or the handler thread for it): 0, or -1
+ * if the address is not in this compaction's data.
+ *
+ * A page mapped this compaction can lose its page-table entry again while the range is
+ * still registered: reclaim swaps a shmem page out and unmaps it. Its next access is a
+ * MINOR fault on a page that is MAPPED already, which no build will map again: it is
+ * mapped here (EEXIST: the entry is back, or the owner's CONTINUE was first).
+ *
+ * minor.drop_mapped (tests, SIGBUS delivery, one mutator thread: nobody else can touch the
+ * page meanwhile) drops the page this fault just mapped, as reclaim would. */
+static int resolve(minor_backend *backend, uintptr_t addr) {
+  ugc_concurrent *c = &backend->concurrent;
+  uintptr_t page = addr & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  size_t index = (page - c->space_base) / UGC_PAGE_SIZE;
+  if (page >= c->space_base && page - c->space_base < c->registered_bytes &&
+      index < c->states.count && ugc_page_get(&c->states, index) == UGC_PAGE_MAPPED) {
+    ugc_uffd_result r =
+        ugc_uffd_continue(&backend->uffd, (void *)page, UGC_PAGE_SIZE, UGC_UFFD_SKIP_EXISTING);
+    /* NOENT: the compaction ended and unregistered the range since the fault was taken
+     * (the retried access is an ordinary fault). */
+    if (r.status != UGC_UFFD_OK && r.status != UGC_UFFD_ALREADY_RESOLVED &&
+        r.status != UGC_UFFD_NOENT && r.status != UGC_UFFD_PENDING_EVENT && r.err != ENOMEM &&
+        r.err != EAGAIN) {
+      ugc_log_error_signal_safe("minor backend", "UFFDIO_CONTINUE of a page mapped before failed",
+                                r.err);
+      abort();
+    }
+    return 0; /* retried transient failures come back as another fault */
+  }
+  return ugc_concurrent_resolve_fault(c, addr, NULL);
+}
+
 /* Fault callbacks count themselves in `resolvers`: the compaction never ends (and from-space
  * never goes) under a thread still resolving one of its faults. */
 static int minor_on_sigbus(void *ctx, void *addr, int is_write, void *page_buffer) {
@@ -151,9 +183,9 @@ static int minor_on_sigbus(void *ctx, void *addr, int is_write, void *page_buffe
   atomic_fetch_add(&backend->resolvers, 1);
   if (atomic_load(&backend->compacting)) {
     check_owner(backend);
-    result = ugc_concurrent_resolve_fault(&backend->concurrent, (uintptr_t)addr, NULL) == 0
-                 ? UGC_SIGBUS_HANDLED
-                 : UGC_SIGBUS_NOT_MINE;
+    result = resolve(backend, (uintptr_t)addr) == 0 ? UGC_SIGBUS_HANDLED : UGC_SIGBUS_NOT_MINE;
+    if (result == UGC_SIGBUS_HANDLED && ugc_inject("minor.drop_mapped"))
+      ugc_madv_dontneed((void *)((uintptr_t)addr & ~(uintptr_t)(UGC_PAGE_SIZE - 1)), UGC_PAGE_SIZE);
   }
   atomic_fetch_sub(&backend->resolvers, 1);
   return result;
@@ -165,7 +197,7 @@ static void minor_on_fault_message(void *ctx, const ugc_uffd_fault *fault) {
   atomic_fetch_add(&backend->resolvers, 1);
   if (atomic_load(&backend->compacting)) {
     check_owner(backend);
-    ugc_concurrent_resolve_fault(&backend->concurrent, page, NULL);
+    resolve(backend, page);
   }
   atomic_fetch_sub(&backend->resolvers, 1);
   /* The owner's CONTINUE woke the waiters it knew of; wake once more for a thread that
