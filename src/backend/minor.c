@@ -141,8 +141,9 @@ static void minor_release_from(void *ctx, uintptr_t from, size_t bytes) {
 
 /* ---- fault delivery --------------------------------------------------------------------- */
 
-/* Resolves a fault at `addr` (a faulting mutator, or the handler thread for it): 0, or -1
- * if the address is not in this compaction's data.
+/* Resolves a fault at `addr` (a faulting mutator, or the handler thread for it): 0, 1 when
+ * the page was mapped already and only mapped again, or -1 if the address is not in this
+ * compaction's data.
  *
  * A page mapped this compaction can lose its page-table entry again while the range is
  * still registered: reclaim swaps a shmem page out and unmaps it. Its next access is a
@@ -150,7 +151,7 @@ static void minor_release_from(void *ctx, uintptr_t from, size_t bytes) {
  * mapped here (EEXIST: the entry is back, or the owner's CONTINUE was first).
  *
  * minor.drop_mapped (tests, SIGBUS delivery, one mutator thread: nobody else can touch the
- * page meanwhile) drops the page this fault just mapped, as reclaim would. */
+ * page meanwhile) drops the page this fault just built or waited for, as reclaim would. */
 static int resolve(minor_backend *backend, uintptr_t addr) {
   ugc_concurrent *c = &backend->concurrent;
   uintptr_t page = addr & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
@@ -168,7 +169,7 @@ static int resolve(minor_backend *backend, uintptr_t addr) {
                                 r.err);
       abort();
     }
-    return 0; /* retried transient failures come back as another fault */
+    return 1; /* retried transient failures come back as another fault */
   }
   return ugc_concurrent_resolve_fault(c, addr, NULL);
 }
@@ -183,8 +184,9 @@ static int minor_on_sigbus(void *ctx, void *addr, int is_write, void *page_buffe
   atomic_fetch_add(&backend->resolvers, 1);
   if (atomic_load(&backend->compacting)) {
     check_owner(backend);
-    result = resolve(backend, (uintptr_t)addr) == 0 ? UGC_SIGBUS_HANDLED : UGC_SIGBUS_NOT_MINE;
-    if (result == UGC_SIGBUS_HANDLED && ugc_inject("minor.drop_mapped"))
+    int resolved = resolve(backend, (uintptr_t)addr);
+    result = resolved >= 0 ? UGC_SIGBUS_HANDLED : UGC_SIGBUS_NOT_MINE;
+    if (resolved == 0 && ugc_inject("minor.drop_mapped"))
       ugc_madv_dontneed((void *)((uintptr_t)addr & ~(uintptr_t)(UGC_PAGE_SIZE - 1)), UGC_PAGE_SIZE);
   }
   atomic_fetch_sub(&backend->resolvers, 1);
