@@ -10,7 +10,8 @@
 #                              [--backends LIST]
 #
 # --collections: checked collections per run (default 5000). Each run covers
-# fresh seeds from --seed-base on. --backends: comma-separated subset of stw, copy, move, sigsegv
+# fresh seeds from --seed-base on. --backends: comma-separated subset of stw, copy, move, sigsegv,
+# minor
 # (default all). A backend this kernel cannot run is listed as skipped. Each run is bounded by
 # UGC_FUZZ_RUN_TIMEOUT seconds (default 600): a run that hangs fails with its last lines
 # instead of stalling whoever called the script.
@@ -19,7 +20,7 @@ RUN_TIMEOUT=${UGC_FUZZ_RUN_TIMEOUT:-600}
 BUILD=build
 COLLECTIONS=5000
 SEED_BASE=0
-BACKENDS=stw,copy,move,sigsegv
+BACKENDS=stw,copy,move,sigsegv,minor
 while [ $# -gt 0 ]; do
   case "$1" in
   --build) BUILD=$2; shift 2 ;;
@@ -41,7 +42,8 @@ trap 'rm -f "$LOG"' EXIT
 total_runs=0 total_collections=0 concurrent_collections=0 total_pages=0 total_windows=0
 total_mismatches=0 failed=0 skipped=()
 start=$(date +%s)
-for config in stw:- copy:sigbus copy:thread move:sigbus move:thread sigsegv:-; do
+for config in stw:- copy:sigbus copy:thread move:sigbus move:thread sigsegv:- minor:sigbus \
+  minor:thread; do
   backend=${config%%:*} delivery=${config#*:}
   case ",$BACKENDS," in *",$backend,"*) ;; *) continue ;; esac
   for threads in 1 2; do

@@ -15,7 +15,8 @@
 #include "uffd/uffd.h"
 
 const char *const ugc_backend_names[] = {"stw", "sigsegv", "copy", "minor", "move", NULL};
-/* minor is never picked by auto: it is chosen explicitly. */
+/* minor is never picked by auto (shmem is accounted as shared memory and every page
+ * written after its compaction is copied out of the file): it is chosen by name. */
 const char *const ugc_backend_preference[] = {"move", "copy", "sigsegv", "stw", NULL};
 
 static int no(char *reason, size_t len, const char *fmt, ...) {
@@ -74,6 +75,8 @@ int ugc_backend_availability(const char *name, char *reason, size_t len) {
     return -1;
   if (strcmp(name, "stw") == 0)
     return 1;
+  if (strcmp(name, "minor") == 0 && ugc_feature_disabled("minor"))
+    return no(reason, len, "UFFD_FEATURE_MINOR_SHMEM masked by UFFDGC_DISABLE=minor");
   if (ugc_feature_disabled(name))
     return no(reason, len, "disabled by UFFDGC_DISABLE=%s", name);
 

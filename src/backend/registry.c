@@ -8,7 +8,7 @@
 
 /* Every backend built into the library. Adding one is one line here (its ops are
  * `ugc_backend_<name>`, declared by the macro below). */
-#define UGC_BACKEND_LIST(X) X(stw) X(copy) X(move) X(sigsegv)
+#define UGC_BACKEND_LIST(X) X(stw) X(copy) X(move) X(sigsegv) X(minor)
 
 #define DECLARE_BACKEND(name) extern const ugc_backend_ops ugc_backend_##name;
 #define BACKEND_ENTRY(name) &ugc_backend_##name,

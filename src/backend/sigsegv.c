@@ -213,7 +213,7 @@ static int sigsegv_attach(ugc_heap *heap, ugc_error *error) {
   backend->heap = heap;
   backend->owner_pid = getpid();
   ugc_file_space_init(&backend->space, heap->moving.base, heap->moving.reserved_bytes,
-                      heap->moving.from_base);
+                      heap->moving.from_base, true);
   int id = ugc_segv_add_range((void *)heap->moving.base, heap->moving.reserved_bytes,
                               sigsegv_on_fault, backend);
   if (id < 0) {
@@ -250,17 +250,12 @@ static void sigsegv_detach(ugc_heap *heap) {
   heap->backend_data = NULL;
 }
 
-/* Compaction in the pause when the flip could not be made. stw builds into the heap view
- * after dropping its pages; in the file part a dropped page shows the file again, not
- * zeros, so what lies between the new data and the old top is cleared here. */
+/* Compaction in the pause when the flip could not be made (file_space.h says why the file
+ * part is cleared afterwards). */
 static int compact_in_pause(sigsegv_backend *backend, ugc_compact_plan *plan) {
   int rc = ugc_backend_stw.compact_start(backend->heap, plan);
-  uintptr_t data_end = backend->space.base + plan->page_count * UGC_PAGE_SIZE;
-  uintptr_t file_end = backend->space.base + backend->space.file_bytes;
-  uintptr_t old_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
-  uintptr_t clear_end = file_end < old_end ? file_end : old_end;
-  if (clear_end > data_end)
-    memset((void *)data_end, 0, clear_end - data_end);
+  ugc_file_space_clear_after_pause(&backend->space, plan->page_count * UGC_PAGE_SIZE,
+                                   plan->old_top);
   return rc;
 }
 

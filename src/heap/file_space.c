@@ -1,4 +1,4 @@
-/* The memfd-backed moving space of the sigsegv backend (see file_space.h). */
+/* The memfd-backed moving space of the sigsegv and minor backends (see file_space.h). */
 #include "heap/file_space.h"
 
 #include <errno.h>
@@ -10,8 +10,10 @@
 #include "os/madvise.h"
 #include "os/remap.h"
 
-void ugc_file_space_init(ugc_file_space *fs, uintptr_t base, size_t reserved, uintptr_t from_base) {
+void ugc_file_space_init(ugc_file_space *fs, uintptr_t base, size_t reserved, uintptr_t from_base,
+                         bool protect_data) {
   memset(fs, 0, sizeof *fs);
+  fs->protect_data = protect_data;
   fs->base = base;
   fs->reserved_bytes = reserved;
   fs->from_base = from_base;
@@ -60,7 +62,7 @@ static int map_heap_view(ugc_file_space *fs, const ugc_memfd *file, size_t data_
   if (data_bytes) {
     *(volatile char *)view = 0;
     ugc_madv_dontneed(view, 4096);
-    if (mprotect(view, data_bytes, PROT_NONE) != 0)
+    if (fs->protect_data && mprotect(view, data_bytes, PROT_NONE) != 0)
       return -errno;
   }
   size_t rest = fs->reserved_bytes - data_bytes;
@@ -125,6 +127,15 @@ void ugc_file_space_unflip(ugc_file_space *fs) {
   fs->current_shared = fs->old_shared;
   fs->old.fd = -1;
   fs->old_bytes = 0;
+}
+
+void ugc_file_space_clear_after_pause(ugc_file_space *fs, size_t data_bytes, uintptr_t old_top) {
+  uintptr_t data_end = fs->base + data_bytes;
+  uintptr_t file_end = fs->base + fs->file_bytes;
+  uintptr_t old_end = (old_top + 4095) & ~(uintptr_t)4095; /* page-aligned, as the views */
+  uintptr_t clear_end = file_end < old_end ? file_end : old_end;
+  if (clear_end > data_end)
+    memset((void *)data_end, 0, clear_end - data_end);
 }
 
 void ugc_file_space_release_from(ugc_file_space *fs, uintptr_t from, size_t bytes) {

@@ -1,6 +1,8 @@
 /* A moving space mapped by the backend instead of private anonymous memory: the space
- * provider of the sigsegv backend. Compacted data lives in a memfd; the collector builds it
- * through a shared alias view while the mutators' view of it is still PROT_NONE.
+ * provider of the sigsegv and minor backends. Compacted data lives in a memfd; the
+ * collector builds it through a shared alias view while the mutators cannot reach it yet
+ * (sigsegv: their view of it is PROT_NONE; minor: it is readable and writable, and
+ * registered with userfaultfd so that every access faults until the page is mapped).
  *
  * Between cycles the heap view [base, base + R) is two mappings:
  *   [base, base + F)      MAP_PRIVATE view of the memfd holding the last compaction's data
@@ -13,7 +15,8 @@
  *   1. a new memfd of D bytes and its MAP_SHARED alias view (the collector writes there);
  *   2. both heap mappings move (mremap, page tables only) to the from-space reservation,
  *      so the old contents stay readable at old + (from_base - base) until consumed;
- *   3. the heap range gets [base, base + D) = the new file, PROT_NONE, MAP_PRIVATE, and
+ *   3. the heap range gets [base, base + D) = the new file, MAP_PRIVATE (PROT_NONE when
+ *      the space was initialised with protect_data, else readable and writable), and
  *      [base + D, base + R) = fresh anonymous memory, readable and writable.
  * From-space is released in chunks (MADV_DONTNEED, and fallocate(PUNCH_HOLE) on the old
  * file when no fork child may map it) and as a whole at the end, when the old file is
@@ -37,12 +40,15 @@ typedef struct ugc_file_space {
   ugc_memfd old;       /* the previous file, now behind from-space (fd -1: none) */
   size_t old_bytes;
   bool old_shared;
-  char *alias; /* MAP_SHARED view of `current` while a compaction builds it; else NULL */
+  char *alias;       /* MAP_SHARED view of `current` while a compaction builds it; else NULL */
+  bool protect_data; /* the flip maps the new data PROT_NONE (sigsegv) or RW (minor) */
 } ugc_file_space;
 
 /* Takes over the moving space [base, base + reserved) with its from-space reservation
- * (the space is still private anonymous memory; nothing changes until the first flip). */
-void ugc_file_space_init(ugc_file_space *fs, uintptr_t base, size_t reserved, uintptr_t from_base);
+ * (the space is still private anonymous memory; nothing changes until the first flip).
+ * protect_data: whether each flip maps the new data PROT_NONE. */
+void ugc_file_space_init(ugc_file_space *fs, uintptr_t base, size_t reserved, uintptr_t from_base,
+                         bool protect_data);
 
 /* The flip above for `data_bytes` (a page multiple) of compacted data. 0, or -errno with
  * the heap as it was. Afterwards fs->alias is where the data is built (data_bytes 0: no
@@ -52,6 +58,12 @@ int ugc_file_space_flip(ugc_file_space *fs, size_t data_bytes);
 /* Undoes a flip whose compaction did not start (nothing was built): the old mappings come
  * back from from-space. */
 void ugc_file_space_unflip(ugc_file_space *fs);
+
+/* After a compaction in the pause (the stw backend, when the flip could not be made) that
+ * left `data_bytes` of data at base: stw dropped the heap view's pages above the data, and
+ * in the file part a dropped page shows the file again, not zeros. Clears the file part
+ * between the new data and the old top (`old_top`, an address in the heap view). */
+void ugc_file_space_clear_after_pause(ugc_file_space *fs, size_t data_bytes, uintptr_t old_top);
 
 /* Releases from-space [from, from + bytes) (addresses in from-space) that no build needs. */
 void ugc_file_space_release_from(ugc_file_space *fs, uintptr_t from, size_t bytes);

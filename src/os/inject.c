@@ -15,7 +15,8 @@ static const char *const known_points[] = {
     "uffd.eagain",        "uffd.partial",         "uffd.eexist",     "uffd.enoent",
     "uffd.esrch",         "uffd.enomem",          "uffd.efault",     "uffd.ebusy",
     "copy.update_mremap", "copy.update_register", "move.busy",       "sigsegv.flip",
-    "sigsegv.mprotect",   "sigsegv.page_states"};
+    "sigsegv.mprotect",   "sigsegv.page_states",  "minor.flip",      "minor.register",
+    "minor.page_states",  "minor.drop_mapped"};
 #define POINT_COUNT (sizeof known_points / sizeof known_points[0])
 
 static int point_index(const char *name, size_t length) {

@@ -27,6 +27,11 @@
  *   sigsegv.flip      mapping the heap for a sigsegv compaction fails (ENOMEM)
  *   sigsegv.mprotect  publishing built pages fails with ENOMEM (out of mappings)
  *   sigsegv.page_states  no memory for the sigsegv backend's page states
+ *   minor.flip        mapping the heap for a minor compaction fails (ENOMEM)
+ *   minor.register    registering the minor backend's heap view fails (EBUSY)
+ *   minor.page_states no memory for the minor backend's page states
+ *   minor.drop_mapped a page a SIGBUS fault just mapped loses its page-table entry again,
+ *                     as under reclaim (one mutator thread only: see backend/minor.c)
  *
  * Parsed once, on first use; heap creation refuses a list with an unknown point or a bad N
  * (ugc_inject_list_check); other users get one warning. Unset: one well-predicted
@@ -67,6 +72,7 @@ bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len);
   "copy.mremap, copy.register, copy.unregister, copy.page_states, copy.stray_read, "               \
   "copy.reopen, compact.threads, plan.tables, uffd.eagain, uffd.partial, uffd.eexist, "            \
   "uffd.enoent, uffd.esrch, uffd.enomem, uffd.efault, uffd.ebusy, copy.update_mremap, "            \
-  "copy.update_register, move.busy, sigsegv.flip, sigsegv.mprotect, sigsegv.page_states"
+  "copy.update_register, move.busy, sigsegv.flip, sigsegv.mprotect, sigsegv.page_states, "         \
+  "minor.flip, minor.register, minor.page_states, minor.drop_mapped"
 
 #endif

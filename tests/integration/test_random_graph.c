@@ -21,7 +21,9 @@
  * UGC_TEST_THREADS (default 1; with N > 1 each thread has its own graphs on one heap, and
  * at every checked collection one thread collects while the others wait polling
  * safepoints or inside a blocking region), UFFDGC_BACKEND, UFFDGC_DELIVERY, UFFDGC_VERIFY,
- * UGC_TEST_MIN_COLLECTIONS (fail unless at least this many checked collections ran).
+ * UGC_TEST_MIN_COLLECTIONS (fail unless at least this many checked collections ran),
+ * UGC_TEST_MAX_STALLS_PER_PAGE (fail if mutators stalled more than this many times per page
+ * they built: a fault that keeps coming back instead of being resolved; default no limit).
  * On a concurrent backend the run fails if no mutator built a page during a checked
  * collection (unless UFFDGC_VERIFY=2, which finishes compactions in the pause).
  *
@@ -755,6 +757,11 @@ int main(void) {
            "built by a mutator is expected\n");
   else if (concurrent && collections >= min_mutator_pages_after)
     CHECK(window_pages > 0);
+  unsigned long max_stalls_per_page = itest_env_unsigned("UGC_TEST_MAX_STALLS_PER_PAGE", 0);
+  if (max_stalls_per_page) {
+    uint64_t built = stats.compaction.pages_by_mutator + stats.compaction.update_pages_by_mutator;
+    CHECK(stats.stall.count <= max_stalls_per_page * (built ? built : 1));
+  }
   ugc_heap_destroy(heap);
   TEST_DONE();
 }

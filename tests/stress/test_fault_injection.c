@@ -157,6 +157,12 @@ typedef struct scenario {
     .expect_exit = EXIT_OK, .expect_warning = message_                                             \
   }
 
+#define MINOR_WARNS(name_, inject_, message_)                                                      \
+  {                                                                                                \
+    .name = name_, .inject = inject_, .backend = "minor", .expect_backend = "minor",               \
+    .expect_exit = EXIT_OK, .expect_warning = message_                                             \
+  }
+
 /* The outcomes are tabled in docs/design.md ("Kernel errors and their outcomes"). */
 static const scenario scenarios[] = {
     SIGSEGV_WARNS("sigsegv: mapping the heap fails every cycle: stw fallback", "sigsegv.flip",
@@ -167,6 +173,23 @@ static const scenario scenarios[] = {
                   "no memory for the page states"),
     RUNS("sigsegv: mprotect fails with ENOMEM: runs extended", "sigsegv.mprotect:3", NULL,
          "sigsegv", "sigsegv", EXIT_OK),
+    MINOR_WARNS("minor: mapping the heap fails every cycle: stw fallback", "minor.flip",
+                "mapping the heap for the compaction failed"),
+    MINOR_WARNS("minor: mapping the heap fails once, after a file-backed cycle", "minor.flip:2",
+                "mapping the heap for the compaction failed"),
+    MINOR_WARNS("minor: registration fails: heap mapped back", "minor.register:2",
+                "registering the heap failed"),
+    MINOR_WARNS("minor: no memory for page states: heap mapped back", "minor.page_states:2",
+                "no memory for the page states"),
+    MINOR_WARNS("minor: UFFDIO_CONTINUE: EAGAIN, retried", "uffd.eagain:3",
+                "retried after EAGAIN or ENOMEM"),
+    RUNS("minor: UFFDIO_CONTINUE: EFAULT once (no page in the file): retried", "uffd.efault:3",
+         NULL, "minor", "minor", EXIT_OK),
+    {.name = "minor: fork, then the child compacts with its own descriptor",
+     .backend = "minor",
+     .expect_backend = "minor",
+     .expect_exit = EXIT_OK,
+     .fork_first = true},
     RUNS("mremap fails every cycle: stw fallback", "copy.mremap", NULL, "copy", "copy", EXIT_OK),
     RUNS("mremap fails once", "copy.mremap:2", NULL, "copy", "copy", EXIT_OK),
     UPDATE("a large object's pages built after the pause, no failure", NULL, NULL),
@@ -249,6 +272,10 @@ int main(int argc, char **argv) {
     const scenario *s = &scenarios[i];
     printf("%s\n", s->name);
     fflush(stdout);
+    if (!strcmp(s->backend, "minor") && !ugc_backend_available("minor", reason, sizeof reason)) {
+      printf("  skipped: minor backend unavailable: %s\n", reason);
+      continue;
+    }
     int err_pipe[2];
     REQUIRE(pipe(err_pipe) == 0);
     pid_t child = fork();

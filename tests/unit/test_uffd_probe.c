@@ -11,6 +11,7 @@
 #include "backend/availability.h"
 #include "os/reserve.h"
 #include "uffd/uffd.h"
+#include "uffdgc.h"
 #include "test.h"
 
 #define BIT(nr) UGC_UFFD_IOCTL_BIT(nr)
@@ -83,6 +84,30 @@ static int child_main(const char *mode) {
     CHECK(rc != 0 && !c.available);
     CHECK(c.dev.state == UGC_ATTEMPT_DISABLED && c.syscall.state == UGC_ATTEMPT_DISABLED);
     CHECK(strstr(c.reason, "disabled by UFFDGC_DISABLE") != NULL);
+  } else if (strcmp(mode, "minor") == 0 || strcmp(mode, "shmem") == 0) {
+    /* UFFDGC_DISABLE=minor (MINOR_SHMEM masked) or shmem (userfaultfd on shmem masked): the
+     * minor backend is unavailable and says why; auto never picks it; copy is unaffected. */
+    REQUIRE(rc == 0);
+    CHECK(!(c.features & UFFD_FEATURE_MINOR_SHMEM) &&
+          (c.masked_features & UFFD_FEATURE_MINOR_SHMEM));
+    char why[256];
+    CHECK(ugc_backend_availability("minor", why, sizeof why) == 0);
+    printf("minor with UFFDGC_DISABLE=%s: %s\n", mode, why);
+    CHECK(strstr(why, "MINOR_SHMEM") != NULL && strstr(why, "masked by UFFDGC_DISABLE") != NULL);
+    CHECK(ugc_backend_availability("copy", why, sizeof why) == 1);
+    ugc_config config;
+    ugc_config_init(&config);
+    config.heap_max = (size_t)64 << 20;
+    config.backend = "minor";
+    ugc_error error;
+    ugc_heap *heap = ugc_heap_create(&config, &error);
+    CHECK(heap == NULL && error.code == UGC_ERR_UNAVAILABLE);
+    CHECK(heap == NULL && strstr(error.message, "MINOR_SHMEM") != NULL);
+    config.backend = "auto";
+    heap = ugc_heap_create(&config, &error);
+    REQUIRE(heap != NULL);
+    CHECK(strcmp(ugc_heap_backend(heap), "minor") != 0);
+    ugc_heap_destroy(heap);
   } else if (strcmp(mode, "valgrind") == 0) { /* LD_PRELOAD names vgpreload */
     CHECK(rc != 0 && strstr(c.reason, "valgrind") != NULL);
   }
@@ -137,6 +162,13 @@ int main(int argc, char **argv) {
   CHECK(strcmp(ugc_uffd_ioctl_name(_UFFDIO_MOVE), "MOVE") == 0);
 
   CHECK(run_child(argv[0], "mask", "move,minor,sigbus") == 0);
+  char reason[256];
+  if (ugc_backend_availability("minor", reason, sizeof reason) == 1) {
+    CHECK(run_child(argv[0], "minor", "minor") == 0);
+    CHECK(run_child(argv[0], "shmem", "shmem") == 0);
+  } else {
+    printf("minor backend unavailable here (%s): its masking is not checked\n", reason);
+  }
   /* valgrind is recognised from its preload library. */
   CHECK(run_child(argv[0], "valgrind", "") == 0);
   TEST_DONE();
