@@ -151,7 +151,7 @@ static int run_workload(void) {
   }
 
   long failures = 0;
-  ugc_blocking_enter(m); /* the touchers may still reach a pause before they detach */
+  ugc_blocking_enter(m); /* waiting for other threads: no pause may wait for this one */
   for (int t = 0; t < 2; t++) {
     void *result;
     pthread_join(threads[t], &result);

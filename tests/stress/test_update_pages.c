@@ -225,7 +225,7 @@ int main(void) {
       check_fork_during_compaction(m, digest);
   }
   atomic_store(&round, -1);
-  ugc_blocking_enter(m); /* the workers may still reach a pause before they detach */
+  ugc_blocking_enter(m); /* waiting for other threads: no pause may wait for this one */
   for (int i = 0; i < 2; i++) {
     REQUIRE(pthread_join(workers[i].thread, NULL) == 0);
     CHECK_EQ_U64(workers[i].failures, 0);
