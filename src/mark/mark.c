@@ -23,6 +23,7 @@
 #include "mark/mark.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include "mark/mark_pool.h"
 #include "mark/prefetch_queue.h"
 #include "os/log.h"
+#include "os/time.h"
 #include "runtime/heap.h"
 
 /* The collecting thread wakes the helpers once its stack holds this many entries... */
@@ -45,6 +47,12 @@
 #define POP_PREFETCH_DISTANCE 8u
 /* An idle marker spins this long for work before it sleeps. */
 #define IDLE_SPIN_NS 20000u
+/* Mutators that may assist a concurrent marking at the same time (a marker slot each). */
+#define ASSIST_SLOTS 8u
+/* A concurrent drain keeps at least this many chunks in the pool for assists when it can. */
+#define ASSIST_STOCK_CHUNKS 4u
+/* The scan work a piece of a reference array counts for (its slots' bytes). */
+#define PIECE_WORK_BYTES (2048u * 8u)
 
 typedef struct ugc_marker mark_context;
 
@@ -81,6 +89,10 @@ typedef struct mark_worker {
   uintptr_t *stack;
   size_t bottom, count, capacity;
   size_t traced;
+  /* Scan work (bytes of objects and array pieces traced), and how much of it the GC
+   * threads have already offered to assisting mutators as credit. */
+  size_t scanned, scanned_published;
+  bool assist; /* a mutator's slot (ugc_marker_assist): its work is not credit */
   size_t moving_bytes, nonmoving_bytes, large_bytes, objects, bad_refs;
   bool from_barrier; /* marking values the write barrier recorded (see add_values) */
   /* Traced objects with weak slots, and ephemerons whose key was not yet known to be live
@@ -91,8 +103,9 @@ typedef struct mark_worker {
 struct ugc_marker {
   ugc_heap *heap;
   mark_worker *workers;
-  unsigned worker_capacity; /* workers allocated (the pool's size) */
-  unsigned worker_count;    /* workers taking part in the current drain */
+  unsigned worker_capacity; /* workers allocated: the pool's, then ASSIST_SLOTS */
+  unsigned pool_workers;    /* the worker pool's size (GC threads) */
+  unsigned worker_count;    /* GC-thread workers taking part in the current drain */
   bool sharing;             /* helpers were started in this drain (set by worker 0 only) */
   /* Concurrent marking: moving-space values at or above `top` (the snapshot's bump
    * pointer) are objects allocated during marking, live by construction and never traced;
@@ -102,6 +115,12 @@ struct ugc_marker {
   bool concurrent;
   bool shared_any; /* some drain brought helpers in */
   size_t totals_gives, totals_sleeps;
+  /* Mutator assists (concurrent drains only): which assist slots are taken, whether one
+   * found the pool empty (the GC threads then give work), the GC threads' scan work not
+   * yet taken as credit by a mutator. */
+  _Atomic unsigned assist_slots_taken;
+  _Atomic bool assist_hungry;
+  _Atomic size_t scan_credit;
   ugc_mark_pool pool;
   _Atomic int bad_reported;
   char first_bad[160];
@@ -446,30 +465,33 @@ static void clear_weak_refs(mark_context *ctx) {
 }
 
 /* One stack entry: the slots of a marked object (ugc_object_visit, with the common layouts
- * inlined: an indirect call per slot showed up as a tenth of marking), or an array piece. */
-static void trace_entry(mark_worker *w, const ugc_type_table *types, uintptr_t entry) {
+ * inlined: an indirect call per slot showed up as a tenth of marking), or an array piece.
+ * Returns its scan work: the object's bytes, or the piece's. */
+static size_t trace_entry(mark_worker *w, const ugc_type_table *types, uintptr_t entry) {
   uintptr_t ref = entry_object(entry);
   uint64_t header = ugc_header_load(ref - UGC_HEADER_BYTES);
   const ugc_type_info *type = ugc_type_get(types, ugc_header_type(header));
   if (entry != ref) {
     trace_array_piece(w, type, ref, header, (entry >> UGC_PIECE_SHIFT) - 1);
-    return;
+    return PIECE_WORK_BYTES;
   }
+  size_t work = ugc_header_total(header);
   if (__builtin_expect(type->strong_count != type->ref_count, 0)) {
     trace_weak_object(w, type, ref);
-    return;
+    return work;
   }
   if (w->tracer.visit != mark_visit || type->layout == UGC_LAYOUT_CUSTOM) {
     ugc_object_visit(types, header, (void *)ref, &w->tracer);
-    return;
+    return work;
   }
   if (type->layout == UGC_LAYOUT_LEAF)
-    return;
+    return work;
   ugc_tag_rule rule = type->tags;
   for (uint32_t i = 0; i < type->ref_count; i++)
     mark_slot(w, (uintptr_t *)(ref + type->ref_offsets[i]), &rule);
   if (type->layout == UGC_LAYOUT_REF_ARRAY)
     trace_array_elements(w, type, ref, header);
+  return work;
 }
 
 static size_t local_work(const mark_worker *w) {
@@ -492,15 +514,49 @@ static void maybe_start_sharing(mark_context *ctx, mark_worker *w) {
   if (work < SHARE_STACK_ENTRIES && (w->traced < SHARE_AFTER_OBJECTS || work < 2))
     return;
   ctx->sharing = true;
-  ugc_mark_pool_enter(&ctx->pool); /* cannot fail: nobody has gone idle yet */
+  if (!ctx->concurrent)              /* a concurrent drain entered it at the start (assists) */
+    ugc_mark_pool_enter(&ctx->pool); /* cannot fail: nobody has gone idle yet */
   give_work(ctx, w);
   ugc_workers_start(&ctx->heap->workers, ctx->worker_count - 1, 1, helper_main, ctx);
 }
 
-/* Traces until the stack and the prefetch queue are empty. */
-static void drain(mark_context *ctx, mark_worker *w) {
+/* A GC thread's scan work since it last published it becomes credit that assisting
+ * mutators may take instead of marking (ugc_marker_take_credit). */
+static void publish_credit(mark_context *ctx, mark_worker *w) {
+  size_t fresh = w->scanned - w->scanned_published;
+  if (fresh && !w->assist) {
+    atomic_fetch_add_explicit(&ctx->scan_credit, fresh, memory_order_relaxed);
+    w->scanned_published = w->scanned;
+  }
+}
+
+/* Every SHARE_CHECK_OBJECTS traced objects: bring the helpers in (worker 0, alone so far),
+ * or give work to an idle GC thread or to a mutator that wants to assist. */
+static void share_check(mark_context *ctx, mark_worker *w) {
+  if (ctx->concurrent)
+    publish_credit(ctx, w);
+  if (!ctx->sharing && ctx->worker_count > 1 && w == ctx->workers) {
+    maybe_start_sharing(ctx, w);
+    return;
+  }
+  if (local_work(w) <= 1)
+    return;
+  size_t pooled = atomic_load_explicit(&ctx->pool.chunks, memory_order_relaxed);
+  /* While mutators run, some work waits in the pool for them even when they have not
+   * asked yet: the GC thread may be descheduled when they do. */
+  bool stock = ctx->concurrent && !w->assist && pooled < ASSIST_STOCK_CHUNKS;
+  if (stock || ugc_mark_pool_hungry(&ctx->pool) ||
+      (atomic_load_explicit(&ctx->assist_hungry, memory_order_relaxed) && !pooled)) {
+    atomic_store_explicit(&ctx->assist_hungry, false, memory_order_relaxed);
+    give_work(ctx, w);
+  }
+}
+
+/* Traces until the stack and the prefetch queue are empty (true), or until the scan work
+ * reaches `stop_at` (false: an assist's budget is spent; checked now and then). */
+static bool drain(mark_context *ctx, mark_worker *w, size_t stop_at) {
   const ugc_type_table *types = &ctx->heap->types;
-  bool may_share = ctx->worker_count > 1;
+  bool may_share = ctx->worker_count > 1 || ctx->concurrent;
   unsigned since_check = 0;
   for (;;) {
     while (w->count > w->bottom) {
@@ -510,19 +566,18 @@ static void drain(mark_context *ctx, mark_worker *w) {
       if (w->count - w->bottom > POP_PREFETCH_DISTANCE)
         __builtin_prefetch((const void *)(entry_object(w->stack[w->count - POP_PREFETCH_DISTANCE]) -
                                           UGC_HEADER_BYTES));
-      trace_entry(w, types, entry);
+      w->scanned += trace_entry(w, types, entry);
       w->traced++;
       if (may_share && ++since_check == SHARE_CHECK_OBJECTS) {
         since_check = 0;
-        if (!ctx->sharing) /* only worker 0 runs before sharing starts */
-          maybe_start_sharing(ctx, w);
-        else if (local_work(w) > 1 && ugc_mark_pool_hungry(&ctx->pool))
-          give_work(ctx, w);
+        if (w->scanned >= stop_at)
+          return false;
+        share_check(ctx, w);
       }
     }
     w->bottom = w->count = 0;
     if (ugc_prefetch_queue_empty(&w->queue))
-      return;
+      return true;
     mark_moving(w, ugc_prefetch_queue_take(&w->queue));
   }
 }
@@ -531,7 +586,7 @@ static void drain(mark_context *ctx, mark_worker *w) {
 static void mark_shared(mark_context *ctx, mark_worker *w) {
   uintptr_t entries[UGC_MARK_CHUNK_ENTRIES];
   for (;;) {
-    drain(ctx, w);
+    drain(ctx, w, SIZE_MAX);
     size_t n = ugc_mark_pool_take(&ctx->pool, entries);
     if (!n)
       return;
@@ -551,7 +606,8 @@ ugc_marker *ugc_marker_create(ugc_heap *heap, uintptr_t snapshot_top, bool new_o
   if (!ctx)
     ugc_fatal("out of memory for a marking context");
   ctx->heap = heap;
-  ctx->worker_capacity = ctx->worker_count = heap->workers.count;
+  ctx->pool_workers = ctx->worker_count = heap->workers.count;
+  ctx->worker_capacity = ctx->pool_workers + ASSIST_SLOTS;
   ctx->new_objects_black = new_objects_black;
   size_t workers_bytes = ctx->worker_capacity * sizeof *ctx->workers;
   ctx->workers = aligned_alloc(_Alignof(mark_worker), workers_bytes);
@@ -559,6 +615,8 @@ ugc_marker *ugc_marker_create(ugc_heap *heap, uintptr_t snapshot_top, bool new_o
     ugc_fatal("out of memory for %u mark workers", ctx->worker_capacity);
   memset(ctx->workers, 0, workers_bytes);
   ugc_mark_pool_init(&ctx->pool, IDLE_SPIN_NS);
+  /* Closed until the first concurrent drain opens it: an assist finds no work before. */
+  atomic_store_explicit(&ctx->pool.done, true, memory_order_relaxed);
   bool verify = heap->config.verify;
   for (unsigned i = 0; i < ctx->worker_capacity; i++) {
     mark_worker *w = &ctx->workers[i];
@@ -569,15 +627,26 @@ ugc_marker *ugc_marker_create(ugc_heap *heap, uintptr_t snapshot_top, bool new_o
     w->bitmap = (_Atomic uint64_t *)heap->moving.live_words;
     w->starts = (_Atomic uint64_t *)heap->moving.start_words;
     w->type_count = ugc_type_count(&heap->types);
+    w->assist = i >= ctx->pool_workers;
   }
   return ctx;
 }
 
+/* A fresh pool for drains with the world stopped (mutators cannot assist then). */
+static void pool_reset(mark_context *ctx) {
+  ctx->totals_gives += ctx->pool.gives;
+  ctx->totals_sleeps += ctx->pool.sleeps;
+  ugc_mark_pool_destroy(&ctx->pool);
+  ugc_mark_pool_init(&ctx->pool, IDLE_SPIN_NS);
+}
+
 void ugc_marker_set_mode(ugc_marker *ctx, bool concurrent, unsigned threads) {
+  if (ctx->concurrent && !concurrent)
+    pool_reset(ctx); /* no assist runs any more (ugc_assist_end) */
   ctx->concurrent = concurrent;
   if (threads < 1)
     threads = 1;
-  ctx->worker_count = threads < ctx->worker_capacity ? threads : ctx->worker_capacity;
+  ctx->worker_count = threads < ctx->pool_workers ? threads : ctx->pool_workers;
   /* Types registered since (only between pauses) are known to every worker. */
   for (unsigned i = 0; i < ctx->worker_capacity; i++)
     ctx->workers[i].type_count = ugc_type_count(&ctx->heap->types);
@@ -607,17 +676,100 @@ void ugc_marker_add_values(ugc_marker *ctx, const uintptr_t *values, size_t coun
 static void drain_all(ugc_marker *ctx) {
   mark_worker *first = &ctx->workers[0];
   ctx->sharing = false;
-  drain(ctx, first);
-  if (ctx->sharing) {
+  /* A concurrent drain keeps its pool (an assisting mutator may be looking at it): it
+   * reopens it with worker 0 entered, and it ends, closed, when every marker is idle. */
+  if (ctx->concurrent && atomic_load_explicit(&ctx->pool.done, memory_order_relaxed))
+    ugc_mark_pool_reopen(&ctx->pool);
+  drain(ctx, first, SIZE_MAX);
+  if (ctx->sharing || ctx->concurrent)
     mark_shared(ctx, first);
+  if (ctx->sharing)
     ugc_workers_finish(&ctx->heap->workers);
-  }
-  /* The pool is done: the next drain needs a fresh one. */
-  ctx->totals_gives += ctx->pool.gives;
-  ctx->totals_sleeps += ctx->pool.sleeps;
-  ugc_mark_pool_destroy(&ctx->pool);
-  ugc_mark_pool_init(&ctx->pool, IDLE_SPIN_NS);
   ctx->shared_any |= ctx->sharing;
+  if (ctx->concurrent)
+    publish_credit(ctx, first);
+  else
+    pool_reset(ctx); /* the pool is done: the next drain needs a fresh one */
+}
+
+/* Claims a free assist slot; -1 if all are taken. */
+static int claim_assist_slot(mark_context *ctx) {
+  unsigned taken = atomic_load_explicit(&ctx->assist_slots_taken, memory_order_relaxed);
+  for (;;) {
+    unsigned free_slots = ~taken & ((1u << ASSIST_SLOTS) - 1);
+    if (!free_slots)
+      return -1;
+    unsigned slot = (unsigned)__builtin_ctz(free_slots);
+    if (atomic_compare_exchange_weak_explicit(&ctx->assist_slots_taken, &taken,
+                                              taken | (1u << slot), memory_order_acquire,
+                                              memory_order_relaxed))
+      return (int)slot;
+  }
+}
+
+/* One chunk of the pool into the assist's stack, waiting up to `deadline` for a GC thread
+ * to give one (it gives when it sees assist_hungry). Whether there was one. */
+static bool assist_take(mark_context *ctx, mark_worker *w, uint64_t deadline) {
+  uintptr_t entries[UGC_MARK_CHUNK_ENTRIES];
+  for (unsigned i = 0;; i++) {
+    size_t n = ugc_mark_pool_try_take(&ctx->pool, entries);
+    if (n) {
+      for (size_t j = 0; j < n; j++)
+        push(w, entries[j]);
+      return true;
+    }
+    atomic_store_explicit(&ctx->assist_hungry, true, memory_order_relaxed);
+    if (atomic_load_explicit(&ctx->pool.done, memory_order_relaxed))
+      return false;
+    if ((i & 15) == 15) {
+      sched_yield(); /* the GC thread may share this CPU */
+      if (ugc_now_ns() >= deadline)
+        return false;
+    }
+  }
+}
+
+size_t ugc_marker_assist(ugc_marker *ctx, size_t budget, uint64_t wait_ns) {
+  int slot = claim_assist_slot(ctx);
+  if (slot < 0)
+    return 0;
+  mark_worker *w = &ctx->workers[ctx->pool_workers + (unsigned)slot];
+  size_t start = w->scanned;
+  if (ugc_mark_pool_enter(&ctx->pool)) {
+    uint64_t deadline = ugc_now_ns() + wait_ns;
+    while (assist_take(ctx, w, deadline) && drain(ctx, w, start + budget))
+      ;
+    /* The budget is spent: what is left goes back to the pool (the prefetched candidates
+     * are marked first, they are work like the rest). */
+    while (!ugc_prefetch_queue_empty(&w->queue))
+      mark_moving(w, ugc_prefetch_queue_take(&w->queue));
+    w->bottom += ugc_mark_pool_give(&ctx->pool, w->stack + w->bottom, local_work(w));
+    if (local_work(w)) /* no memory for chunks: finish it here */
+      drain(ctx, w, SIZE_MAX);
+    w->bottom = w->count = 0;
+    ugc_mark_pool_leave(&ctx->pool);
+  }
+  atomic_fetch_and_explicit(&ctx->assist_slots_taken, ~(1u << slot), memory_order_release);
+  return w->scanned - start;
+}
+
+void ugc_marker_open_for_assists(ugc_marker *ctx) {
+  mark_worker *first = &ctx->workers[0];
+  ctx->concurrent = true;
+  ugc_mark_pool_reopen(&ctx->pool);
+  while (!ugc_prefetch_queue_empty(&first->queue))
+    mark_moving(first, ugc_prefetch_queue_take(&first->queue));
+  first->bottom += ugc_mark_pool_give(&ctx->pool, first->stack + first->bottom, local_work(first));
+}
+
+size_t ugc_marker_take_credit(ugc_marker *ctx, size_t want) {
+  size_t credit = atomic_load_explicit(&ctx->scan_credit, memory_order_relaxed);
+  for (;;) {
+    size_t take = credit < want ? credit : want;
+    if (!take || atomic_compare_exchange_weak_explicit(&ctx->scan_credit, &credit, credit - take,
+                                                       memory_order_relaxed, memory_order_relaxed))
+      return take;
+  }
 }
 
 void ugc_marker_drain(ugc_marker *ctx) {
