@@ -23,13 +23,11 @@
 #include "mark/mark.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mark/mark_pool.h"
-#include "mark/prefetch_queue.h"
+#include "mark/marker.h"
 #include "os/log.h"
 #include "os/time.h"
 #include "runtime/heap.h"
@@ -47,19 +45,10 @@
 #define POP_PREFETCH_DISTANCE 8u
 /* An idle marker spins this long for work before it sleeps. */
 #define IDLE_SPIN_NS 20000u
-/* Mutators that may assist a concurrent marking at the same time (a marker slot each). */
-#define ASSIST_SLOTS 8u
 /* A concurrent drain keeps at least this many chunks in the pool for assists when it can. */
 #define ASSIST_STOCK_CHUNKS 4u
 /* The scan work a piece of a reference array counts for (its slots' bytes). */
 #define PIECE_WORK_BYTES (2048u * 8u)
-
-typedef struct ugc_marker mark_context;
-
-typedef struct ref_list {
-  uintptr_t *items;
-  size_t count, capacity;
-} ref_list;
 
 static void ref_list_push(ref_list *list, uintptr_t ref) {
   if (list->count == list->capacity) {
@@ -73,60 +62,7 @@ static void ref_list_push(ref_list *list, uintptr_t ref) {
   list->items[list->count++] = ref;
 }
 
-/* Cache-line aligned: every field is written while marking, and two workers sharing a
- * line made parallel marking slower than marking alone. */
-typedef struct mark_worker {
-  _Alignas(64) ugc_tracer tracer; /* first: the visit callback casts back */
-  mark_context *ctx;
-  /* Copies of the heap's bounds, read on every reference. */
-  uintptr_t base, top;
-  _Atomic uint64_t *bitmap; /* live-words bitmap */
-  _Atomic uint64_t *starts; /* object-start bitmap: its header-word bit is the mark bit */
-  uint32_t type_count;
-  ugc_prefetch_queue queue;
-  /* Payload addresses of marked, untraced objects: stack[bottom, count). Work is given
-   * away from the bottom, popped from the top. */
-  uintptr_t *stack;
-  size_t bottom, count, capacity;
-  size_t traced;
-  /* Scan work (bytes of objects and array pieces traced), and how much of it the GC
-   * threads have already offered to assisting mutators as credit. */
-  size_t scanned, scanned_published;
-  bool assist; /* a mutator's slot (ugc_marker_assist): its work is not credit */
-  size_t moving_bytes, nonmoving_bytes, large_bytes, objects, bad_refs;
-  bool from_barrier; /* marking values the write barrier recorded (see add_values) */
-  /* Traced objects with weak slots, and ephemerons whose key was not yet known to be live
-   * when they were traced (see "weak slots and ephemerons" below). */
-  ref_list weak_holders, ephemerons;
-} mark_worker;
-
-struct ugc_marker {
-  ugc_heap *heap;
-  mark_worker *workers;
-  unsigned worker_capacity; /* workers allocated: the pool's, then ASSIST_SLOTS */
-  unsigned pool_workers;    /* the worker pool's size (GC threads) */
-  unsigned worker_count;    /* GC-thread workers taking part in the current drain */
-  bool sharing;             /* helpers were started in this drain (set by worker 0 only) */
-  /* Concurrent marking: moving-space values at or above `top` (the snapshot's bump
-   * pointer) are objects allocated during marking, live by construction and never traced;
-   * while `concurrent`, mutators run, so looking up non-moving and large references (whose
-   * tables allocation changes) takes the heap lock. */
-  bool new_objects_black;
-  bool concurrent;
-  bool shared_any; /* some drain brought helpers in */
-  size_t totals_gives, totals_sleeps;
-  /* Mutator assists (concurrent drains only): which assist slots are taken, whether one
-   * found the pool empty (the GC threads then give work), the GC threads' scan work not
-   * yet taken as credit by a mutator. */
-  _Atomic unsigned assist_slots_taken;
-  _Atomic bool assist_hungry;
-  _Atomic size_t scan_credit;
-  ugc_mark_pool pool;
-  _Atomic int bad_reported;
-  char first_bad[160];
-};
-
-static void push(mark_worker *w, uintptr_t ref) {
+void ugc_mark_push(mark_worker *w, uintptr_t ref) {
   if (w->count == w->capacity && w->bottom > 0 && w->bottom >= w->capacity / 4) {
     /* Space given away at the bottom: reuse it before growing. */
     memmove(w->stack, w->stack + w->bottom, (w->count - w->bottom) * sizeof *w->stack);
@@ -176,7 +112,7 @@ static inline bool claim_bit(_Atomic uint64_t *bitmap, size_t index) {
 /* ---- marking one reference ---- */
 
 /* A moving-space candidate (in range, aligned): mark it if nobody has. */
-static void mark_moving(mark_worker *w, uintptr_t ref) {
+void ugc_mark_moving(mark_worker *w, uintptr_t ref) {
   uintptr_t hdr = ref - UGC_HEADER_BYTES;
   size_t first = (hdr - w->base) >> 3;
   if (!claim_bit(w->starts, first))
@@ -195,7 +131,7 @@ static void mark_moving(mark_worker *w, uintptr_t ref) {
   ugc_live_words_set(w->bitmap, first, first + (total >> 3));
   w->moving_bytes += total;
   w->objects++;
-  push(w, ref);
+  ugc_mark_push(w, ref);
 }
 
 /* Any other value: classified with the full check (non-moving cells, large objects, bad
@@ -243,7 +179,7 @@ static void mark_checked_kind(mark_worker *w, const void *slot, uintptr_t ref, u
     if (ugc_live_mark(&heap->moving, hdr, total)) {
       w->moving_bytes += total;
       w->objects++;
-      push(w, ref);
+      ugc_mark_push(w, ref);
     }
     return;
   }
@@ -251,7 +187,7 @@ static void mark_checked_kind(mark_worker *w, const void *slot, uintptr_t ref, u
     if (ugc_nonmoving_mark(&heap->nonmoving, hdr)) {
       w->nonmoving_bytes += ugc_header_total(ugc_header_load(hdr));
       w->objects++;
-      push(w, ref);
+      ugc_mark_push(w, ref);
     }
     return;
   case UGC_REF_LARGE: {
@@ -259,7 +195,7 @@ static void mark_checked_kind(mark_worker *w, const void *slot, uintptr_t ref, u
     if (!atomic_exchange_explicit(&object->marked, 1, memory_order_relaxed)) {
       w->large_bytes += ugc_header_total(ugc_header_load(hdr));
       w->objects++;
-      push(w, ref);
+      ugc_mark_push(w, ref);
     }
     return;
   }
@@ -276,7 +212,7 @@ static inline void mark_slot(mark_worker *w, uintptr_t *slot, const ugc_tag_rule
     __builtin_prefetch((const void *)&w->starts[word >> 6], 1);
     __builtin_prefetch((const void *)(ref - UGC_HEADER_BYTES), 0);
     if (ugc_prefetch_queue_full(&w->queue))
-      mark_moving(w, ugc_prefetch_queue_take(&w->queue));
+      ugc_mark_moving(w, ugc_prefetch_queue_take(&w->queue));
     ugc_prefetch_queue_put(&w->queue, ref);
     return;
   }
@@ -340,7 +276,7 @@ static void trace_array_elements(mark_worker *w, const ugc_type_info *type, uint
   }
   size_t pieces = (slots + per - 1) / per;
   for (size_t piece = pieces - 1; piece >= 1; piece--)
-    push(w, ref | (uintptr_t)(piece + 1) << UGC_PIECE_SHIFT);
+    ugc_mark_push(w, ref | (uintptr_t)(piece + 1) << UGC_PIECE_SHIFT);
   mark_slots(w, elements, per, &type->tags);
 }
 
@@ -494,13 +430,9 @@ static size_t trace_entry(mark_worker *w, const ugc_type_table *types, uintptr_t
   return work;
 }
 
-static size_t local_work(const mark_worker *w) {
-  return w->count - w->bottom;
-}
-
 /* Gives the bottom half of the stack (at most GIVE_MAX_ENTRIES) to the pool. */
 static void give_work(mark_context *ctx, mark_worker *w) {
-  size_t n = local_work(w) / 2;
+  size_t n = ugc_mark_local_work(w) / 2;
   if (n > GIVE_MAX_ENTRIES)
     n = GIVE_MAX_ENTRIES;
   w->bottom += ugc_mark_pool_give(&ctx->pool, w->stack + w->bottom, n);
@@ -510,7 +442,7 @@ static void helper_main(void *raw, size_t index, unsigned thread);
 
 /* Worker 0, still alone: whether it is time to bring the helpers in. */
 static void maybe_start_sharing(mark_context *ctx, mark_worker *w) {
-  size_t work = local_work(w);
+  size_t work = ugc_mark_local_work(w);
   if (work < SHARE_STACK_ENTRIES && (w->traced < SHARE_AFTER_OBJECTS || work < 2))
     return;
   ctx->sharing = true;
@@ -539,7 +471,7 @@ static void share_check(mark_context *ctx, mark_worker *w) {
     maybe_start_sharing(ctx, w);
     return;
   }
-  if (local_work(w) <= 1)
+  if (ugc_mark_local_work(w) <= 1)
     return;
   size_t pooled = atomic_load_explicit(&ctx->pool.chunks, memory_order_relaxed);
   /* While mutators run, some work waits in the pool for them even when they have not
@@ -554,7 +486,7 @@ static void share_check(mark_context *ctx, mark_worker *w) {
 
 /* Traces until the stack and the prefetch queue are empty (true), or until the scan work
  * reaches `stop_at` (false: an assist's budget is spent; checked now and then). */
-static bool drain(mark_context *ctx, mark_worker *w, size_t stop_at) {
+bool ugc_mark_drain(mark_context *ctx, mark_worker *w, size_t stop_at) {
   const ugc_type_table *types = &ctx->heap->types;
   bool may_share = ctx->worker_count > 1 || ctx->concurrent;
   unsigned since_check = 0;
@@ -578,7 +510,7 @@ static bool drain(mark_context *ctx, mark_worker *w, size_t stop_at) {
     w->bottom = w->count = 0;
     if (ugc_prefetch_queue_empty(&w->queue))
       return true;
-    mark_moving(w, ugc_prefetch_queue_take(&w->queue));
+    ugc_mark_moving(w, ugc_prefetch_queue_take(&w->queue));
   }
 }
 
@@ -586,12 +518,12 @@ static bool drain(mark_context *ctx, mark_worker *w, size_t stop_at) {
 static void mark_shared(mark_context *ctx, mark_worker *w) {
   uintptr_t entries[UGC_MARK_CHUNK_ENTRIES];
   for (;;) {
-    drain(ctx, w, SIZE_MAX);
+    ugc_mark_drain(ctx, w, SIZE_MAX);
     size_t n = ugc_mark_pool_take(&ctx->pool, entries);
     if (!n)
       return;
     for (size_t i = 0; i < n; i++)
-      push(w, entries[i]);
+      ugc_mark_push(w, entries[i]);
   }
 }
 
@@ -680,7 +612,7 @@ static void drain_all(ugc_marker *ctx) {
    * reopens it with worker 0 entered, and it ends, closed, when every marker is idle. */
   if (ctx->concurrent && atomic_load_explicit(&ctx->pool.done, memory_order_relaxed))
     ugc_mark_pool_reopen(&ctx->pool);
-  drain(ctx, first, SIZE_MAX);
+  ugc_mark_drain(ctx, first, SIZE_MAX);
   if (ctx->sharing || ctx->concurrent)
     mark_shared(ctx, first);
   if (ctx->sharing)
@@ -690,86 +622,6 @@ static void drain_all(ugc_marker *ctx) {
     publish_credit(ctx, first);
   else
     pool_reset(ctx); /* the pool is done: the next drain needs a fresh one */
-}
-
-/* Claims a free assist slot; -1 if all are taken. */
-static int claim_assist_slot(mark_context *ctx) {
-  unsigned taken = atomic_load_explicit(&ctx->assist_slots_taken, memory_order_relaxed);
-  for (;;) {
-    unsigned free_slots = ~taken & ((1u << ASSIST_SLOTS) - 1);
-    if (!free_slots)
-      return -1;
-    unsigned slot = (unsigned)__builtin_ctz(free_slots);
-    if (atomic_compare_exchange_weak_explicit(&ctx->assist_slots_taken, &taken,
-                                              taken | (1u << slot), memory_order_acquire,
-                                              memory_order_relaxed))
-      return (int)slot;
-  }
-}
-
-/* One chunk of the pool into the assist's stack, waiting up to `deadline` for a GC thread
- * to give one (it gives when it sees assist_hungry). Whether there was one. */
-static bool assist_take(mark_context *ctx, mark_worker *w, uint64_t deadline) {
-  uintptr_t entries[UGC_MARK_CHUNK_ENTRIES];
-  for (unsigned i = 0;; i++) {
-    size_t n = ugc_mark_pool_try_take(&ctx->pool, entries);
-    if (n) {
-      for (size_t j = 0; j < n; j++)
-        push(w, entries[j]);
-      return true;
-    }
-    atomic_store_explicit(&ctx->assist_hungry, true, memory_order_relaxed);
-    if (atomic_load_explicit(&ctx->pool.done, memory_order_relaxed))
-      return false;
-    if ((i & 15) == 15) {
-      sched_yield(); /* the GC thread may share this CPU */
-      if (ugc_now_ns() >= deadline)
-        return false;
-    }
-  }
-}
-
-size_t ugc_marker_assist(ugc_marker *ctx, size_t budget, uint64_t wait_ns) {
-  int slot = claim_assist_slot(ctx);
-  if (slot < 0)
-    return 0;
-  mark_worker *w = &ctx->workers[ctx->pool_workers + (unsigned)slot];
-  size_t start = w->scanned;
-  if (ugc_mark_pool_enter(&ctx->pool)) {
-    uint64_t deadline = ugc_now_ns() + wait_ns;
-    while (assist_take(ctx, w, deadline) && drain(ctx, w, start + budget))
-      ;
-    /* The budget is spent: what is left goes back to the pool (the prefetched candidates
-     * are marked first, they are work like the rest). */
-    while (!ugc_prefetch_queue_empty(&w->queue))
-      mark_moving(w, ugc_prefetch_queue_take(&w->queue));
-    w->bottom += ugc_mark_pool_give(&ctx->pool, w->stack + w->bottom, local_work(w));
-    if (local_work(w)) /* no memory for chunks: finish it here */
-      drain(ctx, w, SIZE_MAX);
-    w->bottom = w->count = 0;
-    ugc_mark_pool_leave(&ctx->pool);
-  }
-  atomic_fetch_and_explicit(&ctx->assist_slots_taken, ~(1u << slot), memory_order_release);
-  return w->scanned - start;
-}
-
-void ugc_marker_open_for_assists(ugc_marker *ctx) {
-  mark_worker *first = &ctx->workers[0];
-  ctx->concurrent = true;
-  ugc_mark_pool_reopen(&ctx->pool);
-  while (!ugc_prefetch_queue_empty(&first->queue))
-    mark_moving(first, ugc_prefetch_queue_take(&first->queue));
-  first->bottom += ugc_mark_pool_give(&ctx->pool, first->stack + first->bottom, local_work(first));
-}
-
-size_t ugc_marker_take_credit(ugc_marker *ctx, size_t want) {
-  size_t credit = atomic_load_explicit(&ctx->scan_credit, memory_order_relaxed);
-  for (;;) {
-    size_t take = credit < want ? credit : want;
-    if (!take || atomic_compare_exchange_weak_explicit(&ctx->scan_credit, &credit, credit - take,
-                                                       memory_order_relaxed, memory_order_relaxed))
-      return take;
-  }
 }
 
 void ugc_marker_drain(ugc_marker *ctx) {
