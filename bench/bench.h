@@ -67,9 +67,12 @@ typedef struct bench_result {
   double user_cpu_s, sys_cpu_s;
   uint64_t minor_faults, major_faults;
   uint64_t gc_cycles;
-  uint64_t mark_concurrent_cycles; /* cycles that marked while mutators ran (2 stops each) */
-  uint64_t alloc_waits;            /* allocations that waited for a cycle at heap_max */
-  double alloc_wait_s;             /* the time they waited */
+  uint64_t mark_concurrent_cycles;      /* cycles that marked while mutators ran (2 stops each) */
+  uint64_t alloc_waits;                 /* allocations that waited for a cycle at heap_max */
+  double alloc_wait_s;                  /* the time they waited */
+  uint64_t alloc_waits_marking;         /* of them, those that began while marking ran */
+  uint64_t mark_assists;                /* slow-path allocations whose thread helped marking */
+  double mark_assist_mb, mark_assist_s; /* the scan work they did, and its time */
   bench_dist pause, pause_mark, pause_compact, stall, unit;
   /* latency: the timed units split by whether a cycle (its first pause to its compaction's
    * end: marking, pauses, concurrent compaction) overlapped them, and how many cycles

@@ -192,6 +192,10 @@ void bench_ugc_finish(bench_ctx *ctx) {
   r->mark_concurrent_cycles = st.mark_concurrent_cycles;
   r->alloc_waits = st.alloc_waits;
   r->alloc_wait_s = st.alloc_wait_ns / 1e9;
+  r->alloc_waits_marking = st.alloc_waits_marking;
+  r->mark_assists = st.mark_assists;
+  r->mark_assist_mb = st.mark_assist_bytes / 1e6;
+  r->mark_assist_s = st.mark_assist_ns / 1e9;
   r->heap_max_bytes = st.heap_max_bytes ? st.heap_max_bytes : ctx->heap_max;
   r->live_bytes_peak = st.live_bytes_peak;
   r->gc_cpu_s = st.gc_cpu_ns / 1e9;

@@ -94,6 +94,10 @@ typedef struct ugc_config {
                               there (no mutator then builds a page) */
   int concurrent_mark;     /* 1 (default): mark while mutators run, between two short pauses;
                               0: mark inside one stop-the-world pause */
+  int mark_assist;         /* with concurrent marking: 1 (default) a mutator that allocates
+                              faster than the GC threads mark helps marking in its
+                              allocation slow path; 0: it never marks (it may then run out
+                              of heap and wait for the cycle) */
   bool check;              /* checking mode: every allocation takes the checked slow path (type id,
                               size, owner thread, ...); about 2x the cost of an allocation */
   bool trace;              /* one line per cycle on trace_file */
@@ -122,13 +126,12 @@ UGC_API void ugc_config_init(ugc_config *config);
 
 /* Creates a heap. The environment overrides the config: UFFDGC_BACKEND, UFFDGC_TRACE=1,
  * UFFDGC_VERIFY=1 or 2, UFFDGC_CHECK=1, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY,
- * UFFDGC_GC_THREADS, UFFDGC_CONCURRENT_MARK=0 or 1 (and, for tests, UFFDGC_DISABLE and
- * UFFDGC_INJECT). A
- * variable unset or empty, or a size, name or count field left at 0 (NULL), takes its
- * default (for verify, concurrent_mark and trace 0 means off); any other bad value makes the
- * call fail with UGC_ERR_INVALID and a message naming the variable or field, the value and
- * what is accepted.
- * Returns NULL and fills *error (may be NULL) when the heap cannot be made. */
+ * UFFDGC_GC_THREADS, UFFDGC_CONCURRENT_MARK=0 or 1, UFFDGC_MARK_ASSIST=0 or 1 (and, for tests,
+ * UFFDGC_DISABLE and UFFDGC_INJECT). A variable unset or empty, or a size, name or count field left
+ * at 0 (NULL), takes its default (for verify, concurrent_mark, mark_assist and trace 0 means off);
+ * any other bad value makes the call fail with UGC_ERR_INVALID and a message naming the variable or
+ * field, the value and what is accepted. Returns NULL and fills *error (may be NULL) when the heap
+ * cannot be made. */
 UGC_API ugc_heap *ugc_heap_create(const ugc_config *config, ugc_error *error);
 
 /* Destroys the heap and releases all its memory. Every mutator must be detached. */
@@ -475,6 +478,15 @@ typedef struct ugc_stats {
    * time they waited for it: the trigger started that cycle too late. */
   uint64_t alloc_waits;
   uint64_t alloc_wait_ns;
+  uint64_t alloc_waits_marking; /* of alloc_waits, those that began while marking ran (the
+                                   others: between the remark pause and the end of the
+                                   compaction, or before the next marking could start) */
+  /* Mutator assists: slow-path allocations during concurrent marking whose thread marked
+   * (its allocation had outrun the GC threads' marking), the scan work they did (bytes of
+   * objects traced) and the time it took them. */
+  uint64_t mark_assists;
+  uint64_t mark_assist_bytes;
+  uint64_t mark_assist_ns;
   uint64_t verify_cycles, verify_failures;
   uint64_t verify_ns; /* time the verifier took (UFFDGC_VERIFY), inside pauses but never
                          counted in the pause histograms */

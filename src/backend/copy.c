@@ -437,6 +437,7 @@ static void choose_kept_range(ugc_copy_backend *backend, const ugc_compact_plan 
 
 int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   ugc_copy_backend *backend = heap->backend_data;
+  uint64_t drop_start = ugc_now_ns();
   /* Whatever the last compaction kept goes with from-space now (the hand-off replaces it),
    * and the heap above the new top will be fresh memory again. */
   ugc_retained_drop(&backend->retained, false);
@@ -450,6 +451,7 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
     ugc_heap_signals_check(heap);
   void *space = (void *)backend->space_base;
   uint64_t handoff_start = ugc_now_ns();
+  uint64_t drop_ns = handoff_start - drop_start;
   int rc = ugc_inject("copy.mremap")
                ? -ENOMEM
                : ugc_remap_dontunmap(space, (void *)backend->from_base, backend->space_bytes, NULL);
@@ -458,6 +460,7 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
              ugc_remap_explain(rc));
     return ugc_backend_stw.compact_start(heap, plan);
   }
+  uint64_t mremap_ns = ugc_now_ns() - handoff_start;
   if (ugc_inject("copy.stray_read"))
     (void)*(volatile char *)space; /* maps the zero page: this page's copy will see EEXIST */
   size_t data_bytes = plan->page_count * UGC_PAGE_SIZE;
@@ -524,6 +527,13 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   heap->stats.compaction.handoff_ns += update_ns;
   if (handoff_ns + update_ns > heap->stats.compaction.handoff_max_ns)
     heap->stats.compaction.handoff_max_ns = handoff_ns + update_ns;
+  /* The hand-off's parts, for the trace line (docs/api.md). */
+  size_t used = strlen(heap->cycle_note);
+  snprintf(heap->cycle_note + used, sizeof heap->cycle_note - used,
+           " handoff(kept-drop=%.2fms mremap=%.2fms register=%.2fms states=%.2fms "
+           "update-ranges=%.2fms)",
+           drop_ns / 1e6, mremap_ns / 1e6, (handoff_ns - mremap_ns) / 1e6,
+           (update_start - handoff_start - handoff_ns) / 1e6, update_ns / 1e6);
   ugc_compaction_started(heap);
   atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store(&backend->unfinished, true);

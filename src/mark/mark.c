@@ -27,9 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mark/mark_pool.h"
-#include "mark/prefetch_queue.h"
+#include "mark/marker.h"
 #include "os/log.h"
+#include "os/time.h"
 #include "runtime/heap.h"
 
 /* The collecting thread wakes the helpers once its stack holds this many entries... */
@@ -45,13 +45,10 @@
 #define POP_PREFETCH_DISTANCE 8u
 /* An idle marker spins this long for work before it sleeps. */
 #define IDLE_SPIN_NS 20000u
-
-typedef struct ugc_marker mark_context;
-
-typedef struct ref_list {
-  uintptr_t *items;
-  size_t count, capacity;
-} ref_list;
+/* A concurrent drain keeps at least this many chunks in the pool for assists when it can. */
+#define ASSIST_STOCK_CHUNKS 4u
+/* The scan work a piece of a reference array counts for (its slots' bytes). */
+#define PIECE_WORK_BYTES (2048u * 8u)
 
 static void ref_list_push(ref_list *list, uintptr_t ref) {
   if (list->count == list->capacity) {
@@ -65,49 +62,7 @@ static void ref_list_push(ref_list *list, uintptr_t ref) {
   list->items[list->count++] = ref;
 }
 
-/* Cache-line aligned: every field is written while marking, and two workers sharing a
- * line made parallel marking slower than marking alone. */
-typedef struct mark_worker {
-  _Alignas(64) ugc_tracer tracer; /* first: the visit callback casts back */
-  mark_context *ctx;
-  /* Copies of the heap's bounds, read on every reference. */
-  uintptr_t base, top;
-  _Atomic uint64_t *bitmap; /* live-words bitmap */
-  _Atomic uint64_t *starts; /* object-start bitmap: its header-word bit is the mark bit */
-  uint32_t type_count;
-  ugc_prefetch_queue queue;
-  /* Payload addresses of marked, untraced objects: stack[bottom, count). Work is given
-   * away from the bottom, popped from the top. */
-  uintptr_t *stack;
-  size_t bottom, count, capacity;
-  size_t traced;
-  size_t moving_bytes, nonmoving_bytes, large_bytes, objects, bad_refs;
-  bool from_barrier; /* marking values the write barrier recorded (see add_values) */
-  /* Traced objects with weak slots, and ephemerons whose key was not yet known to be live
-   * when they were traced (see "weak slots and ephemerons" below). */
-  ref_list weak_holders, ephemerons;
-} mark_worker;
-
-struct ugc_marker {
-  ugc_heap *heap;
-  mark_worker *workers;
-  unsigned worker_capacity; /* workers allocated (the pool's size) */
-  unsigned worker_count;    /* workers taking part in the current drain */
-  bool sharing;             /* helpers were started in this drain (set by worker 0 only) */
-  /* Concurrent marking: moving-space values at or above `top` (the snapshot's bump
-   * pointer) are objects allocated during marking, live by construction and never traced;
-   * while `concurrent`, mutators run, so looking up non-moving and large references (whose
-   * tables allocation changes) takes the heap lock. */
-  bool new_objects_black;
-  bool concurrent;
-  bool shared_any; /* some drain brought helpers in */
-  size_t totals_gives, totals_sleeps;
-  ugc_mark_pool pool;
-  _Atomic int bad_reported;
-  char first_bad[160];
-};
-
-static void push(mark_worker *w, uintptr_t ref) {
+void ugc_mark_push(mark_worker *w, uintptr_t ref) {
   if (w->count == w->capacity && w->bottom > 0 && w->bottom >= w->capacity / 4) {
     /* Space given away at the bottom: reuse it before growing. */
     memmove(w->stack, w->stack + w->bottom, (w->count - w->bottom) * sizeof *w->stack);
@@ -157,7 +112,7 @@ static inline bool claim_bit(_Atomic uint64_t *bitmap, size_t index) {
 /* ---- marking one reference ---- */
 
 /* A moving-space candidate (in range, aligned): mark it if nobody has. */
-static void mark_moving(mark_worker *w, uintptr_t ref) {
+void ugc_mark_moving(mark_worker *w, uintptr_t ref) {
   uintptr_t hdr = ref - UGC_HEADER_BYTES;
   size_t first = (hdr - w->base) >> 3;
   if (!claim_bit(w->starts, first))
@@ -176,7 +131,7 @@ static void mark_moving(mark_worker *w, uintptr_t ref) {
   ugc_live_words_set(w->bitmap, first, first + (total >> 3));
   w->moving_bytes += total;
   w->objects++;
-  push(w, ref);
+  ugc_mark_push(w, ref);
 }
 
 /* Any other value: classified with the full check (non-moving cells, large objects, bad
@@ -224,7 +179,7 @@ static void mark_checked_kind(mark_worker *w, const void *slot, uintptr_t ref, u
     if (ugc_live_mark(&heap->moving, hdr, total)) {
       w->moving_bytes += total;
       w->objects++;
-      push(w, ref);
+      ugc_mark_push(w, ref);
     }
     return;
   }
@@ -232,7 +187,7 @@ static void mark_checked_kind(mark_worker *w, const void *slot, uintptr_t ref, u
     if (ugc_nonmoving_mark(&heap->nonmoving, hdr)) {
       w->nonmoving_bytes += ugc_header_total(ugc_header_load(hdr));
       w->objects++;
-      push(w, ref);
+      ugc_mark_push(w, ref);
     }
     return;
   case UGC_REF_LARGE: {
@@ -240,7 +195,7 @@ static void mark_checked_kind(mark_worker *w, const void *slot, uintptr_t ref, u
     if (!atomic_exchange_explicit(&object->marked, 1, memory_order_relaxed)) {
       w->large_bytes += ugc_header_total(ugc_header_load(hdr));
       w->objects++;
-      push(w, ref);
+      ugc_mark_push(w, ref);
     }
     return;
   }
@@ -257,7 +212,7 @@ static inline void mark_slot(mark_worker *w, uintptr_t *slot, const ugc_tag_rule
     __builtin_prefetch((const void *)&w->starts[word >> 6], 1);
     __builtin_prefetch((const void *)(ref - UGC_HEADER_BYTES), 0);
     if (ugc_prefetch_queue_full(&w->queue))
-      mark_moving(w, ugc_prefetch_queue_take(&w->queue));
+      ugc_mark_moving(w, ugc_prefetch_queue_take(&w->queue));
     ugc_prefetch_queue_put(&w->queue, ref);
     return;
   }
@@ -321,7 +276,7 @@ static void trace_array_elements(mark_worker *w, const ugc_type_info *type, uint
   }
   size_t pieces = (slots + per - 1) / per;
   for (size_t piece = pieces - 1; piece >= 1; piece--)
-    push(w, ref | (uintptr_t)(piece + 1) << UGC_PIECE_SHIFT);
+    ugc_mark_push(w, ref | (uintptr_t)(piece + 1) << UGC_PIECE_SHIFT);
   mark_slots(w, elements, per, &type->tags);
 }
 
@@ -446,39 +401,38 @@ static void clear_weak_refs(mark_context *ctx) {
 }
 
 /* One stack entry: the slots of a marked object (ugc_object_visit, with the common layouts
- * inlined: an indirect call per slot showed up as a tenth of marking), or an array piece. */
-static void trace_entry(mark_worker *w, const ugc_type_table *types, uintptr_t entry) {
+ * inlined: an indirect call per slot showed up as a tenth of marking), or an array piece.
+ * Returns its scan work: the object's bytes, or the piece's. */
+static size_t trace_entry(mark_worker *w, const ugc_type_table *types, uintptr_t entry) {
   uintptr_t ref = entry_object(entry);
   uint64_t header = ugc_header_load(ref - UGC_HEADER_BYTES);
   const ugc_type_info *type = ugc_type_get(types, ugc_header_type(header));
   if (entry != ref) {
     trace_array_piece(w, type, ref, header, (entry >> UGC_PIECE_SHIFT) - 1);
-    return;
+    return PIECE_WORK_BYTES;
   }
+  size_t work = ugc_header_total(header);
   if (__builtin_expect(type->strong_count != type->ref_count, 0)) {
     trace_weak_object(w, type, ref);
-    return;
+    return work;
   }
   if (w->tracer.visit != mark_visit || type->layout == UGC_LAYOUT_CUSTOM) {
     ugc_object_visit(types, header, (void *)ref, &w->tracer);
-    return;
+    return work;
   }
   if (type->layout == UGC_LAYOUT_LEAF)
-    return;
+    return work;
   ugc_tag_rule rule = type->tags;
   for (uint32_t i = 0; i < type->ref_count; i++)
     mark_slot(w, (uintptr_t *)(ref + type->ref_offsets[i]), &rule);
   if (type->layout == UGC_LAYOUT_REF_ARRAY)
     trace_array_elements(w, type, ref, header);
-}
-
-static size_t local_work(const mark_worker *w) {
-  return w->count - w->bottom;
+  return work;
 }
 
 /* Gives the bottom half of the stack (at most GIVE_MAX_ENTRIES) to the pool. */
 static void give_work(mark_context *ctx, mark_worker *w) {
-  size_t n = local_work(w) / 2;
+  size_t n = ugc_mark_local_work(w) / 2;
   if (n > GIVE_MAX_ENTRIES)
     n = GIVE_MAX_ENTRIES;
   w->bottom += ugc_mark_pool_give(&ctx->pool, w->stack + w->bottom, n);
@@ -488,19 +442,53 @@ static void helper_main(void *raw, size_t index, unsigned thread);
 
 /* Worker 0, still alone: whether it is time to bring the helpers in. */
 static void maybe_start_sharing(mark_context *ctx, mark_worker *w) {
-  size_t work = local_work(w);
+  size_t work = ugc_mark_local_work(w);
   if (work < SHARE_STACK_ENTRIES && (w->traced < SHARE_AFTER_OBJECTS || work < 2))
     return;
   ctx->sharing = true;
-  ugc_mark_pool_enter(&ctx->pool); /* cannot fail: nobody has gone idle yet */
+  if (!ctx->concurrent)              /* a concurrent drain entered it at the start (assists) */
+    ugc_mark_pool_enter(&ctx->pool); /* cannot fail: nobody has gone idle yet */
   give_work(ctx, w);
   ugc_workers_start(&ctx->heap->workers, ctx->worker_count - 1, 1, helper_main, ctx);
 }
 
-/* Traces until the stack and the prefetch queue are empty. */
-static void drain(mark_context *ctx, mark_worker *w) {
+/* A GC thread's scan work since it last published it becomes credit that assisting
+ * mutators may take instead of marking (ugc_marker_take_credit). */
+static void publish_credit(mark_context *ctx, mark_worker *w) {
+  size_t fresh = w->scanned - w->scanned_published;
+  if (fresh && !w->assist) {
+    atomic_fetch_add_explicit(&ctx->scan_credit, fresh, memory_order_relaxed);
+    w->scanned_published = w->scanned;
+  }
+}
+
+/* Every SHARE_CHECK_OBJECTS traced objects: bring the helpers in (worker 0, alone so far),
+ * or give work to an idle GC thread or to a mutator that wants to assist. */
+static void share_check(mark_context *ctx, mark_worker *w) {
+  if (ctx->concurrent)
+    publish_credit(ctx, w);
+  if (!ctx->sharing && ctx->worker_count > 1 && w == ctx->workers) {
+    maybe_start_sharing(ctx, w);
+    return;
+  }
+  if (ugc_mark_local_work(w) <= 1)
+    return;
+  size_t pooled = atomic_load_explicit(&ctx->pool.chunks, memory_order_relaxed);
+  /* While mutators run, some work waits in the pool for them even when they have not
+   * asked yet: the GC thread may be descheduled when they do. */
+  bool stock = ctx->concurrent && !w->assist && pooled < ASSIST_STOCK_CHUNKS;
+  if (stock || ugc_mark_pool_hungry(&ctx->pool) ||
+      (atomic_load_explicit(&ctx->assist_hungry, memory_order_relaxed) && !pooled)) {
+    atomic_store_explicit(&ctx->assist_hungry, false, memory_order_relaxed);
+    give_work(ctx, w);
+  }
+}
+
+/* Traces until the stack and the prefetch queue are empty (true), or until the scan work
+ * reaches `stop_at` (false: an assist's budget is spent; checked now and then). */
+bool ugc_mark_drain(mark_context *ctx, mark_worker *w, size_t stop_at) {
   const ugc_type_table *types = &ctx->heap->types;
-  bool may_share = ctx->worker_count > 1;
+  bool may_share = ctx->worker_count > 1 || ctx->concurrent;
   unsigned since_check = 0;
   for (;;) {
     while (w->count > w->bottom) {
@@ -510,20 +498,19 @@ static void drain(mark_context *ctx, mark_worker *w) {
       if (w->count - w->bottom > POP_PREFETCH_DISTANCE)
         __builtin_prefetch((const void *)(entry_object(w->stack[w->count - POP_PREFETCH_DISTANCE]) -
                                           UGC_HEADER_BYTES));
-      trace_entry(w, types, entry);
+      w->scanned += trace_entry(w, types, entry);
       w->traced++;
       if (may_share && ++since_check == SHARE_CHECK_OBJECTS) {
         since_check = 0;
-        if (!ctx->sharing) /* only worker 0 runs before sharing starts */
-          maybe_start_sharing(ctx, w);
-        else if (local_work(w) > 1 && ugc_mark_pool_hungry(&ctx->pool))
-          give_work(ctx, w);
+        if (w->scanned >= stop_at)
+          return false;
+        share_check(ctx, w);
       }
     }
     w->bottom = w->count = 0;
     if (ugc_prefetch_queue_empty(&w->queue))
-      return;
-    mark_moving(w, ugc_prefetch_queue_take(&w->queue));
+      return true;
+    ugc_mark_moving(w, ugc_prefetch_queue_take(&w->queue));
   }
 }
 
@@ -531,12 +518,12 @@ static void drain(mark_context *ctx, mark_worker *w) {
 static void mark_shared(mark_context *ctx, mark_worker *w) {
   uintptr_t entries[UGC_MARK_CHUNK_ENTRIES];
   for (;;) {
-    drain(ctx, w);
+    ugc_mark_drain(ctx, w, SIZE_MAX);
     size_t n = ugc_mark_pool_take(&ctx->pool, entries);
     if (!n)
       return;
     for (size_t i = 0; i < n; i++)
-      push(w, entries[i]);
+      ugc_mark_push(w, entries[i]);
   }
 }
 
@@ -551,7 +538,8 @@ ugc_marker *ugc_marker_create(ugc_heap *heap, uintptr_t snapshot_top, bool new_o
   if (!ctx)
     ugc_fatal("out of memory for a marking context");
   ctx->heap = heap;
-  ctx->worker_capacity = ctx->worker_count = heap->workers.count;
+  ctx->pool_workers = ctx->worker_count = heap->workers.count;
+  ctx->worker_capacity = ctx->pool_workers + ASSIST_SLOTS;
   ctx->new_objects_black = new_objects_black;
   size_t workers_bytes = ctx->worker_capacity * sizeof *ctx->workers;
   ctx->workers = aligned_alloc(_Alignof(mark_worker), workers_bytes);
@@ -559,6 +547,8 @@ ugc_marker *ugc_marker_create(ugc_heap *heap, uintptr_t snapshot_top, bool new_o
     ugc_fatal("out of memory for %u mark workers", ctx->worker_capacity);
   memset(ctx->workers, 0, workers_bytes);
   ugc_mark_pool_init(&ctx->pool, IDLE_SPIN_NS);
+  /* Closed until the first concurrent drain opens it: an assist finds no work before. */
+  atomic_store_explicit(&ctx->pool.done, true, memory_order_relaxed);
   bool verify = heap->config.verify;
   for (unsigned i = 0; i < ctx->worker_capacity; i++) {
     mark_worker *w = &ctx->workers[i];
@@ -569,15 +559,26 @@ ugc_marker *ugc_marker_create(ugc_heap *heap, uintptr_t snapshot_top, bool new_o
     w->bitmap = (_Atomic uint64_t *)heap->moving.live_words;
     w->starts = (_Atomic uint64_t *)heap->moving.start_words;
     w->type_count = ugc_type_count(&heap->types);
+    w->assist = i >= ctx->pool_workers;
   }
   return ctx;
 }
 
+/* A fresh pool for drains with the world stopped (mutators cannot assist then). */
+static void pool_reset(mark_context *ctx) {
+  ctx->totals_gives += ctx->pool.gives;
+  ctx->totals_sleeps += ctx->pool.sleeps;
+  ugc_mark_pool_destroy(&ctx->pool);
+  ugc_mark_pool_init(&ctx->pool, IDLE_SPIN_NS);
+}
+
 void ugc_marker_set_mode(ugc_marker *ctx, bool concurrent, unsigned threads) {
+  if (ctx->concurrent && !concurrent)
+    pool_reset(ctx); /* no assist runs any more (ugc_assist_end) */
   ctx->concurrent = concurrent;
   if (threads < 1)
     threads = 1;
-  ctx->worker_count = threads < ctx->worker_capacity ? threads : ctx->worker_capacity;
+  ctx->worker_count = threads < ctx->pool_workers ? threads : ctx->pool_workers;
   /* Types registered since (only between pauses) are known to every worker. */
   for (unsigned i = 0; i < ctx->worker_capacity; i++)
     ctx->workers[i].type_count = ugc_type_count(&ctx->heap->types);
@@ -607,17 +608,20 @@ void ugc_marker_add_values(ugc_marker *ctx, const uintptr_t *values, size_t coun
 static void drain_all(ugc_marker *ctx) {
   mark_worker *first = &ctx->workers[0];
   ctx->sharing = false;
-  drain(ctx, first);
-  if (ctx->sharing) {
+  /* A concurrent drain keeps its pool (an assisting mutator may be looking at it): it
+   * reopens it with worker 0 entered, and it ends, closed, when every marker is idle. */
+  if (ctx->concurrent && atomic_load_explicit(&ctx->pool.done, memory_order_relaxed))
+    ugc_mark_pool_reopen(&ctx->pool);
+  ugc_mark_drain(ctx, first, SIZE_MAX);
+  if (ctx->sharing || ctx->concurrent)
     mark_shared(ctx, first);
+  if (ctx->sharing)
     ugc_workers_finish(&ctx->heap->workers);
-  }
-  /* The pool is done: the next drain needs a fresh one. */
-  ctx->totals_gives += ctx->pool.gives;
-  ctx->totals_sleeps += ctx->pool.sleeps;
-  ugc_mark_pool_destroy(&ctx->pool);
-  ugc_mark_pool_init(&ctx->pool, IDLE_SPIN_NS);
   ctx->shared_any |= ctx->sharing;
+  if (ctx->concurrent)
+    publish_credit(ctx, first);
+  else
+    pool_reset(ctx); /* the pool is done: the next drain needs a fresh one */
 }
 
 void ugc_marker_drain(ugc_marker *ctx) {

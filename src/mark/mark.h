@@ -43,6 +43,18 @@ void ugc_marker_add_values(ugc_marker *marker, const uintptr_t *values, size_t c
  * concurrent) it ends with the ephemeron fixpoint: values of ephemerons whose keys are
  * marked are traced until nothing more gets marked. */
 void ugc_marker_drain(ugc_marker *marker);
+/* Mutator-assisted marking, during a concurrent drain (other times it does nothing): the
+ * calling mutator traces about `budget` bytes of objects taken from the GC threads' work,
+ * waiting at most `wait_ns` for some to be given to it, and gives back what is left.
+ * Returns the scan work it did (0: none to be had). Not with the heap lock held. */
+size_t ugc_marker_assist(ugc_marker *marker, size_t budget, uint64_t wait_ns);
+/* Initial pause, after the roots: their referents go to the shared pool, open from now
+ * on, so that mutators may assist before the first concurrent drain begins (the
+ * collector thread may not get a CPU for a while). */
+void ugc_marker_open_for_assists(ugc_marker *marker);
+/* Takes up to `want` bytes of the scan work the GC threads did while mutators ran and that
+ * no mutator has taken yet (a mutator in debt pays with it first). Returns what it took. */
+size_t ugc_marker_take_credit(ugc_marker *marker, size_t want);
 /* Objects marked so far. */
 size_t ugc_marker_objects(const ugc_marker *marker);
 /* Clears weak slots of dead referents and ephemerons with dead keys (world stopped; all

@@ -43,6 +43,47 @@ bool ugc_mark_pool_enter(ugc_mark_pool *pool) {
   return joined;
 }
 
+void ugc_mark_pool_reopen(ugc_mark_pool *pool) {
+  pthread_mutex_lock(&pool->lock);
+  atomic_store_explicit(&pool->done, false, memory_order_relaxed);
+  pool->entered = 1;
+  pool->idle = 0;
+  pthread_mutex_unlock(&pool->lock);
+}
+
+void ugc_mark_pool_leave(ugc_mark_pool *pool) {
+  pthread_mutex_lock(&pool->lock);
+  pool->entered--;
+  if (pool->idle == pool->entered && !pool->full &&
+      !atomic_load_explicit(&pool->done, memory_order_relaxed)) {
+    atomic_store_explicit(&pool->done, true, memory_order_relaxed);
+    pthread_cond_broadcast(&pool->cond);
+  }
+  pthread_mutex_unlock(&pool->lock);
+}
+
+/* The first chunk into `out`; lock held, pool->full not NULL. */
+static size_t take_chunk_locked(ugc_mark_pool *pool, uintptr_t *out) {
+  ugc_mark_chunk *chunk = pool->full;
+  pool->full = chunk->next;
+  atomic_fetch_sub_explicit(&pool->chunks, 1, memory_order_relaxed);
+  size_t count = chunk->count;
+  memcpy(out, chunk->entries, count * sizeof *out);
+  chunk->next = pool->spare;
+  pool->spare = chunk;
+  pool->takes++;
+  return count;
+}
+
+size_t ugc_mark_pool_try_take(ugc_mark_pool *pool, uintptr_t *out) {
+  if (!atomic_load_explicit(&pool->chunks, memory_order_relaxed))
+    return 0;
+  pthread_mutex_lock(&pool->lock);
+  size_t count = pool->full ? take_chunk_locked(pool, out) : 0;
+  pthread_mutex_unlock(&pool->lock);
+  return count;
+}
+
 size_t ugc_mark_pool_give(ugc_mark_pool *pool, const uintptr_t *entries, size_t n) {
   size_t given = 0, chunks = 0;
   pthread_mutex_lock(&pool->lock);
@@ -94,15 +135,8 @@ static void spin_for_work(ugc_mark_pool *pool) {
 size_t ugc_mark_pool_take(ugc_mark_pool *pool, uintptr_t *out) {
   pthread_mutex_lock(&pool->lock);
   for (;;) {
-    ugc_mark_chunk *chunk = pool->full;
-    if (chunk) {
-      pool->full = chunk->next;
-      atomic_fetch_sub_explicit(&pool->chunks, 1, memory_order_relaxed);
-      size_t count = chunk->count;
-      memcpy(out, chunk->entries, count * sizeof *out);
-      chunk->next = pool->spare;
-      pool->spare = chunk;
-      pool->takes++;
+    if (pool->full) {
+      size_t count = take_chunk_locked(pool, out);
       pthread_mutex_unlock(&pool->lock);
       return count;
     }

@@ -55,6 +55,19 @@ size_t ugc_mark_pool_give(ugc_mark_pool *pool, const uintptr_t *entries, size_t 
  * returns 0 once marking is over. */
 size_t ugc_mark_pool_take(ugc_mark_pool *pool, uintptr_t *out);
 
+/* Concurrent marking (mutator assists, mark.c): the next drain begins with the caller
+ * entered. Only once the previous drain is over (done) or before the first. */
+void ugc_mark_pool_reopen(ugc_mark_pool *pool);
+
+/* For an entered marker that must not wait (a mutator assisting): copies one chunk into
+ * `out` and returns its count, or 0 at once when the pool is empty. Never counts the
+ * caller idle, so marking cannot end while it holds work. */
+size_t ugc_mark_pool_try_take(ugc_mark_pool *pool, uintptr_t *out);
+
+/* An entered marker leaves before the end, holding no work (it gave back what it had). If
+ * every marker left is idle and the pool empty, marking is over. */
+void ugc_mark_pool_leave(ugc_mark_pool *pool);
+
 /* Whether a busy marker should give some of its work: a marker is idle and the pool is
  * empty. A hint (no lock): at worst work is given a little early or late. */
 static inline bool ugc_mark_pool_hungry(ugc_mark_pool *pool) {

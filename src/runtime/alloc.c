@@ -187,11 +187,13 @@ void ugc_last_alloc_failure(ugc_mutator *mutator, ugc_alloc_failure *failure) {
 static void collect_for_room(ugc_heap *heap, ugc_mutator *mutator, bool skip_if_collected) {
   bool concurrent = heap->cmark != NULL;
   uint64_t start = concurrent ? ugc_now_ns() : 0;
+  bool marking = mutator->fast.marking; /* set and cleared in pauses: stable here */
   ugc_collect_now(heap, mutator, skip_if_collected);
   if (concurrent) {
     uint64_t waited = ugc_now_ns() - start;
     pthread_mutex_lock(&heap->lock);
     heap->stats.alloc_waits++;
+    heap->stats.alloc_waits_marking += marking;
     heap->stats.alloc_wait_ns += waited;
     pthread_mutex_unlock(&heap->lock);
   }
@@ -200,6 +202,10 @@ static void collect_for_room(ugc_heap *heap, ugc_mutator *mutator, bool skip_if_
 static void *alloc_in(ugc_mutator *mutator, ugc_type_id type, size_t bytes, alloc_space space) {
   ugc_heap *heap = mutator->heap;
   size_t total = ugc_alloc_size(bytes);
+  /* Paid before the allocation, as a TLAB's worth for a small object: the room this
+   * thread takes from the heap while marking runs. */
+  bool in_tlab = space == SPACE_MOVING && total <= MEDIUM_BYTES;
+  ugc_assist_alloc(mutator, in_tlab && total < UGC_TLAB_BYTES ? UGC_TLAB_BYTES : total);
   /* Attempt 0 respects the trigger; a collection (skipped if another thread's just ran);
    * attempt 1 may use the whole heap; one last full collection; attempt 2; then OOM. */
   for (int attempt = 0; attempt < 3; attempt++) {
@@ -290,6 +296,7 @@ bool ugc_reserve(ugc_mutator *mutator, size_t bytes) {
     record_failure(mutator, SPACE_MOVING, bytes, bytes);
     return false;
   }
+  ugc_assist_alloc(mutator, bytes > UGC_TLAB_BYTES ? bytes : UGC_TLAB_BYTES);
   for (int attempt = 0; attempt < 3; attempt++) {
     zero_span zero = {0, 0};
     pthread_mutex_lock(&heap->lock);

@@ -295,12 +295,21 @@ void ugc_collect_compact_locked(ugc_heap *heap, const ugc_mark_totals *totals,
   ugc_compact_plan *plan = &heap->plan;
   uint64_t mark_end = work->mark_end ? work->mark_end : clock->pause_start;
   if (work->planned) {
+    uint64_t refs_start = ugc_now_ns();
     update_references(heap, plan);
     ugc_identity_forward(heap, plan);
     ugc_hooks_relocation(heap, plan);
+    uint64_t handoff_start = ugc_now_ns();
     if (heap->backend->compact_start(heap, plan) != 0)
       ugc_fatal("backend %s could not compact (it must fall back internally)", heap->backend->name);
+    uint64_t in_pause_start = ugc_now_ns();
     ugc_update_pages_in_pause(&heap->update_pages); /* what the backend did not take */
+    /* Where the compaction phase goes, for the trace line (docs/benchmarks.md). */
+    size_t used = strlen(heap->cycle_note);
+    snprintf(heap->cycle_note + used, sizeof heap->cycle_note - used,
+             " refs=%.2fms handoff=%.2fms updates-in-pause=%.2fms",
+             (handoff_start - refs_start) / 1e6, (in_pause_start - handoff_start) / 1e6,
+             (ugc_now_ns() - in_pause_start) / 1e6);
     if (heap->update_pages.pages_in_pause) {
       ugc_stats_lock(heap);
       heap->stats.compaction.update_pages_in_pause += heap->update_pages.pages_in_pause;

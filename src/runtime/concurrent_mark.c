@@ -65,6 +65,9 @@ typedef struct ugc_cmark {
    * initial pause, see clear_bitmaps_early); the last cycle set bits only below
    * marked_top (the top at its compaction pause). */
   uintptr_t clean_to, marked_top;
+  /* What the last marking found live (objects allocated black not included): the scan
+   * work the next one expects, for the mutator assists' pacing. 0 before the first. */
+  size_t last_marked;
 } ugc_cmark;
 
 /* ---- the cycle ---- */
@@ -103,6 +106,10 @@ static ugc_marker *initial_pause(ugc_heap *heap, uint64_t *verify_ns) {
   heap->satb.black_bytes = space->base + space->reserved_bytes - snapshot_top;
   ugc_marker *marker = ugc_marker_create(heap, snapshot_top, true);
   ugc_marker_visit_roots(marker);
+  size_t expected = heap->cmark->last_marked;
+  if (!expected) /* no marking yet: everything might be live */
+    expected = (snapshot_top - space->base) + heap->nonmoving.used_bytes + heap->large.used_bytes;
+  ugc_assist_begin(heap, marker, expected);
   heap->marking = true;
   heap->allocate_black = heap->allocate_black_other = true;
   heap->cmark->black_tlab_bytes = heap->cmark->black_medium_bytes = 0;
@@ -237,6 +244,7 @@ static uintptr_t remark_pause(ugc_heap *heap, ugc_marker *marker, ugc_mark_total
   heap->marking = false;
   heap->satb.black_bytes = 0;
   ugc_marker_finish(marker, totals);
+  heap->cmark->last_marked = totals->moving_bytes + totals->nonmoving_bytes + totals->large_bytes;
   /* Here, not later: once the world runs, a mutator could read a dead referent out of a
    * weak slot and store it where nothing would mark it. */
   ugc_collect_clear_dead_weaks(heap, heap->satb.black_low, heap->moving.top);
@@ -346,6 +354,7 @@ static void run_cycle(ugc_heap *heap) {
 
   uint64_t concurrent_start = ugc_now_ns();
   mark_concurrently(heap, marker, c->threads);
+  ugc_assist_end(heap); /* before the remark pause: an assisting mutator is not parked */
   times.concurrent_ns = ugc_now_ns() - concurrent_start;
 
   uint64_t remark_start = pause_begin(heap);
@@ -421,6 +430,7 @@ static void ensure_thread(ugc_heap *heap) {
 
 int ugc_cmark_init(ugc_heap *heap) {
   ugc_satb_init(&heap->satb);
+  ugc_assist_init(&heap->assist);
   if (!heap->config.concurrent_mark)
     return 0;
   ugc_cmark *c = calloc(1, sizeof *c);
@@ -454,6 +464,7 @@ void ugc_cmark_destroy(ugc_heap *heap) {
     heap->cmark = NULL;
   }
   ugc_satb_destroy(&heap->satb);
+  ugc_assist_destroy(&heap->assist);
 }
 
 /* c->lock held: the cycle that satisfies a request. */
@@ -567,6 +578,7 @@ void ugc_cmark_fork_parent(ugc_heap *heap) {
 void ugc_cmark_fork_child(ugc_heap *heap) {
   ugc_cmark *c = heap->cmark;
   pthread_mutex_init(&heap->satb.lock, NULL);
+  ugc_assist_fork_child(&heap->assist);
   if (!c)
     return;
   heap->cmark = NULL;

@@ -32,6 +32,7 @@ void ugc_config_init(ugc_config *config) {
   config->gc_threads = 0;
   config->growth_factor = 2.0;
   config->concurrent_mark = 1;
+  config->mark_assist = 1;
   config->safepoint_timeout_ms = 10000;
 }
 
@@ -74,6 +75,7 @@ static bool delivery_known(const char *name) {
 #define DELIVERY_ACCEPTED "sigbus or thread"
 #define VERIFY_ACCEPTED "1 (on), 2 (on, compactions finished in the pause) or 0 (off)"
 #define CONCURRENT_MARK_ACCEPTED "1 (mark while mutators run) or 0 (mark in the pause)"
+#define MARK_ASSIST_ACCEPTED "1 (mutators help a concurrent marking) or 0"
 #define GC_THREADS_ACCEPTED "0 (automatic: the number of CPUs, at most 8) to 64"
 #define HEAP_MAX_ACCEPTED "a size from 1M to 64T (suffix K, M, G or T)"
 
@@ -108,6 +110,11 @@ static int apply_environment(ugc_config *config, ugc_error *error) {
     if (!parse_bool(value, &flag))
       return bad_env(error, "UFFDGC_CONCURRENT_MARK", value, CONCURRENT_MARK_ACCEPTED);
     config->concurrent_mark = flag;
+  }
+  if ((value = env("UFFDGC_MARK_ASSIST"))) {
+    if (!parse_bool(value, &flag))
+      return bad_env(error, "UFFDGC_MARK_ASSIST", value, MARK_ASSIST_ACCEPTED);
+    config->mark_assist = flag;
   }
   if ((value = env("UFFDGC_CHECK"))) {
     if (!parse_bool(value, &flag))
@@ -182,6 +189,10 @@ static int check_fields(ugc_config *config, ugc_error *error) {
   if (config->concurrent_mark != 0 && config->concurrent_mark != 1) {
     snprintf(text, sizeof text, "%d", config->concurrent_mark);
     return bad_field(error, "concurrent_mark", text, CONCURRENT_MARK_ACCEPTED);
+  }
+  if (config->mark_assist != 0 && config->mark_assist != 1) {
+    snprintf(text, sizeof text, "%d", config->mark_assist);
+    return bad_field(error, "mark_assist", text, MARK_ASSIST_ACCEPTED);
   }
   if (config->gc_threads > GC_THREADS_MAX) {
     snprintf(text, sizeof text, "%u", config->gc_threads);

@@ -16,6 +16,7 @@
 #include "heap/space.h"
 #include "mark/satb.h"
 #include "runtime/addrmap.h"
+#include "runtime/assist.h"
 #include "runtime/events.h"
 #include "runtime/finalize.h"
 #include "runtime/histogram.h"
@@ -59,6 +60,8 @@ struct ugc_mutator {
    * recorded since the last remark pause. */
   ugc_satb_buffer *satb;
   uint64_t satb_recorded;
+  /* Scan work this mutator owes the cycle's marking (runtime/assist.c); negative: ahead. */
+  int64_t assist_debt;
 };
 
 /* Registered slots, dense in slots[0, count) (the collector walks them). For O(1) removal
@@ -144,8 +147,9 @@ struct ugc_heap {
    * only inside pauses); allocation reads them under the lock. */
   struct ugc_cmark *cmark;
   bool marking, allocate_black, allocate_black_other;
-  char cycle_note[128]; /* appended to the cycle's trace line, then cleared */
+  char cycle_note[320]; /* appended to the cycle's trace line, then cleared */
   ugc_satb_queue satb;
+  ugc_assist assist; /* mutator-assisted marking (runtime/assist.c) */
 
   size_t trigger_bytes;  /* moving occupancy that starts a collection */
   size_t other_since_gc; /* large + non-moving bytes allocated since the last cycle */

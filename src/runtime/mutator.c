@@ -240,6 +240,7 @@ ugc_mutator *ugc_thread_attach(ugc_heap *heap, ugc_error *error) {
   ugc_wait_pause_end_locked(heap, "ugc_thread_attach");
   fast->type_count = ugc_type_count(&heap->types);
   fast->marking = heap->marking; /* joining while concurrent marking runs */
+  mutator->assist_debt = 0;
   fast->attached = 1;
   ugc_mutator_note(mutator, "ugc_thread_attach");
   mutator->prev = heap->mutators_tail;

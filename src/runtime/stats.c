@@ -63,13 +63,16 @@ void ugc_stats_write_json(ugc_heap *heap, FILE *out) {
   write_histogram(out, "pause_mark", &s.pause_mark, ",");
   write_histogram(out, "pause_compact", &s.pause_compact, ",");
   write_histogram(out, "stall", &s.stall, ",");
-  fprintf(out,
-          "\"marking\":{\"concurrent_cycles\":%llu,\"concurrent_ns\":%llu,"
-          "\"barrier_values\":%llu,\"black_bytes\":%llu,\"final_objects\":%llu,"
-          "\"plan_concurrent_ns\":%llu,\"alloc_waits\":%llu,\"alloc_wait_ns\":%llu},",
-          U64(s.mark_concurrent_cycles), U64(s.mark_concurrent_ns), U64(s.mark_barrier_values),
-          U64(s.mark_black_bytes), U64(s.mark_final_objects), U64(s.plan_concurrent_ns),
-          U64(s.alloc_waits), U64(s.alloc_wait_ns));
+  fprintf(
+      out,
+      "\"marking\":{\"concurrent_cycles\":%llu,\"concurrent_ns\":%llu,"
+      "\"barrier_values\":%llu,\"black_bytes\":%llu,\"final_objects\":%llu,"
+      "\"plan_concurrent_ns\":%llu,\"alloc_waits\":%llu,\"alloc_wait_ns\":%llu,"
+      "\"alloc_waits_marking\":%llu,\"assists\":%llu,\"assist_bytes\":%llu,\"assist_ns\":%llu},",
+      U64(s.mark_concurrent_cycles), U64(s.mark_concurrent_ns), U64(s.mark_barrier_values),
+      U64(s.mark_black_bytes), U64(s.mark_final_objects), U64(s.plan_concurrent_ns),
+      U64(s.alloc_waits), U64(s.alloc_wait_ns), U64(s.alloc_waits_marking), U64(s.mark_assists),
+      U64(s.mark_assist_bytes), U64(s.mark_assist_ns));
   fprintf(out,
           "\"compaction\":{\"pages_total\":%llu,\"pages_in_place\":%llu,"
           "\"pages_slid_whole\":%llu,\"pages_recycled\":%llu,\"pages_fresh\":%llu,"

@@ -22,7 +22,7 @@ void ugc_trace_cycle(ugc_heap *heap, const ugc_cycle_trace *t) {
   char live[24], freed[24], before[24], after[24], verify[64] = "";
   if (t->verify_ns)
     snprintf(verify, sizeof verify, " verify=%.2fms (not in the pause)", ms(t->verify_ns));
-  char line[400], pauses[96];
+  char line[720], pauses[96];
   uint64_t longest = t->pause_ns;
   if (t->concurrent) { /* three pauses; sweep and plan ran between the last two */
     longest = t->initial_ns > longest ? t->initial_ns : longest;

@@ -24,6 +24,7 @@ static const env_case bad_env[] = {
     {"UFFDGC_TRACE", "maybe", "1 (on) or 0 (off)"},
     {"UFFDGC_CONCURRENT_MARK", "2", "1 (mark while mutators run) or 0 (mark in the pause)"},
     {"UFFDGC_CONCURRENT_MARK", "on", "1 (mark while mutators run) or 0"},
+    {"UFFDGC_MARK_ASSIST", "2", "1 (mutators help a concurrent marking) or 0"},
     {"UFFDGC_VERIFY", "on", "2 (on, compactions finished in the pause) or 0 (off)"},
     {"UFFDGC_VERIFY", "10", "2 (on, compactions finished in the pause) or 0 (off)"},
     {"UFFDGC_VERIFY", "3", "2 (on, compactions finished in the pause) or 0 (off)"},
@@ -50,7 +51,7 @@ static const env_case good_env[] = {
     {"UFFDGC_VERIFY", "0", NULL},        {"UFFDGC_VERIFY", "2", NULL},
     {"UFFDGC_HEAP_MAX", "1T", NULL},     {"UFFDGC_HEAP_MAX", "48MiB", NULL},
     {"UFFDGC_HEAP_MAX", "", NULL},       {"UFFDGC_GC_THREADS", "64", NULL},
-    {"UFFDGC_GC_THREADS", "0", NULL},
+    {"UFFDGC_GC_THREADS", "0", NULL},    {"UFFDGC_MARK_ASSIST", "0", NULL},
 };
 
 typedef struct field_case {
@@ -84,6 +85,9 @@ static void low_growth(ugc_config *c) {
 static void odd_verify(ugc_config *c) {
   c->verify = 3;
 }
+static void odd_mark_assist(ugc_config *c) {
+  c->mark_assist = -1;
+}
 static void odd_concurrent_mark(ugc_config *c) {
   c->concurrent_mark = 2;
 }
@@ -104,6 +108,7 @@ static const field_case bad_fields[] = {
     {"growth_factor", low_growth, "0.5", "1.0 to 1000"},
     {"verify", odd_verify, "3", "2 (on, compactions finished in the pause) or 0 (off)"},
     {"concurrent_mark", odd_concurrent_mark, "2", "1 (mark while mutators run) or 0"},
+    {"mark_assist", odd_mark_assist, "-1", "1 (mutators help a concurrent marking) or 0"},
     {"backend", odd_backend, "\"fast\"", "auto, stw"},
     {"delivery", odd_delivery, "\"carrier\"", "sigbus or thread"},
 };
@@ -175,9 +180,10 @@ static void check_sizes(void) {
 }
 
 int main(void) {
-  static const char *const vars[] = {"UFFDGC_BACKEND", "UFFDGC_DELIVERY", "UFFDGC_TRACE",
-                                     "UFFDGC_VERIFY",  "UFFDGC_HEAP_MAX", "UFFDGC_GC_THREADS",
-                                     "UFFDGC_DISABLE", "UFFDGC_INJECT",   "UFFDGC_CONCURRENT_MARK"};
+  static const char *const vars[] = {
+      "UFFDGC_BACKEND",         "UFFDGC_DELIVERY",   "UFFDGC_TRACE",   "UFFDGC_VERIFY",
+      "UFFDGC_HEAP_MAX",        "UFFDGC_GC_THREADS", "UFFDGC_DISABLE", "UFFDGC_INJECT",
+      "UFFDGC_CONCURRENT_MARK", "UFFDGC_MARK_ASSIST"};
   for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
     unsetenv(vars[i]);
   check_sizes();

@@ -189,7 +189,11 @@ static void put_row(FILE *f, const bench_row *row) {
   put_u64(f, "gc_cycles", r->gc_cycles, true);
   put_u64(f, "mark_concurrent_cycles", r->mark_concurrent_cycles, true);
   put_u64(f, "alloc_waits", r->alloc_waits, true);
-  put_num(f, "alloc_wait_s", r->alloc_wait_s, false);
+  put_num(f, "alloc_wait_s", r->alloc_wait_s, true);
+  put_u64(f, "alloc_waits_marking", r->alloc_waits_marking, true);
+  put_u64(f, "mark_assists", r->mark_assists, true);
+  put_num(f, "mark_assist_mb", r->mark_assist_mb, true);
+  put_num(f, "mark_assist_s", r->mark_assist_s, false);
   fputs(",\n   ", f);
   put_dist(f, "pause_us", &r->pause, true);
   fputs(",\n   \"pause_kind_us\": {", f);

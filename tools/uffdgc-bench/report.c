@@ -90,8 +90,14 @@ void bench_print_footer(FILE *out, const bench_row *row) {
             w, b, r->pause_mark.p50 / 1e6, r->pause_mark.max / 1e6, r->pause_compact.p50 / 1e6,
             r->pause_compact.max / 1e6);
   if (r->alloc_waits)
-    fprintf(out, "[%s/%s] heap full during a cycle: %llu allocations waited %.3f ms for it.\n", w,
-            b, (unsigned long long)r->alloc_waits, r->alloc_wait_s * 1e3);
+    fprintf(out,
+            "[%s/%s] heap full during a cycle: %llu allocations waited %.3f ms for it (%llu "
+            "of them while marking ran).\n",
+            w, b, (unsigned long long)r->alloc_waits, r->alloc_wait_s * 1e3,
+            (unsigned long long)r->alloc_waits_marking);
+  if (r->mark_assists)
+    fprintf(out, "[%s/%s] mutator assists: %llu allocations marked %.1f MB in %.3f ms.\n", w, b,
+            (unsigned long long)r->mark_assists, r->mark_assist_mb, r->mark_assist_s * 1e3);
   if (r->stall.count)
     fprintf(out, "[%s/%s] %llu stalls: %.1f us median, %.1f p99, %.1f max.\n", w, b,
             (unsigned long long)r->stall.count, us(r->stall.p50), us(r->stall.p99),
