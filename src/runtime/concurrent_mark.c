@@ -259,6 +259,7 @@ static void between_pauses(ugc_heap *heap, uintptr_t plan_top, ugc_cycle_work *w
   ugc_collect_sweep(heap, work);
   heap->allocate_black_other = false;
   work->sweep_ns = ugc_now_ns() - sweep_start;
+  ugc_pins_snapshot(heap, plan_top);
   pthread_mutex_unlock(&heap->lock);
   if (plan_top)
     ugc_collect_plan(heap, plan_top, heap->moving.limit, work);
@@ -282,10 +283,12 @@ static void compaction_pause(ugc_heap *heap, uintptr_t plan_top, ugc_mark_totals
   uint64_t black_start = ugc_now_ns();
   mark_retired_tlabs(heap, true);
   uint64_t plan_start = ugc_now_ns();
-  if (!plan_top) /* no padding: no plan yet */
+  if (!plan_top || ugc_pins_changed(heap)) { /* no plan yet, or it would move a pinned object */
+    ugc_pins_snapshot(heap, plan_top);
     ugc_collect_plan(heap, space->top, 0, work);
-  else if (work->planned && ugc_compact_plan_extend(&heap->plan, space->top) != 0)
+  } else if (work->planned && ugc_compact_plan_extend(&heap->plan, space->top) != 0) {
     ugc_collect_plan(heap, space->top, 0, work); /* cannot happen with reserve_top */
+  }
   uint64_t plan_end = ugc_now_ns();
   work->plan_ns += plan_end - plan_start;
   times->pause_black_ns = plan_end - black_start;
