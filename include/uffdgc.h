@@ -549,12 +549,13 @@ UGC_API size_t ugc_object_size(const void *obj);
 UGC_API uint64_t ugc_identity_hash(ugc_mutator *mutator, const void *obj);
 
 /* Pins obj (an object of mutator's heap, in any space): until as many ugc_unpin calls, it
- * keeps its address across collections, and system calls may read or write it even while a
- * compaction is in flight, with any backend and delivery mode. Counted: pins nest. Called
- * during a compaction, it returns once the object's pages are in place. Pinning does not
- * keep an object alive: unpin it before dropping the last reference (a pinned object found
- * dead loses its pins). Each pinned object of the moving space keeps its page(s) in place
- * at every compaction, with whatever else lies in them (see docs/api.md). */
+ * keeps its address across collections, and its pages are built in the compaction pause
+ * rather than on first touch. Counted: pins nest. Called during a compaction, it returns
+ * once the object's pages are in place. Pinning does not keep an object alive: unpin it
+ * before dropping the last reference (a pinned object found dead loses its pins). A pinned
+ * moving-space object keeps its page(s) in place at every compaction, with whatever else
+ * lies in them. System calls on it still see EFAULT inside a compaction pause when
+ * ugc_heap_syscalls_may_fault says so (see docs/api.md). */
 UGC_API void ugc_pin(ugc_mutator *mutator, void *obj);
 
 /* Undoes one ugc_pin of obj. Unpinning an object that is not pinned is a misuse (abort with

@@ -33,6 +33,18 @@
  *     it, and it is the first object of the first slid page. Dead words never reach past
  *     dense_end: the page builder makes one filler per run of dead words and page.
  *
+ * Fixed ranges (plan.pinned, pass 1b): the pages of a pinned live object stay in place like
+ * dense pages; the slid region becomes segments packed between them:
+ *
+ *   old:  |dense|L d L d d L d|d d P P d L|L d L ...     P pinned, its page kept
+ *   new:  |dense|L L L F F F F|d->F P P F L|L L ...      F filler (one per page of the gap)
+ *               ^slid_end ^range start    ^range end: packing resumes here (or after an
+ *                                          object that runs out of the range)
+ *
+ * In pass 2 the running count jumps at a range start to the range's own offset and counts
+ * every word of the range (forward_words has them all set), so forwarding maps the range
+ * onto itself with the one formula of compact.h.
+ *
  * new_top is dense_end + the live bytes from dense_end on; when the dense prefix ends past
  * old_top (partial last page kept), new_top = old_top. [space_base, new_top) is walkable
  * object by object once every page is built. */

@@ -60,6 +60,8 @@ typedef struct ugc_cmark {
   size_t black_medium_bytes; /* marked at allocation in this cycle (heap lock) */
   void (*between_pauses)(void *);
   void *between_pauses_data;
+  void (*after_plan)(void *);
+  void *after_plan_data;
   /* The mark bitmaps are clean below clean_to (cleared by the collector thread before the
    * initial pause, see clear_bitmaps_early); the last cycle set bits only below
    * marked_top (the top at its compaction pause). */
@@ -263,6 +265,12 @@ static void between_pauses(ugc_heap *heap, uintptr_t plan_top, ugc_cycle_work *w
   pthread_mutex_unlock(&heap->lock);
   if (plan_top)
     ugc_collect_plan(heap, plan_top, heap->moving.limit, work);
+  pthread_mutex_lock(&c->lock);
+  hook = c->after_plan;
+  hook_data = c->after_plan_data;
+  pthread_mutex_unlock(&c->lock);
+  if (hook)
+    hook(hook_data);
   /* What mutators retired meanwhile: the less is left, the shorter the compaction pause. */
   for (int round = 0; round < 4 && mark_retired_tlabs(heap, false); round++)
     ;
@@ -383,6 +391,14 @@ void ugc_cmark_set_between_pauses_hook(ugc_heap *heap, void (*hook)(void *), voi
   pthread_mutex_lock(&c->lock);
   c->between_pauses = hook;
   c->between_pauses_data = data;
+  pthread_mutex_unlock(&c->lock);
+}
+
+void ugc_cmark_set_after_plan_hook(ugc_heap *heap, void (*hook)(void *), void *data) {
+  ugc_cmark *c = heap->cmark;
+  pthread_mutex_lock(&c->lock);
+  c->after_plan = hook;
+  c->after_plan_data = data;
   pthread_mutex_unlock(&c->lock);
 }
 
