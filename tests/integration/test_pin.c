@@ -37,13 +37,16 @@ typedef struct pipe_reader {
   _Atomic unsigned long reads, efaults;
 } pipe_reader;
 
-/* Not a mutator: it only hands the pinned payload to the kernel. */
+/* Not a mutator: it only hands the pinned payload to the kernel. Reads until end of file:
+ * the writer, stopped first, must never block on a full pipe nobody drains. */
 static void *read_loop(void *arg) {
   pipe_reader *r = arg;
   while (!atomic_load(&r->go) && !atomic_load(&r->stop))
     usleep(1000);
-  while (!atomic_load(&r->stop)) {
+  for (;;) {
     ssize_t got = read(r->fd, r->payload, BUFFER_BYTES);
+    if (got == 0)
+      break;
     if (got < 0 && errno == EFAULT)
       atomic_fetch_add(&r->efaults, 1);
     else if (got > 0)
@@ -142,11 +145,11 @@ int main(void) {
     CHECK(problems == 0);
   }
   ugc_collect(m, UGC_COLLECT_FINISH);
-  atomic_store(&reader.stop, true);
+  atomic_store(&reader.stop, true); /* if it never started: read to the end now */
   atomic_store(&writer.stop, true);
-  close(fds[1]); /* the reader wakes up (EOF) */
   ugc_blocking_enter(m);
   pthread_join(writer_thread, NULL);
+  close(fds[1]); /* the reader drains the pipe, then sees the end of file */
   pthread_join(reader_thread, NULL);
   ugc_blocking_leave(m);
   close(fds[0]);
