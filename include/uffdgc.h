@@ -575,6 +575,23 @@ UGC_API size_t ugc_object_size(const void *obj);
  * always. obj must be an object of mutator's heap. */
 UGC_API uint64_t ugc_identity_hash(ugc_mutator *mutator, const void *obj);
 
+/* Pins obj (an object of mutator's heap, in any space): until as many ugc_unpin calls, it
+ * keeps its address across collections, and its pages are built in the compaction pause
+ * rather than on first touch. Counted: pins nest. Called during a compaction, it returns
+ * once the object's pages are in place. Pinning does not keep an object alive: unpin it
+ * before dropping the last reference (a pinned object found dead loses its pins). A pinned
+ * moving-space object keeps its page(s) in place at every compaction, with whatever else
+ * lies in them. System calls on it still see EFAULT inside a compaction pause when
+ * ugc_heap_syscalls_may_fault says so (see docs/api.md). */
+UGC_API void ugc_pin(ugc_mutator *mutator, void *obj);
+
+/* Undoes one ugc_pin of obj. Unpinning an object that is not pinned is a misuse (abort with
+ * a message naming the call). */
+UGC_API void ugc_unpin(ugc_mutator *mutator, void *obj);
+
+/* How many times obj is pinned now (0: not pinned). */
+UGC_API size_t ugc_pin_count(ugc_mutator *mutator, const void *obj);
+
 /* Collections completed so far (ugc_stats.cycles), by one relaxed load: cheap enough to
  * poll after every allocation to learn whether objects may have moved. Any thread. */
 UGC_API uint64_t ugc_collections(const ugc_heap *heap);

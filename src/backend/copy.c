@@ -521,6 +521,7 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   }
   backend->plan = plan;
   backend->from_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  ugc_concurrent_build_fixed(&backend->concurrent, backend->pause_batch); /* pinned objects */
   uint64_t update_start = ugc_now_ns(); /* more kernel work of the pause: the hand-off's */
   ugc_copy_update_start(backend, &mapper);
   uint64_t update_ns = ugc_now_ns() - update_start;

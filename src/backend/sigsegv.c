@@ -301,6 +301,7 @@ static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   atomic_store(&backend->vmas, 1);
   atomic_store(&backend->vmas_peak, 1);
   atomic_store(&backend->merging, backend->headroom < MERGE_THRESHOLD);
+  ugc_concurrent_build_fixed(&backend->concurrent, NULL); /* pinned objects: never PROT_NONE */
   ugc_compaction_started(heap);
   atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store(&backend->unfinished, true);

@@ -73,10 +73,10 @@ static inline uintptr_t max_addr(uintptr_t a, uintptr_t b) {
  * copy whose address does not escape stays in registers. */
 typedef struct page_window {
   uintptr_t space_base;
-  uintptr_t old_span;   /* old_top - space_base */
-  uintptr_t dense_span; /* dense_end - space_base */
-  uintptr_t moved_base; /* dense_end + header: payload address of the first slid word */
-  const uint64_t *live_words;
+  uintptr_t old_span;         /* old_top - space_base */
+  uintptr_t dense_span;       /* dense_end - space_base */
+  uintptr_t moved_base;       /* dense_end + header: payload address of the first slid word */
+  const uint64_t *live_words; /* forward_words: what forwarding reads */
   const uint32_t *chunk_live_before;
   const ugc_type_info *types;
   uintptr_t lo;      /* to-space address of the page being built */
@@ -89,7 +89,7 @@ static inline page_window make_window(const ugc_compact_plan *plan, uintptr_t lo
                    plan->old_top - plan->space_base,
                    plan->dense_end - plan->space_base,
                    plan->dense_end + UGC_HEADER_BYTES,
-                   plan->live_words,
+                   plan->forward_words,
                    plan->chunk_live_before,
                    plan->types->entries,
                    lo,
@@ -384,6 +384,14 @@ static ALWAYS_INLINE void prefetch_sources(const ugc_compact_plan *plan, size_t 
   }
 }
 
+/* One zero-filled filler over to-space [from, to) (within a page), written at `out`.
+ * Returns 0 (no live bytes). */
+static size_t fill_gap(char *out, uintptr_t from, uintptr_t to) {
+  *(uint64_t *)out = ugc_filler_header(to - from);
+  memset(out + 8, 0, to - from - 8);
+  return 0;
+}
+
 /* Page at or after dense_end: live objects packed in old-address order, copied one by one
  * (the part inside the page), their slots inside the page fixed as they land. */
 static ALWAYS_INLINE size_t build_slid_page(const ugc_compact_plan *plan, size_t page_index,
@@ -393,6 +401,10 @@ static ALWAYS_INLINE size_t build_slid_page(const ugc_compact_plan *plan, size_t
   deferred_slots deferred;
   deferred.count = 0;
   uintptr_t old = plan->page_first_object[page_index];
+  /* The objects packed into this page come before the next fixed range, if any. */
+  const uintptr_t bound = plan->fixed_count ? ugc_compact_next_fixed(plan, hi) : old_top;
+  if (old >= bound) /* between packed data and a fixed range: a filler page */
+    return fill_gap(out, lo, hi);
   uintptr_t new = ugc_compact_forward_header(plan, old);
   prefetch_sources(plan, page_index, old, from_delta);
 
@@ -408,7 +420,7 @@ static ALWAYS_INLINE size_t build_slid_page(const ugc_compact_plan *plan, size_t
     if (old < old_top)
       old = next_live_object(plan, old);
   }
-  while (old < old_top) {
+  while (old < bound) {
     uintptr_t from = old + from_delta;
     uint64_t header = ugc_header_load(from);
     uintptr_t total = ugc_header_total(header);
@@ -428,9 +440,12 @@ static ALWAYS_INLINE size_t build_slid_page(const ugc_compact_plan *plan, size_t
     if (old < old_top)
       old = next_live_object(plan, old);
   }
-  /* The last page: the rest lies past new_top. */
+  /* The last page: the rest lies past new_top; or a fixed range follows: a filler. */
   uintptr_t stop = max_addr(new, lo);
-  memset((void *)(stop + w.out_off), 0, hi - stop);
+  if (bound < old_top)
+    fill_gap((char *)(stop + w.out_off), stop, hi);
+  else
+    memset((void *)(stop + w.out_off), 0, hi - stop);
   fix_deferred(&w, &deferred, hw);
   return stop - lo;
 }
@@ -442,7 +457,7 @@ static ALWAYS_INLINE size_t build_page_body(const ugc_compact_plan *plan, size_t
     return 0;
   }
   uintptr_t lo = plan->space_base + page_index * UGC_PAGE_SIZE;
-  if (lo < plan->dense_end)
+  if (lo < plan->dense_end || (plan->fixed_count && ugc_compact_fixed_at(plan, lo)))
     return build_dense_page(plan, page_index, lo, from_delta, (char *)out, hw);
   return build_slid_page(plan, page_index, lo, from_delta, (char *)out, hw);
 }

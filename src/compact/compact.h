@@ -16,7 +16,13 @@
  *
  * A leading "dense prefix" [space_base, dense_end) whose live fraction is at least the
  * threshold is not moved: its objects keep their addresses, dead gaps in it become fillers.
- * Every page at or after dense_end is "slid": live objects are packed in address order. */
+ * Every page at or after dense_end is "slid": live objects are packed in address order,
+ * except the pages of "fixed ranges" (pinned objects, see plan.c): these are kept in place
+ * like dense pages, the objects before a range are packed up to where their segment starts
+ * and a filler covers the rest up to the range, the objects after it are packed after it.
+ * The one formula above stays exact: it reads forward_words, the live-words bitmap with
+ * every word of a fixed range set, and chunk_live_before jumps at each range to the range's
+ * own offset, so a word of a range forwards to itself. */
 #ifndef UGC_COMPACT_H
 #define UGC_COMPACT_H
 
@@ -28,6 +34,13 @@
 #define UGC_PAGE_SIZE 4096u
 #define UGC_CHUNK_BYTES 512u
 
+/* Pages [start, end) kept in place although they lie past dense_end (page aligned). */
+typedef struct ugc_fixed_range {
+  uintptr_t start, end;
+  uintptr_t slid_end; /* new address where the packed objects before the range end: a filler
+                         runs from there to start */
+} ugc_fixed_range;
+
 typedef struct ugc_compact_plan {
   /* Inputs, filled by the caller. */
   uintptr_t space_base;        /* moving space start, page aligned */
@@ -35,9 +48,12 @@ typedef struct ugc_compact_plan {
   const uint64_t *live_words;  /* bit i of word w <=> word space_base + 8*(64*w + i) is live */
   const uint64_t *start_words; /* same indexing: set <=> a live object's header is there */
   const ugc_type_table *types;
-  double dense_threshold; /* e.g. 0.95: a leading page stays in place at >= this */
-  uintptr_t reserve_top;  /* 0, or how far ugc_compact_plan_extend may extend old_top without
-                             growing the tables (they are sized for it up front) */
+  double dense_threshold;  /* e.g. 0.95: a leading page stays in place at >= this */
+  uintptr_t reserve_top;   /* 0, or how far ugc_compact_plan_extend may extend old_top without
+                              growing the tables (they are sized for it up front) */
+  const uintptr_t *pinned; /* header addresses of pinned objects, ascending (may be NULL): each
+                              live one in [dense_end, old_top) keeps its address */
+  size_t pinned_count;
 
   /* Outputs of ugc_compact_plan_compute. */
   uintptr_t dense_end;                  /* page aligned; [space_base, dense_end) stays in place */
@@ -57,6 +73,12 @@ typedef struct ugc_compact_plan {
                                            live word (never with a threshold above 0: such a page
                                            is not dense). Nonzero entries never decrease */
   size_t chunk_capacity, page_capacity; /* allocated entries (reused across cycles) */
+  const uint64_t *forward_words;        /* what forwarding reads: live_words itself, or with
+                                           fixed ranges a copy with their words all set */
+  ugc_fixed_range *fixed;               /* ascending, disjoint, none below dense_end */
+  size_t fixed_count;
+  uint64_t *forward_copy; /* tables behind forward_words and fixed (reused across cycles) */
+  size_t forward_capacity, fixed_capacity;
 } ugc_compact_plan;
 
 /* Computes forwarding and per-page data from the two bitmaps alone: it reads no object
@@ -74,6 +96,36 @@ int ugc_compact_plan_compute(ugc_compact_plan *plan);
  * Needs old_top page aligned, no dense prefix past old_top and tables sized by reserve_top;
  * returns 0, or -1 (plan unchanged) when one of these does not hold. */
 int ugc_compact_plan_extend(ugc_compact_plan *plan, uintptr_t new_old_top);
+
+/* The fixed range holding to-space address `address`, or NULL (binary search; NULL at once
+ * without fixed ranges). */
+static inline const ugc_fixed_range *ugc_compact_fixed_at(const ugc_compact_plan *plan,
+                                                          uintptr_t address) {
+  size_t low = 0, high = plan->fixed_count;
+  while (low < high) {
+    size_t mid = (low + high) / 2;
+    if (address < plan->fixed[mid].start)
+      high = mid;
+    else if (address >= plan->fixed[mid].end)
+      low = mid + 1;
+    else
+      return &plan->fixed[mid];
+  }
+  return NULL;
+}
+
+/* Start of the first fixed range at or after `address`, or old_top when there is none. */
+static inline uintptr_t ugc_compact_next_fixed(const ugc_compact_plan *plan, uintptr_t address) {
+  size_t low = 0, high = plan->fixed_count;
+  while (low < high) {
+    size_t mid = (low + high) / 2;
+    if (plan->fixed[mid].start < address)
+      low = mid + 1;
+    else
+      high = mid;
+  }
+  return low < plan->fixed_count ? plan->fixed[low].start : plan->old_top;
+}
 
 /* Frees the plan's tables. */
 void ugc_compact_plan_free(ugc_compact_plan *plan);
@@ -105,7 +157,7 @@ static inline uintptr_t ugc_compact_forward_header(const ugc_compact_plan *plan,
     return hdr;
   size_t word_index = (hdr - plan->space_base) >> 3;
   size_t chunk = word_index >> 6;
-  uint64_t below = plan->live_words[chunk] & ((UINT64_C(1) << (word_index & 63)) - 1);
+  uint64_t below = plan->forward_words[chunk] & ((UINT64_C(1) << (word_index & 63)) - 1);
   return plan->dense_end +
          8u * ((size_t)plan->chunk_live_before[chunk] + (size_t)ugc_compact_popcount64(below));
 }

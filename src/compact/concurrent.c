@@ -346,6 +346,16 @@ static void help_owner(ugc_concurrent *c, size_t page, char *buffer) {
   ugc_page_wait_mapped(&c->states, page);
 }
 
+void ugc_concurrent_build_fixed(ugc_concurrent *c, void *page_buffer) {
+  const ugc_compact_plan *plan = c->plan;
+  ugc_histogram *stall = c->stall;
+  c->stall = NULL; /* nobody waited for these */
+  for (size_t r = 0; r < plan->fixed_count; r++)
+    for (uintptr_t page = plan->fixed[r].start; page < plan->fixed[r].end; page += UGC_PAGE_SIZE)
+      ugc_concurrent_resolve_fault(c, page, page_buffer);
+  c->stall = stall;
+}
+
 int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr, void *page_buffer) {
   uintptr_t offset = addr - c->space_base;
   if (offset >= c->registered_bytes)

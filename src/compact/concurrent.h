@@ -150,6 +150,12 @@ int ugc_concurrent_begin(ugc_concurrent *c, const ugc_compact_plan *plan, intptr
                          size_t registered_bytes, const ugc_page_mapper *mapper,
                          ugc_histogram *stall);
 
+/* In the pause, after ugc_concurrent_begin and the registration: builds and maps every page
+ * of the plan's fixed ranges (pinned objects), so that no access to them, a system call's
+ * included, ever meets an unbuilt page. page_buffer as for ugc_concurrent_resolve_fault.
+ * Counted as pages built by mutators. */
+void ugc_concurrent_build_fixed(ugc_concurrent *c, void *page_buffer);
+
 /* Resolves the fault at `addr` for a faulting thread: builds and maps its page (in
  * `page_buffer`, UGC_PAGE_SIZE bytes the caller owns: a signal handler keeps it off the
  * thread's stack, which may be small), or waits until its owner has. Records the stall.

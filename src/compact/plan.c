@@ -33,6 +33,18 @@
  *     it, and it is the first object of the first slid page. Dead words never reach past
  *     dense_end: the page builder makes one filler per run of dead words and page.
  *
+ * Fixed ranges (plan.pinned, pass 1b): the pages of a pinned live object stay in place like
+ * dense pages; the slid region becomes segments packed between them:
+ *
+ *   old:  |dense|L d L d d L d|d d P P d L|L d L ...     P pinned, its page kept
+ *   new:  |dense|L L L F F F F|d->F P P F L|L L ...      F filler (one per page of the gap)
+ *               ^slid_end ^range start    ^range end: packing resumes here (or after an
+ *                                          object that runs out of the range)
+ *
+ * In pass 2 the running count jumps at a range start to the range's own offset and counts
+ * every word of the range (forward_words has them all set), so forwarding maps the range
+ * onto itself with the one formula of compact.h.
+ *
  * new_top is dense_end + the live bytes from dense_end on; when the dense prefix ends past
  * old_top (partial last page kept), new_top = old_top. [space_base, new_top) is walkable
  * object by object once every page is built. */
@@ -87,10 +99,44 @@ void ugc_compact_plan_free(ugc_compact_plan *plan) {
     munmap(plan->chunk_live_before, round_to_page(plan->chunk_capacity * sizeof(uint32_t)));
   if (plan->page_capacity)
     munmap(plan->page_first_object, round_to_page(plan->page_capacity * sizeof(uintptr_t)));
+  if (plan->forward_capacity)
+    munmap(plan->forward_copy, round_to_page(plan->forward_capacity * sizeof(uint64_t)));
+  if (plan->fixed_capacity)
+    munmap(plan->fixed, round_to_page(plan->fixed_capacity * sizeof(ugc_fixed_range)));
   plan->chunk_live_before = NULL;
   plan->page_first_object = NULL;
+  plan->forward_copy = NULL;
+  plan->fixed = NULL;
   plan->chunk_capacity = 0;
   plan->page_capacity = 0;
+  plan->forward_capacity = 0;
+  plan->fixed_capacity = 0;
+  plan->fixed_count = 0;
+}
+
+/* Grows the forward copy to `words` bitmap words and the range table to `ranges` entries. */
+static int ensure_fixed_tables(ugc_compact_plan *plan, size_t words, size_t ranges) {
+  if (words > plan->forward_capacity) {
+    size_t bytes = round_to_page(words * sizeof(uint64_t));
+    uint64_t *table = table_map(bytes);
+    if (!table)
+      return -1;
+    if (plan->forward_capacity)
+      munmap(plan->forward_copy, round_to_page(plan->forward_capacity * sizeof(uint64_t)));
+    plan->forward_copy = table;
+    plan->forward_capacity = bytes / sizeof(uint64_t);
+  }
+  if (ranges > plan->fixed_capacity) {
+    size_t bytes = round_to_page(ranges * sizeof(ugc_fixed_range));
+    ugc_fixed_range *table = table_map(bytes);
+    if (!table)
+      return -1;
+    if (plan->fixed_capacity)
+      munmap(plan->fixed, round_to_page(plan->fixed_capacity * sizeof(ugc_fixed_range)));
+    plan->fixed = table;
+    plan->fixed_capacity = bytes / sizeof(ugc_fixed_range);
+  }
+  return 0;
 }
 
 /* Word `w` of a bitmap, with the bits at or past old_top (bit limit_bit) cleared: the
@@ -133,11 +179,14 @@ static size_t dense_prefix_pages(const ugc_compact_plan *plan, size_t pages, siz
   return page;
 }
 
-/* Pass 3a: page_first_object of every dense page, from the bitmaps alone. Returns the
- * header address of the last live object starting in the prefix (below old_top), or 0. */
-static uintptr_t record_dense_pages(ugc_compact_plan *plan, size_t dense_pages, size_t limit_bit) {
-  uintptr_t base = plan->space_base, last_start = 0;
-  for (size_t page = 0; page < dense_pages; page++) {
+/* Pass 3a: page_first_object of the pages [from_page, to_page) kept in place (the dense
+ * prefix, a fixed range), from the bitmaps alone. `last_start` is the last live object
+ * starting before from_page when one may run into it, else 0. Returns the header address of
+ * the last live object starting in the pages (below old_top), or else last_start. */
+static uintptr_t record_dense_pages(ugc_compact_plan *plan, size_t from_page, size_t to_page,
+                                    size_t limit_bit, uintptr_t last_start) {
+  uintptr_t base = plan->space_base;
+  for (size_t page = from_page; page < to_page; page++) {
     uintptr_t lo = base + (uintptr_t)page * UGC_PAGE_SIZE;
     uintptr_t first = 0, last = 0;
     for (size_t w = page * WORDS_PER_PAGE; w < (page + 1) * WORDS_PER_PAGE; w++) {
@@ -208,14 +257,14 @@ static size_t bitmap_prev(const uint64_t *words, size_t low, size_t high) {
  * Cost: O(chunks) for the pointer plus, per page, one select and a backward scan of the
  * start bitmap that never goes below the previous page's word: every start-bitmap word of
  * the slid region is read about once, and no object header at all. */
-static void record_slid_pages(ugc_compact_plan *plan, size_t from_page, size_t chunk, size_t chunks,
-                              size_t limit_bit, size_t previous_bit) {
+static void record_slid_pages(ugc_compact_plan *plan, size_t from_page, size_t to_page,
+                              size_t chunk, size_t chunks, size_t limit_bit, size_t previous_bit) {
   uintptr_t base = plan->space_base;
   const uint64_t *starts = plan->start_words;
   const uint32_t *before = plan->chunk_live_before;
   uintptr_t *first = plan->page_first_object;
   size_t dense_words = (plan->dense_end - base) / 8;
-  for (size_t page = from_page; page < plan->page_count; page++) {
+  for (size_t page = from_page; page < to_page; page++) {
     size_t rank = page * (UGC_PAGE_SIZE / 8) - dense_words;
     while (chunk + 1 < chunks && before[chunk + 1] <= rank)
       chunk++;
@@ -225,6 +274,136 @@ static void record_slid_pages(ugc_compact_plan *plan, size_t from_page, size_t c
     first[page] = start == SIZE_MAX ? first[page - 1] : base + 8 * start;
     previous_bit = bit;
   }
+}
+
+static inline int bit_set(const uint64_t *words, size_t bit) {
+  return (int)((words[bit >> 6] >> (bit & 63)) & 1u);
+}
+
+static uintptr_t page_floor(uintptr_t address) {
+  return address & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+}
+
+/* Pass 1b: the fixed ranges, from the pinned objects that are live and past dense_end. A
+ * range is the pages of its pinned object, widened down while a live object straddles into
+ * its first page from an earlier one (that object has to stay too: it is in place by the
+ * time the range starts), cut at old_top's page and merged with a range it touches. Objects
+ * that start in a range and run past its end stay in place with it: the next chunk's count
+ * includes their tail, so what follows is packed after them. */
+static int compute_fixed_ranges(ugc_compact_plan *plan, size_t limit_bit) {
+  plan->fixed_count = 0;
+  if (!plan->pinned_count)
+    return 0;
+  uintptr_t base = plan->space_base;
+  size_t dense_bit = (plan->dense_end - base) / 8;
+  uintptr_t top_page = round_to_page(plan->old_top - base) + base;
+  for (size_t i = 0; i < plan->pinned_count; i++) {
+    uintptr_t pinned = plan->pinned[i];
+    if (pinned < plan->dense_end || pinned >= plan->old_top || (pinned - base) % 8 ||
+        !bit_set(plan->start_words, (pinned - base) / 8))
+      continue;
+    uintptr_t start = page_floor(pinned);
+    for (;;) {
+      size_t bit = (start - base) / 8;
+      if (start <= plan->dense_end || !(live_word(plan, bit >> 6, limit_bit) & 1) ||
+          bit_set(plan->start_words, bit))
+        break;
+      size_t header = bitmap_prev(plan->start_words, dense_bit, bit);
+      /* No start bit back to dense_end: the object started in the dense prefix. */
+      start = header == SIZE_MAX ? plan->dense_end : page_floor(base + 8 * header);
+    }
+    if (start < plan->dense_end)
+      start = plan->dense_end;
+    size_t next = (pinned - base) / 8 + 1;
+    size_t end_bit = ugc_compact_bitmap_next(plan->start_words, next, limit_bit, 0);
+    size_t dead_bit = ugc_compact_bitmap_next(plan->live_words, next, limit_bit, ~UINT64_C(0));
+    uintptr_t end = base + round_to_page(8 * (end_bit < dead_bit ? end_bit : dead_bit));
+    if (end > top_page)
+      end = top_page;
+    ugc_fixed_range *last = plan->fixed_count ? &plan->fixed[plan->fixed_count - 1] : NULL;
+    if (last && start <= last->end) {
+      if (end > last->end)
+        last->end = end;
+      continue;
+    }
+    if (plan->fixed_count == plan->fixed_capacity &&
+        ensure_fixed_tables(plan, 0, 2 * plan->fixed_capacity + 16) != 0)
+      return -1;
+    plan->fixed[plan->fixed_count++] = (ugc_fixed_range){start, end, 0};
+  }
+  return 0;
+}
+
+/* Pass 3 of the pages from dense_end on, segment by segment: a segment's slid pages up to
+ * where its packed data ends (pass 3b), then filler pages up to the next fixed range
+ * (their first object is the range's first: a page's entry never decreases), then the
+ * range's pages, recorded like dense pages. */
+static void record_segments(ugc_compact_plan *plan, size_t chunks, size_t limit_bit,
+                            uintptr_t last_dense) {
+  uintptr_t base = plan->space_base;
+  uintptr_t from = plan->dense_end, straddler_header = last_dense;
+  for (size_t r = 0;; r++) {
+    int last = r == plan->fixed_count;
+    uintptr_t to = last ? plan->old_top : plan->fixed[r].start;
+    uintptr_t data_end = last ? plan->new_top : plan->fixed[r].slid_end;
+    size_t page = (from - base) / UGC_PAGE_SIZE;
+    if (data_end > from) {
+      size_t from_bit = (from - base) / 8;
+      uintptr_t start;
+      if (straddler_header && bit_set(plan->live_words, from_bit) &&
+          !bit_set(plan->start_words, from_bit))
+        start = straddler_header; /* stays put, heads the segment's first page */
+      else
+        start = ugc_compact_next_live(plan, from, to);
+      plan->page_first_object[page] = start;
+      size_t first_bit = (ugc_compact_next_live(plan, from, to) - base) / 8;
+      size_t data_pages = (round_to_page(data_end - base)) / UGC_PAGE_SIZE;
+      record_slid_pages(plan, page + 1, data_pages, from_bit / 64, chunks, limit_bit, first_bit);
+      page = data_pages;
+    }
+    if (last)
+      return;
+    size_t range_page = (to - base) / UGC_PAGE_SIZE;
+    uintptr_t range_first = ugc_compact_next_live(plan, to, plan->old_top);
+    for (; page < range_page; page++)
+      plan->page_first_object[page] = range_first;
+    size_t end_page = (plan->fixed[r].end - base) / UGC_PAGE_SIZE;
+    straddler_header = record_dense_pages(plan, range_page, end_page, limit_bit,
+                                          to == plan->dense_end ? last_dense : 0);
+    from = plan->fixed[r].end;
+  }
+}
+
+/* Pass 2 with fixed ranges: the running count jumps to a range's own offset where it starts
+ * (the objects before it were packed; the rest up to it is the filler) and counts every word
+ * of it, so that forwarding maps it to itself. forward_copy gets the bitmap with the
+ * ranges' words set. Returns the forwarded words from first_chunk on. */
+static size_t count_with_ranges(ugc_compact_plan *plan, size_t first_chunk, size_t chunks,
+                                size_t limit_bit, size_t *live_words) {
+  uintptr_t base = plan->space_base;
+  size_t forward = 0, live = 0, r = 0;
+  for (size_t c = first_chunk; c < chunks; c++) {
+    uintptr_t chunk_start = base + c * UGC_CHUNK_BYTES;
+    uint64_t word = live_word(plan, c, limit_bit);
+    live += ugc_compact_popcount64(word);
+    while (r < plan->fixed_count && plan->fixed[r].end <= chunk_start)
+      r++;
+    if (r < plan->fixed_count && chunk_start >= plan->fixed[r].start) {
+      if (chunk_start == plan->fixed[r].start) {
+        plan->fixed[r].slid_end = plan->dense_end + 8 * forward;
+        forward = (chunk_start - plan->dense_end) / 8;
+      }
+      plan->forward_copy[c] = ~UINT64_C(0);
+      size_t words = limit_bit - c * 64;
+      word = words >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << words) - 1;
+    } else {
+      plan->forward_copy[c] = plan->live_words[c];
+    }
+    plan->chunk_live_before[c] = (uint32_t)forward;
+    forward += ugc_compact_popcount64(word);
+  }
+  *live_words += live;
+  return forward;
 }
 
 int ugc_compact_plan_compute(ugc_compact_plan *plan) {
@@ -238,45 +417,43 @@ int ugc_compact_plan_compute(ugc_compact_plan *plan) {
     return -1;
   /* Room for ugc_compact_plan_extend up to reserve_top. */
   size_t reserve_bytes = plan->reserve_top > plan->old_top ? plan->reserve_top - base : heap_bytes;
-  if (ensure_tables(plan, (reserve_bytes + UGC_CHUNK_BYTES - 1) / UGC_CHUNK_BYTES,
-                    (reserve_bytes + UGC_PAGE_SIZE - 1) / UGC_PAGE_SIZE) != 0)
+  size_t reserve_chunks = (reserve_bytes + UGC_CHUNK_BYTES - 1) / UGC_CHUNK_BYTES;
+  if (ensure_tables(plan, reserve_chunks, (reserve_bytes + UGC_PAGE_SIZE - 1) / UGC_PAGE_SIZE) != 0)
     return -1;
 
   /* Pass 1. */
   size_t live_words = 0;
   size_t dense_pages = dense_prefix_pages(plan, old_pages, limit_bit, &live_words);
   plan->dense_end = base + dense_pages * UGC_PAGE_SIZE;
+  plan->forward_words = plan->live_words;
+  if (compute_fixed_ranges(plan, limit_bit) != 0)
+    return -1;
 
   /* Pass 2: running totals from the first slid chunk (page aligned, so chunk aligned). The
    * entries below it are never read (forwarding returns dense addresses unchanged). */
   size_t first_chunk = dense_pages * WORDS_PER_PAGE;
   size_t slid_words = 0;
-  for (size_t c = first_chunk; c < chunks; c++) {
-    plan->chunk_live_before[c] = (uint32_t)slid_words;
-    slid_words += ugc_compact_popcount64(live_word(plan, c, limit_bit));
+  if (plan->fixed_count) {
+    if (ensure_fixed_tables(plan, reserve_chunks, 0) != 0)
+      return -1;
+    slid_words = count_with_ranges(plan, first_chunk, chunks, limit_bit, &live_words);
+    plan->forward_words = plan->forward_copy;
+  } else {
+    for (size_t c = first_chunk; c < chunks; c++) {
+      plan->chunk_live_before[c] = (uint32_t)slid_words;
+      slid_words += ugc_compact_popcount64(live_word(plan, c, limit_bit));
+    }
+    live_words += slid_words;
   }
-  live_words += slid_words;
   plan->live_bytes = live_words * 8;
   plan->new_top =
       plan->dense_end > plan->old_top ? plan->old_top : plan->dense_end + 8 * slid_words;
   plan->page_count = (plan->new_top - base + UGC_PAGE_SIZE - 1) / UGC_PAGE_SIZE;
 
   /* Pass 3. */
-  uintptr_t last_dense = dense_pages ? record_dense_pages(plan, dense_pages, limit_bit) : 0;
-  if (plan->new_top > plan->dense_end) { /* then dense_end < old_top */
-    size_t end_bit = dense_pages * (UGC_PAGE_SIZE / 8);
-    uint64_t end_mask = UINT64_C(1) << (end_bit & 63); /* end_bit % 64 == 0: bit 0 */
-    uintptr_t start;
-    if (last_dense && (plan->live_words[end_bit >> 6] & end_mask) &&
-        !(plan->start_words[end_bit >> 6] & end_mask))
-      start = last_dense; /* live straddler: stays put, heads the first slid page */
-    else                  /* the first live word at or after dense_end starts an object */
-      start = ugc_compact_next_live(plan, plan->dense_end, plan->old_top);
-    plan->page_first_object[dense_pages] = start;
-    size_t first_bit = (ugc_compact_next_live(plan, plan->dense_end, plan->old_top) - base) / 8;
-    record_slid_pages(plan, dense_pages + 1, dense_pages * WORDS_PER_PAGE, chunks, limit_bit,
-                      first_bit);
-  }
+  uintptr_t last_dense = dense_pages ? record_dense_pages(plan, 0, dense_pages, limit_bit, 0) : 0;
+  if (plan->new_top > plan->dense_end) /* then dense_end < old_top */
+    record_segments(plan, chunks, limit_bit, last_dense);
   return 0;
 }
 
@@ -300,19 +477,23 @@ int ugc_compact_plan_extend(ugc_compact_plan *plan, uintptr_t new_old_top) {
   size_t heap_bytes = new_old_top - base, limit_bit = heap_bytes / 8;
   size_t chunks = (heap_bytes + UGC_CHUNK_BYTES - 1) / UGC_CHUNK_BYTES;
   size_t old_pages = (heap_bytes + UGC_PAGE_SIZE - 1) / UGC_PAGE_SIZE;
-  if (limit_bit > UINT32_MAX || chunks > plan->chunk_capacity || old_pages > plan->page_capacity)
+  if (limit_bit > UINT32_MAX || chunks > plan->chunk_capacity || old_pages > plan->page_capacity ||
+      (plan->forward_words != plan->live_words && chunks > plan->forward_capacity))
     return -1;
   size_t first_chunk = (plan->old_top - base) / UGC_CHUNK_BYTES;
   size_t slid_words = (plan->new_top - plan->dense_end) / 8, added = 0;
   for (size_t c = first_chunk; c < chunks; c++) {
     plan->chunk_live_before[c] = (uint32_t)(slid_words + added);
     added += ugc_compact_popcount64(live_word(plan, c, limit_bit));
+    if (plan->forward_words != plan->live_words) /* the region has no fixed range */
+      plan->forward_copy[c] = plan->live_words[c];
   }
   size_t from_page = plan->page_count;
   plan->old_top = new_old_top;
   plan->live_bytes += 8 * added;
   plan->new_top = plan->dense_end + 8 * (slid_words + added);
   plan->page_count = (plan->new_top - base + UGC_PAGE_SIZE - 1) / UGC_PAGE_SIZE;
-  record_slid_pages(plan, from_page, first_chunk, chunks, limit_bit, first_chunk * 64 - 1);
+  record_slid_pages(plan, from_page, plan->page_count, first_chunk, chunks, limit_bit,
+                    first_chunk * 64 - 1);
   return 0;
 }

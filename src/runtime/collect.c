@@ -284,6 +284,8 @@ void ugc_collect_plan(ugc_heap *heap, uintptr_t plan_top, uintptr_t reserve_top,
   plan->start_words = space->start_words;
   plan->types = &heap->types;
   plan->dense_threshold = DENSE_THRESHOLD;
+  plan->pinned = heap->pins.headers;
+  plan->pinned_count = heap->pins.header_count;
   uint64_t start = ugc_now_ns();
   work->planned = ugc_compact_plan_compute(plan) == 0;
   work->plan_ns += ugc_now_ns() - start;
@@ -411,6 +413,7 @@ void ugc_collect_locked(ugc_heap *heap) {
   ugc_collect_clear_dead_weaks(heap, 0, 0);
   ugc_collect_sweep(heap, &work);
   work.sweep_ns = ugc_now_ns() - sweep_start; /* the weak slots too */
+  ugc_pins_snapshot(heap, space->top);
   ugc_collect_plan(heap, space->top, 0, &work);
   work.mark_end = ugc_now_ns();
   ugc_collect_mark_done(heap, &totals, work.mark_end - clock.pause_start - clock.verify_ns);

@@ -61,6 +61,8 @@ typedef struct ugc_cmark {
   size_t black_medium_bytes; /* marked at allocation in this cycle (heap lock) */
   void (*between_pauses)(void *);
   void *between_pauses_data;
+  void (*after_plan)(void *);
+  void *after_plan_data;
   /* The mark bitmaps are clean below clean_to (cleared by the collector thread before the
    * initial pause, see clear_bitmaps_early); the last cycle set bits only below
    * marked_top (the top at its compaction pause). */
@@ -268,9 +270,16 @@ static void between_pauses(ugc_heap *heap, uintptr_t plan_top, ugc_cycle_work *w
   ugc_collect_sweep(heap, work);
   heap->allocate_black_other = false;
   work->sweep_ns = ugc_now_ns() - sweep_start;
+  ugc_pins_snapshot(heap, plan_top);
   pthread_mutex_unlock(&heap->lock);
   if (plan_top)
     ugc_collect_plan(heap, plan_top, heap->moving.limit, work);
+  pthread_mutex_lock(&c->lock);
+  hook = c->after_plan;
+  hook_data = c->after_plan_data;
+  pthread_mutex_unlock(&c->lock);
+  if (hook)
+    hook(hook_data);
   /* What mutators retired meanwhile: the less is left, the shorter the compaction pause. */
   for (int round = 0; round < 4 && mark_retired_tlabs(heap, false); round++)
     ;
@@ -291,10 +300,12 @@ static void compaction_pause(ugc_heap *heap, uintptr_t plan_top, ugc_mark_totals
   uint64_t black_start = ugc_now_ns();
   mark_retired_tlabs(heap, true);
   uint64_t plan_start = ugc_now_ns();
-  if (!plan_top) /* no padding: no plan yet */
+  if (!plan_top || ugc_pins_changed(heap)) { /* no plan yet, or it would move a pinned object */
+    ugc_pins_snapshot(heap, plan_top);
     ugc_collect_plan(heap, space->top, 0, work);
-  else if (work->planned && ugc_compact_plan_extend(&heap->plan, space->top) != 0)
+  } else if (work->planned && ugc_compact_plan_extend(&heap->plan, space->top) != 0) {
     ugc_collect_plan(heap, space->top, 0, work); /* cannot happen with reserve_top */
+  }
   uint64_t plan_end = ugc_now_ns();
   work->plan_ns += plan_end - plan_start;
   times->pause_black_ns = plan_end - black_start;
@@ -390,6 +401,14 @@ void ugc_cmark_set_between_pauses_hook(ugc_heap *heap, void (*hook)(void *), voi
   pthread_mutex_lock(&c->lock);
   c->between_pauses = hook;
   c->between_pauses_data = data;
+  pthread_mutex_unlock(&c->lock);
+}
+
+void ugc_cmark_set_after_plan_hook(ugc_heap *heap, void (*hook)(void *), void *data) {
+  ugc_cmark *c = heap->cmark;
+  pthread_mutex_lock(&c->lock);
+  c->after_plan = hook;
+  c->after_plan_data = data;
   pthread_mutex_unlock(&c->lock);
 }
 

@@ -41,6 +41,9 @@ void ugc_cmark_medium_allocated(ugc_heap *heap, uintptr_t hdr, size_t total);
 /* Test hook: `hook(data)` runs on the collector thread right after each remark pause,
  * while mutators run, before the sweep and the plan (NULL removes it). */
 void ugc_cmark_set_between_pauses_hook(ugc_heap *heap, void (*hook)(void *), void *data);
+/* Test hook: `hook(data)` runs on the collector thread once the plan has been computed
+ * between the pauses, while mutators run (NULL removes it). */
+void ugc_cmark_set_after_plan_hook(ugc_heap *heap, void (*hook)(void *), void *data);
 
 /* A mutator detaching: its barrier buffer goes to the marker. sp_lock and heap lock held. */
 void ugc_cmark_mutator_detach(ugc_mutator *mutator);

@@ -211,6 +211,7 @@ void ugc_heap_destroy(ugc_heap *heap) {
   ugc_addrmap_free(&heap->globals.where);
   ugc_addrmap_free(&heap->weaks.where);
   ugc_addrmap_free(&heap->identity);
+  ugc_pins_free(&heap->pins);
   ugc_finalize_free(heap);
   free(heap->enumerators);
   free(heap->after_mark.hooks);

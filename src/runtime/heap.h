@@ -13,6 +13,7 @@
 #include "heap/large.h"
 #include "heap/nonmoving.h"
 #include "heap/object.h"
+#include "runtime/pins.h"
 #include "heap/space.h"
 #include "mark/satb.h"
 #include "runtime/addrmap.h"
@@ -132,6 +133,7 @@ struct ugc_heap {
 
   ugc_slot_list globals, weaks;
   ugc_addrmap identity;        /* payload address -> identity hash (runtime/identity.c) */
+  ugc_pin_table pins;          /* runtime/pins.c */
   uint64_t identity_counter;   /* source of new identity hashes */
   ugc_finalize_state finalize; /* runtime/finalize.c */
   ugc_enumerator *enumerators;

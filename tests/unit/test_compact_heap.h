@@ -85,6 +85,7 @@ typedef struct synth_params {
   double threshold; /* plan.dense_threshold */
   int shape;        /* SHAPE_* */
   int local_refs;   /* see synth_heap */
+  double pin_prob;  /* chance that an object is pinned (plan.pinned) */
 } synth_params;
 
 enum { SHAPE_MIXED, SHAPE_PAIRS, SHAPE_LEAVES, SHAPE_GIANT };
@@ -101,6 +102,11 @@ typedef struct synth_heap {
   /* expected outcome */
   uintptr_t dense_end, new_top;
   size_t live_bytes;
+  uintptr_t fixed_limit; /* end of the model's last fixed range (dead space allowed below) */
+  uintptr_t *pins;       /* pinned headers, ascending */
+  size_t pin_count;
+  uintptr_t (*model_fixed)[2]; /* the model's fixed ranges [start, end) */
+  size_t model_fixed_count;
   ugc_compact_plan plan;
   int local_refs;  /* references mostly to objects allocated nearby (realistic locality) */
   size_t live_pos; /* while filling: live objects before the current one */
@@ -219,6 +225,59 @@ static void synth_mark_live(synth_heap *h, const synth_obj *o) {
     h->bitmap[bit / 64] |= UINT64_C(1) << (bit % 64);
 }
 
+/* The live object that overlaps old address `a` without starting there, or NULL. */
+static const synth_obj *synth_straddler(const synth_heap *h, uintptr_t a) {
+  for (size_t i = 0; i < h->count; i++) {
+    const synth_obj *o = &h->objs[i];
+    if (o->live && o->hdr < a && o->hdr + o->total > a)
+      return o;
+  }
+  return NULL;
+}
+
+/* Naive fixed ranges from the object list: per live pinned object past dense_end, its pages,
+ * widened down while a live object crosses the first page's start (to dense_end if that
+ * object started in the dense prefix), cut at old_top's page, merged when they touch. */
+static void synth_expect_fixed(synth_heap *h) {
+  h->model_fixed_count = 0;
+  uintptr_t top_page = ((h->old_top - h->base + 4095) & ~(uintptr_t)4095) + h->base;
+  for (size_t p = 0; p < h->pin_count; p++) {
+    const synth_obj *o = NULL;
+    for (size_t i = 0; i < h->count; i++)
+      if (h->objs[i].hdr == h->pins[p])
+        o = &h->objs[i];
+    if (!o || !o->live || o->hdr < h->dense_end)
+      continue;
+    uintptr_t start = o->hdr & ~(uintptr_t)4095;
+    const synth_obj *s;
+    while (start > h->dense_end && (s = synth_straddler(h, start)) != NULL)
+      start = s->hdr < h->dense_end ? h->dense_end : s->hdr & ~(uintptr_t)4095;
+    if (start < h->dense_end)
+      start = h->dense_end;
+    uintptr_t end = (o->hdr + o->total + 4095) & ~(uintptr_t)4095;
+    end = end < top_page ? end : top_page;
+    size_t n = h->model_fixed_count;
+    if (n && start <= h->model_fixed[n - 1][1]) {
+      if (end > h->model_fixed[n - 1][1])
+        h->model_fixed[n - 1][1] = end;
+      continue;
+    }
+    h->model_fixed[n][0] = start;
+    h->model_fixed[n][1] = end;
+    h->model_fixed_count++;
+  }
+}
+
+/* Whether to-space page `start` is kept in place (dense prefix or a model fixed range). */
+static inline int synth_in_place(const synth_heap *h, uintptr_t start) {
+  if (start < h->dense_end)
+    return 1;
+  for (size_t r = 0; r < h->model_fixed_count; r++)
+    if (start >= h->model_fixed[r][0] && start < h->model_fixed[r][1])
+      return 1;
+  return 0;
+}
+
 /* Naive model: per-page live bytes from object overlaps, then a running cursor. */
 static void synth_expect(synth_heap *h, double threshold) {
   size_t pages = (h->old_top - h->base + 4095) / 4096;
@@ -242,20 +301,34 @@ static void synth_expect(synth_heap *h, double threshold) {
     dense++;
   free(page_live);
   h->dense_end = h->base + 4096 * dense;
+  synth_expect_fixed(h);
   uintptr_t cursor = h->dense_end;
+  size_t r = 0;
   for (size_t i = 0; i < h->count; i++) {
     synth_obj *o = &h->objs[i];
     if (!o->live)
       continue;
-    if (o->hdr < h->dense_end) {
+    while (r < h->model_fixed_count && o->hdr >= h->model_fixed[r][1]) {
+      /* after a range: packing resumes at its end (or past an object running out of it) */
+      uintptr_t end = h->model_fixed[r][1] < h->old_top ? h->model_fixed[r][1] : h->old_top;
+      cursor = cursor > end ? cursor : end;
+      r++;
+    }
+    int fixed = r < h->model_fixed_count && o->hdr >= h->model_fixed[r][0];
+    if (o->hdr < h->dense_end || fixed) {
       o->new_hdr = o->hdr;
       if (o->hdr + o->total > cursor)
-        cursor = o->hdr + o->total; /* live object straddling dense_end */
+        cursor = o->hdr + o->total; /* live object straddling dense_end or a range end */
     } else {
       o->new_hdr = cursor;
       cursor += o->total;
     }
   }
+  for (; r < h->model_fixed_count; r++) {
+    uintptr_t end = h->model_fixed[r][1] < h->old_top ? h->model_fixed[r][1] : h->old_top;
+    cursor = cursor > end ? cursor : end;
+  }
+  h->fixed_limit = h->model_fixed_count ? h->model_fixed[h->model_fixed_count - 1][1] : 0;
   h->new_top = h->dense_end > h->old_top ? h->old_top : cursor;
 }
 
@@ -297,6 +370,14 @@ static inline void synth_build(synth_heap *h, const synth_params *params, uint64
     }
   }
   h->old_top = cursor;
+  if (params->pin_prob > 0) {
+    h->pins = malloc((h->count + 1) * sizeof *h->pins);
+    h->model_fixed = malloc((h->count + 1) * sizeof *h->model_fixed);
+    REQUIRE(h->pins && h->model_fixed);
+    for (size_t i = 0; i < h->count; i++)
+      if (rng_unit(&rng) < params->pin_prob)
+        h->pins[h->pin_count++] = h->objs[i].hdr;
+  }
   size_t *live_idx = malloc((h->count + 1) * sizeof *live_idx), nlive = 0;
   REQUIRE(live_idx);
   for (size_t i = 0; i < h->count; i++)
@@ -332,6 +413,8 @@ static inline void synth_build(synth_heap *h, const synth_params *params, uint64
   h->plan.start_words = h->starts;
   h->plan.types = test_type_table();
   h->plan.dense_threshold = params->threshold;
+  h->plan.pinned = h->pins;
+  h->plan.pinned_count = h->pin_count;
   REQUIRE(ugc_compact_plan_compute(&h->plan) == 0);
   memcpy(h->from, h->space, h->space_bytes);
 }
@@ -343,6 +426,8 @@ static inline void synth_free(synth_heap *h) {
   free(h->bitmap);
   free(h->starts);
   free(h->objs);
+  free(h->pins);
+  free(h->model_fixed);
 }
 
 /* Expected value of a reference read from from-space. */
@@ -422,10 +507,10 @@ static inline int synth_verify(const synth_heap *h) {
       }
       a += o->total;
     } else {
-      /* Dead space: only in the dense prefix, as zero-filled fillers, exactly one per run
-       * of dead words and page: from here to the next live object, the page end or
-       * new_top, whichever comes first. */
-      CHECK(a < h->dense_end);
+      /* Dead space: only in the dense prefix and up to the last fixed range, as zero-filled
+       * fillers, exactly one per run of dead words and page: from here to the next live
+       * object, the page end or new_top, whichever comes first. */
+      CHECK(a < h->dense_end || a < h->fixed_limit);
       CHECK_EQ_U64(ugc_header_type(header), UGC_FILLER_TYPE);
       size_t total = ugc_header_total(header);
       uintptr_t run_end = next < h->count ? h->objs[next].new_hdr : h->new_top;

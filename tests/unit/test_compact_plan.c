@@ -52,7 +52,7 @@ static uintptr_t naive_first_object(const synth_heap *h, size_t page) {
   for (size_t i = 0; i < h->count; i++) {
     const synth_obj *o = &h->objs[i];
     if (o->live && o->new_hdr + o->total > start)
-      return start < h->dense_end && o->hdr >= start + 4096 ? 0 : o->hdr;
+      return synth_in_place(h, start) && o->hdr >= start + 4096 ? 0 : o->hdr;
   }
   return 0;
 }
@@ -291,9 +291,119 @@ static void test_edges(void) {
   synth_free(&h);
 }
 
+/* Pinned objects (plan.pinned): fixed ranges against the naive model, forwarding, first
+ * objects, every page built and checked (pinned objects at their old address, fillers in
+ * the gaps), and the extension of a plan with ranges. */
+static void test_pinned_heaps(void) {
+  size_t pinned_kept = 0, ranges = 0, gap_pages = 0;
+  for (uint64_t seed = 0; seed < 1500; seed++) {
+    synth_params p = random_params(seed);
+    uint64_t rng = seed * 13 + 5;
+    p.pin_prob = rng_below(&rng, 3) ? 0.002 + 0.05 * rng_unit(&rng) : 0.3 * rng_unit(&rng);
+    synth_heap h;
+    synth_build(&h, &p, seed);
+    synth_check_plan(&h);
+    check_forwarding(&h, seed);
+    CHECK_EQ_U64(h.plan.fixed_count, h.model_fixed_count);
+    for (size_t r = 0; r < h.plan.fixed_count && r < h.model_fixed_count; r++) {
+      CHECK_EQ_U64(h.plan.fixed[r].start, h.model_fixed[r][0]);
+      CHECK_EQ_U64(h.plan.fixed[r].end, h.model_fixed[r][1]);
+    }
+    ranges += h.plan.fixed_count;
+    for (size_t i = 0, k = 0; i < h.count && k < h.pin_count; i++)
+      if (h.objs[i].hdr == h.pins[k]) {
+        k++;
+        if (h.objs[i].live) {
+          CHECK_EQ_U64(ugc_compact_forward_header(&h.plan, h.objs[i].hdr), h.objs[i].hdr);
+          pinned_kept += h.objs[i].hdr >= h.plan.dense_end;
+        }
+      }
+    for (size_t r = 0; r < h.plan.fixed_count; r++)
+      gap_pages +=
+          (h.plan.fixed[r].start - ((h.plan.fixed[r].slid_end + 4095) & ~(uintptr_t)4095)) / 4096;
+    synth_build_all_random(&h, seed ^ 0x5EED);
+    int failed = synth_verify(&h);
+    if (failed)
+      fprintf(stderr, "pinned heap, seed %llu: %d failures\n", (unsigned long long)seed, failed);
+    synth_free(&h);
+  }
+  printf("info: pinned heaps: %zu pinned objects past dense_end kept, %zu fixed ranges, %zu "
+         "filler pages\n",
+         pinned_kept, ranges, gap_pages);
+  CHECK(pinned_kept > 1000 && ranges > 500 && gap_pages > 50);
+
+  /* Extension after a plan with ranges: the region slides after everything, ranges kept. */
+  size_t extended = 0;
+  for (uint64_t seed = 0; seed < 400; seed++) {
+    synth_params p = random_params(seed + 7000);
+    p.pin_prob = 0.08;
+    synth_heap h;
+    synth_build(&h, &p, seed + 7000);
+    uintptr_t cut = h.base + (h.old_top - h.base) / 2 / 4096 * 4096;
+    size_t i = 0;
+    while (i < h.count && h.objs[i].hdr + h.objs[i].total <= cut)
+      i++;
+    if (i < h.count && h.objs[i].hdr < cut && h.objs[i].live) { /* live across: no cut */
+      synth_free(&h);
+      continue;
+    }
+    /* The model with pins below the cut only, everything past it slid. */
+    size_t pins_below = 0;
+    while (pins_below < h.pin_count && h.pins[pins_below] < cut)
+      pins_below++;
+    ugc_compact_plan_free(&h.plan);
+    h.plan.old_top = cut;
+    h.plan.reserve_top = h.old_top;
+    h.plan.pinned_count = pins_below;
+    REQUIRE(ugc_compact_plan_compute(&h.plan) == 0);
+    if (h.plan.dense_end > cut || ugc_compact_plan_extend(&h.plan, h.old_top) != 0) {
+      CHECK(h.plan.dense_end > cut);
+      synth_free(&h);
+      continue;
+    }
+    uintptr_t real_top = h.old_top;
+    h.old_top = cut;
+    h.pin_count = pins_below;
+    synth_expect_fixed(&h);
+    h.old_top = real_top;
+    h.dense_end = h.plan.dense_end;
+    uintptr_t cursor = h.dense_end;
+    size_t r = 0;
+    for (size_t k = 0; k < h.count; k++) {
+      synth_obj *o = &h.objs[k];
+      if (!o->live)
+        continue;
+      while (r < h.model_fixed_count && o->hdr >= h.model_fixed[r][1]) {
+        cursor = cursor > h.model_fixed[r][1] ? cursor : h.model_fixed[r][1];
+        r++;
+      }
+      if (o->hdr < h.dense_end || (r < h.model_fixed_count && o->hdr >= h.model_fixed[r][0])) {
+        o->new_hdr = o->hdr;
+        cursor = o->hdr + o->total > cursor ? o->hdr + o->total : cursor;
+      } else {
+        o->new_hdr = cursor;
+        cursor += o->total;
+      }
+    }
+    for (; r < h.model_fixed_count; r++)
+      cursor = cursor > h.model_fixed[r][1] ? cursor : h.model_fixed[r][1];
+    h.new_top = cursor;
+    h.fixed_limit = h.model_fixed_count ? h.model_fixed[h.model_fixed_count - 1][1] : 0;
+    synth_check_plan(&h);
+    check_forwarding(&h, seed + 7000);
+    synth_build_all_random(&h, seed);
+    CHECK(synth_verify(&h) == 0);
+    extended += h.plan.fixed_count > 0;
+    synth_free(&h);
+  }
+  printf("info: %zu extended plans with fixed ranges\n", extended);
+  CHECK(extended > 50);
+}
+
 int main(void) {
   test_bitmap_scans();
   test_random_heaps();
+  test_pinned_heaps();
   test_table_reuse();
   test_edges();
   test_extend();
