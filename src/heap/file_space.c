@@ -21,20 +21,31 @@ void ugc_file_space_init(ugc_file_space *fs, uintptr_t base, size_t reserved, ui
   fs->old.fd = -1;
 }
 
-/* Moves the heap view's two mappings (file part, anonymous part) from `src` to `dst`. On a
- * failure of the second move the first is moved back. 0 or -errno. */
+/* Moves one mapping and leaves its source range mapped (empty): a plain move unmaps the
+ * source, and until the caller maps over it another thread's mmap(NULL, ...) (a malloc
+ * arena, a thread stack) may land in that hole, only to be replaced by the caller's fixed
+ * mapping. Where MREMAP_DONTUNMAP fails (kernels before 5.13 for file mappings, its
+ * memory accounting under strict overcommit) the plain move is the fallback. */
+static int move_keeping_source(uintptr_t src, uintptr_t dst, size_t bytes) {
+  if (ugc_remap_dontunmap((void *)src, (void *)dst, bytes, NULL) == 0)
+    return 0;
+  return ugc_remap_move((void *)src, (void *)dst, bytes, NULL);
+}
+
+/* Moves the heap view's two mappings (file part, anonymous part) from `src` to `dst`; the
+ * caller maps over `src` afterwards. On a failure of the second move the first is moved
+ * back. 0 or -errno. */
 static int move_views(ugc_file_space *fs, uintptr_t src, uintptr_t dst, size_t file_bytes) {
   size_t anon_bytes = fs->reserved_bytes - file_bytes;
   if (file_bytes) {
-    int rc = ugc_remap_move((void *)src, (void *)dst, file_bytes, NULL);
+    int rc = move_keeping_source(src, dst, file_bytes);
     if (rc != 0)
       return rc;
   }
   if (anon_bytes) {
-    int rc =
-        ugc_remap_move((void *)(src + file_bytes), (void *)(dst + file_bytes), anon_bytes, NULL);
+    int rc = move_keeping_source(src + file_bytes, dst + file_bytes, anon_bytes);
     if (rc != 0) {
-      if (file_bytes && ugc_remap_move((void *)dst, (void *)src, file_bytes, NULL) != 0)
+      if (file_bytes && move_keeping_source(dst, src, file_bytes) != 0)
         ugc_fatal("file space: cannot move the heap's file view back (mremap)");
       return rc;
     }

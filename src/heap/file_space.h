@@ -14,7 +14,9 @@
  * The flip (in the compaction pause, world stopped) for D bytes of compacted data:
  *   1. a new memfd of D bytes and its MAP_SHARED alias view (the collector writes there);
  *   2. both heap mappings move (mremap, page tables only) to the from-space reservation,
- *      so the old contents stay readable at old + (from_base - base) until consumed;
+ *      so the old contents stay readable at old + (from_base - base) until consumed; the
+ *      move keeps its source mapped (MREMAP_DONTUNMAP) so that the heap range is never a
+ *      hole in which another thread's mmap(NULL, ...) could land and then be mapped over;
  *   3. the heap range gets [base, base + D) = the new file, MAP_PRIVATE (PROT_NONE when
  *      the space was initialised with protect_data, else readable and writable), and
  *      [base + D, base + R) = fresh anonymous memory, readable and writable.
