@@ -30,8 +30,7 @@
  * fork child gets a copy-on-write snapshot; the price is that the first write to a page
  * after its compaction copies it out of the file (the page stays in the file, counted as
  * shared memory, until the next cycle punches it). System calls that touch a page not
- * built yet fail with EFAULT under SIGBUS delivery, and in either delivery mode during the
- * pause's flip (the heap view is briefly unmapped): ugc_heap_syscalls_may_fault says so.
+ * built yet fail with EFAULT under SIGBUS delivery (ugc_heap_syscalls_may_fault).
  * If the flip or the registration fails, the cycle compacts in the pause with the stw
  * backend instead: slower, never wrong. */
 #include <errno.h>

@@ -34,10 +34,6 @@ bool ugc_heap_syscalls_may_fault(const ugc_heap *heap, char *reason, size_t reas
   else if (strcmp(heap->backend->name, "sigsegv") == 0)
     why = "pages not compacted yet are PROT_NONE, and a system call that touches one fails "
           "with EFAULT (the kernel raises no SIGSEGV for a kernel-mode access)";
-  else if (strcmp(heap->backend->name, "minor") == 0)
-    why = "the compaction pause remaps the heap view onto a new memfd, and a system call made "
-          "meanwhile from a thread in a blocking region that touches the heap fails with EFAULT "
-          "(after the pause, under SIGBUS delivery, pages not compacted yet do too)";
   else if (user_mode_only())
     why = "userfaultfd is UFFD_USER_MODE_ONLY (an unprivileged process under "
           "vm.unprivileged_userfaultfd=0): kernel-mode accesses to pages not yet compacted are "

@@ -36,8 +36,6 @@ int main(void) {
     CHECK(!may_fault);
   else if (!thread_delivery && (ugc_uffd_caps_get()->features & UFFD_FEATURE_SIGBUS))
     CHECK(may_fault);
-  else if (strcmp(ugc_heap_backend(heap), "minor") == 0)
-    CHECK(may_fault); /* its pause remaps the heap view, in either delivery mode */
   else
     CHECK(may_fault == (ugc_uffd_caps_get()->open.path == UGC_UFFD_PATH_SYSCALL_USER_MODE_ONLY));
   static void *keep[OBJECTS];
