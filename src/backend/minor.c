@@ -423,6 +423,7 @@ static int minor_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   }
   backend->plan = plan;
   atomic_store(&backend->retries, 0);
+  ugc_concurrent_build_fixed(&backend->concurrent, NULL); /* pinned objects: mapped now */
   ugc_compaction_started(heap);
   atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store(&backend->unfinished, true);
