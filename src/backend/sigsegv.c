@@ -264,6 +264,11 @@ static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   size_t data_bytes = plan->page_count * UGC_PAGE_SIZE;
   backend->owner_pid = getpid(); /* a fork child compacts its own copy */
   ugc_heap_signals_check(heap);
+  /* A cycle with pinned objects (ugc_pin) compacts in the pause: concurrently, a system
+   * call writing into a pinned object left a wrong header in its fixed range
+   * (integration/pin[sigsegv], about one run in two); not understood yet. */
+  if (plan->pinned_count)
+    return compact_in_pause(backend, plan);
   uint64_t handoff_start = ugc_now_ns();
   int rc = ugc_inject("sigsegv.flip") ? -ENOMEM : ugc_file_space_flip(&backend->space, data_bytes);
   if (rc != 0) {

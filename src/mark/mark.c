@@ -538,7 +538,8 @@ ugc_marker *ugc_marker_create(ugc_heap *heap, uintptr_t snapshot_top, bool new_o
   if (!ctx)
     ugc_fatal("out of memory for a marking context");
   ctx->heap = heap;
-  ctx->pool_workers = ctx->worker_count = heap->workers.count;
+  ctx->pool_workers = heap->workers.count;
+  ctx->worker_count = heap->workers.count;
   ctx->worker_capacity = ctx->pool_workers + ASSIST_SLOTS;
   ctx->new_objects_black = new_objects_black;
   size_t workers_bytes = ctx->worker_capacity * sizeof *ctx->workers;
@@ -575,13 +576,21 @@ static void pool_reset(mark_context *ctx) {
 void ugc_marker_set_mode(ugc_marker *ctx, bool concurrent, unsigned threads) {
   if (ctx->concurrent && !concurrent)
     pool_reset(ctx); /* no assist runs any more (ugc_assist_end) */
-  ctx->concurrent = concurrent;
+  /* Written only when it changes: assists opened in the initial pause
+   * (ugc_marker_open_for_assists) already run and read it. */
+  if (ctx->concurrent != concurrent)
+    ctx->concurrent = concurrent;
   if (threads < 1)
     threads = 1;
-  ctx->worker_count = threads < ctx->pool_workers ? threads : ctx->pool_workers;
-  /* Types registered since (only between pauses) are known to every worker. */
+  unsigned worker_count = threads < ctx->pool_workers ? threads : ctx->pool_workers;
+  if (ctx->worker_count != worker_count)
+    ctx->worker_count = worker_count;
+  /* Types registered since (only between pauses) are known to every worker; an assist's
+   * worker is written only when a type was registered since. */
+  uint32_t type_count = ugc_type_count(&ctx->heap->types);
   for (unsigned i = 0; i < ctx->worker_capacity; i++)
-    ctx->workers[i].type_count = ugc_type_count(&ctx->heap->types);
+    if (ctx->workers[i].type_count != type_count)
+      ctx->workers[i].type_count = type_count;
 }
 
 void ugc_marker_visit_roots(ugc_marker *ctx) {

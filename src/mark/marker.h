@@ -55,14 +55,16 @@ struct ugc_marker {
   mark_worker *workers;
   unsigned worker_capacity; /* workers allocated: the pool's, then ASSIST_SLOTS */
   unsigned pool_workers;    /* the worker pool's size (GC threads) */
-  unsigned worker_count;    /* GC-thread workers taking part in the current drain */
-  bool sharing;             /* helpers were started in this drain (set by worker 0 only) */
+  /* worker_count, sharing and concurrent are atomic: assisting mutators read them while the
+   * collector thread's drain sets them (values, not orderings, matter). */
+  _Atomic unsigned worker_count; /* GC-thread workers taking part in the current drain */
+  _Atomic bool sharing;          /* helpers were started in this drain (set by worker 0 only) */
   /* Concurrent marking: moving-space values at or above `top` (the snapshot's bump
    * pointer) are objects allocated during marking, live by construction and never traced;
    * while `concurrent`, mutators run, so looking up non-moving and large references (whose
    * tables allocation changes) takes the heap lock. */
   bool new_objects_black;
-  bool concurrent;
+  _Atomic bool concurrent;
   bool shared_any; /* some drain brought helpers in */
   size_t totals_gives, totals_sleeps;
   /* Mutator assists (concurrent drains only): which assist slots are taken, whether one
