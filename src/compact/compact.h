@@ -11,7 +11,8 @@
  *   live-words bitmap: 1 bit per 8-byte word, set for every word of a live object
  *   start bitmap:      1 bit per 8-byte word, set only at the header word of a live object
  *   chunk = 512 bytes = 64 words = exactly one 64-bit bitmap word
- *   chunk_live_before[c] = live words in chunks [first moved chunk, c)   (prefix sum)
+ *   chunk_live_before[c] = live words in chunks [first moved chunk, c)   (prefix sum),
+ *                          plus the padding placed before c (whole-page slides, below)
  *   new(old) = dense_end + 8 * (chunk_live_before[c] + popcount(bits of c below old))
  *
  * A leading "dense prefix" [space_base, dense_end) whose live fraction is at least the
@@ -20,6 +21,7 @@
 #ifndef UGC_COMPACT_H
 #define UGC_COMPACT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +40,8 @@ typedef struct ugc_compact_plan {
   double dense_threshold; /* e.g. 0.95: a leading page stays in place at >= this */
   uintptr_t reserve_top;  /* 0, or how far ugc_compact_plan_extend may extend old_top without
                              growing the tables (they are sized for it up front) */
+  bool whole_slides;      /* place runs of fully live, leaf-only slid pages page-aligned, so that
+                             a backend can move them whole (see "Whole-page slides" below) */
 
   /* Outputs of ugc_compact_plan_compute. */
   uintptr_t dense_end;                  /* page aligned; [space_base, dense_end) stays in place */
@@ -56,8 +60,26 @@ typedef struct ugc_compact_plan {
                                            (starting before or in it), or 0 when the page holds no
                                            live word (never with a threshold above 0: such a page
                                            is not dense). Nonzero entries never decrease */
+  uint32_t *page_whole_from;            /* per to-space page [0, page_count), read only when
+                                           whole_pages != 0: 0, or 1 + the index of the old page
+                                           whose bytes the page takes unchanged (a whole slide) */
+  size_t whole_pages;                   /* to-space pages slid whole */
+  size_t pad_bytes;                     /* padding placed before runs slid whole */
   size_t chunk_capacity, page_capacity; /* allocated entries (reused across cycles) */
 } ugc_compact_plan;
+
+/* Whole-page slides (with whole_slides): a run of old pages [S, E) in the slid region whose
+ * every word is live and whose objects are all LEAF (no reference slot: nothing in them needs
+ * an update) is placed so that each of its words keeps its offset in the page: the page moves
+ * as a whole, its bytes never read or written. The plan puts padding (dead words, fillers in
+ * to-space) before the run: it adds the padding to chunk_live_before from a chunk boundary
+ * that no live object crosses, so chunk_live_before counts "words placed before the chunk"
+ * (live words and padding) and the forwarding formula above stays the only one. A run keeps
+ * its padding below a quarter of its bytes, or is slid as usual. The run ends before a page
+ * holding the header of an object that goes on past the run (a build of the next page reads
+ * that header), so no other page's build reads a page slid whole. To decide LEAF the plan
+ * reads the headers of the objects overlapping fully live slid pages, which marking read in
+ * this cycle already: it touches no page that marking did not. */
 
 /* Computes forwarding and per-page data from the two bitmaps alone: it reads no object
  * header, so it may run whenever the bitmaps are final. The live-words bitmap must mark

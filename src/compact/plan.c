@@ -38,6 +38,7 @@
  * object by object once every page is built. */
 #include "compact/compact.h"
 
+#include <string.h>
 #include <sys/mman.h>
 
 #include "os/inject.h"
@@ -74,9 +75,18 @@ static int ensure_tables(ugc_compact_plan *plan, size_t chunks, size_t pages) {
     uintptr_t *table = table_map(bytes);
     if (!table)
       return -1;
-    if (plan->page_capacity)
+    size_t whole_bytes = round_to_page(bytes / sizeof(uintptr_t) * sizeof(uint32_t));
+    uint32_t *whole = table_map(whole_bytes);
+    if (!whole) {
+      munmap(table, bytes);
+      return -1;
+    }
+    if (plan->page_capacity) {
       munmap(plan->page_first_object, round_to_page(plan->page_capacity * sizeof(uintptr_t)));
+      munmap(plan->page_whole_from, round_to_page(plan->page_capacity * sizeof(uint32_t)));
+    }
     plan->page_first_object = table;
+    plan->page_whole_from = whole;
     plan->page_capacity = bytes / sizeof(uintptr_t);
   }
   return 0;
@@ -85,10 +95,13 @@ static int ensure_tables(ugc_compact_plan *plan, size_t chunks, size_t pages) {
 void ugc_compact_plan_free(ugc_compact_plan *plan) {
   if (plan->chunk_capacity)
     munmap(plan->chunk_live_before, round_to_page(plan->chunk_capacity * sizeof(uint32_t)));
-  if (plan->page_capacity)
+  if (plan->page_capacity) {
     munmap(plan->page_first_object, round_to_page(plan->page_capacity * sizeof(uintptr_t)));
+    munmap(plan->page_whole_from, round_to_page(plan->page_capacity * sizeof(uint32_t)));
+  }
   plan->chunk_live_before = NULL;
   plan->page_first_object = NULL;
+  plan->page_whole_from = NULL;
   plan->chunk_capacity = 0;
   plan->page_capacity = 0;
 }
@@ -220,11 +233,152 @@ static void record_slid_pages(ugc_compact_plan *plan, size_t from_page, size_t c
     while (chunk + 1 < chunks && before[chunk + 1] <= rank)
       chunk++;
     uint64_t word = live_word(plan, chunk, limit_bit);
+    if (rank - before[chunk] >= ugc_compact_popcount64(word)) {
+      /* The page starts in padding, which a whole slide put before chunk + 1 (a boundary no
+       * object crosses): its first object is the next live one, which starts an object. */
+      size_t next = ugc_compact_bitmap_next(plan->live_words, (chunk + 1) * 64, limit_bit, 0);
+      first[page] = base + 8 * next;
+      previous_bit = next - 1;
+      continue;
+    }
     size_t bit = chunk * 64 + select_bit(word, (unsigned)(rank - before[chunk]));
     size_t start = bitmap_prev(starts, previous_bit + 1, bit + 1);
     first[page] = start == SIZE_MAX ? first[page - 1] : base + 8 * start;
     previous_bit = bit;
   }
+}
+
+/* Pass 2b (whole_slides): whole-page slides, drawn in compact.h. Runs of fully live pages
+ * are split around non-LEAF objects, trimmed at the end, and accepted in address order; each
+ * accepted run adds its padding to chunk_live_before from its padding chunk on (lazily: the
+ * entries below `applied_chunk` hold the padding placed so far, those above do not yet). */
+#define WHOLE_PAD_DIVISOR 4u        /* padding at most a quarter of the run's bytes */
+#define WHOLE_PAD_SEARCH_CHUNKS 64u /* how far below a run's first object the padding may go */
+
+typedef struct whole_runs {
+  ugc_compact_plan *plan;
+  size_t limit_bit;     /* old_top's bit */
+  size_t dense_bit;     /* dense_end's bit */
+  size_t pad_words;     /* padding placed so far */
+  size_t applied_chunk; /* chunk_live_before below this includes pad_words */
+  size_t free_chunk;    /* the next padding goes at this chunk or later */
+} whole_runs;
+
+static bool bit_set(const uint64_t *words, size_t bit) {
+  return (words[bit >> 6] >> (bit & 63)) & 1u;
+}
+
+static bool page_fully_live(const ugc_compact_plan *plan, size_t page) {
+  for (size_t w = page * WORDS_PER_PAGE; w < (page + 1) * WORDS_PER_PAGE; w++)
+    if (plan->live_words[w] != ~UINT64_C(0))
+      return false;
+  return true;
+}
+
+/* Whether the live object at old address `hdr` has no reference slot; *total its size. */
+static bool leaf_object(const ugc_compact_plan *plan, uintptr_t hdr, size_t *total) {
+  uint64_t header = ugc_header_load(hdr);
+  *total = ugc_header_total(header);
+  return plan->types->entries[ugc_header_type(header)].layout == UGC_LAYOUT_LEAF;
+}
+
+/* Offers the old pages [first, end): fully live, every object overlapping them LEAF. */
+static void offer_run(whole_runs *r, size_t first, size_t end) {
+  ugc_compact_plan *plan = r->plan;
+  const uint64_t *live = plan->live_words, *starts = plan->start_words;
+  /* Trim: the object crossing into page `end` must not start in the run. */
+  while (end > first) {
+    size_t end_bit = end * (UGC_PAGE_SIZE / 8);
+    if (end_bit >= r->limit_bit || !bit_set(live, end_bit) || bit_set(starts, end_bit))
+      break;
+    size_t header_bit = bitmap_prev(starts, first * (UGC_PAGE_SIZE / 8), end_bit);
+    if (header_bit == SIZE_MAX)
+      break; /* it starts before the run: the page before it is built, and reads it */
+    end = header_bit / (UGC_PAGE_SIZE / 8);
+  }
+  if (end <= first)
+    return;
+  /* The object holding the run's first word keeps its page offset: padding before it. */
+  size_t first_bit = first * (UGC_PAGE_SIZE / 8);
+  size_t head_bit =
+      bit_set(starts, first_bit) ? first_bit : bitmap_prev(starts, r->dense_bit, first_bit);
+  if (head_bit == SIZE_MAX)
+    return; /* a straddler from the dense prefix: it does not move */
+  size_t head_chunk = head_bit / 64;
+  size_t low = r->free_chunk;
+  if (head_chunk >= WHOLE_PAD_SEARCH_CHUNKS && head_chunk - WHOLE_PAD_SEARCH_CHUNKS > low)
+    low = head_chunk - WHOLE_PAD_SEARCH_CHUNKS;
+  if (head_chunk < low)
+    return;
+  size_t pad_chunk = head_chunk;
+  while (bit_set(live, pad_chunk * 64) && !bit_set(starts, pad_chunk * 64)) {
+    if (pad_chunk == low)
+      return; /* every boundary in reach is crossed by an object */
+    pad_chunk--;
+  }
+  uint64_t below = live[head_chunk] & ((UINT64_C(1) << (head_bit & 63)) - 1);
+  uintptr_t head_old = plan->space_base + 8 * head_bit;
+  uintptr_t head_new = plan->dense_end + 8 * (plan->chunk_live_before[head_chunk] +
+                                              ugc_compact_popcount64(below) + r->pad_words);
+  size_t pad = (head_old - head_new) & (UGC_PAGE_SIZE - 1);
+  if (pad > (end - first) * UGC_PAGE_SIZE / WHOLE_PAD_DIVISOR)
+    return;
+  for (size_t c = r->applied_chunk; c < pad_chunk; c++)
+    plan->chunk_live_before[c] += (uint32_t)r->pad_words;
+  r->applied_chunk = pad_chunk;
+  r->pad_words += pad / 8;
+  r->free_chunk = end * WORDS_PER_PAGE;
+  size_t new_page =
+      (head_new + pad + (first_bit - head_bit) * 8 - plan->space_base) / UGC_PAGE_SIZE;
+  for (size_t i = 0; i < end - first; i++)
+    plan->page_whole_from[new_page + i] = (uint32_t)(first + i + 1);
+  plan->whole_pages += end - first;
+}
+
+/* Finds the runs among the slid pages wholly below old_top; returns the padding in words,
+ * already added to chunk_live_before. */
+static size_t place_whole_runs(ugc_compact_plan *plan, size_t dense_pages, size_t chunks,
+                               size_t limit_bit) {
+  size_t full_pages = (plan->old_top - plan->space_base) / UGC_PAGE_SIZE;
+  whole_runs r = {.plan = plan,
+                  .limit_bit = limit_bit,
+                  .dense_bit = dense_pages * (UGC_PAGE_SIZE / 8),
+                  .applied_chunk = dense_pages * WORDS_PER_PAGE,
+                  .free_chunk = dense_pages * WORDS_PER_PAGE};
+  for (size_t page = dense_pages; page < full_pages;) {
+    if (!page_fully_live(plan, page)) {
+      page++;
+      continue;
+    }
+    size_t end = page + 1;
+    while (end < full_pages && page_fully_live(plan, end))
+      end++;
+    /* Objects are contiguous from the one holding the page's first word to the run's end:
+     * split the run around every non-LEAF one. */
+    size_t bit = page * (UGC_PAGE_SIZE / 8);
+    size_t head = bit_set(plan->start_words, bit) ? bit : bitmap_prev(plan->start_words, 0, bit);
+    uintptr_t object = plan->space_base + 8 * head;
+    uintptr_t run_end = plan->space_base + end * UGC_PAGE_SIZE;
+    size_t sub = page;
+    while (object < run_end) {
+      size_t total;
+      if (!leaf_object(plan, object, &total)) {
+        size_t first_page = (object - plan->space_base) / UGC_PAGE_SIZE;
+        size_t last_page = (object + total - 1 - plan->space_base) / UGC_PAGE_SIZE;
+        if (first_page > sub)
+          offer_run(&r, sub, first_page);
+        if (last_page + 1 > sub)
+          sub = last_page + 1;
+      }
+      object += total;
+    }
+    if (sub < end)
+      offer_run(&r, sub, end);
+    page = end;
+  }
+  for (size_t c = r.applied_chunk; c < chunks; c++)
+    plan->chunk_live_before[c] += (uint32_t)r.pad_words;
+  return r.pad_words;
 }
 
 int ugc_compact_plan_compute(ugc_compact_plan *plan) {
@@ -257,6 +411,14 @@ int ugc_compact_plan_compute(ugc_compact_plan *plan) {
   }
   live_words += slid_words;
   plan->live_bytes = live_words * 8;
+  plan->whole_pages = 0;
+  plan->pad_bytes = 0;
+  if (plan->whole_slides && dense_pages < old_pages) {
+    memset(plan->page_whole_from + dense_pages, 0, (old_pages - dense_pages) * sizeof(uint32_t));
+    size_t pad_words = place_whole_runs(plan, dense_pages, chunks, limit_bit);
+    plan->pad_bytes = 8 * pad_words;
+    slid_words += pad_words;
+  }
   plan->new_top =
       plan->dense_end > plan->old_top ? plan->old_top : plan->dense_end + 8 * slid_words;
   plan->page_count = (plan->new_top - base + UGC_PAGE_SIZE - 1) / UGC_PAGE_SIZE;
@@ -309,6 +471,10 @@ int ugc_compact_plan_extend(ugc_compact_plan *plan, uintptr_t new_old_top) {
     added += ugc_compact_popcount64(live_word(plan, c, limit_bit));
   }
   size_t from_page = plan->page_count;
+  size_t new_pages =
+      (plan->dense_end + 8 * (slid_words + added) - base + UGC_PAGE_SIZE - 1) / UGC_PAGE_SIZE;
+  if (plan->whole_pages && new_pages > from_page) /* the region is slid as usual */
+    memset(plan->page_whole_from + from_page, 0, (new_pages - from_page) * sizeof(uint32_t));
   plan->old_top = new_old_top;
   plan->live_bytes += 8 * added;
   plan->new_top = plan->dense_end + 8 * (slid_words + added);

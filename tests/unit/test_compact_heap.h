@@ -85,9 +85,10 @@ typedef struct synth_params {
   double threshold; /* plan.dense_threshold */
   int shape;        /* SHAPE_* */
   int local_refs;   /* see synth_heap */
+  int whole;        /* plan.whole_slides */
 } synth_params;
 
-enum { SHAPE_MIXED, SHAPE_PAIRS, SHAPE_LEAVES, SHAPE_GIANT };
+enum { SHAPE_MIXED, SHAPE_PAIRS, SHAPE_LEAVES, SHAPE_GIANT, SHAPE_COLD };
 
 typedef struct synth_heap {
   char *space, *from; /* the moving space and the from-space copy */
@@ -104,6 +105,10 @@ typedef struct synth_heap {
   ugc_compact_plan plan;
   int local_refs;  /* references mostly to objects allocated nearby (realistic locality) */
   size_t live_pos; /* while filling: live objects before the current one */
+  /* expected whole-page slides (whole heaps only) */
+  int whole;
+  uint32_t *whole_from; /* per to-space page, as plan.page_whole_from */
+  size_t whole_pages, pad_bytes;
 } synth_heap;
 
 static uint64_t outside_target[4]; /* a "non-moving" object referenced from the heap */
@@ -129,6 +134,11 @@ static void synth_pick(uint64_t *rng, int shape, uint8_t *type, size_t *payload)
   if (shape == SHAPE_LEAVES) {
     *type = T_LEAF;
     *payload = rng_below(rng, 48);
+    return;
+  }
+  if (shape == SHAPE_COLD) { /* large strings, small garbage and a few pairs in between */
+    *type = r < 5 ? T_PAIR : T_LEAF;
+    *payload = r < 5 ? 24 : r < 45 ? 8 * rng_below(rng, 100) : 2000 + rng_below(rng, 14000);
     return;
   }
   if (r < 5) {
@@ -259,6 +269,123 @@ static void synth_expect(synth_heap *h, double threshold) {
   h->new_top = h->dense_end > h->old_top ? h->old_top : cursor;
 }
 
+/* Naive whole-page slides (compact.h), from object extents: candidate pages (every byte
+ * live, every object on them a leaf), maximal runs, trimmed at the end, the padding boundary
+ * and size found by walking the objects with the padding placed so far. */
+static size_t synth_containing(const synth_heap *h, uintptr_t a) {
+  for (size_t i = 0; i < h->count; i++)
+    if (h->objs[i].live && h->objs[i].hdr <= a && a < h->objs[i].hdr + h->objs[i].total)
+      return i;
+  return SIZE_MAX;
+}
+
+static int synth_crossed(const synth_heap *h, uintptr_t boundary) {
+  size_t i = synth_containing(h, boundary);
+  return i != SIZE_MAX && h->objs[i].hdr < boundary;
+}
+
+typedef struct synth_pads {
+  uintptr_t at[512];
+  size_t bytes[512], count;
+} synth_pads;
+
+/* Places every live object with the padding in `pads` (each before the first live object at
+ * or after its boundary); returns the new top. */
+static uintptr_t synth_place(synth_heap *h, const synth_pads *pads) {
+  uintptr_t cursor = h->dense_end;
+  size_t k = 0;
+  for (size_t i = 0; i < h->count; i++) {
+    synth_obj *o = &h->objs[i];
+    if (!o->live)
+      continue;
+    if (o->hdr < h->dense_end) {
+      o->new_hdr = o->hdr;
+      if (o->hdr + o->total > cursor)
+        cursor = o->hdr + o->total;
+      continue;
+    }
+    while (k < pads->count && pads->at[k] <= o->hdr)
+      cursor += pads->bytes[k++];
+    o->new_hdr = cursor;
+    cursor += o->total;
+  }
+  return cursor;
+}
+
+static void synth_expect_whole(synth_heap *h) {
+  size_t dense_pages = (h->dense_end - h->base) / 4096;
+  size_t full_pages = (h->old_top - h->base) / 4096;
+  h->whole_from = calloc(full_pages + 2, sizeof *h->whole_from);
+  synth_pads *pads = calloc(1, sizeof *pads);
+  int *candidate = calloc(full_pages + 1, sizeof *candidate);
+  REQUIRE(h->whole_from && pads && candidate);
+  for (size_t page = dense_pages; page < full_pages; page++) {
+    uintptr_t lo = h->base + 4096 * page, hi = lo + 4096;
+    size_t live = 0;
+    int leaf = 1;
+    for (size_t i = 0; i < h->count; i++) {
+      const synth_obj *o = &h->objs[i];
+      if (!o->live || o->hdr >= hi || o->hdr + o->total <= lo)
+        continue;
+      leaf &= o->type == T_LEAF;
+      live += (o->hdr + o->total < hi ? o->hdr + o->total : hi) - (o->hdr > lo ? o->hdr : lo);
+    }
+    candidate[page] = live == 4096 && leaf;
+  }
+  uintptr_t free_at = h->dense_end;
+  for (size_t page = dense_pages; page < full_pages;) {
+    if (!candidate[page]) {
+      page++;
+      continue;
+    }
+    size_t first = page, end = page;
+    while (end < full_pages && candidate[end])
+      end++;
+    page = end;
+    uintptr_t first_at = h->base + 4096 * first;
+    while (end > first && h->base + 4096 * end < h->old_top &&
+           synth_crossed(h, h->base + 4096 * end)) {
+      uintptr_t header = h->objs[synth_containing(h, h->base + 4096 * end)].hdr;
+      if (header < first_at)
+        break;
+      end = (header - h->base) / 4096;
+    }
+    if (end <= first)
+      continue;
+    size_t head = synth_containing(h, first_at);
+    uintptr_t head_at = h->objs[head].hdr;
+    if (head_at < h->dense_end)
+      continue;
+    uintptr_t boundary = head_at & ~(uintptr_t)511, low = free_at;
+    if (boundary >= h->base + 64 * 512 && boundary - 64 * 512 > low)
+      low = boundary - 64 * 512;
+    if (boundary < low)
+      continue;
+    while (synth_crossed(h, boundary) && boundary > low)
+      boundary -= 512;
+    if (synth_crossed(h, boundary))
+      continue;
+    synth_place(h, pads);
+    uintptr_t head_new = h->objs[head].new_hdr;
+    size_t pad = (head_at - head_new) & 4095;
+    if (pad > (end - first) * 1024)
+      continue;
+    REQUIRE(pads->count < 512);
+    pads->at[pads->count] = boundary;
+    pads->bytes[pads->count++] = pad;
+    h->pad_bytes += pad;
+    free_at = h->base + 4096 * end;
+    size_t new_page = (head_new + pad + (first_at - head_at) - h->base) / 4096;
+    for (size_t i = first; i < end; i++)
+      h->whole_from[new_page + i - first] = (uint32_t)(i + 1);
+    h->whole_pages += end - first;
+  }
+  uintptr_t top = synth_place(h, pads);
+  h->new_top = h->dense_end > h->old_top ? h->old_top : top;
+  free(pads);
+  free(candidate);
+}
+
 /* Builds a heap: objects, liveness, references, bitmap, from-space copy, expected outcome,
  * and a computed plan. */
 static inline void synth_build(synth_heap *h, const synth_params *params, uint64_t seed) {
@@ -326,6 +453,10 @@ static inline void synth_build(synth_heap *h, const synth_params *params, uint64
     }
   }
   synth_expect(h, params->threshold);
+  h->whole = params->whole;
+  if (h->whole)
+    synth_expect_whole(h);
+  h->plan.whole_slides = params->whole;
   h->plan.space_base = h->base;
   h->plan.old_top = h->old_top;
   h->plan.live_words = h->bitmap;
@@ -343,6 +474,7 @@ static inline void synth_free(synth_heap *h) {
   free(h->bitmap);
   free(h->starts);
   free(h->objs);
+  free(h->whole_from);
 }
 
 /* Expected value of a reference read from from-space. */
@@ -379,6 +511,14 @@ static inline void synth_check_plan(const synth_heap *h) {
   CHECK_EQ_U64(h->plan.new_top, h->new_top);
   CHECK_EQ_U64(h->plan.live_bytes, h->live_bytes);
   CHECK_EQ_U64(h->plan.page_count, (h->new_top - h->base + 4095) / 4096);
+  CHECK_EQ_U64(h->plan.whole_pages, h->whole_pages);
+  CHECK_EQ_U64(h->plan.pad_bytes, h->pad_bytes);
+  if (h->whole && h->whole_pages) {
+    size_t dense_pages = (h->dense_end - h->base) / 4096, wrong = 0;
+    for (size_t page = dense_pages; page < h->plan.page_count; page++)
+      wrong += h->plan.page_whole_from[page] != h->whole_from[page];
+    CHECK_EQ_U64(wrong, 0);
+  }
 }
 
 /* Checks the rebuilt space: live objects at their new place with forwarded references, a
@@ -425,7 +565,7 @@ static inline int synth_verify(const synth_heap *h) {
       /* Dead space: only in the dense prefix, as zero-filled fillers, exactly one per run
        * of dead words and page: from here to the next live object, the page end or
        * new_top, whichever comes first. */
-      CHECK(a < h->dense_end);
+      CHECK(a < h->dense_end || h->whole); /* or padding before a whole slide */
       CHECK_EQ_U64(ugc_header_type(header), UGC_FILLER_TYPE);
       size_t total = ugc_header_total(header);
       uintptr_t run_end = next < h->count ? h->objs[next].new_hdr : h->new_top;

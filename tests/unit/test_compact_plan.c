@@ -122,10 +122,36 @@ static synth_params random_params(uint64_t seed) {
       .threshold = thresholds[rng_below(&rng, 8)],
       .shape = (int)rng_below(&rng, 4),
   };
+  p.whole = rng_below(&rng, 2) == 0;
+  if (rng_below(&rng, 3) == 0) { /* mostly live large strings: many runs to slide whole */
+    p.shape = SHAPE_COLD;
+    p.live_prob = 0.6 + 0.4 * rng_unit(&rng);
+    p.heap_bytes = 8 * rng_below(&rng, 256 * 1024 / 8);
+    p.dense_bytes /= 4;
+  }
   return p;
 }
 
+/* With whole-page slides, the built space is right (padding as fillers) and every page slid
+ * whole is its old page, byte for byte: nothing in it needed a change. */
+static size_t check_whole_build(synth_heap *h, uint64_t seed) {
+  if (!h->plan.whole_pages)
+    return 0;
+  synth_build_all_random(h, seed);
+  if (synth_verify(h))
+    fprintf(stderr, "seed %llu: whole-slide heap built wrong\n", (unsigned long long)seed);
+  size_t differ = 0;
+  for (size_t page = 0; page < h->plan.page_count; page++) {
+    uint32_t from = h->plan.page_whole_from[page];
+    if (page * 4096 >= h->plan.dense_end - h->base && from)
+      differ += memcmp(h->space + 4096 * page, h->from + 4096 * (size_t)(from - 1), 4096) != 0;
+  }
+  CHECK_EQ_U64(differ, 0);
+  return h->plan.whole_pages;
+}
+
 static void test_random_heaps(void) {
+  size_t whole_pages = 0, padded_heaps = 0;
   for (uint64_t seed = 0; seed < 3000; seed++) {
     synth_params p = random_params(seed);
     synth_heap h;
@@ -133,8 +159,12 @@ static void test_random_heaps(void) {
     synth_check_plan(&h);
     check_forwarding(&h, seed);
     count_coverage(&h);
+    whole_pages += check_whole_build(&h, seed);
+    padded_heaps += h.plan.pad_bytes != 0;
     synth_free(&h);
   }
+  printf("info: %zu pages slid whole, %zu heaps with padding\n", whole_pages, padded_heaps);
+  CHECK(whole_pages > 500 && padded_heaps > 50);
   printf("info: dense pages %zu (first object before the page %zu, inside it %zu, none %zu); "
          "live straddlers at dense_end %zu\n",
          coverage.dense_pages, coverage.dense_straddled, coverage.dense_starting_late,
@@ -166,6 +196,9 @@ static void test_extend(void) {
     uintptr_t cut = h.base + 4096 * cut_pages[rng_below(&rng, cuts)];
     free(cut_pages);
     ugc_compact_plan_free(&h.plan);
+    h.plan.whole_slides = false; /* the model below slides without padding */
+    h.whole = 0;
+    h.whole_pages = h.pad_bytes = 0;
     h.plan.old_top = cut;
     h.plan.reserve_top = h.old_top;
     REQUIRE(ugc_compact_plan_compute(&h.plan) == 0);
