@@ -284,6 +284,7 @@ void ugc_collect_plan(ugc_heap *heap, uintptr_t plan_top, uintptr_t reserve_top,
   plan->start_words = space->start_words;
   plan->types = &heap->types;
   plan->dense_threshold = DENSE_THRESHOLD;
+  plan->whole_slides = heap->backend->whole_page_slides;
   uint64_t start = ugc_now_ns();
   work->planned = ugc_compact_plan_compute(plan) == 0;
   work->plan_ns += ugc_now_ns() - start;
