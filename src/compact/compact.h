@@ -65,7 +65,15 @@ typedef struct ugc_compact_plan {
                                            whose bytes the page takes unchanged (a whole slide) */
   size_t whole_pages;                   /* to-space pages slid whole */
   size_t pad_bytes;                     /* padding placed before runs slid whole */
+  uint16_t *page_pad_words;             /* per to-space page [0, page_count): words of padding it
+                                           holds after this compaction (placed now, or kept in
+                                           place in a dense page), see "Padding" below */
   size_t chunk_capacity, page_capacity; /* allocated entries (reused across cycles) */
+
+  /* Carried across cycles: the padding the space holds now, per page [0, kept_pad_pages);
+   * set by ugc_compact_plan_keep_padding, read by the next compute. */
+  uint16_t *kept_pad_words;
+  size_t kept_pad_pages;
 } ugc_compact_plan;
 
 /* Whole-page slides (with whole_slides): a run of old pages [S, E) in the slid region whose
@@ -80,6 +88,12 @@ typedef struct ugc_compact_plan {
  * that header), so no other page's build reads a page slid whole. To decide LEAF the plan
  * reads the headers of the objects overlapping fully live slid pages, which marking read in
  * this cycle already: it touches no page that marking did not. */
+
+/* Padding: the fillers a whole slide put before its run are dead words in the next cycle,
+ * but sliding that run whole again would put the same padding back. So the dense-prefix
+ * rule measures live words plus the padding the plan itself placed (kept_pad_words): a page
+ * stays in place when they reach dense_threshold together. Without that, a padded cold
+ * region falls below the threshold and is rebuilt every cycle instead of staying put. */
 
 /* Computes forwarding and per-page data from the two bitmaps alone: it reads no object
  * header, so it may run whenever the bitmaps are final. The live-words bitmap must mark
@@ -96,6 +110,10 @@ int ugc_compact_plan_compute(ugc_compact_plan *plan);
  * Needs old_top page aligned, no dense prefix past old_top and tables sized by reserve_top;
  * returns 0, or -1 (plan unchanged) when one of these does not hold. */
 int ugc_compact_plan_extend(ugc_compact_plan *plan, uintptr_t new_old_top);
+
+/* Records that the space now holds what the plan computed (the compaction happened): its
+ * page_pad_words become the padding the next compute counts with the live words. */
+void ugc_compact_plan_keep_padding(ugc_compact_plan *plan);
 
 /* Frees the plan's tables. */
 void ugc_compact_plan_free(ugc_compact_plan *plan);

@@ -55,6 +55,15 @@ static size_t round_to_page(size_t bytes) {
   return (bytes + UGC_PAGE_SIZE - 1) & ~(size_t)(UGC_PAGE_SIZE - 1);
 }
 
+static void free_page_tables(ugc_compact_plan *plan) {
+  if (!plan->page_capacity)
+    return;
+  munmap(plan->page_first_object, round_to_page(plan->page_capacity * sizeof(uintptr_t)));
+  munmap(plan->page_whole_from, round_to_page(plan->page_capacity * sizeof(uint32_t)));
+  munmap(plan->page_pad_words, round_to_page(plan->page_capacity * sizeof(uint16_t)));
+  munmap(plan->kept_pad_words, round_to_page(plan->page_capacity * sizeof(uint16_t)));
+}
+
 /* Grows the tables to hold `chunks` and `pages` entries, keeping them when big enough. On
  * failure the plan keeps its old tables (still valid to free). */
 static int ensure_tables(ugc_compact_plan *plan, size_t chunks, size_t pages) {
@@ -71,23 +80,30 @@ static int ensure_tables(ugc_compact_plan *plan, size_t chunks, size_t pages) {
     plan->chunk_capacity = bytes / sizeof(uint32_t);
   }
   if (pages > plan->page_capacity) {
-    size_t bytes = round_to_page(pages * sizeof(uintptr_t));
-    uintptr_t *table = table_map(bytes);
-    if (!table)
-      return -1;
-    size_t whole_bytes = round_to_page(bytes / sizeof(uintptr_t) * sizeof(uint32_t));
-    uint32_t *whole = table_map(whole_bytes);
-    if (!whole) {
-      munmap(table, bytes);
+    size_t capacity = round_to_page(pages * sizeof(uintptr_t)) / sizeof(uintptr_t);
+    uintptr_t *table = table_map(capacity * sizeof(uintptr_t));
+    uint32_t *whole = table_map(round_to_page(capacity * sizeof(uint32_t)));
+    uint16_t *pad = table_map(round_to_page(capacity * sizeof(uint16_t)));
+    uint16_t *kept = table_map(round_to_page(capacity * sizeof(uint16_t)));
+    if (!table || !whole || !pad || !kept) {
+      if (table)
+        munmap(table, capacity * sizeof(uintptr_t));
+      if (whole)
+        munmap(whole, round_to_page(capacity * sizeof(uint32_t)));
+      if (pad)
+        munmap(pad, round_to_page(capacity * sizeof(uint16_t)));
+      if (kept)
+        munmap(kept, round_to_page(capacity * sizeof(uint16_t)));
       return -1;
     }
-    if (plan->page_capacity) {
-      munmap(plan->page_first_object, round_to_page(plan->page_capacity * sizeof(uintptr_t)));
-      munmap(plan->page_whole_from, round_to_page(plan->page_capacity * sizeof(uint32_t)));
-    }
+    if (plan->kept_pad_pages) /* the padding in the space stays where it is */
+      memcpy(kept, plan->kept_pad_words, plan->kept_pad_pages * sizeof(uint16_t));
+    free_page_tables(plan);
     plan->page_first_object = table;
     plan->page_whole_from = whole;
-    plan->page_capacity = bytes / sizeof(uintptr_t);
+    plan->page_pad_words = pad;
+    plan->kept_pad_words = kept;
+    plan->page_capacity = capacity;
   }
   return 0;
 }
@@ -95,15 +111,22 @@ static int ensure_tables(ugc_compact_plan *plan, size_t chunks, size_t pages) {
 void ugc_compact_plan_free(ugc_compact_plan *plan) {
   if (plan->chunk_capacity)
     munmap(plan->chunk_live_before, round_to_page(plan->chunk_capacity * sizeof(uint32_t)));
-  if (plan->page_capacity) {
-    munmap(plan->page_first_object, round_to_page(plan->page_capacity * sizeof(uintptr_t)));
-    munmap(plan->page_whole_from, round_to_page(plan->page_capacity * sizeof(uint32_t)));
-  }
+  free_page_tables(plan);
   plan->chunk_live_before = NULL;
   plan->page_first_object = NULL;
   plan->page_whole_from = NULL;
+  plan->page_pad_words = NULL;
+  plan->kept_pad_words = NULL;
   plan->chunk_capacity = 0;
   plan->page_capacity = 0;
+  plan->kept_pad_pages = 0;
+}
+
+void ugc_compact_plan_keep_padding(ugc_compact_plan *plan) {
+  uint16_t *kept = plan->kept_pad_words;
+  plan->kept_pad_words = plan->page_pad_words;
+  plan->page_pad_words = kept;
+  plan->kept_pad_pages = plan->page_count;
 }
 
 /* Word `w` of a bitmap, with the bits at or past old_top (bit limit_bit) cleared: the
@@ -122,8 +145,8 @@ static inline uint64_t live_word(const ugc_compact_plan *plan, size_t w, size_t 
   return masked_word(plan->live_words, w, limit_bit);
 }
 
-/* Pass 1: number of leading pages whose live fraction reaches the threshold; adds their live
- * words to *live_words. */
+/* Pass 1: number of leading pages whose live words and kept padding (compact.h, "Padding")
+ * reach the threshold together; adds their live words to *live_words. */
 static size_t dense_prefix_pages(const ugc_compact_plan *plan, size_t pages, size_t limit_bit,
                                  size_t *live_words) {
   double threshold = plan->dense_threshold;
@@ -138,7 +161,8 @@ static size_t dense_prefix_pages(const ugc_compact_plan *plan, size_t pages, siz
     size_t live = 0;
     for (size_t w = page * WORDS_PER_PAGE; w < (page + 1) * WORDS_PER_PAGE && w < words; w++)
       live += ugc_compact_popcount64(live_word(plan, w, limit_bit));
-    if (live < needed)
+    size_t padding = page < plan->kept_pad_pages ? plan->kept_pad_words[page] : 0;
+    if (live + padding < needed)
       break;
     total += live;
   }
@@ -282,6 +306,25 @@ static bool leaf_object(const ugc_compact_plan *plan, uintptr_t hdr, size_t *tot
   return plan->types->entries[ugc_header_type(header)].layout == UGC_LAYOUT_LEAF;
 }
 
+/* New address of the word after `words` live words of chunk `chunk`, with `pending` words of
+ * padding placed before it but not yet added to chunk_live_before: the forwarding formula
+ * (compact.h) while the runs are being placed. */
+static uintptr_t placed_address(const ugc_compact_plan *plan, size_t chunk, size_t words,
+                                size_t pending) {
+  return plan->dense_end + 8 * (plan->chunk_live_before[chunk] + words + pending);
+}
+
+/* Counts padding [at, at + bytes) in page_pad_words of the to-space pages it covers. */
+static void count_padding(ugc_compact_plan *plan, uintptr_t at, size_t bytes) {
+  while (bytes) {
+    size_t offset = (at - plan->space_base) & (UGC_PAGE_SIZE - 1);
+    size_t part = UGC_PAGE_SIZE - offset < bytes ? UGC_PAGE_SIZE - offset : bytes;
+    plan->page_pad_words[(at - plan->space_base) / UGC_PAGE_SIZE] += (uint16_t)(part / 8);
+    at += part;
+    bytes -= part;
+  }
+}
+
 /* Offers the old pages [first, end): fully live, every object overlapping them LEAF. */
 static void offer_run(whole_runs *r, size_t first, size_t end) {
   ugc_compact_plan *plan = r->plan;
@@ -318,11 +361,12 @@ static void offer_run(whole_runs *r, size_t first, size_t end) {
   }
   uint64_t below = live[head_chunk] & ((UINT64_C(1) << (head_bit & 63)) - 1);
   uintptr_t head_old = plan->space_base + 8 * head_bit;
-  uintptr_t head_new = plan->dense_end + 8 * (plan->chunk_live_before[head_chunk] +
-                                              ugc_compact_popcount64(below) + r->pad_words);
+  uintptr_t head_new =
+      placed_address(plan, head_chunk, ugc_compact_popcount64(below), r->pad_words);
   size_t pad = (head_old - head_new) & (UGC_PAGE_SIZE - 1);
   if (pad > (end - first) * UGC_PAGE_SIZE / WHOLE_PAD_DIVISOR)
     return;
+  count_padding(plan, placed_address(plan, pad_chunk, 0, r->pad_words), pad);
   for (size_t c = r->applied_chunk; c < pad_chunk; c++)
     plan->chunk_live_before[c] += (uint32_t)r->pad_words;
   r->applied_chunk = pad_chunk;
@@ -396,10 +440,15 @@ int ugc_compact_plan_compute(ugc_compact_plan *plan) {
                     (reserve_bytes + UGC_PAGE_SIZE - 1) / UGC_PAGE_SIZE) != 0)
     return -1;
 
-  /* Pass 1. */
+  /* Pass 1. Dense pages keep their padding; slid pages get what the runs place. */
   size_t live_words = 0;
   size_t dense_pages = dense_prefix_pages(plan, old_pages, limit_bit, &live_words);
   plan->dense_end = base + dense_pages * UGC_PAGE_SIZE;
+  size_t kept = dense_pages < plan->kept_pad_pages ? dense_pages : plan->kept_pad_pages;
+  if (old_pages) {
+    memcpy(plan->page_pad_words, plan->kept_pad_words, kept * sizeof(uint16_t));
+    memset(plan->page_pad_words + kept, 0, (old_pages - kept) * sizeof(uint16_t));
+  }
 
   /* Pass 2: running totals from the first slid chunk (page aligned, so chunk aligned). The
    * entries below it are never read (forwarding returns dense addresses unchanged). */
@@ -475,6 +524,8 @@ int ugc_compact_plan_extend(ugc_compact_plan *plan, uintptr_t new_old_top) {
       (plan->dense_end + 8 * (slid_words + added) - base + UGC_PAGE_SIZE - 1) / UGC_PAGE_SIZE;
   if (plan->whole_pages && new_pages > from_page) /* the region is slid as usual */
     memset(plan->page_whole_from + from_page, 0, (new_pages - from_page) * sizeof(uint32_t));
+  if (new_pages > from_page) /* and holds no padding */
+    memset(plan->page_pad_words + from_page, 0, (new_pages - from_page) * sizeof(uint16_t));
   plan->old_top = new_old_top;
   plan->live_bytes += 8 * added;
   plan->new_top = plan->dense_end + 8 * (slid_words + added);

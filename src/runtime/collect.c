@@ -308,6 +308,7 @@ void ugc_collect_compact_locked(ugc_heap *heap, const ugc_mark_totals *totals,
       ugc_stats_unlock(heap);
     }
     space->top = plan->new_top;
+    ugc_compact_plan_keep_padding(plan);
   } else {
     ugc_warn("no memory for the compaction plan; cycle %llu does not compact",
              (unsigned long long)heap->stats.cycles + 1);

@@ -86,6 +86,7 @@ typedef struct synth_params {
   int shape;        /* SHAPE_* */
   int local_refs;   /* see synth_heap */
   int whole;        /* plan.whole_slides */
+  int kept_padding; /* padding from a previous cycle on random pages (plan.kept_pad_words) */
 } synth_params;
 
 enum { SHAPE_MIXED, SHAPE_PAIRS, SHAPE_LEAVES, SHAPE_GIANT, SHAPE_COLD };
@@ -109,6 +110,9 @@ typedef struct synth_heap {
   int whole;
   uint32_t *whole_from; /* per to-space page, as plan.page_whole_from */
   size_t whole_pages, pad_bytes;
+  /* padding per page: kept from a previous cycle (input), expected after this one */
+  uint16_t *kept_pad, *pad_words;
+  size_t kept_pages;
 } synth_heap;
 
 static uint64_t outside_target[4]; /* a "non-moving" object referenced from the heap */
@@ -229,9 +233,8 @@ static void synth_mark_live(synth_heap *h, const synth_obj *o) {
     h->bitmap[bit / 64] |= UINT64_C(1) << (bit % 64);
 }
 
-/* Naive model: per-page live bytes from object overlaps, then a running cursor. */
-static void synth_expect(synth_heap *h, double threshold) {
-  size_t pages = (h->old_top - h->base + 4095) / 4096;
+/* Live bytes per page (pages + 1 entries), from object overlaps. */
+static size_t *synth_page_live(synth_heap *h, size_t pages) {
   size_t *page_live = calloc(pages + 1, sizeof *page_live);
   REQUIRE(page_live);
   h->live_bytes = 0;
@@ -247,10 +250,26 @@ static void synth_expect(synth_heap *h, double threshold) {
       a = stop;
     }
   }
+  return page_live;
+}
+
+/* Naive model: a page is dense when its live bytes and kept padding reach the threshold,
+ * then a running cursor. Padding: dense pages keep theirs, slid pages hold none (no whole
+ * slides) or what synth_expect_whole places. */
+static void synth_expect(synth_heap *h, double threshold) {
+  size_t pages = (h->old_top - h->base + 4095) / 4096;
+  size_t *page_live = synth_page_live(h, pages);
   size_t dense = 0;
-  while (dense < pages && (double)page_live[dense] / 4096.0 >= threshold)
+  while (dense < pages &&
+         (double)(page_live[dense] + 8 * (dense < h->kept_pages ? h->kept_pad[dense] : 0)) /
+                 4096.0 >=
+             threshold)
     dense++;
   free(page_live);
+  h->pad_words = calloc(pages + 2, sizeof *h->pad_words);
+  REQUIRE(h->pad_words);
+  for (size_t page = 0; page < dense && page < h->kept_pages; page++)
+    h->pad_words[page] = h->kept_pad[page];
   h->dense_end = h->base + 4096 * dense;
   uintptr_t cursor = h->dense_end;
   for (size_t i = 0; i < h->count; i++) {
@@ -285,13 +304,13 @@ static int synth_crossed(const synth_heap *h, uintptr_t boundary) {
 }
 
 typedef struct synth_pads {
-  uintptr_t at[512];
+  uintptr_t at[512], new_at[512]; /* boundary (old address), where the padding lands */
   size_t bytes[512], count;
 } synth_pads;
 
 /* Places every live object with the padding in `pads` (each before the first live object at
- * or after its boundary); returns the new top. */
-static uintptr_t synth_place(synth_heap *h, const synth_pads *pads) {
+ * or after its boundary, at new_at); returns the new top. */
+static uintptr_t synth_place(synth_heap *h, synth_pads *pads) {
   uintptr_t cursor = h->dense_end;
   size_t k = 0;
   for (size_t i = 0; i < h->count; i++) {
@@ -304,8 +323,10 @@ static uintptr_t synth_place(synth_heap *h, const synth_pads *pads) {
         cursor = o->hdr + o->total;
       continue;
     }
-    while (k < pads->count && pads->at[k] <= o->hdr)
+    while (k < pads->count && pads->at[k] <= o->hdr) {
+      pads->new_at[k] = cursor;
       cursor += pads->bytes[k++];
+    }
     o->new_hdr = cursor;
     cursor += o->total;
   }
@@ -382,6 +403,9 @@ static void synth_expect_whole(synth_heap *h) {
   }
   uintptr_t top = synth_place(h, pads);
   h->new_top = h->dense_end > h->old_top ? h->old_top : top;
+  for (size_t k = 0; k < pads->count; k++)
+    for (uintptr_t a = pads->new_at[k]; a < pads->new_at[k] + pads->bytes[k]; a += 8)
+      h->pad_words[(a - h->base) / 4096]++;
   free(pads);
   free(candidate);
 }
@@ -452,6 +476,20 @@ static inline void synth_build(synth_heap *h, const synth_params *params, uint64
       h->starts[w] = (h->starts[w] & keep) | (rng_next(&rng) & ~keep);
     }
   }
+  if (params->kept_padding) { /* on some pages, part of the dead bytes (below old_top) */
+    size_t pages = (h->old_top - h->base + 4095) / 4096;
+    size_t *page_live = synth_page_live(h, pages);
+    h->kept_pages = rng_below(&rng, 4) ? pages : rng_below(&rng, pages + 1);
+    h->kept_pad = calloc(h->kept_pages + 1, sizeof *h->kept_pad);
+    REQUIRE(h->kept_pad);
+    for (size_t page = 0; page < h->kept_pages; page++) {
+      uintptr_t lo = h->base + 4096 * page;
+      size_t in_page = (h->old_top - lo < 4096 ? h->old_top - lo : 4096);
+      if (rng_below(&rng, 2))
+        h->kept_pad[page] = (uint16_t)rng_below(&rng, (in_page - page_live[page]) / 8 + 1);
+    }
+    free(page_live);
+  }
   synth_expect(h, params->threshold);
   h->whole = params->whole;
   if (h->whole)
@@ -463,6 +501,11 @@ static inline void synth_build(synth_heap *h, const synth_params *params, uint64
   h->plan.start_words = h->starts;
   h->plan.types = test_type_table();
   h->plan.dense_threshold = params->threshold;
+  if (h->kept_pages) { /* a first compute makes the tables; the padding is then in place */
+    REQUIRE(ugc_compact_plan_compute(&h->plan) == 0);
+    memcpy(h->plan.kept_pad_words, h->kept_pad, h->kept_pages * sizeof *h->kept_pad);
+    h->plan.kept_pad_pages = h->kept_pages;
+  }
   REQUIRE(ugc_compact_plan_compute(&h->plan) == 0);
   memcpy(h->from, h->space, h->space_bytes);
 }
@@ -475,6 +518,8 @@ static inline void synth_free(synth_heap *h) {
   free(h->starts);
   free(h->objs);
   free(h->whole_from);
+  free(h->kept_pad);
+  free(h->pad_words);
 }
 
 /* Expected value of a reference read from from-space. */
@@ -513,6 +558,10 @@ static inline void synth_check_plan(const synth_heap *h) {
   CHECK_EQ_U64(h->plan.page_count, (h->new_top - h->base + 4095) / 4096);
   CHECK_EQ_U64(h->plan.whole_pages, h->whole_pages);
   CHECK_EQ_U64(h->plan.pad_bytes, h->pad_bytes);
+  size_t wrong_pad = 0;
+  for (size_t page = 0; page < h->plan.page_count; page++)
+    wrong_pad += h->plan.page_pad_words[page] != h->pad_words[page];
+  CHECK_EQ_U64(wrong_pad, 0);
   if (h->whole && h->whole_pages) {
     size_t dense_pages = (h->dense_end - h->base) / 4096, wrong = 0;
     for (size_t page = dense_pages; page < h->plan.page_count; page++)
