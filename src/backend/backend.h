@@ -36,6 +36,9 @@
 typedef struct ugc_backend_ops {
   const char *name;
   bool concurrent;
+  /* The plan should place pages it can slide whole page-aligned (compact.h): the backend
+   * moves them without building them. */
+  bool whole_page_slides;
   /* At heap creation: -1 with *error filled if the backend cannot run on this heap. */
   int (*attach)(ugc_heap *heap, ugc_error *error);
   void (*detach)(ugc_heap *heap);

@@ -615,12 +615,17 @@ static void complete_compaction(ugc_copy_backend *backend) {
   ugc_stats_lock(heap); /* ugc_stats_get sees all of this cycle's counters or none */
   add_stat(&s->pages_total, plan->page_count);
   /* Plain copy counts the dense prefix as in place (its objects did not move); a moving
-   * variant counts the pages it moved there, and the pages it recycled, as not fresh. */
+   * variant counts the pages it moved there, and the pages it recycled, as not fresh. Each
+   * page is counted once: the shares add up to the pages built. */
   uint64_t in_place = atomic_load(&k->pages_in_place), recycled = atomic_load(&k->pages_recycled);
-  add_stat(&s->pages_in_place,
-           c->mapper.move ? in_place : (plan->dense_end - plan->space_base) / UGC_PAGE_SIZE);
+  uint64_t whole = atomic_load(&k->pages_slid_whole);
+  if (!c->mapper.move)
+    in_place = (plan->dense_end - plan->space_base) / UGC_PAGE_SIZE;
+  add_stat(&s->pages_in_place, in_place);
   add_stat(&s->pages_recycled, recycled);
-  add_stat(&s->pages_fresh, by_gc + by_mutator + atomic_load(&k->zero_pages) - in_place - recycled);
+  add_stat(&s->pages_slid_whole, whole);
+  add_stat(&s->pages_fresh,
+           by_gc + by_mutator + atomic_load(&k->zero_pages) - in_place - recycled - whole);
   add_stat(&s->move_ioctls, atomic_load(&k->move_calls));
   add_stat(&s->pages_by_gc, by_gc);
   add_stat(&s->pages_by_mutator, by_mutator);

@@ -9,6 +9,8 @@
  *                build reads any more (everything below the driver's release watermark),
  *                then moved into place; built in a buffer and copied only when no recycled
  *                page is free (at the start of a compaction).
+ *   whole page   a slid page the plan placed at its old offset in the page (compact.h,
+ *                whole-page slides): its old page is moved as it is, never read or written.
  *
  * Free pages form one range of from-space, [pool_next, pool_limit): the watermark only
  * grows, so what the driver releases is always its continuation, and a page is taken with
@@ -47,7 +49,7 @@ typedef struct move_backend {
   uintptr_t slid_from;  /* from-space address of dense_end: recycling starts there */
   _Atomic uintptr_t pool_next, pool_limit;
   /* Pages the kernel would not move and that were copied, by kind; copy calls for them. */
-  _Atomic uint64_t fallback_in_place, fallback_recycled, fallback_calls;
+  _Atomic uint64_t fallback_in_place, fallback_recycled, fallback_whole, fallback_calls;
   _Atomic bool move_locks[MOVE_LOCKS]; /* see move_serialized */
 } move_backend;
 
@@ -104,8 +106,14 @@ static ugc_map_result move_map(void *ctx, uintptr_t dst, void *src, size_t bytes
       *done_bytes = offset + copied;
       return result;
     }
-    bool in_place = (uintptr_t)src + offset < backend->slid_from;
-    atomic_fetch_add_explicit(in_place ? &backend->fallback_in_place : &backend->fallback_recycled,
+    /* Recycled pages lie below the pool's limit; a page slid whole is its own old page,
+     * above it (not released while its to-space page is unmapped). */
+    uintptr_t page = (uintptr_t)src + offset;
+    bool in_place = page < backend->slid_from;
+    bool recycled = page < atomic_load_explicit(&backend->pool_limit, memory_order_relaxed);
+    atomic_fetch_add_explicit(in_place   ? &backend->fallback_in_place
+                              : recycled ? &backend->fallback_recycled
+                                         : &backend->fallback_whole,
                               1, memory_order_relaxed);
     offset += UGC_PAGE_SIZE;
   }
@@ -160,6 +168,7 @@ static void move_begin(void *ctx, ugc_page_mapper *mapper, const ugc_compact_pla
   atomic_store(&backend->pool_limit, backend->slid_from);
   atomic_store(&backend->fallback_in_place, 0);
   atomic_store(&backend->fallback_recycled, 0);
+  atomic_store(&backend->fallback_whole, 0);
   atomic_store(&backend->fallback_calls, 0);
   *mapper = (ugc_page_mapper){
       .backend = backend,
@@ -178,9 +187,11 @@ static void move_finish(void *ctx, ugc_compaction_stats *stats) {
   move_backend *backend = ctx;
   uint64_t in_place = atomic_load(&backend->fallback_in_place);
   uint64_t recycled = atomic_load(&backend->fallback_recycled);
+  uint64_t whole = atomic_load(&backend->fallback_whole);
   stats->pages_in_place -= in_place;
   stats->pages_recycled -= recycled;
-  stats->pages_fresh += in_place + recycled;
+  stats->pages_slid_whole -= whole;
+  stats->pages_fresh += in_place + recycled + whole;
   stats->copy_ioctls += atomic_load(&backend->fallback_calls);
 }
 
@@ -214,6 +225,7 @@ static void move_detach(ugc_heap *heap) {
 const ugc_backend_ops ugc_backend_move = {
     .name = "move",
     .concurrent = true,
+    .whole_page_slides = true,
     .attach = move_attach,
     .detach = move_detach,
     .compact_start = ugc_copy_compact_start,

@@ -392,6 +392,15 @@ static size_t fill_gap(char *out, uintptr_t from, uintptr_t to) {
   return 0;
 }
 
+/* Padding before a whole-page slide (compact.h): one zero-filled filler over [new, end), cut
+ * at the page end by the caller. Returns its size. */
+static ALWAYS_INLINE size_t write_filler(uintptr_t new, uintptr_t end, uintptr_t out_off) {
+  uint64_t *filler = (uint64_t *)(new + out_off);
+  *filler = ugc_filler_header(end - new);
+  memset(filler + 1, 0, end - new - 8);
+  return end - new;
+}
+
 /* Page at or after dense_end: live objects packed in old-address order, copied one by one
  * (the part inside the page), their slots inside the page fixed as they land. */
 static ALWAYS_INLINE size_t build_slid_page(const ugc_compact_plan *plan, size_t page_index,
@@ -406,7 +415,11 @@ static ALWAYS_INLINE size_t build_slid_page(const ugc_compact_plan *plan, size_t
   if (old >= bound) /* between packed data and a fixed range: a filler page */
     return fill_gap(out, lo, hi);
   uintptr_t new = ugc_compact_forward_header(plan, old);
+  const bool padded = plan->pad_bytes != 0;
+  size_t padding = 0;
   prefetch_sources(plan, page_index, old, from_delta);
+  if (__builtin_expect(new > lo, 0)) /* the page starts in the padding of a whole slide */
+    padding += write_filler(lo, new, w.out_off);
 
   if (new < lo) { /* the first object straddles into the page from an earlier one */
     uint64_t header = ugc_header_load(old + from_delta);
@@ -419,6 +432,15 @@ static ALWAYS_INLINE size_t build_slid_page(const ugc_compact_plan *plan, size_t
     new = end;
     if (old < old_top)
       old = next_live_object(plan, old);
+    if (padded && old < bound) {
+      uintptr_t landing = ugc_compact_forward_header(plan, old);
+      if (landing != new) {
+        padding += write_filler(new, min_addr(landing, hi), w.out_off);
+        new = landing;
+        if (new >= hi)
+          return UGC_PAGE_SIZE - padding;
+      }
+    }
   }
   while (old < bound) {
     uintptr_t from = old + from_delta;
@@ -434,11 +456,22 @@ static ALWAYS_INLINE size_t build_slid_page(const ugc_compact_plan *plan, size_t
     new += total;
     if (new >= hi) {
       fix_deferred(&w, &deferred, hw);
-      return UGC_PAGE_SIZE;
+      return UGC_PAGE_SIZE - padding;
     }
     old += total;
     if (old < old_top)
       old = next_live_object(plan, old);
+    if (padded && old < bound) {
+      uintptr_t landing = ugc_compact_forward_header(plan, old);
+      if (landing != new) { /* padding before a whole slide */
+        padding += write_filler(new, min_addr(landing, hi), w.out_off);
+        new = landing;
+        if (new >= hi) {
+          fix_deferred(&w, &deferred, hw);
+          return UGC_PAGE_SIZE - padding;
+        }
+      }
+    }
   }
   /* The last page: the rest lies past new_top; or a fixed range follows: a filler. */
   uintptr_t stop = max_addr(new, lo);
@@ -447,7 +480,7 @@ static ALWAYS_INLINE size_t build_slid_page(const ugc_compact_plan *plan, size_t
   else
     memset((void *)(stop + w.out_off), 0, hi - stop);
   fix_deferred(&w, &deferred, hw);
-  return stop - lo;
+  return stop - lo - padding;
 }
 
 static ALWAYS_INLINE size_t build_page_body(const ugc_compact_plan *plan, size_t page_index,

@@ -11,7 +11,8 @@
  *   live-words bitmap: 1 bit per 8-byte word, set for every word of a live object
  *   start bitmap:      1 bit per 8-byte word, set only at the header word of a live object
  *   chunk = 512 bytes = 64 words = exactly one 64-bit bitmap word
- *   chunk_live_before[c] = live words in chunks [first moved chunk, c)   (prefix sum)
+ *   chunk_live_before[c] = live words in chunks [first moved chunk, c)   (prefix sum),
+ *                          plus the padding placed before c (whole-page slides, below)
  *   new(old) = dense_end + 8 * (chunk_live_before[c] + popcount(bits of c below old))
  *
  * A leading "dense prefix" [space_base, dense_end) whose live fraction is at least the
@@ -26,6 +27,7 @@
 #ifndef UGC_COMPACT_H
 #define UGC_COMPACT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +56,8 @@ typedef struct ugc_compact_plan {
   const uintptr_t *pinned; /* header addresses of pinned objects, ascending (may be NULL): each
                               live one in [dense_end, old_top) keeps its address */
   size_t pinned_count;
+  bool whole_slides; /* place runs of fully live, leaf-only slid pages page-aligned, so that
+                        a backend can move them whole (see "Whole-page slides" below) */
 
   /* Outputs of ugc_compact_plan_compute. */
   uintptr_t dense_end;                  /* page aligned; [space_base, dense_end) stays in place */
@@ -72,6 +76,14 @@ typedef struct ugc_compact_plan {
                                            (starting before or in it), or 0 when the page holds no
                                            live word (never with a threshold above 0: such a page
                                            is not dense). Nonzero entries never decrease */
+  uint32_t *page_whole_from;            /* per to-space page [0, page_count), read only when
+                                           whole_pages != 0: 0, or 1 + the index of the old page
+                                           whose bytes the page takes unchanged (a whole slide) */
+  size_t whole_pages;                   /* to-space pages slid whole */
+  size_t pad_bytes;                     /* padding placed before runs slid whole */
+  uint16_t *page_pad_words;             /* per to-space page [0, page_count): words of padding it
+                                           holds after this compaction (placed now, or kept in
+                                           place in a dense page), see "Padding" below */
   size_t chunk_capacity, page_capacity; /* allocated entries (reused across cycles) */
   const uint64_t *forward_words;        /* what forwarding reads: live_words itself, or with
                                            fixed ranges a copy with their words all set */
@@ -79,7 +91,34 @@ typedef struct ugc_compact_plan {
   size_t fixed_count;
   uint64_t *forward_copy; /* tables behind forward_words and fixed (reused across cycles) */
   size_t forward_capacity, fixed_capacity;
+
+  /* Carried across cycles: the padding the space holds now, per page [0, kept_pad_pages);
+   * set by ugc_compact_plan_keep_padding, read by the next compute. */
+  uint16_t *kept_pad_words;
+  size_t kept_pad_pages;
 } ugc_compact_plan;
+
+/* Whole-page slides (with whole_slides): a run of old pages [S, E) in the slid region whose
+ * every word is live and whose objects are all LEAF (no reference slot: nothing in them needs
+ * an update) is placed so that each of its words keeps its offset in the page: the page moves
+ * as a whole, its bytes never read or written. The plan puts padding (dead words, fillers in
+ * to-space) before the run: it adds the padding to chunk_live_before from a chunk boundary
+ * that no live object crosses, so chunk_live_before counts "words placed before the chunk"
+ * (live words and padding) and the forwarding formula above stays the only one. A run keeps
+ * its padding below a quarter of its bytes, or is slid as usual. The run ends before a page
+ * holding the header of an object that goes on past the run (a build of the next page reads
+ * that header), so no other page's build reads a page slid whole. To decide LEAF the plan
+ * reads the headers of the objects overlapping fully live slid pages, which marking read in
+ * this cycle already: it touches no page that marking did not. With fixed ranges, runs lie
+ * in the segments between them, never on a range's page; a segment's padding counts up to
+ * the next range's start only (the count jumps to the range's own offset there) and moves
+ * its slid_end. */
+
+/* Padding: the fillers a whole slide put before its run are dead words in the next cycle,
+ * but sliding that run whole again would put the same padding back. So the dense-prefix
+ * rule measures live words plus the padding the plan itself placed (kept_pad_words): a page
+ * stays in place when they reach dense_threshold together. Without that, a padded cold
+ * region falls below the threshold and is rebuilt every cycle instead of staying put. */
 
 /* Computes forwarding and per-page data from the two bitmaps alone: it reads no object
  * header, so it may run whenever the bitmaps are final. The live-words bitmap must mark
@@ -126,6 +165,10 @@ static inline uintptr_t ugc_compact_next_fixed(const ugc_compact_plan *plan, uin
   }
   return low < plan->fixed_count ? plan->fixed[low].start : plan->old_top;
 }
+
+/* Records that the space now holds what the plan computed (the compaction happened): its
+ * page_pad_words become the padding the next compute counts with the live words. */
+void ugc_compact_plan_keep_padding(ugc_compact_plan *plan);
 
 /* Frees the plan's tables. */
 void ugc_compact_plan_free(ugc_compact_plan *plan);

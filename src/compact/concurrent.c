@@ -153,10 +153,24 @@ static bool reads_dense_from_space(const ugc_concurrent *c, size_t page) {
   return page_address(c, page) <= c->plan->dense_end;
 }
 
+/* With a moving mapper, the from-space page that slid page `page` is, unchanged (a
+ * whole-page slide: compact.h), or NULL. */
+static char *whole_source(const ugc_concurrent *c, size_t page) {
+  const ugc_compact_plan *plan = c->plan;
+  if (!c->mapper.move || !plan->whole_pages || page_address(c, page) < plan->dense_end)
+    return NULL;
+  uint32_t from = plan->page_whole_from[page];
+  if (!from)
+    return NULL;
+  return (char *)(plan->space_base + (uintptr_t)(from - 1) * UGC_PAGE_SIZE +
+                  (uintptr_t)c->from_delta);
+}
+
 /* Whether a late owner of `page` may be helped: not when its build is in place, nor when
- * it may read an in-place page that has been moved away meanwhile. */
+ * it may read an in-place page that has been moved away meanwhile, nor when it is slid
+ * whole (its build would read the page before it in from-space, itself maybe moved). */
 static bool may_help(const ugc_concurrent *c, size_t page) {
-  return !c->mapper.move || !reads_dense_from_space(c, page);
+  return !c->mapper.move || (!reads_dense_from_space(c, page) && !whole_source(c, page));
 }
 
 /* Where the owner of `page` builds it: in place (a dense page, moving mapper), in a
@@ -168,6 +182,9 @@ static char *build_place(ugc_concurrent *c, size_t page, char *slot, bool may_re
     return c->mapper.build_base + page * UGC_PAGE_SIZE;
   if (!c->mapper.move)
     return slot;
+  char *whole = whole_source(c, page);
+  if (whole) /* nothing to build: the old page is moved as it is */
+    return whole;
   uintptr_t address = page_address(c, page);
   if (address < c->plan->dense_end)
     return (char *)(address + (uintptr_t)c->from_delta);
@@ -201,6 +218,10 @@ static void map_owned(ugc_concurrent *c, size_t first, char *area, size_t count)
     return;
   }
   bool in_place = page_address(c, first) < c->plan->dense_end;
+  /* The caller's runs are of one kind: in place, slid whole or recycled. */
+  _Atomic uint64_t *kind = in_place                 ? &c->counters.pages_in_place
+                           : whole_source(c, first) ? &c->counters.pages_slid_whole
+                                                    : &c->counters.pages_recycled;
   for (size_t i = 0; i < count;) {
     bool copy = in_place && read_later(c, first + i);
     size_t run = 1;
@@ -208,7 +229,7 @@ static void map_owned(ugc_concurrent *c, size_t first, char *area, size_t count)
       run++;
     map_span(c, first + i, area + i * UGC_PAGE_SIZE, run, !copy);
     if (!copy)
-      add(in_place ? &c->counters.pages_in_place : &c->counters.pages_recycled, run);
+      add(kind, run);
     i += run;
   }
   for (size_t i = 0; i < count; i++)
@@ -237,6 +258,8 @@ static void note_mapped_now(ugc_concurrent *c) {
 }
 
 static void build_one(ugc_concurrent *c, size_t page, void *out) {
+  if ((char *)out == whole_source(c, page))
+    return; /* slid whole: never read nor written */
   uint64_t t0 = ugc_now_ns();
   ugc_compact_build_page(c->plan, page, c->from_delta, out);
   add(&c->counters.build_ns, ugc_now_ns() - t0);
@@ -463,12 +486,14 @@ void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
      * whose build place (buffer, in place, recycled) does not continue the run's. */
     size_t run_start = first, run_length = 0;
     char *run_area = buffer;
+    bool run_whole = false;
     for (size_t page = first; page < end; page++) {
       bool won = ugc_page_try_claim(&c->states, page, UGC_PAGE_BY_GC);
       if (won) {
         char *slot = buffer + run_length * UGC_PAGE_SIZE;
         char *area = build_place(c, page, slot, true);
-        if (run_length && area != run_area + run_length * UGC_PAGE_SIZE) {
+        bool whole = area == whole_source(c, page);
+        if (run_length && (area != run_area + run_length * UGC_PAGE_SIZE || whole != run_whole)) {
           flush_run(c, run_start, run_area, run_length);
           run_length = 0;
           if (area == slot)
@@ -477,6 +502,7 @@ void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
         if (run_length == 0) {
           run_start = page;
           run_area = area;
+          run_whole = whole;
         }
         build_one(c, page, area);
         ugc_page_set(&c->states, page, UGC_PAGE_BUILT);

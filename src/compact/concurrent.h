@@ -73,7 +73,9 @@ typedef struct ugc_page_mapper {
    * one is free (recycled_page; GC threads only, a faulting thread copies its slid page from
    * its buffer), moved, and otherwise built in a buffer and copied (map).
    * No thread helps a late owner of an in-place page (its build is not repeatable), nor of
-   * the first slid page (it may read an in-place page's header). */
+   * the first slid page (it may read an in-place page's header). A page the plan slid whole
+   * (plan->page_whole_from) is not built at all: its old page is moved, by a GC thread or a
+   * faulting one, and nobody helps its owner either. */
   /* Moves the pages [src, src + bytes) of from-space to dst (src is a hole afterwards); a
    * page the kernel will not move is copied instead. Results as for map. */
   ugc_map_result (*move)(void *backend, uintptr_t dst, void *src, size_t bytes, size_t *done_bytes);
@@ -97,8 +99,8 @@ typedef struct ugc_concurrent_counters {
   _Atomic uint64_t runs_extended; /* in-place publications extended down to a mapped page */
   _Atomic uint64_t map_calls, zero_calls, release_calls, map_retries;
   /* With a moving mapper: dense pages moved in place, slid pages built in a recycled page
-   * and moved, calls of mapper.move. */
-  _Atomic uint64_t pages_in_place, pages_recycled, move_calls;
+   * and moved, slid pages moved whole (never built), calls of mapper.move. */
+  _Atomic uint64_t pages_in_place, pages_recycled, pages_slid_whole, move_calls;
   _Atomic uint64_t bytes_copied;
   _Atomic uint64_t build_ns, map_ns, release_ns, wait_ns;
 } ugc_concurrent_counters;

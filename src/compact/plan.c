@@ -50,6 +50,7 @@
  * object by object once every page is built. */
 #include "compact/compact.h"
 
+#include <string.h>
 #include <sys/mman.h>
 
 #include "os/inject.h"
@@ -64,6 +65,15 @@ static void *table_map(size_t bytes) {
 
 static size_t round_to_page(size_t bytes) {
   return (bytes + UGC_PAGE_SIZE - 1) & ~(size_t)(UGC_PAGE_SIZE - 1);
+}
+
+static void free_page_tables(ugc_compact_plan *plan) {
+  if (!plan->page_capacity)
+    return;
+  munmap(plan->page_first_object, round_to_page(plan->page_capacity * sizeof(uintptr_t)));
+  munmap(plan->page_whole_from, round_to_page(plan->page_capacity * sizeof(uint32_t)));
+  munmap(plan->page_pad_words, round_to_page(plan->page_capacity * sizeof(uint16_t)));
+  munmap(plan->kept_pad_words, round_to_page(plan->page_capacity * sizeof(uint16_t)));
 }
 
 /* Grows the tables to hold `chunks` and `pages` entries, keeping them when big enough. On
@@ -82,14 +92,30 @@ static int ensure_tables(ugc_compact_plan *plan, size_t chunks, size_t pages) {
     plan->chunk_capacity = bytes / sizeof(uint32_t);
   }
   if (pages > plan->page_capacity) {
-    size_t bytes = round_to_page(pages * sizeof(uintptr_t));
-    uintptr_t *table = table_map(bytes);
-    if (!table)
+    size_t capacity = round_to_page(pages * sizeof(uintptr_t)) / sizeof(uintptr_t);
+    uintptr_t *table = table_map(capacity * sizeof(uintptr_t));
+    uint32_t *whole = table_map(round_to_page(capacity * sizeof(uint32_t)));
+    uint16_t *pad = table_map(round_to_page(capacity * sizeof(uint16_t)));
+    uint16_t *kept = table_map(round_to_page(capacity * sizeof(uint16_t)));
+    if (!table || !whole || !pad || !kept) {
+      if (table)
+        munmap(table, capacity * sizeof(uintptr_t));
+      if (whole)
+        munmap(whole, round_to_page(capacity * sizeof(uint32_t)));
+      if (pad)
+        munmap(pad, round_to_page(capacity * sizeof(uint16_t)));
+      if (kept)
+        munmap(kept, round_to_page(capacity * sizeof(uint16_t)));
       return -1;
-    if (plan->page_capacity)
-      munmap(plan->page_first_object, round_to_page(plan->page_capacity * sizeof(uintptr_t)));
+    }
+    if (plan->kept_pad_pages) /* the padding in the space stays where it is */
+      memcpy(kept, plan->kept_pad_words, plan->kept_pad_pages * sizeof(uint16_t));
+    free_page_tables(plan);
     plan->page_first_object = table;
-    plan->page_capacity = bytes / sizeof(uintptr_t);
+    plan->page_whole_from = whole;
+    plan->page_pad_words = pad;
+    plan->kept_pad_words = kept;
+    plan->page_capacity = capacity;
   }
   return 0;
 }
@@ -97,14 +123,16 @@ static int ensure_tables(ugc_compact_plan *plan, size_t chunks, size_t pages) {
 void ugc_compact_plan_free(ugc_compact_plan *plan) {
   if (plan->chunk_capacity)
     munmap(plan->chunk_live_before, round_to_page(plan->chunk_capacity * sizeof(uint32_t)));
-  if (plan->page_capacity)
-    munmap(plan->page_first_object, round_to_page(plan->page_capacity * sizeof(uintptr_t)));
+  free_page_tables(plan);
   if (plan->forward_capacity)
     munmap(plan->forward_copy, round_to_page(plan->forward_capacity * sizeof(uint64_t)));
   if (plan->fixed_capacity)
     munmap(plan->fixed, round_to_page(plan->fixed_capacity * sizeof(ugc_fixed_range)));
   plan->chunk_live_before = NULL;
   plan->page_first_object = NULL;
+  plan->page_whole_from = NULL;
+  plan->page_pad_words = NULL;
+  plan->kept_pad_words = NULL;
   plan->forward_copy = NULL;
   plan->fixed = NULL;
   plan->chunk_capacity = 0;
@@ -112,6 +140,14 @@ void ugc_compact_plan_free(ugc_compact_plan *plan) {
   plan->forward_capacity = 0;
   plan->fixed_capacity = 0;
   plan->fixed_count = 0;
+  plan->kept_pad_pages = 0;
+}
+
+void ugc_compact_plan_keep_padding(ugc_compact_plan *plan) {
+  uint16_t *kept = plan->kept_pad_words;
+  plan->kept_pad_words = plan->page_pad_words;
+  plan->page_pad_words = kept;
+  plan->kept_pad_pages = plan->page_count;
 }
 
 /* Grows the forward copy to `words` bitmap words and the range table to `ranges` entries. */
@@ -155,8 +191,8 @@ static inline uint64_t live_word(const ugc_compact_plan *plan, size_t w, size_t 
   return masked_word(plan->live_words, w, limit_bit);
 }
 
-/* Pass 1: number of leading pages whose live fraction reaches the threshold; adds their live
- * words to *live_words. */
+/* Pass 1: number of leading pages whose live words and kept padding (compact.h, "Padding")
+ * reach the threshold together; adds their live words to *live_words. */
 static size_t dense_prefix_pages(const ugc_compact_plan *plan, size_t pages, size_t limit_bit,
                                  size_t *live_words) {
   double threshold = plan->dense_threshold;
@@ -171,7 +207,8 @@ static size_t dense_prefix_pages(const ugc_compact_plan *plan, size_t pages, siz
     size_t live = 0;
     for (size_t w = page * WORDS_PER_PAGE; w < (page + 1) * WORDS_PER_PAGE && w < words; w++)
       live += ugc_compact_popcount64(live_word(plan, w, limit_bit));
-    if (live < needed)
+    size_t padding = page < plan->kept_pad_pages ? plan->kept_pad_words[page] : 0;
+    if (live + padding < needed)
       break;
     total += live;
   }
@@ -269,6 +306,14 @@ static void record_slid_pages(ugc_compact_plan *plan, size_t from_page, size_t t
     while (chunk + 1 < chunks && before[chunk + 1] <= rank)
       chunk++;
     uint64_t word = live_word(plan, chunk, limit_bit);
+    if (rank - before[chunk] >= ugc_compact_popcount64(word)) {
+      /* The page starts in padding, which a whole slide put before chunk + 1 (a boundary no
+       * object crosses): its first object is the next live one, which starts an object. */
+      size_t next = ugc_compact_bitmap_next(plan->live_words, (chunk + 1) * 64, limit_bit, 0);
+      first[page] = base + 8 * next;
+      previous_bit = next - 1;
+      continue;
+    }
     size_t bit = chunk * 64 + select_bit(word, (unsigned)(rank - before[chunk]));
     size_t start = bitmap_prev(starts, previous_bit + 1, bit + 1);
     first[page] = start == SIZE_MAX ? first[page - 1] : base + 8 * start;
@@ -406,6 +451,181 @@ static size_t count_with_ranges(ugc_compact_plan *plan, size_t first_chunk, size
   return forward;
 }
 
+/* Pass 2b (whole_slides): whole-page slides, drawn in compact.h. Runs of fully live pages
+ * are split around non-LEAF objects, trimmed at the end, and accepted in address order; each
+ * accepted run adds its padding to chunk_live_before from its padding chunk on (lazily: the
+ * entries below `applied_chunk` hold the padding placed so far, those above do not yet). */
+#define WHOLE_PAD_DIVISOR 4u        /* padding at most a quarter of the run's bytes */
+#define WHOLE_PAD_SEARCH_CHUNKS 64u /* how far below a run's first object the padding may go */
+
+typedef struct whole_runs {
+  ugc_compact_plan *plan;
+  size_t limit_bit;     /* old_top's bit */
+  size_t dense_bit;     /* dense_end's bit */
+  size_t pad_words;     /* padding placed so far */
+  size_t applied_chunk; /* chunk_live_before below this includes pad_words */
+  size_t free_chunk;    /* the next padding goes at this chunk or later */
+} whole_runs;
+
+static bool page_fully_live(const ugc_compact_plan *plan, size_t page) {
+  for (size_t w = page * WORDS_PER_PAGE; w < (page + 1) * WORDS_PER_PAGE; w++)
+    if (plan->live_words[w] != ~UINT64_C(0))
+      return false;
+  return true;
+}
+
+/* Whether the live object at old address `hdr` has no reference slot; *total its size. */
+static bool leaf_object(const ugc_compact_plan *plan, uintptr_t hdr, size_t *total) {
+  uint64_t header = ugc_header_load(hdr);
+  *total = ugc_header_total(header);
+  return plan->types->entries[ugc_header_type(header)].layout == UGC_LAYOUT_LEAF;
+}
+
+/* New address of the word after `words` live words of chunk `chunk`, with `pending` words of
+ * padding placed before it but not yet added to chunk_live_before: the forwarding formula
+ * (compact.h) while the runs are being placed. */
+static uintptr_t placed_address(const ugc_compact_plan *plan, size_t chunk, size_t words,
+                                size_t pending) {
+  return plan->dense_end + 8 * (plan->chunk_live_before[chunk] + words + pending);
+}
+
+/* Counts padding [at, at + bytes) in page_pad_words of the to-space pages it covers. */
+static void count_padding(ugc_compact_plan *plan, uintptr_t at, size_t bytes) {
+  while (bytes) {
+    size_t offset = (at - plan->space_base) & (UGC_PAGE_SIZE - 1);
+    size_t part = UGC_PAGE_SIZE - offset < bytes ? UGC_PAGE_SIZE - offset : bytes;
+    plan->page_pad_words[(at - plan->space_base) / UGC_PAGE_SIZE] += (uint16_t)(part / 8);
+    at += part;
+    bytes -= part;
+  }
+}
+
+/* Offers the old pages [first, end): fully live, every object overlapping them LEAF. */
+static void offer_run(whole_runs *r, size_t first, size_t end) {
+  ugc_compact_plan *plan = r->plan;
+  const uint64_t *live = plan->live_words, *starts = plan->start_words;
+  /* Trim: the object crossing into page `end` must not start in the run. */
+  while (end > first) {
+    size_t end_bit = end * (UGC_PAGE_SIZE / 8);
+    if (end_bit >= r->limit_bit || !bit_set(live, end_bit) || bit_set(starts, end_bit))
+      break;
+    size_t header_bit = bitmap_prev(starts, first * (UGC_PAGE_SIZE / 8), end_bit);
+    if (header_bit == SIZE_MAX)
+      break; /* it starts before the run: the page before it is built, and reads it */
+    end = header_bit / (UGC_PAGE_SIZE / 8);
+  }
+  if (end <= first)
+    return;
+  /* The object holding the run's first word keeps its page offset: padding before it. */
+  size_t first_bit = first * (UGC_PAGE_SIZE / 8);
+  size_t head_bit =
+      bit_set(starts, first_bit) ? first_bit : bitmap_prev(starts, r->dense_bit, first_bit);
+  if (head_bit == SIZE_MAX)
+    return; /* a straddler from the dense prefix: it does not move */
+  size_t head_chunk = head_bit / 64;
+  size_t low = r->free_chunk;
+  if (head_chunk >= WHOLE_PAD_SEARCH_CHUNKS && head_chunk - WHOLE_PAD_SEARCH_CHUNKS > low)
+    low = head_chunk - WHOLE_PAD_SEARCH_CHUNKS;
+  if (head_chunk < low)
+    return;
+  size_t pad_chunk = head_chunk;
+  while (bit_set(live, pad_chunk * 64) && !bit_set(starts, pad_chunk * 64)) {
+    if (pad_chunk == low)
+      return; /* every boundary in reach is crossed by an object */
+    pad_chunk--;
+  }
+  uint64_t below = live[head_chunk] & ((UINT64_C(1) << (head_bit & 63)) - 1);
+  uintptr_t head_old = plan->space_base + 8 * head_bit;
+  uintptr_t head_new =
+      placed_address(plan, head_chunk, ugc_compact_popcount64(below), r->pad_words);
+  size_t pad = (head_old - head_new) & (UGC_PAGE_SIZE - 1);
+  if (pad > (end - first) * UGC_PAGE_SIZE / WHOLE_PAD_DIVISOR)
+    return;
+  count_padding(plan, placed_address(plan, pad_chunk, 0, r->pad_words), pad);
+  for (size_t c = r->applied_chunk; c < pad_chunk; c++)
+    plan->chunk_live_before[c] += (uint32_t)r->pad_words;
+  r->applied_chunk = pad_chunk;
+  r->pad_words += pad / 8;
+  r->free_chunk = end * WORDS_PER_PAGE;
+  size_t new_page =
+      (head_new + pad + (first_bit - head_bit) * 8 - plan->space_base) / UGC_PAGE_SIZE;
+  for (size_t i = 0; i < end - first; i++)
+    plan->page_whole_from[new_page + i] = (uint32_t)(first + i + 1);
+  plan->whole_pages += end - first;
+}
+
+/* Adds the padding placed so far to chunk_live_before up to chunk `to`. */
+static void apply_padding(whole_runs *r, size_t to) {
+  for (size_t c = r->applied_chunk; c < to; c++)
+    r->plan->chunk_live_before[c] += (uint32_t)r->pad_words;
+}
+
+/* Finds the runs among the slid pages wholly below old_top, segment by segment between the
+ * fixed ranges: a run never reaches into a range (a range's first page holds no object from
+ * before it, so a run ending there reads nothing of it), and a segment's padding only moves
+ * what the segment packs: its slid_end. Sets pad_bytes; returns the padding of the last
+ * segment in words (what new_top gains). */
+static size_t place_whole_runs(ugc_compact_plan *plan, size_t dense_pages, size_t chunks,
+                               size_t limit_bit) {
+  size_t full_pages = (plan->old_top - plan->space_base) / UGC_PAGE_SIZE, all_pad = 0;
+  whole_runs r = {.plan = plan,
+                  .limit_bit = limit_bit,
+                  .dense_bit = dense_pages * (UGC_PAGE_SIZE / 8),
+                  .applied_chunk = dense_pages * WORDS_PER_PAGE,
+                  .free_chunk = dense_pages * WORDS_PER_PAGE};
+  size_t page = dense_pages;
+  for (size_t range = 0; range <= plan->fixed_count; range++) {
+    ugc_fixed_range *fixed = range < plan->fixed_count ? &plan->fixed[range] : NULL;
+    size_t segment_end = fixed ? (fixed->start - plan->space_base) / UGC_PAGE_SIZE : full_pages;
+    if (segment_end > full_pages)
+      segment_end = full_pages;
+    while (page < segment_end) {
+      if (!page_fully_live(plan, page)) {
+        page++;
+        continue;
+      }
+      size_t end = page + 1;
+      while (end < segment_end && page_fully_live(plan, end))
+        end++;
+      /* Objects are contiguous from the one holding the page's first word to the run's end:
+       * split the run around every non-LEAF one. */
+      size_t bit = page * (UGC_PAGE_SIZE / 8);
+      size_t head = bit_set(plan->start_words, bit) ? bit : bitmap_prev(plan->start_words, 0, bit);
+      uintptr_t object = plan->space_base + 8 * head;
+      uintptr_t run_end = plan->space_base + end * UGC_PAGE_SIZE;
+      size_t sub = page;
+      while (object < run_end) {
+        size_t total;
+        if (!leaf_object(plan, object, &total)) {
+          size_t first_page = (object - plan->space_base) / UGC_PAGE_SIZE;
+          size_t last_page = (object + total - 1 - plan->space_base) / UGC_PAGE_SIZE;
+          if (first_page > sub)
+            offer_run(&r, sub, first_page);
+          if (last_page + 1 > sub)
+            sub = last_page + 1;
+        }
+        object += total;
+      }
+      if (sub < end)
+        offer_run(&r, sub, end);
+      page = end;
+    }
+    if (!fixed)
+      break;
+    /* The count jumps to the range's own offset there: the padding stops at its start. */
+    size_t range_chunk = (fixed->start - plan->space_base) / UGC_CHUNK_BYTES;
+    apply_padding(&r, range_chunk);
+    fixed->slid_end += 8 * r.pad_words;
+    all_pad += r.pad_words;
+    r.pad_words = 0;
+    r.applied_chunk = r.free_chunk = (fixed->end - plan->space_base) / UGC_CHUNK_BYTES;
+    page = (fixed->end - plan->space_base) / UGC_PAGE_SIZE;
+  }
+  apply_padding(&r, chunks);
+  plan->pad_bytes = 8 * (all_pad + r.pad_words);
+  return r.pad_words;
+}
+
 int ugc_compact_plan_compute(ugc_compact_plan *plan) {
   uintptr_t base = plan->space_base;
   size_t heap_bytes = plan->old_top - base;
@@ -421,13 +641,22 @@ int ugc_compact_plan_compute(ugc_compact_plan *plan) {
   if (ensure_tables(plan, reserve_chunks, (reserve_bytes + UGC_PAGE_SIZE - 1) / UGC_PAGE_SIZE) != 0)
     return -1;
 
-  /* Pass 1. */
+  /* Pass 1. Dense and fixed pages keep their padding; slid pages get what the runs place. */
   size_t live_words = 0;
   size_t dense_pages = dense_prefix_pages(plan, old_pages, limit_bit, &live_words);
   plan->dense_end = base + dense_pages * UGC_PAGE_SIZE;
   plan->forward_words = plan->live_words;
   if (compute_fixed_ranges(plan, limit_bit) != 0)
     return -1;
+  size_t kept = dense_pages < plan->kept_pad_pages ? dense_pages : plan->kept_pad_pages;
+  if (old_pages) {
+    memcpy(plan->page_pad_words, plan->kept_pad_words, kept * sizeof(uint16_t));
+    memset(plan->page_pad_words + kept, 0, (old_pages - kept) * sizeof(uint16_t));
+  }
+  for (size_t r = 0; r < plan->fixed_count; r++) /* kept in place too, with their padding */
+    for (size_t page = (plan->fixed[r].start - base) / UGC_PAGE_SIZE;
+         page < (plan->fixed[r].end - base) / UGC_PAGE_SIZE && page < plan->kept_pad_pages; page++)
+      plan->page_pad_words[page] = plan->kept_pad_words[page];
 
   /* Pass 2: running totals from the first slid chunk (page aligned, so chunk aligned). The
    * entries below it are never read (forwarding returns dense addresses unchanged). */
@@ -446,6 +675,12 @@ int ugc_compact_plan_compute(ugc_compact_plan *plan) {
     live_words += slid_words;
   }
   plan->live_bytes = live_words * 8;
+  plan->whole_pages = 0;
+  plan->pad_bytes = 0;
+  if (plan->whole_slides && dense_pages < old_pages) {
+    memset(plan->page_whole_from + dense_pages, 0, (old_pages - dense_pages) * sizeof(uint32_t));
+    slid_words += place_whole_runs(plan, dense_pages, chunks, limit_bit);
+  }
   plan->new_top =
       plan->dense_end > plan->old_top ? plan->old_top : plan->dense_end + 8 * slid_words;
   plan->page_count = (plan->new_top - base + UGC_PAGE_SIZE - 1) / UGC_PAGE_SIZE;
@@ -489,6 +724,12 @@ int ugc_compact_plan_extend(ugc_compact_plan *plan, uintptr_t new_old_top) {
       plan->forward_copy[c] = plan->live_words[c];
   }
   size_t from_page = plan->page_count;
+  size_t new_pages =
+      (plan->dense_end + 8 * (slid_words + added) - base + UGC_PAGE_SIZE - 1) / UGC_PAGE_SIZE;
+  if (plan->whole_pages && new_pages > from_page) /* the region is slid as usual */
+    memset(plan->page_whole_from + from_page, 0, (new_pages - from_page) * sizeof(uint32_t));
+  if (new_pages > from_page) /* and holds no padding */
+    memset(plan->page_pad_words + from_page, 0, (new_pages - from_page) * sizeof(uint16_t));
   plan->old_top = new_old_top;
   plan->live_bytes += 8 * added;
   plan->new_top = plan->dense_end + 8 * (slid_words + added);

@@ -286,6 +286,7 @@ void ugc_collect_plan(ugc_heap *heap, uintptr_t plan_top, uintptr_t reserve_top,
   plan->dense_threshold = DENSE_THRESHOLD;
   plan->pinned = heap->pins.headers;
   plan->pinned_count = heap->pins.header_count;
+  plan->whole_slides = heap->backend->whole_page_slides;
   uint64_t start = ugc_now_ns();
   work->planned = ugc_compact_plan_compute(plan) == 0;
   work->plan_ns += ugc_now_ns() - start;
@@ -318,6 +319,7 @@ void ugc_collect_compact_locked(ugc_heap *heap, const ugc_mark_totals *totals,
       ugc_stats_unlock(heap);
     }
     space->top = plan->new_top;
+    ugc_compact_plan_keep_padding(plan);
   } else {
     ugc_warn("no memory for the compaction plan; cycle %llu does not compact",
              (unsigned long long)heap->stats.cycles + 1);

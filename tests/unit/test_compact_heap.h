@@ -86,9 +86,11 @@ typedef struct synth_params {
   int shape;        /* SHAPE_* */
   int local_refs;   /* see synth_heap */
   double pin_prob;  /* chance that an object is pinned (plan.pinned) */
+  int whole;        /* plan.whole_slides */
+  int kept_padding; /* padding from a previous cycle on random pages (plan.kept_pad_words) */
 } synth_params;
 
-enum { SHAPE_MIXED, SHAPE_PAIRS, SHAPE_LEAVES, SHAPE_GIANT };
+enum { SHAPE_MIXED, SHAPE_PAIRS, SHAPE_LEAVES, SHAPE_GIANT, SHAPE_COLD };
 
 typedef struct synth_heap {
   char *space, *from; /* the moving space and the from-space copy */
@@ -110,6 +112,13 @@ typedef struct synth_heap {
   ugc_compact_plan plan;
   int local_refs;  /* references mostly to objects allocated nearby (realistic locality) */
   size_t live_pos; /* while filling: live objects before the current one */
+  /* expected whole-page slides (whole heaps only) */
+  int whole;
+  uint32_t *whole_from; /* per to-space page, as plan.page_whole_from */
+  size_t whole_pages, pad_bytes;
+  /* padding per page: kept from a previous cycle (input), expected after this one */
+  uint16_t *kept_pad, *pad_words;
+  size_t kept_pages;
 } synth_heap;
 
 static uint64_t outside_target[4]; /* a "non-moving" object referenced from the heap */
@@ -135,6 +144,11 @@ static void synth_pick(uint64_t *rng, int shape, uint8_t *type, size_t *payload)
   if (shape == SHAPE_LEAVES) {
     *type = T_LEAF;
     *payload = rng_below(rng, 48);
+    return;
+  }
+  if (shape == SHAPE_COLD) { /* large strings, small garbage and a few pairs in between */
+    *type = r < 5 ? T_PAIR : T_LEAF;
+    *payload = r < 5 ? 24 : r < 45 ? 8 * rng_below(rng, 100) : 2000 + rng_below(rng, 14000);
     return;
   }
   if (r < 5) {
@@ -278,9 +292,8 @@ static inline int synth_in_place(const synth_heap *h, uintptr_t start) {
   return 0;
 }
 
-/* Naive model: per-page live bytes from object overlaps, then a running cursor. */
-static void synth_expect(synth_heap *h, double threshold) {
-  size_t pages = (h->old_top - h->base + 4095) / 4096;
+/* Live bytes per page (pages + 1 entries), from object overlaps. */
+static size_t *synth_page_live(synth_heap *h, size_t pages) {
   size_t *page_live = calloc(pages + 1, sizeof *page_live);
   REQUIRE(page_live);
   h->live_bytes = 0;
@@ -296,14 +309,20 @@ static void synth_expect(synth_heap *h, double threshold) {
       a = stop;
     }
   }
-  size_t dense = 0;
-  while (dense < pages && (double)page_live[dense] / 4096.0 >= threshold)
-    dense++;
-  free(page_live);
-  h->dense_end = h->base + 4096 * dense;
-  synth_expect_fixed(h);
+  return page_live;
+}
+
+typedef struct synth_pads {
+  uintptr_t at[512], new_at[512]; /* boundary (old address), where the padding lands */
+  size_t bytes[512], count;
+} synth_pads;
+
+/* Places every live object: the dense prefix and the model's fixed ranges in place, the rest
+ * packed between them, with the padding in `pads` (may be NULL; each before the first live
+ * object at or after its boundary, at new_at); returns the cursor at the end. */
+static uintptr_t synth_place(synth_heap *h, synth_pads *pads) {
   uintptr_t cursor = h->dense_end;
-  size_t r = 0;
+  size_t k = 0, r = 0;
   for (size_t i = 0; i < h->count; i++) {
     synth_obj *o = &h->objs[i];
     if (!o->live)
@@ -319,17 +338,143 @@ static void synth_expect(synth_heap *h, double threshold) {
       o->new_hdr = o->hdr;
       if (o->hdr + o->total > cursor)
         cursor = o->hdr + o->total; /* live object straddling dense_end or a range end */
-    } else {
-      o->new_hdr = cursor;
-      cursor += o->total;
+      continue;
     }
+    while (pads && k < pads->count && pads->at[k] <= o->hdr) {
+      pads->new_at[k] = cursor;
+      cursor += pads->bytes[k++];
+    }
+    o->new_hdr = cursor;
+    cursor += o->total;
   }
   for (; r < h->model_fixed_count; r++) {
     uintptr_t end = h->model_fixed[r][1] < h->old_top ? h->model_fixed[r][1] : h->old_top;
     cursor = cursor > end ? cursor : end;
   }
+  return cursor;
+}
+
+/* Naive model: a page is dense when its live bytes and kept padding reach the threshold,
+ * then a running cursor. Padding: dense pages keep theirs, slid pages hold none (no whole
+ * slides) or what synth_expect_whole places. */
+static void synth_expect(synth_heap *h, double threshold) {
+  size_t pages = (h->old_top - h->base + 4095) / 4096;
+  size_t *page_live = synth_page_live(h, pages);
+  size_t dense = 0;
+  while (dense < pages &&
+         (double)(page_live[dense] + 8 * (dense < h->kept_pages ? h->kept_pad[dense] : 0)) /
+                 4096.0 >=
+             threshold)
+    dense++;
+  free(page_live);
+  h->pad_words = calloc(pages + 2, sizeof *h->pad_words);
+  REQUIRE(h->pad_words);
+  for (size_t page = 0; page < dense && page < h->kept_pages; page++)
+    h->pad_words[page] = h->kept_pad[page];
+  h->dense_end = h->base + 4096 * dense;
+  synth_expect_fixed(h);
+  for (size_t r = 0; r < h->model_fixed_count; r++) /* kept in place with their padding */
+    for (uintptr_t a = h->model_fixed[r][0]; a < h->model_fixed[r][1]; a += 4096)
+      if ((a - h->base) / 4096 < h->kept_pages)
+        h->pad_words[(a - h->base) / 4096] = h->kept_pad[(a - h->base) / 4096];
+  uintptr_t cursor = synth_place(h, NULL);
   h->fixed_limit = h->model_fixed_count ? h->model_fixed[h->model_fixed_count - 1][1] : 0;
   h->new_top = h->dense_end > h->old_top ? h->old_top : cursor;
+}
+
+/* Naive whole-page slides (compact.h), from object extents: candidate pages (every byte
+ * live, every object on them a leaf), maximal runs, trimmed at the end, the padding boundary
+ * and size found by walking the objects with the padding placed so far. */
+static size_t synth_containing(const synth_heap *h, uintptr_t a) {
+  for (size_t i = 0; i < h->count; i++)
+    if (h->objs[i].live && h->objs[i].hdr <= a && a < h->objs[i].hdr + h->objs[i].total)
+      return i;
+  return SIZE_MAX;
+}
+
+static int synth_crossed(const synth_heap *h, uintptr_t boundary) {
+  size_t i = synth_containing(h, boundary);
+  return i != SIZE_MAX && h->objs[i].hdr < boundary;
+}
+
+static void synth_expect_whole(synth_heap *h) {
+  size_t dense_pages = (h->dense_end - h->base) / 4096;
+  size_t full_pages = (h->old_top - h->base) / 4096;
+  h->whole_from = calloc(full_pages + 2, sizeof *h->whole_from);
+  synth_pads *pads = calloc(1, sizeof *pads);
+  int *candidate = calloc(full_pages + 1, sizeof *candidate);
+  REQUIRE(h->whole_from && pads && candidate);
+  for (size_t page = dense_pages; page < full_pages; page++) {
+    uintptr_t lo = h->base + 4096 * page, hi = lo + 4096;
+    size_t live = 0;
+    int leaf = 1;
+    for (size_t i = 0; i < h->count; i++) {
+      const synth_obj *o = &h->objs[i];
+      if (!o->live || o->hdr >= hi || o->hdr + o->total <= lo)
+        continue;
+      leaf &= o->type == T_LEAF;
+      live += (o->hdr + o->total < hi ? o->hdr + o->total : hi) - (o->hdr > lo ? o->hdr : lo);
+    }
+    candidate[page] = live == 4096 && leaf && !synth_in_place(h, lo);
+  }
+  uintptr_t free_at = h->dense_end;
+  for (size_t page = dense_pages; page < full_pages;) {
+    if (!candidate[page]) {
+      page++;
+      continue;
+    }
+    size_t first = page, end = page;
+    while (end < full_pages && candidate[end])
+      end++;
+    page = end;
+    uintptr_t first_at = h->base + 4096 * first;
+    for (size_t r = 0; r < h->model_fixed_count; r++) /* no padding reaches into a range */
+      if (h->model_fixed[r][1] <= first_at && h->model_fixed[r][1] > free_at)
+        free_at = h->model_fixed[r][1];
+    while (end > first && h->base + 4096 * end < h->old_top &&
+           synth_crossed(h, h->base + 4096 * end)) {
+      uintptr_t header = h->objs[synth_containing(h, h->base + 4096 * end)].hdr;
+      if (header < first_at)
+        break;
+      end = (header - h->base) / 4096;
+    }
+    if (end <= first)
+      continue;
+    size_t head = synth_containing(h, first_at);
+    uintptr_t head_at = h->objs[head].hdr;
+    if (head_at < h->dense_end)
+      continue;
+    uintptr_t boundary = head_at & ~(uintptr_t)511, low = free_at;
+    if (boundary >= h->base + 64 * 512 && boundary - 64 * 512 > low)
+      low = boundary - 64 * 512;
+    if (boundary < low)
+      continue;
+    while (synth_crossed(h, boundary) && boundary > low)
+      boundary -= 512;
+    if (synth_crossed(h, boundary))
+      continue;
+    synth_place(h, pads);
+    uintptr_t head_new = h->objs[head].new_hdr;
+    size_t pad = (head_at - head_new) & 4095;
+    if (pad > (end - first) * 1024)
+      continue;
+    REQUIRE(pads->count < 512);
+    pads->at[pads->count] = boundary;
+    pads->bytes[pads->count++] = pad;
+    h->pad_bytes += pad;
+    free_at = h->base + 4096 * end;
+    size_t new_page = (head_new + pad + (first_at - head_at) - h->base) / 4096;
+    for (size_t i = first; i < end; i++)
+      h->whole_from[new_page + i - first] = (uint32_t)(i + 1);
+    h->whole_pages += end - first;
+  }
+  uintptr_t top = synth_place(h, pads);
+  h->new_top = h->dense_end > h->old_top ? h->old_top : top;
+  for (size_t k = 0; k < pads->count; k++)
+    for (uintptr_t a = pads->new_at[k]; a < pads->new_at[k] + pads->bytes[k]; a += 8)
+      h->pad_words[(a - h->base) / 4096]++;
+  free(pads);
+  free(candidate);
 }
 
 /* Builds a heap: objects, liveness, references, bitmap, from-space copy, expected outcome,
@@ -406,7 +551,25 @@ static inline void synth_build(synth_heap *h, const synth_params *params, uint64
       h->starts[w] = (h->starts[w] & keep) | (rng_next(&rng) & ~keep);
     }
   }
+  if (params->kept_padding) { /* on some pages, part of the dead bytes (below old_top) */
+    size_t pages = (h->old_top - h->base + 4095) / 4096;
+    size_t *page_live = synth_page_live(h, pages);
+    h->kept_pages = rng_below(&rng, 4) ? pages : rng_below(&rng, pages + 1);
+    h->kept_pad = calloc(h->kept_pages + 1, sizeof *h->kept_pad);
+    REQUIRE(h->kept_pad);
+    for (size_t page = 0; page < h->kept_pages; page++) {
+      uintptr_t lo = h->base + 4096 * page;
+      size_t in_page = (h->old_top - lo < 4096 ? h->old_top - lo : 4096);
+      if (rng_below(&rng, 2))
+        h->kept_pad[page] = (uint16_t)rng_below(&rng, (in_page - page_live[page]) / 8 + 1);
+    }
+    free(page_live);
+  }
   synth_expect(h, params->threshold);
+  h->whole = params->whole;
+  if (h->whole)
+    synth_expect_whole(h);
+  h->plan.whole_slides = params->whole;
   h->plan.space_base = h->base;
   h->plan.old_top = h->old_top;
   h->plan.live_words = h->bitmap;
@@ -415,6 +578,11 @@ static inline void synth_build(synth_heap *h, const synth_params *params, uint64
   h->plan.dense_threshold = params->threshold;
   h->plan.pinned = h->pins;
   h->plan.pinned_count = h->pin_count;
+  if (h->kept_pages) { /* a first compute makes the tables; the padding is then in place */
+    REQUIRE(ugc_compact_plan_compute(&h->plan) == 0);
+    memcpy(h->plan.kept_pad_words, h->kept_pad, h->kept_pages * sizeof *h->kept_pad);
+    h->plan.kept_pad_pages = h->kept_pages;
+  }
   REQUIRE(ugc_compact_plan_compute(&h->plan) == 0);
   memcpy(h->from, h->space, h->space_bytes);
 }
@@ -428,6 +596,9 @@ static inline void synth_free(synth_heap *h) {
   free(h->objs);
   free(h->pins);
   free(h->model_fixed);
+  free(h->whole_from);
+  free(h->kept_pad);
+  free(h->pad_words);
 }
 
 /* Expected value of a reference read from from-space. */
@@ -464,6 +635,18 @@ static inline void synth_check_plan(const synth_heap *h) {
   CHECK_EQ_U64(h->plan.new_top, h->new_top);
   CHECK_EQ_U64(h->plan.live_bytes, h->live_bytes);
   CHECK_EQ_U64(h->plan.page_count, (h->new_top - h->base + 4095) / 4096);
+  CHECK_EQ_U64(h->plan.whole_pages, h->whole_pages);
+  CHECK_EQ_U64(h->plan.pad_bytes, h->pad_bytes);
+  size_t wrong_pad = 0;
+  for (size_t page = 0; page < h->plan.page_count; page++)
+    wrong_pad += h->plan.page_pad_words[page] != h->pad_words[page];
+  CHECK_EQ_U64(wrong_pad, 0);
+  if (h->whole && h->whole_pages) {
+    size_t dense_pages = (h->dense_end - h->base) / 4096, wrong = 0;
+    for (size_t page = dense_pages; page < h->plan.page_count; page++)
+      wrong += h->plan.page_whole_from[page] != h->whole_from[page];
+    CHECK_EQ_U64(wrong, 0);
+  }
 }
 
 /* Checks the rebuilt space: live objects at their new place with forwarded references, a
@@ -507,10 +690,11 @@ static inline int synth_verify(const synth_heap *h) {
       }
       a += o->total;
     } else {
-      /* Dead space: only in the dense prefix and up to the last fixed range, as zero-filled
-       * fillers, exactly one per run of dead words and page: from here to the next live
-       * object, the page end or new_top, whichever comes first. */
-      CHECK(a < h->dense_end || a < h->fixed_limit);
+      /* Dead space: only in the dense prefix, up to the last fixed range, or as padding
+       * before a whole slide, as zero-filled fillers, exactly one per run of dead words and
+       * page: from here to the next live object, the page end or new_top, whichever comes
+       * first. */
+      CHECK(a < h->dense_end || a < h->fixed_limit || h->whole);
       CHECK_EQ_U64(ugc_header_type(header), UGC_FILLER_TYPE);
       size_t total = ugc_header_total(header);
       uintptr_t run_end = next < h->count ? h->objs[next].new_hdr : h->new_top;

@@ -122,10 +122,37 @@ static synth_params random_params(uint64_t seed) {
       .threshold = thresholds[rng_below(&rng, 8)],
       .shape = (int)rng_below(&rng, 4),
   };
+  p.whole = rng_below(&rng, 2) == 0;
+  p.kept_padding = rng_below(&rng, 3) == 0;
+  if (rng_below(&rng, 3) == 0) { /* mostly live large strings: many runs to slide whole */
+    p.shape = SHAPE_COLD;
+    p.live_prob = 0.6 + 0.4 * rng_unit(&rng);
+    p.heap_bytes = 8 * rng_below(&rng, 256 * 1024 / 8);
+    p.dense_bytes /= 4;
+  }
   return p;
 }
 
+/* With whole-page slides, the built space is right (padding as fillers) and every page slid
+ * whole is its old page, byte for byte: nothing in it needed a change. */
+static size_t check_whole_build(synth_heap *h, uint64_t seed) {
+  if (!h->plan.whole_pages)
+    return 0;
+  synth_build_all_random(h, seed);
+  if (synth_verify(h))
+    fprintf(stderr, "seed %llu: whole-slide heap built wrong\n", (unsigned long long)seed);
+  size_t differ = 0;
+  for (size_t page = 0; page < h->plan.page_count; page++) {
+    uint32_t from = h->plan.page_whole_from[page];
+    if (page * 4096 >= h->plan.dense_end - h->base && from)
+      differ += memcmp(h->space + 4096 * page, h->from + 4096 * (size_t)(from - 1), 4096) != 0;
+  }
+  CHECK_EQ_U64(differ, 0);
+  return h->plan.whole_pages;
+}
+
 static void test_random_heaps(void) {
+  size_t whole_pages = 0, padded_heaps = 0;
   for (uint64_t seed = 0; seed < 3000; seed++) {
     synth_params p = random_params(seed);
     synth_heap h;
@@ -133,8 +160,12 @@ static void test_random_heaps(void) {
     synth_check_plan(&h);
     check_forwarding(&h, seed);
     count_coverage(&h);
+    whole_pages += check_whole_build(&h, seed);
+    padded_heaps += h.plan.pad_bytes != 0;
     synth_free(&h);
   }
+  printf("info: %zu pages slid whole, %zu heaps with padding\n", whole_pages, padded_heaps);
+  CHECK(whole_pages > 500 && padded_heaps > 50);
   printf("info: dense pages %zu (first object before the page %zu, inside it %zu, none %zu); "
          "live straddlers at dense_end %zu\n",
          coverage.dense_pages, coverage.dense_straddled, coverage.dense_starting_late,
@@ -166,6 +197,11 @@ static void test_extend(void) {
     uintptr_t cut = h.base + 4096 * cut_pages[rng_below(&rng, cuts)];
     free(cut_pages);
     ugc_compact_plan_free(&h.plan);
+    h.plan.whole_slides = false; /* the model below slides without padding */
+    h.whole = 0;
+    h.whole_pages = h.pad_bytes = 0;
+    /* and without the padding kept from before (freed with the tables) */
+    memset(h.pad_words, 0, ((h.old_top - h.base + 4095) / 4096 + 2) * sizeof *h.pad_words);
     h.plan.old_top = cut;
     h.plan.reserve_top = h.old_top;
     REQUIRE(ugc_compact_plan_compute(&h.plan) == 0);
@@ -295,11 +331,20 @@ static void test_edges(void) {
  * objects, every page built and checked (pinned objects at their old address, fillers in
  * the gaps), and the extension of a plan with ranges. */
 static void test_pinned_heaps(void) {
-  size_t pinned_kept = 0, ranges = 0, gap_pages = 0;
+  size_t pinned_kept = 0, ranges = 0, gap_pages = 0, whole_with_ranges = 0, padded_with_ranges = 0;
   for (uint64_t seed = 0; seed < 1500; seed++) {
     synth_params p = random_params(seed);
     uint64_t rng = seed * 13 + 5;
     p.pin_prob = rng_below(&rng, 3) ? 0.002 + 0.05 * rng_unit(&rng) : 0.3 * rng_unit(&rng);
+    if (seed % 4 == 0) { /* few pins in a mostly live cold heap: runs slid whole between them */
+      p.shape = SHAPE_COLD;
+      p.whole = 1;
+      p.live_prob = 0.7 + 0.3 * rng_unit(&rng);
+      p.heap_bytes = 8 * (8192 + rng_below(&rng, 192 * 1024 / 8));
+      p.pin_prob = 0.05 + 0.15 * rng_unit(&rng);
+      p.threshold = 0.95;
+      p.dense_bytes = 0;
+    }
     synth_heap h;
     synth_build(&h, &p, seed);
     synth_check_plan(&h);
@@ -321,20 +366,41 @@ static void test_pinned_heaps(void) {
     for (size_t r = 0; r < h.plan.fixed_count; r++)
       gap_pages +=
           (h.plan.fixed[r].start - ((h.plan.fixed[r].slid_end + 4095) & ~(uintptr_t)4095)) / 4096;
-    synth_build_all_random(&h, seed ^ 0x5EED);
-    int failed = synth_verify(&h);
-    if (failed)
-      fprintf(stderr, "pinned heap, seed %llu: %d failures\n", (unsigned long long)seed, failed);
+    if (h.plan.fixed_count && h.plan.whole_pages) { /* pins and whole slides together */
+      whole_with_ranges++;
+      padded_with_ranges += h.plan.pad_bytes != 0;
+      size_t in_range = 0;
+      for (size_t page = 0; page < h.plan.page_count; page++) {
+        uint32_t from = h.plan.page_whole_from[page];
+        if (page * 4096 < h.plan.dense_end - h.base || !from)
+          continue;
+        /* neither the page slid whole nor the page it takes lies in a fixed range */
+        in_range += ugc_compact_fixed_at(&h.plan, h.base + 4096 * page) != NULL;
+        in_range += ugc_compact_fixed_at(&h.plan, h.base + 4096 * (size_t)(from - 1)) != NULL;
+      }
+      CHECK_EQ_U64(in_range, 0);
+    }
+    if (h.plan.whole_pages) {
+      CHECK(check_whole_build(&h, seed) == h.plan.whole_pages);
+    } else {
+      synth_build_all_random(&h, seed ^ 0x5EED);
+      int failed = synth_verify(&h);
+      if (failed)
+        fprintf(stderr, "pinned heap, seed %llu: %d failures\n", (unsigned long long)seed, failed);
+    }
     synth_free(&h);
   }
   printf("info: pinned heaps: %zu pinned objects past dense_end kept, %zu fixed ranges, %zu "
          "filler pages\n",
          pinned_kept, ranges, gap_pages);
   CHECK(pinned_kept > 1000 && ranges > 500 && gap_pages > 50);
+  printf("info: pinned heaps with pages slid whole: %zu (%zu with padding)\n", whole_with_ranges,
+         padded_with_ranges);
+  CHECK(whole_with_ranges > 50 && padded_with_ranges > 20);
 
   /* Extension after a plan with ranges: the region slides after everything, ranges kept. */
   size_t extended = 0;
-  for (uint64_t seed = 0; seed < 400; seed++) {
+  for (uint64_t seed = 0; seed < 500; seed++) {
     synth_params p = random_params(seed + 7000);
     p.pin_prob = 0.08;
     synth_heap h;
@@ -352,6 +418,11 @@ static void test_pinned_heaps(void) {
     while (pins_below < h.pin_count && h.pins[pins_below] < cut)
       pins_below++;
     ugc_compact_plan_free(&h.plan);
+    h.plan.whole_slides = false; /* the model below slides without padding */
+    h.whole = 0;
+    h.whole_pages = h.pad_bytes = 0;
+    /* and without the padding kept from before (freed with the tables) */
+    memset(h.pad_words, 0, ((h.old_top - h.base + 4095) / 4096 + 2) * sizeof *h.pad_words);
     h.plan.old_top = cut;
     h.plan.reserve_top = h.old_top;
     h.plan.pinned_count = pins_below;
@@ -364,9 +435,9 @@ static void test_pinned_heaps(void) {
     uintptr_t real_top = h.old_top;
     h.old_top = cut;
     h.pin_count = pins_below;
+    h.dense_end = h.plan.dense_end; /* the ranges start at the plan's (kept padding gone) */
     synth_expect_fixed(&h);
     h.old_top = real_top;
-    h.dense_end = h.plan.dense_end;
     uintptr_t cursor = h.dense_end;
     size_t r = 0;
     for (size_t k = 0; k < h.count; k++) {
@@ -400,6 +471,75 @@ static void test_pinned_heaps(void) {
   CHECK(extended > 50);
 }
 
+/* Marks every object of the built space [base, new_top) live, fillers excepted: the next
+ * cycle's bitmaps when everything survived. Returns the pages below 95% live by live words
+ * alone (those padding keeps in place). */
+static size_t mark_all_built(synth_heap *h, uint64_t *live, uint64_t *starts) {
+  uintptr_t top = h->plan.new_top;
+  for (uintptr_t a = h->base; a < top;) {
+    uint64_t header = *(const uint64_t *)a;
+    size_t total = ugc_header_total(header), bit = (a - h->base) / 8;
+    if (ugc_header_type(header) != UGC_FILLER_TYPE) {
+      starts[bit / 64] |= UINT64_C(1) << (bit % 64);
+      for (size_t b = bit; b < bit + total / 8; b++)
+        live[b / 64] |= UINT64_C(1) << (b % 64);
+    }
+    a += total;
+  }
+  size_t sparse = 0;
+  for (size_t page = 0; page < (top - h->base) / 4096; page++) {
+    size_t words = 0;
+    for (size_t w = page * 8; w < page * 8 + 8; w++)
+      words += ugc_compact_popcount64(live[w]);
+    sparse += words < 0.95 * 512;
+  }
+  return sparse;
+}
+
+/* A region slid whole with padding, fully live in the next cycle, stays in place then: the
+ * padding the plan placed counts with the live words (compact.h, "Padding"). Without it the
+ * padded pages fall below 0.95 and everything from the first one on slides again. */
+static void test_padding_stays_in_place(void) {
+  size_t padded = 0, sparse_pages = 0;
+  for (uint64_t seed = 0; seed < 200; seed++) {
+    synth_params p = {.heap_bytes = 8 * 4096 * (4 + seed % 24),
+                      .live_prob = 0.7 + 0.3 * (double)(seed % 7) / 7,
+                      .threshold = 0.95,
+                      .shape = SHAPE_COLD,
+                      .whole = 1};
+    synth_heap h;
+    synth_build(&h, &p, seed);
+    synth_check_plan(&h);
+    if (!h.plan.pad_bytes) {
+      synth_free(&h);
+      continue;
+    }
+    padded++;
+    synth_build_all_random(&h, seed);
+    REQUIRE(synth_verify(&h) == 0);
+    ugc_compact_plan_keep_padding(&h.plan);
+    size_t words = h.space_bytes / 512 + 1;
+    uint64_t *live = calloc(words, sizeof *live), *starts = calloc(words, sizeof *starts);
+    REQUIRE(live && starts);
+    sparse_pages += mark_all_built(&h, live, starts);
+    uintptr_t top = h.plan.new_top;
+    h.plan.old_top = top;
+    h.plan.live_words = live;
+    h.plan.start_words = starts;
+    REQUIRE(ugc_compact_plan_compute(&h.plan) == 0);
+    /* Every full page stays (a partial last one too when live enough), nothing moves. */
+    CHECK(h.plan.dense_end >= h.base + (top - h.base) / 4096 * 4096);
+    CHECK_EQ_U64(h.plan.new_top, top);
+    CHECK_EQ_U64(h.plan.whole_pages, 0);
+    free(live);
+    free(starts);
+    synth_free(&h);
+  }
+  printf("info: %zu padded cold heaps, %zu pages below 0.95 live kept by their padding\n", padded,
+         sparse_pages);
+  CHECK(padded > 50 && sparse_pages > 50);
+}
+
 int main(void) {
   test_bitmap_scans();
   test_random_heaps();
@@ -407,5 +547,6 @@ int main(void) {
   test_table_reuse();
   test_edges();
   test_extend();
+  test_padding_stays_in_place();
   TEST_DONE();
 }

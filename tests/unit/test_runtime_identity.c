@@ -15,7 +15,9 @@ enum { OBJECTS = 64, CYCLES = 1000, SPACER_BYTES = 256 };
 /* Sliding compaction moves an object only when something below it died and its page is
  * not in the dense prefix (pages at least 95% live stay put). So 1,000 spacers of 256
  * bytes lie below the hashed objects, and each cycle drops the lowest one left: the bottom
- * page drops below the bar and every hashed object slides down by one spacer. */
+ * page drops below the bar and every hashed object slides down by one spacer. The spacers
+ * hold (null) references: pages of leaf objects only could be slid whole by `move`, at
+ * their old offsets in the page, and then the padding before them may leave them in place. */
 int main(void) {
   const char *backend = getenv("UFFDGC_BACKEND");
   if (backend && *backend && strcmp(backend, "stw") != 0) {
@@ -34,7 +36,7 @@ int main(void) {
   UGC_LOCAL(m, void **, kept, ugc_alloc_pinned(m, t_array, OBJECTS * sizeof(void *)));
   REQUIRE(spacers && kept);
   for (int i = 0; i < CYCLES; i++)
-    ugc_write(m, spacers, &spacers[i], ugc_alloc(m, t_leaf, SPACER_BYTES));
+    ugc_write(m, spacers, &spacers[i], ugc_alloc(m, t_array, SPACER_BYTES));
   uint64_t hashes[OBJECTS];
   for (int i = 0; i < OBJECTS; i++) {
     char *object = ugc_alloc(m, t_leaf, 16);
