@@ -58,7 +58,8 @@ size_t ugc_marker_assist(ugc_marker *ctx, size_t budget, uint64_t wait_ns) {
      * are marked first, they are work like the rest). */
     while (!ugc_prefetch_queue_empty(&w->queue))
       ugc_mark_moving(w, ugc_prefetch_queue_take(&w->queue));
-    w->bottom += ugc_mark_pool_give(&ctx->pool, w->stack + w->bottom, ugc_mark_local_work(w));
+    if (ugc_mark_local_work(w)) /* an assist that found no work may have no stack */
+      w->bottom += ugc_mark_pool_give(&ctx->pool, w->stack + w->bottom, ugc_mark_local_work(w));
     if (ugc_mark_local_work(w)) /* no memory for chunks: finish it here */
       ugc_mark_drain(ctx, w, SIZE_MAX);
     w->bottom = w->count = 0;
@@ -74,8 +75,9 @@ void ugc_marker_open_for_assists(ugc_marker *ctx) {
   ugc_mark_pool_reopen(&ctx->pool);
   while (!ugc_prefetch_queue_empty(&first->queue))
     ugc_mark_moving(first, ugc_prefetch_queue_take(&first->queue));
-  first->bottom +=
-      ugc_mark_pool_give(&ctx->pool, first->stack + first->bottom, ugc_mark_local_work(first));
+  size_t work = ugc_mark_local_work(first);
+  if (work) /* no roots: the stack may not exist yet */
+    first->bottom += ugc_mark_pool_give(&ctx->pool, first->stack + first->bottom, work);
 }
 
 size_t ugc_marker_take_credit(ugc_marker *ctx, size_t want) {
