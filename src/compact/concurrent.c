@@ -512,6 +512,19 @@ static void release_drained_from_space(ugc_concurrent *c) {
       needed_from = first;
   }
   needed_from &= ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  /* A helper reads the from-space of a page that was not MAPPED when it looked (help_owner);
+   * the owner may have mapped it since, and the scan above may have passed it. Releasing
+   * (or recycling: backend/move.c) that from-space now would feed the helper's build
+   * garbage headers, and a build from garbage sizes writes outside its page buffer (a
+   * fault thread's stack was zeroed that way). Skip this round while a helper is at work:
+   * a helper that announces itself after this load finds every page the scan passed
+   * MAPPED and builds nothing (both sides sequentially consistent). */
+  atomic_thread_fence(memory_order_seq_cst);
+  if (atomic_load(&c->helpers_active)) {
+    add(&c->counters.release_deferred, 1);
+    pthread_mutex_unlock(&c->release_lock);
+    return;
+  }
   size_t chunk =
       c->mapper.release_chunk_bytes ? c->mapper.release_chunk_bytes : UGC_CONCURRENT_RELEASE_CHUNK;
   if (needed_from > c->released_upto && needed_from - c->released_upto >= chunk) {

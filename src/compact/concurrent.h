@@ -98,6 +98,7 @@ typedef struct ugc_concurrent_counters {
   _Atomic uint64_t pages_by_gc, pages_by_mutator, zero_pages, pages_helped;
   _Atomic uint64_t runs_extended; /* in-place publications extended down to a mapped page */
   _Atomic uint64_t map_calls, zero_calls, release_calls, map_retries;
+  _Atomic uint64_t release_deferred; /* release rounds skipped while a helper was building */
   /* With a moving mapper: dense pages moved in place, slid pages built in a recycled page
    * and moved, slid pages moved whole (never built), calls of mapper.move. */
   _Atomic uint64_t pages_in_place, pages_recycled, pages_slid_whole, move_calls;

@@ -194,6 +194,23 @@ static void mapped_owner_late_to_say_so(uint64_t seed) {
   teardown();
 }
 
+/* A helper builds from the from-space of a page that was not MAPPED when it looked; the
+ * owner may map it meanwhile. From-space must not be released (or recycled) under such a
+ * helper: its build would read garbage headers and could write outside its page buffer.
+ * Here a helper is in flight for the whole compaction of a heap big enough to release
+ * from-space many times over: nothing may be released until it is gone. */
+static void no_release_under_a_helper(uint64_t seed) {
+  setup(seed, 40u << 20);
+  atomic_store(&released_bytes, 0);
+  atomic_fetch_add(&driver.helpers_active, 1); /* announced, between its look and its build */
+  ugc_concurrent_gc_work(&driver, main_batch);
+  CHECK_EQ_U64(atomic_load(&released_bytes), 0);
+  CHECK(atomic_load(&driver.counters.release_deferred) > 0);
+  atomic_fetch_sub(&driver.helpers_active, 1);
+  ugc_concurrent_finish(&driver);
+  teardown();
+}
+
 /* A page of ours mapped by somebody who does not own it and is not a helper (EEXIST that
  * no helper explains) would lose writes: the owner stops the process with a message. */
 static void stray_page_is_fatal(uint64_t seed) {
@@ -221,6 +238,7 @@ int main(void) {
   printf("released %llu bytes of from-space behind the watermark\n",
          (unsigned long long)atomic_load(&released_bytes));
   CHECK(atomic_load(&released_bytes) > 0);
+  no_release_under_a_helper(11);
   ugc_concurrent_destroy(&driver);
   TEST_DONE();
 }
