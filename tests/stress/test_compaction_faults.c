@@ -241,6 +241,10 @@ int main(void) {
     /* every data page is built exactly once, by a GC thread or a faulting thread */
     CHECK_EQ_U64(stats.compaction.pages_by_gc + stats.compaction.pages_by_mutator,
                  stats.compaction.pages_total);
+    /* and counted once by how it was mapped: in place, slid whole, recycled or fresh */
+    CHECK_EQ_U64(stats.compaction.pages_in_place + stats.compaction.pages_slid_whole +
+                     stats.compaction.pages_recycled + stats.compaction.pages_fresh,
+                 stats.compaction.pages_total);
     /* With more than two GC threads (UFFDGC_GC_THREADS, the matrix's move,4gc run) the GC
      * threads may build every page before a mutator faults. */
     const char *gc_threads = getenv("UFFDGC_GC_THREADS");
