@@ -69,6 +69,7 @@ typedef struct minor_backend {
   bool fault_thread_running;
   pid_t owner_pid; /* process the descriptor and threads belong to */
   size_t registered_bytes;
+  size_t kept_bytes; /* the dense prefix kept in its files this compaction */
   const ugc_compact_plan *plan;
 
   ugc_concurrent concurrent;
@@ -108,10 +109,20 @@ static ugc_map_result minor_publish(void *ctx, uintptr_t dst, const void *src, s
   *done = 0;
   uintptr_t touched = UINTPTR_MAX;
   for (;;) {
-    ugc_uffd_result r = ugc_uffd_continue(&backend->uffd, (void *)(dst + *done), bytes - *done,
-                                          UGC_UFFD_SKIP_EXISTING);
+    /* One call per piece: a file piece is a mapping of its own, and CONTINUE acts within
+     * one mapping. */
+    uintptr_t at = dst + *done;
+    size_t span = bytes - *done, piece_left = ugc_file_space_piece_end(&backend->space, at) - at;
+    if (piece_left && span > piece_left)
+      span = piece_left;
+    ugc_uffd_result r = ugc_uffd_continue(&backend->uffd, (void *)at, span, UGC_UFFD_SKIP_EXISTING);
     *done += r.done + r.skipped;
-    if (r.status == UGC_UFFD_OK || r.status == UGC_UFFD_ALREADY_RESOLVED || *done >= bytes)
+    if (*done >= bytes)
+      return UGC_MAP_OK;
+    if ((r.status == UGC_UFFD_OK || r.status == UGC_UFFD_ALREADY_RESOLVED) &&
+        r.done + r.skipped >= span)
+      continue; /* the next piece */
+    if (r.status == UGC_UFFD_OK || r.status == UGC_UFFD_ALREADY_RESOLVED)
       return UGC_MAP_OK;
     if (r.status == UGC_UFFD_PENDING_EVENT || r.err == ENOMEM || r.err == EAGAIN) {
       atomic_fetch_add_explicit(&backend->retries, 1, memory_order_relaxed);
@@ -374,7 +385,11 @@ static int minor_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   if (backend->sigbus_delivery)
     ugc_heap_signals_check(heap);
   uint64_t handoff_start = ugc_now_ns();
-  int rc = ugc_inject("minor.flip") ? -ENOMEM : ugc_file_space_flip(&backend->space, data_bytes);
+  size_t keep =
+      ugc_file_space_keepable(&backend->space, plan->dense_end - plan->space_base, data_bytes);
+  int rc = ugc_inject("minor.flip")
+               ? -ENOMEM
+               : ugc_file_space_flip_keeping(&backend->space, data_bytes, keep);
   if (rc != 0) {
     ugc_warn("minor backend: mapping the heap for the compaction failed (%s); compacting in the "
              "pause",
@@ -422,6 +437,7 @@ static int minor_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
     return compact_in_pause(backend, plan);
   }
   backend->plan = plan;
+  backend->kept_bytes = keep;
   atomic_store(&backend->retries, 0);
   ugc_concurrent_build_fixed(&backend->concurrent, NULL); /* pinned objects: mapped now */
   ugc_compaction_started(heap);
@@ -457,14 +473,17 @@ static void complete_compaction(minor_backend *backend) {
   ugc_concurrent_counters *k = &c->counters;
   uint64_t by_gc = atomic_load(&k->pages_by_gc), by_mutator = atomic_load(&k->pages_by_mutator);
   ugc_stats_lock(heap);
+  /* Kept pages were updated in the page that holds them: in place, not copied. Every page
+   * was built and published once. */
+  uint64_t kept_pages = backend->kept_bytes / UGC_PAGE_SIZE;
   add_stat(&s->pages_total, plan->page_count);
-  add_stat(&s->pages_in_place, (plan->dense_end - plan->space_base) / UGC_PAGE_SIZE);
-  add_stat(&s->pages_fresh, by_gc + by_mutator);
+  add_stat(&s->pages_in_place, kept_pages);
+  add_stat(&s->pages_fresh, by_gc + by_mutator - kept_pages);
   add_stat(&s->pages_by_gc, by_gc);
   add_stat(&s->pages_by_mutator, by_mutator);
   add_stat(&s->continue_ioctls, atomic_load(&k->map_calls));
   add_stat(&s->madvise_calls, atomic_load(&k->release_calls));
-  add_stat(&s->bytes_copied, atomic_load(&k->bytes_copied));
+  add_stat(&s->bytes_copied, atomic_load(&k->bytes_copied) - backend->kept_bytes);
   add_stat(&s->concurrent_ns, concurrent_ns);
   add_stat(&s->memcpy_ns, atomic_load(&k->build_ns));
   add_stat(&s->map_ns, atomic_load(&k->map_ns));
