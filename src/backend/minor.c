@@ -1,38 +1,51 @@
 /* The `minor` backend: concurrent compaction on a shmem heap with userfaultfd minor faults
  * and UFFDIO_CONTINUE. Pages are built in place, straight into the file that will back
  * them, and then mapped into the heap: no copy into a buffer, no page allocated by the
- * mapping ioctl.
+ * mapping ioctl; and the dense prefix stays in the file pages that already hold it.
  *
- * The heap is a memfd (heap/file_space.h, the space provider the sigsegv backend uses too):
+ * The heap is memfd pieces (heap/file_space.h, the space provider the sigsegv backend uses
+ * too; sigsegv keeps nothing):
  *
- *   pause    flip the space: the old views (the last cycle's file and the anonymous memory
- *            allocated since) move to from-space, [base, base + D) = a new memfd of the
- *            plan's D bytes of data, MAP_PRIVATE and readable and writable,
- *            [base + D, end) = fresh anonymous memory; [base, base + D) is registered with
- *            userfaultfd for MISSING and MINOR faults, so every access to it faults
- *   after    GC threads build runs of pages through the file's MAP_SHARED alias view
- *            (ascending, 16-page batches) and map each run into the heap view with one
- *            UFFDIO_CONTINUE; a mutator that touches a page first gets a MISSING fault (no
- *            page in the file yet) or a MINOR fault (a builder has started writing it),
- *            builds that page in place under an exclusive claim, maps it with CONTINUE
- *            and retries the access. EEXIST from CONTINUE (somebody mapped the page
- *            first) is fine.
+ *   pause    flip the space, keeping the dense prefix's K bytes (as far as the last cycle's
+ *            files hold them: not the anonymous memory allocated since, not a file a fork
+ *            child may map, and at most 8 pieces, else K = 0 and one fresh file): the old
+ *            views move to from-space; [base, base + K) maps the same file ranges again,
+ *            [base + K, base + D) a new memfd of the rest of the plan's D bytes, both
+ *            MAP_PRIVATE, readable and writable; [base + D, end) fresh anonymous memory;
+ *            [base, base + D) is registered for MISSING and MINOR faults and its page tables
+ *            dropped, so every access faults
+ *   after    GC threads build runs of pages through the MAP_SHARED alias view of those
+ *            files (ascending, 16-page batches) and map each run into the heap view with
+ *            UFFDIO_CONTINUE (one call per piece it spans). A kept page is already in the
+ *            page cache: its build updates its references in place (the "copy" of a dense
+ *            page onto itself changes nothing, unless a mutator wrote the page since the
+ *            last cycle: then from-space holds the private copy, which goes back into the
+ *            file page) and CONTINUE maps it: no new page. A mutator that touches a page
+ *            first gets a MINOR fault (kept page, or a builder has started writing it) or a
+ *            MISSING one (no page in the file yet), builds that page in place under an
+ *            exclusive claim, maps it with CONTINUE and retries the access. EEXIST from
+ *            CONTINUE (somebody mapped the page first) is fine.
  *
- * From-space survival: a new file per cycle, and the old one stays behind from-space until
- * every page is built; consumed from-space is released in chunks (MADV_DONTNEED, and
- * fallocate(PUNCH_HOLE) on the old file unless a fork child may map it), the rest when the
- * compaction ends. Mappings per cycle: heap view 2 (the file part never splits: CONTINUE
- * fills page tables and leaves the mapping alone), from-space 2, alias 1; between cycles:
- * heap view 2, from-space reservation 1.
+ * From-space survival: a kept page's old contents are its new page. The only other reader of
+ * them is the build of a later page, which reads the header of an object that starts in it
+ * (read_later in compact/concurrent.c); a dense page's build never changes a live object's
+ * header, so it reads the same bytes before and after, as with the move backend's in-place
+ * pages. The rest of the old files stays behind from-space until built; consumed from-space
+ * is released in chunks (MADV_DONTNEED, and fallocate(PUNCH_HOLE) on the old files' ranges
+ * that are not kept, unless a fork child may map them), the rest when the compaction ends:
+ * files nothing keeps are closed, a kept file's range past the kept part is punched.
+ * Mappings per cycle with P pieces before and P' after (P' <= 8): heap view P' + 1 (the
+ * file part never splits: CONTINUE fills page tables and leaves the mappings alone),
+ * from-space P + 1, alias P'; between cycles: heap view P' + 1, from-space reservation 1.
  *
  * Faults come as for the copy backend: SIGBUS in the faulting thread (default) or a
  * handler thread (UFFDGC_DELIVERY=thread). The heap view is private, as for sigsegv, so a
  * fork child gets a copy-on-write snapshot; the price is that the first write to a page
  * after its compaction copies it out of the file (the page stays in the file, counted as
- * shared memory, until the next cycle punches it). System calls that touch a page not
- * built yet fail with EFAULT under SIGBUS delivery (ugc_heap_syscalls_may_fault).
- * If the flip or the registration fails, the cycle compacts in the pause with the stw
- * backend instead: slower, never wrong. */
+ * shared memory). A child maps the files: neither process writes them in place nor punches
+ * them afterwards. System calls that touch a page not built yet fail with EFAULT under
+ * SIGBUS delivery (ugc_heap_syscalls_may_fault). If the flip or the registration fails, the
+ * cycle compacts in the pause with the stw backend instead: slower, never wrong. */
 #include <errno.h>
 #include <sched.h>
 #include <stdatomic.h>
