@@ -398,8 +398,10 @@ static int minor_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   if (backend->sigbus_delivery)
     ugc_heap_signals_check(heap);
   uint64_t handoff_start = ugc_now_ns();
-  size_t keep =
-      ugc_file_space_keepable(&backend->space, plan->dense_end - plan->space_base, data_bytes);
+  size_t keep = ugc_inject("minor.no_keep")
+                    ? 0
+                    : ugc_file_space_keepable(&backend->space, plan->dense_end - plan->space_base,
+                                              data_bytes);
   int rc = ugc_inject("minor.flip")
                ? -ENOMEM
                : ugc_file_space_flip_keeping(&backend->space, data_bytes, keep);
