@@ -12,6 +12,9 @@
  *                grow by one per cycle, never past 8, and a cycle that would pass 8 starts
  *                a fresh file (seen at least once);
  *   kept-thread  the same with the handler-thread delivery;
+ *   cut          blobs just above the nodes die: the dense prefix ends inside the kept
+ *                file, so fewer pages are kept than the cycle before (only the nodes'),
+ *                and the pages above slide;
  *   forked       a child forked between cycles maps the files: the next cycle keeps
  *                nothing (its in-place writes would show in the child: references in node
  *                pages the child reads straight from the file, since blobs below them
@@ -29,7 +32,11 @@
 
 #include "fixture.h"
 
-#define NODES 16384u          /* 32 bytes each: 512 KiB of nodes, all live */
+/* 40 bytes each (640 KiB, all live): nodes straddle page edges, so the build of a page reads
+ * the header of a node that starts in the page before, which may be a kept page being
+ * updated in place (or, at dense_end, the first slid page reads it). */
+#define NODES 16384u
+#define NODE_BYTES 32u
 #define BLOBS_PER_CYCLE 4096u /* 1 MiB a cycle, one in four kept */
 #define BLOB_BYTES 248u
 #define CYCLES 14u
@@ -54,7 +61,7 @@ static void setup(heap_setup *out) {
   s.heap = fixture_heap(&config);
   s.m = fixture_attach(s.heap);
   uint32_t offsets[] = {0, 8}; /* other, next */
-  s.node = fixture_type(s.heap, "node", UGC_LAYOUT_FIXED, 24, offsets, 2);
+  s.node = fixture_type(s.heap, "node", UGC_LAYOUT_FIXED, NODE_BYTES, offsets, 2);
   s.blob = fixture_leaf_type(s.heap, "blob");
   s.table = fixture_type(s.heap, "table", UGC_LAYOUT_REF_ARRAY, 0, NULL, 0);
   *out = s;
@@ -65,7 +72,7 @@ static void setup(heap_setup *out) {
   ugc_root(p->m, (void **)&p->blobs);
   void *previous = NULL;
   for (unsigned i = 0; i < NODES; i++) {
-    void **node = ugc_alloc(p->m, p->node, 24);
+    void **node = ugc_alloc(p->m, p->node, NODE_BYTES);
     ugc_write(p->m, node, &node[1], previous);
     ((uint64_t *)node)[2] = i;
     ugc_write(p->m, p->nodes, &p->nodes[i], node);
@@ -254,6 +261,36 @@ static int scenario_forked(void) {
   return ugc_test_failures;
 }
 
+/* The dense prefix ends inside the kept file (blobs just above the nodes die): the pages
+ * below dense_end are kept (nodes straddle most of their edges: a page's build reads the
+ * header of a node that starts in the kept page before, updated in place meanwhile), every
+ * page from dense_end on slides, the rest of that file is punched, and the next cycle keeps
+ * again. */
+static int scenario_cut(void) {
+  static heap_setup s;
+  setup(&s);
+  ugc_compaction_stats d;
+  uint64_t kept_before = 0;
+  for (unsigned cycle = 0; cycle < 3; cycle++) {
+    add_blobs(&s, cycle);
+    collect_checked(&s, &d);
+    printf("\n");
+    kept_before = d.pages_in_place;
+  }
+  add_blobs(&s, 3);
+  for (unsigned i = 0; i < BLOBS_PER_CYCLE / 4; i++) /* see scenario_forked */
+    ugc_write(s.m, s.blobs, &s.blobs[i], NULL);
+  collect_checked(&s, &d);
+  printf(" (blobs above the nodes died)\n");
+  CHECK(d.pages_in_place > 0 && d.pages_in_place < kept_before);
+  CHECK(d.pages_in_place * 4096u <= NODES * (NODE_BYTES + 8) + 4096u);
+  add_blobs(&s, 4);
+  collect_checked(&s, &d);
+  printf("\n");
+  CHECK(d.pages_in_place > 0);
+  return ugc_test_failures;
+}
+
 typedef struct scenario {
   const char *name;
   int (*run)(void);
@@ -263,6 +300,7 @@ typedef struct scenario {
 static const scenario scenarios[] = {
     {"kept", scenario_kept, NULL},
     {"kept-thread", scenario_kept, "thread"},
+    {"cut", scenario_cut, NULL},
     {"forked", scenario_forked, NULL},
 };
 
