@@ -20,13 +20,17 @@
  *                pages the child reads straight from the file, since blobs below them
  *                died), the child's graph is intact after it, and the cycle after that
  *                keeps again.
- * Each checks the graph digest and the verifier around every collection. */
+ * Each checks the graph digest and the verifier around every collection, and that the
+ * heap's files then hold no more than the data (old files closed, kept files punched past
+ * their kept part: /proc/self/fd, allocated blocks). */
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -138,6 +142,28 @@ static void heap_mappings(uintptr_t address, uint64_t *inode, unsigned *pieces) 
   fclose(maps);
 }
 
+/* Bytes the heap's memfds hold (allocated blocks, over the descriptors the process has
+ * open: the pieces' files; between cycles no other). */
+static uint64_t heap_file_bytes(void) {
+  DIR *dir = opendir("/proc/self/fd");
+  REQUIRE(dir != NULL);
+  uint64_t bytes = 0;
+  struct dirent *entry;
+  while ((entry = readdir(dir))) {
+    char path[300], target[256];
+    snprintf(path, sizeof path, "/proc/self/fd/%s", entry->d_name);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n <= 0)
+      continue;
+    target[n] = 0;
+    struct stat st;
+    if (strstr(target, "uffdgc-heap") && stat(path, &st) == 0)
+      bytes += (uint64_t)st.st_blocks * 512;
+  }
+  closedir(dir);
+  return bytes;
+}
+
 /* One full collection, the mutator reading everything meanwhile; the compaction statistics
  * it added go to *d. */
 static void collect_checked(heap_setup *s, ugc_compaction_stats *d) {
@@ -161,6 +187,11 @@ static void collect_checked(heap_setup *s, ugc_compaction_stats *d) {
          (unsigned long long)d->pages_total, (unsigned long long)d->pages_in_place,
          (unsigned long long)d->pages_fresh, (unsigned long long)d->pages_by_mutator,
          (double)d->bytes_copied / (1 << 20));
+  /* The files hold nothing but the data: old files closed, kept files punched past their
+   * kept part. */
+  uint64_t file_bytes = heap_file_bytes();
+  printf(", files hold %.2f MiB", (double)file_bytes / (1 << 20));
+  CHECK(file_bytes <= d->pages_total * 4096);
   CHECK_EQ_U64(d->pages_in_place + d->pages_fresh, d->pages_total);
   CHECK_EQ_U64(d->bytes_copied, d->pages_fresh * 4096);
 }
