@@ -73,6 +73,7 @@ for config in stw:- copy:sigbus copy:thread move:sigbus move:thread sigsegv:- mi
     read -r pages windows < <(sed -n \
       's/.* \([0-9]*\) of them while checked collections were compacting (in \([0-9]*\) of them).*/\1 \2/p' \
       "$LOG") || true
+    in_place=$(sed -n 's/.* pages compacted in all, \([0-9]*\) of them in place.*/\1/p' "$LOG")
     if [ -z "${collections:-}" ] || [ -z "${pages:-}" ]; then
       echo "$backend/$delivery, $threads thread(s): no summary (exit $status):" >&2
       tail -20 "$LOG" >&2
@@ -80,8 +81,8 @@ for config in stw:- copy:sigbus copy:thread move:sigbus move:thread sigsegv:- mi
       continue
     fi
     mismatches=$((digest + verify + shadow + problems))
-    printf 'fuzz: %-5s %-6s %d thread(s): %7d checked collections, %7d pages built by mutators during them (in %d), %d mismatches, exit %d\n' \
-      "$backend" "$delivery" "$threads" "$collections" "$pages" "$windows" "$mismatches" "$status"
+    printf 'fuzz: %-5s %-6s %d thread(s): %7d checked collections, %7d pages built by mutators during them (in %d), %s pages in place, %d mismatches, exit %d\n' \
+      "$backend" "$delivery" "$threads" "$collections" "$pages" "$windows" "${in_place:-?}" "$mismatches" "$status"
     total_runs=$((total_runs + 1))
     total_collections=$((total_collections + collections))
     total_pages=$((total_pages + pages))

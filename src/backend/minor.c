@@ -1,38 +1,51 @@
 /* The `minor` backend: concurrent compaction on a shmem heap with userfaultfd minor faults
  * and UFFDIO_CONTINUE. Pages are built in place, straight into the file that will back
  * them, and then mapped into the heap: no copy into a buffer, no page allocated by the
- * mapping ioctl.
+ * mapping ioctl; and the dense prefix stays in the file pages that already hold it.
  *
- * The heap is a memfd (heap/file_space.h, the space provider the sigsegv backend uses too):
+ * The heap is memfd pieces (heap/file_space.h, the space provider the sigsegv backend uses
+ * too; sigsegv keeps nothing):
  *
- *   pause    flip the space: the old views (the last cycle's file and the anonymous memory
- *            allocated since) move to from-space, [base, base + D) = a new memfd of the
- *            plan's D bytes of data, MAP_PRIVATE and readable and writable,
- *            [base + D, end) = fresh anonymous memory; [base, base + D) is registered with
- *            userfaultfd for MISSING and MINOR faults, so every access to it faults
- *   after    GC threads build runs of pages through the file's MAP_SHARED alias view
- *            (ascending, 16-page batches) and map each run into the heap view with one
- *            UFFDIO_CONTINUE; a mutator that touches a page first gets a MISSING fault (no
- *            page in the file yet) or a MINOR fault (a builder has started writing it),
- *            builds that page in place under an exclusive claim, maps it with CONTINUE
- *            and retries the access. EEXIST from CONTINUE (somebody mapped the page
- *            first) is fine.
+ *   pause    flip the space, keeping the dense prefix's K bytes (as far as the last cycle's
+ *            files hold them: not the anonymous memory allocated since, not a file a fork
+ *            child may map, and at most 8 pieces, else K = 0 and one fresh file): the old
+ *            views move to from-space; [base, base + K) maps the same file ranges again,
+ *            [base + K, base + D) a new memfd of the rest of the plan's D bytes, both
+ *            MAP_PRIVATE, readable and writable; [base + D, end) fresh anonymous memory;
+ *            [base, base + D) is registered for MISSING and MINOR faults and its page tables
+ *            dropped, so every access faults
+ *   after    GC threads build runs of pages through the MAP_SHARED alias view of those
+ *            files (ascending, 16-page batches) and map each run into the heap view with
+ *            UFFDIO_CONTINUE (one call per piece it spans). A kept page is already in the
+ *            page cache: its build updates its references in place (the "copy" of a dense
+ *            page onto itself changes nothing, unless a mutator wrote the page since the
+ *            last cycle: then from-space holds the private copy, which goes back into the
+ *            file page) and CONTINUE maps it: no new page. A mutator that touches a page
+ *            first gets a MINOR fault (kept page, or a builder has started writing it) or a
+ *            MISSING one (no page in the file yet), builds that page in place under an
+ *            exclusive claim, maps it with CONTINUE and retries the access. EEXIST from
+ *            CONTINUE (somebody mapped the page first) is fine.
  *
- * From-space survival: a new file per cycle, and the old one stays behind from-space until
- * every page is built; consumed from-space is released in chunks (MADV_DONTNEED, and
- * fallocate(PUNCH_HOLE) on the old file unless a fork child may map it), the rest when the
- * compaction ends. Mappings per cycle: heap view 2 (the file part never splits: CONTINUE
- * fills page tables and leaves the mapping alone), from-space 2, alias 1; between cycles:
- * heap view 2, from-space reservation 1.
+ * From-space survival: a kept page's old contents are its new page. The only other reader of
+ * them is the build of a later page, which reads the header of an object that starts in it
+ * (read_later in compact/concurrent.c); a dense page's build never changes a live object's
+ * header, so it reads the same bytes before and after, as with the move backend's in-place
+ * pages. The rest of the old files stays behind from-space until built; consumed from-space
+ * is released in chunks (MADV_DONTNEED, and fallocate(PUNCH_HOLE) on the old files' ranges
+ * that are not kept, unless a fork child may map them), the rest when the compaction ends:
+ * files nothing keeps are closed, a kept file's range past the kept part is punched.
+ * Mappings per cycle with P pieces before and P' after (P' <= 8): heap view P' + 1 (the
+ * file part never splits: CONTINUE fills page tables and leaves the mappings alone),
+ * from-space P + 1, alias P'; between cycles: heap view P' + 1, from-space reservation 1.
  *
  * Faults come as for the copy backend: SIGBUS in the faulting thread (default) or a
  * handler thread (UFFDGC_DELIVERY=thread). The heap view is private, as for sigsegv, so a
  * fork child gets a copy-on-write snapshot; the price is that the first write to a page
  * after its compaction copies it out of the file (the page stays in the file, counted as
- * shared memory, until the next cycle punches it). System calls that touch a page not
- * built yet fail with EFAULT under SIGBUS delivery (ugc_heap_syscalls_may_fault).
- * If the flip or the registration fails, the cycle compacts in the pause with the stw
- * backend instead: slower, never wrong. */
+ * shared memory). A child maps the files: neither process writes them in place nor punches
+ * them afterwards. System calls that touch a page not built yet fail with EFAULT under
+ * SIGBUS delivery (ugc_heap_syscalls_may_fault). If the flip or the registration fails, the
+ * cycle compacts in the pause with the stw backend instead: slower, never wrong. */
 #include <errno.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -69,6 +82,7 @@ typedef struct minor_backend {
   bool fault_thread_running;
   pid_t owner_pid; /* process the descriptor and threads belong to */
   size_t registered_bytes;
+  size_t kept_bytes; /* the dense prefix kept in its files this compaction */
   const ugc_compact_plan *plan;
 
   ugc_concurrent concurrent;
@@ -108,10 +122,20 @@ static ugc_map_result minor_publish(void *ctx, uintptr_t dst, const void *src, s
   *done = 0;
   uintptr_t touched = UINTPTR_MAX;
   for (;;) {
-    ugc_uffd_result r = ugc_uffd_continue(&backend->uffd, (void *)(dst + *done), bytes - *done,
-                                          UGC_UFFD_SKIP_EXISTING);
+    /* One call per piece: a file piece is a mapping of its own, and CONTINUE acts within
+     * one mapping. */
+    uintptr_t at = dst + *done;
+    size_t span = bytes - *done, piece_left = ugc_file_space_piece_end(&backend->space, at) - at;
+    if (piece_left && span > piece_left)
+      span = piece_left;
+    ugc_uffd_result r = ugc_uffd_continue(&backend->uffd, (void *)at, span, UGC_UFFD_SKIP_EXISTING);
     *done += r.done + r.skipped;
-    if (r.status == UGC_UFFD_OK || r.status == UGC_UFFD_ALREADY_RESOLVED || *done >= bytes)
+    if (*done >= bytes)
+      return UGC_MAP_OK;
+    if ((r.status == UGC_UFFD_OK || r.status == UGC_UFFD_ALREADY_RESOLVED) &&
+        r.done + r.skipped >= span)
+      continue; /* the next piece */
+    if (r.status == UGC_UFFD_OK || r.status == UGC_UFFD_ALREADY_RESOLVED)
       return UGC_MAP_OK;
     if (r.status == UGC_UFFD_PENDING_EVENT || r.err == ENOMEM || r.err == EAGAIN) {
       atomic_fetch_add_explicit(&backend->retries, 1, memory_order_relaxed);
@@ -374,7 +398,13 @@ static int minor_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   if (backend->sigbus_delivery)
     ugc_heap_signals_check(heap);
   uint64_t handoff_start = ugc_now_ns();
-  int rc = ugc_inject("minor.flip") ? -ENOMEM : ugc_file_space_flip(&backend->space, data_bytes);
+  size_t keep = ugc_inject("minor.no_keep")
+                    ? 0
+                    : ugc_file_space_keepable(&backend->space, plan->dense_end - plan->space_base,
+                                              data_bytes);
+  int rc = ugc_inject("minor.flip")
+               ? -ENOMEM
+               : ugc_file_space_flip_keeping(&backend->space, data_bytes, keep);
   if (rc != 0) {
     ugc_warn("minor backend: mapping the heap for the compaction failed (%s); compacting in the "
              "pause",
@@ -422,6 +452,7 @@ static int minor_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
     return compact_in_pause(backend, plan);
   }
   backend->plan = plan;
+  backend->kept_bytes = keep;
   atomic_store(&backend->retries, 0);
   ugc_concurrent_build_fixed(&backend->concurrent, NULL); /* pinned objects: mapped now */
   ugc_compaction_started(heap);
@@ -457,14 +488,17 @@ static void complete_compaction(minor_backend *backend) {
   ugc_concurrent_counters *k = &c->counters;
   uint64_t by_gc = atomic_load(&k->pages_by_gc), by_mutator = atomic_load(&k->pages_by_mutator);
   ugc_stats_lock(heap);
+  /* Kept pages were updated in the page that holds them: in place, not copied. Every page
+   * was built and published once. */
+  uint64_t kept_pages = backend->kept_bytes / UGC_PAGE_SIZE;
   add_stat(&s->pages_total, plan->page_count);
-  /* Every page, dense ones included, is built into this cycle's new file: all are fresh. */
-  add_stat(&s->pages_fresh, by_gc + by_mutator);
+  add_stat(&s->pages_in_place, kept_pages);
+  add_stat(&s->pages_fresh, by_gc + by_mutator - kept_pages);
   add_stat(&s->pages_by_gc, by_gc);
   add_stat(&s->pages_by_mutator, by_mutator);
   add_stat(&s->continue_ioctls, atomic_load(&k->map_calls));
   add_stat(&s->madvise_calls, atomic_load(&k->release_calls));
-  add_stat(&s->bytes_copied, atomic_load(&k->bytes_copied));
+  add_stat(&s->bytes_copied, atomic_load(&k->bytes_copied) - backend->kept_bytes);
   add_stat(&s->concurrent_ns, concurrent_ns);
   add_stat(&s->memcpy_ns, atomic_load(&k->build_ns));
   add_stat(&s->map_ns, atomic_load(&k->map_ns));

@@ -32,6 +32,8 @@
  *   minor.page_states no memory for the minor backend's page states
  *   minor.drop_mapped a page a SIGBUS fault just mapped loses its page-table entry again,
  *                     as under reclaim (one mutator thread only: see backend/minor.c)
+ *   minor.no_keep     the minor backend keeps no dense prefix in its files: every page is
+ *                     built into a new file, as before it kept them (for comparisons)
  *
  * Parsed once, on first use; heap creation refuses a list with an unknown point or a bad N
  * (ugc_inject_list_check); other users get one warning. Unset: one well-predicted
@@ -73,6 +75,6 @@ bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len);
   "copy.reopen, compact.threads, plan.tables, uffd.eagain, uffd.partial, uffd.eexist, "            \
   "uffd.enoent, uffd.esrch, uffd.enomem, uffd.efault, uffd.ebusy, copy.update_mremap, "            \
   "copy.update_register, move.busy, sigsegv.flip, sigsegv.mprotect, sigsegv.page_states, "         \
-  "minor.flip, minor.register, minor.page_states, minor.drop_mapped"
+  "minor.flip, minor.register, minor.page_states, minor.drop_mapped, minor.no_keep"
 
 #endif

@@ -729,6 +729,11 @@ int main(void) {
          (unsigned long long)stats.compaction.update_pages_by_mutator,
          (unsigned long long)window_pages, windows_with_pages,
          (unsigned long long)stats.stall.count);
+  printf("random_graph: %llu pages compacted in all, %llu of them in place (minor: kept in "
+         "their file, updated without a copy), %llu fresh\n",
+         (unsigned long long)stats.compaction.pages_total,
+         (unsigned long long)stats.compaction.pages_in_place,
+         (unsigned long long)stats.compaction.pages_fresh);
   printf("random_graph: %lu checked collections (%lu with digests compared), %lu digest "
          "mismatches, %lu verify failures, %lu shadow mismatches, %llu library verifier runs "
          "with %llu problems (%llu cycles in all; at least %lu checked required)\n",
