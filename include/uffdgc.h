@@ -443,6 +443,10 @@ typedef struct ugc_compaction_stats {
    * heap's protected part was split into during one compaction; runs extended down to a
    * published page to save mappings, and cycles that had to (near vm.max_map_count). */
   uint64_t mprotect_calls, vmas_peak, runs_extended, cycles_merged;
+  /* minor backend: bytes of the kept dense prefix that builds still copied (pages a mutator
+   * wrote since the last cycle: from-space held a private copy, not the file's page); the
+   * other kept pages were only updated where they lie. */
+  uint64_t kept_bytes_copied;
 } ugc_compaction_stats;
 
 typedef struct ugc_stats {

@@ -64,6 +64,7 @@
 #include "os/inject.h"
 #include "os/log.h"
 #include "os/madvise.h"
+#include "os/pagemap.h"
 #include "os/time.h"
 #include "runtime/heap.h"
 #include "runtime/thread_signals.h"
@@ -83,6 +84,10 @@ typedef struct minor_backend {
   pid_t owner_pid; /* process the descriptor and threads belong to */
   size_t registered_bytes;
   size_t kept_bytes; /* the dense prefix kept in its files this compaction */
+  /* Bit p: kept page p's from-space copy is a private one (see find_private_copies);
+   * capacity in pages, grown in the pause. */
+  uint64_t *private_copies;
+  size_t private_copies_capacity;
   const ugc_compact_plan *plan;
 
   ugc_concurrent concurrent;
@@ -156,6 +161,38 @@ static ugc_map_result minor_map_zero(void *ctx, uintptr_t dst) {
   (void)ctx;
   (void)dst;
   return UGC_MAP_EXISTS;
+}
+
+/* A kept page whose from-space copy is the file page itself (no private copy) is built by
+ * updating it where it lies: the alias and from-space show the same page. */
+static bool minor_is_own_source(void *ctx, size_t page) {
+  minor_backend *backend = ctx;
+  return page < backend->kept_bytes / UGC_PAGE_SIZE &&
+         !(backend->private_copies[page / 64] & (UINT64_C(1) << (page % 64)));
+}
+
+/* In the pause, after the flip: which kept pages' from-space copies are private (a mutator
+ * wrote them since their last compaction, so copy-on-write gave the old view its own page
+ * and the file page is stale): those are built by copying, as before. One PAGEMAP_SCAN
+ * over the kept part of from-space. False when it cannot be answered (no memory for the
+ * bits, a kernel without PAGEMAP_SCAN; minor.copy_kept for A/B runs): then every kept page
+ * is copied onto itself, as before. */
+static bool find_private_copies(minor_backend *backend, size_t keep) {
+  size_t pages = keep / UGC_PAGE_SIZE, words = (pages + 63) / 64;
+  if (pages > backend->private_copies_capacity) {
+    uint64_t *bits = realloc(backend->private_copies, words * sizeof *bits);
+    if (!bits) {
+      free(backend->private_copies);
+      backend->private_copies = NULL;
+      backend->private_copies_capacity = 0;
+      return false;
+    }
+    backend->private_copies = bits;
+    backend->private_copies_capacity = words * 64;
+  }
+  memset(backend->private_copies, 0, words * sizeof *backend->private_copies);
+  return !ugc_inject("minor.copy_kept") &&
+         ugc_pagemap_private_copies(backend->space.from_base, keep, backend->private_copies) == 0;
 }
 
 static void minor_release_from(void *ctx, uintptr_t from, size_t bytes) {
@@ -360,6 +397,7 @@ static void minor_detach(ugc_heap *heap) {
   ugc_concurrent_destroy(&backend->concurrent);
   ugc_file_space_destroy(&backend->space);
   pthread_mutex_destroy(&backend->wait_lock);
+  free(backend->private_copies);
   free(backend);
   heap->backend_data = NULL;
 }
@@ -435,12 +473,15 @@ static int minor_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   heap->stats.compaction.handoff_ns += handoff_ns;
   if (handoff_ns > heap->stats.compaction.handoff_max_ns)
     heap->stats.compaction.handoff_max_ns = handoff_ns;
+  backend->kept_bytes = keep;
+  bool kept_updated_in_place = keep && find_private_copies(backend, keep);
   ugc_page_mapper mapper = {
       .backend = backend,
       .map = minor_publish,
       .map_zero = minor_map_zero,
       .release_from = minor_release_from,
       .build_base = backend->space.alias,
+      .is_own_source = kept_updated_in_place ? minor_is_own_source : NULL,
   };
   intptr_t from_delta = (intptr_t)(backend->space.from_base - backend->space.base);
   if (ugc_inject("minor.page_states") ||
@@ -452,7 +493,6 @@ static int minor_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
     return compact_in_pause(backend, plan);
   }
   backend->plan = plan;
-  backend->kept_bytes = keep;
   atomic_store(&backend->retries, 0);
   ugc_concurrent_build_fixed(&backend->concurrent, NULL); /* pinned objects: mapped now */
   ugc_compaction_started(heap);
@@ -488,9 +528,11 @@ static void complete_compaction(minor_backend *backend) {
   ugc_concurrent_counters *k = &c->counters;
   uint64_t by_gc = atomic_load(&k->pages_by_gc), by_mutator = atomic_load(&k->pages_by_mutator);
   ugc_stats_lock(heap);
-  /* Kept pages were updated in the page that holds them: in place, not copied. Every page
-   * was built and published once. */
+  /* Kept pages are in the page that holds them: in place, no new page. Those that were
+   * their own source were only updated; the others (private copies) were copied back into
+   * the file page. Every page was built and published once. */
   uint64_t kept_pages = backend->kept_bytes / UGC_PAGE_SIZE;
+  uint64_t updated_only_bytes = atomic_load(&k->pages_updated_only) * UGC_PAGE_SIZE;
   add_stat(&s->pages_total, plan->page_count);
   add_stat(&s->pages_in_place, kept_pages);
   add_stat(&s->pages_fresh, by_gc + by_mutator - kept_pages);
@@ -498,7 +540,8 @@ static void complete_compaction(minor_backend *backend) {
   add_stat(&s->pages_by_mutator, by_mutator);
   add_stat(&s->continue_ioctls, atomic_load(&k->map_calls));
   add_stat(&s->madvise_calls, atomic_load(&k->release_calls));
-  add_stat(&s->bytes_copied, atomic_load(&k->bytes_copied) - backend->kept_bytes);
+  add_stat(&s->bytes_copied, atomic_load(&k->bytes_copied) - updated_only_bytes);
+  add_stat(&s->kept_bytes_copied, backend->kept_bytes - updated_only_bytes);
   add_stat(&s->concurrent_ns, concurrent_ns);
   add_stat(&s->memcpy_ns, atomic_load(&k->build_ns));
   add_stat(&s->map_ns, atomic_load(&k->map_ns));

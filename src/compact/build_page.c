@@ -277,16 +277,18 @@ static ALWAYS_INLINE void fix_whole_object(const page_window *w, uint64_t header
   }
 }
 
-/* Page in the dense prefix: new address == old address. */
+/* Page in the dense prefix: new address == old address. `out_is_source`: out is the same
+ * memory as the page's from-space copy (at this address, or another view of the same page),
+ * so nothing is copied: the dead runs and the slots are rewritten where they are. */
 static ALWAYS_INLINE size_t build_dense_page(const ugc_compact_plan *plan, size_t page_index,
-                                             uintptr_t lo, intptr_t from_delta, char *out, int hw) {
+                                             uintptr_t lo, intptr_t from_delta, char *out, int hw,
+                                             int out_is_source) {
   uintptr_t hi = lo + UGC_PAGE_SIZE;
   uintptr_t limit = min_addr(hi, plan->old_top); /* below hi only for a partial last page */
   const page_window w = make_window(plan, lo, out);
   /* One copy of the whole page (a dense page is mostly live: one streaming copy beats one
-   * per live run), then the dead runs are overwritten with fillers. Built in place (out is
-   * the from-space page itself), there is nothing to copy. */
-  if ((uintptr_t)out != lo + (uintptr_t)from_delta)
+   * per live run), then the dead runs are overwritten with fillers. */
+  if (!out_is_source)
     memcpy(out, (const void *)(lo + from_delta), limit - lo);
   if (limit < hi)
     memset(out + (limit - lo), 0, hi - limit); /* past old_top == new_top here */
@@ -491,7 +493,8 @@ static ALWAYS_INLINE size_t build_page_body(const ugc_compact_plan *plan, size_t
   }
   uintptr_t lo = plan->space_base + page_index * UGC_PAGE_SIZE;
   if (lo < plan->dense_end || (plan->fixed_count && ugc_compact_fixed_at(plan, lo)))
-    return build_dense_page(plan, page_index, lo, from_delta, (char *)out, hw);
+    return build_dense_page(plan, page_index, lo, from_delta, (char *)out, hw,
+                            (uintptr_t)out == lo + (uintptr_t)from_delta);
   return build_slid_page(plan, page_index, lo, from_delta, (char *)out, hw);
 }
 
@@ -503,6 +506,23 @@ static size_t build_page_sw(const ugc_compact_plan *plan, size_t page_index, int
 static TARGET_POPCNT size_t build_page_hw(const ugc_compact_plan *plan, size_t page_index,
                                           intptr_t from_delta, void *out) {
   return build_page_body(plan, page_index, from_delta, out, HW_POPCNT_CLONES);
+}
+
+/* A dense page whose build place is its own from-space page seen through another view. */
+static ALWAYS_INLINE size_t update_page_body(const ugc_compact_plan *plan, size_t page_index,
+                                             intptr_t from_delta, void *out, int hw) {
+  uintptr_t lo = plan->space_base + page_index * UGC_PAGE_SIZE;
+  return build_dense_page(plan, page_index, lo, from_delta, (char *)out, hw, 1);
+}
+
+static size_t update_page_sw(const ugc_compact_plan *plan, size_t page_index, intptr_t from_delta,
+                             void *out) {
+  return update_page_body(plan, page_index, from_delta, out, 0);
+}
+
+static TARGET_POPCNT size_t update_page_hw(const ugc_compact_plan *plan, size_t page_index,
+                                           intptr_t from_delta, void *out) {
+  return update_page_body(plan, page_index, from_delta, out, HW_POPCNT_CLONES);
 }
 
 static int cpu_has_popcnt(void) {
@@ -532,4 +552,11 @@ size_t ugc_compact_build_page(const ugc_compact_plan *plan, size_t page_index, i
   if (use_hw_popcnt)
     return build_page_hw(plan, page_index, from_delta, out);
   return build_page_sw(plan, page_index, from_delta, out);
+}
+
+size_t ugc_compact_update_page_in_place(const ugc_compact_plan *plan, size_t page_index,
+                                        intptr_t from_delta, void *out) {
+  if (use_hw_popcnt)
+    return update_page_hw(plan, page_index, from_delta, out);
+  return update_page_sw(plan, page_index, from_delta, out);
 }

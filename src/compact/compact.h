@@ -264,6 +264,15 @@ static inline uintptr_t ugc_compact_next_dead(const ugc_compact_plan *plan, uint
 size_t ugc_compact_build_page(const ugc_compact_plan *plan, size_t page_index, intptr_t from_delta,
                               void *out);
 
+/* ugc_compact_build_page for a page of the dense prefix (below dense_end) whose `out` is
+ * another view of the very memory of its from-space page (the minor backend's kept pages:
+ * one file page behind both the alias and from-space): no byte is copied, the dead runs
+ * become fillers and the reference slots are rewritten in place. Headers never change, so
+ * a later page's build reads the same header of an object starting here before and after;
+ * it reads the slots of its own part of the object only, which this leaves alone. */
+size_t ugc_compact_update_page_in_place(const ugc_compact_plan *plan, size_t page_index,
+                                        intptr_t from_delta, void *out);
+
 /* The page builder has a second copy compiled for the POPCNT instruction, chosen at load
  * time when the CPU has it. Test hook: 0 selects the portable copy, 1 the POPCNT copy (if the
  * CPU has it). Returns the previous selection. Never call it while pages are being built. */

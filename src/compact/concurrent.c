@@ -330,7 +330,12 @@ static void build_one(ugc_concurrent *c, size_t page, void *out) {
   if ((char *)out == whole_source(c, page))
     return; /* slid whole: never read nor written */
   uint64_t t0 = ugc_now_ns();
-  ugc_compact_build_page(c->plan, page, c->from_delta, out);
+  if (c->mapper.is_own_source && c->mapper.is_own_source(c->mapper.backend, page)) {
+    ugc_compact_update_page_in_place(c->plan, page, c->from_delta, out);
+    add(&c->counters.pages_updated_only, 1);
+  } else {
+    ugc_compact_build_page(c->plan, page, c->from_delta, out);
+  }
   add(&c->counters.build_ns, ugc_now_ns() - t0);
 }
 

@@ -91,6 +91,10 @@ typedef struct ugc_page_mapper {
   /* In-place building: true when runs should be extended down to a mapped page before
    * they are published (the backend is short of mappings). May be NULL. */
   bool (*merge_runs)(void *backend);
+  /* In-place building: true when page `page` (a dense-prefix page) is built over the very
+   * memory its from-space copy reads (another view of the same file page): its build then
+   * only updates it (ugc_compact_update_page_in_place), copying nothing. May be NULL. */
+  bool (*is_own_source)(void *backend, size_t page);
 } ugc_page_mapper;
 
 /* Counters of one compaction (relaxed atomics; folded into ugc_stats at the end). */
@@ -103,6 +107,7 @@ typedef struct ugc_concurrent_counters {
    * and moved, slid pages moved whole (never built), calls of mapper.move. */
   _Atomic uint64_t pages_in_place, pages_recycled, pages_slid_whole, move_calls;
   _Atomic uint64_t bytes_copied;
+  _Atomic uint64_t pages_updated_only; /* built over their own source (is_own_source) */
   _Atomic uint64_t build_ns, map_ns, release_ns, wait_ns;
 } ugc_concurrent_counters;
 
