@@ -16,7 +16,7 @@ static const char *const known_points[] = {
     "uffd.esrch",         "uffd.enomem",          "uffd.efault",     "uffd.ebusy",
     "copy.update_mremap", "copy.update_register", "move.busy",       "sigsegv.flip",
     "sigsegv.mprotect",   "sigsegv.page_states",  "minor.flip",      "minor.register",
-    "minor.page_states",  "minor.drop_mapped",    "minor.no_keep"};
+    "minor.page_states",  "minor.drop_mapped",    "minor.no_keep",   "minor.copy_kept"};
 #define POINT_COUNT (sizeof known_points / sizeof known_points[0])
 
 static int point_index(const char *name, size_t length) {

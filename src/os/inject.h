@@ -34,6 +34,8 @@
  *                     as under reclaim (one mutator thread only: see backend/minor.c)
  *   minor.no_keep     the minor backend keeps no dense prefix in its files: every page is
  *                     built into a new file, as before it kept them (for comparisons)
+ *   minor.copy_kept   the minor backend copies every kept page onto itself, as before it
+ *                     told its own pages from private copies (for comparisons)
  *
  * Parsed once, on first use; heap creation refuses a list with an unknown point or a bad N
  * (ugc_inject_list_check); other users get one warning. Unset: one well-predicted
@@ -75,6 +77,7 @@ bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len);
   "copy.reopen, compact.threads, plan.tables, uffd.eagain, uffd.partial, uffd.eexist, "            \
   "uffd.enoent, uffd.esrch, uffd.enomem, uffd.efault, uffd.ebusy, copy.update_mremap, "            \
   "copy.update_register, move.busy, sigsegv.flip, sigsegv.mprotect, sigsegv.page_states, "         \
-  "minor.flip, minor.register, minor.page_states, minor.drop_mapped, minor.no_keep"
+  "minor.flip, minor.register, minor.page_states, minor.drop_mapped, minor.no_keep, "              \
+  "minor.copy_kept"
 
 #endif
