@@ -120,10 +120,10 @@ void ugc_copy_update_gc_work(void *update_pages, void *batch) {
 }
 
 void ugc_copy_update_start(ugc_copy_backend *backend, const ugc_page_mapper *mapper) {
-  ugc_update_pages_start(
-      &backend->heap->update_pages,
-      &(ugc_update_protector){backend, copy_protect_range, copy_unprotect_range, copy_forget_ended},
-      mapper);
+  ugc_update_pages_start(&backend->heap->update_pages,
+                         &(ugc_update_protector){backend, copy_protect_range, copy_unprotect_range,
+                                                 copy_forget_ended, false},
+                         mapper);
 }
 
 void ugc_copy_update_destroy(ugc_copy_backend *backend) {
