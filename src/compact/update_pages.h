@@ -11,7 +11,9 @@
  * pages first, ahead of the mutators; a mutator that touches one before builds it itself in
  * its fault. Building is idempotent (the shadow does not change, the plan is read-only), so
  * two threads meeting on a page both build it and the second mapping is refused (EEXIST),
- * which is harmless: no page-state protocol is needed.
+ * which is harmless: no page-state protocol is needed. A backend without a mapping ioctl
+ * (sigsegv) builds pages in the shadow and moves them out of it: then a page is claimed by
+ * one builder, and a fault on a page claimed by another waits (builds_in_shadow).
  *
  * What stays in the pause (bounded, see docs/design.md): roots and weak slots; large objects
  * smaller than UGC_UPDATE_MIN_LARGE_BYTES, of CUSTOM layout (a page of them would need the
@@ -23,7 +25,9 @@
  * updated in the pause instead (never a corrupted heap).
  *
  * The backend supplies the kernel mechanism: the protector (move away and make the range
- * fault, then undo that) and the page mapper of compact/concurrent.h. */
+ * fault, then undo that) and the page mapper of compact/concurrent.h: backend/copy_update.c
+ * (userfaultfd MISSING + UFFDIO_COPY: copy, move, minor), backend/sigsegv_update.c
+ * (PROT_NONE + SIGSEGV, pages moved back with mremap). */
 #ifndef UGC_COMPACT_UPDATE_PAGES_H
 #define UGC_COMPACT_UPDATE_PAGES_H
 
