@@ -37,6 +37,7 @@
 #include "backend/availability.h"
 #include "backend/backend.h"
 #include "backend/segv_dispatch.h"
+#include "backend/sigsegv_update.h"
 #include "compact/compact_threads.h"
 #include "compact/concurrent.h"
 #include "heap/file_space.h"
@@ -61,6 +62,7 @@ typedef struct sigsegv_backend {
   size_t data_bytes;
 
   ugc_concurrent concurrent;
+  ugc_sigsegv_update update; /* references of large objects, after the pause */
   ugc_compact_threads threads;
   _Atomic bool compacting;
   _Atomic uint32_t resolvers; /* threads inside the fault callback */
@@ -229,6 +231,8 @@ static int sigsegv_attach(ugc_heap *heap, ugc_error *error) {
   unsigned threads = heap->config.gc_threads > 1 ? heap->config.gc_threads - 1 : 1;
   ugc_compact_threads_init(&backend->threads, threads);
   ugc_compact_threads_on_idle(&backend->threads, sigsegv_on_threads_idle, backend);
+  backend->concurrent.first_work = ugc_sigsegv_update_gc_work;
+  backend->concurrent.first_work_data = &heap->update_pages;
   heap->backend_data = backend;
   return 0;
 }
@@ -241,6 +245,7 @@ static void sigsegv_detach(ugc_heap *heap) {
     return;
   sigsegv_compact_wait(heap);
   ugc_compact_threads_destroy(&backend->threads);
+  ugc_sigsegv_update_destroy(&backend->update);
   if (backend->segv_range >= 0)
     ugc_segv_remove_range(backend->segv_range);
   ugc_concurrent_destroy(&backend->concurrent);
@@ -307,6 +312,12 @@ static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   atomic_store(&backend->vmas_peak, 1);
   atomic_store(&backend->merging, backend->headroom < MERGE_THRESHOLD);
   ugc_concurrent_build_fixed(&backend->concurrent, NULL); /* pinned objects: never PROT_NONE */
+  uint64_t update_start = ugc_now_ns();                   /* more kernel work of the pause */
+  ugc_sigsegv_update_start(&backend->update, &heap->update_pages);
+  uint64_t update_ns = ugc_now_ns() - update_start;
+  heap->stats.compaction.handoff_ns += update_ns;
+  if (handoff_ns + update_ns > heap->stats.compaction.handoff_max_ns)
+    heap->stats.compaction.handoff_max_ns = handoff_ns + update_ns;
   ugc_compaction_started(heap);
   atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store(&backend->unfinished, true);
@@ -326,6 +337,7 @@ static void complete_compaction(sigsegv_backend *backend) {
   ugc_concurrent *c = &backend->concurrent;
   ugc_compact_threads_wait(&backend->threads);
   uint64_t concurrent_ns = ugc_concurrent_finish(c);
+  ugc_update_pages_finish(&heap->update_pages);
   atomic_store(&backend->compacting, false);
   while (atomic_load(&backend->resolvers)) /* every page is published: they finish at once */
     sched_yield();
@@ -347,6 +359,8 @@ static void complete_compaction(sigsegv_backend *backend) {
   add_stat(&s->pages_fresh, by_gc + by_mutator);
   add_stat(&s->pages_by_gc, by_gc);
   add_stat(&s->pages_by_mutator, by_mutator);
+  add_stat(&s->update_pages_by_gc, atomic_load(&heap->update_pages.pages_by_gc));
+  add_stat(&s->update_pages_by_mutator, atomic_load(&heap->update_pages.pages_by_mutator));
   add_stat(&s->mprotect_calls, atomic_load(&k->map_calls));
   add_stat(&s->runs_extended, atomic_load(&k->runs_extended));
   if (peak > s->vmas_peak)

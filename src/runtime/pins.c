@@ -45,7 +45,8 @@ void ugc_pin(ugc_mutator *mutator, void *obj) {
   if (++*count == 1)
     heap->pins.generation++;
   pthread_mutex_unlock(&heap->lock);
-  if (kind == UGC_REF_MOVING)
+  if (kind == UGC_REF_MOVING || kind == UGC_REF_LARGE) /* large: its references may be being
+                                                         updated (compact/update_pages.h) */
     touch_pages(ref - UGC_HEADER_BYTES);
 }
 
