@@ -73,6 +73,9 @@ typedef struct sigsegv_backend {
   _Atomic long vmas_peak;
   long headroom; /* new mappings this process may still create (estimate) */
   _Atomic bool merging;
+  /* While the new view is staged (the compaction pause builds pinned objects' pages before
+   * it moves into the heap range): staged view address minus heap address; else 0. */
+  intptr_t staged_delta;
 } sigsegv_backend;
 
 /* ---- mapping accounting ------------------------------------------------------------------ */
@@ -151,7 +154,8 @@ static ugc_map_result sigsegv_publish(void *ctx, uintptr_t dst, const void *src,
   int err = 0;
   if (ugc_inject("sigsegv.mprotect"))
     err = ENOMEM;
-  else if (mprotect((void *)dst, bytes, PROT_READ | PROT_WRITE) != 0)
+  else if (mprotect((void *)(dst + (uintptr_t)backend->staged_delta), bytes,
+                    PROT_READ | PROT_WRITE) != 0)
     err = errno;
   if (err == ENOMEM || err == EAGAIN) {
     atomic_store(&backend->merging, true);
@@ -259,18 +263,20 @@ static int compact_in_pause(sigsegv_backend *backend, ugc_compact_plan *plan) {
   return rc;
 }
 
+/* Where the staged view's file part may be split: the pinned pages published there. */
+static uintptr_t next_fixed_boundary(void *ctx, uintptr_t address) {
+  const ugc_compact_plan *plan = ctx;
+  const ugc_fixed_range *range = ugc_compact_fixed_at(plan, address);
+  return range ? range->end : ugc_compact_next_fixed(plan, address + 1);
+}
+
 static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   sigsegv_backend *backend = heap->backend_data;
   size_t data_bytes = plan->page_count * UGC_PAGE_SIZE;
   backend->owner_pid = getpid(); /* a fork child compacts its own copy */
   ugc_heap_signals_check(heap);
-  /* A cycle with pinned objects (ugc_pin) compacts in the pause: concurrently, a system
-   * call writing into a pinned object left a wrong header in its fixed range
-   * (integration/pin[sigsegv], about one run in two); not understood yet. */
-  if (plan->pinned_count)
-    return compact_in_pause(backend, plan);
   uint64_t handoff_start = ugc_now_ns();
-  int rc = ugc_inject("sigsegv.flip") ? -ENOMEM : ugc_file_space_flip(&backend->space, data_bytes);
+  int rc = ugc_inject("sigsegv.flip") ? -ENOMEM : ugc_file_space_stage(&backend->space, data_bytes);
   if (rc != 0) {
     ugc_warn("sigsegv backend: mapping the heap for the compaction failed (%s); compacting in "
              "the pause",
@@ -282,6 +288,7 @@ static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   if (handoff_ns > heap->stats.compaction.handoff_max_ns)
     heap->stats.compaction.handoff_max_ns = handoff_ns;
   if (!data_bytes) { /* nothing survived: the old views just go */
+    ugc_file_space_install(&backend->space, NULL, NULL);
     ugc_file_space_finish(&backend->space);
     return 0;
   }
@@ -306,7 +313,13 @@ static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   atomic_store(&backend->vmas, 1);
   atomic_store(&backend->vmas_peak, 1);
   atomic_store(&backend->merging, backend->headroom < MERGE_THRESHOLD);
-  ugc_concurrent_build_fixed(&backend->concurrent, NULL); /* pinned objects: never PROT_NONE */
+  /* Pinned objects' pages are built and published in the staged view, so that they arrive
+   * in the heap range readable and writable: a system call another thread is making into a
+   * pinned object (a thread the pause does not stop) never meets them PROT_NONE. */
+  backend->staged_delta = (intptr_t)(backend->space.staged - backend->space.base);
+  ugc_concurrent_build_fixed(&backend->concurrent, NULL);
+  backend->staged_delta = 0;
+  ugc_file_space_install(&backend->space, next_fixed_boundary, (void *)plan);
   ugc_compaction_started(heap);
   atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store(&backend->unfinished, true);

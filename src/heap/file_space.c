@@ -53,8 +53,9 @@ static int move_views(ugc_file_space *fs, uintptr_t src, uintptr_t dst, size_t f
   return 0;
 }
 
-/* Maps the heap range for a compaction of `data_bytes`: protected private file view below,
- * fresh anonymous memory above. 0 or -errno.
+/* Maps the new heap view for a compaction of `data_bytes` at `at` (a reservation of
+ * reserved_bytes outside the heap range): the private file view below, fresh anonymous
+ * memory above. 0 or -errno.
  *
  * The file view is split into many mappings while pages are published, and the pieces must
  * merge back into one, or the next flip moves thousands of mappings (and the process keeps
@@ -62,10 +63,15 @@ static int move_views(ugc_file_space *fs, uintptr_t src, uintptr_t dst, size_t f
  * different anon_vmas never merge. So the view is mapped writable, one page is written
  * (the whole mapping gets its anon_vma before any split, and every piece inherits it) and
  * dropped again (it shows the file once more), and only then is the whole view protected:
- * mprotect of a whole mapping does not split it. */
-static int map_heap_view(ugc_file_space *fs, const ugc_memfd *file, size_t data_bytes) {
+ * mprotect of a whole mapping does not split it. This happens away from the heap range: a
+ * system call of a thread that is not stopped (a reader into a pinned object) writing into
+ * the writable view at the heap's address would give that page a private copy of a file
+ * page nothing was built into yet, and the page built later through the alias would never
+ * show (integration/pin[sigsegv]: a pinned buffer's page all zeros but the bytes read). */
+static int map_heap_view(ugc_file_space *fs, const ugc_memfd *file, size_t data_bytes,
+                         uintptr_t at) {
   void *view;
-  int rc = data_bytes ? ugc_memfd_map_private(file, (void *)fs->base, 0, data_bytes,
+  int rc = data_bytes ? ugc_memfd_map_private(file, (void *)at, 0, data_bytes,
                                               PROT_READ | PROT_WRITE, &view)
                       : 0;
   if (rc != 0)
@@ -78,15 +84,15 @@ static int map_heap_view(ugc_file_space *fs, const ugc_memfd *file, size_t data_
   }
   size_t rest = fs->reserved_bytes - data_bytes;
   if (rest) {
-    rc = ugc_vm_map_fixed((void *)(fs->base + data_bytes), rest, true);
+    rc = ugc_vm_map_fixed((void *)(at + data_bytes), rest, true);
     if (rc != 0)
       return rc;
-    ugc_madv_hugepage((void *)(fs->base + data_bytes), rest);
+    ugc_madv_hugepage((void *)(at + data_bytes), rest);
   }
   return 0;
 }
 
-int ugc_file_space_flip(ugc_file_space *fs, size_t data_bytes) {
+int ugc_file_space_stage(ugc_file_space *fs, size_t data_bytes) {
   ugc_memfd next = {.fd = -1, .size = 0};
   void *alias = NULL;
   int rc = 0;
@@ -100,16 +106,14 @@ int ugc_file_space_flip(ugc_file_space *fs, size_t data_bytes) {
       return rc;
     }
   }
-  rc = move_views(fs, fs->base, fs->from_base, fs->file_bytes);
-  if (rc == 0) {
-    rc = map_heap_view(fs, &next, data_bytes);
-    if (rc != 0) { /* put the old views back over whatever part got mapped */
-      if (move_views(fs, fs->from_base, fs->base, fs->file_bytes) != 0)
-        ugc_fatal("file space: cannot move the heap back after a failed flip");
-      ugc_vm_map_fixed((void *)fs->from_base, fs->reserved_bytes, false);
-    }
-  }
+  void *staged =
+      mmap(NULL, fs->reserved_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  rc = staged == MAP_FAILED ? -errno : map_heap_view(fs, &next, data_bytes, (uintptr_t)staged);
+  if (rc == 0)
+    rc = move_views(fs, fs->base, fs->from_base, fs->file_bytes);
   if (rc != 0) {
+    if (staged != MAP_FAILED)
+      munmap(staged, fs->reserved_bytes);
     if (alias)
       munmap(alias, data_bytes);
     ugc_memfd_close(&next);
@@ -122,10 +126,42 @@ int ugc_file_space_flip(ugc_file_space *fs, size_t data_bytes) {
   fs->file_bytes = data_bytes;
   fs->current_shared = false;
   fs->alias = alias;
+  fs->staged = (uintptr_t)staged;
   return 0;
 }
 
+/* Moves the staged view piece by piece: mremap takes one mapping at a time, and the file
+ * part may be split where pages were published early. */
+void ugc_file_space_install(ugc_file_space *fs, ugc_view_split_fn next_split, void *ctx) {
+  if (!fs->staged)
+    return;
+  uintptr_t offset = 0;
+  while (offset < fs->reserved_bytes) {
+    uintptr_t end = offset < fs->file_bytes ? fs->file_bytes : fs->reserved_bytes;
+    if (next_split && offset < fs->file_bytes) {
+      uintptr_t split = next_split(ctx, fs->base + offset) - fs->base;
+      if (split > offset && split < end)
+        end = split;
+    }
+    if (ugc_remap_move((void *)(fs->staged + offset), (void *)(fs->base + offset), end - offset,
+                       NULL) != 0)
+      ugc_fatal("file space: cannot move the new heap view into place (mremap)");
+    offset = end;
+  }
+  fs->staged = 0;
+}
+
+int ugc_file_space_flip(ugc_file_space *fs, size_t data_bytes) {
+  int rc = ugc_file_space_stage(fs, data_bytes);
+  if (rc == 0)
+    ugc_file_space_install(fs, NULL, NULL);
+  return rc;
+}
+
 void ugc_file_space_unflip(ugc_file_space *fs) {
+  if (fs->staged)
+    munmap((void *)fs->staged, fs->reserved_bytes);
+  fs->staged = 0;
   if (move_views(fs, fs->from_base, fs->base, fs->old_bytes) != 0)
     ugc_fatal("file space: cannot move the heap back after a failed hand-off");
   ugc_vm_map_fixed((void *)fs->from_base, fs->reserved_bytes, false);

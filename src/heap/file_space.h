@@ -12,14 +12,18 @@
  * compacted page after its compaction.
  *
  * The flip (in the compaction pause, world stopped) for D bytes of compacted data:
- *   1. a new memfd of D bytes and its MAP_SHARED alias view (the collector writes there);
+ *   1. a new memfd of D bytes and its MAP_SHARED alias view (the collector writes there),
+ *      and the new heap view (step 3's mappings) staged at an address outside the heap;
  *   2. both heap mappings move (mremap, page tables only) to the from-space reservation,
  *      so the old contents stay readable at old + (from_base - base) until consumed; the
  *      move keeps its source mapped (MREMAP_DONTUNMAP) so that the heap range is never a
  *      hole in which another thread's mmap(NULL, ...) could land and then be mapped over;
  *   3. the heap range gets [base, base + D) = the new file, MAP_PRIVATE (PROT_NONE when
  *      the space was initialised with protect_data, else readable and writable), and
- *      [base + D, base + R) = fresh anonymous memory, readable and writable.
+ *      [base + D, base + R) = fresh anonymous memory, readable and writable: the staged
+ *      view moves into place (mremap). Between 2 and 3 the caller may build pages and
+ *      publish them in the staged view (pinned objects' pages: a system call that is
+ *      running in another thread finds them built and accessible as soon as they arrive).
  * From-space is released in chunks (MADV_DONTNEED, and fallocate(PUNCH_HOLE) on the old
  * file when no fork child may map it) and as a whole at the end, when the old file is
  * closed. Mappings per cycle: heap 2 (plus the splits of the protected part while pages are
@@ -43,6 +47,7 @@ typedef struct ugc_file_space {
   size_t old_bytes;
   bool old_shared;
   char *alias;       /* MAP_SHARED view of `current` while a compaction builds it; else NULL */
+  uintptr_t staged;  /* where the new heap view waits between stage and install; else 0 */
   bool protect_data; /* the flip maps the new data PROT_NONE (sigsegv) or RW (minor) */
 } ugc_file_space;
 
@@ -57,8 +62,21 @@ void ugc_file_space_init(ugc_file_space *fs, uintptr_t base, size_t reserved, ui
  * file, no alias, the whole heap range is fresh anonymous memory). */
 int ugc_file_space_flip(ugc_file_space *fs, size_t data_bytes);
 
-/* Undoes a flip whose compaction did not start (nothing was built): the old mappings come
- * back from from-space. */
+/* The flip in two steps: ugc_file_space_stage does 1 and 2 (0, or -errno with the heap as
+ * it was), ugc_file_space_install does 3. In between, the heap range holds the old views'
+ * empty sources, and the new view's page at heap address a is at a - base + fs->staged. */
+int ugc_file_space_stage(ugc_file_space *fs, size_t data_bytes);
+
+/* Returns the first address after `address` where the staged file view may be split into
+ * another mapping (pages published while staged), or any address past its end. */
+typedef uintptr_t (*ugc_view_split_fn)(void *ctx, uintptr_t address);
+
+/* Moves the staged view into the heap range, one mapping at a time (next_split: where the
+ * mappings of the file part end; NULL: it is one mapping). Fatal if a move fails. */
+void ugc_file_space_install(ugc_file_space *fs, ugc_view_split_fn next_split, void *ctx);
+
+/* Undoes a flip (staged or installed) whose compaction did not start (nothing was built in
+ * the heap view): the old mappings come back from from-space. */
 void ugc_file_space_unflip(ugc_file_space *fs);
 
 /* After a compaction in the pause (the stw backend, when the flip could not be made) that
