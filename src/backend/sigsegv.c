@@ -264,10 +264,10 @@ static int compact_in_pause(sigsegv_backend *backend, ugc_compact_plan *plan) {
 }
 
 /* Where the staged view's file part may be split: the pinned pages published there. */
-static uintptr_t next_fixed_boundary(void *ctx, uintptr_t address) {
+static uintptr_t next_held_boundary(void *ctx, uintptr_t address) {
   const ugc_compact_plan *plan = ctx;
-  const ugc_fixed_range *range = ugc_compact_fixed_at(plan, address);
-  return range ? range->end : ugc_compact_next_fixed(plan, address + 1);
+  const ugc_fixed_range *span = ugc_compact_held_at(plan, address);
+  return span ? span->end : ugc_compact_next_held(plan, address + 1);
 }
 
 static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
@@ -319,7 +319,7 @@ static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   backend->staged_delta = (intptr_t)(backend->space.staged - backend->space.base);
   ugc_concurrent_build_fixed(&backend->concurrent, NULL);
   backend->staged_delta = 0;
-  ugc_file_space_install(&backend->space, next_fixed_boundary, (void *)plan);
+  ugc_file_space_install(&backend->space, next_held_boundary, (void *)plan);
   ugc_compaction_started(heap);
   atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store(&backend->unfinished, true);
