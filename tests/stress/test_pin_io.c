@@ -289,6 +289,12 @@ int main(void) {
     wrong_out += workers[i].wrong_out;
     replaced += workers[i].replaced;
   }
+  printf("pin_io: backend %s, %u collections, %lu transfers into/out of pinned objects: %lu "
+         "EFAULT, %lu short; %lu objects re-pinned, %u pinned addresses checked; pages built "
+         "by mutators %llu, by GC threads %llu\n",
+         ugc_heap_backend(heap), iterations, transfers, efaults, shorts, replaced, checked,
+         (unsigned long long)stats.compaction.pages_by_mutator,
+         (unsigned long long)stats.compaction.pages_by_gc);
   bool concurrent = strcmp(ugc_heap_backend(heap), "stw") != 0;
   bool sigsegv = strcmp(ugc_heap_backend(heap), "sigsegv") == 0;
   char why[256] = "";
