@@ -22,7 +22,9 @@
  * run never adds a mapping, so the cycle finishes with larger runs instead of failing.
  *
  * System calls that touch a page not built yet fail with EFAULT: the kernel does not raise
- * SIGSEGV for an access from kernel mode (ugc_heap_syscalls_may_fault says so).
+ * SIGSEGV for an access from kernel mode (ugc_heap_syscalls_may_fault says so). Pinned
+ * objects' pages (the plan's held spans) never are: the new heap view is staged away from
+ * the heap range, they are built and published there, and only then does it move in.
  * If the flip fails (memfd, mremap, mmap), the cycle compacts in the pause with the stw
  * backend instead: slower, never wrong. */
 #include <errno.h>
