@@ -339,10 +339,30 @@ static uintptr_t page_floor(uintptr_t address) {
  * time the range starts), cut at old_top's page and merged with a range it touches. Objects
  * that start in a range and run past its end stay in place with it: the next chunk's count
  * includes their tail, so what follows is packed after them. */
+/* Moves a page-aligned `start` down, page by page, while a live object straddles into it
+ * from an earlier page, but not below `floor`. */
+static uintptr_t widen_down(const ugc_compact_plan *plan, uintptr_t start, uintptr_t floor,
+                            size_t limit_bit) {
+  uintptr_t base = plan->space_base;
+  size_t floor_bit = (floor - base) / 8;
+  for (;;) {
+    size_t bit = (start - base) / 8;
+    if (start <= floor || !(live_word(plan, bit >> 6, limit_bit) & 1) ||
+        bit_set(plan->start_words, bit))
+      break;
+    size_t header = bitmap_prev(plan->start_words, floor_bit, bit);
+    /* No start bit back to the floor: the object started below it. */
+    start = header == SIZE_MAX ? floor : page_floor(base + 8 * header);
+  }
+  return start < floor ? floor : start;
+}
+
 /* Appends [start, end) to the held spans, merged with the last one if they touch. */
 static int add_held(ugc_compact_plan *plan, uintptr_t start, uintptr_t end) {
   ugc_fixed_range *last = plan->held_count ? &plan->held[plan->held_count - 1] : NULL;
   if (last && start <= last->end) {
+    if (start < last->start)
+      last->start = start;
     if (end > last->end)
       last->end = end;
     return 0;
@@ -365,7 +385,6 @@ static int compute_fixed_ranges(ugc_compact_plan *plan, size_t limit_bit) {
   if (!plan->pinned_count)
     return 0;
   uintptr_t base = plan->space_base;
-  size_t dense_bit = (plan->dense_end - base) / 8;
   uintptr_t top_page = round_to_page(plan->old_top - base) + base;
   for (size_t i = 0; i < plan->pinned_count; i++) {
     uintptr_t pinned = plan->pinned[i];
@@ -376,19 +395,7 @@ static int compute_fixed_ranges(ugc_compact_plan *plan, size_t limit_bit) {
      * object straddling into them, up to its end or dense_end) are only held. */
     bool dense = pinned < plan->dense_end;
     uintptr_t floor = dense ? base : plan->dense_end;
-    size_t floor_bit = dense ? 0 : dense_bit;
-    uintptr_t start = page_floor(pinned);
-    for (;;) {
-      size_t bit = (start - base) / 8;
-      if (start <= floor || !(live_word(plan, bit >> 6, limit_bit) & 1) ||
-          bit_set(plan->start_words, bit))
-        break;
-      size_t header = bitmap_prev(plan->start_words, floor_bit, bit);
-      /* No start bit back to the floor: the object started below it. */
-      start = header == SIZE_MAX ? floor : page_floor(base + 8 * header);
-    }
-    if (start < floor)
-      start = floor;
+    uintptr_t start = widen_down(plan, page_floor(pinned), floor, limit_bit);
     size_t next = (pinned - base) / 8 + 1;
     size_t end_bit = ugc_compact_bitmap_next(plan->start_words, next, limit_bit, 0);
     size_t dead_bit = ugc_compact_bitmap_next(plan->live_words, next, limit_bit, ~UINT64_C(0));
@@ -413,8 +420,12 @@ static int compute_fixed_ranges(ugc_compact_plan *plan, size_t limit_bit) {
       return -1;
     plan->fixed[plan->fixed_count++] = (ugc_fixed_range){start, end, 0};
   }
+  /* A range that starts at dense_end may have a live object straddling into it from the
+   * dense prefix: its pages are held too (they stay anyway), so that the range's pages can
+   * be built in place from the range alone. */
   for (size_t r = 0; r < plan->fixed_count; r++)
-    if (add_held(plan, plan->fixed[r].start, plan->fixed[r].end) != 0)
+    if (add_held(plan, widen_down(plan, plan->fixed[r].start, base, limit_bit),
+                 plan->fixed[r].end) != 0)
       return -1;
   return 0;
 }
