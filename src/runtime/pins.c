@@ -117,6 +117,11 @@ int ugc_pins_changed(const ugc_heap *heap) {
   return heap->pins.generation != heap->pins.snapshot_generation;
 }
 
+int ugc_pins_at_or_above(const ugc_heap *heap, uintptr_t top) {
+  const ugc_pin_table *pins = &heap->pins;
+  return pins->header_count && pins->headers[pins->header_count - 1] >= top;
+}
+
 void ugc_pins_free(ugc_pin_table *pins) {
   ugc_addrmap_free(&pins->counts);
   free(pins->headers);
