@@ -88,7 +88,8 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
     if(NOT suffix STREQUAL "copy")
       foreach(stress test_compaction_faults test_compaction_threads test_syscall_heap
                      test_mark_races test_fork_loop test_weak_races
-                     test_alloc_between_pauses test_update_pages test_pin_between_pauses)
+                     test_alloc_between_pauses test_update_pages test_pin_between_pauses
+                     test_pin_io)
         if(TARGET ${stress})
           ugc_matrix_test("stress/${stress}[${suffix}]" ${stress} "${env}")
         endif()

@@ -352,7 +352,7 @@ int ugc_copy_attach(ugc_heap *heap, ugc_error *error, const char *name,
   unsigned threads = heap->config.gc_threads > 1 ? heap->config.gc_threads - 1 : 1;
   ugc_compact_threads_init(&backend->threads, threads);
   ugc_compact_threads_on_idle(&backend->threads, copy_on_threads_idle, backend);
-  backend->concurrent.first_work = ugc_copy_update_gc_work;
+  backend->concurrent.first_work = ugc_anon_update_gc_work;
   backend->concurrent.first_work_data = &heap->update_pages;
   heap->backend_data = backend;
   return 0;
@@ -372,6 +372,10 @@ ugc_uffd *ugc_copy_uffd(ugc_heap *heap) {
   return &backend->uffd;
 }
 
+static void check_owner_of(const void *backend) {
+  check_owner(backend);
+}
+
 void ugc_copy_check_owner(const ugc_heap *heap) {
   check_owner(heap->backend_data);
 }
@@ -381,7 +385,7 @@ void ugc_copy_detach(ugc_heap *heap) {
   if (!backend)
     return;
   ugc_copy_compact_wait(heap);
-  ugc_copy_update_destroy(backend);
+  ugc_anon_update_destroy(&backend->update);
   ugc_compact_threads_destroy(&backend->threads);
   if (backend->sigbus_range >= 0)
     ugc_sigbus_remove_range(backend->sigbus_range);
@@ -444,7 +448,7 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   heap->moving.recycled_low = heap->moving.recycled_high = 0;
   backend->keep_low = backend->keep_high = 0;
   atomic_store_explicit(&backend->alloc_frontier, 0, memory_order_relaxed);
-  ugc_copy_remove_stale_ranges(backend);
+  ugc_anon_update_forget_ended(&backend->update);
   if (reopen_after_fork(backend) != 0)
     return ugc_backend_stw.compact_start(heap, plan);
   if (backend->sigbus_delivery)
@@ -523,7 +527,19 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   backend->from_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
   ugc_concurrent_build_fixed(&backend->concurrent, backend->pause_batch); /* pinned objects */
   uint64_t update_start = ugc_now_ns(); /* more kernel work of the pause: the hand-off's */
-  ugc_copy_update_start(backend, &mapper);
+  backend->update = (ugc_anon_update){
+      .uffd = &backend->uffd,
+      .sigbus_delivery = backend->sigbus_delivery,
+      .compacting = &backend->compacting,
+      .resolvers = &backend->resolvers,
+      .check_owner = check_owner_of,
+      .owner = backend,
+      .pages = &heap->update_pages,
+      .stale_ranges = backend->update.stale_ranges,
+      .stale_count = backend->update.stale_count,
+      .stale_capacity = backend->update.stale_capacity,
+  };
+  ugc_anon_update_start(&backend->update, &mapper);
   uint64_t update_ns = ugc_now_ns() - update_start;
   heap->stats.compaction.handoff_ns += update_ns;
   if (handoff_ns + update_ns > heap->stats.compaction.handoff_max_ns)

@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "backend/retain.h"
 #include "compact/compact_threads.h"
+#include "backend/copy_update.h"
 #include "compact/concurrent.h"
 #include "uffd/fault_thread.h"
 #include "uffd/uffd.h"
@@ -65,12 +66,7 @@ typedef struct ugc_copy_backend {
   /* The end of the last allocation during this compaction (prepare_alloc): from-space twins
    * of heap memory allocation already took are of no use to the next cycle. */
   _Atomic uintptr_t alloc_frontier;
-  /* SIGBUS ranges of update pages whose compaction ended: removed at the next pause, never
-   * earlier. A fault taken just before the end may reach the dispatcher only after every
-   * page is mapped and the range unregistered; it must still find the range (its callback
-   * then answers IDLE and the access is retried), not chain to the default action. */
-  int *stale_ranges;
-  size_t stale_count, stale_capacity;
+  ugc_anon_update update; /* backend/copy_update.c: its protector of update ranges */
 } ugc_copy_backend;
 
 /* Attaches the copy machinery as backend `name` ("copy", or a variant's name, whose
@@ -96,22 +92,5 @@ void ugc_copy_compact_wait(ugc_heap *heap);
 void ugc_copy_fork_prepare(ugc_heap *heap);
 void ugc_copy_fork_parent(ugc_heap *heap);
 void ugc_copy_fork_child(ugc_heap *heap);
-
-/* backend/copy_update.c: the protector of compact/update_pages.c for the copy machinery. */
-
-/* In the compaction pause, after the heap's hand-off: protects this cycle's update ranges
- * (ugc_update_pages_start) with this backend's descriptor and delivery. */
-void ugc_copy_update_start(ugc_copy_backend *backend, const ugc_page_mapper *mapper);
-
-/* The GC threads' first work (ugc_concurrent.first_work): builds update pages;
- * `update_pages` is the heap's ugc_update_pages. */
-void ugc_copy_update_gc_work(void *update_pages, void *batch);
-
-/* Removes the SIGBUS ranges of update ranges whose compaction ended. In a pause (no fault
- * of an ended compaction is still being dispatched) or at detach. */
-void ugc_copy_remove_stale_ranges(ugc_copy_backend *backend);
-
-/* At detach: removes the stale SIGBUS ranges and frees their table. */
-void ugc_copy_update_destroy(ugc_copy_backend *backend);
 
 #endif

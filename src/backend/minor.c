@@ -58,6 +58,7 @@
 
 #include "backend/availability.h"
 #include "backend/backend.h"
+#include "backend/copy_update.h"
 #include "compact/compact_threads.h"
 #include "compact/concurrent.h"
 #include "heap/file_space.h"
@@ -91,6 +92,7 @@ typedef struct minor_backend {
   const ugc_compact_plan *plan;
 
   ugc_concurrent concurrent;
+  ugc_anon_update update; /* references of large and non-moving objects, after the pause */
   ugc_compact_threads threads;
   _Atomic bool compacting;    /* faults in the heap are ours to resolve */
   _Atomic uint32_t resolvers; /* threads inside a fault callback */
@@ -120,6 +122,10 @@ static void check_owner(const minor_backend *backend) {
  * skipped. EFAULT means the file has no page there: a build that wrote nothing to it (the
  * new file reads as zeros without one). Touching it through the alias with an atomic add
  * of zero puts a page in the file without changing a byte, and the mapping is retried. */
+static void check_owner_of(const void *backend) {
+  check_owner(backend);
+}
+
 static ugc_map_result minor_publish(void *ctx, uintptr_t dst, const void *src, size_t bytes,
                                     size_t *done) {
   minor_backend *backend = ctx;
@@ -257,10 +263,13 @@ static int minor_on_sigbus(void *ctx, void *addr, int is_write, void *page_buffe
 static void minor_on_fault_message(void *ctx, const ugc_uffd_fault *fault) {
   minor_backend *backend = ctx;
   uintptr_t page = (uintptr_t)fault->addr & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  char page_buffer[UGC_PAGE_SIZE] __attribute__((aligned(64))); /* our own thread's stack */
   atomic_fetch_add(&backend->resolvers, 1);
   if (atomic_load(&backend->compacting)) {
     check_owner(backend);
-    resolve(backend, page);
+    /* A large object or the non-moving space (backend/copy_update.c), else the heap. */
+    if (ugc_update_pages_resolve(&backend->heap->update_pages, page, page_buffer) != 0)
+      resolve(backend, page);
   }
   atomic_fetch_sub(&backend->resolvers, 1);
   /* The owner's CONTINUE woke the waiters it knew of; wake once more for a thread that
@@ -376,6 +385,8 @@ static int minor_attach(ugc_heap *heap, ugc_error *error) {
   unsigned threads = heap->config.gc_threads > 1 ? heap->config.gc_threads - 1 : 1;
   ugc_compact_threads_init(&backend->threads, threads);
   ugc_compact_threads_on_idle(&backend->threads, minor_on_threads_idle, backend);
+  backend->concurrent.first_work = ugc_anon_update_gc_work;
+  backend->concurrent.first_work_data = &heap->update_pages;
   heap->backend_data = backend;
   return 0;
 }
@@ -387,6 +398,7 @@ static void minor_detach(ugc_heap *heap) {
   if (!backend)
     return;
   minor_compact_wait(heap);
+  ugc_anon_update_destroy(&backend->update);
   ugc_compact_threads_destroy(&backend->threads);
   if (backend->sigbus_range >= 0)
     ugc_sigbus_remove_range(backend->sigbus_range);
@@ -495,6 +507,21 @@ static int minor_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   backend->plan = plan;
   atomic_store(&backend->retries, 0);
   ugc_concurrent_build_fixed(&backend->concurrent, NULL); /* pinned objects: mapped now */
+  /* Large objects and the non-moving space are anonymous memory: protected with the same
+   * descriptor and delivery, mapped with UFFDIO_COPY (backend/copy_update.c). */
+  uint64_t update_start = ugc_now_ns();
+  backend->update.uffd = &backend->uffd;
+  backend->update.sigbus_delivery = backend->sigbus_delivery;
+  backend->update.compacting = &backend->compacting;
+  backend->update.resolvers = &backend->resolvers;
+  backend->update.check_owner = check_owner_of;
+  backend->update.owner = backend;
+  backend->update.pages = &heap->update_pages;
+  ugc_anon_update_start(&backend->update, NULL);
+  uint64_t update_ns = ugc_now_ns() - update_start;
+  heap->stats.compaction.handoff_ns += update_ns;
+  if (handoff_ns + update_ns > heap->stats.compaction.handoff_max_ns)
+    heap->stats.compaction.handoff_max_ns = handoff_ns + update_ns;
   ugc_compaction_started(heap);
   atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store(&backend->unfinished, true);
@@ -514,6 +541,7 @@ static void complete_compaction(minor_backend *backend) {
   ugc_concurrent *c = &backend->concurrent;
   ugc_compact_threads_wait(&backend->threads);
   uint64_t concurrent_ns = ugc_concurrent_finish(c);
+  ugc_update_pages_finish(&heap->update_pages);
   unregister_heap(backend);
   atomic_store(&backend->compacting, false);
   while (atomic_load(&backend->resolvers)) /* every page is mapped: they finish at once */
@@ -538,6 +566,8 @@ static void complete_compaction(minor_backend *backend) {
   add_stat(&s->pages_fresh, by_gc + by_mutator - kept_pages);
   add_stat(&s->pages_by_gc, by_gc);
   add_stat(&s->pages_by_mutator, by_mutator);
+  add_stat(&s->update_pages_by_gc, atomic_load(&heap->update_pages.pages_by_gc));
+  add_stat(&s->update_pages_by_mutator, atomic_load(&heap->update_pages.pages_by_mutator));
   add_stat(&s->continue_ioctls, atomic_load(&k->map_calls));
   add_stat(&s->madvise_calls, atomic_load(&k->release_calls));
   add_stat(&s->bytes_copied, atomic_load(&k->bytes_copied) - updated_only_bytes);

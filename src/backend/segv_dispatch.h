@@ -29,8 +29,9 @@ enum {
 /* Resolves the access fault at addr. Returns one of the values above. */
 typedef int (*ugc_segv_fn)(void *ctx, void *addr);
 
-/* Ranges registered at once (one per heap using the sigsegv backend). */
-#define UGC_SEGV_MAX_RANGES 256
+/* Ranges registered at once (one per heap using the sigsegv backend, and one per large object
+ * whose references are being updated after the pause). */
+#define UGC_SEGV_MAX_RANGES (UGC_RANGE_CHUNK_SLOTS * UGC_RANGE_MAX_CHUNKS)
 
 /* The SIGSEGV table's ugc_signal_ranges_add, _remove, _covers and _keep_first (see there):
  * access faults in [start, start+len) go to fn(ctx, addr). */

@@ -22,7 +22,9 @@
  * run never adds a mapping, so the cycle finishes with larger runs instead of failing.
  *
  * System calls that touch a page not built yet fail with EFAULT: the kernel does not raise
- * SIGSEGV for an access from kernel mode (ugc_heap_syscalls_may_fault says so).
+ * SIGSEGV for an access from kernel mode (ugc_heap_syscalls_may_fault says so). Pinned
+ * objects' pages (the plan's held spans) never are: the new heap view is staged away from
+ * the heap range, they are built and published there, and only then does it move in.
  * If the flip fails (memfd, mremap, mmap), the cycle compacts in the pause with the stw
  * backend instead: slower, never wrong. */
 #include <errno.h>
@@ -37,6 +39,7 @@
 #include "backend/availability.h"
 #include "backend/backend.h"
 #include "backend/segv_dispatch.h"
+#include "backend/sigsegv_update.h"
 #include "compact/compact_threads.h"
 #include "compact/concurrent.h"
 #include "heap/file_space.h"
@@ -61,6 +64,7 @@ typedef struct sigsegv_backend {
   size_t data_bytes;
 
   ugc_concurrent concurrent;
+  ugc_sigsegv_update update; /* references of large objects, after the pause */
   ugc_compact_threads threads;
   _Atomic bool compacting;
   _Atomic uint32_t resolvers; /* threads inside the fault callback */
@@ -73,6 +77,9 @@ typedef struct sigsegv_backend {
   _Atomic long vmas_peak;
   long headroom; /* new mappings this process may still create (estimate) */
   _Atomic bool merging;
+  /* While the new view is staged (the compaction pause builds pinned objects' pages before
+   * it moves into the heap range): staged view address minus heap address; else 0. */
+  intptr_t staged_delta;
 } sigsegv_backend;
 
 /* ---- mapping accounting ------------------------------------------------------------------ */
@@ -151,7 +158,8 @@ static ugc_map_result sigsegv_publish(void *ctx, uintptr_t dst, const void *src,
   int err = 0;
   if (ugc_inject("sigsegv.mprotect"))
     err = ENOMEM;
-  else if (mprotect((void *)dst, bytes, PROT_READ | PROT_WRITE) != 0)
+  else if (mprotect((void *)(dst + (uintptr_t)backend->staged_delta), bytes,
+                    PROT_READ | PROT_WRITE) != 0)
     err = errno;
   if (err == ENOMEM || err == EAGAIN) {
     atomic_store(&backend->merging, true);
@@ -229,6 +237,8 @@ static int sigsegv_attach(ugc_heap *heap, ugc_error *error) {
   unsigned threads = heap->config.gc_threads > 1 ? heap->config.gc_threads - 1 : 1;
   ugc_compact_threads_init(&backend->threads, threads);
   ugc_compact_threads_on_idle(&backend->threads, sigsegv_on_threads_idle, backend);
+  backend->concurrent.first_work = ugc_sigsegv_update_gc_work;
+  backend->concurrent.first_work_data = &heap->update_pages;
   heap->backend_data = backend;
   return 0;
 }
@@ -241,6 +251,7 @@ static void sigsegv_detach(ugc_heap *heap) {
     return;
   sigsegv_compact_wait(heap);
   ugc_compact_threads_destroy(&backend->threads);
+  ugc_sigsegv_update_destroy(&backend->update);
   if (backend->segv_range >= 0)
     ugc_segv_remove_range(backend->segv_range);
   ugc_concurrent_destroy(&backend->concurrent);
@@ -259,18 +270,21 @@ static int compact_in_pause(sigsegv_backend *backend, ugc_compact_plan *plan) {
   return rc;
 }
 
+/* Where the staged view's file part may be split: the pinned pages published there. */
+static uintptr_t next_held_boundary(void *ctx, uintptr_t address) {
+  const ugc_compact_plan *plan = ctx;
+  const ugc_fixed_range *span = ugc_compact_held_at(plan, address);
+  return span ? span->end : ugc_compact_next_held(plan, address + 1);
+}
+
 static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   sigsegv_backend *backend = heap->backend_data;
   size_t data_bytes = plan->page_count * UGC_PAGE_SIZE;
   backend->owner_pid = getpid(); /* a fork child compacts its own copy */
   ugc_heap_signals_check(heap);
-  /* A cycle with pinned objects (ugc_pin) compacts in the pause: concurrently, a system
-   * call writing into a pinned object left a wrong header in its fixed range
-   * (integration/pin[sigsegv], about one run in two); not understood yet. */
-  if (plan->pinned_count)
-    return compact_in_pause(backend, plan);
   uint64_t handoff_start = ugc_now_ns();
-  int rc = ugc_inject("sigsegv.flip") ? -ENOMEM : ugc_file_space_flip(&backend->space, data_bytes);
+  int rc =
+      ugc_inject("sigsegv.flip") ? -ENOMEM : ugc_file_space_stage(&backend->space, data_bytes, 0);
   if (rc != 0) {
     ugc_warn("sigsegv backend: mapping the heap for the compaction failed (%s); compacting in "
              "the pause",
@@ -282,6 +296,7 @@ static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   if (handoff_ns > heap->stats.compaction.handoff_max_ns)
     heap->stats.compaction.handoff_max_ns = handoff_ns;
   if (!data_bytes) { /* nothing survived: the old views just go */
+    ugc_file_space_install(&backend->space, NULL, NULL);
     ugc_file_space_finish(&backend->space);
     return 0;
   }
@@ -306,7 +321,19 @@ static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   atomic_store(&backend->vmas, 1);
   atomic_store(&backend->vmas_peak, 1);
   atomic_store(&backend->merging, backend->headroom < MERGE_THRESHOLD);
-  ugc_concurrent_build_fixed(&backend->concurrent, NULL); /* pinned objects: never PROT_NONE */
+  /* Pinned objects' pages are built and published in the staged view, so that they arrive
+   * in the heap range readable and writable: a system call another thread is making into a
+   * pinned object (a thread the pause does not stop) never meets them PROT_NONE. */
+  backend->staged_delta = (intptr_t)(backend->space.staged - backend->space.base);
+  ugc_concurrent_build_fixed(&backend->concurrent, NULL);
+  backend->staged_delta = 0;
+  ugc_file_space_install(&backend->space, next_held_boundary, (void *)plan);
+  uint64_t update_start = ugc_now_ns(); /* more kernel work of the pause */
+  ugc_sigsegv_update_start(&backend->update, &heap->update_pages);
+  uint64_t update_ns = ugc_now_ns() - update_start;
+  heap->stats.compaction.handoff_ns += update_ns;
+  if (handoff_ns + update_ns > heap->stats.compaction.handoff_max_ns)
+    heap->stats.compaction.handoff_max_ns = handoff_ns + update_ns;
   ugc_compaction_started(heap);
   atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store(&backend->unfinished, true);
@@ -326,6 +353,7 @@ static void complete_compaction(sigsegv_backend *backend) {
   ugc_concurrent *c = &backend->concurrent;
   ugc_compact_threads_wait(&backend->threads);
   uint64_t concurrent_ns = ugc_concurrent_finish(c);
+  ugc_update_pages_finish(&heap->update_pages);
   atomic_store(&backend->compacting, false);
   while (atomic_load(&backend->resolvers)) /* every page is published: they finish at once */
     sched_yield();
@@ -347,6 +375,8 @@ static void complete_compaction(sigsegv_backend *backend) {
   add_stat(&s->pages_fresh, by_gc + by_mutator);
   add_stat(&s->pages_by_gc, by_gc);
   add_stat(&s->pages_by_mutator, by_mutator);
+  add_stat(&s->update_pages_by_gc, atomic_load(&heap->update_pages.pages_by_gc));
+  add_stat(&s->update_pages_by_mutator, atomic_load(&heap->update_pages.pages_by_mutator));
   add_stat(&s->mprotect_calls, atomic_load(&k->map_calls));
   add_stat(&s->runs_extended, atomic_load(&k->runs_extended));
   if (peak > s->vmas_peak)

@@ -7,6 +7,13 @@
  * uniform: an object straddling into page P may have its old header in a page already
  * rewritten. With a separate from-space, page building is the same for every backend.
  *
+ * Pinned objects' pages (the plan's held spans) never leave the heap range: a system call
+ * in a thread the pause does not stop (a mutator in a blocking region, a thread that is no
+ * mutator) may be writing into them, and a write into a page handed to from-space would be
+ * lost. The hand-off moves the stretches between them, the held pages are copied into
+ * from-space (builds of neighbouring pages read the headers of objects that run out of
+ * them) and built in place: only fillers over their dead words and reference slots change.
+ *
  * If mremap fails, the used range is copied to from-space instead (slower, same result),
  * and that is reported once. */
 #include <errno.h>
@@ -31,8 +38,9 @@ typedef struct page_job {
 
 static void build_one(void *raw, size_t page, unsigned worker) {
   page_job *job = raw;
-  size_t bytes = ugc_compact_build_page(job->plan, page, job->from_delta,
-                                        (void *)(job->base + page * UGC_PAGE_SIZE));
+  uintptr_t address = job->base + page * UGC_PAGE_SIZE;
+  intptr_t from_delta = ugc_compact_held_at(job->plan, address) ? 0 : job->from_delta;
+  size_t bytes = ugc_compact_build_page(job->plan, page, from_delta, (void *)address);
   atomic_fetch_add_explicit(&job->bytes_copied, bytes, memory_order_relaxed);
 }
 
@@ -44,19 +52,65 @@ static void report_fallback(ugc_heap *heap, const char *what, int err) {
            ugc_remap_explain(err));
 }
 
+/* Moves [base + offset, base + end) to from-space; its source stays mapped and empty. */
+static int move_out(ugc_moving_space *space, size_t offset, size_t end) {
+  if (end <= offset)
+    return 0;
+  return ugc_remap_dontunmap((void *)(space->base + offset), (void *)(space->from_base + offset),
+                             end - offset, NULL);
+}
+
+/* The hand-off around held spans: every stretch between them moves, each held span is
+ * copied. 0, or -errno with everything back where it was. */
+static int hand_off_around(ugc_heap *heap, const ugc_compact_plan *plan) {
+  ugc_moving_space *space = &heap->moving;
+  size_t offset = 0, all = space->reserved_bytes;
+  int err = 0;
+  size_t r = 0;
+  for (; r <= plan->held_count && !err; r++) {
+    size_t end = r < plan->held_count ? plan->held[r].start - space->base : all;
+    err = move_out(space, offset, end);
+    if (!err && r < plan->held_count)
+      offset = plan->held[r].end - space->base;
+  }
+  if (err) { /* move back what moved: the stretches below the one that failed */
+    size_t back = 0;
+    for (size_t k = 0; k + 1 < r; k++) {
+      size_t end = plan->held[k].start - space->base;
+      if (end > back && ugc_remap_move((void *)(space->from_base + back),
+                                       (void *)(space->base + back), end - back, NULL) != 0)
+        ugc_fatal("stw backend: cannot move the heap back after a failed hand-off");
+      back = plan->held[k].end - space->base;
+    }
+    ugc_vm_map_fixed((void *)space->from_base, all, false);
+    return err;
+  }
+  for (size_t k = 0; k < plan->held_count; k++) {
+    size_t start = plan->held[k].start - space->base,
+           bytes = plan->held[k].end - plan->held[k].start;
+    if (ugc_vm_map_fixed((void *)(space->from_base + start), bytes, true) != 0)
+      ugc_fatal("stw backend: cannot map from-space for a pinned object's pages");
+    memcpy((void *)(space->from_base + start), (const void *)(space->base + start), bytes);
+  }
+  return 0;
+}
+
 /* Makes the old contents of [base, base + used) readable in from-space and leaves the
- * heap range mapped and empty (reads as zeros). */
-static void hand_off(ugc_heap *heap, size_t used) {
+ * heap range mapped and empty (reads as zeros), but for the held spans, which keep their
+ * pages (and have a copy in from-space). */
+static void hand_off(ugc_heap *heap, const ugc_compact_plan *plan, size_t used) {
   ugc_moving_space *space = &heap->moving;
   void *base = (void *)space->base, *from = (void *)space->from_base;
   size_t all = space->reserved_bytes; /* 1 GiB multiples: whole page-table entries move */
   int err = -EOPNOTSUPP;
   if (ugc_remap_dontunmap_works(false)) {
-    err = ugc_remap_dontunmap(base, from, all, NULL);
+    err =
+        plan->held_count ? hand_off_around(heap, plan) : ugc_remap_dontunmap(base, from, all, NULL);
     if (err == 0)
       return;
   }
-  if (err == -EOPNOTSUPP || err == -EINVAL) { /* no DONTUNMAP: move, then map fresh */
+  if (!plan->held_count && (err == -EOPNOTSUPP || err == -EINVAL)) {
+    /* no DONTUNMAP: move, then map fresh */
     err = ugc_remap_move(base, from, all, NULL);
     if (err == 0) {
       int map_err = ugc_vm_map_fixed(base, all, true);
@@ -73,8 +127,17 @@ static void hand_off(ugc_heap *heap, size_t used) {
   if (ugc_vm_map_fixed(from, used, true) != 0)
     ugc_fatal("stw backend: cannot map %zu MiB of from-space for the copy", used >> 20);
   memcpy(from, base, used);
-  if (ugc_madv_dontneed(base, used) != 0)
-    memset(base, 0, used);
+  /* Empty the heap range but the held spans. */
+  size_t offset = 0;
+  for (size_t r = 0; r <= plan->held_count; r++) {
+    size_t end = r < plan->held_count ? plan->held[r].start - space->base : used;
+    if (end > used)
+      end = used;
+    if (end > offset && ugc_madv_dontneed((char *)base + offset, end - offset) != 0)
+      memset((char *)base + offset, 0, end - offset);
+    if (r < plan->held_count)
+      offset = plan->held[r].end - space->base;
+  }
 }
 
 static int stw_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
@@ -85,7 +148,7 @@ static int stw_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
     return 0;
 
   uint64_t t0 = ugc_now_ns();
-  hand_off(heap, used);
+  hand_off(heap, plan, used);
   uint64_t t1 = ugc_now_ns();
 
   page_job job = {plan, (intptr_t)(space->from_base - space->base), space->base, 0};

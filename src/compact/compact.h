@@ -89,6 +89,13 @@ typedef struct ugc_compact_plan {
                                            fixed ranges a copy with their words all set */
   ugc_fixed_range *fixed;               /* ascending, disjoint, none below dense_end */
   size_t fixed_count;
+  /* Pages of pinned objects that stay where they are with their data: the fixed ranges and,
+   * in the dense prefix, the pages of each pinned object (down to the header of an object
+   * straddling into them, cut at dense_end). Ascending, disjoint, page aligned; a backend
+   * makes them available first (a system call in a thread the pause does not stop may be
+   * writing into them). ugc_fixed_range entries, slid_end unused. */
+  ugc_fixed_range *held;
+  size_t held_count, held_capacity;
   uint64_t *forward_copy; /* tables behind forward_words and fixed (reused across cycles) */
   size_t forward_capacity, fixed_capacity;
 
@@ -164,6 +171,35 @@ static inline uintptr_t ugc_compact_next_fixed(const ugc_compact_plan *plan, uin
       high = mid;
   }
   return low < plan->fixed_count ? plan->fixed[low].start : plan->old_top;
+}
+
+/* The held span holding `address`, or NULL. */
+static inline const ugc_fixed_range *ugc_compact_held_at(const ugc_compact_plan *plan,
+                                                         uintptr_t address) {
+  size_t low = 0, high = plan->held_count;
+  while (low < high) {
+    size_t mid = (low + high) / 2;
+    if (address < plan->held[mid].start)
+      high = mid;
+    else if (address >= plan->held[mid].end)
+      low = mid + 1;
+    else
+      return &plan->held[mid];
+  }
+  return NULL;
+}
+
+/* Start of the first held span at or after `address`, or UINTPTR_MAX. */
+static inline uintptr_t ugc_compact_next_held(const ugc_compact_plan *plan, uintptr_t address) {
+  size_t low = 0, high = plan->held_count;
+  while (low < high) {
+    size_t mid = (low + high) / 2;
+    if (plan->held[mid].start < address)
+      low = mid + 1;
+    else
+      high = mid;
+  }
+  return low < plan->held_count ? plan->held[low].start : UINTPTR_MAX;
 }
 
 /* Records that the space now holds what the plan computed (the compaction happened): its

@@ -447,8 +447,8 @@ void ugc_concurrent_build_fixed(ugc_concurrent *c, void *page_buffer) {
   const ugc_compact_plan *plan = c->plan;
   ugc_histogram *stall = c->stall;
   c->stall = NULL; /* nobody waited for these */
-  for (size_t r = 0; r < plan->fixed_count; r++)
-    for (uintptr_t page = plan->fixed[r].start; page < plan->fixed[r].end; page += UGC_PAGE_SIZE)
+  for (size_t r = 0; r < plan->held_count; r++)
+    for (uintptr_t page = plan->held[r].start; page < plan->held[r].end; page += UGC_PAGE_SIZE)
       ugc_concurrent_resolve_fault(c, page, page_buffer);
   c->stall = stall;
 }

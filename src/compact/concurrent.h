@@ -159,8 +159,8 @@ int ugc_concurrent_begin(ugc_concurrent *c, const ugc_compact_plan *plan, intptr
                          ugc_histogram *stall);
 
 /* In the pause, after ugc_concurrent_begin and the registration: builds and maps every page
- * of the plan's fixed ranges (pinned objects), so that no access to them, a system call's
- * included, ever meets an unbuilt page. page_buffer as for ugc_concurrent_resolve_fault.
+ * of the plan's held spans (pinned objects' pages), so that no access to them, a system
+ * call's included, ever meets an unbuilt page. page_buffer as for ugc_concurrent_resolve_fault.
  * Counted as pages built by mutators. */
 void ugc_concurrent_build_fixed(ugc_concurrent *c, void *page_buffer);
 

@@ -50,6 +50,7 @@
  * object by object once every page is built. */
 #include "compact/compact.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -135,6 +136,9 @@ void ugc_compact_plan_free(ugc_compact_plan *plan) {
   plan->kept_pad_words = NULL;
   plan->forward_copy = NULL;
   plan->fixed = NULL;
+  free(plan->held);
+  plan->held = NULL;
+  plan->held_count = plan->held_capacity = 0;
   plan->chunk_capacity = 0;
   plan->page_capacity = 0;
   plan->forward_capacity = 0;
@@ -335,36 +339,76 @@ static uintptr_t page_floor(uintptr_t address) {
  * time the range starts), cut at old_top's page and merged with a range it touches. Objects
  * that start in a range and run past its end stay in place with it: the next chunk's count
  * includes their tail, so what follows is packed after them. */
+/* Moves a page-aligned `start` down, page by page, while a live object straddles into it
+ * from an earlier page, but not below `floor`. */
+static uintptr_t widen_down(const ugc_compact_plan *plan, uintptr_t start, uintptr_t floor,
+                            size_t limit_bit) {
+  uintptr_t base = plan->space_base;
+  size_t floor_bit = (floor - base) / 8;
+  for (;;) {
+    size_t bit = (start - base) / 8;
+    if (start <= floor || !(live_word(plan, bit >> 6, limit_bit) & 1) ||
+        bit_set(plan->start_words, bit))
+      break;
+    size_t header = bitmap_prev(plan->start_words, floor_bit, bit);
+    /* No start bit back to the floor: the object started below it. */
+    start = header == SIZE_MAX ? floor : page_floor(base + 8 * header);
+  }
+  return start < floor ? floor : start;
+}
+
+/* Appends [start, end) to the held spans, merged with the last one if they touch. */
+static int add_held(ugc_compact_plan *plan, uintptr_t start, uintptr_t end) {
+  ugc_fixed_range *last = plan->held_count ? &plan->held[plan->held_count - 1] : NULL;
+  if (last && start <= last->end) {
+    if (start < last->start)
+      last->start = start;
+    if (end > last->end)
+      last->end = end;
+    return 0;
+  }
+  if (plan->held_count == plan->held_capacity) {
+    size_t capacity = 2 * plan->held_capacity + 16;
+    ugc_fixed_range *table = realloc(plan->held, capacity * sizeof *table);
+    if (!table)
+      return -1;
+    plan->held = table;
+    plan->held_capacity = capacity;
+  }
+  plan->held[plan->held_count++] = (ugc_fixed_range){start, end, 0};
+  return 0;
+}
+
 static int compute_fixed_ranges(ugc_compact_plan *plan, size_t limit_bit) {
   plan->fixed_count = 0;
+  plan->held_count = 0;
   if (!plan->pinned_count)
     return 0;
   uintptr_t base = plan->space_base;
-  size_t dense_bit = (plan->dense_end - base) / 8;
   uintptr_t top_page = round_to_page(plan->old_top - base) + base;
   for (size_t i = 0; i < plan->pinned_count; i++) {
     uintptr_t pinned = plan->pinned[i];
-    if (pinned < plan->dense_end || pinned >= plan->old_top || (pinned - base) % 8 ||
+    if (pinned >= plan->old_top || (pinned - base) % 8 ||
         !bit_set(plan->start_words, (pinned - base) / 8))
       continue;
-    uintptr_t start = page_floor(pinned);
-    for (;;) {
-      size_t bit = (start - base) / 8;
-      if (start <= plan->dense_end || !(live_word(plan, bit >> 6, limit_bit) & 1) ||
-          bit_set(plan->start_words, bit))
-        break;
-      size_t header = bitmap_prev(plan->start_words, dense_bit, bit);
-      /* No start bit back to dense_end: the object started in the dense prefix. */
-      start = header == SIZE_MAX ? plan->dense_end : page_floor(base + 8 * header);
-    }
-    if (start < plan->dense_end)
-      start = plan->dense_end;
+    /* In the dense prefix the object stays anyway; its pages (down to the header of an
+     * object straddling into them, up to its end or dense_end) are only held. */
+    bool dense = pinned < plan->dense_end;
+    uintptr_t floor = dense ? base : plan->dense_end;
+    uintptr_t start = widen_down(plan, page_floor(pinned), floor, limit_bit);
     size_t next = (pinned - base) / 8 + 1;
     size_t end_bit = ugc_compact_bitmap_next(plan->start_words, next, limit_bit, 0);
     size_t dead_bit = ugc_compact_bitmap_next(plan->live_words, next, limit_bit, ~UINT64_C(0));
     uintptr_t end = base + round_to_page(8 * (end_bit < dead_bit ? end_bit : dead_bit));
     if (end > top_page)
       end = top_page;
+    if (dense) {
+      if (end > plan->dense_end) /* the tail in the first slid page is rebuilt */
+        end = plan->dense_end;
+      if (add_held(plan, start, end) != 0)
+        return -1;
+      continue;
+    }
     ugc_fixed_range *last = plan->fixed_count ? &plan->fixed[plan->fixed_count - 1] : NULL;
     if (last && start <= last->end) {
       if (end > last->end)
@@ -376,6 +420,13 @@ static int compute_fixed_ranges(ugc_compact_plan *plan, size_t limit_bit) {
       return -1;
     plan->fixed[plan->fixed_count++] = (ugc_fixed_range){start, end, 0};
   }
+  /* A range that starts at dense_end may have a live object straddling into it from the
+   * dense prefix: its pages are held too (they stay anyway), so that the range's pages can
+   * be built in place from the range alone. */
+  for (size_t r = 0; r < plan->fixed_count; r++)
+    if (add_held(plan, widen_down(plan, plan->fixed[r].start, base, limit_bit),
+                 plan->fixed[r].end) != 0)
+      return -1;
   return 0;
 }
 

@@ -47,6 +47,7 @@ static bool add_range(ugc_update_pages *u, uintptr_t start, size_t bytes, size_t
                                              .bytes = bytes,
                                              .move_bytes = move_bytes,
                                              .hdr = hdr,
+                                             .header = hdr ? ugc_header_load(hdr) : 0,
                                              .first_page = u->page_count,
                                              .handle = -1};
   u->page_count += bytes / UGC_PAGE_SIZE;
@@ -101,7 +102,8 @@ static int compare_ranges(const void *a, const void *b) {
 
 bool ugc_update_pages_select(ugc_update_pages *u, const ugc_compact_plan *plan,
                              const ugc_type_table *types, const ugc_nonmoving_space *nonmoving,
-                             const ugc_large_space *large, bool defer_nonmoving) {
+                             const ugc_large_space *large, bool defer_nonmoving,
+                             ugc_update_pinned_fn pinned, const void *pinned_ctx) {
   u->plan = plan;
   u->types = types;
   u->nonmoving = nonmoving;
@@ -110,6 +112,9 @@ bool ugc_update_pages_select(ugc_update_pages *u, const ugc_compact_plan *plan,
   u->pages_in_pause = 0;
   u->nonmoving_deferred = false;
   u->pending = false;
+  atomic_store_explicit(&u->pages_by_gc, 0, memory_order_relaxed);
+  atomic_store_explicit(&u->pages_by_mutator, 0, memory_order_relaxed);
+  atomic_store_explicit(&u->map_retries, 0, memory_order_relaxed);
   if (!reserve_array((void **)&u->large_deferred, &u->large_deferred_capacity, large->count, 1))
     return false;
   if (u->large_deferred)
@@ -122,7 +127,8 @@ bool ugc_update_pages_select(ugc_update_pages *u, const ugc_compact_plan *plan,
     uint64_t header = ugc_header_load(object->hdr);
     const ugc_type_info *type = ugc_type_get(types, ugc_header_type(header));
     if (type->layout == UGC_LAYOUT_LEAF || type->layout == UGC_LAYOUT_CUSTOM ||
-        object->map_bytes < UGC_UPDATE_MIN_LARGE_BYTES)
+        object->map_bytes < UGC_UPDATE_MIN_LARGE_BYTES ||
+        (pinned && pinned(pinned_ctx, object->hdr)))
       continue;
     if (!add_range(u, object->hdr, object->map_bytes, object->map_bytes, object->hdr))
       break;
@@ -171,9 +177,8 @@ static void filter_visit(ugc_tracer *tracer, void *slot, const ugc_tag_rule *rul
   forward_at(job, (uintptr_t)slot - (uintptr_t)job->delta, rule);
 }
 
-/* The slots of the object at hdr that lie on the page. */
-static void update_object(const page_job *job, uintptr_t hdr) {
-  uint64_t header = *(const uint64_t *)(hdr + (uintptr_t)job->delta);
+/* The slots of the object at hdr, whose header word is `header`, that lie on the page. */
+static void update_object(const page_job *job, uintptr_t hdr, uint64_t header) {
   const ugc_type_info *type = ugc_type_get(job->u->types, ugc_header_type(header));
   uintptr_t payload = hdr + UGC_HEADER_BYTES;
   if (type->layout == UGC_LAYOUT_LEAF)
@@ -214,16 +219,18 @@ static void update_nonmoving_page(const page_job *job) {
     last = span->cell_count - 1;
   for (size_t cell = first; cell <= last; cell++)
     if ((live[cell >> 6] >> (cell & 63)) & 1u)
-      update_object(job, span->start + cell * span->cell_bytes);
+      update_object(
+          job, span->start + cell * span->cell_bytes,
+          *(const uint64_t *)(span->start + cell * span->cell_bytes + (uintptr_t)job->delta));
 }
 
 static void build_page(const ugc_update_pages *u, const ugc_update_range *range, uintptr_t page,
                        char *out, bool in_place) {
   page_job job = {u, page, in_place ? 0 : (intptr_t)(range->shadow - range->start), out};
-  if (!in_place)
+  if (!in_place && out != (char *)(page + (uintptr_t)job.delta))
     memcpy(out, (const void *)(page + (uintptr_t)job.delta), UGC_PAGE_SIZE);
   if (range->hdr)
-    update_object(&job, range->hdr);
+    update_object(&job, range->hdr, range->header);
   else
     update_nonmoving_page(&job);
 }
@@ -273,6 +280,12 @@ void ugc_update_pages_start(ugc_update_pages *u, const ugc_update_protector *pro
   for (size_t i = 0; i < u->count; i++) {
     ugc_update_range *range = &u->ranges[i];
     range->is_protected = false;
+    if (!range->hdr && protector->builds_in_shadow) {
+      /* Built pages leave the shadow, and a cell's header may lie on a page that left it
+       * already: only ranges whose header is kept here (large objects) are built there. */
+      update_in_place(u, range);
+      continue;
+    }
     if (range->hdr) {
       ugc_reservation r;
       /* Like the object (heap/large.c): whole page-table pages move. */
@@ -332,6 +345,22 @@ static ugc_update_range *range_of_page(ugc_update_pages *u, size_t page) {
   return &u->ranges[lo];
 }
 
+/* Where the page at `page` of `range` is built: the caller's buffer, or its shadow page. */
+static char *build_target(const ugc_update_pages *u, const ugc_update_range *range, uintptr_t page,
+                          char *buffer) {
+  return u->protector.builds_in_shadow ? (char *)(page - range->start + range->shadow) : buffer;
+}
+
+/* A builder's claim of a page: with copies (idempotent) any unmapped page; in the shadow, an
+ * exclusive one. */
+static bool claim_page(ugc_update_pages *u, size_t index) {
+  uint8_t state = 0;
+  if (!u->protector.builds_in_shadow)
+    return atomic_load_explicit(&u->mapped[index], memory_order_acquire) == 0;
+  return atomic_compare_exchange_strong_explicit(&u->mapped[index], &state, 2, memory_order_acq_rel,
+                                                 memory_order_acquire);
+}
+
 static void back_off(void) {
   struct timespec pause = {0, 50 * 1000};
   nanosleep(&pause, NULL);
@@ -371,10 +400,16 @@ int ugc_update_pages_resolve(ugc_update_pages *u, uintptr_t addr, void *page_buf
     if (range && range->is_protected) {
       uintptr_t page = addr & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
       size_t index = range->first_page + (page - range->start) / UGC_PAGE_SIZE;
-      if (!atomic_load_explicit(&u->mapped[index], memory_order_acquire)) {
-        build_page(u, range, page, page_buffer, false);
-        if (map_run(u, index, page, page_buffer, 1))
+      if (claim_page(u, index)) {
+        char *out = build_target(u, range, page, page_buffer);
+        build_page(u, range, page, out, false);
+        if (map_run(u, index, page, out, 1))
           atomic_fetch_add_explicit(&u->pages_by_mutator, 1, memory_order_relaxed);
+      } else {
+        /* Claimed by another builder (in the shadow only): it maps it without waiting for
+         * anybody, so this wait ends. */
+        while (atomic_load_explicit(&u->mapped[index], memory_order_acquire) != 1)
+          sched_yield();
       }
       result = 0;
     }
@@ -405,14 +440,18 @@ void ugc_update_pages_gc_work(ugc_update_pages *u, void *batch) {
       ugc_update_range *range = range_of_page(u, page);
       size_t range_end = range->first_page + range->bytes / UGC_PAGE_SIZE;
       size_t run = 0;
-      while (page + run < end && page + run < range_end &&
-             !atomic_load_explicit(&u->mapped[page + run], memory_order_acquire)) {
-        uintptr_t at = range->start + (page + run - range->first_page) * UGC_PAGE_SIZE;
-        build_page(u, range, at, buffer + run * UGC_PAGE_SIZE, false);
+      uintptr_t dst = range->start + (page - range->first_page) * UGC_PAGE_SIZE;
+      char *out = build_target(u, range, dst, buffer);
+      while (page + run < end && page + run < range_end && claim_page(u, page + run)) {
+        uintptr_t at = dst + run * UGC_PAGE_SIZE;
+        build_page(u, range, at, out + run * UGC_PAGE_SIZE, false);
         run++;
       }
-      uintptr_t dst = range->start + (page - range->first_page) * UGC_PAGE_SIZE;
-      size_t mapped = map_run(u, page, dst, buffer, run);
+      if (!run) { /* claimed by a fault meanwhile */
+        page++;
+        continue;
+      }
+      size_t mapped = map_run(u, page, dst, out, run);
       atomic_fetch_add_explicit(&u->pages_by_gc, mapped, memory_order_relaxed);
       page += run;
     }
@@ -429,14 +468,17 @@ void ugc_update_pages_finish(ugc_update_pages *u) {
     return;
   /* Pages nobody built (no GC thread ran this job) are built here. */
   for (size_t page = 0; page < u->page_count; page++) {
-    if (atomic_load_explicit(&u->mapped[page], memory_order_acquire))
+    if (!claim_page(u, page)) {
+      while (atomic_load_explicit(&u->mapped[page], memory_order_acquire) != 1)
+        sched_yield(); /* a fault's claim (in the shadow only) */
       continue;
+    }
     char buffer[UGC_PAGE_SIZE] __attribute__((aligned(64)));
     ugc_update_range *range = range_of_page(u, page);
     uintptr_t at = range->start + (page - range->first_page) * UGC_PAGE_SIZE;
-    build_page(u, range, at, buffer, false);
-    atomic_fetch_add_explicit(&u->pages_by_gc, map_run(u, page, at, buffer, 1),
-                              memory_order_relaxed);
+    char *out = build_target(u, range, at, buffer);
+    build_page(u, range, at, out, false);
+    atomic_fetch_add_explicit(&u->pages_by_gc, map_run(u, page, at, out, 1), memory_order_relaxed);
   }
   /* Every page is mapped: a fault callback still running only finds EEXIST. Wait for it to
    * leave before the shadows it may read go. */

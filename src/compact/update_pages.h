@@ -11,7 +11,9 @@
  * pages first, ahead of the mutators; a mutator that touches one before builds it itself in
  * its fault. Building is idempotent (the shadow does not change, the plan is read-only), so
  * two threads meeting on a page both build it and the second mapping is refused (EEXIST),
- * which is harmless: no page-state protocol is needed.
+ * which is harmless: no page-state protocol is needed. A backend without a mapping ioctl
+ * (sigsegv) builds pages in the shadow and moves them out of it: then a page is claimed by
+ * one builder, and a fault on a page claimed by another waits (builds_in_shadow).
  *
  * What stays in the pause (bounded, see docs/design.md): roots and weak slots; large objects
  * smaller than UGC_UPDATE_MIN_LARGE_BYTES, of CUSTOM layout (a page of them would need the
@@ -23,7 +25,9 @@
  * updated in the pause instead (never a corrupted heap).
  *
  * The backend supplies the kernel mechanism: the protector (move away and make the range
- * fault, then undo that) and the page mapper of compact/concurrent.h. */
+ * fault, then undo that) and the page mapper of compact/concurrent.h: backend/copy_update.c
+ * (userfaultfd MISSING + UFFDIO_COPY: copy, move, minor), backend/sigsegv_update.c
+ * (PROT_NONE + SIGSEGV, pages moved back with mremap). */
 #ifndef UGC_COMPACT_UPDATE_PAGES_H
 #define UGC_COMPACT_UPDATE_PAGES_H
 
@@ -57,6 +61,10 @@ typedef struct ugc_update_protector {
   /* In a pause (no fault of an ended compaction is still being dispatched), before anything
    * is freed: drops what unprotect had to keep (the backend's fault routing). May be NULL. */
   void (*forget_ended)(void *backend);
+  /* Pages are built in the shadow itself and `map` gets src = their shadow address; mapping
+   * takes them out of the shadow (a move, not a copy), so a page must be built once: builders
+   * claim pages exclusively and a fault on a page claimed by another waits for it. */
+  bool builds_in_shadow;
 } ugc_update_protector;
 
 typedef struct ugc_update_range {
@@ -64,6 +72,7 @@ typedef struct ugc_update_range {
   size_t bytes;      /* pages built (page multiple) */
   size_t move_bytes; /* moved to the shadow (>= bytes) */
   uintptr_t hdr;     /* a large object's header; 0 for the non-moving space */
+  uint64_t header;   /* the header word at hdr, as of the pause (the shadow may lose it) */
   uintptr_t shadow;  /* where the old content is read while the range is protected */
   size_t first_page; /* index of its first page among all pages of the cycle */
   int handle;        /* the protector's */
@@ -92,7 +101,7 @@ typedef struct ugc_update_pages {
   size_t nonmoving_shadow_bytes;
 
   size_t page_count;
-  _Atomic uint8_t *mapped; /* per page: 1 once somebody mapped it */
+  _Atomic uint8_t *mapped; /* per page: 1 once somebody mapped it; 2 claimed (in shadow) */
   size_t mapped_capacity;
   _Atomic size_t next_page; /* GC threads' cursor */
   _Atomic bool active;      /* protected ranges fault to us */
@@ -106,11 +115,17 @@ typedef struct ugc_update_pages {
 void ugc_update_pages_init(ugc_update_pages *u);
 void ugc_update_pages_destroy(ugc_update_pages *u);
 
+/* Says whether the large object at hdr is pinned (a buffer for system calls). */
+typedef bool (*ugc_update_pinned_fn)(const void *ctx, uintptr_t hdr);
+
 /* In the pause, after sweeping and planning: chooses what to defer (see the top). Returns
- * false when nothing is deferred; everything not deferred is the caller's to update now. */
+ * false when nothing is deferred; everything not deferred is the caller's to update now.
+ * `pinned`, when system calls into a faulting page could fail (else NULL): large objects it
+ * names are kept in the pause too, for the same reason as the non-moving space. */
 bool ugc_update_pages_select(ugc_update_pages *u, const ugc_compact_plan *plan,
                              const ugc_type_table *types, const ugc_nonmoving_space *nonmoving,
-                             const ugc_large_space *large, bool defer_nonmoving);
+                             const ugc_large_space *large, bool defer_nonmoving,
+                             ugc_update_pinned_fn pinned, const void *pinned_ctx);
 
 static inline bool ugc_update_pages_defers_large(const ugc_update_pages *u, size_t index) {
   return index < u->large_deferred_capacity && u->large_deferred[index];

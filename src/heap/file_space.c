@@ -60,8 +60,9 @@ static int move_views(const ugc_file_space *fs, const ugc_file_piece *pieces, un
   return rc;
 }
 
-/* Maps the heap range for a compaction: the pieces' private file views below, protected
- * when protect_data, and fresh anonymous memory above. 0 or -errno.
+/* Maps the new heap view for a compaction at `at` (a reservation of reserved_bytes outside
+ * the heap range): the pieces' private file views below, protected when protect_data, and
+ * fresh anonymous memory above. 0 or -errno.
  *
  * A protected view is split into many mappings while pages are published, and the pieces
  * must merge back into one, or the next flip moves thousands of mappings (and the process
@@ -69,14 +70,18 @@ static int move_views(const ugc_file_space *fs, const ugc_file_piece *pieces, un
  * different anon_vmas never merge. So the view is mapped writable, one page is written (the
  * whole mapping gets its anon_vma before any split, and every piece inherits it) and
  * dropped again (it shows the file once more), and only then is the whole view protected:
- * mprotect of a whole mapping does not split it. */
-static int map_heap_view(ugc_file_space *fs, const ugc_file_piece *pieces, unsigned count) {
+ * mprotect of a whole mapping does not split it. This happens away from the heap range: a
+ * system call of a thread that is not stopped (a reader into a pinned object) writing into
+ * the writable view at the heap's address would give that page a private copy of a file
+ * page nothing was built into yet, and the page built later through the alias would never
+ * show (integration/pin[sigsegv]: a pinned buffer's page all zeros but the bytes read). */
+static int map_heap_view(ugc_file_space *fs, const ugc_file_piece *pieces, unsigned count,
+                         uintptr_t at) {
   size_t offset = 0;
   for (unsigned i = 0; i < count; i++) {
     void *view;
-    int rc =
-        ugc_memfd_map_private(&pieces[i].file, (void *)(fs->base + offset), (off_t)pieces[i].offset,
-                              pieces[i].bytes, PROT_READ | PROT_WRITE, &view);
+    int rc = ugc_memfd_map_private(&pieces[i].file, (void *)(at + offset), (off_t)pieces[i].offset,
+                                   pieces[i].bytes, PROT_READ | PROT_WRITE, &view);
     if (rc != 0)
       return rc;
     if (fs->protect_data) {
@@ -89,10 +94,10 @@ static int map_heap_view(ugc_file_space *fs, const ugc_file_piece *pieces, unsig
   }
   size_t rest = fs->reserved_bytes - offset;
   if (rest) {
-    int rc = ugc_vm_map_fixed((void *)(fs->base + offset), rest, true);
+    int rc = ugc_vm_map_fixed((void *)(at + offset), rest, true);
     if (rc != 0)
       return rc;
-    ugc_madv_hugepage((void *)(fs->base + offset), rest);
+    ugc_madv_hugepage((void *)(at + offset), rest);
   }
   return 0;
 }
@@ -143,6 +148,13 @@ int ugc_file_space_flip(ugc_file_space *fs, size_t data_bytes) {
 }
 
 int ugc_file_space_flip_keeping(ugc_file_space *fs, size_t data_bytes, size_t keep_bytes) {
+  int rc = ugc_file_space_stage(fs, data_bytes, keep_bytes);
+  if (rc == 0)
+    ugc_file_space_install(fs, NULL, NULL);
+  return rc;
+}
+
+int ugc_file_space_stage(ugc_file_space *fs, size_t data_bytes, size_t keep_bytes) {
   ugc_file_piece next[UGC_FILE_SPACE_MAX_PIECES];
   unsigned count = 0;
   for (size_t offset = 0; offset < keep_bytes; count++) { /* the kept pieces, the last cut */
@@ -166,16 +178,14 @@ int ugc_file_space_flip_keeping(ugc_file_space *fs, size_t data_bytes, size_t ke
       ugc_memfd_close(&next[kept].file);
     return rc;
   }
-  rc = move_views(fs, fs->pieces, fs->piece_count, fs->base, fs->from_base);
-  if (rc == 0) {
-    rc = map_heap_view(fs, next, count);
-    if (rc != 0) { /* put the old views back over whatever part got mapped */
-      if (move_views(fs, fs->pieces, fs->piece_count, fs->from_base, fs->base) != 0)
-        ugc_fatal("file space: cannot move the heap back after a failed flip");
-      ugc_vm_map_fixed((void *)fs->from_base, fs->reserved_bytes, false);
-    }
-  }
+  void *staged =
+      mmap(NULL, fs->reserved_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  rc = staged == MAP_FAILED ? -errno : map_heap_view(fs, next, count, (uintptr_t)staged);
+  if (rc == 0)
+    rc = move_views(fs, fs->pieces, fs->piece_count, fs->base, fs->from_base);
   if (rc != 0) {
+    if (staged != MAP_FAILED)
+      munmap(staged, fs->reserved_bytes);
     if (alias)
       munmap(alias, data_bytes);
     if (count > kept)
@@ -193,7 +203,33 @@ int ugc_file_space_flip_keeping(ugc_file_space *fs, size_t data_bytes, size_t ke
   fs->file_bytes = data_bytes;
   fs->alias = alias;
   fs->alias_bytes = data_bytes;
+  fs->staged = (uintptr_t)staged;
   return 0;
+}
+
+/* Moves the staged view into the heap range one mapping at a time (mremap takes one
+ * mapping): the file part ends a mapping at each piece's end and, when given, where pages
+ * were published early (next_split). */
+void ugc_file_space_install(ugc_file_space *fs, ugc_view_split_fn next_split, void *ctx) {
+  if (!fs->staged)
+    return;
+  uintptr_t offset = 0;
+  while (offset < fs->reserved_bytes) {
+    uintptr_t end = fs->reserved_bytes;
+    if (offset < fs->file_bytes) {
+      end = ugc_file_space_piece_end(fs, fs->base + offset) - fs->base;
+      if (next_split) {
+        uintptr_t split = next_split(ctx, fs->base + offset) - fs->base;
+        if (split > offset && split < end)
+          end = split;
+      }
+    }
+    if (ugc_remap_move((void *)(fs->staged + offset), (void *)(fs->base + offset), end - offset,
+                       NULL) != 0)
+      ugc_fatal("file space: cannot move the new heap view into place (mremap)");
+    offset = end;
+  }
+  fs->staged = 0;
 }
 
 /* Forgets the old pieces after a compaction or an unflip (their descriptors are closed or
@@ -213,6 +249,9 @@ static void unmap_alias(ugc_file_space *fs) {
 }
 
 void ugc_file_space_unflip(ugc_file_space *fs) {
+  if (fs->staged)
+    munmap((void *)fs->staged, fs->reserved_bytes);
+  fs->staged = 0;
   if (move_views(fs, fs->old, fs->old_count, fs->from_base, fs->base) != 0)
     ugc_fatal("file space: cannot move the heap back after a failed hand-off");
   ugc_vm_map_fixed((void *)fs->from_base, fs->reserved_bytes, false);

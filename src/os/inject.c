@@ -9,14 +9,36 @@
 
 #include "os/log.h"
 
-static const char *const known_points[] = {
-    "copy.mremap",        "copy.register",        "copy.unregister", "copy.page_states",
-    "copy.stray_read",    "copy.reopen",          "compact.threads", "plan.tables",
-    "uffd.eagain",        "uffd.partial",         "uffd.eexist",     "uffd.enoent",
-    "uffd.esrch",         "uffd.enomem",          "uffd.efault",     "uffd.ebusy",
-    "copy.update_mremap", "copy.update_register", "move.busy",       "sigsegv.flip",
-    "sigsegv.mprotect",   "sigsegv.page_states",  "minor.flip",      "minor.register",
-    "minor.page_states",  "minor.drop_mapped",    "minor.no_keep",   "minor.copy_kept"};
+static const char *const known_points[] = {"copy.mremap",
+                                           "copy.register",
+                                           "copy.unregister",
+                                           "copy.page_states",
+                                           "copy.stray_read",
+                                           "copy.reopen",
+                                           "compact.threads",
+                                           "plan.tables",
+                                           "uffd.eagain",
+                                           "uffd.partial",
+                                           "uffd.eexist",
+                                           "uffd.enoent",
+                                           "uffd.esrch",
+                                           "uffd.enomem",
+                                           "uffd.efault",
+                                           "uffd.ebusy",
+                                           "copy.update_mremap",
+                                           "copy.update_register",
+                                           "move.busy",
+                                           "sigsegv.flip",
+                                           "sigsegv.mprotect",
+                                           "sigsegv.page_states",
+                                           "minor.flip",
+                                           "minor.register",
+                                           "minor.page_states",
+                                           "minor.drop_mapped",
+                                           "minor.no_keep",
+                                           "sigsegv.update_mremap",
+                                           "sigsegv.update_mprotect",
+                                           "minor.copy_kept"};
 #define POINT_COUNT (sizeof known_points / sizeof known_points[0])
 
 static int point_index(const char *name, size_t length) {

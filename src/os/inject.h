@@ -27,6 +27,9 @@
  *   sigsegv.flip      mapping the heap for a sigsegv compaction fails (ENOMEM)
  *   sigsegv.mprotect  publishing built pages fails with ENOMEM (out of mappings)
  *   sigsegv.page_states  no memory for the sigsegv backend's page states
+ *   sigsegv.update_mremap  moving a large object away (for its references to be updated
+ *                          after the pause) fails (ENOMEM): it is updated in the pause
+ *   sigsegv.update_mprotect  making such a range PROT_NONE fails (ENOMEM): the same
  *   minor.flip        mapping the heap for a minor compaction fails (ENOMEM)
  *   minor.register    registering the minor backend's heap view fails (EBUSY)
  *   minor.page_states no memory for the minor backend's page states
@@ -77,7 +80,7 @@ bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len);
   "copy.reopen, compact.threads, plan.tables, uffd.eagain, uffd.partial, uffd.eexist, "            \
   "uffd.enoent, uffd.esrch, uffd.enomem, uffd.efault, uffd.ebusy, copy.update_mremap, "            \
   "copy.update_register, move.busy, sigsegv.flip, sigsegv.mprotect, sigsegv.page_states, "         \
-  "minor.flip, minor.register, minor.page_states, minor.drop_mapped, minor.no_keep, "              \
-  "minor.copy_kept"
+  "sigsegv.update_mremap, sigsegv.update_mprotect, minor.flip, minor.register, "                   \
+  "minor.page_states, minor.drop_mapped, minor.no_keep, minor.copy_kept"
 
 #endif

@@ -171,11 +171,17 @@ static void update_item_run(void *raw, size_t index, unsigned worker) {
  * concurrent backend, big non-moving objects are left to compact/update_pages.c: the
  * backend protects them at its hand-off and they are updated page by page after the pause
  * (anything it does not take is updated in place after the hand-off, still in the pause). */
+static bool large_pinned(const void *ctx, uintptr_t hdr) {
+  return ugc_addrmap_get(&((const ugc_heap *)ctx)->pins.counts, hdr + UGC_HEADER_BYTES) != NULL;
+}
+
 static void update_references(ugc_heap *heap, const ugc_compact_plan *plan) {
   ugc_update_pages *deferred = &heap->update_pages;
-  if (heap->backend->concurrent)
+  if (heap->backend->concurrent) {
+    bool may_fault = ugc_heap_syscalls_may_fault(heap, NULL, 0);
     ugc_update_pages_select(deferred, plan, &heap->types, &heap->nonmoving, &heap->large,
-                            !ugc_heap_syscalls_may_fault(heap, NULL, 0));
+                            !may_fault, may_fault ? large_pinned : NULL, heap);
+  }
   ugc_addrmap seen = {0};
   update_tracer roots = {{update_visit}, plan, &seen};
   ugc_roots_visit(heap, &roots.tracer);

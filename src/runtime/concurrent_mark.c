@@ -300,7 +300,11 @@ static void compaction_pause(ugc_heap *heap, uintptr_t plan_top, ugc_mark_totals
   uint64_t black_start = ugc_now_ns();
   mark_retired_tlabs(heap, true);
   uint64_t plan_start = ugc_now_ns();
-  if (!plan_top || ugc_pins_changed(heap)) { /* no plan yet, or it would move a pinned object */
+  /* No plan yet, or it would move a pinned object: one pinned since the plan, or one that
+   * was allocated above plan_top (black) and pinned before it, which the extension would
+   * slide (stress/test_pin_io[copy,thread] saw a pinned object move 2 pages down, and the
+   * read(2) into it overwrite the headers of the objects that took its place). */
+  if (!plan_top || ugc_pins_changed(heap) || ugc_pins_at_or_above(heap, plan_top)) {
     ugc_pins_snapshot(heap, plan_top);
     ugc_collect_plan(heap, space->top, 0, work);
   } else if (work->planned && ugc_compact_plan_extend(&heap->plan, space->top) != 0) {

@@ -45,7 +45,8 @@ void ugc_pin(ugc_mutator *mutator, void *obj) {
   if (++*count == 1)
     heap->pins.generation++;
   pthread_mutex_unlock(&heap->lock);
-  if (kind == UGC_REF_MOVING)
+  if (kind == UGC_REF_MOVING || kind == UGC_REF_LARGE) /* large: its references may be being
+                                                         updated (compact/update_pages.h) */
     touch_pages(ref - UGC_HEADER_BYTES);
 }
 
@@ -114,6 +115,11 @@ void ugc_pins_snapshot(ugc_heap *heap, uintptr_t final_below) {
 
 int ugc_pins_changed(const ugc_heap *heap) {
   return heap->pins.generation != heap->pins.snapshot_generation;
+}
+
+int ugc_pins_at_or_above(const ugc_heap *heap, uintptr_t top) {
+  const ugc_pin_table *pins = &heap->pins;
+  return pins->header_count && pins->headers[pins->header_count - 1] >= top;
 }
 
 void ugc_pins_free(ugc_pin_table *pins) {

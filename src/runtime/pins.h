@@ -23,6 +23,10 @@ void ugc_pins_snapshot(struct ugc_heap *heap, uintptr_t final_below);
 /* Whether an object became pinned since the snapshot (the plan would move it). Heap lock
  * held. */
 int ugc_pins_changed(const struct ugc_heap *heap);
+
+/* Whether the snapshot holds a pinned object at or above `top`: a plan computed up to `top`
+ * cannot be extended over it (the extension slides everything it covers). */
+int ugc_pins_at_or_above(const struct ugc_heap *heap, uintptr_t top);
 void ugc_pins_free(ugc_pin_table *pins);
 
 #endif

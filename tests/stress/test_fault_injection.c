@@ -145,6 +145,11 @@ typedef struct scenario {
     .name = name_, .inject = inject_, .backend = "copy", .expect_backend = "copy",                 \
     .expect_exit = EXIT_OK, .expect_warning = message_, .large_array = true                        \
   }
+#define UPDATE_ON(backend_, name_, inject_)                                                        \
+  {                                                                                                \
+    .name = name_, .inject = inject_, .backend = backend_, .expect_backend = backend_,             \
+    .expect_exit = EXIT_OK, .large_array = true                                                    \
+  }
 #define FATAL(name_, inject_, message_)                                                            \
   {                                                                                                \
     .name = name_, .inject = inject_, .backend = "copy", .expect_backend = "copy",                 \
@@ -201,6 +206,15 @@ static const scenario scenarios[] = {
            "mapping(s) retried after EAGAIN or ENOMEM"),
     UPDATE("UFFDIO_COPY of a large object's pages: ENOMEM, retried", "uffd.enomem:1",
            "mapping(s) retried after EAGAIN or ENOMEM"),
+    UPDATE_ON("sigsegv", "sigsegv: a large object's pages built after the pause", NULL),
+    UPDATE_ON("sigsegv", "sigsegv: a large object's mremap fails: updated in the pause",
+              "sigsegv.update_mremap"),
+    UPDATE_ON("sigsegv", "sigsegv: a large object's mremap fails once", "sigsegv.update_mremap:2"),
+    UPDATE_ON("sigsegv", "sigsegv: a large object's mprotect fails: moved back, in the pause",
+              "sigsegv.update_mprotect"),
+    UPDATE_ON("minor", "minor: a large object's pages built after the pause", NULL),
+    UPDATE_ON("minor", "minor: a large object's registration fails: moved back, in the pause",
+              "copy.update_register"),
     RUNS("register fails: heap moved back", "copy.register", NULL, "copy", "copy", EXIT_OK),
     RUNS("no memory for page states", "copy.page_states:1", NULL, "copy", "copy", EXIT_OK),
     RUNS("stray read maps a zero page before registration", "copy.stray_read", NULL, "copy", "copy",

@@ -330,7 +330,41 @@ static void test_edges(void) {
 /* Pinned objects (plan.pinned): fixed ranges against the naive model, forwarding, first
  * objects, every page built and checked (pinned objects at their old address, fillers in
  * the gaps), and the extension of a plan with ranges. */
+/* Held spans: ascending and disjoint; every page of a live pinned object is in one (below
+ * dense_end for an object that starts there); no live object runs into a span's start from
+ * before it (a span's in-place build reads only its own pages). Returns the span count. */
+static size_t check_held(const synth_heap *h) {
+  const ugc_compact_plan *plan = &h->plan;
+  for (size_t r = 0; r < plan->held_count; r++) {
+    CHECK(plan->held[r].start < plan->held[r].end);
+    CHECK(plan->held[r].start % 4096 == 0 && plan->held[r].end % 4096 == 0);
+    if (r)
+      CHECK(plan->held[r - 1].end < plan->held[r].start);
+  }
+  for (size_t i = 0, k = 0; i < h->count && k < h->pin_count; i++) {
+    if (h->objs[i].hdr != h->pins[k])
+      continue;
+    k++;
+    if (!h->objs[i].live)
+      continue;
+    uintptr_t end = h->objs[i].hdr + h->objs[i].total;
+    if (h->objs[i].hdr < plan->dense_end && end > plan->dense_end)
+      end = plan->dense_end;
+    for (uintptr_t page = h->objs[i].hdr & ~(uintptr_t)4095; page < end; page += 4096)
+      CHECK(ugc_compact_held_at(plan, page) != NULL);
+  }
+  for (size_t i = 0; i < h->count; i++) {
+    if (!h->objs[i].live)
+      continue;
+    uintptr_t hdr = h->objs[i].hdr, end = hdr + h->objs[i].total;
+    const ugc_fixed_range *span = ugc_compact_held_at(plan, end - 1);
+    CHECK(!span || span->start <= hdr);
+  }
+  return plan->held_count;
+}
+
 static void test_pinned_heaps(void) {
+  size_t held_spans = 0;
   size_t pinned_kept = 0, ranges = 0, gap_pages = 0, whole_with_ranges = 0, padded_with_ranges = 0;
   for (uint64_t seed = 0; seed < 1500; seed++) {
     synth_params p = random_params(seed);
@@ -355,6 +389,7 @@ static void test_pinned_heaps(void) {
       CHECK_EQ_U64(h.plan.fixed[r].end, h.model_fixed[r][1]);
     }
     ranges += h.plan.fixed_count;
+    held_spans += check_held(&h);
     for (size_t i = 0, k = 0; i < h.count && k < h.pin_count; i++)
       if (h.objs[i].hdr == h.pins[k]) {
         k++;
@@ -394,6 +429,8 @@ static void test_pinned_heaps(void) {
          "filler pages\n",
          pinned_kept, ranges, gap_pages);
   CHECK(pinned_kept > 1000 && ranges > 500 && gap_pages > 50);
+  printf("info: pinned heaps: %zu held spans checked\n", held_spans);
+  CHECK(held_spans > ranges);
   printf("info: pinned heaps with pages slid whole: %zu (%zu with padding)\n", whole_with_ranges,
          padded_with_ranges);
   CHECK(whole_with_ranges > 50 && padded_with_ranges > 20);
