@@ -143,63 +143,57 @@ int ugc_compact_plan_compute(ugc_compact_plan *plan);
  * returns 0, or -1 (plan unchanged) when one of these does not hold. */
 int ugc_compact_plan_extend(ugc_compact_plan *plan, uintptr_t new_old_top);
 
-/* The fixed range holding to-space address `address`, or NULL (binary search; NULL at once
- * without fixed ranges). */
-static inline const ugc_fixed_range *ugc_compact_fixed_at(const ugc_compact_plan *plan,
-                                                          uintptr_t address) {
-  size_t low = 0, high = plan->fixed_count;
+/* The range of the sorted, disjoint `ranges` holding `address`, or NULL (binary search). */
+static inline const ugc_fixed_range *ugc_compact_range_at(const ugc_fixed_range *ranges,
+                                                          size_t count, uintptr_t address) {
+  size_t low = 0, high = count;
   while (low < high) {
     size_t mid = (low + high) / 2;
-    if (address < plan->fixed[mid].start)
+    if (address < ranges[mid].start)
       high = mid;
-    else if (address >= plan->fixed[mid].end)
+    else if (address >= ranges[mid].end)
       low = mid + 1;
     else
-      return &plan->fixed[mid];
+      return &ranges[mid];
   }
   return NULL;
 }
 
-/* Start of the first fixed range at or after `address`, or old_top when there is none. */
-static inline uintptr_t ugc_compact_next_fixed(const ugc_compact_plan *plan, uintptr_t address) {
-  size_t low = 0, high = plan->fixed_count;
+/* Start of the first of the sorted `ranges` at or after `address`, or `none`. */
+static inline uintptr_t ugc_compact_next_range(const ugc_fixed_range *ranges, size_t count,
+                                               uintptr_t address, uintptr_t none) {
+  size_t low = 0, high = count;
   while (low < high) {
     size_t mid = (low + high) / 2;
-    if (plan->fixed[mid].start < address)
+    if (ranges[mid].start < address)
       low = mid + 1;
     else
       high = mid;
   }
-  return low < plan->fixed_count ? plan->fixed[low].start : plan->old_top;
+  return low < count ? ranges[low].start : none;
+}
+
+/* The fixed range holding to-space address `address`, or NULL (NULL at once without fixed
+ * ranges). */
+static inline const ugc_fixed_range *ugc_compact_fixed_at(const ugc_compact_plan *plan,
+                                                          uintptr_t address) {
+  return ugc_compact_range_at(plan->fixed, plan->fixed_count, address);
+}
+
+/* Start of the first fixed range at or after `address`, or old_top when there is none. */
+static inline uintptr_t ugc_compact_next_fixed(const ugc_compact_plan *plan, uintptr_t address) {
+  return ugc_compact_next_range(plan->fixed, plan->fixed_count, address, plan->old_top);
 }
 
 /* The held span holding `address`, or NULL. */
 static inline const ugc_fixed_range *ugc_compact_held_at(const ugc_compact_plan *plan,
                                                          uintptr_t address) {
-  size_t low = 0, high = plan->held_count;
-  while (low < high) {
-    size_t mid = (low + high) / 2;
-    if (address < plan->held[mid].start)
-      high = mid;
-    else if (address >= plan->held[mid].end)
-      low = mid + 1;
-    else
-      return &plan->held[mid];
-  }
-  return NULL;
+  return ugc_compact_range_at(plan->held, plan->held_count, address);
 }
 
 /* Start of the first held span at or after `address`, or UINTPTR_MAX. */
 static inline uintptr_t ugc_compact_next_held(const ugc_compact_plan *plan, uintptr_t address) {
-  size_t low = 0, high = plan->held_count;
-  while (low < high) {
-    size_t mid = (low + high) / 2;
-    if (plan->held[mid].start < address)
-      low = mid + 1;
-    else
-      high = mid;
-  }
-  return low < plan->held_count ? plan->held[low].start : UINTPTR_MAX;
+  return ugc_compact_next_range(plan->held, plan->held_count, address, UINTPTR_MAX);
 }
 
 /* Records that the space now holds what the plan computed (the compaction happened): its
