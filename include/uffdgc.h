@@ -447,6 +447,10 @@ typedef struct ugc_compaction_stats {
    * wrote since the last cycle: from-space held a private copy, not the file's page); the
    * other kept pages were only updated where they lie. */
   uint64_t kept_bytes_copied;
+  /* move backend: pages of pages_in_place moved 2 MiB at a time (a whole aligned chunk of
+   * the dense prefix in one UFFDIO_MOVE), so that the kernel moves a transparent huge page
+   * whole instead of splitting it (docs/backends.md, "move"). */
+  uint64_t pages_moved_huge;
 } ugc_compaction_stats;
 
 typedef struct ugc_stats {

@@ -41,6 +41,7 @@
 #define MOVE_RELEASE_CHUNK ((size_t)256 << 10)
 
 #define MOVE_LOCKS 64
+#define MOVE_HUGE_BYTES ((size_t)2 << 20)
 
 typedef struct move_backend {
   ugc_heap *heap;
@@ -50,6 +51,7 @@ typedef struct move_backend {
   _Atomic uintptr_t pool_next, pool_limit;
   /* Pages the kernel would not move and that were copied, by kind; copy calls for them. */
   _Atomic uint64_t fallback_in_place, fallback_recycled, fallback_whole, fallback_calls;
+  _Atomic uint64_t huge_moves; /* MOVEs of a whole aligned 2 MiB chunk (see move_serialized) */
   _Atomic bool move_locks[MOVE_LOCKS]; /* see move_serialized */
 } move_backend;
 
@@ -58,7 +60,11 @@ typedef struct move_backend {
  * seen to answer EEXIST for a destination page that nobody had mapped (Linux 6.18, a few
  * times per 100,000 pages in the compact benchmark); serialized, never in the same runs.
  * A spin lock with yields: it is taken in SIGBUS handlers (async-signal-safe), and the
- * holder only issues the ioctl. */
+ * holder only issues the ioctl.
+ * A MOVE of one whole 2 MiB-aligned chunk (the driver's huge chunks: compact/concurrent.c)
+ * is one region; the kernel moves its PMD whole when it maps a transparent huge page, and
+ * when the destination has no page table yet (the hand-off left the heap with none). Counted
+ * when it moved all of it: a page it refused is copied, and then the chunk is not whole. */
 static ugc_uffd_result move_serialized(move_backend *backend, uintptr_t dst, void *src,
                                        size_t bytes) {
   uintptr_t region = (uintptr_t)src >> 21;
@@ -70,6 +76,9 @@ static ugc_uffd_result move_serialized(move_backend *backend, uintptr_t dst, voi
     sched_yield();
   ugc_uffd_result r = ugc_uffd_move(backend->uffd, (void *)dst, src, bytes, 0);
   atomic_store_explicit(lock, false, memory_order_release);
+  if (bytes == MOVE_HUGE_BYTES && dst % MOVE_HUGE_BYTES == 0 &&
+      (uintptr_t)src % MOVE_HUGE_BYTES == 0 && r.status == UGC_UFFD_OK && r.done == bytes)
+    atomic_fetch_add_explicit(&backend->huge_moves, 1, memory_order_relaxed);
   return r;
 }
 
@@ -170,6 +179,7 @@ static void move_begin(void *ctx, ugc_page_mapper *mapper, const ugc_compact_pla
   atomic_store(&backend->fallback_recycled, 0);
   atomic_store(&backend->fallback_whole, 0);
   atomic_store(&backend->fallback_calls, 0);
+  atomic_store(&backend->huge_moves, 0);
   *mapper = (ugc_page_mapper){
       .backend = backend,
       .map = move_copy_map,
@@ -193,6 +203,7 @@ static void move_finish(void *ctx, ugc_compaction_stats *stats) {
   stats->pages_slid_whole -= whole;
   stats->pages_fresh += in_place + recycled + whole;
   stats->copy_ioctls += atomic_load(&backend->fallback_calls);
+  stats->pages_moved_huge += atomic_load(&backend->huge_moves) * (MOVE_HUGE_BYTES / UGC_PAGE_SIZE);
 }
 
 static const ugc_copy_variant move_variant = {

@@ -555,54 +555,176 @@ static void flush_run(ugc_concurrent *c, size_t first, char *area, size_t count)
   add(&c->counters.pages_by_gc, count);
 }
 
+/* ---- whole huge pages (a moving mapper) ---------------------------------------------
+ * A 2 MiB-aligned chunk of to-space whose 512 pages all lie below dense_end is, in
+ * from-space, one 2 MiB region at the same offset (from_delta keeps the alignment), often
+ * one transparent huge page. A GC thread takes such a chunk from the cursor as one piece,
+ * updates its pages in place, and moves it with one MOVE of 2 MiB: the kernel then moves
+ * the huge page's PMD instead of splitting it (a MOVE of part of it splits it).
+ *
+ *   from-space  |<------ chunk: 512 dense pages, updated in place ------>| P ...
+ *                \_____________________ one MOVE of 2 MiB _____________/
+ *   to-space    |<------ the same huge page, at its heap address ------->| P ...
+ *
+ * An object that starts in the chunk and straddles into page P (and on) keeps its header's
+ * page readable until those pages are built (read_later): the chunk is then "pending" and
+ * moved as soon as they are. Its thread takes the work at P itself when nobody has (P is
+ * then the next page it builds), and otherwise waits a little for P's owner. A waiting
+ * faulting thread ends the wait at once, as it ends any run (map what is built so far):
+ * the chunk then goes as smaller runs and the kernel splits its huge page. */
+
+#define HUGE_CHUNK_PAGES ((size_t)(2u << 20) / UGC_PAGE_SIZE)
+/* How long a pending chunk waits for the owner of the page that reads it (then it is
+ * mapped as smaller runs). */
+#define HUGE_PENDING_WAIT_NS ((uint64_t)200 * 1000)
+
+/* Whether the GC thread that reaches page `page` takes [page, page + 512) as one chunk. */
+static bool huge_chunk_at(const ugc_concurrent *c, size_t page) {
+  const uintptr_t huge = (uintptr_t)2 << 20;
+  if (!c->mapper.move || c->mapper.build_base || page + HUGE_CHUNK_PAGES > c->states.count)
+    return false;
+  uintptr_t address = page_address(c, page);
+  return address % huge == 0 && (address + (uintptr_t)c->from_delta) % huge == 0 &&
+         address + huge <= c->plan->dense_end;
+}
+
+/* Takes the next work from the shared cursor: a huge chunk or a batch, [*first, *end).
+ * With `only_at`, only if the cursor is at *first (nobody took it yet). Returns false when
+ * there is none. */
+static bool take_work(ugc_concurrent *c, size_t *first, size_t *end, bool only_at) {
+  size_t at = only_at ? *first : atomic_load_explicit(&c->next_page, memory_order_relaxed);
+  for (;;) {
+    if (at >= c->states.count)
+      return false;
+    size_t step = huge_chunk_at(c, at) ? HUGE_CHUNK_PAGES : UGC_CONCURRENT_BATCH_PAGES;
+    size_t expected = at;
+    if (atomic_compare_exchange_weak_explicit(&c->next_page, &expected, at + step,
+                                              memory_order_relaxed, memory_order_relaxed)) {
+      *first = at;
+      *end = at + step < c->states.count ? at + step : c->states.count;
+      return true;
+    }
+    if (only_at && expected != at)
+      return false;
+    if (!only_at)
+      at = expected;
+  }
+}
+
+/* A huge chunk built whole whose move waits until no later page reads it. */
+typedef struct huge_pending {
+  size_t first, count; /* count 0: none */
+  size_t reader;       /* the chunk's page whose from-space copy a later page reads */
+} huge_pending;
+
+/* The page of chunk [first, first + count) whose from-space copy a page after the chunk
+ * still has to read (the header of an object straddling out of it), or SIZE_MAX. */
+static size_t chunk_read_later(const ugc_concurrent *c, size_t first, size_t count) {
+  size_t next = first + count;
+  if (next >= c->states.count)
+    return SIZE_MAX;
+  uintptr_t header = c->plan->page_first_object[next];
+  uintptr_t lo = page_address(c, first), hi = page_address(c, next);
+  if (header < lo || header >= hi)
+    return SIZE_MAX;
+  size_t reader = (header - c->space_base) / UGC_PAGE_SIZE;
+  return read_later(c, reader) ? reader : SIZE_MAX;
+}
+
+static bool someone_waits(const ugc_concurrent *c) {
+  return atomic_load_explicit(&c->waiters, memory_order_relaxed) != 0;
+}
+
+/* Moves the pending chunk once nothing reads it any more, or at once with `now` (its
+ * pages still read are copied then: map_owned). */
+static void settle_pending(ugc_concurrent *c, huge_pending *pending, bool now) {
+  if (!pending->count)
+    return;
+  if (!now && !someone_waits(c) && read_later(c, pending->reader))
+    return;
+  char *area = (char *)(page_address(c, pending->first) + (uintptr_t)c->from_delta);
+  flush_run(c, pending->first, area, pending->count);
+  pending->count = 0;
+}
+
+/* Waits a little for the pending chunk's reader to be built (its owner is at it), then
+ * moves the chunk either way. */
+static void finish_pending(ugc_concurrent *c, huge_pending *pending) {
+  uint64_t start = ugc_now_ns();
+  while (pending->count && read_later(c, pending->reader) && !someone_waits(c) &&
+         ugc_now_ns() - start < HUGE_PENDING_WAIT_NS)
+    sched_yield();
+  settle_pending(c, pending, true);
+}
+
+/* Builds the pages [first, end) that this thread wins, mapping each contiguous run with
+ * one call. A page a faulting thread claimed first ends the run, and so does a waiting
+ * thread, and a page whose build place (buffer, in place, recycled) does not continue the
+ * run's. A huge chunk built whole may be left pending (see above). */
+static void build_work(ugc_concurrent *c, char *buffer, size_t first, size_t end,
+                       huge_pending *pending) {
+  bool huge = end - first == HUGE_CHUNK_PAGES && huge_chunk_at(c, first);
+  size_t run_start = first, run_length = 0;
+  char *run_area = buffer;
+  bool run_whole = false;
+  for (size_t page = first; page < end; page++) {
+    bool won = ugc_page_try_claim(&c->states, page, UGC_PAGE_BY_GC);
+    if (won) {
+      char *slot = buffer + run_length * UGC_PAGE_SIZE;
+      char *area = build_place(c, page, slot, true);
+      bool whole = area == whole_source(c, page);
+      if (run_length && (area != run_area + run_length * UGC_PAGE_SIZE || whole != run_whole)) {
+        flush_run(c, run_start, run_area, run_length);
+        run_length = 0;
+        if (area == slot)
+          area = buffer;
+      }
+      if (run_length == 0) {
+        run_start = page;
+        run_area = area;
+        run_whole = whole;
+      }
+      build_one(c, page, area);
+      ugc_page_set(&c->states, page, UGC_PAGE_BUILT);
+      run_length++;
+    }
+    bool waits = someone_waits(c);
+    settle_pending(c, pending, waits);
+    if (run_length && (!won || waits || page + 1 == end)) {
+      size_t reader = SIZE_MAX;
+      if (huge && run_length == HUGE_CHUNK_PAGES && !waits)
+        reader = chunk_read_later(c, run_start, run_length);
+      if (reader == SIZE_MAX || pending->count) {
+        flush_run(c, run_start, run_area, run_length);
+      } else {
+        *pending = (huge_pending){.first = run_start, .count = run_length, .reader = reader};
+      }
+      run_length = 0;
+    }
+  }
+}
+
 void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
   if (c->first_work)
     c->first_work(c->first_work_data, batch);
-  char *buffer = batch;
-  size_t page_count = c->states.count;
+  huge_pending pending = {0};
+  size_t first = 0, end = 0;
   for (;;) {
-    size_t first =
-        atomic_fetch_add_explicit(&c->next_page, UGC_CONCURRENT_BATCH_PAGES, memory_order_relaxed);
-    if (first >= page_count)
-      break;
-    size_t end = first + UGC_CONCURRENT_BATCH_PAGES;
-    if (end > page_count)
-      end = page_count;
-    /* Build the pages we win; map each contiguous run of them with one call. A page a
-     * faulting thread claimed first ends the run, and so does a waiting thread, and a page
-     * whose build place (buffer, in place, recycled) does not continue the run's. */
-    size_t run_start = first, run_length = 0;
-    char *run_area = buffer;
-    bool run_whole = false;
-    for (size_t page = first; page < end; page++) {
-      bool won = ugc_page_try_claim(&c->states, page, UGC_PAGE_BY_GC);
-      if (won) {
-        char *slot = buffer + run_length * UGC_PAGE_SIZE;
-        char *area = build_place(c, page, slot, true);
-        bool whole = area == whole_source(c, page);
-        if (run_length && (area != run_area + run_length * UGC_PAGE_SIZE || whole != run_whole)) {
-          flush_run(c, run_start, run_area, run_length);
-          run_length = 0;
-          if (area == slot)
-            area = buffer;
-        }
-        if (run_length == 0) {
-          run_start = page;
-          run_area = area;
-          run_whole = whole;
-        }
-        build_one(c, page, area);
-        ugc_page_set(&c->states, page, UGC_PAGE_BUILT);
-        run_length++;
-      }
-      bool someone_waits = atomic_load_explicit(&c->waiters, memory_order_relaxed) != 0;
-      if (run_length && (!won || someone_waits || page + 1 == end)) {
-        flush_run(c, run_start, run_area, run_length);
-        run_length = 0;
-      }
+    /* A pending chunk waits for the page right after it: this thread takes the work there
+     * when nobody has, else that page's owner is building it (wait a little). */
+    bool taken = false;
+    if (pending.count) {
+      first = pending.first + pending.count;
+      taken = take_work(c, &first, &end, true);
+      if (!taken)
+        finish_pending(c, &pending);
     }
+    if (!taken && !take_work(c, &first, &end, false))
+      break;
+    build_work(c, batch, first, end, &pending);
     release_drained_from_space(c);
   }
+  finish_pending(c, &pending);
   note_mapped_now(c); /* this thread's last page: the end, unless a later one maps after */
 }
 

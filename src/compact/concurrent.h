@@ -5,7 +5,9 @@
  * empty: every access faults. Pages are built by two kinds of threads:
  *
  *   GC threads       walk the pages in ascending order from a shared cursor, build runs of
- *                    contiguous pages into a batch buffer and map each run with one call.
+ *                    contiguous pages into a batch buffer and map each run with one call
+ *                    (with a moving mapper, a 2 MiB-aligned chunk of the dense prefix is
+ *                    taken whole and moved with one call: concurrent.c, "whole huge pages").
  *   faulting thread  (a mutator in its SIGBUS handler, or the fault-handler thread on its
  *                    behalf) builds exactly the page it needs into a page buffer of its own
  *                    and maps it; it never cascades into other pages (build_page only updates
@@ -144,7 +146,8 @@ typedef struct ugc_concurrent {
 /* A faulting thread that waits this long for a page's owner builds the page itself. */
 #define UGC_CONCURRENT_HELP_AFTER_NS ((uint64_t)20 * 1000)
 
-/* Number of pages a GC thread builds before mapping them with one call. */
+/* Number of pages a GC thread builds before mapping them with one call (but for whole
+ * 2 MiB chunks of the dense prefix with a moving mapper: concurrent.c). */
 #define UGC_CONCURRENT_BATCH_PAGES 16u
 /* From-space is released in chunks of at least this many bytes. */
 #define UGC_CONCURRENT_RELEASE_CHUNK ((size_t)8 << 20)
