@@ -116,7 +116,8 @@ if(TARGET test_compaction_faults AND "move" IN_LIST UGC_MATRIX_BACKENDS)
 endif()
 
 # move's whole 2 MiB chunks with the handler-thread delivery, and with two compaction
-# threads (a pending chunk may then wait for another thread to build the next chunk's first page).
+# threads (a pending chunk may then wait for another thread to build the next chunk's
+# first page).
 if(TARGET test_move_huge AND "move" IN_LIST UGC_MATRIX_BACKENDS)
   ugc_matrix_test("integration/test_move_huge[thread]" test_move_huge "UFFDGC_DELIVERY=thread")
   ugc_matrix_test("integration/test_move_huge[4gc]" test_move_huge "UFFDGC_GC_THREADS=4")
