@@ -670,7 +670,9 @@ static void build_work(ugc_concurrent *c, char *buffer, size_t first, size_t end
   for (size_t page = first; page < end; page++) {
     bool won = ugc_page_try_claim(&c->states, page, UGC_PAGE_BY_GC);
     if (won) {
-      char *slot = buffer + run_length * UGC_PAGE_SIZE;
+      /* A huge chunk's runs outgrow the batch buffer, but its pages are built in place. */
+      char *slot =
+          run_length < UGC_CONCURRENT_BATCH_PAGES ? buffer + run_length * UGC_PAGE_SIZE : NULL;
       char *area = build_place(c, page, slot, true);
       bool whole = area == whole_source(c, page);
       if (run_length && (area != run_area + run_length * UGC_PAGE_SIZE || whole != run_whole)) {
