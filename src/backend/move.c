@@ -62,8 +62,8 @@ typedef struct move_backend {
  * A spin lock with yields: it is taken in SIGBUS handlers (async-signal-safe), and the
  * holder only issues the ioctl.
  * A MOVE of one whole 2 MiB-aligned chunk (the driver's huge chunks: compact/concurrent.c)
- * is one region; the kernel moves its PMD whole when it maps a transparent huge page, and
- * when the destination has no page table yet (the hand-off left the heap with none). Counted
+ * is one region; the kernel moves its PMD whole when the source is a transparent huge page
+ * and the destination has no page table yet (the hand-off left the heap with none). Counted
  * when it moved all of it: a page it refused is copied, and then the chunk is not whole. */
 static ugc_uffd_result move_serialized(move_backend *backend, uintptr_t dst, void *src,
                                        size_t bytes) {
