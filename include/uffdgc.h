@@ -451,6 +451,10 @@ typedef struct ugc_compaction_stats {
    * the dense prefix in one UFFDIO_MOVE), so that the kernel moves a transparent huge page
    * whole instead of splitting it (docs/backends.md, "move"). */
   uint64_t pages_moved_huge;
+  /* copy and move backends: drained from-space pages kept after a compaction and moved back
+   * into the heap when allocation reached them (memory reused instead of faulted in fresh
+   * and zeroed). Allocation memory, not compaction pages: outside pages_total and its shares. */
+  uint64_t pages_retained_reused;
 } ugc_compaction_stats;
 
 typedef struct ugc_stats {

@@ -712,7 +712,7 @@ static void copy_prepare_alloc(ugc_heap *heap, uintptr_t start, uintptr_t end) {
                     &heap->moving.recycled_high, &counts);
   ugc_compaction_stats *s = &heap->stats.compaction;
   ugc_stats_lock(heap);
-  s->pages_recycled += counts.moved_bytes / UGC_PAGE_SIZE;
+  s->pages_retained_reused += counts.moved_bytes / UGC_PAGE_SIZE;
   s->move_ioctls += counts.move_calls;
   s->madvise_calls += counts.release_calls;
   ugc_stats_unlock(heap);

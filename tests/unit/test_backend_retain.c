@@ -1,6 +1,6 @@
 /* Retention of moving-space memory between cycles (copy backend, backend/retain.h):
  *   - after a compaction, allocation reuses the drained from-space pages (moved back with
- *     UFFDIO_MOVE: stats.compaction.pages_recycled grows) and every object it hands out of
+ *     UFFDIO_MOVE: stats.compaction.pages_retained_reused grows) and every object it hands out of
  *     them still starts zeroed, small (TLAB) and medium alike; the heap verifies;
  *   - what is kept never exceeds the sizing target: after a collection that shrinks the
  *     heap, from-space holds at most (target - new top) resident bytes, not the old heap. */
@@ -36,7 +36,7 @@ static size_t resident_bytes(uintptr_t addr, size_t len) {
 static uint64_t recycled_pages(ugc_heap *heap) {
   ugc_stats stats;
   ugc_stats_get(heap, &stats);
-  return stats.compaction.pages_recycled;
+  return stats.compaction.pages_retained_reused;
 }
 
 /* Fills about `bytes` of the heap with garbage objects whose payloads are all 0xa5. */
