@@ -682,6 +682,7 @@ static void complete_compaction(ugc_copy_backend *backend) {
   atomic_store(&backend->compacting, false);
   while (atomic_load(&backend->resolvers)) /* every page is mapped: they finish at once */
     sched_yield();
+  ugc_concurrent_clear_states(c); /* nobody looks at them now; the next pause need not */
 
   const ugc_compact_plan *plan = backend->plan;
   ugc_compaction_stats *s = &heap->stats.compaction;
