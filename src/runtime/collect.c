@@ -239,6 +239,10 @@ static void fill_dead_objects(ugc_heap *heap) {
     *(uint64_t *)gap = ugc_filler_header(top - gap);
 }
 
+static void use_card_table(ugc_mutator *mutator, void *cards) {
+  mutator->fast.cards = cards;
+}
+
 /* Returns the time it took: verification is reported apart, never as pause time. */
 static uint64_t run_verifier(ugc_heap *heap, const char *when) {
   uint64_t start = ugc_now_ns();
@@ -344,8 +348,13 @@ void ugc_collect_compact_locked(ugc_heap *heap, const ugc_mark_totals *totals,
     run_verifier(heap, "after");
     verify_after_ns = ugc_now_ns() - wait_start;
   }
+  /* The mutators mark a clean card table from here on; the one they marked is cleared
+   * after the pause (concurrent marking's collector) or by the next swap. */
   uint64_t cards_start = ugc_now_ns();
-  ugc_moving_space_clear_cards(space, heap->nonmoving.top);
+  uintptr_t marked_top = space->base + work->used_before;
+  ugc_moving_space_swap_cards(space, marked_top > space->top ? marked_top : space->top,
+                              heap->nonmoving.top);
+  ugc_heap_for_each_mutator(heap, use_card_table, space->cards);
   uint64_t end = ugc_now_ns();
   if (work->planned) {
     size_t used = strlen(heap->cycle_note);

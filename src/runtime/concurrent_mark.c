@@ -401,6 +401,9 @@ static void run_cycle(ugc_heap *heap) {
   ugc_world_resume(heap, NULL, true);
   if (heap->backend->compact_resumed)
     heap->backend->compact_resumed(heap); /* what the pause left to start (backend.h) */
+  /* The card table the mutators marked until the pause: cleared now, not in the next
+   * pause. Only this thread swaps tables (in the compaction pause). */
+  ugc_moving_space_clear_spare_cards(&heap->moving);
   ugc_event_pause_done(heap);
 }
 
