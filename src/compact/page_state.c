@@ -16,7 +16,8 @@ int ugc_page_states_alloc(ugc_page_states *states, size_t count) {
     states->mapped_bytes = rounded;
     states->count = count;
     states->clean_count = 0; /* the caller is about to use them */
-    return 0;                /* fresh anonymous memory is zero: all UNPROCESSED */
+    states->used_count = count;
+    return 0; /* fresh anonymous memory is zero: all UNPROCESSED */
   }
   /* Plain memset on the atomic words is fine here and in reset: nobody else looks at them
    * now, and the next cycle publishes the array to other threads with its own
@@ -26,6 +27,8 @@ int ugc_page_states_alloc(ugc_page_states *states, size_t count) {
            (count - states->clean_count) * sizeof(uint32_t));
   states->count = count;
   states->clean_count = 0;
+  if (count > states->used_count)
+    states->used_count = count;
   return 0;
 }
 
@@ -36,8 +39,12 @@ void ugc_page_states_reset(ugc_page_states *states) {
 }
 
 void ugc_page_states_reset_for_next(ugc_page_states *states) {
-  ugc_page_states_reset(states);
-  states->clean_count = states->count;
+  /* Every word any use since the mapping was made could have written: then all of them are
+   * UNPROCESSED, and the next alloc clears nothing whatever its count. */
+  if (states->used_count)
+    memset((void *)states->words, 0, states->used_count * sizeof(uint32_t));
+  states->used_count = 0;
+  states->clean_count = states->mapped_bytes / sizeof(uint32_t);
 }
 
 void ugc_page_states_free(ugc_page_states *states) {
@@ -47,4 +54,5 @@ void ugc_page_states_free(ugc_page_states *states) {
   states->count = 0;
   states->mapped_bytes = 0;
   states->clean_count = 0;
+  states->used_count = 0;
 }
