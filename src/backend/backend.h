@@ -49,10 +49,10 @@ typedef struct ugc_backend_ops {
   int (*compact_start)(ugc_heap *heap, ugc_compact_plan *plan);
   /* Optional. Shortly before the pause that calls compact_start, mutators running, no heap
    * lock held, no compaction in flight and none can start meanwhile (concurrent marking's
-   * collector thread, the only one that starts them, calls it): gives back what the hand-off would
-   * otherwise free in the pause (memory the last compaction kept for allocation), so that the pause
-   * does not grow with it. The compaction it prepares for may still not happen (no plan): only an
-   * optimisation is lost then. */
+   * collector thread, the only one that starts them, calls it): gives back what the
+   * hand-off would otherwise free in the pause (memory the last compaction kept for
+   * allocation), so that the pause does not grow with it. The compaction it prepares for
+   * may still not happen (no plan): only an optimisation is lost then. */
   void (*compact_prepare)(ugc_heap *heap);
   /* Blocks until the compaction started last is complete (returns at once if none). */
   void (*compact_wait)(ugc_heap *heap);

@@ -20,7 +20,9 @@
  * registered source makes mremap move one PTE at a time.
  *
  * Then GC threads and faulting mutators build pages (compact/concurrent.h) and map them with
- * UFFDIO_COPY from a buffer. Faults reach us in one of two ways:
+ * UFFDIO_COPY from a buffer. The GC threads are woken once the world runs again
+ * (compact_resumed; woken in the pause, they took the CPU of the thread ending it).
+ * Faults reach us in one of two ways:
  *   sigbus  (default) UFFD_FEATURE_SIGBUS: the faulting thread gets SIGBUS and builds the
  *           page itself in its handler, then retries the access (about 5-6 us per fault);
  *   thread  a handler thread reads fault messages and builds the page for the sleeping
@@ -460,8 +462,9 @@ void ugc_copy_compact_prepare(ugc_heap *heap) {
 int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   ugc_copy_backend *backend = heap->backend_data;
   uint64_t drop_start = ugc_now_ns();
-  /* Whatever the last compaction kept goes with from-space now (the hand-off replaces it),
-   * and the heap above the new top will be fresh memory again. */
+  /* Whatever the last compaction kept goes with from-space now (the hand-off replaces it;
+   * with concurrent marking compact_prepare freed it already, outside the pause), and the
+   * heap above the new top will be fresh memory again. */
   ugc_retained_drop(&backend->retained, false);
   heap->moving.recycled_low = heap->moving.recycled_high = 0;
   backend->keep_low = backend->keep_high = 0;
