@@ -47,8 +47,21 @@ typedef struct ugc_backend_ops {
    * hold the compacted objects (stw: on return; concurrent: when compact_wait returns).
    * Returns 0, or -1 if it could not compact (the heap must then be unchanged). */
   int (*compact_start)(ugc_heap *heap, ugc_compact_plan *plan);
+  /* Optional. Shortly before the pause that calls compact_start, mutators running, no heap
+   * lock held, no compaction in flight and none can start meanwhile (concurrent marking's
+   * collector thread, the only one that starts them, calls it): gives back what the
+   * hand-off would otherwise free in the pause (memory the last compaction kept for
+   * allocation), so that the pause does not grow with it. The compaction it prepares for
+   * may still not happen (no plan): only an optimisation is lost then. */
+  void (*compact_prepare)(ugc_heap *heap);
   /* Blocks until the compaction started last is complete (returns at once if none). */
   void (*compact_wait)(ugc_heap *heap);
+  /* Optional. After the pause that called compact_start, once the world runs again (no
+   * heap lock held; also after a compact_start that fell back or did nothing): starts what
+   * must not run in the pause, such as waking GC threads, which on a machine with few CPUs
+   * take the CPU of the thread ending the pause. compact_wait must complete a compaction
+   * whether or not this ran. */
+  void (*compact_resumed)(ugc_heap *heap);
   /* Optional. Allocation is about to hand out [start, end) of the moving space (heap lock
    * held, mutators running; start is the old top, so nothing at or above it has been handed
    * out since the last compaction). The backend may map memory it kept from the last

@@ -20,7 +20,9 @@
  * registered source makes mremap move one PTE at a time.
  *
  * Then GC threads and faulting mutators build pages (compact/concurrent.h) and map them with
- * UFFDIO_COPY from a buffer. Faults reach us in one of two ways:
+ * UFFDIO_COPY from a buffer. The GC threads are woken once the world runs again
+ * (compact_resumed; woken in the pause, they took the CPU of the thread ending it).
+ * Faults reach us in one of two ways:
  *   sigbus  (default) UFFD_FEATURE_SIGBUS: the faulting thread gets SIGBUS and builds the
  *           page itself in its handler, then retries the access (about 5-6 us per fault);
  *   thread  a handler thread reads fault messages and builds the page for the sleeping
@@ -327,6 +329,7 @@ int ugc_copy_attach(ugc_heap *heap, ugc_error *error, const char *name,
     return -1;
   }
   pthread_mutex_init(&backend->wait_lock, NULL);
+  pthread_mutex_init(&backend->kick_lock, NULL);
   ugc_concurrent_init(&backend->concurrent);
   ugc_retained_init(&backend->retained);
 
@@ -396,6 +399,7 @@ void ugc_copy_detach(ugc_heap *heap) {
   ugc_concurrent_destroy(&backend->concurrent);
   ugc_retained_destroy(&backend->retained);
   pthread_mutex_destroy(&backend->wait_lock);
+  pthread_mutex_destroy(&backend->kick_lock);
   munmap(backend->pause_batch, PAUSE_BATCH_BYTES);
   free(backend);
   heap->backend_data = NULL;
@@ -439,11 +443,28 @@ static void choose_kept_range(ugc_copy_backend *backend, const ugc_compact_plan 
   }
 }
 
+/* Before the compaction pause: the memory the last compaction kept (backend/retain.h) is
+ * dropped and from-space becomes a bare reservation again, while mutators run. Left for the
+ * hand-off, its pages were freed by the mremap in the pause (MREMAP_FIXED unmaps what is at
+ * the destination first): O(kept pages), 2-3 ms for a few hundred MiB. Allocation from now
+ * to the pause faults in fresh pages instead of taking kept ones. The compaction that
+ * retained them is complete (compact_wait has run), so nothing else uses from-space. */
+void ugc_copy_compact_prepare(ugc_heap *heap) {
+  ugc_copy_backend *backend = heap->backend_data;
+  if (!backend || !ugc_retained_pending(&backend->retained))
+    return;
+  ugc_retained_drop(&backend->retained, false); /* no chunk moves in after this */
+  /* On failure (no memory to split a VMA) the pages stay: the hand-off's mremap frees them
+   * in the pause, as it did before this step existed. */
+  (void)ugc_uncommit((void *)backend->from_base, backend->space_bytes);
+}
+
 int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   ugc_copy_backend *backend = heap->backend_data;
   uint64_t drop_start = ugc_now_ns();
-  /* Whatever the last compaction kept goes with from-space now (the hand-off replaces it),
-   * and the heap above the new top will be fresh memory again. */
+  /* Whatever the last compaction kept goes with from-space now (the hand-off replaces it;
+   * with concurrent marking compact_prepare freed it already, outside the pause), and the
+   * heap above the new top will be fresh memory again. */
   ugc_retained_drop(&backend->retained, false);
   heap->moving.recycled_low = heap->moving.recycled_high = 0;
   backend->keep_low = backend->keep_high = 0;
@@ -464,7 +485,8 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
              ugc_remap_explain(rc));
     return ugc_backend_stw.compact_start(heap, plan);
   }
-  uint64_t mremap_ns = ugc_now_ns() - handoff_start;
+  uint64_t mremap_end = ugc_now_ns();
+  uint64_t mremap_ns = mremap_end - handoff_start;
   if (ugc_inject("copy.stray_read"))
     (void)*(volatile char *)space; /* maps the zero page: this page's copy will see EEXIST */
   size_t data_bytes = plan->page_count * UGC_PAGE_SIZE;
@@ -480,6 +502,7 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   } else {
     data_bytes = backend->space_bytes; /* no room for the touch: register it all, no split */
   }
+  uint64_t register_start = ugc_now_ns();
   rc = 0;
   if (data_bytes)
     rc = ugc_inject("copy.register")
@@ -497,11 +520,13 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
    * signal handler, a system call in a blocking region) mapped an ordinary page that the
    * registration does not cover: dropped now, in the pause, every data page faults to us
    * and an EEXIST later can only come from a helper. */
+  uint64_t dontneed_start = ugc_now_ns();
   if (data_bytes) {
     ugc_madv_dontneed(space, data_bytes);
     heap->stats.compaction.madvise_calls++;
   }
-  uint64_t handoff_ns = ugc_now_ns() - handoff_start;
+  uint64_t handoff_end = ugc_now_ns();
+  uint64_t handoff_ns = handoff_end - handoff_start;
   heap->stats.compaction.handoff_ns += handoff_ns;
   if (handoff_ns > heap->stats.compaction.handoff_max_ns)
     heap->stats.compaction.handoff_max_ns = handoff_ns;
@@ -525,6 +550,7 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   }
   backend->plan = plan;
   backend->from_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  uint64_t fixed_start = ugc_now_ns();
   ugc_concurrent_build_fixed(&backend->concurrent, backend->pause_batch); /* pinned objects */
   uint64_t update_start = ugc_now_ns(); /* more kernel work of the pause: the hand-off's */
   backend->update = (ugc_anon_update){
@@ -544,21 +570,26 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   heap->stats.compaction.handoff_ns += update_ns;
   if (handoff_ns + update_ns > heap->stats.compaction.handoff_max_ns)
     heap->stats.compaction.handoff_max_ns = handoff_ns + update_ns;
-  /* The hand-off's parts, for the trace line (docs/api.md). */
-  size_t used = strlen(heap->cycle_note);
-  snprintf(heap->cycle_note + used, sizeof heap->cycle_note - used,
-           " handoff(kept-drop=%.2fms mremap=%.2fms register=%.2fms states=%.2fms "
-           "update-ranges=%.2fms)",
-           drop_ns / 1e6, mremap_ns / 1e6, (handoff_ns - mremap_ns) / 1e6,
-           (update_start - handoff_start - handoff_ns) / 1e6, update_ns / 1e6);
+  uint64_t publish_start = ugc_now_ns();
   ugc_compaction_started(heap);
   atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store(&backend->unfinished, true);
   atomic_store_explicit(&backend->compacting, true, memory_order_release);
-  if (ugc_compact_threads_kick(&backend->threads, &backend->concurrent) != 0) {
-    /* No thread could be started: build everything here, still correct, just paused. */
-    ugc_concurrent_gc_work(&backend->concurrent, backend->pause_batch);
-  }
+  /* Faulting threads build their pages from now on; the GC threads start after the pause
+   * (copy.h: kick_pending). */
+  pthread_mutex_lock(&backend->kick_lock);
+  backend->kick_pending = true;
+  pthread_mutex_unlock(&backend->kick_lock);
+  /* The hand-off's parts, for the trace line (docs/api.md): every step of it is timed, so
+   * that a step whose cost grows with the heap shows. */
+  size_t used = strlen(heap->cycle_note);
+  snprintf(heap->cycle_note + used, sizeof heap->cycle_note - used,
+           " handoff(kept-drop=%.2fms mremap=%.2fms touch=%.2fms register=%.2fms "
+           "dontneed=%.2fms states=%.2fms fixed=%.2fms update-ranges=%.2fms publish=%.2fms)",
+           drop_ns / 1e6, mremap_ns / 1e6, (register_start - mremap_end) / 1e6,
+           (dontneed_start - register_start) / 1e6, (handoff_end - dontneed_start) / 1e6,
+           (fixed_start - handoff_end) / 1e6, (update_start - fixed_start) / 1e6, update_ns / 1e6,
+           (ugc_now_ns() - publish_start) / 1e6);
   return 0;
 }
 
@@ -587,10 +618,41 @@ static void add_stat(uint64_t *field, uint64_t value) {
   __atomic_fetch_add(field, value, __ATOMIC_RELAXED);
 }
 
+/* Takes the job's pending kick, if any: true if no GC thread was (or will be) kicked. */
+static bool take_kick(ugc_copy_backend *backend) {
+  pthread_mutex_lock(&backend->kick_lock);
+  bool pending = backend->kick_pending;
+  backend->kick_pending = false;
+  pthread_mutex_unlock(&backend->kick_lock);
+  return pending;
+}
+
+/* After the compaction pause: the GC threads start building. The kick happens under
+ * kick_lock, so that complete_compaction either sees it pending (and builds the pages
+ * itself) or waits for the job it started. */
+void ugc_copy_compact_resumed(ugc_heap *heap) {
+  ugc_copy_backend *backend = heap->backend_data;
+  if (!backend)
+    return;
+  bool kicked = true;
+  pthread_mutex_lock(&backend->kick_lock);
+  if (backend->kick_pending) {
+    backend->kick_pending = false;
+    kicked = ugc_compact_threads_kick(&backend->threads, &backend->concurrent) == 0;
+  }
+  pthread_mutex_unlock(&backend->kick_lock);
+  if (!kicked) /* no thread could be started: built here, still correct, just slower */
+    ugc_concurrent_gc_work(&backend->concurrent, backend->pause_batch);
+}
+
 /* Completes the compaction in progress: wait_lock held, `unfinished` set. */
 static void complete_compaction(ugc_copy_backend *backend) {
   ugc_heap *heap = backend->heap;
   ugc_concurrent *c = &backend->concurrent;
+  /* Waited for before the collector kicked the GC threads (in the pause with verify mode
+   * 2, or by a thread that came first): nothing else will build the pages. */
+  if (take_kick(backend))
+    ugc_concurrent_gc_work(c, backend->pause_batch);
   ugc_compact_threads_wait(&backend->threads);
   /* What GC threads did not release yet goes with the whole from-space mapping: back to a
    * bare reservation, page tables included, so the next hand-off's mremap finds nothing to
@@ -623,6 +685,7 @@ static void complete_compaction(ugc_copy_backend *backend) {
   atomic_store(&backend->compacting, false);
   while (atomic_load(&backend->resolvers)) /* every page is mapped: they finish at once */
     sched_yield();
+  ugc_concurrent_clear_states(c); /* nobody looks at them now; the next pause need not */
 
   const ugc_compact_plan *plan = backend->plan;
   ugc_compaction_stats *s = &heap->stats.compaction;
@@ -727,12 +790,14 @@ void ugc_copy_fork_prepare(ugc_heap *heap) {
    * shared pages: given back instead. */
   ugc_retained_drop(&backend->retained, true);
   pthread_mutex_lock(&backend->wait_lock);
+  pthread_mutex_lock(&backend->kick_lock);
   ugc_thread_pool_fork_prepare(&backend->threads.pool);
 }
 
 void ugc_copy_fork_parent(ugc_heap *heap) {
   ugc_copy_backend *backend = heap->backend_data;
   ugc_thread_pool_fork_parent(&backend->threads.pool);
+  pthread_mutex_unlock(&backend->kick_lock);
   pthread_mutex_unlock(&backend->wait_lock);
 }
 
@@ -743,6 +808,7 @@ void ugc_copy_fork_child(ugc_heap *heap) {
   ugc_thread_pool_fork_child(&backend->threads.pool);
   ugc_concurrent_fork_child(&backend->concurrent);
   pthread_mutex_init(&backend->wait_lock, NULL);
+  pthread_mutex_init(&backend->kick_lock, NULL);
 }
 
 const ugc_backend_ops ugc_backend_copy = {
@@ -751,7 +817,9 @@ const ugc_backend_ops ugc_backend_copy = {
     .attach = copy_attach,
     .detach = ugc_copy_detach,
     .compact_start = ugc_copy_compact_start,
+    .compact_prepare = ugc_copy_compact_prepare,
     .compact_wait = ugc_copy_compact_wait,
+    .compact_resumed = ugc_copy_compact_resumed,
     .prepare_alloc = copy_prepare_alloc,
     .fork_prepare = ugc_copy_fork_prepare,
     .fork_parent = ugc_copy_fork_parent,

@@ -740,3 +740,7 @@ uint64_t ugc_concurrent_finish(ugc_concurrent *c) {
   add(&c->counters.wait_ns, ugc_now_ns() - t0);
   return atomic_load_explicit(&c->done_ns, memory_order_relaxed) - c->started_ns;
 }
+
+void ugc_concurrent_clear_states(ugc_concurrent *c) {
+  ugc_page_states_reset_for_next(&c->states);
+}

@@ -190,6 +190,11 @@ void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch);
  * time from ugc_concurrent_begin until the last page was mapped, in ns. */
 uint64_t ugc_concurrent_finish(ugc_concurrent *c);
 
+/* Once the compaction is complete and no thread can look at its page states any more (no
+ * fault callback in flight): clears them now, outside the pause, so that the next
+ * ugc_concurrent_begin, in the compaction pause, need not. */
+void ugc_concurrent_clear_states(ugc_concurrent *c);
+
 /* In a fork child (no compaction in flight): re-initialises the lock, which a thread of the
  * parent may have held. */
 void ugc_concurrent_fork_child(ugc_concurrent *c);

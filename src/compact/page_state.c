@@ -15,18 +15,36 @@ int ugc_page_states_alloc(ugc_page_states *states, size_t count) {
     states->words = (_Atomic uint32_t *)words;
     states->mapped_bytes = rounded;
     states->count = count;
+    states->clean_count = 0; /* the caller is about to use them */
+    states->used_count = count;
     return 0; /* fresh anonymous memory is zero: all UNPROCESSED */
   }
+  /* Plain memset on the atomic words is fine here and in reset: nobody else looks at them
+   * now, and the next cycle publishes the array to other threads with its own
+   * synchronisation. Words past clean_count may hold an older, longer cycle's states. */
+  if (count > states->clean_count)
+    memset((void *)(states->words + states->clean_count), 0,
+           (count - states->clean_count) * sizeof(uint32_t));
   states->count = count;
-  ugc_page_states_reset(states);
+  states->clean_count = 0;
+  if (count > states->used_count)
+    states->used_count = count;
   return 0;
 }
 
 void ugc_page_states_reset(ugc_page_states *states) {
-  /* Plain memset on the atomic words is fine here: nobody else looks at them now, and the
-   * next cycle publishes the array to other threads with its own synchronisation. */
   if (states->count)
     memset((void *)states->words, 0, states->count * sizeof(uint32_t));
+  states->clean_count = 0; /* in use again from now on */
+}
+
+void ugc_page_states_reset_for_next(ugc_page_states *states) {
+  /* Every word any use since the mapping was made could have written: then all of them are
+   * UNPROCESSED, and the next alloc clears nothing whatever its count. */
+  if (states->used_count)
+    memset((void *)states->words, 0, states->used_count * sizeof(uint32_t));
+  states->used_count = 0;
+  states->clean_count = states->mapped_bytes / sizeof(uint32_t);
 }
 
 void ugc_page_states_free(ugc_page_states *states) {
@@ -35,4 +53,6 @@ void ugc_page_states_free(ugc_page_states *states) {
   states->words = NULL;
   states->count = 0;
   states->mapped_bytes = 0;
+  states->clean_count = 0;
+  states->used_count = 0;
 }

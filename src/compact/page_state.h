@@ -73,13 +73,21 @@ typedef struct ugc_page_states {
   _Atomic uint32_t *words; /* one per page; NULL when count == 0 */
   size_t count;            /* pages covered */
   size_t mapped_bytes;     /* size of the mapping behind words (reused across cycles) */
+  size_t clean_count;      /* words [0, clean_count) are UNPROCESSED and unused since */
+  size_t used_count;       /* words past it were not used since the mapping was made */
 } ugc_page_states;
 
 /* Makes `states` cover `count` pages, all UNPROCESSED. Reuses the previous mapping when it
- * is big enough. Returns 0, or -1 when mmap failed (states unchanged). Not signal-safe. */
+ * is big enough, clearing only what a reset after the last use did not (the compaction
+ * pause calls this: 4 bytes per page to clear, 1.6 MiB at 1.5 GiB live). Returns 0, or -1
+ * when mmap failed (states unchanged). Not signal-safe. */
 int ugc_page_states_alloc(ugc_page_states *states, size_t count);
 /* Sets every page back to UNPROCESSED. Only while no other thread uses the array. */
 void ugc_page_states_reset(ugc_page_states *states);
+/* Sets every word ever used back to UNPROCESSED, for an array nobody uses again before the
+ * next ugc_page_states_alloc: that one then clears nothing (between compactions, so that
+ * the pause need not clear, whatever the next count). */
+void ugc_page_states_reset_for_next(ugc_page_states *states);
 /* Unmaps the array; states becomes empty. */
 void ugc_page_states_free(ugc_page_states *states);
 

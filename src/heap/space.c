@@ -65,6 +65,11 @@ int ugc_moving_space_init(ugc_moving_space *space, size_t heap_max, size_t nonmo
   if (cards == MAP_FAILED)
     goto fail_all;
   space->cards = cards;
+  void *spare = mmap(NULL, space->covered_bytes >> UGC_CARD_SHIFT, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (spare == MAP_FAILED)
+    goto fail_all;
+  space->cards_spare = spare;
   return 0;
 
 fail_all:;
@@ -85,6 +90,8 @@ void ugc_moving_space_destroy(ugc_moving_space *space) {
     ugc_vm_unmap(space->start_words, space->reserved_bytes / 64);
   if (space->cards)
     ugc_vm_unmap(space->cards, space->covered_bytes >> UGC_CARD_SHIFT);
+  if (space->cards_spare)
+    ugc_vm_unmap(space->cards_spare, space->covered_bytes >> UGC_CARD_SHIFT);
   memset(space, 0, sizeof *space);
 }
 
@@ -113,10 +120,21 @@ void ugc_moving_space_clear_bitmap_to(ugc_moving_space *space, uintptr_t end) {
   clear_range(space->start_words, ((words + 63) >> 6) * 8);
 }
 
-void ugc_moving_space_clear_cards(ugc_moving_space *space, uintptr_t nonmoving_end) {
-  size_t used = (space->top - space->base + 511) >> UGC_CARD_SHIFT;
-  clear_range(space->cards, used);
-  size_t nm_first = (space->nonmoving_base - space->base) >> UGC_CARD_SHIFT;
-  size_t nm_used = (nonmoving_end - space->nonmoving_base + 511) >> UGC_CARD_SHIFT;
-  clear_range(space->cards + nm_first, nm_used);
+void ugc_moving_space_clear_spare_cards(ugc_moving_space *space) {
+  if (space->spare_moving_cards)
+    clear_range(space->cards_spare, space->spare_moving_cards);
+  if (space->spare_nm_cards)
+    clear_range(space->cards_spare + space->spare_nm_first, space->spare_nm_cards);
+  space->spare_moving_cards = space->spare_nm_cards = 0;
+}
+
+void ugc_moving_space_swap_cards(ugc_moving_space *space, uintptr_t moving_end,
+                                 uintptr_t nonmoving_end) {
+  ugc_moving_space_clear_spare_cards(space); /* a no-op when the last one was cleared */
+  uint8_t *marked = space->cards;
+  space->cards = space->cards_spare;
+  space->cards_spare = marked;
+  space->spare_moving_cards = (moving_end - space->base + 511) >> UGC_CARD_SHIFT;
+  space->spare_nm_first = (space->nonmoving_base - space->base) >> UGC_CARD_SHIFT;
+  space->spare_nm_cards = (nonmoving_end - space->nonmoving_base + 511) >> UGC_CARD_SHIFT;
 }

@@ -37,8 +37,13 @@ typedef struct ugc_moving_space {
   /* The region right after the moving space that the non-moving space occupies. */
   uintptr_t nonmoving_base;
   size_t nonmoving_bytes;
-  /* Card table over [base, nonmoving_base + nonmoving_bytes). */
+  /* Card table over [base, nonmoving_base + nonmoving_bytes): the one mutators mark
+   * (ugc_mutator_fast.cards). Two tables take turns, so that the compaction pause swaps them
+   * instead of clearing O(live / 512) bytes: cards_spare is the other one, dirty over
+   * [0, spare_moving_cards) and [spare_nm_first, + spare_nm_cards) until cleared. */
   uint8_t *cards;
+  uint8_t *cards_spare;
+  size_t spare_moving_cards, spare_nm_first, spare_nm_cards;
   uintptr_t covered_low;
   size_t covered_bytes;
 } ugc_moving_space;
@@ -76,8 +81,15 @@ void ugc_moving_space_clear_bitmap(ugc_moving_space *space);
 /* The same for [base, end): end may lie above top (bits a compaction left above its new top
  * would otherwise show up as objects allocated there later). */
 void ugc_moving_space_clear_bitmap_to(ugc_moving_space *space, uintptr_t end);
-/* Clears the cards of [base, top) and of the non-moving range [nonmoving_base, nm_end). */
-void ugc_moving_space_clear_cards(ugc_moving_space *space, uintptr_t nonmoving_end);
+/* In a pause: the mutators get a clean card table (the caller points every mutator's
+ * fast->cards at space->cards after this), and the one they marked, dirty at most over
+ * [base, moving_end) and the non-moving range [nonmoving_base, nonmoving_end), becomes the
+ * spare. Clears the spare first if nobody did (ugc_moving_space_clear_spare_cards). */
+void ugc_moving_space_swap_cards(ugc_moving_space *space, uintptr_t moving_end,
+                                 uintptr_t nonmoving_end);
+/* Clears the spare card table: mutators running is fine (they mark the other one), but not
+ * concurrently with a swap (the thread that runs pauses, or one inside a pause). */
+void ugc_moving_space_clear_spare_cards(ugc_moving_space *space);
 
 /* Whether the object with header at `hdr` is marked. Reads the live-words bit: the same as
  * the start bit once marking is over, and the one the plan uses. */

@@ -239,6 +239,10 @@ static void fill_dead_objects(ugc_heap *heap) {
     *(uint64_t *)gap = ugc_filler_header(top - gap);
 }
 
+static void use_card_table(ugc_mutator *mutator, void *cards) {
+  mutator->fast.cards = cards;
+}
+
 /* Returns the time it took: verification is reported apart, never as pause time. */
 static uint64_t run_verifier(ugc_heap *heap, const char *when) {
   uint64_t start = ugc_now_ns();
@@ -306,6 +310,7 @@ void ugc_collect_compact_locked(ugc_heap *heap, const ugc_mark_totals *totals,
   if (work->planned) {
     uint64_t refs_start = ugc_now_ns();
     update_references(heap, plan);
+    uint64_t identity_start = ugc_now_ns();
     ugc_identity_forward(heap, plan);
     ugc_hooks_relocation(heap, plan);
     uint64_t handoff_start = ugc_now_ns();
@@ -316,9 +321,9 @@ void ugc_collect_compact_locked(ugc_heap *heap, const ugc_mark_totals *totals,
     /* Where the compaction phase goes, for the trace line (docs/benchmarks.md). */
     size_t used = strlen(heap->cycle_note);
     snprintf(heap->cycle_note + used, sizeof heap->cycle_note - used,
-             " refs=%.2fms handoff=%.2fms updates-in-pause=%.2fms",
-             (handoff_start - refs_start) / 1e6, (in_pause_start - handoff_start) / 1e6,
-             (ugc_now_ns() - in_pause_start) / 1e6);
+             " refs=%.2fms (identity+hooks=%.2fms) handoff=%.2fms updates-in-pause=%.2fms",
+             (handoff_start - refs_start) / 1e6, (handoff_start - identity_start) / 1e6,
+             (in_pause_start - handoff_start) / 1e6, (ugc_now_ns() - in_pause_start) / 1e6);
     if (heap->update_pages.pages_in_pause) {
       ugc_stats_lock(heap);
       heap->stats.compaction.update_pages_in_pause += heap->update_pages.pages_in_pause;
@@ -343,8 +348,19 @@ void ugc_collect_compact_locked(ugc_heap *heap, const ugc_mark_totals *totals,
     run_verifier(heap, "after");
     verify_after_ns = ugc_now_ns() - wait_start;
   }
-  ugc_moving_space_clear_cards(space, heap->nonmoving.top);
+  /* The mutators mark a clean card table from here on; the one they marked is cleared
+   * after the pause (concurrent marking's collector) or by the next swap. */
+  uint64_t cards_start = ugc_now_ns();
+  uintptr_t marked_top = space->base + work->used_before;
+  ugc_moving_space_swap_cards(space, marked_top > space->top ? marked_top : space->top,
+                              heap->nonmoving.top);
+  ugc_heap_for_each_mutator(heap, use_card_table, space->cards);
   uint64_t end = ugc_now_ns();
+  if (work->planned) {
+    size_t used = strlen(heap->cycle_note);
+    snprintf(heap->cycle_note + used, sizeof heap->cycle_note - used, " cards=%.2fms",
+             (end - cards_start) / 1e6);
+  }
   /* Stop-the-world marking: this pause marked, swept and planned before compacting. */
   uint64_t mark_ns = work->mark_end ? mark_end - clock->pause_start - clock->verify_ns : 0;
   uint64_t compact_ns = end - mark_end - verify_after_ns;
@@ -443,6 +459,8 @@ void ugc_collect_now(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) 
   ugc_collect_locked(heap);
   pthread_mutex_unlock(&heap->lock);
   ugc_world_resume(heap, self, true);
+  if (heap->backend->compact_resumed)
+    heap->backend->compact_resumed(heap); /* what the pause left to start (backend.h) */
   ugc_event_pause_done(heap);
 }
 

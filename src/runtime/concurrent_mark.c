@@ -389,6 +389,8 @@ static void run_cycle(ugc_heap *heap) {
   uint64_t between_start = ugc_now_ns();
   between_pauses(heap, plan_top, &work);
   times.between_ns = ugc_now_ns() - between_start;
+  if (heap->backend->compact_prepare) /* no compaction in flight: this thread starts them */
+    heap->backend->compact_prepare(heap);
 
   uint64_t compaction_start = pause_begin(heap);
   heap->stats.plan_concurrent_ns += times.between_ns;
@@ -397,6 +399,11 @@ static void run_cycle(ugc_heap *heap) {
   compaction_pause(heap, plan_top, &totals, &work, &clock, &times);
   pthread_mutex_unlock(&heap->lock);
   ugc_world_resume(heap, NULL, true);
+  if (heap->backend->compact_resumed)
+    heap->backend->compact_resumed(heap); /* what the pause left to start (backend.h) */
+  /* The card table the mutators marked until the pause: cleared now, not in the next
+   * pause. Only this thread swaps tables (in the compaction pause). */
+  ugc_moving_space_clear_spare_cards(&heap->moving);
   ugc_event_pause_done(heap);
 }
 

@@ -149,7 +149,7 @@ struct ugc_heap {
    * only inside pauses); allocation reads them under the lock. */
   struct ugc_cmark *cmark;
   bool marking, allocate_black, allocate_black_other;
-  char cycle_note[320]; /* appended to the cycle's trace line, then cleared */
+  char cycle_note[640]; /* appended to the cycle's trace line, then cleared */
   ugc_satb_queue satb;
   ugc_assist assist; /* mutator-assisted marking (runtime/assist.c) */
 

@@ -228,7 +228,6 @@ ugc_mutator *ugc_thread_attach(ugc_heap *heap, ugc_error *error) {
   fast->root_capacity = capacity;
   fast->small_limit = heap->small_limit;
   fast->safepoint_requested = (const volatile uint32_t *)&heap->safepoint_requested;
-  fast->cards = heap->moving.cards;
   fast->covered_low = heap->moving.covered_low;
   fast->covered_bytes = heap->moving.covered_bytes;
   mutator->heap = heap;
@@ -238,6 +237,7 @@ ugc_mutator *ugc_thread_attach(ugc_heap *heap, ugc_error *error) {
   /* Joining in the middle of a pause would let the thread run unseen: wait it out. */
   pthread_mutex_lock(&heap->sp_lock);
   ugc_wait_pause_end_locked(heap, "ugc_thread_attach");
+  fast->cards = heap->moving.cards; /* a compaction pause swaps the tables (heap/space.h) */
   fast->type_count = ugc_type_count(&heap->types);
   fast->marking = heap->marking; /* joining while concurrent marking runs */
   mutator->assist_debt = 0;

@@ -93,6 +93,22 @@ int main(void) {
   }
   pthread_barrier_destroy(&start_line);
 
+  /* Reset for the next alloc: it clears what a longer earlier use left past the last count
+   * too (here: page PAGES + 5 of a longer array), and that alloc clears nothing. */
+  REQUIRE(ugc_page_states_alloc(&states, PAGES + 8) == 0);
+  CHECK(ugc_page_try_claim(&states, PAGES + 5, UGC_PAGE_BY_GC));
+  REQUIRE(ugc_page_states_alloc(&states, PAGES) == 0);
+  CHECK(ugc_page_try_claim(&states, 7, UGC_PAGE_BY_GC));
+  ugc_page_states_reset_for_next(&states);
+  CHECK_EQ_U64(ugc_page_get(&states, 7), UGC_PAGE_UNPROCESSED);
+  CHECK_EQ_U64(ugc_page_get(&states, PAGES + 5), UGC_PAGE_UNPROCESSED);
+  REQUIRE(ugc_page_states_alloc(&states, PAGES + 8) == 0);
+  for (size_t i = 0; i < PAGES + 8; i++)
+    if (ugc_page_get(&states, i) != UGC_PAGE_UNPROCESSED) {
+      CHECK(!"alloc after reset_for_next left a page claimed");
+      break;
+    }
+
   /* Growth maps a bigger array; free empties the struct and may be repeated. */
   REQUIRE(ugc_page_states_alloc(&states, 3 * PAGES) == 0);
   CHECK(states.mapped_bytes >= 3 * PAGES * sizeof(uint32_t));
