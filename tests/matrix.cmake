@@ -229,4 +229,7 @@ endif()
 if(TARGET test_sigsegv_map_count)
   ugc_matrix_test("stress/test_sigsegv_map_count[inject]" test_sigsegv_map_count
                   "UFFDGC_INJECT=sigsegv.mprotect:40")
+  # As root it lowers the system-wide vm.max_map_count for a few seconds: no other test may
+  # run then (a process of theirs with more mappings would get ENOMEM).
+  set_tests_properties(stress/test_sigsegv_map_count PROPERTIES RUN_SERIAL TRUE)
 endif()

@@ -7,10 +7,14 @@
  *
  * Lowering the limit needs root, and the limit is global: it is lowered only while the
  * child that runs the workload does its measured rounds (a few seconds; the child says when
- * over a pipe), and restored by the parent process whatever happens to the child. With
+ * over a pipe), and restored by the parent process whatever happens to the child (one that
+ * hangs is killed after ROUNDS_TIMEOUT_S). The test runs alone (RUN_SERIAL): processes of
+ * other tests would meet the lowered limit too. With
  * UFFDGC_INJECT=sigsegv.mprotect:N (a second registration in tests/matrix.cmake) the limit
  * stays and the N-th mprotect fails with ENOMEM instead: the same fallback, no root. */
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +24,8 @@
 #include "integration/itest.h"
 
 enum { OBJECTS = 16400, OBJECT_BYTES = 4000, ROUNDS = 3, MAPPING_ROOM = 300 };
+/* The rounds take a few seconds; CTest stops the test after 300. */
+enum { ROUNDS_TIMEOUT_S = 120 };
 
 static ugc_heap *heap;
 static void **objects; /* a large (never moved) array of references: the roots */
@@ -228,13 +234,20 @@ int main(void) {
   close(up[1]);
   close(down[0]);
   long used = 0, lowered = 0;
+  bool hung = false;
   if (read(up[0], &used, sizeof used) == (ssize_t)sizeof used) {
     lowered = used + 64 + MAPPING_ROOM; /* the backend keeps a margin of 64 */
     REQUIRE(lowered < original);
     REQUIRE(write_limit(lowered));
     REQUIRE(write(down[1], "g", 1) == 1);
-    char ignored;
-    (void)!read(up[0], &ignored, 1); /* end of file: the rounds are over, or the child died */
+    /* End of file: the rounds are over, or the child died. A child that hangs is killed
+     * well before CTest's timeout would kill us with the limit still lowered. */
+    struct pollfd done = {.fd = up[0], .events = POLLIN};
+    if (poll(&done, 1, ROUNDS_TIMEOUT_S * 1000) == 0) {
+      printf("FAILED: the rounds did not end within %d s; child killed\n", ROUNDS_TIMEOUT_S);
+      hung = true;
+      kill(child, SIGKILL);
+    }
   }
   bool restored = write_limit(original) && read_limit() == original;
   int status = 0;
@@ -244,6 +257,8 @@ int main(void) {
            lowered, restored ? "yes" : "NO");
   REQUIRE(restored);
   REQUIRE(waited);
+  if (hung)
+    return 1;
   if (WIFSIGNALED(status)) {
     printf("FAILED: the workload died of signal %d\n", WTERMSIG(status));
     return 1;
