@@ -329,7 +329,6 @@ int ugc_copy_attach(ugc_heap *heap, ugc_error *error, const char *name,
     return -1;
   }
   pthread_mutex_init(&backend->wait_lock, NULL);
-  pthread_mutex_init(&backend->kick_lock, NULL);
   ugc_concurrent_init(&backend->concurrent);
   ugc_retained_init(&backend->retained);
 
@@ -399,7 +398,6 @@ void ugc_copy_detach(ugc_heap *heap) {
   ugc_concurrent_destroy(&backend->concurrent);
   ugc_retained_destroy(&backend->retained);
   pthread_mutex_destroy(&backend->wait_lock);
-  pthread_mutex_destroy(&backend->kick_lock);
   munmap(backend->pause_batch, PAUSE_BATCH_BYTES);
   free(backend);
   heap->backend_data = NULL;
@@ -576,10 +574,8 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   atomic_store(&backend->unfinished, true);
   atomic_store_explicit(&backend->compacting, true, memory_order_release);
   /* Faulting threads build their pages from now on; the GC threads start after the pause
-   * (copy.h: kick_pending). */
-  pthread_mutex_lock(&backend->kick_lock);
-  backend->kick_pending = true;
-  pthread_mutex_unlock(&backend->kick_lock);
+   * (compact_threads.h: deferred kick). */
+  ugc_compact_threads_defer(&backend->threads, &backend->concurrent);
   /* The hand-off's parts, for the trace line (docs/api.md): every step of it is timed, so
    * that a step whose cost grows with the heap shows. */
   size_t used = strlen(heap->cycle_note);
@@ -618,31 +614,12 @@ static void add_stat(uint64_t *field, uint64_t value) {
   __atomic_fetch_add(field, value, __ATOMIC_RELAXED);
 }
 
-/* Takes the job's pending kick, if any: true if no GC thread was (or will be) kicked. */
-static bool take_kick(ugc_copy_backend *backend) {
-  pthread_mutex_lock(&backend->kick_lock);
-  bool pending = backend->kick_pending;
-  backend->kick_pending = false;
-  pthread_mutex_unlock(&backend->kick_lock);
-  return pending;
-}
-
-/* After the compaction pause: the GC threads start building. The kick happens under
- * kick_lock, so that complete_compaction either sees it pending (and builds the pages
- * itself) or waits for the job it started. */
+/* After the compaction pause: the GC threads start building (compact_threads.h, deferred
+ * kick). */
 void ugc_copy_compact_resumed(ugc_heap *heap) {
   ugc_copy_backend *backend = heap->backend_data;
-  if (!backend)
-    return;
-  bool kicked = true;
-  pthread_mutex_lock(&backend->kick_lock);
-  if (backend->kick_pending) {
-    backend->kick_pending = false;
-    kicked = ugc_compact_threads_kick(&backend->threads, &backend->concurrent) == 0;
-  }
-  pthread_mutex_unlock(&backend->kick_lock);
-  if (!kicked) /* no thread could be started: built here, still correct, just slower */
-    ugc_concurrent_gc_work(&backend->concurrent, backend->pause_batch);
+  if (backend)
+    ugc_compact_threads_start_deferred(&backend->threads);
 }
 
 /* Completes the compaction in progress: wait_lock held, `unfinished` set. */
@@ -651,8 +628,7 @@ static void complete_compaction(ugc_copy_backend *backend) {
   ugc_concurrent *c = &backend->concurrent;
   /* Waited for before the collector kicked the GC threads (in the pause with verify mode
    * 2, or by a thread that came first): nothing else will build the pages. */
-  if (take_kick(backend))
-    ugc_concurrent_gc_work(c, backend->pause_batch);
+  ugc_compact_threads_run_deferred_here(&backend->threads);
   ugc_compact_threads_wait(&backend->threads);
   /* What GC threads did not release yet goes with the whole from-space mapping: back to a
    * bare reservation, page tables included, so the next hand-off's mremap finds nothing to
@@ -790,14 +766,12 @@ void ugc_copy_fork_prepare(ugc_heap *heap) {
    * shared pages: given back instead. */
   ugc_retained_drop(&backend->retained, true);
   pthread_mutex_lock(&backend->wait_lock);
-  pthread_mutex_lock(&backend->kick_lock);
-  ugc_thread_pool_fork_prepare(&backend->threads.pool);
+  ugc_compact_threads_fork_prepare(&backend->threads);
 }
 
 void ugc_copy_fork_parent(ugc_heap *heap) {
   ugc_copy_backend *backend = heap->backend_data;
-  ugc_thread_pool_fork_parent(&backend->threads.pool);
-  pthread_mutex_unlock(&backend->kick_lock);
+  ugc_compact_threads_fork_parent(&backend->threads);
   pthread_mutex_unlock(&backend->wait_lock);
 }
 
@@ -805,10 +779,9 @@ void ugc_copy_fork_parent(ugc_heap *heap) {
  * (reopen_after_fork); the locks are re-initialised now. */
 void ugc_copy_fork_child(ugc_heap *heap) {
   ugc_copy_backend *backend = heap->backend_data;
-  ugc_thread_pool_fork_child(&backend->threads.pool);
+  ugc_compact_threads_fork_child(&backend->threads);
   ugc_concurrent_fork_child(&backend->concurrent);
   pthread_mutex_init(&backend->wait_lock, NULL);
-  pthread_mutex_init(&backend->kick_lock, NULL);
 }
 
 const ugc_backend_ops ugc_backend_copy = {

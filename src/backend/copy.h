@@ -52,14 +52,6 @@ typedef struct ugc_copy_backend {
   _Atomic uint32_t resolvers;       /* threads inside a fault callback (copy.c: copy_on_sigbus) */
   pthread_mutex_t wait_lock;        /* one compact_wait at a time */
   _Atomic uint64_t kick_generation; /* the GC threads' job of this compaction */
-  /* The GC threads are kicked after the compaction pause (ugc_copy_compact_resumed), not in
-   * it: on a machine with few CPUs a woken GC thread preempts the thread that is ending the
-   * pause, which then waits out the GC thread's time slice with the world stopped (1-9 ms
-   * at 256 MiB on 2 vCPUs, growing with the pages there are to build). kick_pending: the
-   * job is set up but not kicked yet; kick_lock orders the kick against
-   * complete_compaction, which builds the pages itself when no thread was kicked. */
-  pthread_mutex_t kick_lock;
-  bool kick_pending;
   /* From the hand-off until complete_compaction has returned (its statistics and report
    * included; `compacting` ends earlier): what compact_wait waits for. */
   _Atomic bool unfinished;

@@ -338,9 +338,17 @@ static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store(&backend->unfinished, true);
   atomic_store_explicit(&backend->compacting, true, memory_order_release);
-  if (ugc_compact_threads_kick(&backend->threads, &backend->concurrent) != 0)
-    ugc_concurrent_gc_work(&backend->concurrent, NULL); /* in place: no batch buffer */
+  /* Faulting threads build their pages from now on; the GC threads start after the pause
+   * (compact_threads.h: deferred kick). */
+  ugc_compact_threads_defer(&backend->threads, &backend->concurrent);
   return 0;
+}
+
+/* After the compaction pause: the GC threads start building. */
+static void sigsegv_compact_resumed(ugc_heap *heap) {
+  sigsegv_backend *backend = heap->backend_data;
+  if (backend)
+    ugc_compact_threads_start_deferred(&backend->threads);
 }
 
 static void add_stat(uint64_t *field, uint64_t value) {
@@ -351,6 +359,9 @@ static void add_stat(uint64_t *field, uint64_t value) {
 static void complete_compaction(sigsegv_backend *backend) {
   ugc_heap *heap = backend->heap;
   ugc_concurrent *c = &backend->concurrent;
+  /* Waited for before the collector kicked the GC threads (in the pause with verify mode
+   * 2, or by a thread that came first): nothing else will build the pages. */
+  ugc_compact_threads_run_deferred_here(&backend->threads);
   ugc_compact_threads_wait(&backend->threads);
   uint64_t concurrent_ns = ugc_concurrent_finish(c);
   ugc_update_pages_finish(&heap->update_pages);
@@ -435,20 +446,20 @@ static void sigsegv_on_threads_idle(void *data, uint64_t generation) {
 static void sigsegv_fork_prepare(ugc_heap *heap) {
   sigsegv_backend *backend = heap->backend_data;
   pthread_mutex_lock(&backend->wait_lock);
-  ugc_thread_pool_fork_prepare(&backend->threads.pool);
+  ugc_compact_threads_fork_prepare(&backend->threads);
 }
 
 static void sigsegv_fork_parent(ugc_heap *heap) {
   sigsegv_backend *backend = heap->backend_data;
   ugc_file_space_forked(&backend->space);
-  ugc_thread_pool_fork_parent(&backend->threads.pool);
+  ugc_compact_threads_fork_parent(&backend->threads);
   pthread_mutex_unlock(&backend->wait_lock);
 }
 
 static void sigsegv_fork_child(ugc_heap *heap) {
   sigsegv_backend *backend = heap->backend_data;
   ugc_file_space_forked(&backend->space);
-  ugc_thread_pool_fork_child(&backend->threads.pool);
+  ugc_compact_threads_fork_child(&backend->threads);
   ugc_concurrent_fork_child(&backend->concurrent);
   pthread_mutex_init(&backend->wait_lock, NULL);
 }
@@ -460,6 +471,7 @@ const ugc_backend_ops ugc_backend_sigsegv = {
     .detach = sigsegv_detach,
     .compact_start = sigsegv_compact_start,
     .compact_wait = sigsegv_compact_wait,
+    .compact_resumed = sigsegv_compact_resumed,
     .fork_prepare = sigsegv_fork_prepare,
     .fork_parent = sigsegv_fork_parent,
     .fork_child = sigsegv_fork_child,

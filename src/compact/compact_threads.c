@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "os/log.h"
+
 static void compact_body(void *data, unsigned index) {
   ugc_compact_threads *t = data;
   ugc_concurrent_gc_work(t->job, t->batches[index]);
@@ -23,6 +25,20 @@ void ugc_compact_threads_init(ugc_compact_threads *t, unsigned count) {
   ugc_thread_pool_init(&t->pool, count ? count : 1, "uffdgc-compact", compact_body, t);
   t->pool.inject = "compact.threads";
   ugc_thread_pool_on_last(&t->pool, compact_last);
+  pthread_mutex_init(&t->kick_lock, NULL);
+}
+
+/* A thread doing a job's work itself needs a batch buffer (pages of large objects are
+ * updated through one even when to-space pages are built in place). */
+static void run_here(ugc_compact_threads *t, ugc_concurrent *job) {
+  if (!t->spare_batch) {
+    void *batch = mmap(NULL, UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (batch == MAP_FAILED)
+      ugc_fatal("compaction: no memory for a batch buffer to finish the compaction with");
+    t->spare_batch = batch;
+  }
+  ugc_concurrent_gc_work(job, t->spare_batch);
 }
 
 /* One batch buffer per thread, then as many threads as there are buffers. */
@@ -58,6 +74,51 @@ int ugc_compact_threads_kick(ugc_compact_threads *t, ugc_concurrent *job) {
   return ugc_thread_pool_kick(&t->pool) ? 0 : -1;
 }
 
+void ugc_compact_threads_defer(ugc_compact_threads *t, ugc_concurrent *job) {
+  pthread_mutex_lock(&t->kick_lock);
+  t->deferred_job = job;
+  t->kick_pending = true;
+  pthread_mutex_unlock(&t->kick_lock);
+}
+
+void ugc_compact_threads_start_deferred(ugc_compact_threads *t) {
+  ugc_concurrent *unstarted = NULL;
+  pthread_mutex_lock(&t->kick_lock);
+  if (t->kick_pending) {
+    t->kick_pending = false;
+    if (ugc_compact_threads_kick(t, t->deferred_job) != 0)
+      unstarted = t->deferred_job;
+  }
+  pthread_mutex_unlock(&t->kick_lock);
+  if (unstarted) /* no thread could be started: done here, still correct, just slower */
+    run_here(t, unstarted);
+}
+
+void ugc_compact_threads_run_deferred_here(ugc_compact_threads *t) {
+  pthread_mutex_lock(&t->kick_lock);
+  ugc_concurrent *job = t->kick_pending ? t->deferred_job : NULL;
+  t->kick_pending = false;
+  pthread_mutex_unlock(&t->kick_lock);
+  if (job)
+    run_here(t, job);
+}
+
+void ugc_compact_threads_fork_prepare(ugc_compact_threads *t) {
+  pthread_mutex_lock(&t->kick_lock);
+  ugc_thread_pool_fork_prepare(&t->pool);
+}
+
+void ugc_compact_threads_fork_parent(ugc_compact_threads *t) {
+  ugc_thread_pool_fork_parent(&t->pool);
+  pthread_mutex_unlock(&t->kick_lock);
+}
+
+void ugc_compact_threads_fork_child(ugc_compact_threads *t) {
+  ugc_thread_pool_fork_child(&t->pool);
+  pthread_mutex_init(&t->kick_lock, NULL);
+  t->kick_pending = false;
+}
+
 void ugc_compact_threads_wait(ugc_compact_threads *t) {
   ugc_thread_pool_wait(&t->pool);
 }
@@ -73,5 +134,8 @@ void ugc_compact_threads_destroy(ugc_compact_threads *t) {
     if (t->batches[i])
       munmap(t->batches[i], UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE);
   free(t->batches);
+  if (t->spare_batch)
+    munmap(t->spare_batch, UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE);
+  pthread_mutex_destroy(&t->kick_lock);
   memset(t, 0, sizeof *t);
 }

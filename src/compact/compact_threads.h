@@ -4,6 +4,8 @@
 #ifndef UGC_COMPACT_COMPACT_THREADS_H
 #define UGC_COMPACT_COMPACT_THREADS_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "compact/concurrent.h"
@@ -17,6 +19,12 @@ typedef struct ugc_compact_threads {
    * generation of that job (see ugc_compact_threads_on_idle). */
   void (*on_idle)(void *data, uint64_t generation);
   void *on_idle_data;
+  /* A kick deferred from the compaction pause to just after it (see
+   * ugc_compact_threads_defer): kick_pending under kick_lock. */
+  pthread_mutex_t kick_lock;
+  bool kick_pending;
+  ugc_concurrent *deferred_job;
+  void *spare_batch; /* for a thread that does a deferred job's work itself */
 } ugc_compact_threads;
 
 /* Sets up a pool of `count` (>= 1) threads; they start on the first kick. */
@@ -30,10 +38,28 @@ uint64_t ugc_compact_threads_next_generation(const ugc_compact_threads *t);
 /* Starts every thread on `job` (ugc_concurrent_gc_work) and returns at once.
  * 0, or -1 when no thread could be started (the caller must then do the work itself). */
 int ugc_compact_threads_kick(ugc_compact_threads *t, ugc_concurrent *job);
+/* Deferred kick. The compaction pause sets the job up but wakes no thread: on a machine with
+ * few CPUs a woken GC thread preempts the thread that is ending the pause, which then waits
+ * out the GC thread's time slice with the world stopped (1-9 ms at 256 MiB on 2 vCPUs,
+ * growing with the pages to build). The collector kicks the job right after the world
+ * resumes (ugc_compact_threads_start_deferred); a thread that must complete the job before
+ * that (a compact_wait in the pause, verify mode 2) takes it and does the work itself
+ * (ugc_compact_threads_run_deferred_here). kick_lock orders the two: the job is kicked
+ * once or done by the taker, never neither. */
+void ugc_compact_threads_defer(ugc_compact_threads *t, ugc_concurrent *job);
+/* Kicks the deferred job if it is still pending; when no thread can be started, does its
+ * work here. */
+void ugc_compact_threads_start_deferred(ugc_compact_threads *t);
+/* Takes a still pending deferred job and does its work here (before
+ * ugc_compact_threads_wait). */
+void ugc_compact_threads_run_deferred_here(ugc_compact_threads *t);
 /* Waits until every thread has returned from the current job. */
 void ugc_compact_threads_wait(ugc_compact_threads *t);
-/* fork(): the pool's own handlers, ugc_thread_pool_fork_* on t->pool (no job may be
- * running at prepare: the caller waited for it); the child's next kick starts new threads. */
+/* fork(): the pool's own handlers and the kick lock (no job may be running at prepare: the
+ * caller waited for it); the child's next kick starts new threads. */
+void ugc_compact_threads_fork_prepare(ugc_compact_threads *t);
+void ugc_compact_threads_fork_parent(ugc_compact_threads *t);
+void ugc_compact_threads_fork_child(ugc_compact_threads *t);
 /* Takes the CPU time the threads spent in jobs since the last call. */
 uint64_t ugc_compact_threads_take_cpu_ns(ugc_compact_threads *t);
 /* Stops and joins the threads, frees the buffers. */
