@@ -368,6 +368,7 @@ static void complete_compaction(sigsegv_backend *backend) {
   atomic_store(&backend->compacting, false);
   while (atomic_load(&backend->resolvers)) /* every page is published: they finish at once */
     sched_yield();
+  ugc_concurrent_clear_states(c); /* nobody looks at them now; the next pause need not */
   uint64_t release_start = ugc_now_ns();
   ugc_file_space_finish(&backend->space);
   heap->stats.compaction.madvise_ns += ugc_now_ns() - release_start;
