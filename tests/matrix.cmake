@@ -233,3 +233,14 @@ if(TARGET test_sigsegv_map_count)
   # run then (a process of theirs with more mappings would get ENOMEM).
   set_tests_properties(stress/test_sigsegv_map_count PROPERTIES RUN_SERIAL TRUE)
 endif()
+
+# The plan extended between the pauses of concurrent marking in rounds of 3 pages
+# (plan.small_rounds in src/os/inject.h): many round boundaries per cycle, each of which a
+# wrong extension would mis-forward across (digests and the verifier check).
+foreach(backend copy move)
+  if(TARGET test_alloc_between_pauses AND "${backend}" IN_LIST UGC_MATRIX_BACKENDS)
+    ugc_matrix_test("stress/test_alloc_between_pauses[${backend},small_rounds]"
+                    test_alloc_between_pauses
+                    "UFFDGC_BACKEND=${backend};UFFDGC_INJECT=plan.small_rounds")
+  endif()
+endforeach()

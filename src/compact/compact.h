@@ -138,10 +138,20 @@ int ugc_compact_plan_compute(ugc_compact_plan *plan);
 /* Extends a computed plan over objects allocated after it, [old_top, new_old_top): all of
  * them slide, in address order, after the plan's last live object. Time proportional to the
  * region, not to the heap: for a plan computed while mutators run, extended in the pause over
- * what they allocated meanwhile. The bitmaps of the region must be final (as for compute).
- * Needs old_top page aligned, no dense prefix past old_top and tables sized by reserve_top;
- * returns 0, or -1 (plan unchanged) when one of these does not hold. */
+ * what they allocated meanwhile. The bitmaps of the region must be final (as for compute),
+ * and no live object may cross old_top. Needs old_top page aligned, no dense prefix past
+ * old_top and tables sized by reserve_top; returns 0, or -1 (plan unchanged) when one of
+ * these does not hold. May be called again and again, each time from where the last one
+ * ended, so a region may be added in rounds: all but the last end at a page boundary that
+ * no live object crosses (ugc_compact_plan_extend_boundary). */
 int ugc_compact_plan_extend(ugc_compact_plan *plan, uintptr_t new_old_top);
+
+/* Where a plan can be extended to next (ugc_compact_plan_extend): the highest page boundary
+ * in [old_top, limit] that no live object crosses, or old_top when there is none above it.
+ * The bitmaps must be final below `limit` (bits at or past it may be changing); with the
+ * boundary found, extending to it reads none of them. For extending in rounds while
+ * mutators allocate: `limit` is where the objects not yet marked begin. */
+uintptr_t ugc_compact_plan_extend_boundary(const ugc_compact_plan *plan, uintptr_t limit);
 
 /* The range of the sorted, disjoint `ranges` holding `address`, or NULL (binary search). */
 static inline const ugc_fixed_range *ugc_compact_range_at(const ugc_fixed_range *ranges,

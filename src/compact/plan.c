@@ -743,6 +743,32 @@ int ugc_compact_plan_compute(ugc_compact_plan *plan) {
   return 0;
 }
 
+/* Walks down from the page boundary at or below `limit`: a boundary is taken when its word
+ * is dead or starts an object; inside an object, the walk jumps to the page of the object's
+ * header (every boundary in between lies inside that object too). The two bits at the
+ * boundary are loaded atomically: when `limit` is not page aligned, their bitmap word also
+ * holds bits past `limit`, which a mutator may be setting now (a medium object allocated
+ * black). Set bits there can only make the walk go lower, never past a crossing object. */
+uintptr_t ugc_compact_plan_extend_boundary(const ugc_compact_plan *plan, uintptr_t limit) {
+  uintptr_t base = plan->space_base, floor = plan->old_top;
+  if (limit <= floor)
+    return floor;
+  size_t floor_bit = (floor - base) / 8;
+  uintptr_t at = base + ((limit - base) & ~(uintptr_t)(UGC_PAGE_SIZE - 1));
+  while (at > floor) {
+    size_t bit = (at - base) / 8;
+    uint64_t live = __atomic_load_n(&plan->live_words[bit / 64], __ATOMIC_RELAXED);
+    uint64_t starts = __atomic_load_n(&plan->start_words[bit / 64], __ATOMIC_RELAXED);
+    if (!((live >> (bit % 64)) & 1) || ((starts >> (bit % 64)) & 1))
+      return at;
+    size_t header = bitmap_prev(plan->start_words, floor_bit, bit);
+    if (header == SIZE_MAX)
+      return floor; /* no header above old_top: not a bitmap this plan can extend over */
+    at = base + ((8 * header) & ~(uintptr_t)(UGC_PAGE_SIZE - 1));
+  }
+  return floor;
+}
+
 /* The extension only appends: the region [old_top, new_old_top) is slid after everything
  * the plan already places, so the entries it computed stay as they are.
  *

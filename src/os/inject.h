@@ -18,6 +18,9 @@
  *   compact.threads   creating a compaction GC thread fails (the pages are then built in
  *                     the pause, by the collecting thread)
  *   plan.tables       no memory for the compaction plan's tables
+ *   plan.small_rounds the plan is extended between the pauses in rounds of at most 3 pages
+ *                     and as many rounds as that takes, not in a few large ones (tests the
+ *                     round boundaries: runtime/concurrent_mark.c)
  *   uffd.<error>      a resolving ioctl (UFFDIO_COPY, ...) answers as the kernel would:
  *                     eagain (EAGAIN, no progress), partial (EAGAIN after half the range
  *                     was done), eexist, enoent, esrch, enomem, efault, ebusy; the ioctl
@@ -77,7 +80,8 @@ bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len);
 /* The known points, comma-separated, for messages. */
 #define UGC_INJECT_KNOWN_POINTS                                                                    \
   "copy.mremap, copy.register, copy.unregister, copy.page_states, copy.stray_read, "               \
-  "copy.reopen, compact.threads, plan.tables, uffd.eagain, uffd.partial, uffd.eexist, "            \
+  "copy.reopen, compact.threads, plan.tables, plan.small_rounds, uffd.eagain, uffd.partial, "      \
+  "uffd.eexist, "                                                                                  \
   "uffd.enoent, uffd.esrch, uffd.enomem, uffd.efault, uffd.ebusy, copy.update_mremap, "            \
   "copy.update_register, move.busy, sigsegv.flip, sigsegv.mprotect, sigsegv.page_states, "         \
   "sigsegv.update_mremap, sigsegv.update_mprotect, minor.flip, minor.register, "                   \

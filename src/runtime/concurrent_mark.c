@@ -10,6 +10,7 @@
 #include "backend/backend.h"
 #include "mark/mark.h"
 #include "os/cancel.h"
+#include "os/inject.h"
 #include "os/log.h"
 #include "os/signals.h"
 #include "os/time.h"
@@ -70,6 +71,7 @@ typedef struct ugc_cmark {
   /* What the last marking found live (objects allocated black not included): the scan
    * work the next one expects, for the mutator assists' pacing. 0 before the first. */
   size_t last_marked;
+  uint64_t plan_rounds; /* extensions of the plan between the pauses, all cycles (atomic) */
 } ugc_cmark;
 
 /* ---- the cycle ---- */
@@ -185,27 +187,39 @@ void ugc_cmark_medium_allocated(ugc_heap *heap, uintptr_t hdr, size_t total) {
   heap->cmark->black_medium_bytes += total;
 }
 
+/* The TLABs retired so far, for mark_taken. Heap lock held. */
+static black_ranges take_retired_locked(ugc_cmark *c) {
+  black_ranges taken = c->pending;
+  memset(&c->pending, 0, sizeof c->pending);
+  return taken;
+}
+
+/* Marks the objects of `taken` (collector thread, or the pause) and frees the list. Returns
+ * the bytes marked. */
+static size_t mark_taken(ugc_heap *heap, black_ranges *taken) {
+  size_t bytes = 0;
+  for (size_t i = 0; i < taken->count; i++)
+    bytes += mark_objects_in(heap, taken->items[i].start, taken->items[i].end);
+  free(taken->items);
+  heap->cmark->black_tlab_bytes += bytes;
+  return bytes;
+}
+
 /* Marks the objects of the TLABs retired so far (`locked`: in a pause, heap lock held;
  * otherwise while mutators run). Their headers were written before the retiring thread
  * released the heap lock; only slots change since. Returns the bytes marked. */
 static size_t mark_retired_tlabs(ugc_heap *heap, bool locked) {
-  ugc_cmark *c = heap->cmark;
   if (!locked)
     pthread_mutex_lock(&heap->lock);
-  black_ranges taken = c->pending;
-  memset(&c->pending, 0, sizeof c->pending);
+  black_ranges taken = take_retired_locked(heap->cmark);
   if (!locked)
     pthread_mutex_unlock(&heap->lock);
-  size_t bytes = 0;
-  for (size_t i = 0; i < taken.count; i++)
-    bytes += mark_objects_in(heap, taken.items[i].start, taken.items[i].end);
-  free(taken.items);
-  c->black_tlab_bytes += bytes;
-  return bytes;
+  return mark_taken(heap, &taken);
 }
 
 typedef struct cycle_times {
   uint64_t initial_ns, concurrent_ns, remark_ns, pause_black_ns, between_ns;
+  unsigned plan_rounds; /* extensions of the plan between the pauses */
 } cycle_times;
 
 /* Pads the moving space's top to a page boundary with a filler: the plan computed while
@@ -253,10 +267,94 @@ static uintptr_t remark_pause(ugc_heap *heap, ugc_marker *marker, ugc_mark_total
   return pad_top_to_page(&heap->moving);
 }
 
+/* Extending the plan in rounds (docs/design.md, "Extending the plan in rounds"): the
+ * compaction pause only has to mark and plan what was allocated after the last round. */
+#define PLAN_ROUNDS 8                               /* each over what the last one's took */
+#define PLAN_ROUNDS_LEFT_BYTES ((uintptr_t)1 << 20) /* less left: the pause does the rest */
+#define PLAN_SMALL_ROUND_BYTES ((uintptr_t)3 * UGC_PAGE_SIZE) /* plan.small_rounds */
+#define PLAN_SMALL_ROUNDS 100000
+
+/* The lowest start of a TLAB a mutator still allocates in, or the top when none is open
+ * below it. Below it every TLAB has been retired, so it is pending or marked already, and
+ * every medium object has its bits (set at allocation). sp_lock (the list of mutators) and
+ * heap lock (tlab_start, written only under it) held. */
+static uintptr_t open_tlabs_low(ugc_heap *heap) {
+  uintptr_t low = heap->moving.top;
+  for (ugc_mutator *m = heap->mutators_head; m; m = m->next)
+    if (m->tlab_start && m->tlab_start < low)
+      low = m->tlab_start;
+  return low;
+}
+
+/* Extends the plan from plan_top towards the top while mutators run, in rounds. A round
+ * takes, under both locks, the lowest open TLAB's start L and the list of retired TLABs,
+ * marks those, and extends the plan to the highest page boundary B <= L that no live object
+ * crosses (ugc_compact_plan_extend_boundary). That is sound because the bitmaps below L are
+ * final once the taken TLABs are marked:
+ *  - a TLAB below L was retired before the locks were taken: its range was in the list
+ *    taken now or in one an earlier round (or the marking since the remark) marked;
+ *  - a TLAB retired after the locks were released starts at L or above (it was open), so
+ *    it lies past B and waits in `pending` for the next round or the pause;
+ *  - a medium object below L got its bits when it was bumped, under the heap lock, before
+ *    the locks were taken here; one bumped later lies at the top or above, past L, and the
+ *    bits a mutator sets for it share no bitmap word with the region (B is page aligned);
+ *  - the extension reads only bitmap words below B and the plan, which nothing else reads
+ *    or writes until the compaction pause (no compaction is in flight: run_cycle waited for
+ *    the last one, and this thread starts them).
+ * Pins: a pin made after the snapshot, or a pinned object at or above plan_top, makes the
+ * pause plan again from scratch (compaction_pause), whatever the rounds did; the rounds
+ * stop as soon as they see one, there being no use in extending a plan that is dropped.
+ * Rounds stop when less than PLAN_ROUNDS_LEFT_BYTES is left above B, when a round gains
+ * nothing (a mutator keeps a TLAB open low: the pause does the rest, as without rounds)
+ * or after PLAN_ROUNDS. Returns the rounds that extended the plan. */
+static unsigned extend_plan_in_rounds(ugc_heap *heap, uintptr_t plan_top) {
+  ugc_compact_plan *plan = &heap->plan;
+  bool small = ugc_inject("plan.small_rounds");
+  unsigned rounds = 0, max_rounds = small ? PLAN_SMALL_ROUNDS : PLAN_ROUNDS;
+  while (rounds < max_rounds) {
+    pthread_mutex_lock(&heap->sp_lock); /* sp_lock before the heap lock (mutator.c) */
+    ugc_wait_pause_end_locked(heap, "the plan's rounds");
+    pthread_mutex_lock(&heap->lock);
+    bool replan = ugc_pins_changed(heap) || ugc_pins_at_or_above(heap, plan_top);
+    uintptr_t limit = open_tlabs_low(heap), top = heap->moving.top;
+    black_ranges taken = take_retired_locked(heap->cmark);
+    pthread_mutex_unlock(&heap->lock);
+    pthread_mutex_unlock(&heap->sp_lock);
+    mark_taken(heap, &taken);
+    if (replan)
+      break;
+    /* plan.small_rounds: the first boundary past steps of 3 pages (an object longer than
+     * that crosses some of them: then a step further). */
+    uintptr_t to = plan->old_top;
+    for (uintptr_t cap = plan->old_top; to <= plan->old_top && cap < limit;) {
+      cap = small && limit - cap > PLAN_SMALL_ROUND_BYTES ? cap + PLAN_SMALL_ROUND_BYTES : limit;
+      to = ugc_compact_plan_extend_boundary(plan, cap);
+    }
+    if (to <= plan->old_top || ugc_compact_plan_extend(plan, to) != 0)
+      break;
+    rounds++;
+    if (!small && top - to < PLAN_ROUNDS_LEFT_BYTES)
+      break;
+  }
+  return rounds;
+}
+
+/* What mutators allocated since the plan, before the compaction pause: the plan extended
+ * over it in rounds, then the TLABs retired meanwhile marked. The less is left, the shorter
+ * the pause. Returns the rounds. */
+static unsigned catch_up(ugc_heap *heap, uintptr_t plan_top, const ugc_cycle_work *work) {
+  unsigned rounds = plan_top && work->planned ? extend_plan_in_rounds(heap, plan_top) : 0;
+  __atomic_fetch_add(&heap->cmark->plan_rounds, rounds, __ATOMIC_RELAXED);
+  for (int round = 0; round < 4 && mark_retired_tlabs(heap, false); round++)
+    ;
+  return rounds;
+}
+
 /* Between the remark and the compaction pause, while mutators run (and keep allocating
  * black): the retired TLABs below plan_top get their bits, the non-moving and large
- * spaces are swept, the plan is computed from the now final bitmaps below plan_top. */
-static void between_pauses(ugc_heap *heap, uintptr_t plan_top, ugc_cycle_work *work) {
+ * spaces are swept, the plan is computed from the now final bitmaps below plan_top and
+ * extended in rounds over what mutators allocated meanwhile. Returns the rounds. */
+static unsigned between_pauses(ugc_heap *heap, uintptr_t plan_top, ugc_cycle_work *work) {
   ugc_cmark *c = heap->cmark;
   pthread_mutex_lock(&c->lock);
   void (*hook)(void *) = c->between_pauses;
@@ -280,14 +378,12 @@ static void between_pauses(ugc_heap *heap, uintptr_t plan_top, ugc_cycle_work *w
   pthread_mutex_unlock(&c->lock);
   if (hook)
     hook(hook_data);
-  /* What mutators retired meanwhile: the less is left, the shorter the compaction pause. */
-  for (int round = 0; round < 4 && mark_retired_tlabs(heap, false); round++)
-    ;
+  return catch_up(heap, plan_top, work);
 }
 
 /* Compaction pause: the last TLABs get their bits, the plan is extended over what was
- * allocated since plan_top, then references, hand-off and the cycle's statistics. World
- * stopped, heap lock held. */
+ * allocated since its last round (or since plan_top), then references, hand-off and the cycle's
+ * statistics. World stopped, heap lock held. */
 static void compaction_pause(ugc_heap *heap, uintptr_t plan_top, ugc_mark_totals *totals,
                              ugc_cycle_work *work, const ugc_cycle_clock *clock,
                              cycle_times *times) {
@@ -304,11 +400,17 @@ static void compaction_pause(ugc_heap *heap, uintptr_t plan_top, ugc_mark_totals
    * was allocated above plan_top (black) and pinned before it, which the extension would
    * slide (stress/test_pin_io[copy,thread] saw a pinned object move 2 pages down, and the
    * read(2) into it overwrite the headers of the objects that took its place). */
+  size_t in_pause_planned = 0; /* bytes the pause plans, for the trace line */
   if (!plan_top || ugc_pins_changed(heap) || ugc_pins_at_or_above(heap, plan_top)) {
+    in_pause_planned = space->top - space->base;
     ugc_pins_snapshot(heap, plan_top);
     ugc_collect_plan(heap, space->top, 0, work);
-  } else if (work->planned && ugc_compact_plan_extend(&heap->plan, space->top) != 0) {
-    ugc_collect_plan(heap, space->top, 0, work); /* cannot happen with reserve_top */
+  } else if (work->planned) {
+    in_pause_planned = space->top - heap->plan.old_top; /* after the last round */
+    if (ugc_compact_plan_extend(&heap->plan, space->top) != 0) {
+      in_pause_planned = space->top - space->base;
+      ugc_collect_plan(heap, space->top, 0, work); /* cannot happen with reserve_top */
+    }
   }
   uint64_t plan_end = ugc_now_ns();
   work->plan_ns += plan_end - plan_start;
@@ -319,9 +421,10 @@ static void compaction_pause(ugc_heap *heap, uintptr_t plan_top, ugc_mark_totals
   work->used_before = space->top - space->base;
   c->marked_top = space->top;
   snprintf(heap->cycle_note, sizeof heap->cycle_note,
-           " concurrent(marking=%.2fms black=%.1fMiB after-remark=%.2fms in-pause=%.2fms)",
+           " concurrent(marking=%.2fms black=%.1fMiB after-remark=%.2fms plan-rounds=%u "
+           "in-pause=%.2fms in-pause-planned=%.1fMiB)",
            times->concurrent_ns / 1e6, black / 1048576.0, times->between_ns / 1e6,
-           times->pause_black_ns / 1e6);
+           times->plan_rounds, times->pause_black_ns / 1e6, in_pause_planned / 1048576.0);
   ugc_collect_compact_locked(heap, totals, work, clock);
 }
 
@@ -387,10 +490,13 @@ static void run_cycle(ugc_heap *heap) {
 
   ugc_cycle_work work = {.initial_ns = times.initial_ns, .remark_ns = times.remark_ns};
   uint64_t between_start = ugc_now_ns();
-  between_pauses(heap, plan_top, &work);
-  times.between_ns = ugc_now_ns() - between_start;
-  if (heap->backend->compact_prepare) /* no compaction in flight: this thread starts them */
+  times.plan_rounds = between_pauses(heap, plan_top, &work);
+  if (heap->backend->compact_prepare) { /* no compaction in flight: this thread starts them */
     heap->backend->compact_prepare(heap);
+    /* Freeing from-space can take milliseconds, during which mutators allocate. */
+    times.plan_rounds += catch_up(heap, plan_top, &work);
+  }
+  times.between_ns = ugc_now_ns() - between_start;
 
   uint64_t compaction_start = pause_begin(heap);
   heap->stats.plan_concurrent_ns += times.between_ns;
@@ -413,6 +519,10 @@ void ugc_cmark_set_between_pauses_hook(ugc_heap *heap, void (*hook)(void *), voi
   c->between_pauses = hook;
   c->between_pauses_data = data;
   pthread_mutex_unlock(&c->lock);
+}
+
+uint64_t ugc_cmark_plan_rounds(ugc_heap *heap) {
+  return heap->cmark ? __atomic_load_n(&heap->cmark->plan_rounds, __ATOMIC_RELAXED) : 0;
 }
 
 void ugc_cmark_set_after_plan_hook(ugc_heap *heap, void (*hook)(void *), void *data) {

@@ -2,8 +2,9 @@
  *
  *   initial pause (roots, barrier on) -> marking while mutators run -> remark pause (the
  *   barrier's buffers, roots again, weak slots) -> while mutators run: objects allocated
- *   so far get their bits, sweeping, the plan -> compaction pause (the last allocations'
- *   bits, the plan extended over them, references, backend hand-off)
+ *   so far get their bits, sweeping, the plan, then the plan extended in rounds over what
+ *   mutators allocate meanwhile -> compaction pause (the last allocations' bits, the plan
+ *   extended over them, references, backend hand-off)
  *
  * Mutators ask for cycles (allocation past the trigger, ugc_collect) and keep running;
  * one that needs memory the cycle has not freed yet waits in a blocking region. */
@@ -44,6 +45,10 @@ void ugc_cmark_set_between_pauses_hook(ugc_heap *heap, void (*hook)(void *), voi
 /* Test hook: `hook(data)` runs on the collector thread once the plan has been computed
  * between the pauses, while mutators run (NULL removes it). */
 void ugc_cmark_set_after_plan_hook(ugc_heap *heap, void (*hook)(void *), void *data);
+
+/* Test hook: how many times the plan was extended between the pauses (rounds, all cycles
+ * so far; 0 without concurrent marking). */
+uint64_t ugc_cmark_plan_rounds(ugc_heap *heap);
 
 /* A mutator detaching: its barrier buffer goes to the marker. sp_lock and heap lock held. */
 void ugc_cmark_mutator_detach(ugc_mutator *mutator);

@@ -6,7 +6,10 @@
  * one), a non-moving node, large arrays (one inside a reserved sequence, held only by a
  * new node); then one mutator takes the graph digest.
  * After the cycle (its compaction included) the digest must be the same, the verifier
- * clean, every chain intact, and some burst objects must have moved.
+ * clean, every chain intact, and some burst objects must have moved. The plan is extended
+ * over the bursts between the pauses in rounds, where the mutators' open TLABs allow it;
+ * with UFFDGC_INJECT=plan.small_rounds in rounds of 3 pages (many per window), each of whose
+ * boundaries a wrong extension would mis-forward across.
  *
  * UGC_TEST_ITERATIONS (default 30) windows, UGC_TEST_THREADS mutators (2). */
 #include <pthread.h>
@@ -230,6 +233,12 @@ int main(void) {
     windows = (unsigned)atoi(text);
   if ((text = getenv("UGC_TEST_THREADS")) && atoi(text) > 0)
     nthreads = atoi(text) < MAX_THREADS ? atoi(text) : MAX_THREADS;
+  text = getenv("UFFDGC_INJECT");
+  bool small_rounds = text && strstr(text, "plan.small_rounds");
+#if defined(UGC_NO_FAULT_INJECTION)
+  if (small_rounds)
+    SKIP("fault injection is compiled out of this build (UGC_FAULT_INJECTION=OFF)");
+#endif
   ugc_config config = fixture_config((size_t)256 << 20, 0);
   config.verify = 1;
   heap = fixture_heap(&config);
@@ -266,17 +275,20 @@ int main(void) {
   ugc_cmark_set_between_pauses_hook(heap, NULL, NULL);
 
   ugc_stats_get(heap, &stats);
-  printf("alloc_between_pauses: %llu cycles, %lu windows filled (%lu timed out), %lu chain "
-         "heads moved, %llu bytes allocated black, %lu digest mismatches, %llu verifier "
-         "problems\n",
+  uint64_t plan_rounds = ugc_cmark_plan_rounds(heap);
+  printf("alloc_between_pauses: %llu cycles, %lu windows filled (%lu timed out), %llu plan "
+         "rounds, %lu chain heads moved, %llu bytes allocated black, %lu digest mismatches, "
+         "%llu verifier problems\n",
          (unsigned long long)stats.cycles, atomic_load(&windows_complete),
-         atomic_load(&windows_timed_out), atomic_load(&moved_heads),
-         (unsigned long long)stats.mark_black_bytes, atomic_load(&digest_mismatches),
-         (unsigned long long)stats.verify_failures);
+         atomic_load(&windows_timed_out), (unsigned long long)plan_rounds,
+         atomic_load(&moved_heads), (unsigned long long)stats.mark_black_bytes,
+         atomic_load(&digest_mismatches), (unsigned long long)stats.verify_failures);
   CHECK(atomic_load(&windows_complete) >= windows);
   CHECK_EQ_U64(atomic_load(&digest_mismatches), 0);
   CHECK_EQ_U64(stats.verify_failures, 0);
   CHECK(atomic_load(&moved_heads) > 0);
+  if (small_rounds) /* a few hundred KiB below the open TLABs in every window */
+    CHECK(plan_rounds >= (uint64_t)windows * 4);
   CHECK(stats.mark_black_bytes >= (uint64_t)windows * nthreads * CHAIN_NODES * 32);
   ugc_heap_destroy(heap);
   TEST_DONE();

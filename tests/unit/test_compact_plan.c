@@ -241,6 +241,85 @@ static void test_extend(void) {
   synth_free(&h);
 }
 
+/* Page boundaries of h that no live object crosses, as page numbers, ascending. */
+static size_t cut_candidates(const synth_heap *h, size_t *cut_pages) {
+  size_t pages = (h->old_top - h->base) / 4096, cuts = 0;
+  for (size_t page = 0, i = 0; page <= pages; page++) {
+    uintptr_t cut = h->base + page * 4096;
+    while (i < h->count && h->objs[i].hdr + h->objs[i].total <= cut)
+      i++;
+    if (i == h->count || h->objs[i].hdr >= cut || !h->objs[i].live)
+      cut_pages[cuts++] = page;
+  }
+  return cuts;
+}
+
+/* The plan extended in rounds, as concurrent marking does between its pauses: computed up
+ * to a first cut, then extended to ugc_compact_plan_extend_boundary of random limits (each
+ * checked against the candidates: the highest one at or below the limit), then to old_top.
+ * It must forward like the plan extended once (the model of test_extend). */
+static void test_extend_rounds(void) {
+  size_t multi_round = 0;
+  for (uint64_t seed = 0; seed < 2000; seed++) {
+    synth_params p = random_params(seed);
+    synth_heap h;
+    synth_build(&h, &p, seed);
+    size_t *cut_pages = malloc(((h.old_top - h.base) / 4096 + 1) * sizeof *cut_pages);
+    REQUIRE(cut_pages);
+    size_t cuts = cut_candidates(&h, cut_pages);
+    uint64_t rng = seed + 23;
+    ugc_compact_plan_free(&h.plan);
+    h.plan.whole_slides = false;
+    h.whole = 0;
+    h.whole_pages = h.pad_bytes = 0;
+    memset(h.pad_words, 0, ((h.old_top - h.base + 4095) / 4096 + 2) * sizeof *h.pad_words);
+    h.plan.old_top = h.base + 4096 * cut_pages[rng_below(&rng, cuts)];
+    h.plan.reserve_top = h.old_top;
+    REQUIRE(ugc_compact_plan_compute(&h.plan) == 0);
+    size_t rounds = 0;
+    for (int round = 0; round < 6 && h.plan.old_top < h.old_top; round++) {
+      uintptr_t limit = h.plan.old_top + rng_below(&rng, h.old_top - h.plan.old_top + 1);
+      uintptr_t expected = h.plan.old_top;
+      for (size_t c = 0; c < cuts; c++) {
+        uintptr_t cut = h.base + 4096 * cut_pages[c];
+        if (cut >= h.plan.old_top && cut <= limit)
+          expected = cut;
+      }
+      uintptr_t from = h.plan.old_top, to = ugc_compact_plan_extend_boundary(&h.plan, limit);
+      CHECK_EQ_U64(to, expected);
+      REQUIRE(ugc_compact_plan_extend(&h.plan, to) == 0);
+      CHECK_EQ_U64(h.plan.old_top, to);
+      rounds += to > from;
+    }
+    free(cut_pages);
+    REQUIRE(ugc_compact_plan_extend(&h.plan, h.old_top) == 0);
+    h.dense_end = h.plan.dense_end;
+    uintptr_t cursor = h.dense_end;
+    for (size_t i = 0; i < h.count; i++) {
+      synth_obj *o = &h.objs[i];
+      if (!o->live)
+        continue;
+      if (o->hdr < h.dense_end) {
+        o->new_hdr = o->hdr;
+        if (o->hdr + o->total > cursor)
+          cursor = o->hdr + o->total;
+      } else {
+        o->new_hdr = cursor;
+        cursor += o->total;
+      }
+    }
+    h.new_top = cursor;
+    synth_check_plan(&h);
+    check_forwarding(&h, seed);
+    synth_build_all_random(&h, seed); /* and the pages built from it hold the right heap */
+    CHECK_EQ_U64(synth_verify(&h), 0);
+    multi_round += rounds > 1;
+    synth_free(&h);
+  }
+  printf("info: %zu plans extended in more than one round\n", multi_round);
+  CHECK(multi_round > 250);
+}
+
 /* One plan reused across "cycles" of different sizes gives the same answers as fresh ones. */
 static void test_table_reuse(void) {
   ugc_compact_plan reused = {0};
@@ -584,6 +663,7 @@ int main(void) {
   test_table_reuse();
   test_edges();
   test_extend();
+  test_extend_rounds();
   test_padding_stays_in_place();
   TEST_DONE();
 }
