@@ -60,7 +60,9 @@ static inline uintptr_t ugc_moving_space_bump(ugc_moving_space *space, size_t by
   if (bytes > space->limit - space->top)
     return 0;
   uintptr_t start = space->top;
-  space->top += bytes;
+  /* Relaxed store: the concurrent marker reads top without the heap lock (ugc_heap_lookup;
+   * a stale value only hides objects allocated black since). */
+  __atomic_store_n(&space->top, start + bytes, __ATOMIC_RELAXED);
   return start;
 }
 

@@ -252,13 +252,17 @@ typedef enum ugc_ref_kind {
  * moving space); the verifier does the exact object-start check. */
 static inline ugc_ref_kind ugc_heap_lookup(const ugc_heap *heap, uintptr_t ref) {
   uintptr_t hdr = ref - UGC_HEADER_BYTES;
-  if (ref - heap->moving.base - UGC_HEADER_BYTES < heap->moving.top - heap->moving.base) {
+  /* Concurrent marking calls this without the heap lock while mutators bump top (relaxed
+   * store, ugc_moving_space_bump): one relaxed load; objects above a stale top are new,
+   * allocated black. */
+  uintptr_t top = __atomic_load_n(&heap->moving.top, __ATOMIC_RELAXED);
+  if (ref - heap->moving.base - UGC_HEADER_BYTES < top - heap->moving.base) {
     if (ref & 7)
       return UGC_REF_BAD;
     uint64_t header = ugc_header_load(hdr);
     ugc_type_id type = ugc_header_type(header);
     if (type == UGC_FILLER_TYPE || type >= ugc_type_count(&heap->types) ||
-        ugc_header_total(header) > heap->moving.top - hdr)
+        ugc_header_total(header) > top - hdr)
       return UGC_REF_BAD;
     return UGC_REF_MOVING;
   }
