@@ -90,8 +90,10 @@ void ugc_compact_threads_start_deferred(ugc_compact_threads *t) {
       unstarted = t->deferred_job;
   }
   pthread_mutex_unlock(&t->kick_lock);
-  if (unstarted) /* no thread could be started: done here, still correct, just slower */
+  if (unstarted) { /* no thread could be started: done here, still correct, just slower */
+    ugc_warn("compaction: no GC thread could be started; this thread builds the pages");
     run_here(t, unstarted);
+  }
 }
 
 void ugc_compact_threads_run_deferred_here(ugc_compact_threads *t) {
