@@ -177,6 +177,27 @@ static void test_random_heaps(void) {
 /* A plan computed over [base, cut) (cut page aligned, no live object across it) and then
  * extended to old_top forwards like one whose dense prefix is the one found below cut and
  * whose slid region runs on to old_top: the objects past cut slide after the others. */
+
+/* The expected outcome with the plan's dense prefix: objects below it stay, the live ones
+ * above slide down in order from the end of the prefix (or of an object straddling it). */
+static void expect_slide_above_dense_prefix(synth_heap *h) {
+  h->dense_end = h->plan.dense_end;
+  uintptr_t cursor = h->dense_end;
+  for (size_t i = 0; i < h->count; i++) {
+    synth_obj *o = &h->objs[i];
+    if (!o->live)
+      continue;
+    if (o->hdr < h->dense_end) {
+      o->new_hdr = o->hdr;
+      if (o->hdr + o->total > cursor)
+        cursor = o->hdr + o->total;
+    } else {
+      o->new_hdr = cursor;
+      cursor += o->total;
+    }
+  }
+  h->new_top = cursor;
+}
 static void test_extend(void) {
   size_t extended = 0;
   for (uint64_t seed = 0; seed < 3000; seed++) {
@@ -209,22 +230,7 @@ static void test_extend(void) {
     REQUIRE(ugc_compact_plan_extend(&h.plan, h.old_top) == 0);
     CHECK_EQ_U64(h.plan.old_top, h.old_top);
     /* The expected outcome with that dense prefix. */
-    h.dense_end = h.plan.dense_end;
-    uintptr_t cursor = h.dense_end;
-    for (size_t i = 0; i < h.count; i++) {
-      synth_obj *o = &h.objs[i];
-      if (!o->live)
-        continue;
-      if (o->hdr < h.dense_end) {
-        o->new_hdr = o->hdr;
-        if (o->hdr + o->total > cursor)
-          cursor = o->hdr + o->total;
-      } else {
-        o->new_hdr = cursor;
-        cursor += o->total;
-      }
-    }
-    h.new_top = cursor;
+    expect_slide_above_dense_prefix(&h);
     synth_check_plan(&h);
     check_forwarding(&h, seed);
     extended += cut < h.old_top;
@@ -293,22 +299,7 @@ static void test_extend_rounds(void) {
     }
     free(cut_pages);
     REQUIRE(ugc_compact_plan_extend(&h.plan, h.old_top) == 0);
-    h.dense_end = h.plan.dense_end;
-    uintptr_t cursor = h.dense_end;
-    for (size_t i = 0; i < h.count; i++) {
-      synth_obj *o = &h.objs[i];
-      if (!o->live)
-        continue;
-      if (o->hdr < h.dense_end) {
-        o->new_hdr = o->hdr;
-        if (o->hdr + o->total > cursor)
-          cursor = o->hdr + o->total;
-      } else {
-        o->new_hdr = cursor;
-        cursor += o->total;
-      }
-    }
-    h.new_top = cursor;
+    expect_slide_above_dense_prefix(&h);
     synth_check_plan(&h);
     check_forwarding(&h, seed);
     synth_build_all_random(&h, seed); /* and the pages built from it hold the right heap */
