@@ -439,6 +439,10 @@ typedef struct ugc_compaction_stats {
    * (built by GC threads, or by mutators that touched them first), and pages of them that a
    * failed hand-off or a backend that compacts in the pause updated in the pause. */
   uint64_t update_pages_by_gc, update_pages_by_mutator, update_pages_in_pause;
+  /* Compactions a concurrent backend did in the pause, as the stw backend does: its hand-off
+   * could not be made (a kernel error, no memory), or (sigsegv, minor) pinned objects' pages
+   * had to keep their physical pages (docs/api.md, "Pinning"). */
+  uint64_t compactions_in_pause;
   /* sigsegv backend: mprotect calls that published built pages; the most mappings the
    * heap's protected part was split into during one compaction; runs extended down to a
    * published page to save mappings, and cycles that had to (near vm.max_map_count). */

@@ -45,7 +45,8 @@
  * shared memory). A child maps the files: neither process writes them in place nor punches
  * them afterwards. System calls that touch a page not built yet fail with EFAULT under
  * SIGBUS delivery (ugc_heap_syscalls_may_fault). If the flip or the registration fails, the
- * cycle compacts in the pause with the stw backend instead: slower, never wrong. */
+ * cycle compacts in the pause with the stw backend instead: slower, never wrong; so does a
+ * cycle with pinned objects' pages (see minor_compact_start). */
 #include <errno.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -445,6 +446,14 @@ static int minor_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   size_t data_bytes = plan->page_count * UGC_PAGE_SIZE;
   if (reopen_after_fork(backend) != 0)
     return compact_in_pause(backend, plan);
+  /* Pinned objects' pages (the plan's held spans) must keep their physical pages: a thread
+   * the pause does not stop may be writing into one with a system call, and the flip gives
+   * the heap view pages of another file (a page the old view's copy-on-write copy or the
+   * old file held is read once, at its build; a write after that is lost). The file views
+   * cannot keep single old pages in place yet, so such a cycle compacts in the pause, as
+   * stw does: held pages never leave the heap range there (docs/api.md, "Pinning"). */
+  if (plan->held_count)
+    return compact_in_pause(backend, plan);
   if (backend->sigbus_delivery)
     ugc_heap_signals_check(heap);
   uint64_t handoff_start = ugc_now_ns();
@@ -506,7 +515,6 @@ static int minor_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   }
   backend->plan = plan;
   atomic_store(&backend->retries, 0);
-  ugc_concurrent_build_fixed(&backend->concurrent, NULL); /* pinned objects: mapped now */
   /* Large objects and the non-moving space are anonymous memory: protected with the same
    * descriptor and delivery, mapped with UFFDIO_COPY (backend/copy_update.c). */
   uint64_t update_start = ugc_now_ns();

@@ -22,9 +22,9 @@
  * run never adds a mapping, so the cycle finishes with larger runs instead of failing.
  *
  * System calls that touch a page not built yet fail with EFAULT: the kernel does not raise
- * SIGSEGV for an access from kernel mode (ugc_heap_syscalls_may_fault says so). Pinned
- * objects' pages (the plan's held spans) never are: the new heap view is staged away from
- * the heap range, they are built and published there, and only then does it move in.
+ * SIGSEGV for an access from kernel mode (ugc_heap_syscalls_may_fault says so). A cycle
+ * with pinned objects' pages (the plan's held spans) compacts in the pause instead (see
+ * sigsegv_compact_start): the flip would give those pages new physical pages.
  * If the flip fails (memfd, mremap, mmap), the cycle compacts in the pause with the stw
  * backend instead: slower, never wrong. */
 #include <errno.h>
@@ -77,9 +77,6 @@ typedef struct sigsegv_backend {
   _Atomic long vmas_peak;
   long headroom; /* new mappings this process may still create (estimate) */
   _Atomic bool merging;
-  /* While the new view is staged (the compaction pause builds pinned objects' pages before
-   * it moves into the heap range): staged view address minus heap address; else 0. */
-  intptr_t staged_delta;
 } sigsegv_backend;
 
 /* ---- mapping accounting ------------------------------------------------------------------ */
@@ -158,8 +155,7 @@ static ugc_map_result sigsegv_publish(void *ctx, uintptr_t dst, const void *src,
   int err = 0;
   if (ugc_inject("sigsegv.mprotect"))
     err = ENOMEM;
-  else if (mprotect((void *)(dst + (uintptr_t)backend->staged_delta), bytes,
-                    PROT_READ | PROT_WRITE) != 0)
+  else if (mprotect((void *)dst, bytes, PROT_READ | PROT_WRITE) != 0)
     err = errno;
   if (err == ENOMEM || err == EAGAIN) {
     atomic_store(&backend->merging, true);
@@ -270,21 +266,21 @@ static int compact_in_pause(sigsegv_backend *backend, ugc_compact_plan *plan) {
   return rc;
 }
 
-/* Where the staged view's file part may be split: the pinned pages published there. */
-static uintptr_t next_held_boundary(void *ctx, uintptr_t address) {
-  const ugc_compact_plan *plan = ctx;
-  const ugc_fixed_range *span = ugc_compact_held_at(plan, address);
-  return span ? span->end : ugc_compact_next_held(plan, address + 1);
-}
-
 static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   sigsegv_backend *backend = heap->backend_data;
   size_t data_bytes = plan->page_count * UGC_PAGE_SIZE;
   backend->owner_pid = getpid(); /* a fork child compacts its own copy */
   ugc_heap_signals_check(heap);
+  /* Pinned objects' pages (the plan's held spans) must keep their physical pages: a thread
+   * the pause does not stop may be writing into one with a system call, and the flip gives
+   * the heap view pages of another file (a page the old view's copy-on-write copy or the
+   * old file held is read once, at its build; a write after that is lost). The file views
+   * cannot keep single old pages in place yet, so such a cycle compacts in the pause, as
+   * stw does: held pages never leave the heap range there (docs/api.md, "Pinning"). */
+  if (plan->held_count)
+    return compact_in_pause(backend, plan);
   uint64_t handoff_start = ugc_now_ns();
-  int rc =
-      ugc_inject("sigsegv.flip") ? -ENOMEM : ugc_file_space_stage(&backend->space, data_bytes, 0);
+  int rc = ugc_inject("sigsegv.flip") ? -ENOMEM : ugc_file_space_flip(&backend->space, data_bytes);
   if (rc != 0) {
     ugc_warn("sigsegv backend: mapping the heap for the compaction failed (%s); compacting in "
              "the pause",
@@ -296,7 +292,6 @@ static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   if (handoff_ns > heap->stats.compaction.handoff_max_ns)
     heap->stats.compaction.handoff_max_ns = handoff_ns;
   if (!data_bytes) { /* nothing survived: the old views just go */
-    ugc_file_space_install(&backend->space, NULL, NULL);
     ugc_file_space_finish(&backend->space);
     return 0;
   }
@@ -321,13 +316,6 @@ static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   atomic_store(&backend->vmas, 1);
   atomic_store(&backend->vmas_peak, 1);
   atomic_store(&backend->merging, backend->headroom < MERGE_THRESHOLD);
-  /* Pinned objects' pages are built and published in the staged view, so that they arrive
-   * in the heap range readable and writable: a system call another thread is making into a
-   * pinned object (a thread the pause does not stop) never meets them PROT_NONE. */
-  backend->staged_delta = (intptr_t)(backend->space.staged - backend->space.base);
-  ugc_concurrent_build_fixed(&backend->concurrent, NULL);
-  backend->staged_delta = 0;
-  ugc_file_space_install(&backend->space, next_held_boundary, (void *)plan);
   uint64_t update_start = ugc_now_ns(); /* more kernel work of the pause */
   ugc_sigsegv_update_start(&backend->update, &heap->update_pages);
   uint64_t update_ns = ugc_now_ns() - update_start;

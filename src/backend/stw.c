@@ -144,6 +144,8 @@ static int stw_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   ugc_moving_space *space = &heap->moving;
   ugc_compaction_stats *stats = &heap->stats.compaction;
   size_t used = ugc_round_up(plan->old_top - space->base, UGC_PAGE_SIZE);
+  if (heap->backend != &ugc_backend_stw) /* a concurrent backend compacting in the pause */
+    stats->compactions_in_pause++;
   if (!used)
     return 0;
 

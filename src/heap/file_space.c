@@ -147,14 +147,9 @@ int ugc_file_space_flip(ugc_file_space *fs, size_t data_bytes) {
   return ugc_file_space_flip_keeping(fs, data_bytes, 0);
 }
 
-int ugc_file_space_flip_keeping(ugc_file_space *fs, size_t data_bytes, size_t keep_bytes) {
-  int rc = ugc_file_space_stage(fs, data_bytes, keep_bytes);
-  if (rc == 0)
-    ugc_file_space_install(fs, NULL, NULL);
-  return rc;
-}
-
-int ugc_file_space_stage(ugc_file_space *fs, size_t data_bytes, size_t keep_bytes) {
+/* Steps 1 and 2 of the flip, with step 3's mappings made at `staged`: 0, or -errno with
+ * the heap as it was. */
+static int stage(ugc_file_space *fs, size_t data_bytes, size_t keep_bytes) {
   ugc_file_piece next[UGC_FILE_SPACE_MAX_PIECES];
   unsigned count = 0;
   for (size_t offset = 0; offset < keep_bytes; count++) { /* the kept pieces, the last cut */
@@ -208,9 +203,8 @@ int ugc_file_space_stage(ugc_file_space *fs, size_t data_bytes, size_t keep_byte
 }
 
 /* Moves the staged view into the heap range one mapping at a time (mremap takes one
- * mapping): the file part ends a mapping at each piece's end and, when given, where pages
- * were published early (next_split). */
-void ugc_file_space_install(ugc_file_space *fs, ugc_view_split_fn next_split, void *ctx) {
+ * mapping): the file part ends a mapping at each piece's end. Fatal if a move fails. */
+static void install(ugc_file_space *fs) {
   if (!fs->staged)
     return;
   uintptr_t offset = 0;
@@ -218,11 +212,6 @@ void ugc_file_space_install(ugc_file_space *fs, ugc_view_split_fn next_split, vo
     uintptr_t end = fs->reserved_bytes;
     if (offset < fs->file_bytes) {
       end = ugc_file_space_piece_end(fs, fs->base + offset) - fs->base;
-      if (next_split) {
-        uintptr_t split = next_split(ctx, fs->base + offset) - fs->base;
-        if (split > offset && split < end)
-          end = split;
-      }
     }
     if (ugc_remap_move((void *)(fs->staged + offset), (void *)(fs->base + offset), end - offset,
                        NULL) != 0)
@@ -230,6 +219,13 @@ void ugc_file_space_install(ugc_file_space *fs, ugc_view_split_fn next_split, vo
     offset = end;
   }
   fs->staged = 0;
+}
+
+int ugc_file_space_flip_keeping(ugc_file_space *fs, size_t data_bytes, size_t keep_bytes) {
+  int rc = stage(fs, data_bytes, keep_bytes);
+  if (rc == 0)
+    install(fs);
+  return rc;
 }
 
 /* Forgets the old pieces after a compaction or an unflip (their descriptors are closed or

@@ -26,7 +26,7 @@
  *      initialised with protect_data, else readable and writable), and [base + D, base + R)
  *      = fresh anonymous memory, readable and writable. These mappings are made before
  *      step 2 at an address outside the heap (staged) and moved into place (mremap) after
- *      it; in between the caller may build and publish pages in the staged view.
+ *      it, so that the heap range is never without a mapping.
  * From-space is released in chunks (MADV_DONTNEED, and fallocate(PUNCH_HOLE) on the old
  * files' ranges that are not kept, when no fork child may map them) and as a whole at the
  * end, when the files nothing keeps are closed. Mappings per cycle with P' pieces after the
@@ -71,7 +71,7 @@ typedef struct ugc_file_space {
   char *alias; /* MAP_SHARED view of [base, base + file_bytes) while a compaction builds it */
   size_t alias_bytes;
   bool protect_data;   /* the flip maps the new data PROT_NONE (sigsegv) or RW (minor) */
-  uintptr_t staged;    /* where the new heap view waits between stage and install; else 0 */
+  uintptr_t staged;    /* where the new heap view waits during the flip (step 3); else 0 */
   unsigned max_pieces; /* UGC_FILE_SPACE_MAX_PIECES unless a test lowers it */
 } ugc_file_space;
 
@@ -100,23 +100,7 @@ size_t ugc_file_space_keepable(const ugc_file_space *fs, size_t wanted, size_t d
  * them (they are the same pages, unless a mutator's write made a private copy). */
 int ugc_file_space_flip_keeping(ugc_file_space *fs, size_t data_bytes, size_t keep_bytes);
 
-/* The flip in two steps: ugc_file_space_stage does 1 and 2 (0, or -errno with the heap as
- * it was), ugc_file_space_install does 3. In between, the heap range holds the old views'
- * empty sources, and the new view's page at heap address a is at a - base + fs->staged:
- * the caller may build pages and publish them there (pinned objects' pages, so that a
- * system call running in another thread finds them built and accessible as they arrive). */
-int ugc_file_space_stage(ugc_file_space *fs, size_t data_bytes, size_t keep_bytes);
-
-/* Returns the first address after `address` where the staged file view may be split into
- * another mapping (pages published while staged), or any address past its end. */
-typedef uintptr_t (*ugc_view_split_fn)(void *ctx, uintptr_t address);
-
-/* Moves the staged view into the heap range, one mapping at a time (next_split: where the
- * file part's mappings end besides the pieces' ends; NULL: nowhere else). Fatal if a move
- * fails. */
-void ugc_file_space_install(ugc_file_space *fs, ugc_view_split_fn next_split, void *ctx);
-
-/* Undoes a flip (staged or installed) whose compaction did not start (nothing was built in
+/* Undoes a flip whose compaction did not start (nothing was built in
  * the heap view): the old mappings come back from from-space. */
 void ugc_file_space_unflip(ugc_file_space *fs);
 
