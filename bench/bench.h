@@ -80,6 +80,10 @@ typedef struct bench_result {
    * end: marking, pauses, concurrent compaction) overlapped them, and how many cycles
    * overlapped the timed phase. */
   bench_dist unit_during_cycle, unit_idle;
+  /* The units during a cycle that overlapped its compaction (the end of the compaction
+   * pause to the last page mapped: stalls on pages not built yet), a subset of the above;
+   * the others overlapped only marking and the pauses. */
+  bench_dist unit_compacting;
   uint64_t timed_cycles;
   bench_compaction compaction;
   uint64_t live_bytes_peak, heap_used_bytes, rss_peak_bytes, rss_after_gc_bytes;
@@ -113,9 +117,13 @@ typedef struct bench_ctx {
   uint32_t threads_attached; /* shim_attach calls so far: numbers the mutator threads */
   bench_hist *unit_hist;     /* latency workload: unit durations */
   bench_hist *unit_hist_during_cycle, *unit_hist_idle; /* the same, split (see result) */
+  bench_hist *unit_hist_compacting;                    /* see result->unit_compacting */
   /* Bumped by the event listener at every cycle_start and compaction_done: odd while a
    * cycle is in progress (uffdgc only; stays 0 for bdwgc). */
   uint64_t cycle_events;
+  /* Bumped at every pause_done (the cycle's last pause) and compaction_done: odd while a
+   * compaction runs after its pause. */
+  uint64_t compaction_events;
   bench_result *result;
   /* uffdgc: when a workload sets this (a ugc_stats copy), the result's collector
    * statistics come from it instead of from after the driver's final collection. */

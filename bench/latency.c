@@ -11,7 +11,11 @@
  * so that the units allocate about 1.5 heaps per --scale, several cycles at the library's
  * default trigger (live * 2: a quarter of the heap is allocated between cycles here). Each unit
  * is filed as "during a cycle" when a cycle (first pause to end of compaction, by the event
- * listener: ctx->cycle_events is odd meanwhile) overlapped it, else as "idle". */
+ * listener: ctx->cycle_events is odd meanwhile) overlapped it, else as "idle"; those during
+ * a cycle that overlapped its compaction (after its last pause) are also filed apart, as
+ * "compacting": a unit chases 32 random nodes, so in a compaction it meets pages not built
+ * yet, each a stall, while in marking only the barriers, assists and the marker's share of
+ * the CPUs slow it down. */
 #include <time.h>
 
 #include "shim.h"
@@ -96,6 +100,7 @@ int latency_run(bench_ctx *ctx) {
   uint64_t events_before = __atomic_load_n(events, __ATOMIC_ACQUIRE);
   for (uint64_t u = 0; u < units; u++) {
     uint64_t events_start = __atomic_load_n(events, __ATOMIC_ACQUIRE);
+    uint64_t compaction_start = __atomic_load_n(&ctx->compaction_events, __ATOMIC_ACQUIRE);
     uint64_t start = now_ns();
     sink += unit(&s, &table, &rng, garbage);
     shim_safepoint(&s); /* a pause reached here belongs to this unit */
@@ -105,6 +110,9 @@ int latency_run(bench_ctx *ctx) {
         (events_start & 1) || __atomic_load_n(events, __ATOMIC_ACQUIRE) != events_start;
     bench_hist_add(ctx->unit_hist, elapsed);
     bench_hist_add(overlapped ? ctx->unit_hist_during_cycle : ctx->unit_hist_idle, elapsed);
+    if ((compaction_start & 1) ||
+        __atomic_load_n(&ctx->compaction_events, __ATOMIC_ACQUIRE) != compaction_start)
+      bench_hist_add(ctx->unit_hist_compacting, elapsed);
     /* Sampling memory is the bench's own cost: outside the timed unit. */
     if ((u & 4095) == 4095)
       shim_sample_tick(&s);

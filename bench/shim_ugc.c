@@ -16,9 +16,18 @@ static void on_cycle_start(void *data, uint64_t cycle) {
   __atomic_fetch_add(&((bench_ctx *)data)->cycle_events, 1, __ATOMIC_RELEASE);
 }
 
+/* ctx->compaction_events is odd from the end of a cycle's last pause to the end of its
+ * compaction (pause_done comes once per cycle, before compaction_done). */
+static void on_pause_done(void *data, uint64_t cycle, uint64_t pause_ns) {
+  (void)cycle;
+  (void)pause_ns;
+  __atomic_fetch_add(&((bench_ctx *)data)->compaction_events, 1, __ATOMIC_RELEASE);
+}
+
 static void on_compaction_done(void *data, uint64_t cycle, uint64_t concurrent_ns) {
   (void)cycle;
   (void)concurrent_ns;
+  __atomic_fetch_add(&((bench_ctx *)data)->compaction_events, 1, __ATOMIC_RELEASE);
   __atomic_fetch_add(&((bench_ctx *)data)->cycle_events, 1, __ATOMIC_RELEASE);
 }
 
@@ -63,8 +72,10 @@ int bench_ugc_setup(bench_ctx *ctx, const char *backend) {
     ctx->types[BENCH_T_NODE + i] = id;
   }
   ctx->heap = heap;
-  const ugc_event_listener listener = {
-      .data = ctx, .cycle_start = on_cycle_start, .compaction_done = on_compaction_done};
+  const ugc_event_listener listener = {.data = ctx,
+                                       .cycle_start = on_cycle_start,
+                                       .pause_done = on_pause_done,
+                                       .compaction_done = on_compaction_done};
   ugc_set_event_listener(heap, &listener);
   snprintf(ctx->result->backend, sizeof ctx->result->backend, "%s", ugc_heap_backend(heap));
   return 0;
