@@ -242,5 +242,10 @@ foreach(backend copy move)
     ugc_matrix_test("stress/test_alloc_between_pauses[${backend},small_rounds]"
                     test_alloc_between_pauses
                     "UFFDGC_BACKEND=${backend};UFFDGC_INJECT=plan.small_rounds")
+    # A mutator idle in a blocking region with a TLAB open below the bursts: the rounds
+    # retire it for it, or they extend nothing.
+    ugc_matrix_test("stress/test_alloc_between_pauses[${backend},idle]"
+                    test_alloc_between_pauses
+                    "UFFDGC_BACKEND=${backend};UGC_TEST_IDLE_MUTATOR=1")
   endif()
 endforeach()

@@ -286,8 +286,20 @@ static uintptr_t open_tlabs_low(ugc_heap *heap) {
   return low;
 }
 
+/* A mutator in a blocking region cannot allocate until it leaves it, and leaving takes
+ * sp_lock: its TLAB can be retired for it (a filler over the rest, the range to `pending`),
+ * so that an idle thread's TLAB does not hold the rounds below it for the whole window. Not
+ * a thread inside a ugc_reserve sequence (its next allocations must not reach the slow
+ * path). Both locks held. */
+static void retire_blocked_tlabs(ugc_heap *heap) {
+  for (ugc_mutator *m = heap->mutators_head; m; m = m->next)
+    if (m->state == UGC_MUTATOR_BLOCKING && m->tlab_start && !m->reserved)
+      ugc_tlab_retire(m);
+}
+
 /* Extends the plan from plan_top towards the top while mutators run, in rounds. A round
- * takes, under both locks, the lowest open TLAB's start L and the list of retired TLABs,
+ * retires the TLABs of mutators in blocking regions, takes, under both locks, the lowest
+ * open TLAB's start L and the list of retired TLABs,
  * marks those, and extends the plan to the highest page boundary B <= L that no live object
  * crosses (ugc_compact_plan_extend_boundary). That is sound because the bitmaps below L are
  * final once the taken TLABs are marked:
@@ -305,7 +317,8 @@ static uintptr_t open_tlabs_low(ugc_heap *heap) {
  * pause plan again from scratch (compaction_pause), whatever the rounds did; the rounds
  * stop as soon as they see one, there being no use in extending a plan that is dropped.
  * Rounds stop when less than PLAN_ROUNDS_LEFT_BYTES is left above B, when a round gains
- * nothing (a mutator keeps a TLAB open low: the pause does the rest, as without rounds)
+ * nothing (a running mutator keeps a TLAB open low, one that has not allocated since it
+ * opened it: the pause does the rest, as without rounds)
  * or after PLAN_ROUNDS. Returns the rounds that extended the plan. */
 static unsigned extend_plan_in_rounds(ugc_heap *heap, uintptr_t plan_top) {
   ugc_compact_plan *plan = &heap->plan;
@@ -316,6 +329,7 @@ static unsigned extend_plan_in_rounds(ugc_heap *heap, uintptr_t plan_top) {
     ugc_wait_pause_end_locked(heap, "the plan's rounds");
     pthread_mutex_lock(&heap->lock);
     bool replan = ugc_pins_changed(heap) || ugc_pins_at_or_above(heap, plan_top);
+    retire_blocked_tlabs(heap);
     uintptr_t limit = open_tlabs_low(heap), top = heap->moving.top;
     black_ranges taken = take_retired_locked(heap->cmark);
     pthread_mutex_unlock(&heap->lock);

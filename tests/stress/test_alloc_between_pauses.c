@@ -9,7 +9,10 @@
  * clean, every chain intact, and some burst objects must have moved. The plan is extended
  * over the bursts between the pauses in rounds, where the mutators' open TLABs allow it;
  * with UFFDGC_INJECT=plan.small_rounds in rounds of 3 pages (many per window), each of whose
- * boundaries a wrong extension would mis-forward across.
+ * boundaries a wrong extension would mis-forward across. With UGC_TEST_IDLE_MUTATOR=1 one
+ * more mutator allocates at the start of every window and then waits in a blocking region
+ * until the window's cycle is over: its TLAB lies below every burst, so the rounds extend the plan
+ * only if they retire it for it (at least one round per window is required).
  *
  * UGC_TEST_ITERATIONS (default 30) windows, UGC_TEST_THREADS mutators (2). */
 #include <pthread.h>
@@ -47,6 +50,8 @@ static atomic_uint window_gen;
 static atomic_bool window_open, digest_taken, stop_collector;
 static atomic_int bursts_done;
 static atomic_uint checked_gen;
+static bool idle_mutator;          /* UGC_TEST_IDLE_MUTATOR */
+static atomic_uint idle_ready_gen; /* the window in which the idle mutator has blocked */
 static atomic_ulong windows_complete, windows_timed_out, digest_mismatches, moved_heads;
 static void *keep_roots[MAX_THREADS]; /* each thread's array of its live bursts */
 
@@ -182,6 +187,36 @@ static bool cycle_completed(unsigned cycles_before) {
   return stats.cycles > cycles_before;
 }
 
+static bool idle_blocked(unsigned gen) {
+  return atomic_load(&idle_ready_gen) == gen;
+}
+static bool new_window_or_stop(unsigned seen) {
+  return new_window(seen) || atomic_load(&stop_collector);
+}
+
+/* UGC_TEST_IDLE_MUTATOR: opens a TLAB at the start of each window (one small object,
+ * garbage), then sits in a blocking region until thread 0 has checked the window's cycle
+ * (the rounds come after the window closes). */
+static void *idle_main(void *arg) {
+  (void)arg;
+  ugc_mutator *m = fixture_attach(heap);
+  unsigned seen = 0;
+  while (!atomic_load(&stop_collector)) {
+    wait_for(m, new_window_or_stop, seen);
+    if (atomic_load(&stop_collector))
+      break;
+    seen = atomic_load(&window_gen);
+    (void)new_node(m, 0, false);
+    ugc_blocking_enter(m);
+    atomic_store(&idle_ready_gen, seen);
+    while (!window_checked(seen) && !atomic_load(&stop_collector))
+      nanosleep(&(struct timespec){0, 100 * 1000}, NULL);
+    ugc_blocking_leave(m);
+  }
+  ugc_thread_detach(m);
+  return NULL;
+}
+
 static void *mutator_main(void *arg) {
   int thread = (int)(uintptr_t)arg;
   ugc_mutator *m = fixture_attach(heap);
@@ -191,6 +226,8 @@ static void *mutator_main(void *arg) {
     wait_for(m, new_window, seen);
     unsigned gen = atomic_load(&window_gen);
     seen = gen;
+    if (idle_mutator) /* its TLAB first, below the burst */
+      wait_for(m, idle_blocked, gen);
     burst(m, thread, round);
     atomic_fetch_add(&bursts_done, 1);
     if (thread) {
@@ -235,6 +272,7 @@ int main(void) {
     nthreads = atoi(text) < MAX_THREADS ? atoi(text) : MAX_THREADS;
   text = getenv("UFFDGC_INJECT");
   bool small_rounds = text && strstr(text, "plan.small_rounds");
+  idle_mutator = (text = getenv("UGC_TEST_IDLE_MUTATOR")) && atoi(text) > 0;
 #if defined(UGC_NO_FAULT_INJECTION)
   if (small_rounds)
     SKIP("fault injection is compiled out of this build (UGC_FAULT_INJECTION=OFF)");
@@ -260,18 +298,22 @@ int main(void) {
     keep_roots[t] = new_array(m, 1 + KEEP, 0);
   }
   ugc_thread_detach(m);
-  printf("alloc_between_pauses: backend %s, %d mutator(s), %u windows\n", ugc_heap_backend(heap),
-         nthreads, windows);
+  printf("alloc_between_pauses: backend %s, %d mutator(s)%s, %u windows\n", ugc_heap_backend(heap),
+         nthreads, idle_mutator ? " and one idle in a blocking region" : "", windows);
 
   ugc_cmark_set_between_pauses_hook(heap, hold_cycle_between_pauses, NULL);
-  pthread_t collector, mutators[MAX_THREADS];
+  pthread_t collector, idle, mutators[MAX_THREADS];
   for (int t = 0; t < nthreads; t++)
     REQUIRE(pthread_create(&mutators[t], NULL, mutator_main, (void *)(uintptr_t)t) == 0);
+  if (idle_mutator)
+    REQUIRE(pthread_create(&idle, NULL, idle_main, NULL) == 0);
   REQUIRE(pthread_create(&collector, NULL, collector_main, NULL) == 0);
   for (int t = 0; t < nthreads; t++)
     pthread_join(mutators[t], NULL);
   atomic_store(&stop_collector, true);
   pthread_join(collector, NULL);
+  if (idle_mutator)
+    pthread_join(idle, NULL);
   ugc_cmark_set_between_pauses_hook(heap, NULL, NULL);
 
   ugc_stats_get(heap, &stats);
@@ -289,6 +331,8 @@ int main(void) {
   CHECK(atomic_load(&moved_heads) > 0);
   if (small_rounds) /* a few hundred KiB below the open TLABs in every window */
     CHECK(plan_rounds >= (uint64_t)windows * 4);
+  if (idle_mutator) /* the idle thread's TLAB, below every burst, was retired for it */
+    CHECK(plan_rounds >= (uint64_t)windows);
   CHECK(stats.mark_black_bytes >= (uint64_t)windows * nthreads * CHAIN_NODES * 32);
   ugc_heap_destroy(heap);
   TEST_DONE();
