@@ -61,6 +61,7 @@
 #include "backend/backend.h"
 #include "backend/copy_update.h"
 #include "compact/compact_threads.h"
+#include "compact/completion.h"
 #include "compact/concurrent.h"
 #include "heap/file_space.h"
 #include "os/inject.h"
@@ -97,10 +98,8 @@ typedef struct minor_backend {
   ugc_compact_threads threads;
   _Atomic bool compacting;    /* faults in the heap are ours to resolve */
   _Atomic uint32_t resolvers; /* threads inside a fault callback */
-  pthread_mutex_t wait_lock;
-  _Atomic uint64_t kick_generation;
-  _Atomic bool unfinished;
-  _Atomic uint64_t retries; /* CONTINUE calls answered EAGAIN or ENOMEM this compaction */
+  ugc_completion completion;  /* who finishes the compaction (compact/completion.h) */
+  _Atomic uint64_t retries;   /* CONTINUE calls answered EAGAIN or ENOMEM this compaction */
 } minor_backend;
 
 /* ---- mapping primitives (async-signal-safe) --------------------------------------------- */
@@ -373,13 +372,13 @@ static int minor_attach(ugc_heap *heap, ugc_error *error) {
               "uffdgc: minor backend: SIGBUS delivery unavailable, using a handler thread\n");
     backend->sigbus_delivery = false;
   }
-  pthread_mutex_init(&backend->wait_lock, NULL);
+  ugc_completion_init(&backend->completion);
   ugc_concurrent_init(&backend->concurrent);
   if (open_uffd(backend, error) != 0 || start_delivery(backend, error) != 0) {
     if (backend->uffd.fd >= 0)
       ugc_uffd_close(&backend->uffd);
     ugc_concurrent_destroy(&backend->concurrent);
-    pthread_mutex_destroy(&backend->wait_lock);
+    ugc_completion_destroy(&backend->completion);
     free(backend);
     return -1;
   }
@@ -409,7 +408,7 @@ static void minor_detach(ugc_heap *heap) {
     ugc_uffd_close(&backend->uffd);
   ugc_concurrent_destroy(&backend->concurrent);
   ugc_file_space_destroy(&backend->space);
-  pthread_mutex_destroy(&backend->wait_lock);
+  ugc_completion_destroy(&backend->completion);
   free(backend->private_copies);
   free(backend);
   heap->backend_data = NULL;
@@ -531,8 +530,7 @@ static int minor_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   if (handoff_ns + update_ns > heap->stats.compaction.handoff_max_ns)
     heap->stats.compaction.handoff_max_ns = handoff_ns + update_ns;
   ugc_compaction_started(heap);
-  atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
-  atomic_store(&backend->unfinished, true);
+  ugc_completion_arm(&backend->completion, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store_explicit(&backend->compacting, true, memory_order_release);
   /* Faulting threads build their pages from now on; the GC threads start after the pause
    * (compact_threads.h: deferred kick). */
@@ -551,8 +549,9 @@ static void add_stat(uint64_t *field, uint64_t value) {
   __atomic_fetch_add(field, value, __ATOMIC_RELAXED);
 }
 
-/* Completes the compaction in progress: wait_lock held, `unfinished` set. */
-static void complete_compaction(minor_backend *backend) {
+/* Completes the compaction in progress (ugc_completion_fn: its lock held, unfinished). */
+static void complete_compaction(void *data) {
+  minor_backend *backend = data;
   ugc_heap *heap = backend->heap;
   ugc_concurrent *c = &backend->concurrent;
   /* Waited for before the collector kicked the GC threads (in the pause with verify mode
@@ -603,30 +602,21 @@ static void complete_compaction(minor_backend *backend) {
   if (atomic_load(&backend->retries))
     ugc_warn("minor backend: %llu UFFDIO_CONTINUE call(s) retried after EAGAIN or ENOMEM",
              (unsigned long long)atomic_load(&backend->retries));
-  atomic_store_explicit(&backend->unfinished, false, memory_order_release);
+  ugc_completion_done(&backend->completion);
 }
 
 static void minor_compact_wait(ugc_heap *heap) {
   minor_backend *backend = heap->backend_data;
-  if (!backend || !atomic_load_explicit(&backend->unfinished, memory_order_acquire))
+  if (!backend || !ugc_completion_pending(&backend->completion))
     return;
   check_owner(backend);
-  pthread_mutex_lock(&backend->wait_lock);
-  if (atomic_load_explicit(&backend->unfinished, memory_order_acquire))
-    complete_compaction(backend);
-  pthread_mutex_unlock(&backend->wait_lock);
+  ugc_completion_wait(&backend->completion, complete_compaction, backend);
 }
 
 /* The last GC thread of a job completes the compaction at once (see copy.c). */
 static void minor_on_threads_idle(void *data, uint64_t generation) {
   minor_backend *backend = data;
-  if (!atomic_load_explicit(&backend->unfinished, memory_order_acquire) ||
-      pthread_mutex_trylock(&backend->wait_lock) != 0)
-    return;
-  if (atomic_load_explicit(&backend->unfinished, memory_order_acquire) &&
-      atomic_load(&backend->kick_generation) == generation)
-    complete_compaction(backend);
-  pthread_mutex_unlock(&backend->wait_lock);
+  ugc_completion_on_idle(&backend->completion, generation, complete_compaction, backend);
 }
 
 /* fork(): no compaction is in flight. Both processes keep mapping the current file
@@ -634,7 +624,7 @@ static void minor_on_threads_idle(void *data, uint64_t generation) {
  * child replaces the descriptor and the handler thread at its first compaction. */
 static void minor_fork_prepare(ugc_heap *heap) {
   minor_backend *backend = heap->backend_data;
-  pthread_mutex_lock(&backend->wait_lock);
+  ugc_completion_fork_prepare(&backend->completion);
   ugc_compact_threads_fork_prepare(&backend->threads);
 }
 
@@ -642,7 +632,7 @@ static void minor_fork_parent(ugc_heap *heap) {
   minor_backend *backend = heap->backend_data;
   ugc_file_space_forked(&backend->space);
   ugc_compact_threads_fork_parent(&backend->threads);
-  pthread_mutex_unlock(&backend->wait_lock);
+  ugc_completion_fork_parent(&backend->completion);
 }
 
 static void minor_fork_child(ugc_heap *heap) {
@@ -650,7 +640,7 @@ static void minor_fork_child(ugc_heap *heap) {
   ugc_file_space_forked(&backend->space);
   ugc_compact_threads_fork_child(&backend->threads);
   ugc_concurrent_fork_child(&backend->concurrent);
-  pthread_mutex_init(&backend->wait_lock, NULL);
+  ugc_completion_fork_child(&backend->completion);
 }
 
 const ugc_backend_ops ugc_backend_minor = {

@@ -41,6 +41,7 @@
 #include "backend/segv_dispatch.h"
 #include "backend/sigsegv_update.h"
 #include "compact/compact_threads.h"
+#include "compact/completion.h"
 #include "compact/concurrent.h"
 #include "heap/file_space.h"
 #include "os/inject.h"
@@ -68,9 +69,7 @@ typedef struct sigsegv_backend {
   ugc_compact_threads threads;
   _Atomic bool compacting;
   _Atomic uint32_t resolvers; /* threads inside the fault callback */
-  pthread_mutex_t wait_lock;
-  _Atomic uint64_t kick_generation;
-  _Atomic bool unfinished;
+  ugc_completion completion;  /* who finishes the compaction (compact/completion.h) */
 
   /* Mappings of the protected part of the heap view during a compaction. */
   _Atomic long vmas;
@@ -227,7 +226,7 @@ static int sigsegv_attach(ugc_heap *heap, ugc_error *error) {
     return -1;
   }
   backend->segv_range = id;
-  pthread_mutex_init(&backend->wait_lock, NULL);
+  ugc_completion_init(&backend->completion);
   ugc_concurrent_init(&backend->concurrent);
   refresh_headroom(backend);
   unsigned threads = heap->config.gc_threads > 1 ? heap->config.gc_threads - 1 : 1;
@@ -252,7 +251,7 @@ static void sigsegv_detach(ugc_heap *heap) {
     ugc_segv_remove_range(backend->segv_range);
   ugc_concurrent_destroy(&backend->concurrent);
   ugc_file_space_destroy(&backend->space);
-  pthread_mutex_destroy(&backend->wait_lock);
+  ugc_completion_destroy(&backend->completion);
   free(backend);
   heap->backend_data = NULL;
 }
@@ -323,8 +322,7 @@ static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   if (handoff_ns + update_ns > heap->stats.compaction.handoff_max_ns)
     heap->stats.compaction.handoff_max_ns = handoff_ns + update_ns;
   ugc_compaction_started(heap);
-  atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
-  atomic_store(&backend->unfinished, true);
+  ugc_completion_arm(&backend->completion, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store_explicit(&backend->compacting, true, memory_order_release);
   /* Faulting threads build their pages from now on; the GC threads start after the pause
    * (compact_threads.h: deferred kick). */
@@ -343,8 +341,9 @@ static void add_stat(uint64_t *field, uint64_t value) {
   __atomic_fetch_add(field, value, __ATOMIC_RELAXED);
 }
 
-/* Completes the compaction in progress: wait_lock held, `unfinished` set. */
-static void complete_compaction(sigsegv_backend *backend) {
+/* Completes the compaction in progress (ugc_completion_fn: its lock held, unfinished). */
+static void complete_compaction(void *data) {
+  sigsegv_backend *backend = data;
   ugc_heap *heap = backend->heap;
   ugc_concurrent *c = &backend->concurrent;
   /* Waited for before the collector kicked the GC threads (in the pause with verify mode
@@ -404,37 +403,28 @@ static void complete_compaction(sigsegv_backend *backend) {
             (unsigned long long)atomic_load(&k->map_calls),
             (unsigned long long)atomic_load(&k->runs_extended),
             atomic_load(&backend->merging) ? " (merging: near vm.max_map_count)" : "");
-  atomic_store_explicit(&backend->unfinished, false, memory_order_release);
+  ugc_completion_done(&backend->completion);
 }
 
 static void sigsegv_compact_wait(ugc_heap *heap) {
   sigsegv_backend *backend = heap->backend_data;
-  if (!backend || !atomic_load_explicit(&backend->unfinished, memory_order_acquire))
+  if (!backend || !ugc_completion_pending(&backend->completion))
     return;
   check_owner(backend);
-  pthread_mutex_lock(&backend->wait_lock);
-  if (atomic_load_explicit(&backend->unfinished, memory_order_acquire))
-    complete_compaction(backend);
-  pthread_mutex_unlock(&backend->wait_lock);
+  ugc_completion_wait(&backend->completion, complete_compaction, backend);
 }
 
 /* The last GC thread of a job completes the compaction at once (see copy.c). */
 static void sigsegv_on_threads_idle(void *data, uint64_t generation) {
   sigsegv_backend *backend = data;
-  if (!atomic_load_explicit(&backend->unfinished, memory_order_acquire) ||
-      pthread_mutex_trylock(&backend->wait_lock) != 0)
-    return;
-  if (atomic_load_explicit(&backend->unfinished, memory_order_acquire) &&
-      atomic_load(&backend->kick_generation) == generation)
-    complete_compaction(backend);
-  pthread_mutex_unlock(&backend->wait_lock);
+  ugc_completion_on_idle(&backend->completion, generation, complete_compaction, backend);
 }
 
 /* fork(): no compaction is in flight. Both processes keep mapping the current file
  * (privately, so neither sees the other's writes): neither may punch it any more. */
 static void sigsegv_fork_prepare(ugc_heap *heap) {
   sigsegv_backend *backend = heap->backend_data;
-  pthread_mutex_lock(&backend->wait_lock);
+  ugc_completion_fork_prepare(&backend->completion);
   ugc_compact_threads_fork_prepare(&backend->threads);
 }
 
@@ -442,7 +432,7 @@ static void sigsegv_fork_parent(ugc_heap *heap) {
   sigsegv_backend *backend = heap->backend_data;
   ugc_file_space_forked(&backend->space);
   ugc_compact_threads_fork_parent(&backend->threads);
-  pthread_mutex_unlock(&backend->wait_lock);
+  ugc_completion_fork_parent(&backend->completion);
 }
 
 static void sigsegv_fork_child(ugc_heap *heap) {
@@ -450,7 +440,7 @@ static void sigsegv_fork_child(ugc_heap *heap) {
   ugc_file_space_forked(&backend->space);
   ugc_compact_threads_fork_child(&backend->threads);
   ugc_concurrent_fork_child(&backend->concurrent);
-  pthread_mutex_init(&backend->wait_lock, NULL);
+  ugc_completion_fork_child(&backend->completion);
 }
 
 const ugc_backend_ops ugc_backend_sigsegv = {
