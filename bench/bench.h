@@ -82,8 +82,8 @@ typedef struct bench_result {
   bench_dist unit_during_cycle, unit_idle;
   /* The units during a cycle that overlapped its compaction (the end of the compaction
    * pause to the last page mapped: stalls on pages not built yet), a subset of the above;
-   * the others overlapped only marking and the pauses. */
-  bench_dist unit_compacting;
+   * the others (unit_marking) overlapped only marking and the pauses. */
+  bench_dist unit_compacting, unit_marking;
   uint64_t timed_cycles;
   bench_compaction compaction;
   uint64_t live_bytes_peak, heap_used_bytes, rss_peak_bytes, rss_after_gc_bytes;
@@ -116,8 +116,8 @@ typedef struct bench_ctx {
   uint64_t last_cycles;      /* collections seen by the last RSS sample */
   uint32_t threads_attached; /* shim_attach calls so far: numbers the mutator threads */
   bench_hist *unit_hist;     /* latency workload: unit durations */
-  bench_hist *unit_hist_during_cycle, *unit_hist_idle; /* the same, split (see result) */
-  bench_hist *unit_hist_compacting;                    /* see result->unit_compacting */
+  bench_hist *unit_hist_during_cycle, *unit_hist_idle;  /* the same, split (see result) */
+  bench_hist *unit_hist_compacting, *unit_hist_marking; /* see result->unit_compacting */
   /* Bumped by the event listener at every cycle_start and compaction_done: odd while a
    * cycle is in progress (uffdgc only; stays 0 for bdwgc). */
   uint64_t cycle_events;

@@ -110,9 +110,11 @@ int latency_run(bench_ctx *ctx) {
         (events_start & 1) || __atomic_load_n(events, __ATOMIC_ACQUIRE) != events_start;
     bench_hist_add(ctx->unit_hist, elapsed);
     bench_hist_add(overlapped ? ctx->unit_hist_during_cycle : ctx->unit_hist_idle, elapsed);
-    if ((compaction_start & 1) ||
-        __atomic_load_n(&ctx->compaction_events, __ATOMIC_ACQUIRE) != compaction_start)
-      bench_hist_add(ctx->unit_hist_compacting, elapsed);
+    bool compacting =
+        (compaction_start & 1) ||
+        __atomic_load_n(&ctx->compaction_events, __ATOMIC_ACQUIRE) != compaction_start;
+    if (overlapped)
+      bench_hist_add(compacting ? ctx->unit_hist_compacting : ctx->unit_hist_marking, elapsed);
     /* Sampling memory is the bench's own cost: outside the timed unit. */
     if ((u & 4095) == 4095)
       shim_sample_tick(&s);

@@ -4,7 +4,8 @@
 Runs uffdgc-bench once per heap size (every workload and backend of that size in one run,
 so they share the machine's state) and prints, per (workload, backend, size): the longest
 pause of any kind, the longest marking and compaction pauses, the stall p99 and maximum,
-and for latency the unit p99 during a cycle, during a compaction and idle.
+and for latency the unit p99 during a cycle (and apart: overlapping marking only, or a
+compaction) and idle.
 
 usage: tools/pause_table.py [--bench PATH] [--sizes 256M,1G,4G] [--backends copy,move]
                             [--workloads compact,frag,latency] [--threads 2] [--scale N]
@@ -52,14 +53,15 @@ def main():
                          us(kinds.get("mark")), us(kinds.get("compact")),
                          us(r.get("stall_us"), "p99"), us(r.get("stall_us")),
                          us(r.get("unit_during_cycle_us"), "p99"),
+                         us(r.get("unit_marking_us"), "p99"),
                          us(r.get("unit_compacting_us"), "p99"), us(r.get("unit_idle_us"), "p99"),
                          r["wall_s"]))
     print("| workload | backend | heap | max pause ms | mark ms | compaction ms | stall p99 us "
-          "| stall max ms | unit p99 during / compacting / idle us | wall s |")
+          "| stall max ms | unit p99 during / marking / compacting / idle us | wall s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for (w, b, size, pause, mark, compact, s99, smax, during, compacting, idle, wall) in sorted(
-            rows, key=lambda r: (r[0], r[1])):
-        units = "%.0f / %.0f / %.0f" % (during, compacting, idle) if idle else "-"
+    for (w, b, size, pause, mark, compact, s99, smax, during, marking, compacting, idle,
+         wall) in sorted(rows, key=lambda r: (r[0], r[1])):
+        units = "%.0f / %.0f / %.0f / %.0f" % (during, marking, compacting, idle) if idle else "-"
         print("| %s | %s | %s | %.2f | %.2f | %.2f | %.1f | %.2f | %s | %.1f |" % (
             w, b, size, pause / 1e3, mark / 1e3, compact / 1e3, s99, smax / 1e3, units, wall))
     return 0

@@ -101,6 +101,8 @@ static void put_unit_split(FILE *f, const bench_result *r) {
   fputs(", ", f);
   put_dist(f, "unit_compacting_us", &r->unit_compacting, false);
   fputs(", ", f);
+  put_dist(f, "unit_marking_us", &r->unit_marking, false);
+  fputs(", ", f);
   double ratio = r->unit_idle.p99 && r->unit_during_cycle.count
                      ? (double)r->unit_during_cycle.p99 / (double)r->unit_idle.p99
                      : 0;

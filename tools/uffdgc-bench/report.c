@@ -30,11 +30,17 @@ static void print_unit_split(FILE *out, const char *w, const char *b, const benc
           us(d->p99), us(d->max), (unsigned long long)i->count, us(i->p50), us(i->p99), us(i->max));
   if (d->count && i->p99)
     fprintf(out, "; p99 during/idle %.2fx", (double)d->p99 / (double)i->p99);
-  const bench_dist *c = &r->unit_compacting;
-  fprintf(out, "; of those during a cycle, overlapping its compaction: %llu, %.2f us p99",
-          (unsigned long long)c->count, us(c->p99));
-  if (c->count && i->p99)
-    fprintf(out, " (%.2fx idle)", (double)c->p99 / (double)i->p99);
+  fputs(".\n", out);
+  /* The two phases apart: a compaction's stalls against marking's barriers and assists. */
+  const bench_dist *phases[2] = {&r->unit_marking, &r->unit_compacting};
+  const char *names[2] = {"overlapping marking only", "overlapping a compaction"};
+  fprintf(out, "[%s/%s] units during a cycle", w, b);
+  for (int k = 0; k < 2; k++) {
+    fprintf(out, "%s %s: %llu, %.2f us p99", k ? ";" : "", names[k],
+            (unsigned long long)phases[k]->count, us(phases[k]->p99));
+    if (phases[k]->count && i->p99)
+      fprintf(out, " (%.2fx idle)", (double)phases[k]->p99 / (double)i->p99);
+  }
   fputs(".\n", out);
   double windows[BENCH_MMU_REPORTED], mmu[BENCH_MMU_REPORTED];
   bench_mmu_reported_windows(windows);

@@ -74,6 +74,7 @@ static int child_run(const bench_options *options, const bench_row *row, bench_r
   ctx.unit_hist_during_cycle = bench_hist_new();
   ctx.unit_hist_idle = bench_hist_new();
   ctx.unit_hist_compacting = bench_hist_new();
+  ctx.unit_hist_marking = bench_hist_new();
   struct rusage usage0, usage1;
   getrusage(RUSAGE_SELF, &usage0);
   ctx.t0 = bench_now_s();
@@ -92,6 +93,7 @@ static int child_run(const bench_options *options, const bench_row *row, bench_r
   bench_hist_to_dist(ctx.unit_hist_during_cycle, &r->unit_during_cycle);
   bench_hist_to_dist(ctx.unit_hist_idle, &r->unit_idle);
   bench_hist_to_dist(ctx.unit_hist_compacting, &r->unit_compacting);
+  bench_hist_to_dist(ctx.unit_hist_marking, &r->unit_marking);
   ugc_rss rss = {0};
   ugc_proc_rss(&rss);
   if (rss.rss_peak > r->rss_peak_bytes) /* a workload may restart the peak (compact) */
