@@ -584,7 +584,10 @@ static void flush_run(ugc_concurrent *c, size_t first, char *area, size_t count)
  *
  * No later build reads R (it is drained), so such a chunk never waits; objects straddling
  * its ends are built from from-space by each page's own build, as for any slid page. When
- * no such region is free yet (early in the compaction) the chunk is built as batches. */
+ * no such region is free yet (early in the compaction), or a faulting thread has claimed a
+ * page of the chunk already, the chunk is built as batches. A faulting thread that claims
+ * a page of it later, or a helper, maps that page first: the chunk then goes as smaller
+ * MOVEs (a helped page is skipped on EEXIST, as in any run). */
 
 #define HUGE_CHUNK_PAGES ((size_t)(2u << 20) / UGC_PAGE_SIZE)
 /* How long a pending chunk waits for the owner of the page that reads it (then it is
@@ -688,6 +691,16 @@ static void finish_pending(ugc_concurrent *c, huge_pending *pending) {
   settle_pending(c, pending, true);
 }
 
+/* Whether no page of [first, end) is claimed yet. A faulting thread that claimed one
+ * (mutators reading ahead) maps it first, so the chunk could only go as smaller MOVEs, and
+ * the region's page for it would be left unused: the chunk is built as batches instead. */
+static bool untouched(const ugc_concurrent *c, size_t first, size_t end) {
+  for (size_t page = first; page < end; page++)
+    if (ugc_page_get(&c->states, page) != UGC_PAGE_UNPROCESSED)
+      return false;
+  return true;
+}
+
 /* Builds the pages [first, end) that this thread wins, mapping each contiguous run with
  * one call. A page a faulting thread claimed first ends the run, and so does a waiting
  * thread, and a page whose build place (buffer, in place, recycled) does not continue the
@@ -699,7 +712,7 @@ static void build_work(ugc_concurrent *c, char *buffer, size_t first, size_t end
   bool dense_huge = huge && page_address(c, first) < c->plan->dense_end;
   char *region = NULL; /* a slid chunk's recycled 2 MiB: page first + i is built at i */
   if (huge && !dense_huge) {
-    region = c->mapper.recycled_huge(c->mapper.backend);
+    region = untouched(c, first, end) ? c->mapper.recycled_huge(c->mapper.backend) : NULL;
     if (!region) {
       for (size_t batch = first; batch < end; batch += UGC_CONCURRENT_BATCH_PAGES)
         build_work(c, buffer, batch, batch + UGC_CONCURRENT_BATCH_PAGES, pending);
