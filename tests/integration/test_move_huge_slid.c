@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fixture.h"
@@ -131,15 +132,23 @@ int main(void) {
          d.pages_total, d.pages_in_place, d.pages_recycled, d.pages_recycled_huge, d.pages_fresh,
          huge_after >> 20);
   CHECK(d.pages_in_place * 2 < d.pages_total);
-  CHECK(d.pages_recycled_huge > 0);
   CHECK(d.pages_recycled_huge <= d.pages_recycled);
   CHECK(d.pages_recycled_huge % (HUGE_BYTES / 4096) == 0);
-  /* A chunk moved whole out of a huge page stays one: at least one when nearly all of the
-   * filled heap was huge pages (the regions recycled come from it). */
-  if (filled_huge * 10 >= filled_bytes * 9)
-    CHECK(huge_after >= HUGE_BYTES);
-  else
-    printf("note: the filled heap was not mostly huge pages: AnonHugePages not checked\n");
+  /* With one compaction thread (the default here) the first chunk's pages drain from-space
+   * in order, and regions are free from the second chunk on. With more (the [4gc] variant)
+   * all of them may take chunks before any region is free, and a descheduled one holds the
+   * watermark back: nothing to require then. */
+  if (getenv("UFFDGC_GC_THREADS")) {
+    printf("note: UFFDGC_GC_THREADS set: whole chunks not required\n");
+  } else {
+    CHECK(d.pages_recycled_huge > 0);
+    /* A chunk moved whole out of a huge page stays one: at least one when nearly all of the
+     * filled heap was huge pages (the regions recycled come from it). */
+    if (filled_huge * 10 >= filled_bytes * 9)
+      CHECK(huge_after >= HUGE_BYTES);
+    else
+      printf("note: the filled heap was not mostly huge pages: AnonHugePages not checked\n");
+  }
   read_blobs_down(roots);
 
   for (unsigned i = 0; i < BLOBS; i += 8) /* half of the rest dies; the mutator reads */
