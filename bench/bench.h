@@ -44,6 +44,7 @@ typedef struct bench_compaction {
   uint64_t pages_total, pages_in_place, pages_slid_whole, pages_recycled, pages_fresh;
   uint64_t pages_moved_huge;      /* of pages_in_place: moved as whole 2 MiB chunks (move) */
   uint64_t pages_retained_reused; /* kept from-space moved back for allocation (copy, move) */
+  uint64_t pages_recycled_huge;   /* of pages_recycled: moved as whole 2 MiB chunks (move) */
   uint64_t pages_by_mutator, pages_by_gc;
   uint64_t copy_ioctls, move_ioctls, continue_ioctls, zeropage_ioctls, madvise_calls;
   uint64_t bytes_copied;

@@ -459,6 +459,9 @@ typedef struct ugc_compaction_stats {
    * into the heap when allocation reached them (memory reused instead of faulted in fresh
    * and zeroed). Allocation memory, not compaction pages: outside pages_total and its shares. */
   uint64_t pages_retained_reused;
+  /* move backend: pages of pages_recycled moved 2 MiB at a time (a whole aligned chunk of
+   * slid pages built into a drained 2 MiB region of from-space, one UFFDIO_MOVE). */
+  uint64_t pages_recycled_huge;
 } ugc_compaction_stats;
 
 typedef struct ugc_stats {

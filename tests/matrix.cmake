@@ -122,6 +122,12 @@ if(TARGET test_move_huge AND "move" IN_LIST UGC_MATRIX_BACKENDS)
   ugc_matrix_test("integration/test_move_huge[thread]" test_move_huge "UFFDGC_DELIVERY=thread")
   ugc_matrix_test("integration/test_move_huge[4gc]" test_move_huge "UFFDGC_GC_THREADS=4")
 endif()
+# Whole 2 MiB chunks of slid pages built into recycled regions, the same two variants.
+if(TARGET test_move_huge_slid AND "move" IN_LIST UGC_MATRIX_BACKENDS)
+  ugc_matrix_test("integration/test_move_huge_slid[thread]" test_move_huge_slid
+                  "UFFDGC_DELIVERY=thread")
+  ugc_matrix_test("integration/test_move_huge_slid[4gc]" test_move_huge_slid "UFFDGC_GC_THREADS=4")
+endif()
 
 # The copy backend's own stress tests once more with the handler-thread delivery (the
 # default runs use SIGBUS delivery; these tests choose the copy backend themselves).

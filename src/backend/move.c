@@ -18,6 +18,18 @@
  * Pages taken one after the other by one thread are contiguous, so a GC thread's run is
  * one MOVE. What is never recycled goes back with the whole from-space mapping at the end.
  *
+ * A GC thread building a whole 2 MiB chunk of slid pages (compact/concurrent.c, "whole
+ * huge pages") takes a 2 MiB-aligned region: pool_next jumps to the next boundary and past
+ * it, and the pages it jumped over become the gap, which single pages are taken from first:
+ *
+ *   before   |...taken...|next ........ : ............ : ...... limit|
+ *                                       2 MiB boundary
+ *   after    |...taken...|gap ......... |<- region: one MOVE of 2 MiB ->|next .. limit|
+ *
+ * The pages of the slid region are only ever read before they are free (builds read them;
+ * nothing moves or drops them, but a page slid whole), so a region is as huge as it was in
+ * the heap: the kernel moves its PMD into the (page-table-free) heap chunk.
+ *
  * A page the kernel will not move is copied instead, never a failure: EBUSY (the page is
  * shared with a child forked before the cycle, or pinned), ENOENT (a hole in the source),
  * EINVAL (a mapping MOVE does not accept). Partial progress is kept (uffd/resolve.c) and
@@ -49,9 +61,12 @@ typedef struct move_backend {
   ugc_page_mapper copy; /* the copy backend's mapper: copies, zero pages, the fallback */
   uintptr_t slid_from;  /* from-space address of dense_end: recycling starts there */
   _Atomic uintptr_t pool_next, pool_limit;
+  /* Pages skipped to align a region: first and end page (from slid_from), 32 bits each. */
+  _Atomic uint64_t gap;
   /* Pages the kernel would not move and that were copied, by kind; copy calls for them. */
   _Atomic uint64_t fallback_in_place, fallback_recycled, fallback_whole, fallback_calls;
-  _Atomic uint64_t huge_moves; /* MOVEs of a whole aligned 2 MiB chunk (see move_serialized) */
+  /* MOVEs of a whole aligned 2 MiB chunk (see move_serialized): in place, recycled. */
+  _Atomic uint64_t huge_moves, huge_recycled_moves;
   _Atomic bool move_locks[MOVE_LOCKS]; /* see move_serialized */
 } move_backend;
 
@@ -78,7 +93,9 @@ static ugc_uffd_result move_serialized(move_backend *backend, uintptr_t dst, voi
   atomic_store_explicit(lock, false, memory_order_release);
   if (bytes == MOVE_HUGE_BYTES && dst % MOVE_HUGE_BYTES == 0 &&
       (uintptr_t)src % MOVE_HUGE_BYTES == 0 && r.status == UGC_UFFD_OK && r.done == bytes)
-    atomic_fetch_add_explicit(&backend->huge_moves, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit((uintptr_t)src < backend->slid_from ? &backend->huge_moves
+                                                                  : &backend->huge_recycled_moves,
+                              1, memory_order_relaxed);
   return r;
 }
 
@@ -142,9 +159,26 @@ static ugc_map_result move_map_zero(void *ctx, uintptr_t dst) {
   return backend->copy.map_zero(backend->copy.backend, dst);
 }
 
+/* A page of the gap left by aligning a region (see the top), or NULL. */
+static void *gap_page(move_backend *backend) {
+  uint64_t gap = atomic_load_explicit(&backend->gap, memory_order_relaxed);
+  for (;;) {
+    uint32_t first = (uint32_t)(gap >> 32), end = (uint32_t)gap;
+    if (first >= end)
+      return NULL;
+    uint64_t taken = ((uint64_t)(first + 1) << 32) | end;
+    if (atomic_compare_exchange_weak_explicit(&backend->gap, &gap, taken, memory_order_relaxed,
+                                              memory_order_relaxed))
+      return (void *)(backend->slid_from + (uintptr_t)first * UGC_PAGE_SIZE);
+  }
+}
+
 /* A free page of the slid region's from-space, or NULL. */
 static void *move_recycled_page(void *ctx) {
   move_backend *backend = ctx;
+  void *page = gap_page(backend);
+  if (page)
+    return page;
   uintptr_t next = atomic_load_explicit(&backend->pool_next, memory_order_relaxed);
   for (;;) {
     if (next >= atomic_load_explicit(&backend->pool_limit, memory_order_acquire))
@@ -153,6 +187,28 @@ static void *move_recycled_page(void *ctx) {
                                               memory_order_acquire, memory_order_relaxed))
       return (void *)next;
   }
+}
+
+/* 512 free pages that are one 2 MiB-aligned region, or NULL. The pages skipped to reach
+ * its boundary become the gap (an older gap's pages left are not recycled: there are few). */
+static void *move_recycled_huge(void *ctx) {
+  move_backend *backend = ctx;
+  uintptr_t next = atomic_load_explicit(&backend->pool_next, memory_order_relaxed);
+  for (;;) {
+    uintptr_t region = (next + MOVE_HUGE_BYTES - 1) & ~(MOVE_HUGE_BYTES - 1);
+    if (region + MOVE_HUGE_BYTES > atomic_load_explicit(&backend->pool_limit, memory_order_acquire))
+      return NULL;
+    if (atomic_compare_exchange_weak_explicit(&backend->pool_next, &next, region + MOVE_HUGE_BYTES,
+                                              memory_order_acquire, memory_order_relaxed))
+      break;
+  }
+  uintptr_t region = (next + MOVE_HUGE_BYTES - 1) & ~(MOVE_HUGE_BYTES - 1);
+  if (region > next)
+    atomic_store_explicit(&backend->gap,
+                          (uint64_t)((next - backend->slid_from) / UGC_PAGE_SIZE) << 32 |
+                              (region - backend->slid_from) / UGC_PAGE_SIZE,
+                          memory_order_relaxed);
+  return (void *)region;
 }
 
 /* From-space no build needs any more: the slid region's pages become free pages; the dense
@@ -175,11 +231,13 @@ static void move_begin(void *ctx, ugc_page_mapper *mapper, const ugc_compact_pla
   backend->slid_from = plan->dense_end + (uintptr_t)from_delta;
   atomic_store(&backend->pool_next, backend->slid_from);
   atomic_store(&backend->pool_limit, backend->slid_from);
+  atomic_store(&backend->gap, 0);
   atomic_store(&backend->fallback_in_place, 0);
   atomic_store(&backend->fallback_recycled, 0);
   atomic_store(&backend->fallback_whole, 0);
   atomic_store(&backend->fallback_calls, 0);
   atomic_store(&backend->huge_moves, 0);
+  atomic_store(&backend->huge_recycled_moves, 0);
   *mapper = (ugc_page_mapper){
       .backend = backend,
       .map = move_copy_map,
@@ -187,6 +245,7 @@ static void move_begin(void *ctx, ugc_page_mapper *mapper, const ugc_compact_pla
       .release_from = move_release_from,
       .move = move_map,
       .recycled_page = move_recycled_page,
+      .recycled_huge = move_recycled_huge,
       .release_chunk_bytes = MOVE_RELEASE_CHUNK,
   };
 }
@@ -203,7 +262,9 @@ static void move_finish(void *ctx, ugc_compaction_stats *stats) {
   stats->pages_slid_whole -= whole;
   stats->pages_fresh += in_place + recycled + whole;
   stats->copy_ioctls += atomic_load(&backend->fallback_calls);
-  stats->pages_moved_huge += atomic_load(&backend->huge_moves) * (MOVE_HUGE_BYTES / UGC_PAGE_SIZE);
+  const uint64_t huge_pages = MOVE_HUGE_BYTES / UGC_PAGE_SIZE;
+  stats->pages_moved_huge += atomic_load(&backend->huge_moves) * huge_pages;
+  stats->pages_recycled_huge += atomic_load(&backend->huge_recycled_moves) * huge_pages;
 }
 
 static const ugc_copy_variant move_variant = {

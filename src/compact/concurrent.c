@@ -571,12 +571,43 @@ static void flush_run(ugc_concurrent *c, size_t first, char *area, size_t count)
  * moved as soon as they are. Its thread takes the work at P itself when nobody has (P is
  * then the next page it builds), and otherwise waits a little for P's owner. A waiting
  * faulting thread ends the wait at once, as it ends any run (map what is built so far):
- * the chunk then goes as smaller runs and the kernel splits its huge page. */
+ * the chunk then goes as smaller runs and the kernel splits its huge page.
+ *
+ * A 2 MiB-aligned chunk of slid pages (above dense_end, no held span, none slid whole) is
+ * built into 512 recycled pages that are one 2 MiB-aligned drained region of from-space
+ * (mapper.recycled_huge), and moved the same way:
+ *
+ *   from-space  ... drained, free ...|<- region R: 512 free pages ->| ... still read ...
+ *                                      built: the chunk's 512 pages
+ *                                     \______ one MOVE of 2 MiB ___/
+ *   to-space    |<- slid chunk at its 2 MiB-aligned heap address -->|
+ *
+ * No later build reads R (it is drained), so such a chunk never waits; objects straddling
+ * its ends are built from from-space by each page's own build, as for any slid page. When
+ * no such region is free yet (early in the compaction), or a faulting thread has claimed a
+ * page of the chunk already, the chunk is built as batches. A faulting thread that claims
+ * a page of it later, or a helper, maps that page first: the chunk then goes as smaller
+ * MOVEs (a helped page is skipped on EEXIST, as in any run). */
 
 #define HUGE_CHUNK_PAGES ((size_t)(2u << 20) / UGC_PAGE_SIZE)
 /* How long a pending chunk waits for the owner of the page that reads it (then it is
  * mapped as smaller runs). */
 #define HUGE_PENDING_WAIT_NS ((uint64_t)200 * 1000)
+
+/* Whether the slid pages [page, page + 512) can be built into one recycled region: no page
+ * of them is held (mapped in the pause) or slid whole (never built). */
+static bool slid_chunk_recyclable(const ugc_concurrent *c, size_t page) {
+  const ugc_compact_plan *plan = c->plan;
+  uintptr_t address = page_address(c, page), end = address + ((uintptr_t)2 << 20);
+  if (!c->mapper.recycled_huge || address < plan->dense_end ||
+      ugc_compact_next_held(plan, address) < end)
+    return false;
+  if (plan->whole_pages)
+    for (size_t p = page; p < page + HUGE_CHUNK_PAGES; p++)
+      if (plan->page_whole_from[p])
+        return false;
+  return true;
+}
 
 /* Whether the GC thread that reaches page `page` takes [page, page + 512) as one chunk. */
 static bool huge_chunk_at(const ugc_concurrent *c, size_t page) {
@@ -584,8 +615,11 @@ static bool huge_chunk_at(const ugc_concurrent *c, size_t page) {
   if (!c->mapper.move || c->mapper.build_base || page + HUGE_CHUNK_PAGES > c->states.count)
     return false;
   uintptr_t address = page_address(c, page);
-  return address % huge == 0 && (address + (uintptr_t)c->from_delta) % huge == 0 &&
-         address + huge <= c->plan->dense_end;
+  if (address % huge)
+    return false;
+  if (address + huge <= c->plan->dense_end)
+    return (address + (uintptr_t)c->from_delta) % huge == 0;
+  return slid_chunk_recyclable(c, page);
 }
 
 /* Takes the next work from the shared cursor: a huge chunk or a batch, [*first, *end).
@@ -657,23 +691,46 @@ static void finish_pending(ugc_concurrent *c, huge_pending *pending) {
   settle_pending(c, pending, true);
 }
 
+/* Whether no page of [first, end) is claimed yet. A faulting thread that claimed one
+ * (mutators reading ahead) maps it first, so the chunk could only go as smaller MOVEs, and
+ * the region's page for it would be left unused: the chunk is built as batches instead. */
+static bool untouched(const ugc_concurrent *c, size_t first, size_t end) {
+  for (size_t page = first; page < end; page++)
+    if (ugc_page_get(&c->states, page) != UGC_PAGE_UNPROCESSED)
+      return false;
+  return true;
+}
+
 /* Builds the pages [first, end) that this thread wins, mapping each contiguous run with
  * one call. A page a faulting thread claimed first ends the run, and so does a waiting
  * thread, and a page whose build place (buffer, in place, recycled) does not continue the
- * run's. A huge chunk built whole may be left pending (see above). */
+ * run's. A huge chunk of the dense prefix built whole may be left pending (see above); a
+ * huge chunk of slid pages is built into a recycled region, or as batches without one. */
 static void build_work(ugc_concurrent *c, char *buffer, size_t first, size_t end,
                        huge_pending *pending) {
   bool huge = end - first == HUGE_CHUNK_PAGES && huge_chunk_at(c, first);
+  bool dense_huge = huge && page_address(c, first) < c->plan->dense_end;
+  char *region = NULL; /* a slid chunk's recycled 2 MiB: page first + i is built at i */
+  if (huge && !dense_huge) {
+    region = untouched(c, first, end) ? c->mapper.recycled_huge(c->mapper.backend) : NULL;
+    if (!region) {
+      for (size_t batch = first; batch < end; batch += UGC_CONCURRENT_BATCH_PAGES)
+        build_work(c, buffer, batch, batch + UGC_CONCURRENT_BATCH_PAGES, pending);
+      return;
+    }
+  }
   size_t run_start = first, run_length = 0;
   char *run_area = buffer;
   bool run_whole = false;
   for (size_t page = first; page < end; page++) {
     bool won = ugc_page_try_claim(&c->states, page, UGC_PAGE_BY_GC);
     if (won) {
-      /* A huge chunk's runs outgrow the batch buffer, but its pages are built in place. */
+      /* A huge chunk's runs outgrow the batch buffer, but its pages are built in from-space
+       * (in place, or in the region). */
       char *slot =
           run_length < UGC_CONCURRENT_BATCH_PAGES ? buffer + run_length * UGC_PAGE_SIZE : NULL;
-      char *area = build_place(c, page, slot, true);
+      char *area =
+          region ? region + (page - first) * UGC_PAGE_SIZE : build_place(c, page, slot, true);
       bool whole = area == whole_source(c, page);
       if (run_length && (area != run_area + run_length * UGC_PAGE_SIZE || whole != run_whole)) {
         flush_run(c, run_start, run_area, run_length);
@@ -694,7 +751,7 @@ static void build_work(ugc_concurrent *c, char *buffer, size_t first, size_t end
     settle_pending(c, pending, waits);
     if (run_length && (!won || waits || page + 1 == end)) {
       size_t reader = SIZE_MAX;
-      if (huge && run_length == HUGE_CHUNK_PAGES && !waits)
+      if (dense_huge && run_length == HUGE_CHUNK_PAGES && !waits)
         reader = chunk_read_later(c, run_start, run_length);
       if (reader == SIZE_MAX || pending->count) {
         flush_run(c, run_start, run_area, run_length);

@@ -6,8 +6,9 @@
  *
  *   GC threads       walk the pages in ascending order from a shared cursor, build runs of
  *                    contiguous pages into a batch buffer and map each run with one call
- *                    (with a moving mapper, a 2 MiB-aligned chunk of the dense prefix is
- *                    taken whole and moved with one call: concurrent.c, "whole huge pages").
+ *                    (with a moving mapper, a 2 MiB-aligned chunk of to-space is taken
+ *                    whole, built in place or into a recycled 2 MiB region, and moved with
+ *                    one call: concurrent.c, "whole huge pages").
  *   faulting thread  (a mutator in its SIGBUS handler, or the fault-handler thread on its
  *                    behalf) builds exactly the page it needs into a page buffer of its own
  *                    and maps it; it never cascades into other pages (build_page only updates
@@ -84,6 +85,10 @@ typedef struct ugc_page_mapper {
   /* A from-space page that no build reads any more (released through release_from), to
    * build a page into, or NULL when none is free. */
   void *(*recycled_page)(void *backend);
+  /* Optional: 512 free pages that are one 2 MiB-aligned from-space region (likely still one
+   * transparent huge page), to build a whole 2 MiB chunk of slid pages into and move with
+   * one call (concurrent.c, "whole huge pages"), or NULL when none is free. */
+  void *(*recycled_huge)(void *backend);
   /* release_from is called for chunks of at least this many bytes (0: the default,
    * UGC_CONCURRENT_RELEASE_CHUNK). A recycling backend wants free pages early. */
   size_t release_chunk_bytes;
@@ -147,7 +152,7 @@ typedef struct ugc_concurrent {
 #define UGC_CONCURRENT_HELP_AFTER_NS ((uint64_t)20 * 1000)
 
 /* Number of pages a GC thread builds before mapping them with one call (but for whole
- * 2 MiB chunks of the dense prefix with a moving mapper: concurrent.c). */
+ * 2 MiB chunks with a moving mapper: concurrent.c). */
 #define UGC_CONCURRENT_BATCH_PAGES 16u
 /* From-space is released in chunks of at least this many bytes. */
 #define UGC_CONCURRENT_RELEASE_CHUNK ((size_t)8 << 20)

@@ -730,10 +730,13 @@ int main(void) {
          (unsigned long long)window_pages, windows_with_pages,
          (unsigned long long)stats.stall.count);
   printf("random_graph: %llu pages compacted in all, %llu of them in place (minor: kept in "
-         "their file, updated without a copy), %llu fresh\n",
+         "their file, updated without a copy), %llu fresh, %llu recycled (move: %llu in whole "
+         "2 MiB chunks)\n",
          (unsigned long long)stats.compaction.pages_total,
          (unsigned long long)stats.compaction.pages_in_place,
-         (unsigned long long)stats.compaction.pages_fresh);
+         (unsigned long long)stats.compaction.pages_fresh,
+         (unsigned long long)stats.compaction.pages_recycled,
+         (unsigned long long)stats.compaction.pages_recycled_huge);
   printf("random_graph: %lu checked collections (%lu with digests compared), %lu digest "
          "mismatches, %lu verify failures, %lu shadow mismatches, %llu library verifier runs "
          "with %llu problems (%llu cycles in all; at least %lu checked required)\n",
