@@ -723,12 +723,14 @@ int main(void) {
          library_verify && *library_verify ? library_verify : "0");
   printf("random_graph: %llu pages built by mutators in all (%llu of them of large objects "
          "updated after the pause), %llu of them while checked collections were compacting (in "
-         "%lu of them); %llu stalls on pages being compacted\n",
+         "%lu of them); %llu stalls on pages being compacted; %llu compaction(s) in the pause "
+         "(a fallback)\n",
          (unsigned long long)(stats.compaction.pages_by_mutator +
                               stats.compaction.update_pages_by_mutator),
          (unsigned long long)stats.compaction.update_pages_by_mutator,
          (unsigned long long)window_pages, windows_with_pages,
-         (unsigned long long)stats.stall.count);
+         (unsigned long long)stats.stall.count,
+         (unsigned long long)stats.compaction.compactions_in_pause);
   printf("random_graph: %llu pages compacted in all, %llu of them in place (minor: kept in "
          "their file, updated without a copy), %llu fresh, %llu recycled (move: %llu in whole "
          "2 MiB chunks)\n",
