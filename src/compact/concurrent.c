@@ -453,6 +453,27 @@ void ugc_concurrent_build_fixed(ugc_concurrent *c, void *page_buffer) {
   c->stall = stall;
 }
 
+size_t ugc_concurrent_build_held_in_place(ugc_concurrent *c) {
+  const ugc_compact_plan *plan = c->plan;
+  uint64_t t0 = ugc_now_ns();
+  size_t built = 0;
+  for (size_t r = 0; r < plan->held_count; r++)
+    for (uintptr_t page = plan->held[r].start; page < plan->held[r].end; page += UGC_PAGE_SIZE) {
+      size_t index = (page - c->space_base) / UGC_PAGE_SIZE;
+      if (index >= c->states.count || !ugc_page_try_claim(&c->states, index, UGC_PAGE_BY_GC))
+        continue; /* past the data (held spans end below new_top: never) */
+      ugc_compact_build_page(plan, index, 0, (void *)page);
+      ugc_page_set(&c->states, index, UGC_PAGE_MAPPED);
+      built++;
+    }
+  add(&c->counters.build_ns, ugc_now_ns() - t0);
+  add(&c->counters.pages_held, built);
+  add(&c->counters.pages_by_gc, built);
+  if (built)
+    note_mapped_now(c);
+  return built;
+}
+
 int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr, void *page_buffer) {
   uintptr_t offset = addr - c->space_base;
   if (offset >= c->registered_bytes)
