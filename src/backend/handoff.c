@@ -1,9 +1,12 @@
 /* The hand-off around held spans (see handoff.h). */
 #include "backend/handoff.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "heap/vm.h"
+#include "os/inject.h"
 #include "os/log.h"
 #include "os/madvise.h"
 #include "os/remap.h"
@@ -43,13 +46,17 @@ int ugc_handoff_around_held(ugc_moving_space *space, const ugc_compact_plan *pla
   size_t all = space->reserved_bytes;
   if (!plan->held_count)
     return ugc_remap_dontunmap((void *)space->base, (void *)space->from_base, all, NULL);
+  bool moved_one = false;
   for (size_t r = 0; r <= plan->held_count; r++) {
     size_t start, end;
     stretch(space, plan, r, all, &start, &end);
     if (end <= start)
       continue;
-    int rc = ugc_remap_dontunmap((void *)(space->base + start), (void *)(space->from_base + start),
-                                 end - start, NULL);
+    int rc = moved_one && ugc_inject("handoff.held_stretch")
+                 ? -ENOMEM
+                 : ugc_remap_dontunmap((void *)(space->base + start),
+                                       (void *)(space->from_base + start), end - start, NULL);
+    moved_one = true;
     if (rc != 0) { /* the stretches below this one moved: back they go */
       move_back(space, plan, r, who);
       return rc;
