@@ -619,17 +619,6 @@ void ugc_copy_compact_resumed(ugc_heap *heap) {
     ugc_compact_threads_start_deferred(&backend->threads);
 }
 
-/* Held pages past the dense prefix (in fixed ranges). */
-static uint64_t held_past(const ugc_compact_plan *plan) {
-  uint64_t pages = 0;
-  for (size_t r = 0; r < plan->held_count; r++)
-    if (plan->held[r].end > plan->dense_end)
-      pages += (plan->held[r].end -
-                (plan->held[r].start > plan->dense_end ? plan->held[r].start : plan->dense_end)) /
-               UGC_PAGE_SIZE;
-  return pages;
-}
-
 /* Completes the compaction in progress: wait_lock held, `unfinished` set. */
 static void complete_compaction(ugc_copy_backend *backend) {
   ugc_heap *heap = backend->heap;
@@ -684,7 +673,8 @@ static void complete_compaction(ugc_copy_backend *backend) {
   uint64_t in_place = atomic_load(&k->pages_in_place), recycled = atomic_load(&k->pages_recycled);
   uint64_t whole = atomic_load(&k->pages_slid_whole), held = atomic_load(&k->pages_held);
   if (!c->mapper.move)
-    in_place = (plan->dense_end - plan->space_base) / UGC_PAGE_SIZE + held_past(plan);
+    in_place = (plan->dense_end - plan->space_base) / UGC_PAGE_SIZE +
+               ugc_compact_held_pages_from(plan, plan->dense_end);
   else
     in_place += held;
   add_stat(&s->pages_in_place, in_place);
