@@ -144,8 +144,9 @@ UGC_API const char *ugc_heap_backend(const ugc_heap *heap);
  * from one) can fail with EFAULT while a concurrent compaction is in flight, and why (into
  * reason, may be NULL). True with SIGBUS delivery, and with any delivery when userfaultfd
  * could only be opened with UFFD_USER_MODE_ONLY (unprivileged, vm.unprivileged_userfaultfd=0).
- * Ways out: pass pinned objects (ugc_alloc_pinned) or non-heap buffers to such calls, or call
- * ugc_collect(m, UGC_COLLECT_FINISH) first (see docs/api.md). */
+ * Ways out: pass pinned objects (ugc_alloc_pinned, or objects pinned with
+ * ugc_pin) or non-heap buffers to such calls, or call ugc_collect(m, UGC_COLLECT_FINISH)
+ * first (see docs/api.md). */
 UGC_API bool ugc_heap_syscalls_may_fault(const ugc_heap *heap, char *reason, size_t reason_len);
 
 /* Whether this kernel and build can run backend `name`; if not, why (into reason). */
@@ -600,8 +601,9 @@ UGC_API uint64_t ugc_identity_hash(ugc_mutator *mutator, const void *obj);
  * once the object's pages are in place. Pinning does not keep an object alive: unpin it
  * before dropping the last reference (a pinned object found dead loses its pins). A pinned
  * moving-space object keeps its page(s) in place at every compaction, with whatever else
- * lies in them. System calls on it still see EFAULT inside a compaction pause when
- * ugc_heap_syscalls_may_fault says so (see docs/api.md). */
+ * lies in them. System calls on it never see EFAULT and never lose a write, on every
+ * backend (sigsegv and minor compact a cycle that holds pinned pages in the pause; see
+ * docs/api.md, "System calls on pinned objects"). */
 UGC_API void ugc_pin(ugc_mutator *mutator, void *obj);
 
 /* Undoes one ugc_pin of obj. Unpinning an object that is not pinned is a misuse (abort with

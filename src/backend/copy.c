@@ -6,6 +6,7 @@
  *   heap [base, base+R)  --mremap(MAYMOVE|FIXED|DONTUNMAP)-->  from-space [from, from+R)
  *        the heap keeps its VMA but no page tables: every access is now a missing fault
  *   register [base, base+R) for MISSING faults with our userfaultfd
+ *   build the pinned objects' pages in place (they never left: see below)
  *   resume the world
  *
  * R is the whole 1 GiB-multiple reservation: both ends 1 GiB-aligned, the kernel moves
@@ -18,6 +19,15 @@
  * touched first (and dropped again): the whole VMA gets its anon_vma before the split and
  * both pieces share it. The range is always unregistered before the next mremap: a
  * registered source makes mremap move one PTE at a time.
+ *
+ * Pinned objects' pages (the plan's held spans) never leave the heap (backend/handoff.h): a
+ * system call of a thread the pause does not stop may be writing into them. The mremap
+ * moves the stretches between them instead (k + 1 calls for k spans), their pages are
+ * copied into from-space for the builds of neighbouring pages, and they are built in place
+ * in the pause (ugc_concurrent_build_held_in_place: fillers and reference slots only) and
+ * marked MAPPED: present pages never fault, and no GC thread, faulting thread or helper
+ * touches them. A partial DONTUNMAP keeps the heap VMA's anon_vma, so the touch above is
+ * then merely harmless.
  *
  * Then GC threads and faulting mutators build pages (compact/concurrent.h) and map them with
  * UFFDIO_COPY from a buffer. The GC threads are woken once the world runs again
@@ -48,6 +58,7 @@
 #include "backend/availability.h"
 #include "backend/backend.h"
 #include "backend/copy.h"
+#include "backend/handoff.h"
 #include "backend/retain.h"
 #include "compact/compact_threads.h"
 #include "compact/concurrent.h"
@@ -403,17 +414,6 @@ void ugc_copy_detach(ugc_heap *heap) {
   heap->backend_data = NULL;
 }
 
-/* Puts the heap back where it was after a failed hand-off: the pages go back from
- * from-space, from-space becomes a reservation again. */
-static void undo_handoff(ugc_copy_backend *backend) {
-  int rc = ugc_remap_move((void *)backend->from_base, (void *)backend->space_base,
-                          backend->space_bytes, NULL);
-  if (rc != 0)
-    ugc_fatal("copy backend: cannot move the heap back after a failed hand-off: %s", strerror(-rc));
-  if (ugc_uncommit((void *)backend->from_base, backend->space_bytes) != 0)
-    ugc_warn("copy backend: could not restore the from-space reservation");
-}
-
 /* Which heap range the next cycle allocates into and this compaction keeps from-space for:
  * from the new top, rounded up to a huge page, to the sizing target (what the next cycle
  * may allocate before it starts), within the old heap. Empty without UFFDIO_MOVE, or when
@@ -475,9 +475,8 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   void *space = (void *)backend->space_base;
   uint64_t handoff_start = ugc_now_ns();
   uint64_t drop_ns = handoff_start - drop_start;
-  int rc = ugc_inject("copy.mremap")
-               ? -ENOMEM
-               : ugc_remap_dontunmap(space, (void *)backend->from_base, backend->space_bytes, NULL);
+  int rc =
+      ugc_inject("copy.mremap") ? -ENOMEM : ugc_handoff_around_held(&heap->moving, plan, "copy");
   if (rc != 0) {
     ugc_warn("copy backend: mremap(DONTUNMAP) failed (%s); compacting in the pause",
              ugc_remap_explain(rc));
@@ -509,7 +508,7 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   if (rc != 0) {
     ugc_warn("copy backend: registering the heap failed (%s); compacting in the pause",
              strerror(-rc));
-    undo_handoff(backend);
+    ugc_handoff_undo(&heap->moving, plan, "copy");
     return ugc_backend_stw.compact_start(heap, plan);
   }
   backend->registered_bytes = data_bytes;
@@ -517,12 +516,10 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   /* An access between the mremap and the registration (a thread that is not parked: a
    * signal handler, a system call in a blocking region) mapped an ordinary page that the
    * registration does not cover: dropped now, in the pause, every data page faults to us
-   * and an EEXIST later can only come from a helper. */
+   * and an EEXIST later can only come from a helper. Not the held pages: they stay, and
+   * are built in place below. */
   uint64_t dontneed_start = ugc_now_ns();
-  if (data_bytes) {
-    ugc_madv_dontneed(space, data_bytes);
-    heap->stats.compaction.madvise_calls++;
-  }
+  heap->stats.compaction.madvise_calls += ugc_handoff_drop_unheld(&heap->moving, plan, data_bytes);
   uint64_t handoff_end = ugc_now_ns();
   uint64_t handoff_ns = handoff_end - handoff_start;
   heap->stats.compaction.handoff_ns += handoff_ns;
@@ -543,13 +540,13 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
     ugc_warn("copy backend: no memory for the page states; compacting in the pause");
     if (data_bytes)
       ugc_uffd_unregister(&backend->uffd, space, data_bytes);
-    undo_handoff(backend);
+    ugc_handoff_undo(&heap->moving, plan, "copy");
     return ugc_backend_stw.compact_start(heap, plan);
   }
   backend->plan = plan;
   backend->from_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
   uint64_t fixed_start = ugc_now_ns();
-  ugc_concurrent_build_fixed(&backend->concurrent, backend->pause_batch); /* pinned objects */
+  ugc_concurrent_build_held_in_place(&backend->concurrent); /* pinned objects' pages */
   uint64_t update_start = ugc_now_ns(); /* more kernel work of the pause: the hand-off's */
   backend->update = (ugc_anon_update){
       .uffd = &backend->uffd,
@@ -670,12 +667,16 @@ static void complete_compaction(ugc_copy_backend *backend) {
   ugc_stats_lock(heap); /* ugc_stats_get sees all of this cycle's counters or none */
   add_stat(&s->pages_total, plan->page_count);
   /* Plain copy counts the dense prefix as in place (its objects did not move); a moving
-   * variant counts the pages it moved there, and the pages it recycled, as not fresh. Each
+   * variant counts the pages it moved there, and the pages it recycled, as not fresh. The
+   * held pages never left (built in place in the pause) are in place with either. Each
    * page is counted once: the shares add up to the pages built. */
   uint64_t in_place = atomic_load(&k->pages_in_place), recycled = atomic_load(&k->pages_recycled);
-  uint64_t whole = atomic_load(&k->pages_slid_whole);
+  uint64_t whole = atomic_load(&k->pages_slid_whole), held = atomic_load(&k->pages_held);
   if (!c->mapper.move)
-    in_place = (plan->dense_end - plan->space_base) / UGC_PAGE_SIZE;
+    in_place = (plan->dense_end - plan->space_base) / UGC_PAGE_SIZE +
+               ugc_compact_held_pages_from(plan, plan->dense_end);
+  else
+    in_place += held;
   add_stat(&s->pages_in_place, in_place);
   add_stat(&s->pages_recycled, recycled);
   add_stat(&s->pages_slid_whole, whole);
@@ -687,7 +688,8 @@ static void complete_compaction(ugc_copy_backend *backend) {
   add_stat(&s->pages_helped, atomic_load(&k->pages_helped));
   add_stat(&s->copy_ioctls, atomic_load(&k->map_calls) + atomic_load(&k->zero_calls));
   add_stat(&s->madvise_calls, atomic_load(&k->release_calls));
-  add_stat(&s->bytes_copied, atomic_load(&k->bytes_copied));
+  /* The held pages were copied once, into from-space, for the builds of their neighbours. */
+  add_stat(&s->bytes_copied, atomic_load(&k->bytes_copied) + held * UGC_PAGE_SIZE);
   add_stat(&s->concurrent_ns, concurrent_ns);
   add_stat(&s->memcpy_ns, atomic_load(&k->build_ns));
   add_stat(&s->map_ns, atomic_load(&k->map_ns));

@@ -7,12 +7,9 @@
  * uniform: an object straddling into page P may have its old header in a page already
  * rewritten. With a separate from-space, page building is the same for every backend.
  *
- * Pinned objects' pages (the plan's held spans) never leave the heap range: a system call
- * in a thread the pause does not stop (a mutator in a blocking region, a thread that is no
- * mutator) may be writing into them, and a write into a page handed to from-space would be
- * lost. The hand-off moves the stretches between them, the held pages are copied into
- * from-space (builds of neighbouring pages read the headers of objects that run out of
- * them) and built in place: only fillers over their dead words and reference slots change.
+ * Pinned objects' pages (the plan's held spans) never leave the heap range (backend/handoff.h):
+ * the hand-off moves the stretches between them, the held pages are copied into from-space
+ * and built in place: only fillers over their dead words and reference slots change.
  *
  * If mremap fails, the used range is copied to from-space instead (slower, same result),
  * and that is reported once. */
@@ -22,6 +19,7 @@
 #include <sys/mman.h>
 
 #include "backend/backend.h"
+#include "backend/handoff.h"
 #include "heap/vm.h"
 #include "os/log.h"
 #include "os/madvise.h"
@@ -52,49 +50,6 @@ static void report_fallback(ugc_heap *heap, const char *what, int err) {
            ugc_remap_explain(err));
 }
 
-/* Moves [base + offset, base + end) to from-space; its source stays mapped and empty. */
-static int move_out(ugc_moving_space *space, size_t offset, size_t end) {
-  if (end <= offset)
-    return 0;
-  return ugc_remap_dontunmap((void *)(space->base + offset), (void *)(space->from_base + offset),
-                             end - offset, NULL);
-}
-
-/* The hand-off around held spans: every stretch between them moves, each held span is
- * copied. 0, or -errno with everything back where it was. */
-static int hand_off_around(ugc_heap *heap, const ugc_compact_plan *plan) {
-  ugc_moving_space *space = &heap->moving;
-  size_t offset = 0, all = space->reserved_bytes;
-  int err = 0;
-  size_t r = 0;
-  for (; r <= plan->held_count && !err; r++) {
-    size_t end = r < plan->held_count ? plan->held[r].start - space->base : all;
-    err = move_out(space, offset, end);
-    if (!err && r < plan->held_count)
-      offset = plan->held[r].end - space->base;
-  }
-  if (err) { /* move back what moved: the stretches below the one that failed */
-    size_t back = 0;
-    for (size_t k = 0; k + 1 < r; k++) {
-      size_t end = plan->held[k].start - space->base;
-      if (end > back && ugc_remap_move((void *)(space->from_base + back),
-                                       (void *)(space->base + back), end - back, NULL) != 0)
-        ugc_fatal("stw backend: cannot move the heap back after a failed hand-off");
-      back = plan->held[k].end - space->base;
-    }
-    ugc_vm_map_fixed((void *)space->from_base, all, false);
-    return err;
-  }
-  for (size_t k = 0; k < plan->held_count; k++) {
-    size_t start = plan->held[k].start - space->base,
-           bytes = plan->held[k].end - plan->held[k].start;
-    if (ugc_vm_map_fixed((void *)(space->from_base + start), bytes, true) != 0)
-      ugc_fatal("stw backend: cannot map from-space for a pinned object's pages");
-    memcpy((void *)(space->from_base + start), (const void *)(space->base + start), bytes);
-  }
-  return 0;
-}
-
 /* Makes the old contents of [base, base + used) readable in from-space and leaves the
  * heap range mapped and empty (reads as zeros), but for the held spans, which keep their
  * pages (and have a copy in from-space). */
@@ -104,8 +59,7 @@ static void hand_off(ugc_heap *heap, const ugc_compact_plan *plan, size_t used) 
   size_t all = space->reserved_bytes; /* 1 GiB multiples: whole page-table entries move */
   int err = -EOPNOTSUPP;
   if (ugc_remap_dontunmap_works(false)) {
-    err =
-        plan->held_count ? hand_off_around(heap, plan) : ugc_remap_dontunmap(base, from, all, NULL);
+    err = ugc_handoff_around_held(space, plan, "stw");
     if (err == 0)
       return;
   }

@@ -206,6 +206,17 @@ static inline uintptr_t ugc_compact_next_held(const ugc_compact_plan *plan, uint
   return ugc_compact_next_range(plan->held, plan->held_count, address, UINTPTR_MAX);
 }
 
+/* Pages of the held spans at or after `address` (page aligned). */
+static inline size_t ugc_compact_held_pages_from(const ugc_compact_plan *plan, uintptr_t address) {
+  size_t pages = 0;
+  for (size_t r = 0; r < plan->held_count; r++)
+    if (plan->held[r].end > address)
+      pages +=
+          (plan->held[r].end - (plan->held[r].start > address ? plan->held[r].start : address)) /
+          UGC_PAGE_SIZE;
+  return pages;
+}
+
 /* Records that the space now holds what the plan computed (the compaction happened): its
  * page_pad_words become the padding the next compute counts with the live words. */
 void ugc_compact_plan_keep_padding(ugc_compact_plan *plan);

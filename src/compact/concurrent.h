@@ -113,6 +113,8 @@ typedef struct ugc_concurrent_counters {
   /* With a moving mapper: dense pages moved in place, slid pages built in a recycled page
    * and moved, slid pages moved whole (never built), calls of mapper.move. */
   _Atomic uint64_t pages_in_place, pages_recycled, pages_slid_whole, move_calls;
+  _Atomic uint64_t pages_held; /* held pages built in place in the pause (build_held_in_place) */
+  _Atomic uint64_t moves_misreported; /* MOVEs that moved a page and said EEXIST (map_span) */
   _Atomic uint64_t bytes_copied;
   _Atomic uint64_t pages_updated_only; /* built over their own source (is_own_source) */
   _Atomic uint64_t build_ns, map_ns, release_ns, wait_ns;
@@ -166,11 +168,13 @@ int ugc_concurrent_begin(ugc_concurrent *c, const ugc_compact_plan *plan, intptr
                          size_t registered_bytes, const ugc_page_mapper *mapper,
                          ugc_histogram *stall);
 
-/* In the pause, after ugc_concurrent_begin and the registration: builds and maps every page
- * of the plan's held spans (pinned objects' pages), so that no access to them, a system
- * call's included, ever meets an unbuilt page. page_buffer as for ugc_concurrent_resolve_fault.
- * Counted as pages built by mutators. */
-void ugc_concurrent_build_fixed(ugc_concurrent *c, void *page_buffer);
+/* In the pause, after ugc_concurrent_begin, for a backend whose hand-off left the held spans'
+ * pages in the heap (backend/handoff.h): builds each of them in place, from the heap page
+ * itself (from_delta 0: only fillers over dead words and reference slots are written, never
+ * the bytes of a live object, so what a system call writes into a pinned object meanwhile
+ * stays), and marks it MAPPED, so that no GC thread, faulting thread or helper ever builds
+ * or maps it. Counted as pages built by GC threads. Returns the number of pages. */
+size_t ugc_concurrent_build_held_in_place(ugc_concurrent *c);
 
 /* Resolves the fault at `addr` for a faulting thread: builds and maps its page (in
  * `page_buffer`, UGC_PAGE_SIZE bytes the caller owns: a signal handler keeps it off the

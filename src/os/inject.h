@@ -12,6 +12,9 @@
  *   copy.stray_read   a read of the first heap page between mremap and registration maps
  *                     the zero page there (the trap the page protocol must survive)
  *   copy.reopen       opening the fork child's own userfaultfd fails (EMFILE)
+ *   handoff.held_stretch  a hand-off around held spans (pinned objects' pages: stw, copy,
+ *                     move) fails at its second stretch (ENOMEM), after the first moved:
+ *                     what moved goes back (backend/handoff.c)
  *   copy.update_mremap    moving a large object or the non-moving space away (for its
  *                         references to be updated after the pause) fails (ENOMEM)
  *   copy.update_register  registering such a range fails (EBUSY)
