@@ -339,7 +339,7 @@ int ugc_copy_attach(ugc_heap *heap, ugc_error *error, const char *name,
     ugc_set_error(error, UGC_ERR_NOMEM, "copy backend: out of memory");
     return -1;
   }
-  pthread_mutex_init(&backend->wait_lock, NULL);
+  ugc_completion_init(&backend->completion);
   ugc_concurrent_init(&backend->concurrent);
   ugc_retained_init(&backend->retained);
 
@@ -408,7 +408,7 @@ void ugc_copy_detach(ugc_heap *heap) {
     ugc_uffd_close(&backend->uffd);
   ugc_concurrent_destroy(&backend->concurrent);
   ugc_retained_destroy(&backend->retained);
-  pthread_mutex_destroy(&backend->wait_lock);
+  ugc_completion_destroy(&backend->completion);
   munmap(backend->pause_batch, PAUSE_BATCH_BYTES);
   free(backend);
   heap->backend_data = NULL;
@@ -567,8 +567,7 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
     heap->stats.compaction.handoff_max_ns = handoff_ns + update_ns;
   uint64_t publish_start = ugc_now_ns();
   ugc_compaction_started(heap);
-  atomic_store(&backend->kick_generation, ugc_compact_threads_next_generation(&backend->threads));
-  atomic_store(&backend->unfinished, true);
+  ugc_completion_arm(&backend->completion, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store_explicit(&backend->compacting, true, memory_order_release);
   /* Faulting threads build their pages from now on; the GC threads start after the pause
    * (compact_threads.h: deferred kick). */
@@ -619,8 +618,9 @@ void ugc_copy_compact_resumed(ugc_heap *heap) {
     ugc_compact_threads_start_deferred(&backend->threads);
 }
 
-/* Completes the compaction in progress: wait_lock held, `unfinished` set. */
-static void complete_compaction(ugc_copy_backend *backend) {
+/* Completes the compaction in progress (ugc_completion_fn: its lock held, unfinished). */
+static void complete_compaction(void *data) {
+  ugc_copy_backend *backend = data;
   ugc_heap *heap = backend->heap;
   ugc_concurrent *c = &backend->concurrent;
   /* Waited for before the collector kicked the GC threads (in the pause with verify mode
@@ -707,18 +707,15 @@ static void complete_compaction(ugc_copy_backend *backend) {
   if (retries)
     ugc_warn("copy backend: %llu page mapping(s) retried after EAGAIN or ENOMEM",
              (unsigned long long)retries);
-  atomic_store_explicit(&backend->unfinished, false, memory_order_release);
+  ugc_completion_done(&backend->completion);
 }
 
 void ugc_copy_compact_wait(ugc_heap *heap) {
   ugc_copy_backend *backend = heap->backend_data;
-  if (!backend || !atomic_load_explicit(&backend->unfinished, memory_order_acquire))
+  if (!backend || !ugc_completion_pending(&backend->completion))
     return;
   check_owner(backend); /* before any lock or ioctl: the parent's cycle is not ours */
-  pthread_mutex_lock(&backend->wait_lock);
-  if (atomic_load_explicit(&backend->unfinished, memory_order_acquire))
-    complete_compaction(backend);
-  pthread_mutex_unlock(&backend->wait_lock);
+  ugc_completion_wait(&backend->completion, complete_compaction, backend);
 }
 
 /* The last GC thread of a job completes the compaction at once (unless a waiting thread is
@@ -727,13 +724,7 @@ void ugc_copy_compact_wait(ugc_heap *heap) {
  * Only for the job it ran: a stale callback must not wait for a newer job it is part of. */
 static void copy_on_threads_idle(void *data, uint64_t generation) {
   ugc_copy_backend *backend = data;
-  if (!atomic_load_explicit(&backend->unfinished, memory_order_acquire) ||
-      pthread_mutex_trylock(&backend->wait_lock) != 0)
-    return;
-  if (atomic_load_explicit(&backend->unfinished, memory_order_acquire) &&
-      atomic_load(&backend->kick_generation) == generation)
-    complete_compaction(backend);
-  pthread_mutex_unlock(&backend->wait_lock);
+  ugc_completion_on_idle(&backend->completion, generation, complete_compaction, backend);
 }
 
 /* Allocation reaches [start, end): the kept chunks it needs move in (backend/retain.h).
@@ -761,20 +752,21 @@ static void copy_prepare_alloc(ugc_heap *heap, uintptr_t start, uintptr_t end) {
 
 /* fork(): compact_wait has run (no compaction in flight, none can start: the heap's locks
  * are held). Another thread may still be inside compact_wait, about to see that there is
- * nothing to wait for: holding wait_lock across the fork keeps it out of the child. */
+ * nothing to wait for: holding the completion lock across the fork keeps it out of the
+ * child. */
 void ugc_copy_fork_prepare(ugc_heap *heap) {
   ugc_copy_backend *backend = heap->backend_data;
   /* Kept pages would be shared with the child after the fork, and UFFDIO_MOVE refuses
    * shared pages: given back instead. */
   ugc_retained_drop(&backend->retained, true);
-  pthread_mutex_lock(&backend->wait_lock);
+  ugc_completion_fork_prepare(&backend->completion);
   ugc_compact_threads_fork_prepare(&backend->threads);
 }
 
 void ugc_copy_fork_parent(ugc_heap *heap) {
   ugc_copy_backend *backend = heap->backend_data;
   ugc_compact_threads_fork_parent(&backend->threads);
-  pthread_mutex_unlock(&backend->wait_lock);
+  ugc_completion_fork_parent(&backend->completion);
 }
 
 /* The descriptor and the handler thread are replaced at the child's first compaction
@@ -783,7 +775,7 @@ void ugc_copy_fork_child(ugc_heap *heap) {
   ugc_copy_backend *backend = heap->backend_data;
   ugc_compact_threads_fork_child(&backend->threads);
   ugc_concurrent_fork_child(&backend->concurrent);
-  pthread_mutex_init(&backend->wait_lock, NULL);
+  ugc_completion_fork_child(&backend->completion);
 }
 
 const ugc_backend_ops ugc_backend_copy = {

@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "backend/retain.h"
 #include "compact/compact_threads.h"
+#include "compact/completion.h"
 #include "backend/copy_update.h"
 #include "compact/concurrent.h"
 #include "uffd/fault_thread.h"
@@ -48,13 +49,11 @@ typedef struct ugc_copy_backend {
 
   ugc_concurrent concurrent;
   ugc_compact_threads threads;
-  _Atomic bool compacting;          /* faults in the heap are ours to resolve */
-  _Atomic uint32_t resolvers;       /* threads inside a fault callback (copy.c: copy_on_sigbus) */
-  pthread_mutex_t wait_lock;        /* one compact_wait at a time */
-  _Atomic uint64_t kick_generation; /* the GC threads' job of this compaction */
-  /* From the hand-off until complete_compaction has returned (its statistics and report
-   * included; `compacting` ends earlier): what compact_wait waits for. */
-  _Atomic bool unfinished;
+  _Atomic bool compacting;    /* faults in the heap are ours to resolve */
+  _Atomic uint32_t resolvers; /* threads inside a fault callback (copy.c: copy_on_sigbus) */
+  /* Armed from the hand-off until complete_compaction has returned (its statistics and
+   * report included; `compacting` ends earlier): what compact_wait waits for. */
+  ugc_completion completion;
   void *pause_batch; /* batch buffer when no GC thread runs: this heap's own (several heaps
                         may build in their pauses at once) */
   const ugc_copy_variant *variant; /* the move backend's hooks, NULL for plain copy */
