@@ -32,100 +32,16 @@
 #define BLOBS 38000u /* 12 MiB of blobs: at least five whole 2 MiB chunks */
 #define HUGE_BYTES ((uint64_t)2 << 20)
 
-/* Whether /sys/kernel/mm/transparent_hugepage/enabled allows huge pages for a
- * MADV_HUGEPAGE range ("always" or "madvise"); the setting's text goes to `setting`. */
-static bool thp_enabled(char *setting, size_t size) {
-  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-  snprintf(setting, size, "not available");
-  if (!f)
-    return false;
-  if (!fgets(setting, (int)size, f))
-    snprintf(setting, size, "unreadable");
-  fclose(f);
-  setting[strcspn(setting, "\n")] = 0;
-  return strstr(setting, "[never]") == NULL && strchr(setting, '[') != NULL;
-}
-
-/* AnonHugePages of the mapping that holds `address`, in bytes (from /proc/self/smaps). */
-static uint64_t anon_huge_bytes_at(uintptr_t address) {
-  FILE *f = fopen("/proc/self/smaps", "r");
-  REQUIRE(f != NULL);
-  char line[512];
-  bool inside = false;
-  uint64_t bytes = 0;
-  while (fgets(line, sizeof line, f)) {
-    uintptr_t start, end;
-    unsigned long long kb;
-    if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &start, &end) == 2) /* a mapping's line */
-      inside = address >= start && address < end;
-    else if (inside && sscanf(line, "AnonHugePages: %llu kB", &kb) == 1)
-      bytes = (uint64_t)kb << 10;
-  }
-  fclose(f);
-  return bytes;
-}
-
-/* Checks every blob from the last to the first (faults on pages not yet compacted). */
-static void read_blobs_down(void **roots) {
-  for (unsigned i = BLOBS; i-- > 0;) {
-    const uint64_t *b = roots[i];
-    if (!b)
-      continue;
-    for (unsigned w = 0; w < BLOB_BYTES / 8; w++)
-      REQUIRE(b[w] == (uint64_t)i * 1000 + w);
-  }
-}
-
-/* One full collection, with `roots` read meanwhile when `read` (the compaction is
- * concurrent); its compaction statistics go to *delta. */
-static void collect_checked(ugc_heap *heap, ugc_mutator *m, void **roots, bool read,
-                            ugc_compaction_stats *delta) {
-  ugc_stats before, after;
-  ugc_stats_get(heap, &before);
-  uint64_t digest = ugc_graph_digest(m);
-  ugc_collect(m, UGC_COLLECT_FULL);
-  if (read)
-    read_blobs_down(roots);
-  ugc_collect(m, UGC_COLLECT_FINISH);
-  REQUIRE(ugc_graph_digest(m) == digest);
-  ugc_error error;
-  REQUIRE(ugc_verify(m, &error) == 0);
-  ugc_stats_get(heap, &after);
-  const uint64_t *b = (const uint64_t *)&before.compaction,
-                 *a = (const uint64_t *)&after.compaction;
-  uint64_t *d = (uint64_t *)delta;
-  for (size_t i = 0; i < sizeof *delta / sizeof(uint64_t); i++)
-    d[i] = a[i] - b[i];
-}
+#include "huge_blobs.h"
 
 int main(void) {
-  setvbuf(stdout, NULL, _IONBF, 0);
-  unsetenv("UFFDGC_BACKEND");
-  unsetenv("UFFDGC_INJECT");
-  unsetenv("UFFDGC_DISABLE");
-  char reason[256];
-  if (!ugc_backend_available("move", reason, sizeof reason))
-    SKIP("backend move: %s", reason);
   char setting[128];
-  if (!thp_enabled(setting, sizeof setting))
-    SKIP("transparent huge pages are off here (enabled: %s)", setting);
-
-  ugc_config config = fixture_config((size_t)64 << 20, (size_t)32 << 20);
-  config.backend = "move";
-  config.gc_threads = 2; /* one compaction thread */
-  ugc_heap *heap = fixture_heap(&config);
+  ugc_heap *heap = blob_heap_or_skip((size_t)64 << 20, (size_t)32 << 20, setting, sizeof setting);
   ugc_mutator *m = fixture_attach(heap);
-  ugc_type_id blob = fixture_leaf_type(heap, "blob");
-  ugc_type_id table = fixture_type(heap, "table", UGC_LAYOUT_REF_ARRAY, 0, NULL, 0);
   ugc_scope scope = ugc_scope_open(m);
-  void **roots = ugc_alloc(m, table, BLOBS * sizeof(void *)); /* large-object space */
+  void **roots = NULL;
   ugc_root(m, (void **)&roots);
-  for (unsigned i = 0; i < BLOBS; i++) {
-    uint64_t *b = ugc_alloc(m, blob, BLOB_BYTES);
-    for (unsigned w = 0; w < BLOB_BYTES / 8; w++)
-      b[w] = (uint64_t)i * 1000 + w;
-    ugc_write(m, roots, &roots[i], b);
-  }
+  fill_blobs(m, &roots);
   uintptr_t heap_address = (uintptr_t)roots[BLOBS / 2];
   uint64_t huge_before = anon_huge_bytes_at(heap_address);
   printf("THP %s; heap mapping's AnonHugePages before: %" PRIu64 " MiB\n", setting,
