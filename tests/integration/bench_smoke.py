@@ -42,7 +42,7 @@ COMPACTION = ["pages_total", "pages_in_place", "pages_slid_whole", "pages_recycl
               "ns_per_page_map", "work_s", "kernel_share"]
 BREAKDOWN = ["forwarding", "memcpy", "map", "madvise", "wait"]
 # latency rows: the timed units split by whether a collection cycle overlapped them.
-UNIT_SPLIT = ["unit_during_cycle_us", "unit_idle_us"]
+UNIT_SPLIT = ["unit_during_cycle_us", "unit_idle_us", "unit_marking_us", "unit_compacting_us"]
 MMU_AT = ["1ms", "10ms", "100ms"]
 VERIFY = ["cycles_checked", "failures", "digest_checks", "digest_mismatches"]
 SKIPPED_ROW = {"workload", "backend", "backend_requested", "skipped", "delivery"}
@@ -155,8 +155,9 @@ def check_usage(row, where):
 
 
 def check_latency(row, where):
-    """The timed phase must contain collections (the workload sizes it so), and every
-    timed unit lands in exactly one of the two sets."""
+    """The timed phase must contain collections (the workload sizes it so), every timed
+    unit lands in exactly one of the two sets, and every unit during a cycle in exactly one
+    of its two phases (marking only, or overlapping a compaction)."""
     need_numbers(row, ["timed_cycles", "unit_p99_during_over_idle"], where)
     for key in UNIT_SPLIT:
         need_numbers(row[key], DIST["unit_us"], where + "." + key)
@@ -169,7 +170,12 @@ def check_latency(row, where):
     if during["count"] + idle["count"] != row["unit_us"]["count"]:
         fail("%s: %d units during a cycle + %d idle != %d units" % (
             where, during["count"], idle["count"], row["unit_us"]["count"]))
-    for part in (during, idle):
+    marking, compacting = row["unit_marking_us"], row["unit_compacting_us"]
+    if marking["count"] + compacting["count"] != during["count"]:
+        fail("%s: %d units overlapping marking only + %d overlapping a compaction != %d "
+             "during a cycle" % (where, marking["count"], compacting["count"],
+                                 during["count"]))
+    for part in (during, idle, marking, compacting):
         if part["count"] and not part["p50"] <= part["p99"] <= part["max"] <= \
                 row["unit_us"]["max"]:
             fail("%s: unit split out of order: %r (all units: %r)" % (where, part,
