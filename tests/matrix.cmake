@@ -64,6 +64,9 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
     if(TARGET test_pin)
       ugc_matrix_test("integration/pin[${suffix}]" test_pin "${env}")
     endif()
+    if(TARGET test_pinned_large)
+      ugc_matrix_test("integration/pinned_large[${suffix}]" test_pinned_large "${env}")
+    endif()
     if(TARGET test_runtime_identity)
       ugc_matrix_test("unit/test_runtime_identity[${suffix}]" test_runtime_identity "${env}")
     endif()
@@ -248,6 +251,21 @@ foreach(backend copy move)
   if(TARGET test_pin_io AND "${backend}" IN_LIST UGC_MATRIX_BACKENDS)
     ugc_matrix_test("stress/test_pin_io[${backend},undo]" test_pin_io
                     "UFFDGC_BACKEND=${backend};UGC_TEST_ITERATIONS=20;UFFDGC_INJECT=handoff.held_stretch:2,copy.register:5,copy.page_states:8")
+  endif()
+endforeach()
+
+# System calls into ugc_alloc_pinned buffers (the non-moving space) while its references are
+# updated after the pause: with thread delivery its pages leave it in the pause and come back
+# built (backend/copy_update.c). copy.update_slow_handoff holds the hand-off 2 ms after they
+# left; a write into that moment must wait for its page, never be lost (before the range was
+# registered ahead of the move, such runs lost 1-2 transfers in 20 cycles). The default
+# delivery keeps the space out of that update (its system calls would fail): no EFAULT.
+foreach(backend copy move minor)
+  if(TARGET test_pin_io AND "${backend}" IN_LIST UGC_MATRIX_BACKENDS)
+    ugc_matrix_test("stress/test_pin_io[${backend},thread,nonmoving]" test_pin_io
+                    "UFFDGC_BACKEND=${backend};UFFDGC_DELIVERY=thread;UGC_PIN_IO_SPACE=nonmoving;UGC_TEST_ITERATIONS=30;UFFDGC_INJECT=copy.update_slow_handoff")
+    ugc_matrix_test("stress/test_pin_io[${backend},nonmoving]" test_pin_io
+                    "UFFDGC_BACKEND=${backend};UGC_PIN_IO_SPACE=nonmoving;UGC_TEST_ITERATIONS=20")
   endif()
 endforeach()
 

@@ -264,6 +264,7 @@ static void minor_on_fault_message(void *ctx, const ugc_uffd_fault *fault) {
   minor_backend *backend = ctx;
   uintptr_t page = (uintptr_t)fault->addr & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
   char page_buffer[UGC_PAGE_SIZE] __attribute__((aligned(64))); /* our own thread's stack */
+  ugc_update_pages_wait_handoff(&backend->heap->update_pages);
   atomic_fetch_add(&backend->resolvers, 1);
   if (atomic_load(&backend->compacting)) {
     check_owner(backend);
@@ -532,6 +533,7 @@ static int minor_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   ugc_compaction_started(heap);
   ugc_completion_arm(&backend->completion, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store_explicit(&backend->compacting, true, memory_order_release);
+  ugc_update_pages_handoff_done(&heap->update_pages);
   /* Faulting threads build their pages from now on; the GC threads start after the pause
    * (compact_threads.h: deferred kick). */
   ugc_compact_threads_defer(&backend->threads, &backend->concurrent);

@@ -324,6 +324,7 @@ static int sigsegv_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   ugc_compaction_started(heap);
   ugc_completion_arm(&backend->completion, ugc_compact_threads_next_generation(&backend->threads));
   atomic_store_explicit(&backend->compacting, true, memory_order_release);
+  ugc_update_pages_handoff_done(&heap->update_pages);
   /* Faulting threads build their pages from now on; the GC threads start after the pause
    * (compact_threads.h: deferred kick). */
   ugc_compact_threads_defer(&backend->threads, &backend->concurrent);

@@ -269,6 +269,7 @@ void ugc_update_pages_start(ugc_update_pages *u, const ugc_update_protector *pro
   if (!u->pending)
     return;
   u->pending = false;
+  atomic_store_explicit(&u->handing_off, true, memory_order_release);
   u->protector = *protector;
   u->mapper = *mapper;
   memset((void *)u->mapped, 0, u->page_count);
@@ -314,6 +315,15 @@ void ugc_update_pages_start(ugc_update_pages *u, const ugc_update_protector *pro
     if (!u->ranges[i].is_protected)
       memset((void *)&u->mapped[u->ranges[i].first_page], 1, u->ranges[i].bytes / UGC_PAGE_SIZE);
   atomic_store_explicit(&u->active, any, memory_order_release);
+}
+
+void ugc_update_pages_handoff_done(ugc_update_pages *u) {
+  atomic_store_explicit(&u->handing_off, false, memory_order_release);
+}
+
+void ugc_update_pages_wait_handoff(ugc_update_pages *u) {
+  while (atomic_load_explicit(&u->handing_off, memory_order_acquire))
+    nanosleep(&(struct timespec){0, 20 * 1000}, NULL);
 }
 
 /* ---- concurrent building ---- */

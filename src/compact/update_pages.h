@@ -105,6 +105,7 @@ typedef struct ugc_update_pages {
   size_t mapped_capacity;
   _Atomic size_t next_page; /* GC threads' cursor */
   _Atomic bool active;      /* protected ranges fault to us */
+  _Atomic bool handing_off; /* start is protecting ranges; the backend not publishing yet */
   _Atomic uint32_t resolvers;
   ugc_page_mapper mapper;
   ugc_update_protector protector;
@@ -135,6 +136,15 @@ static inline bool ugc_update_pages_defers_large(const ugc_update_pages *u, size
  * at once. Once this returns, faults in the ranges go to ugc_update_pages_resolve. */
 void ugc_update_pages_start(ugc_update_pages *u, const ugc_update_protector *protector,
                             const ugc_page_mapper *mapper);
+
+/* In the pause, once the backend publishes its compaction (faults are answered from now on):
+ * ends the hand-off that start began. */
+void ugc_update_pages_handoff_done(ugc_update_pages *u);
+
+/* A handler thread's fault message that came while the compaction was not published yet: a
+ * system call in a range start registered first (a thread the pause does not stop). Waits
+ * for the hand-off to end, so that the fault is answered, not woken into a fault loop. */
+void ugc_update_pages_wait_handoff(ugc_update_pages *u);
 
 /* In the pause, instead of start (a backend that compacts in the pause, or one that does
  * not know about deferred updates: the collector calls it after the hand-off whenever the

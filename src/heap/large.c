@@ -66,6 +66,7 @@ uintptr_t ugc_large_alloc(ugc_large_space *space, size_t total) {
   space->objects[at].hdr = hdr;
   space->objects[at].map_bytes = bytes;
   atomic_init(&space->objects[at].marked, 0);
+  space->objects[at].allocated_pinned = false;
   space->count++;
   space->used_bytes += bytes;
   recompute_bounds(space);

@@ -13,6 +13,7 @@ typedef struct ugc_large_object {
   uintptr_t hdr; /* start of the mapping = header address */
   size_t map_bytes;
   _Atomic uint8_t marked;
+  bool allocated_pinned; /* by ugc_alloc_pinned: a buffer for system calls, like a pinned one */
 } ugc_large_object;
 
 typedef struct ugc_large_space {

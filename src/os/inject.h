@@ -18,6 +18,9 @@
  *   copy.update_mremap    moving a large object or the non-moving space away (for its
  *                         references to be updated after the pause) fails (ENOMEM)
  *   copy.update_register  registering such a range fails (EBUSY)
+ *   copy.update_slow_handoff  such a range's hand-off waits 2 ms after its pages left it
+ *                     (widens the moment a system call of a thread the pause does not stop
+ *                     could write into it: it must wait for its page, never be lost)
  *   compact.threads   creating a compaction GC thread fails (the pages are then built in
  *                     the pause, by the collecting thread)
  *   plan.tables       no memory for the compaction plan's tables

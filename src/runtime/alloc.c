@@ -281,8 +281,17 @@ void *ugc_alloc_slow(ugc_mutator *mutator, ugc_type_id type, size_t bytes) {
 void *ugc_alloc_pinned(ugc_mutator *mutator, ugc_type_id type, size_t bytes) {
   check_request(mutator, type, bytes, "ugc_alloc_pinned");
   ugc_safepoint(mutator);
-  bool large = bytes >= mutator->heap->config.large_threshold;
-  return alloc_in(mutator, type, bytes, large ? SPACE_LARGE : SPACE_NONMOVING);
+  ugc_heap *heap = mutator->heap;
+  bool large = bytes >= heap->config.large_threshold;
+  void *payload = alloc_in(mutator, type, bytes, large ? SPACE_LARGE : SPACE_NONMOVING);
+  if (payload && large) { /* kept out of updates that could fail its system calls */
+    pthread_mutex_lock(&heap->lock);
+    ugc_large_object *object = ugc_large_find(&heap->large, (uintptr_t)payload - UGC_HEADER_BYTES);
+    if (object)
+      object->allocated_pinned = true;
+    pthread_mutex_unlock(&heap->lock);
+  }
+  return payload;
 }
 
 bool ugc_reserve(ugc_mutator *mutator, size_t bytes) {

@@ -172,7 +172,10 @@ static void update_item_run(void *raw, size_t index, unsigned worker) {
  * backend protects them at its hand-off and they are updated page by page after the pause
  * (anything it does not take is updated in place after the hand-off, still in the pause). */
 static bool large_pinned(const void *ctx, uintptr_t hdr) {
-  return ugc_addrmap_get(&((const ugc_heap *)ctx)->pins.counts, hdr + UGC_HEADER_BYTES) != NULL;
+  const ugc_heap *heap = ctx;
+  const ugc_large_object *object = ugc_large_find(&heap->large, hdr);
+  return (object && object->allocated_pinned) ||
+         ugc_addrmap_get(&heap->pins.counts, hdr + UGC_HEADER_BYTES) != NULL;
 }
 
 static void update_references(ugc_heap *heap, const ugc_compact_plan *plan) {

@@ -13,6 +13,14 @@
  * after each collection, so mutators build pages (pages_by_mutator and pages_by_gc are
  * printed, and must be > 0 on copy and move).
  *
+ * UGC_PIN_IO_SPACE=nonmoving: the payloads are ugc_alloc_pinned objects (the non-moving space)
+ * instead of pinned moving ones, and 96 non-moving reference arrays (512 references each,
+ * to objects that move) make that space big enough for its references to be updated after
+ * the pause (compact/update_pages.c). With thread delivery on copy, move and minor its pages
+ * then leave it in the pause and come back built: the system calls must wait for them,
+ * never write into a page that is dropped (backend/copy_update.c registers a range before
+ * its pages move away). UFFDGC_INJECT=copy.update_slow_handoff widens that moment to 2 ms.
+ *
  * UGC_TEST_ITERATIONS (default 60) collections. */
 #include <errno.h>
 #include <pthread.h>
@@ -28,6 +36,8 @@
 #define PINNED_PER_WORKER 24
 #define MAX_PAYLOAD 6000
 #define OWN_OBJECTS 20000
+#define NONMOVING_ARRAYS 96
+#define NONMOVING_ARRAY_REFS 512
 
 typedef struct worker {
   int index;
@@ -46,6 +56,8 @@ static worker workers[WORKERS];
 static void *own[OWN_OBJECTS];
 static atomic_uint hold_gen, release_gen, replace_gen;
 static atomic_bool stop;
+static bool in_nonmoving; /* UGC_PIN_IO_SPACE=nonmoving */
+static void **nonmoving_arrays[NONMOVING_ARRAYS];
 
 static uint64_t next_random(uint64_t *state) {
   *state ^= *state << 13;
@@ -108,14 +120,15 @@ static uint64_t canonical_key(const worker *w, int slot) {
 }
 
 /* An object allocated normally (after some garbage, so that it is not at the top), filled
- * through read(2) and then pinned. */
+ * through read(2) and then pinned; or, in the non-moving mode, allocated pinned. */
 static void pin_new(ugc_mutator *m, worker *w, int slot) {
   for (int g = 0; g < 20; g++)
     ugc_alloc(m, leaf, 16 + 8 * (next_random(&w->seed) % 64));
   size_t n = 64 + next_random(&w->seed) % (MAX_PAYLOAD - 64);
-  w->slots[slot] = ugc_alloc(m, leaf, n);
+  w->slots[slot] = in_nonmoving ? ugc_alloc_pinned(m, leaf, n) : ugc_alloc(m, leaf, n);
   memset(w->slots[slot], 0, n);
-  ugc_pin(m, w->slots[slot]);
+  if (!in_nonmoving)
+    ugc_pin(m, w->slots[slot]);
   w->pinned_at[slot] = w->slots[slot];
   w->sizes[slot] = n;
 }
@@ -145,7 +158,8 @@ static void *worker_main(void *arg) {
       seen_replace = replace;
       for (int r = 0; r < 3; r++) {
         int s = (int)(next_random(&w->seed) % PINNED_PER_WORKER);
-        ugc_unpin(m, w->slots[s]);
+        if (!in_nonmoving)
+          ugc_unpin(m, w->slots[s]);
         pin_new(m, w, s);
         w->replaced++;
       }
@@ -193,11 +207,23 @@ int main(void) {
   ugc_config config = fixture_config((size_t)128 << 20, (size_t)32 << 20);
   heap = fixture_heap(&config);
   leaf = fixture_leaf_type(heap, "bytes");
+  const char *space = getenv("UGC_PIN_IO_SPACE");
+  in_nonmoving = space && strcmp(space, "nonmoving") == 0;
+  REQUIRE(!space || in_nonmoving || strcmp(space, "moving") == 0);
   ugc_mutator *m = fixture_attach(heap);
   for (int i = 0; i < OWN_OBJECTS; i++) {
     ugc_global_root_add(heap, &own[i]);
     own[i] = ugc_alloc(m, leaf, 16);
     memset(own[i], (int)(i & 0xFF), 16);
+  }
+  if (in_nonmoving) {
+    ugc_type_id array = fixture_type(heap, "refs", UGC_LAYOUT_REF_ARRAY, 0, NULL, 0);
+    for (int a = 0; a < NONMOVING_ARRAYS; a++) {
+      ugc_global_root_add(heap, (void **)&nonmoving_arrays[a]);
+      nonmoving_arrays[a] = ugc_alloc_pinned(m, array, NONMOVING_ARRAY_REFS * sizeof(void *));
+      for (int r = 0; r < NONMOVING_ARRAY_REFS; r++)
+        nonmoving_arrays[a][r] = own[(a * NONMOVING_ARRAY_REFS + r) % OWN_OBJECTS];
+    }
   }
   for (int i = 0; i < WORKERS; i++) {
     worker *w = &workers[i];
@@ -244,6 +270,8 @@ int main(void) {
     unsigned long sum = 0;
     for (int i = 0; i < OWN_OBJECTS; i++)
       sum += *(volatile unsigned char *)own[i];
+    for (int a = 0; a < NONMOVING_ARRAYS && in_nonmoving; a += 2)
+      sum += *(volatile unsigned char *)nonmoving_arrays[a][a];
     (void)sum;
     gen++;
     atomic_store(&hold_gen, gen);
@@ -289,6 +317,12 @@ int main(void) {
     wrong_out += workers[i].wrong_out;
     replaced += workers[i].replaced;
   }
+  printf("pin_io: %s payloads; non-moving pages updated after the pause by GC threads %llu, "
+         "by faults %llu, in the pause %llu\n",
+         in_nonmoving ? "ugc_alloc_pinned (non-moving)" : "ugc_pin'd moving",
+         (unsigned long long)stats.compaction.update_pages_by_gc,
+         (unsigned long long)stats.compaction.update_pages_by_mutator,
+         (unsigned long long)stats.compaction.update_pages_in_pause);
   printf("pin_io: backend %s, %u collections, %lu transfers into/out of pinned objects: %lu "
          "EFAULT, %lu short; %lu objects re-pinned, %u pinned addresses checked; pages built "
          "by mutators %llu, by GC threads %llu\n",
@@ -300,7 +334,8 @@ int main(void) {
    * "Pinning"): here that is every cycle. stw, copy and move never hand a pinned object's
    * pages to from-space: they stay mapped in the heap through the pause and are rebuilt in
    * place (backend/handoff.h). */
-  bool in_pause = strcmp(backend, "sigsegv") == 0 || strcmp(backend, "minor") == 0;
+  bool in_pause =
+      !in_nonmoving && (strcmp(backend, "sigsegv") == 0 || strcmp(backend, "minor") == 0);
   bool concurrent = strcmp(backend, "stw") != 0 && !in_pause;
   /* What docs/api.md ("Pinning") promises, everywhere: no EFAULT, no lost or stale transfer
    * (no hand-off window), no short transfer, digests, verify, addresses. */
@@ -318,7 +353,12 @@ int main(void) {
     CHECK(stats.compaction.pages_by_gc > 0 && stats.compaction.pages_by_mutator > 0);
   if (in_pause) /* every cycle held pinned pages */
     CHECK(stats.compaction.compactions_in_pause > 0 && stats.compaction.pages_by_mutator == 0);
-  if (concurrent && !getenv("UFFDGC_INJECT")) {
+  /* Thread delivery with full userfaultfd (system calls wait for a page) is where the
+   * non-moving space is handed off and updated after the pause: that path must have run. */
+  if (in_nonmoving && concurrent && strcmp(backend, "sigsegv") != 0 &&
+      !ugc_heap_syscalls_may_fault(heap, NULL, 0))
+    CHECK(stats.compaction.update_pages_by_gc + stats.compaction.update_pages_by_mutator > 0);
+  if (concurrent && !getenv("UFFDGC_INJECT") && !in_nonmoving) {
     /* Held pages, built in place in the pause, are counted once like every other page:
      * as built (by the GC) and as in place (no cycle fell back to stw, which counts less). */
     const ugc_compaction_stats *c = &stats.compaction;
