@@ -4,8 +4,9 @@
  *
  * Big non-moving objects whose references must be updated (compact/update_pages.h) are
  * protected like the copy backend's heap (backend/copy.c), after its hand-off: each range is
- * moved to a shadow with MREMAP_DONTUNMAP and registered MISSING with the backend's
- * descriptor, faults in it reach the backend's delivery mode, and its pages are mapped with
+ * registered MISSING with the backend's descriptor and then moved to a shadow with
+ * MREMAP_DONTUNMAP (in that order: see protect_range), faults in it reach the backend's
+ * delivery mode, and its pages are mapped with
  * UFFDIO_COPY (or the copy backend's own mapper). The GC threads build those pages first. The
  * non-moving space is moved whole and registered up to its used top, with the same anon_vma
  * touch as the copy backend's heap. Fault delivery for these ranges in thread mode goes
