@@ -8,7 +8,8 @@
  *
  * With a concurrent backend (copy, move, sigsegv, minor) the updates must have left the
  * pause: the test fails if no page of these objects was built outside it, or if no mutator
- * built one in its fault. It prints how many the mutators built. */
+ * built one in its fault. It prints how many the mutators built. UGC_TEST_HUGE_MIB sets the
+ * huge array's size (default 64 MiB; the backend matrix runs 16). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -31,13 +32,14 @@ typedef struct holder {
 
 enum {
   NODES = 100000,
-  HUGE_SLOTS = 8 << 20, /* 64 MiB of references */
   MEDIUM_ARRAYS = 24,
   MEDIUM_SLOTS = 40000, /* 320 KB each */
   HOLDERS = 30000,
   ROUNDS = 4,
 };
 
+/* UGC_TEST_HUGE_MIB (default 64) MiB of references in the huge array. */
+static size_t huge_slots = (size_t)8 << 20;
 static ugc_type_id node_type, garbage_type, array_type, holder_type, custom_type;
 static ugc_heap *heap;
 static node **huge;                  /* global root */
@@ -81,7 +83,7 @@ static void setup(void) {
 static void build(ugc_mutator *m) {
   node **nodes = calloc(NODES, sizeof *nodes); /* only used before any collection */
   REQUIRE(nodes);
-  huge = ugc_alloc(m, array_type, (size_t)HUGE_SLOTS * sizeof(node *));
+  huge = ugc_alloc(m, array_type, huge_slots * sizeof(node *));
   REQUIRE(huge);
   for (int i = 0; i < MEDIUM_ARRAYS; i++) {
     medium[i] = ugc_alloc(m, array_type, (size_t)MEDIUM_SLOTS * sizeof(node *));
@@ -97,7 +99,7 @@ static void build(ugc_mutator *m) {
     REQUIRE(nodes[i]);
     nodes[i]->id = i;
   }
-  for (size_t i = 0; i < HUGE_SLOTS; i++)
+  for (size_t i = 0; i < huge_slots; i++)
     ugc_write(m, huge, (void **)&huge[i], nodes[expected_id(i, 0)]);
   for (int a = 0; a < MEDIUM_ARRAYS; a++)
     for (size_t i = 0; i < MEDIUM_SLOTS; i++)
@@ -126,7 +128,7 @@ typedef struct worker {
  * Worker 1: the pinned holders; checks and swaps their references. */
 static void work(worker *w, ugc_mutator *m) {
   if (w->index == 0) {
-    for (size_t i = HUGE_SLOTS; i-- > 0;) {
+    for (size_t i = huge_slots; i-- > 0;) {
       node *n = huge[i];
       if (!n || n->id != expected_id(i, 0)) {
         w->failures++;
@@ -197,6 +199,9 @@ static void check_fork_during_compaction(ugc_mutator *m, uint64_t digest) {
 }
 
 int main(void) {
+  const char *huge_mib = getenv("UGC_TEST_HUGE_MIB");
+  if (huge_mib && atoi(huge_mib) > 0)
+    huge_slots = (size_t)atoi(huge_mib) << 17; /* 8-byte slots */
   setup();
   ugc_mutator *m = fixture_attach(heap);
   REQUIRE(m);
