@@ -463,6 +463,10 @@ typedef struct ugc_compaction_stats {
   /* move backend: pages of pages_recycled moved 2 MiB at a time (a whole aligned chunk of
    * slid pages built into a drained 2 MiB region of from-space, one UFFDIO_MOVE). */
   uint64_t pages_recycled_huge;
+  /* move backend: UFFDIO_MOVEs that moved their page and still answered EEXIST (the page
+   * was found at its destination and gone from its source: taken as moved; said once on
+   * stderr). A kernel quirk seen about once in 80 runs of a pinned-I/O stress test. */
+  uint64_t moves_misreported;
 } ugc_compaction_stats;
 
 typedef struct ugc_stats {

@@ -685,6 +685,7 @@ static void complete_compaction(void *data) {
   add_stat(&s->pages_fresh,
            by_gc + by_mutator + atomic_load(&k->zero_pages) - in_place - recycled - whole);
   add_stat(&s->move_ioctls, atomic_load(&k->move_calls));
+  add_stat(&s->moves_misreported, atomic_load(&k->moves_misreported));
   add_stat(&s->pages_by_gc, by_gc);
   add_stat(&s->pages_by_mutator, by_mutator);
   add_stat(&s->pages_helped, atomic_load(&k->pages_helped));

@@ -109,7 +109,12 @@ static ugc_map_result move_map(void *ctx, uintptr_t dst, void *src, size_t bytes
     ugc_uffd_result r;
     if (ugc_inject("move.busy"))
       r = (ugc_uffd_result){.status = UGC_UFFD_BUSY, .err = EBUSY};
-    else
+    else if (ugc_inject("move.eexist_moved")) {
+      /* One page moved, then reported as not moved (the quirk of compact/eexist.h). */
+      r = move_serialized(backend, dst + offset, (char *)src + offset, UGC_PAGE_SIZE);
+      if (r.status == UGC_UFFD_OK)
+        r = (ugc_uffd_result){.status = UGC_UFFD_ALREADY_RESOLVED, .err = EEXIST};
+    } else
       r = move_serialized(backend, dst + offset, (char *)src + offset, bytes - offset);
     offset += r.done;
     if (r.status == UGC_UFFD_OK)

@@ -33,6 +33,8 @@
  *                     is not issued (partial: issued for the first half)
  *   move.busy         the move backend's UFFDIO_MOVE answers EBUSY (a page shared with a
  *                     forked child): the page is copied instead
+ *   move.eexist_moved UFFDIO_MOVE moves one page and answers EEXIST with no progress, as
+ *                     the kernel was seen to (compact/eexist.h): the page is taken as moved
  *   sigsegv.flip      mapping the heap for a sigsegv compaction fails (ENOMEM)
  *   sigsegv.mprotect  publishing built pages fails with ENOMEM (out of mappings)
  *   sigsegv.page_states  no memory for the sigsegv backend's page states
