@@ -63,6 +63,7 @@ static void put_compaction(FILE *f, const bench_compaction *c) {
   put_u64(f, "pages_by_gc", c->pages_by_gc, true);
   put_u64(f, "copy_ioctls", c->copy_ioctls, true);
   put_u64(f, "move_ioctls", c->move_ioctls, true);
+  put_u64(f, "moves_misreported", c->moves_misreported, true);
   put_u64(f, "continue_ioctls", c->continue_ioctls, true);
   put_u64(f, "zeropage_ioctls", c->zeropage_ioctls, true);
   put_u64(f, "madvise_calls", c->madvise_calls, true);
