@@ -271,7 +271,7 @@ endforeach()
 # updated after the pause: with thread delivery its pages leave it in the pause and come back
 # built (backend/copy_update.c). copy.update_slow_handoff holds the hand-off 2 ms after they
 # left; a write into that moment must wait for its page, never be lost (before the range was
-# registered ahead of the move, such runs lost 1-2 transfers in 20 cycles). The default
+# registered ahead of the move, such runs lost 2-6 transfers in 30 cycles). The default
 # delivery keeps the space out of that update (its system calls would fail): no EFAULT.
 foreach(backend copy move minor)
   if(TARGET test_pin_io AND "${backend}" IN_LIST UGC_MATRIX_BACKENDS)
