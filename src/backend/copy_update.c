@@ -4,13 +4,13 @@
  *
  * Big non-moving objects whose references must be updated (compact/update_pages.h) are
  * protected like the copy backend's heap (backend/copy.c), after its hand-off: each range is
- * registered MISSING with the backend's descriptor and then moved to a shadow with
- * MREMAP_DONTUNMAP (in that order: see protect_range), faults in it reach the backend's
- * delivery mode, and its pages are mapped with
- * UFFDIO_COPY (or the copy backend's own mapper). The GC threads build those pages first. The
- * non-moving space is moved whole and registered up to its used top, with the same anon_vma
- * touch as the copy backend's heap. Fault delivery for these ranges in thread mode goes
- * through the backend's handler thread, which tries an update range first.
+ * moved to a shadow with MREMAP_DONTUNMAP and registered MISSING with the backend's
+ * descriptor (the non-moving space in the other order: see protect_range), faults in it
+ * reach the backend's delivery mode, and its pages are mapped with UFFDIO_COPY (or the copy
+ * backend's own mapper). The GC threads build those pages first. The non-moving space is
+ * moved whole and registered up to its used top, its anon_vma made before the split. Fault delivery
+ * for these ranges in thread mode goes through the backend's handler thread, which tries an update
+ * range first.
  */
 #include "backend/copy_update.h"
 
@@ -52,7 +52,7 @@ static int give_anon_vma(ugc_anon_update *update, uintptr_t last) {
                                                                           : -(r.err ? r.err : EIO);
 }
 
-/* The protector of compact/update_pages.c for one range, in the pause:
+/* The non-moving space's hand-off, in the pause:
  *
  *   register [start, start + move_bytes) MISSING      pages still present: nothing faults
  *   mremap it (DONTUNMAP) to the shadow                 every access now waits for us
@@ -72,9 +72,8 @@ static int give_anon_vma(ugc_anon_update *update, uintptr_t last) {
  * their own later could not merge back after the unregistration, and the next cycle's
  * mremap over two VMAs would fail. So the anon_vma is created (give_anon_vma) while the
  * range is still one VMA, and both pieces share it. */
-static int protect_range(void *ctx, uintptr_t start, size_t move_bytes, size_t register_bytes,
-                         uintptr_t shadow, int *handle) {
-  ugc_anon_update *update = ctx;
+static int protect_registered_first(ugc_anon_update *update, uintptr_t start, size_t move_bytes,
+                                    size_t register_bytes, uintptr_t shadow, int *handle) {
   void *range = (void *)start;
   *handle = -1;
   int rc = ugc_inject("copy.update_register")
@@ -117,6 +116,57 @@ static int protect_range(void *ctx, uintptr_t start, size_t move_bytes, size_t r
     return rc;
   }
   return 0;
+}
+
+/* A large object's hand-off: moved away, then registered. Nothing but a stray access may
+ * touch it in between (pinned large objects are never handed off: runtime/collect.c), and
+ * what that maps is dropped. This order keeps mremap's whole page-table moves: registered
+ * first, a 12 MiB array took 0.3-0.8 ms here instead of about 0.1. */
+static int protect_moved_first(ugc_anon_update *update, uintptr_t start, size_t move_bytes,
+                               size_t register_bytes, uintptr_t shadow, int *handle) {
+  void *range = (void *)start;
+  int rc = ugc_inject("copy.update_mremap")
+               ? -ENOMEM
+               : ugc_remap_dontunmap(range, (void *)shadow, move_bytes, NULL);
+  if (rc != 0)
+    return rc;
+  if (register_bytes < move_bytes) { /* the split of the registration: see backend/copy.c */
+    volatile char *last = (volatile char *)(start + move_bytes - UGC_PAGE_SIZE);
+    ugc_madv_nohugepage(range, move_bytes);
+    *last = 0;
+    ugc_madv_dontneed((void *)last, UGC_PAGE_SIZE);
+  }
+  *handle = -1;
+  rc = ugc_inject("copy.update_register")
+           ? -EBUSY
+           : ugc_uffd_register(update->uffd, range, register_bytes, UGC_UFFD_REG_MISSING, 0, NULL);
+  if (rc == 0 && update->sigbus_delivery) {
+    *handle = ugc_sigbus_add_range(range, register_bytes, on_update_sigbus, update);
+    if (*handle < 0) {
+      rc = *handle;
+      *handle = -1;
+      ugc_uffd_unregister(update->uffd, range, register_bytes);
+    }
+  }
+  if (rc != 0) {
+    /* Back in place; the shadow's address range is unmapped now (see the protector). */
+    if (ugc_remap_move((void *)shadow, range, move_bytes, NULL) != 0)
+      ugc_fatal("cannot move a non-moving range back after a failed hand-off");
+    return rc;
+  }
+  ugc_madv_dontneed(range, register_bytes); /* a stray access before the registration */
+  return 0;
+}
+
+/* The protector of compact/update_pages.c for one range, in the pause. The non-moving space
+ * holds ugc_alloc_pinned buffers that threads the pause does not stop may be passing to
+ * system calls: registered first. Large objects: moved first. */
+static int protect_range(void *ctx, uintptr_t start, size_t move_bytes, size_t register_bytes,
+                         uintptr_t shadow, int *handle) {
+  ugc_anon_update *update = ctx;
+  if (start == update->pages->nonmoving->base)
+    return protect_registered_first(update, start, move_bytes, register_bytes, shadow, handle);
+  return protect_moved_first(update, start, move_bytes, register_bytes, shadow, handle);
 }
 
 void ugc_anon_update_forget_ended(ugc_anon_update *update) {

@@ -121,8 +121,9 @@ typedef bool (*ugc_update_pinned_fn)(const void *ctx, uintptr_t hdr);
 
 /* In the pause, after sweeping and planning: chooses what to defer (see the top). Returns
  * false when nothing is deferred; everything not deferred is the caller's to update now.
- * `pinned`, when system calls into a faulting page could fail (else NULL): large objects it
- * names are kept in the pause too, for the same reason as the non-moving space. */
+ * `pinned` (may be NULL): large objects it names (buffers for system calls) are kept in the
+ * pause: their hand-off would have a moment where a system call's write is dropped, or
+ * where the call fails. */
 bool ugc_update_pages_select(ugc_update_pages *u, const ugc_compact_plan *plan,
                              const ugc_type_table *types, const ugc_nonmoving_space *nonmoving,
                              const ugc_large_space *large, bool defer_nonmoving,

@@ -171,6 +171,7 @@ static void update_item_run(void *raw, size_t index, unsigned worker) {
  * concurrent backend, big non-moving objects are left to compact/update_pages.c: the
  * backend protects them at its hand-off and they are updated page by page after the pause
  * (anything it does not take is updated in place after the hand-off, still in the pause). */
+/* Pinned large objects are updated in the pause, whatever the delivery (update_pages.h). */
 static bool large_pinned(const void *ctx, uintptr_t hdr) {
   const ugc_heap *heap = ctx;
   const ugc_large_object *object = ugc_large_find(&heap->large, hdr);
@@ -183,7 +184,7 @@ static void update_references(ugc_heap *heap, const ugc_compact_plan *plan) {
   if (heap->backend->concurrent) {
     bool may_fault = ugc_heap_syscalls_may_fault(heap, NULL, 0);
     ugc_update_pages_select(deferred, plan, &heap->types, &heap->nonmoving, &heap->large,
-                            !may_fault, may_fault ? large_pinned : NULL, heap);
+                            !may_fault, large_pinned, heap);
   }
   ugc_addrmap seen = {0};
   update_tracer roots = {{update_visit}, plan, &seen};
