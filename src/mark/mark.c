@@ -689,12 +689,16 @@ void ugc_marker_finish(ugc_marker *ctx, ugc_mark_totals *totals) {
     totals->large_bytes += w->large_bytes;
     totals->objects += w->objects;
     totals->bad_refs += w->bad_refs;
-    free(w->stack);
   }
   snprintf(totals->first_bad, sizeof totals->first_bad, "%s", ctx->first_bad);
   totals->shared = ctx->shared_any;
   totals->pool_gives = ctx->totals_gives;
   totals->pool_sleeps = ctx->totals_sleeps;
+}
+
+void ugc_marker_destroy(ugc_marker *ctx) {
+  for (unsigned i = 0; i < ctx->worker_capacity; i++)
+    free(ctx->workers[i].stack);
   ugc_mark_pool_destroy(&ctx->pool);
   free(ctx->workers);
   free(ctx);
@@ -706,6 +710,7 @@ void ugc_mark_heap(ugc_heap *heap, ugc_mark_totals *totals) {
   ugc_marker_drain(marker);
   ugc_finalize_after_mark(heap, marker);
   ugc_marker_finish(marker, totals);
+  ugc_marker_destroy(marker);
 }
 
 bool ugc_mark_is_live_or_new(const ugc_heap *heap, uintptr_t ref) {

@@ -240,8 +240,15 @@ static size_t mark_retired_tlabs(ugc_heap *heap, bool locked) {
   return mark_taken(heap, &taken);
 }
 
+/* The remark pause's steps, for the trace line (UGC_TRACE). */
+typedef struct remark_steps {
+  uint64_t retire_ns, buffers_ns, roots_drain_ns, finalize_ns, finish_ns, weaks_ns;
+  size_t buffers, objects; /* full barrier buffers taken; objects marked in the pause */
+} remark_steps;
+
 typedef struct cycle_times {
   uint64_t initial_ns, concurrent_ns, remark_ns, pause_black_ns, between_ns;
+  remark_steps remark;
   unsigned plan_rounds; /* extensions of the plan between the pauses */
 } cycle_times;
 
@@ -264,30 +271,42 @@ static uintptr_t pad_top_to_page(ugc_moving_space *space) {
 /* Remark pause: the rest of marking (bounded: the barrier's buffers, roots again, the
  * drain), then the weak slots. World stopped, heap lock held. Returns the top up to which
  * the plan is computed while mutators run (0: in the compaction pause). */
-static uintptr_t remark_pause(ugc_heap *heap, ugc_marker *marker, ugc_mark_totals *totals) {
+static uintptr_t remark_pause(ugc_heap *heap, ugc_marker *marker, ugc_mark_totals *totals,
+                              remark_steps *steps) {
+  uint64_t t0 = ugc_now_ns();
   ugc_tlabs_retire_all(heap);
   ugc_marker_set_mode(marker, false, heap->workers.count);
+  uint64_t t1 = ugc_now_ns();
   flush_arg arg = {marker, &heap->stats};
   ugc_heap_for_each_mutator(heap, flush_mutator, &arg);
-  mark_full_buffers(heap, marker);
+  steps->buffers = mark_full_buffers(heap, marker);
+  uint64_t t2 = ugc_now_ns();
   size_t before = ugc_marker_objects(marker);
   /* Roots again: a referent read from a weak slot during marking may be held only by a
    * root now (roots have no barrier). Everything else they hold is marked already. */
   ugc_marker_visit_roots(marker);
   ugc_marker_drain(marker);
-  heap->stats.mark_final_objects += ugc_marker_objects(marker) - before;
+  steps->objects = ugc_marker_objects(marker) - before;
+  heap->stats.mark_final_objects += steps->objects;
+  uint64_t t3 = ugc_now_ns();
   /* Finalization before the clearing in ugc_marker_finish: resurrected objects count as
    * live there. Objects allocated during marking are live without their bits yet
    * (ugc_mark_is_live_or_new). */
   ugc_finalize_after_mark(heap, marker);
   heap->marking = false;
   heap->satb.black_bytes = 0;
+  uint64_t t4 = ugc_now_ns();
   ugc_marker_finish(marker, totals);
   heap->cmark->last_marked = totals->moving_bytes + totals->nonmoving_bytes + totals->large_bytes;
+  uint64_t t5 = ugc_now_ns();
   /* Here, not later: once the world runs, a mutator could read a dead referent out of a
    * weak slot and store it where nothing would mark it. */
   ugc_collect_clear_dead_weaks(heap, heap->satb.black_low, heap->moving.top);
-  return pad_top_to_page(&heap->moving);
+  uintptr_t plan_top = pad_top_to_page(&heap->moving);
+  uint64_t t6 = ugc_now_ns();
+  *steps = (remark_steps){t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, steps->buffers,
+                          steps->objects};
+  return plan_top;
 }
 
 /* Extending the plan in rounds (docs/design.md, "Extending the plan in rounds"): the
@@ -459,9 +478,14 @@ static void compaction_pause(ugc_heap *heap, uintptr_t plan_top, ugc_mark_totals
   c->marked_top = space->top;
   snprintf(heap->cycle_note, sizeof heap->cycle_note,
            " concurrent(marking=%.2fms black=%.1fMiB after-remark=%.2fms plan-rounds=%u "
-           "in-pause=%.2fms in-pause-planned=%.1fMiB)",
+           "in-pause=%.2fms in-pause-planned=%.1fMiB) remark(retire=%.2fms buffers=%zu/%.2fms "
+           "roots+drain=%zu/%.2fms finalize=%.2fms finish=%.2fms weaks=%.2fms)",
            times->concurrent_ns / 1e6, black / 1048576.0, times->between_ns / 1e6,
-           times->plan_rounds, times->pause_black_ns / 1e6, in_pause_planned / 1048576.0);
+           times->plan_rounds, times->pause_black_ns / 1e6, in_pause_planned / 1048576.0,
+           times->remark.retire_ns / 1e6, times->remark.buffers, times->remark.buffers_ns / 1e6,
+           times->remark.objects, times->remark.roots_drain_ns / 1e6,
+           times->remark.finalize_ns / 1e6, times->remark.finish_ns / 1e6,
+           times->remark.weaks_ns / 1e6);
   ugc_collect_compact_locked(heap, totals, work, clock);
 }
 
@@ -516,7 +540,7 @@ static void run_cycle(ugc_heap *heap) {
   heap->stats.mark_concurrent_cycles++;
   heap->stats.mark_concurrent_ns += times.concurrent_ns;
   ugc_mark_totals totals;
-  uintptr_t plan_top = remark_pause(heap, marker, &totals);
+  uintptr_t plan_top = remark_pause(heap, marker, &totals, &times.remark);
   uint64_t remark_end = ugc_now_ns();
   times.remark_ns = remark_end - remark_start;
   ugc_stats_record_pause(&heap->stats.pause_mark, times.remark_ns);
@@ -524,6 +548,7 @@ static void run_cycle(ugc_heap *heap) {
   ugc_collect_mark_done(heap, &totals, times.remark_ns);
   pthread_mutex_unlock(&heap->lock);
   ugc_world_resume(heap, NULL, false);
+  ugc_marker_destroy(marker); /* freeing the stacks can take milliseconds: not in the pause */
 
   ugc_cycle_work work = {.initial_ns = times.initial_ns, .remark_ns = times.remark_ns};
   uint64_t between_start = ugc_now_ns();
