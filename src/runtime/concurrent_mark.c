@@ -304,8 +304,8 @@ static uintptr_t remark_pause(ugc_heap *heap, ugc_marker *marker, ugc_mark_total
   ugc_collect_clear_dead_weaks(heap, heap->satb.black_low, heap->moving.top);
   uintptr_t plan_top = pad_top_to_page(&heap->moving);
   uint64_t t6 = ugc_now_ns();
-  *steps = (remark_steps){t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, steps->buffers,
-                          steps->objects};
+  *steps = (remark_steps){t1 - t0, t2 - t1, t3 - t2,        t4 - t3,
+                          t5 - t4, t6 - t5, steps->buffers, steps->objects};
   return plan_top;
 }
 
