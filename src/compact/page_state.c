@@ -4,14 +4,25 @@
 #include <string.h>
 #include <sys/mman.h>
 
+static void unmap_retired(ugc_page_states *states) {
+  if (states->retired_bytes)
+    munmap(states->retired, states->retired_bytes);
+  states->retired = NULL;
+  states->retired_bytes = 0;
+}
+
 int ugc_page_states_alloc(ugc_page_states *states, size_t count) {
   size_t bytes = count * sizeof(uint32_t);
   if (bytes > states->mapped_bytes) {
-    size_t rounded = (bytes + 4095u) & ~(size_t)4095u;
-    void *words = mmap(NULL, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    size_t wanted = bytes > 2 * states->mapped_bytes ? bytes : 2 * states->mapped_bytes;
+    size_t rounded = (wanted + 4095u) & ~(size_t)4095u;
+    void *words = mmap(NULL, rounded, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (words == MAP_FAILED)
       return -1;
-    ugc_page_states_free(states);
+    unmap_retired(states); /* an older one still waiting: rare (two growths, no reset) */
+    states->retired = (void *)states->words;
+    states->retired_bytes = states->mapped_bytes;
     states->words = (_Atomic uint32_t *)words;
     states->mapped_bytes = rounded;
     states->count = count;
@@ -36,6 +47,7 @@ void ugc_page_states_reset(ugc_page_states *states) {
   if (states->count)
     memset((void *)states->words, 0, states->count * sizeof(uint32_t));
   states->clean_count = 0; /* in use again from now on */
+  unmap_retired(states);
 }
 
 void ugc_page_states_reset_for_next(ugc_page_states *states) {
@@ -45,9 +57,11 @@ void ugc_page_states_reset_for_next(ugc_page_states *states) {
     memset((void *)states->words, 0, states->used_count * sizeof(uint32_t));
   states->used_count = 0;
   states->clean_count = states->mapped_bytes / sizeof(uint32_t);
+  unmap_retired(states);
 }
 
 void ugc_page_states_free(ugc_page_states *states) {
+  unmap_retired(states);
   if (states->mapped_bytes)
     munmap((void *)states->words, states->mapped_bytes);
   states->words = NULL;

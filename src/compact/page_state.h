@@ -75,14 +75,21 @@ typedef struct ugc_page_states {
   size_t mapped_bytes;     /* size of the mapping behind words (reused across cycles) */
   size_t clean_count;      /* words [0, clean_count) are UNPROCESSED and unused since */
   size_t used_count;       /* words past it were not used since the mapping was made */
+  /* The mapping a growth replaced, unmapped by the next reset or free, never in the pause
+   * that grew it (giving back 1.8 MiB of touched words took 0.3 ms of a 4 GiB pause). */
+  void *retired;
+  size_t retired_bytes;
 } ugc_page_states;
 
 /* Makes `states` cover `count` pages, all UNPROCESSED. Reuses the previous mapping when it
  * is big enough, clearing only what a reset after the last use did not (the compaction
- * pause calls this: 4 bytes per page to clear, 1.6 MiB at 1.5 GiB live). Returns 0, or -1
- * when mmap failed (states unchanged). Not signal-safe. */
+ * pause calls this: 4 bytes per page to clear, 1.6 MiB at 1.5 GiB live). A growth maps at
+ * least twice the old size, so that a heap growing over a run remaps rarely, and leaves
+ * the old mapping to the next reset. Returns 0, or -1 when mmap failed (states unchanged).
+ * Not signal-safe. */
 int ugc_page_states_alloc(ugc_page_states *states, size_t count);
-/* Sets every page back to UNPROCESSED. Only while no other thread uses the array. */
+/* Sets every page back to UNPROCESSED. Only while no other thread uses the array. Both
+ * resets unmap a mapping a growth replaced. */
 void ugc_page_states_reset(ugc_page_states *states);
 /* Sets every word ever used back to UNPROCESSED, for an array nobody uses again before the
  * next ugc_page_states_alloc: that one then clears nothing (between compactions, so that

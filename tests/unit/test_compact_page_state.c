@@ -109,11 +109,31 @@ int main(void) {
       break;
     }
 
-  /* Growth maps a bigger array; free empties the struct and may be repeated. */
+  /* Growth maps a bigger array and keeps the old one mapped until the next reset (never
+   * unmapped in the pause that grew it); free empties the struct and may be repeated. */
+  size_t old_bytes = states.mapped_bytes;
   REQUIRE(ugc_page_states_alloc(&states, 3 * PAGES) == 0);
   CHECK(states.mapped_bytes >= 3 * PAGES * sizeof(uint32_t));
+  CHECK(states.retired != NULL && states.retired_bytes == old_bytes);
+  for (size_t i = 0; i < 3 * PAGES; i++)
+    if (ugc_page_get(&states, i) != UGC_PAGE_UNPROCESSED) {
+      CHECK(!"a grown array holds a claimed page");
+      break;
+    }
   CHECK(ugc_page_try_claim(&states, 3 * PAGES - 1, UGC_PAGE_BY_MUTATOR));
   CHECK_EQ_U64(ugc_page_claimer(&states, 3 * PAGES - 1), UGC_PAGE_BY_MUTATOR);
+  ugc_page_states_reset_for_next(&states);
+  CHECK(states.retired == NULL && states.retired_bytes == 0);
+  /* A small growth maps at least twice the old size: a heap growing by a few pages per
+   * cycle does not remap every cycle. */
+  size_t grown = states.mapped_bytes;
+  REQUIRE(ugc_page_states_alloc(&states, grown / sizeof(uint32_t) + 1) == 0);
+  CHECK(states.mapped_bytes >= 2 * grown);
+  CHECK_EQ_U64(ugc_page_get(&states, 3 * PAGES - 1), UGC_PAGE_UNPROCESSED);
+  REQUIRE(ugc_page_states_alloc(&states, grown / sizeof(uint32_t) + 2) == 0);
+  CHECK(states.mapped_bytes >= 2 * grown && states.retired_bytes == grown);
+  ugc_page_states_reset(&states);
+  CHECK(states.retired == NULL);
   ugc_page_states_free(&states);
   CHECK(states.words == NULL && states.count == 0 && states.mapped_bytes == 0);
   ugc_page_states_free(&states);
