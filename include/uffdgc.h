@@ -481,7 +481,7 @@ typedef struct ugc_stats {
   uint64_t gc_cpu_ns;              /* time spent in collector work, all threads */
   ugc_histogram pause;             /* every stop of the world, whole (one per cycle; three
                                       with concurrent marking: the initial, the remark and
-                                      the compaction pause) */
+                                      the compaction pause, and mark_remark_retries) */
   ugc_histogram pause_mark;        /* marking phases of the pauses: marking, sweeping, the
                                       forwarding plan (with concurrent marking: the initial
                                       and the remark pause, whole) */
@@ -496,6 +496,10 @@ typedef struct ugc_stats {
   uint64_t mark_barrier_values;    /* values the write barrier recorded during marking */
   uint64_t mark_black_bytes;       /* allocated during marking (live by construction) */
   uint64_t mark_final_objects;     /* objects marked in the remark pause (buffers, roots) */
+  uint64_t mark_remark_retries;    /* remark pauses given up at once because the barrier's
+                                      buffers were too many to mark in a pause (marked
+                                      while mutators ran instead); each is in pause and
+                                      pause_mark, a stop of a few microseconds */
   uint64_t plan_concurrent_ns;     /* between the remark and the compaction pause: marking
                                       what was allocated, sweeping, the forwarding plan */
   /* Allocations that found the heap full (heap_max) while a concurrent cycle ran, and the

@@ -60,7 +60,7 @@ static void *reader(void *arg) {
      * a marking phase are the completed concurrent cycles, and the cycle in progress may
      * have had its initial and remark pauses (and counted itself concurrent at the remark). */
     uint64_t concurrent_done = now.pause.count - now.pause_mark.count;
-    uint64_t marking_pauses = now.cycles + concurrent_done;
+    uint64_t marking_pauses = now.cycles + concurrent_done + now.mark_remark_retries;
     if (now.pause.count < now.pause_mark.count || now.pause_compact.count != now.cycles ||
         concurrent_done > now.cycles || now.pause_mark.count < marking_pauses ||
         now.pause_mark.count > marking_pauses + 2 || now.mark_concurrent_cycles < concurrent_done ||
