@@ -62,6 +62,10 @@ typedef struct ugc_copy_backend {
    * keeps the from-space twins of heap range [keep_low, keep_high) (empty: keeps none). */
   ugc_retained retained;
   uintptr_t keep_low, keep_high;
+  /* From-space still has page tables (the kept range's, even once its pages all moved
+   * out): until it is a bare reservation again, the hand-off's mremap cannot move whole
+   * PUD or PMD entries there (see ugc_copy_compact_prepare). */
+  bool from_space_has_tables;
   /* The end of the last allocation during this compaction (prepare_alloc): from-space twins
    * of heap memory allocation already took are of no use to the next cycle. */
   _Atomic uintptr_t alloc_frontier;
