@@ -82,4 +82,30 @@ static inline ugc_mutator *fixture_attach(ugc_heap *heap) {
   return m;
 }
 
+/* Skips the test (the heap destroyed) unless this heap marks concurrently: a first full
+ * collection must count as a concurrent cycle (UFFDGC_CONCURRENT_MARK=0 turns it off). */
+static inline void fixture_skip_unless_concurrent_marking(ugc_heap *heap) {
+  ugc_mutator *m = fixture_attach(heap);
+  ugc_collect(m, UGC_COLLECT_FULL);
+  ugc_stats stats;
+  ugc_stats_get(heap, &stats);
+  ugc_thread_detach(m);
+  if (!stats.mark_concurrent_cycles) {
+    ugc_heap_destroy(heap);
+    SKIP("concurrent marking is off (UFFDGC_CONCURRENT_MARK=0)");
+  }
+}
+
+/* Runs the library's verifier from a thread attached for it; the test fails on a report. */
+static inline void fixture_verify(ugc_heap *heap) {
+  ugc_error error;
+  memset(&error, 0, sizeof error);
+  ugc_mutator *m = fixture_attach(heap);
+  if (ugc_verify(m, &error) != 0) {
+    fprintf(stderr, "ugc_verify: %s\n", error.message);
+    ugc_test_failures++;
+  }
+  ugc_thread_detach(m);
+}
+
 #endif

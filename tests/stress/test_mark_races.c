@@ -21,8 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 typedef struct node {
   uint64_t magic;
@@ -258,19 +257,7 @@ int main(void) {
       heap, &(ugc_type_desc){.name = "array", .layout = UGC_LAYOUT_REF_ARRAY, .fixed_size = 8},
       &error);
   REQUIRE(node_type && array_type);
-  {
-    /* Whether this heap marks concurrently: a cycle must leave a trace in the counter. */
-    ugc_mutator *m = ugc_thread_attach(heap, &error);
-    REQUIRE(m);
-    ugc_collect(m, UGC_COLLECT_FULL);
-    ugc_stats stats;
-    ugc_stats_get(heap, &stats);
-    ugc_thread_detach(m);
-    if (!stats.mark_concurrent_cycles) {
-      ugc_heap_destroy(heap);
-      SKIP("concurrent marking is off (UFFDGC_CONCURRENT_MARK=0)");
-    }
-  }
+  fixture_skip_unless_concurrent_marking(heap);
   printf("mark_races: backend %s, %d mutator(s), %u rounds each\n", ugc_heap_backend(heap),
          nthreads, iterations);
   atomic_store(&running_mutators, nthreads);
@@ -284,10 +271,7 @@ int main(void) {
     pthread_join(mutators[i], NULL);
   pthread_join(collector, NULL);
 
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
-  REQUIRE(m);
-  CHECK(ugc_verify(m, &error) == 0);
-  ugc_thread_detach(m);
+  fixture_verify(heap);
   ugc_stats stats;
   ugc_stats_get(heap, &stats);
   printf("mark_races: %llu cycles (%llu marked concurrently), %lu rounds inside marking (%lu "

@@ -18,8 +18,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 typedef struct node {
   uint64_t value;
@@ -132,47 +131,18 @@ int main(void) {
   const char *text = getenv("UGC_TEST_ITERATIONS");
   if (text && atoi(text) > 0)
     rounds = (unsigned)atoi(text);
-  ugc_config config;
-  ugc_config_init(&config);
-  config.heap_max = 128 << 20;
-  ugc_error error;
-  heap = ugc_heap_create(&config, &error);
-  if (!heap)
-    SKIP("no heap: %s", error.message);
+  heap = fixture_heap_sized((size_t)128 << 20, 0);
   uint32_t refs[] = {8};
-  node_type = ugc_type_register(heap,
-                                &(ugc_type_desc){.name = "node",
-                                                 .layout = UGC_LAYOUT_FIXED,
-                                                 .fixed_size = sizeof(node),
-                                                 .ref_offsets = refs,
-                                                 .ref_count = 1},
-                                &error);
-  table_type = ugc_type_register(
-      heap, &(ugc_type_desc){.name = "table", .layout = UGC_LAYOUT_REF_ARRAY, .fixed_size = 8},
-      &error);
-  REQUIRE(node_type && table_type);
-  {
-    ugc_mutator *m = ugc_thread_attach(heap, &error);
-    REQUIRE(m);
-    ugc_collect(m, UGC_COLLECT_FULL);
-    ugc_stats stats;
-    ugc_stats_get(heap, &stats);
-    ugc_thread_detach(m);
-    if (!stats.mark_concurrent_cycles) {
-      ugc_heap_destroy(heap);
-      SKIP("concurrent marking is off (UFFDGC_CONCURRENT_MARK=0)");
-    }
-  }
+  node_type = fixture_type(heap, "node", UGC_LAYOUT_FIXED, sizeof(node), refs, 1);
+  table_type = fixture_type(heap, "table", UGC_LAYOUT_REF_ARRAY, 8, NULL, 0);
+  fixture_skip_unless_concurrent_marking(heap);
   pthread_t mutator, collector;
   REQUIRE(pthread_create(&mutator, NULL, mutator_main, NULL) == 0);
   REQUIRE(pthread_create(&collector, NULL, collector_main, NULL) == 0);
   pthread_join(mutator, NULL);
   pthread_join(collector, NULL);
 
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
-  REQUIRE(m);
-  CHECK(ugc_verify(m, &error) == 0);
-  ugc_thread_detach(m);
+  fixture_verify(heap);
   ugc_stats stats;
   ugc_stats_get(heap, &stats);
   printf("remark_retry: %llu cycles, %llu remark pauses given up, %llu values recorded, %llu "

@@ -13,8 +13,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "test.h"
-#include "uffdgc.h"
+#include "fixture.h"
 
 #define FALSE_VALUE ((uintptr_t)0x16)
 enum { EPHEMERONS = 64, STRONG = 32, BALLAST = 50000, MIN_CYCLES = 100, BURST = 64, QUIET = 25000 };
@@ -225,27 +224,13 @@ int main(void) {
   t_ephemeron = ugc_type_register(heap, &eph_desc, &error);
   t_array = ugc_type_register(heap, &array_desc, &error);
   REQUIRE(t_node && t_ephemeron && t_array);
-  {
-    ugc_mutator *m = ugc_thread_attach(heap, &error);
-    REQUIRE(m);
-    ugc_collect(m, UGC_COLLECT_FULL);
-    ugc_stats stats;
-    ugc_stats_get(heap, &stats);
-    ugc_thread_detach(m);
-    if (!stats.mark_concurrent_cycles) {
-      ugc_heap_destroy(heap);
-      SKIP("concurrent marking is off (UFFDGC_CONCURRENT_MARK=0)");
-    }
-  }
+  fixture_skip_unless_concurrent_marking(heap);
   pthread_t mutator, collector;
   REQUIRE(pthread_create(&mutator, NULL, mutator_main, NULL) == 0);
   REQUIRE(pthread_create(&collector, NULL, collector_main, NULL) == 0);
   pthread_join(mutator, NULL);
   pthread_join(collector, NULL);
-  ugc_mutator *m = ugc_thread_attach(heap, &error);
-  REQUIRE(m);
-  CHECK(ugc_verify(m, &error) == 0);
-  ugc_thread_detach(m);
+  fixture_verify(heap);
   ugc_stats stats;
   ugc_stats_get(heap, &stats);
   printf("weak_races[%s]: %llu cycles, %llu marked concurrently, %llu barrier values\n",
