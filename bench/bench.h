@@ -72,6 +72,7 @@ typedef struct bench_result {
   uint64_t minor_faults, major_faults;
   uint64_t gc_cycles;
   uint64_t mark_concurrent_cycles;      /* cycles that marked while mutators ran (2 stops each) */
+  uint64_t mark_remark_retries;         /* stops given up before a remark (1 stop each) */
   uint64_t alloc_waits;                 /* allocations that waited for a cycle at heap_max */
   double alloc_wait_s;                  /* the time they waited */
   uint64_t alloc_waits_marking;         /* of them, those that began while marking ran */

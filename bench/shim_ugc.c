@@ -201,6 +201,7 @@ void bench_ugc_finish(bench_ctx *ctx) {
     ugc_stats_get(heap, &st);
   r->gc_cycles = st.cycles;
   r->mark_concurrent_cycles = st.mark_concurrent_cycles;
+  r->mark_remark_retries = st.mark_remark_retries;
   r->alloc_waits = st.alloc_waits;
   r->alloc_wait_s = st.alloc_wait_ns / 1e9;
   r->alloc_waits_marking = st.alloc_waits_marking;

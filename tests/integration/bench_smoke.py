@@ -112,12 +112,15 @@ def check_row(row):
     c = row["compaction"]
     if row["backend"] != "bdw":
         # One stop per cycle, three when the cycle marked concurrently (initial, remark,
-        # compaction).
-        stops = row["gc_cycles"] + 2 * row.get("mark_concurrent_cycles", 0)
+        # compaction), and one for each remark given up for the barrier's buffers.
+        stops = (row["gc_cycles"] + 2 * row.get("mark_concurrent_cycles", 0) +
+                 row.get("mark_remark_retries", 0))
         if row["pause_us"]["count"] != stops:
-            fail("%s: %d pauses for %d cycles (%d marked concurrently): a pause is one "
-                 "whole stop" % (where, row["pause_us"]["count"], row["gc_cycles"],
-                                 row.get("mark_concurrent_cycles", 0)))
+            fail("%s: %d pauses for %d cycles (%d marked concurrently, %d remarks given up): "
+                 "a pause is one whole stop" % (where, row["pause_us"]["count"],
+                                                row["gc_cycles"],
+                                                row.get("mark_concurrent_cycles", 0),
+                                                row.get("mark_remark_retries", 0)))
         if c["pages_built"] != c["pages_by_gc"] + c["pages_by_mutator"]:
             fail("%s: pages_built %d != by_gc + by_mutator" % (where, c["pages_built"]))
     if row["workload"] == "latency":

@@ -196,6 +196,7 @@ static void put_row(FILE *f, const bench_row *row) {
   put_u64(f, "major_faults", r->major_faults, true);
   put_u64(f, "gc_cycles", r->gc_cycles, true);
   put_u64(f, "mark_concurrent_cycles", r->mark_concurrent_cycles, true);
+  put_u64(f, "mark_remark_retries", r->mark_remark_retries, true);
   put_u64(f, "alloc_waits", r->alloc_waits, true);
   put_num(f, "alloc_wait_s", r->alloc_wait_s, true);
   put_u64(f, "alloc_waits_marking", r->alloc_waits_marking, true);
