@@ -12,7 +12,7 @@
  *                                        alignment (PROT_NONE between cycles)
  *   heap->moving.recycled_low/high       memory prepare_alloc mapped above the top that
  *                                        allocation must zero (heap lock)
- *   ugc_heap_trigger_for                 the sizing target after a cycle (what to keep)
+ *   ugc_heap_next_extent                 what the next cycle allocates into (to keep)
  *   heap->workers                        ugc_workers_run(&heap->workers, n, grain, fn, ctx)
  *   heap->stats.compaction               counters to add to (under the heap lock, which the
  *                                        collector holds during the pause)
@@ -62,6 +62,12 @@ typedef struct ugc_backend_ops {
    * take the CPU of the thread ending the pause. compact_wait must complete a compaction
    * whether or not this ran. */
   void (*compact_resumed)(ugc_heap *heap);
+  /* Optional. A mutator found the heap full while the compaction started last still runs:
+   * memory comes back only at the next cycle's compaction pause, and that cycle cannot start
+   * before this compaction is complete. Instead of sleeping, the mutator builds pages beside
+   * the GC threads until none is left to take (no lock held, the mutator still RUNNING: the
+   * next pause waits for this compaction anyway). Returns whether it took part. */
+  bool (*compact_assist)(ugc_heap *heap);
   /* Optional. Allocation is about to hand out [start, end) of the moving space (heap lock
    * held, mutators running; start is the old top, so nothing at or above it has been handed
    * out since the last compaction). The backend may map memory it kept from the last

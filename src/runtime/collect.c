@@ -274,10 +274,10 @@ void ugc_collect_mark_done(ugc_heap *heap, const ugc_mark_totals *totals, uint64
                       mark_ns);
 }
 
-size_t ugc_heap_trigger_for(const ugc_heap *heap, size_t moving_live) {
-  double next = (double)moving_live * heap->config.growth_factor;
-  size_t trigger = next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;
-  return trigger > heap->config.heap_initial ? trigger : heap->config.heap_initial;
+size_t ugc_heap_next_extent(const ugc_heap *heap, size_t moving_live) {
+  double next = (double)moving_live * heap->config.growth_factor + ugc_sizing_headroom(heap);
+  size_t extent = next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;
+  return extent > heap->config.heap_initial ? extent : heap->config.heap_initial;
 }
 
 void ugc_collect_sweep(ugc_heap *heap, ugc_cycle_work *work) {

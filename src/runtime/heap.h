@@ -188,10 +188,11 @@ void ugc_tlabs_retire_all(ugc_heap *heap);
 /* ---- collection (collect.c) ---- */
 /* Runs one full collection; world stopped and heap lock held by the caller. */
 void ugc_collect_locked(ugc_heap *heap);
-/* The moving-space occupancy that starts the next collection after one that left
- * `moving_live` bytes live in the moving space: max(heap_initial, live * growth_factor), at
- * most heap_max (the sizing target a backend may keep memory for). */
-size_t ugc_heap_trigger_for(const ugc_heap *heap, size_t moving_live);
+/* How far the next cycle's allocation reaches into the moving space after a collection
+ * that left `moving_live` bytes live there: the sizing target max(heap_initial, live *
+ * growth_factor), plus, with concurrent marking, the room mutators allocate into while that
+ * cycle marks (runtime/sizing.h); at most heap_max. What a backend may keep memory for. */
+size_t ugc_heap_next_extent(const ugc_heap *heap, size_t moving_live);
 
 /* The steps of a cycle once marking is complete. ugc_collect_locked runs them all in one
  * pause; concurrent marking runs the weak slots in its remark pause, the sweep and the plan
