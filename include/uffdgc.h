@@ -456,9 +456,10 @@ typedef struct ugc_compaction_stats {
    * the dense prefix in one UFFDIO_MOVE), so that the kernel moves a transparent huge page
    * whole instead of splitting it (docs/backends.md, "move"). */
   uint64_t pages_moved_huge;
-  /* copy and move backends: drained from-space pages kept after a compaction and moved back
-   * into the heap when allocation reached them (memory reused instead of faulted in fresh
-   * and zeroed). Allocation memory, not compaction pages: outside pages_total and its shares. */
+  /* copy and move backends: drained from-space pages moved into the heap when allocation
+   * reached them (memory reused instead of faulted in fresh and zeroed): kept after a
+   * compaction for the next cycle, or, with copy, drained while the compaction still ran.
+   * Allocation memory, not compaction pages: outside pages_total and its shares. */
   uint64_t pages_retained_reused;
   /* move backend: pages of pages_recycled moved 2 MiB at a time (a whole aligned chunk of
    * slid pages built into a drained 2 MiB region of from-space, one UFFDIO_MOVE). */
@@ -509,6 +510,9 @@ typedef struct ugc_stats {
   uint64_t alloc_waits_marking; /* of alloc_waits, those that began while marking ran (the
                                    others: between the remark pause and the end of the
                                    compaction, or before the next marking could start) */
+  uint64_t alloc_wait_build_ns; /* of alloc_wait_ns, the time the waiting threads spent
+                                   building pages of the compaction in progress (which
+                                   has to end before the next cycle can start) */
   /* Mutator assists: slow-path allocations during concurrent marking whose thread marked
    * (its allocation had outrun the GC threads' marking), the scan work they did (bytes of
    * objects traced) and the time it took them. */

@@ -175,7 +175,9 @@ static uintptr_t kept_from(ugc_copy_backend *backend) {
   return frontier > backend->keep_low ? frontier : backend->keep_low;
 }
 
-/* Drained from-space goes back early, except what the next cycle will allocate into. */
+/* Drained from-space: what the next cycle will allocate into stays (kept), the rest goes
+ * to the pool allocation takes from during this compaction, which releases what it does
+ * not keep. */
 static void copy_release_from(void *ctx, uintptr_t from, size_t bytes) {
   ugc_copy_backend *backend = ctx;
   if (backend->keep_low < backend->keep_high) {
@@ -183,7 +185,7 @@ static void copy_release_from(void *ctx, uintptr_t from, size_t bytes) {
     bytes = from >= kept ? 0 : kept - from < bytes ? kept - from : bytes;
   }
   if (bytes)
-    ugc_madv_dontneed((void *)from, bytes);
+    ugc_drained_add(&backend->drained, from, bytes);
 }
 
 /* ---- fault delivery --------------------------------------------------------------------- */
@@ -343,6 +345,7 @@ int ugc_copy_attach(ugc_heap *heap, ugc_error *error, const char *name,
   ugc_completion_init(&backend->completion);
   ugc_concurrent_init(&backend->concurrent);
   ugc_retained_init(&backend->retained);
+  ugc_drained_init(&backend->drained);
 
   const char *delivery = heap->config.delivery ? heap->config.delivery : "sigbus";
   backend->sigbus_delivery = strcmp(delivery, "thread") != 0;
@@ -357,6 +360,7 @@ int ugc_copy_attach(ugc_heap *heap, ugc_error *error, const char *name,
       ugc_uffd_close(&backend->uffd);
     ugc_concurrent_destroy(&backend->concurrent);
     ugc_retained_destroy(&backend->retained);
+    ugc_drained_destroy(&backend->drained);
     munmap(backend->pause_batch, PAUSE_BATCH_BYTES);
     free(backend);
     return -1;
@@ -409,6 +413,7 @@ void ugc_copy_detach(ugc_heap *heap) {
     ugc_uffd_close(&backend->uffd);
   ugc_concurrent_destroy(&backend->concurrent);
   ugc_retained_destroy(&backend->retained);
+  ugc_drained_destroy(&backend->drained);
   ugc_completion_destroy(&backend->completion);
   munmap(backend->pause_batch, PAUSE_BATCH_BYTES);
   free(backend);
@@ -416,9 +421,9 @@ void ugc_copy_detach(ugc_heap *heap) {
 }
 
 /* Which heap range the next cycle allocates into and this compaction keeps from-space for:
- * from the new top, rounded up to a huge page, to the sizing target (what the next cycle
- * may allocate before it starts), within the old heap. Empty without UFFDIO_MOVE, or when
- * the whole heap is registered for the compaction. */
+ * from the new top, rounded up to a huge page, to the sizing target plus what mutators
+ * allocate while the next cycle marks (ugc_heap_next_extent), within the old heap. Empty without
+ * UFFDIO_MOVE, or when the whole heap is registered for the compaction. */
 static void choose_kept_range(ugc_copy_backend *backend, const ugc_compact_plan *plan) {
   backend->keep_low = backend->keep_high = 0;
   if (!(backend->uffd.features & UFFD_FEATURE_MOVE) ||
@@ -431,7 +436,7 @@ static void choose_kept_range(ugc_copy_backend *backend, const ugc_compact_plan 
   ugc_heap *heap = backend->heap;
   uintptr_t low = (plan->new_top + UGC_RETAIN_CHUNK - 1) & ~(UGC_RETAIN_CHUNK - 1);
   uintptr_t target =
-      backend->space_base + ugc_heap_trigger_for(heap, plan->new_top - plan->space_base);
+      backend->space_base + ugc_heap_next_extent(heap, plan->new_top - plan->space_base);
   uintptr_t high = (target + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
   uintptr_t old_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
   if (high > old_end)
@@ -439,6 +444,64 @@ static void choose_kept_range(ugc_copy_backend *backend, const ugc_compact_plan 
   if (low < high) {
     backend->keep_low = low;
     backend->keep_high = high;
+  }
+}
+
+/* Allocation during the compaction takes from-space the GC threads drained (retain.h):
+ * plain copy with UFFDIO_MOVE (the move backend builds into drained pages itself), above
+ * the new top and below the last huge page of the heap (the hand-off's touch). GC threads
+ * drain in steps of UGC_CONCURRENT_RELEASE_CHUNK (8 MiB); the pool holds two steps, so
+ * that allocation finds memory between them, and releases older chunks beyond: drained
+ * memory allocation does not take goes back early, as without the pool. */
+#define DRAINED_POOL_BYTES (2 * UGC_CONCURRENT_RELEASE_CHUNK)
+static void open_drained_pool(ugc_copy_backend *backend, const ugc_compact_plan *plan,
+                              uintptr_t tail_low, uintptr_t tail_high) {
+  if (!(backend->uffd.features & UFFD_FEATURE_MOVE) || backend->variant ||
+      backend->registered_bytes == backend->space_bytes)
+    return;
+  uintptr_t heap_limit = backend->space_base + backend->space_bytes - UGC_HUGE_PAGE_SIZE;
+  if (tail_high > heap_limit)
+    tail_high = heap_limit;
+  intptr_t from_delta = (intptr_t)(backend->from_base - backend->space_base);
+  ugc_drained_open(&backend->drained, backend->from_base, plan->new_top, heap_limit,
+                   DRAINED_POOL_BYTES, tail_low + (uintptr_t)from_delta,
+                   (tail_high > tail_low ? tail_high : tail_low) + (uintptr_t)from_delta);
+}
+
+/* Kept chunks the last cycle's allocation did not reach would go with from-space below;
+ * up to what mutators allocate while a cycle runs (the sizing headroom, at least the pool's
+ * size) moves into the heap above the top instead, as allocation reaching it would have,
+ * a few chunks per hold of the heap lock. The hand-off then carries it into from-space
+ * above the old top, where no build reads: the pool's tail, which allocation during the
+ * compaction takes from its first moment, before GC threads have drained anything. */
+#define CARRY_STEP_CHUNKS 4
+static void carry_kept_chunks(ugc_copy_backend *backend) {
+  ugc_heap *heap = backend->heap;
+  if (backend->owner_pid != getpid() || !ugc_retained_pending(&backend->retained))
+    return;
+  size_t budget = ugc_sizing_headroom(heap);
+  if (budget < DRAINED_POOL_BYTES)
+    budget = DRAINED_POOL_BYTES;
+  uintptr_t limit = 0;
+  for (;;) {
+    ugc_retain_counts counts = {0};
+    pthread_mutex_lock(&heap->lock);
+    uintptr_t top = heap->moving.top;
+    uintptr_t next = atomic_load_explicit(&backend->retained.next, memory_order_relaxed);
+    if (!limit)
+      limit = ((top + UGC_RETAIN_CHUNK - 1) & ~(UGC_RETAIN_CHUNK - 1)) + budget;
+    if (!next || next >= limit) {
+      pthread_mutex_unlock(&heap->lock);
+      return;
+    }
+    uintptr_t end = next + CARRY_STEP_CHUNKS * UGC_RETAIN_CHUNK;
+    ugc_retained_take(&backend->retained, &backend->uffd, top, end < limit ? end : limit,
+                      &heap->moving.recycled_low, &heap->moving.recycled_high, &counts);
+    pthread_mutex_unlock(&heap->lock);
+    ugc_stats_lock(heap); /* reused when allocation takes them (prepare_alloc, the pool) */
+    heap->stats.compaction.move_ioctls += counts.move_calls;
+    heap->stats.compaction.madvise_calls += counts.release_calls;
+    ugc_stats_unlock(heap);
   }
 }
 
@@ -452,6 +515,7 @@ void ugc_copy_compact_prepare(ugc_heap *heap) {
   ugc_copy_backend *backend = heap->backend_data;
   if (!backend || (!ugc_retained_pending(&backend->retained) && !backend->from_space_has_tables))
     return;
+  carry_kept_chunks(backend);
   ugc_retained_drop(&backend->retained, false); /* no chunk moves in after this */
   /* On failure (no memory to split a VMA) the pages stay: the hand-off's mremap frees them
    * in the pause, as it did before this step existed. Even with every kept page moved out,
@@ -469,6 +533,10 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
    * with concurrent marking compact_prepare freed it already, outside the pause), and the
    * heap above the new top will be fresh memory again. */
   ugc_retained_drop(&backend->retained, false);
+  /* Kept memory moved in above the top and not handed out: from-space above the old top
+   * after the hand-off, free for allocation during this compaction (retain.h, the tail). */
+  uintptr_t tail_low = (plan->old_top + UGC_RETAIN_CHUNK - 1) & ~(UGC_RETAIN_CHUNK - 1);
+  uintptr_t tail_high = heap->moving.recycled_high & ~(UGC_RETAIN_CHUNK - 1);
   heap->moving.recycled_low = heap->moving.recycled_high = 0;
   backend->keep_low = backend->keep_high = 0;
   atomic_store_explicit(&backend->alloc_frontier, 0, memory_order_relaxed);
@@ -550,6 +618,7 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   }
   backend->plan = plan;
   backend->from_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
+  open_drained_pool(backend, plan, tail_low, tail_high);
   uint64_t fixed_start = ugc_now_ns();
   ugc_concurrent_build_held_in_place(&backend->concurrent); /* pinned objects' pages */
   uint64_t update_start = ugc_now_ns(); /* more kernel work of the pause: the hand-off's */
@@ -637,6 +706,7 @@ static void complete_compaction(void *data) {
    * bare reservation, page tables included, so the next hand-off's mremap finds nothing to
    * tear down at its destination. */
   uint64_t concurrent_ns = ugc_concurrent_finish(c);
+  ugc_drained_close(&backend->drained); /* its chunks go with from-space below */
   ugc_update_pages_finish(&heap->update_pages);
   uint64_t release_start = ugc_now_ns();
   intptr_t from_delta = (intptr_t)(backend->from_base - backend->space_base);
@@ -735,19 +805,24 @@ static void copy_on_threads_idle(void *data, uint64_t generation) {
   ugc_completion_on_idle(&backend->completion, generation, complete_compaction, backend);
 }
 
-/* Allocation reaches [start, end): the kept chunks it needs move in (backend/retain.h).
+/* Allocation reaches [start, end): the drained or kept chunks it needs move in
+ * (backend/retain.h).
  * Heap lock held. */
 static void copy_prepare_alloc(ugc_heap *heap, uintptr_t start, uintptr_t end) {
   ugc_copy_backend *backend = heap->backend_data;
   if (backend->keep_low < backend->keep_high) /* set in the pause, under the heap lock */
     atomic_store_explicit(&backend->alloc_frontier, end, memory_order_relaxed);
-  if (!ugc_retained_pending(&backend->retained))
+  bool compacting = atomic_load_explicit(&backend->compacting, memory_order_acquire);
+  if (!compacting && !ugc_retained_pending(&backend->retained))
     return;
   if (backend->owner_pid != getpid()) { /* the parent's descriptor: never act through it */
     ugc_retained_drop(&backend->retained, false);
     return;
   }
   ugc_retain_counts counts = {0};
+  if (compacting) /* the pool is open from the hand-off to complete_compaction */
+    ugc_drained_take(&backend->drained, &backend->uffd, start, end, &heap->moving.recycled_low,
+                     &heap->moving.recycled_high, &counts);
   ugc_retained_take(&backend->retained, &backend->uffd, start, end, &heap->moving.recycled_low,
                     &heap->moving.recycled_high, &counts);
   ugc_compaction_stats *s = &heap->stats.compaction;
@@ -756,6 +831,12 @@ static void copy_prepare_alloc(ugc_heap *heap, uintptr_t start, uintptr_t end) {
   s->move_ioctls += counts.move_calls;
   s->madvise_calls += counts.release_calls;
   ugc_stats_unlock(heap);
+}
+
+/* Heap full during the compaction: the mutator builds pages too (backend.h). */
+bool ugc_copy_compact_assist(ugc_heap *heap) {
+  ugc_copy_backend *backend = heap->backend_data;
+  return backend && ugc_compact_threads_assist(&backend->threads);
 }
 
 /* fork(): compact_wait has run (no compaction in flight, none can start: the heap's locks
@@ -795,6 +876,7 @@ const ugc_backend_ops ugc_backend_copy = {
     .compact_prepare = ugc_copy_compact_prepare,
     .compact_wait = ugc_copy_compact_wait,
     .compact_resumed = ugc_copy_compact_resumed,
+    .compact_assist = ugc_copy_compact_assist,
     .prepare_alloc = copy_prepare_alloc,
     .fork_prepare = ugc_copy_fork_prepare,
     .fork_parent = ugc_copy_fork_parent,

@@ -62,6 +62,8 @@ typedef struct ugc_copy_backend {
    * keeps the from-space twins of heap range [keep_low, keep_high) (empty: keeps none). */
   ugc_retained retained;
   uintptr_t keep_low, keep_high;
+  /* What GC threads drain while the compaction runs, for allocation meanwhile (retain.h). */
+  ugc_drained drained;
   /* From-space still has page tables (the kept range's, even once its pages all moved
    * out): until it is a bare reservation again, the hand-off's mremap cannot move whole
    * PUD or PMD entries there (see ugc_copy_compact_prepare). */
@@ -94,6 +96,7 @@ void ugc_copy_compact_prepare(ugc_heap *heap);
 int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan);
 void ugc_copy_compact_wait(ugc_heap *heap);
 void ugc_copy_compact_resumed(ugc_heap *heap);
+bool ugc_copy_compact_assist(ugc_heap *heap);
 void ugc_copy_fork_prepare(ugc_heap *heap);
 void ugc_copy_fork_parent(ugc_heap *heap);
 void ugc_copy_fork_child(ugc_heap *heap);

@@ -1,4 +1,4 @@
-/* Moving-space memory kept between cycles (see retain.h). */
+/* Moving-space memory kept for allocation (see retain.h). */
 #include "backend/retain.h"
 
 #include <string.h>
@@ -53,13 +53,13 @@ void ugc_retained_drop(ugc_retained *r, bool release) {
  * copy backend gave the heap VMA before its first split). A source hole (a page never
  * touched) leaves the destination page missing: after unregistering it is an ordinary
  * zero-fill fault. Returns false when the chunk could not be moved (whatever moved stays). */
-static bool move_chunk(ugc_retained *r, ugc_uffd *uffd, uintptr_t dst, size_t len,
+static bool move_chunk(ugc_uffd *uffd, uintptr_t dst, uintptr_t src, size_t len,
                        ugc_retain_counts *counts) {
   if (ugc_uffd_register(uffd, (void *)dst, len, UGC_UFFD_REG_MISSING,
                         UGC_UFFD_IOCTL_BIT(_UFFDIO_MOVE), NULL) != 0)
     return false;
-  ugc_uffd_result moved = ugc_uffd_move(uffd, (void *)dst, (void *)(dst + (uintptr_t)r->from_delta),
-                                        len, UGC_UFFD_ALLOW_SRC_HOLES | UGC_UFFD_DONTWAKE);
+  ugc_uffd_result moved = ugc_uffd_move(uffd, (void *)dst, (void *)src, len,
+                                        UGC_UFFD_ALLOW_SRC_HOLES | UGC_UFFD_DONTWAKE);
   int rc = ugc_uffd_unregister(uffd, (void *)dst, len);
   if (rc != 0) /* a registered piece above the top would turn allocation into SIGBUS */
     ugc_fatal("copy backend: unregistering a recycled heap chunk failed (%s)", strerror(-rc));
@@ -81,7 +81,7 @@ void ugc_retained_take(ugc_retained *r, ugc_uffd *uffd, uintptr_t start, uintptr
     }
     while (next < r->end && next < end) {
       size_t len = r->end - next < UGC_RETAIN_CHUNK ? r->end - next : UGC_RETAIN_CHUNK;
-      bool moved = move_chunk(r, uffd, next, len, counts);
+      bool moved = move_chunk(uffd, next, next + (uintptr_t)r->from_delta, len, counts);
       if (*high != next)
         *low = next;
       *high = next + len; /* whatever part moved holds old data */
@@ -94,4 +94,101 @@ void ugc_retained_take(ugc_retained *r, ugc_uffd *uffd, uintptr_t start, uintptr
     atomic_store_explicit(&r->next, next < r->end ? next : 0, memory_order_relaxed);
   }
   pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- drained during a compaction ---- */
+
+void ugc_drained_init(ugc_drained *d) {
+  memset(d, 0, sizeof *d);
+  pthread_mutex_init(&d->lock, NULL);
+}
+
+void ugc_drained_destroy(ugc_drained *d) {
+  pthread_mutex_destroy(&d->lock);
+}
+
+void ugc_drained_open(ugc_drained *d, uintptr_t from_start, uintptr_t heap_start,
+                      uintptr_t heap_limit, size_t cap, uintptr_t tail_from, uintptr_t tail_to) {
+  pthread_mutex_lock(&d->lock);
+  d->open = true;
+  d->tail_next = tail_from;
+  d->tail_end = tail_to > tail_from ? tail_to : tail_from;
+  d->next = d->end = d->drained_to = from_start;
+  d->heap_next = (heap_start + UGC_RETAIN_CHUNK - 1) & ~(UGC_RETAIN_CHUNK - 1);
+  d->heap_limit = heap_limit;
+  d->cap = cap > UGC_RETAIN_CHUNK ? cap : UGC_RETAIN_CHUNK;
+  pthread_mutex_unlock(&d->lock);
+}
+
+static void release(uintptr_t from, uintptr_t to) {
+  if (from < to)
+    ugc_madv_dontneed((void *)from, to - from);
+}
+
+void ugc_drained_add(ugc_drained *d, uintptr_t from, size_t bytes) {
+  uintptr_t to = from + bytes;
+  pthread_mutex_lock(&d->lock);
+  if (!d->open) {
+    pthread_mutex_unlock(&d->lock);
+    release(from, to);
+    return;
+  }
+  if (from != d->drained_to) {
+    /* Not contiguous with what came before (the caller kept a part for the next cycle):
+     * what waits goes, and the pool starts over at the next chunk boundary. */
+    release(d->next, d->drained_to);
+    uintptr_t first = (from + UGC_RETAIN_CHUNK - 1) & ~(UGC_RETAIN_CHUNK - 1);
+    release(from, first < to ? first : to);
+    d->next = d->end = first;
+  }
+  d->drained_to = to;
+  uintptr_t whole = to & ~(UGC_RETAIN_CHUNK - 1);
+  if (whole > d->end)
+    d->end = whole;
+  if (d->end - d->next > d->cap) { /* the oldest go: allocation is not keeping up */
+    uintptr_t keep_from = (d->end - d->cap) & ~(UGC_RETAIN_CHUNK - 1);
+    release(d->next, keep_from);
+    d->next = keep_from;
+  }
+  pthread_mutex_unlock(&d->lock);
+}
+
+void ugc_drained_take(ugc_drained *d, ugc_uffd *uffd, uintptr_t start, uintptr_t end,
+                      uintptr_t *low, uintptr_t *high, ugc_retain_counts *counts) {
+  pthread_mutex_lock(&d->lock);
+  if (!d->open) {
+    pthread_mutex_unlock(&d->lock);
+    return;
+  }
+  uintptr_t chunk = (start + UGC_RETAIN_CHUNK - 1) & ~(UGC_RETAIN_CHUNK - 1);
+  if (chunk < d->heap_next)
+    chunk = d->heap_next;
+  for (; chunk < end && chunk + UGC_RETAIN_CHUNK <= d->heap_limit; chunk += UGC_RETAIN_CHUNK) {
+    d->heap_next = chunk + UGC_RETAIN_CHUNK;
+    uintptr_t source;
+    if (d->tail_next < d->tail_end) {
+      source = d->tail_next;
+      d->tail_next += UGC_RETAIN_CHUNK;
+    } else if (d->next < d->end) {
+      source = d->next;
+      d->next += UGC_RETAIN_CHUNK;
+    } else {
+      continue; /* nothing drained yet: this chunk faults in fresh */
+    }
+    bool moved = move_chunk(uffd, chunk, source, UGC_RETAIN_CHUNK, counts);
+    if (*high != chunk)
+      *low = chunk;
+    *high = chunk + UGC_RETAIN_CHUNK; /* whatever part moved holds old data */
+    if (!moved) { /* what is left waits for the compaction's end, released with from-space */
+      d->open = false;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&d->lock);
+}
+
+void ugc_drained_close(ugc_drained *d) {
+  pthread_mutex_lock(&d->lock);
+  d->open = false;
+  pthread_mutex_unlock(&d->lock);
 }

@@ -1,6 +1,8 @@
-/* Moving-space memory kept between cycles: the from-space pages a compaction drained, moved
- * back into the allocation area when allocation reaches them instead of being released and
- * faulted in (and cleared) again.
+/* Moving-space memory kept for allocation: the from-space pages a compaction drained, moved
+ * into the allocation area when allocation reaches them instead of being released and
+ * faulted in (and cleared) again. Two sources, both moved 2 MiB at a time with UFFDIO_MOVE:
+ * what a compaction keeps for the next cycle (ugc_retained), and what GC threads drain while
+ * the compaction still runs (ugc_drained, below).
  *
  * After a compaction, from-space still holds the old heap's pages. The next cycle allocates
  * into [new top, sizing target) of the heap; the from-space pages at the same offsets are
@@ -57,5 +59,59 @@ static inline bool ugc_retained_pending(ugc_retained *r) {
  * faults in fresh pages as without it. Caller holds the heap lock. */
 void ugc_retained_take(ugc_retained *r, ugc_uffd *uffd, uintptr_t start, uintptr_t end,
                        uintptr_t *low, uintptr_t *high, ugc_retain_counts *counts);
+
+/* ---- drained during a compaction --------------------------------------------------------
+ * While a compaction runs, its GC threads drain from-space from the low end up: below the
+ * watermark no build reads it any more. Mutators meanwhile allocate above the new top, into
+ * heap memory nothing has mapped yet. Each 2 MiB chunk of the heap that allocation reaches
+ * takes the lowest drained chunk of from-space instead of a fresh (zeroed) one:
+ *
+ *   from-space  [drained: next ... end)[draining ...]        heap  [to-space ...|top -> Y ...]
+ *                  |                                                               ^
+ *                  +------------------- UFFDIO_MOVE, one PMD for a huge page ------+
+ *
+ * Offsets differ, alignment does not (both spaces are 1 GiB-aligned). At most `cap` bytes
+ * wait; older drained chunks beyond it are released. A heap chunk reached while none is
+ * drained is faulted in fresh as before. The pool closes when the compaction completes,
+ * before from-space is released as a whole.
+ *
+ * Before anything drains, the pool has a tail: memory the last cycle kept and moved into
+ * the heap above the top but did not hand out, which the hand-off carried into from-space
+ * above the old top, where no build reads. It is taken first. */
+typedef struct ugc_drained {
+  pthread_mutex_t lock;
+  bool open;
+  uintptr_t next, end;           /* drained from-space chunks [next, end) not taken yet */
+  uintptr_t tail_next, tail_end; /* from-space chunks above the old top, free from the start */
+  uintptr_t drained_to; /* end of the drained range given so far (a chunk's part may wait) */
+  uintptr_t heap_next;  /* heap chunks below it were passed (taken, or faulted in fresh) */
+  uintptr_t heap_limit; /* no heap chunk ends above it */
+  size_t cap;
+} ugc_drained;
+
+void ugc_drained_init(ugc_drained *d);
+void ugc_drained_destroy(ugc_drained *d);
+
+/* Opens the pool for a compaction whose from-space starts at `from_start` (2 MiB-aligned):
+ * drained chunks go to heap chunks in [heap_start, heap_limit), at most `cap` bytes wait.
+ * From-space [tail_from, tail_to) (2 MiB-aligned, maybe empty) is free already. */
+void ugc_drained_open(ugc_drained *d, uintptr_t from_start, uintptr_t heap_start,
+                      uintptr_t heap_limit, size_t cap, uintptr_t tail_from, uintptr_t tail_to);
+
+/* From-space [from, from + bytes) is drained (called in increasing order from from_start,
+ * by one thread at a time). The pool keeps the whole chunks; what it does not keep (the pool
+ * closed, beyond the cap) goes back to the kernel. */
+void ugc_drained_add(ugc_drained *d, uintptr_t from, size_t bytes);
+
+/* Allocation hands out heap range [start, end) (as for ugc_retained_take): each heap chunk
+ * in it not yet passed takes a drained chunk, moved with `uffd`, and widens [*low, *high),
+ * the heap's recycled range, over it. A chunk the kernel will not move closes the pool.
+ * Caller holds the heap lock. */
+void ugc_drained_take(ugc_drained *d, ugc_uffd *uffd, uintptr_t start, uintptr_t end,
+                      uintptr_t *low, uintptr_t *high, ugc_retain_counts *counts);
+
+/* Closes the pool: nothing moves from from-space after this returns. What it held stays
+ * mapped for the caller to release (with the rest of from-space). */
+void ugc_drained_close(ugc_drained *d);
 
 #endif
