@@ -76,6 +76,7 @@ typedef struct bench_result {
   uint64_t alloc_waits;                 /* allocations that waited for a cycle at heap_max */
   double alloc_wait_s;                  /* the time they waited */
   uint64_t alloc_waits_marking;         /* of them, those that began while marking ran */
+  double alloc_wait_build_s;            /* of alloc_wait_s, spent building compaction pages */
   uint64_t mark_assists;                /* slow-path allocations whose thread helped marking */
   double mark_assist_mb, mark_assist_s; /* the scan work they did, and its time */
   bench_dist pause, pause_mark, pause_compact, stall, unit;

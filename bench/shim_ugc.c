@@ -205,6 +205,7 @@ void bench_ugc_finish(bench_ctx *ctx) {
   r->alloc_waits = st.alloc_waits;
   r->alloc_wait_s = st.alloc_wait_ns / 1e9;
   r->alloc_waits_marking = st.alloc_waits_marking;
+  r->alloc_wait_build_s = st.alloc_wait_build_ns / 1e9;
   r->mark_assists = st.mark_assists;
   r->mark_assist_mb = st.mark_assist_bytes / 1e6;
   r->mark_assist_s = st.mark_assist_ns / 1e9;

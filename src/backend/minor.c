@@ -645,6 +645,12 @@ static void minor_fork_child(ugc_heap *heap) {
   ugc_completion_fork_child(&backend->completion);
 }
 
+/* Heap full during the compaction: the mutator builds pages too (backend.h). */
+static bool minor_compact_assist(ugc_heap *heap) {
+  minor_backend *backend = heap->backend_data;
+  return backend && ugc_compact_threads_assist(&backend->threads);
+}
+
 const ugc_backend_ops ugc_backend_minor = {
     .name = "minor",
     .concurrent = true,
@@ -653,6 +659,7 @@ const ugc_backend_ops ugc_backend_minor = {
     .compact_start = minor_compact_start,
     .compact_wait = minor_compact_wait,
     .compact_resumed = minor_compact_resumed,
+    .compact_assist = minor_compact_assist,
     .fork_prepare = minor_fork_prepare,
     .fork_parent = minor_fork_parent,
     .fork_child = minor_fork_child,

@@ -309,6 +309,7 @@ const ugc_backend_ops ugc_backend_move = {
     .compact_prepare = ugc_copy_compact_prepare,
     .compact_wait = ugc_copy_compact_wait,
     .compact_resumed = ugc_copy_compact_resumed,
+    .compact_assist = ugc_copy_compact_assist,
     .fork_prepare = ugc_copy_fork_prepare,
     .fork_parent = ugc_copy_fork_parent,
     .fork_child = ugc_copy_fork_child,

@@ -444,6 +444,12 @@ static void sigsegv_fork_child(ugc_heap *heap) {
   ugc_completion_fork_child(&backend->completion);
 }
 
+/* Heap full during the compaction: the mutator builds pages too (backend.h). */
+static bool sigsegv_compact_assist(ugc_heap *heap) {
+  sigsegv_backend *backend = heap->backend_data;
+  return backend && ugc_compact_threads_assist(&backend->threads);
+}
+
 const ugc_backend_ops ugc_backend_sigsegv = {
     .name = "sigsegv",
     .concurrent = true,
@@ -452,6 +458,7 @@ const ugc_backend_ops ugc_backend_sigsegv = {
     .compact_start = sigsegv_compact_start,
     .compact_wait = sigsegv_compact_wait,
     .compact_resumed = sigsegv_compact_resumed,
+    .compact_assist = sigsegv_compact_assist,
     .fork_prepare = sigsegv_fork_prepare,
     .fork_parent = sigsegv_fork_parent,
     .fork_child = sigsegv_fork_child,

@@ -26,6 +26,7 @@ void ugc_compact_threads_init(ugc_compact_threads *t, unsigned count) {
   t->pool.inject = "compact.threads";
   ugc_thread_pool_on_last(&t->pool, compact_last);
   pthread_mutex_init(&t->kick_lock, NULL);
+  pthread_mutex_init(&t->assist_lock, NULL);
 }
 
 /* A thread doing a job's work itself needs a batch buffer (pages of large objects are
@@ -105,6 +106,24 @@ void ugc_compact_threads_run_deferred_here(ugc_compact_threads *t) {
     run_here(t, job);
 }
 
+static void assist_body(void *data) {
+  ugc_compact_threads *t = data;
+  ugc_concurrent_gc_work(t->job, t->assist_batch); /* job: published by the kick */
+}
+
+bool ugc_compact_threads_assist(ugc_compact_threads *t) {
+  if (pthread_mutex_trylock(&t->assist_lock) != 0)
+    return false;
+  if (!t->assist_batch) {
+    void *batch = mmap(NULL, UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    t->assist_batch = batch == MAP_FAILED ? NULL : batch;
+  }
+  bool joined = t->assist_batch && ugc_thread_pool_join(&t->pool, assist_body, t);
+  pthread_mutex_unlock(&t->assist_lock);
+  return joined;
+}
+
 void ugc_compact_threads_fork_prepare(ugc_compact_threads *t) {
   pthread_mutex_lock(&t->kick_lock);
   ugc_thread_pool_fork_prepare(&t->pool);
@@ -118,6 +137,7 @@ void ugc_compact_threads_fork_parent(ugc_compact_threads *t) {
 void ugc_compact_threads_fork_child(ugc_compact_threads *t) {
   ugc_thread_pool_fork_child(&t->pool);
   pthread_mutex_init(&t->kick_lock, NULL);
+  pthread_mutex_init(&t->assist_lock, NULL);
   t->kick_pending = false;
 }
 
@@ -138,6 +158,9 @@ void ugc_compact_threads_destroy(ugc_compact_threads *t) {
   free(t->batches);
   if (t->spare_batch)
     munmap(t->spare_batch, UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE);
+  if (t->assist_batch)
+    munmap(t->assist_batch, UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE);
   pthread_mutex_destroy(&t->kick_lock);
+  pthread_mutex_destroy(&t->assist_lock);
   memset(t, 0, sizeof *t);
 }

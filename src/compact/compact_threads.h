@@ -25,6 +25,9 @@ typedef struct ugc_compact_threads {
   bool kick_pending;
   ugc_concurrent *deferred_job;
   void *spare_batch; /* for a thread that does a deferred job's work itself */
+  /* One outside thread at a time helps a running job (ugc_compact_threads_assist). */
+  pthread_mutex_t assist_lock;
+  void *assist_batch;
 } ugc_compact_threads;
 
 /* Sets up a pool of `count` (>= 1) threads; they start on the first kick. */
@@ -53,6 +56,11 @@ void ugc_compact_threads_start_deferred(ugc_compact_threads *t);
 /* Takes a still pending deferred job and does its work here (before
  * ugc_compact_threads_wait). */
 void ugc_compact_threads_run_deferred_here(ugc_compact_threads *t);
+/* The calling thread (a mutator that has nothing else to do: it waits for heap memory the
+ * next cycle gives back, which cannot start before this compaction ends) builds pages of
+ * the running job beside the GC threads, until none is left to take. Returns false at once
+ * when no job runs or another thread assists already. */
+bool ugc_compact_threads_assist(ugc_compact_threads *t);
 /* Waits until every thread has returned from the current job. */
 void ugc_compact_threads_wait(ugc_compact_threads *t);
 /* fork(): the pool's own handlers and the kick lock (no job may be running at prepare: the

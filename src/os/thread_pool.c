@@ -142,6 +142,28 @@ void ugc_thread_pool_wait(ugc_thread_pool *pool) {
   ugc_cancel_restore(cancel);
 }
 
+bool ugc_thread_pool_join(ugc_thread_pool *pool, void (*fn)(void *), void *arg) {
+  if (pool->owner_pid != getpid())
+    return false;
+  int cancel = ugc_cancel_off(); /* cancelled inside, the job would never end */
+  pthread_mutex_lock(&pool->lock);
+  bool joined = pool->left && !pool->closed;
+  if (joined) {
+    uint64_t generation = pool->generation;
+    pool->left++;
+    pool->busy++;
+    pthread_mutex_unlock(&pool->lock);
+    fn(arg);
+    pthread_mutex_lock(&pool->lock);
+    if (--pool->busy == 0 && pool->closed)
+      pthread_cond_broadcast(&pool->done_cond);
+    job_left(pool, generation);
+  }
+  pthread_mutex_unlock(&pool->lock);
+  ugc_cancel_restore(cancel);
+  return joined;
+}
+
 void ugc_thread_pool_close(ugc_thread_pool *pool) {
   if (pool->owner_pid != getpid())
     return;

@@ -59,6 +59,11 @@ unsigned ugc_thread_pool_start(ugc_thread_pool *pool, unsigned wanted);
 uint64_t ugc_thread_pool_kick(ugc_thread_pool *pool);
 /* Waits until every thread has run the current job. */
 void ugc_thread_pool_wait(ugc_thread_pool *pool);
+/* An outside thread takes part in the current job: runs fn(arg) counted as one of its
+ * threads (ugc_thread_pool_wait waits for it, and on_last comes after it, possibly from it).
+ * Returns false without running fn when no job is in progress (every thread has left it,
+ * or it is closed). */
+bool ugc_thread_pool_join(ugc_thread_pool *pool, void (*fn)(void *), void *arg);
 /* Threads that have not woken for the current job yet skip it; waits for those inside. */
 void ugc_thread_pool_close(ugc_thread_pool *pool);
 /* CPU time the threads spent in jobs so far. */

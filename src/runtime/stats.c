@@ -69,12 +69,13 @@ void ugc_stats_write_json(ugc_heap *heap, FILE *out) {
       "\"barrier_values\":%llu,\"black_bytes\":%llu,\"final_objects\":%llu,"
       "\"remark_retries\":%llu,\"plan_concurrent_ns\":%llu,\"alloc_waits\":%llu,\"alloc_wait_ns\":%"
       "llu,"
-      "\"alloc_waits_marking\":%llu,\"assists\":%llu,\"assist_bytes\":%llu,\"assist_ns\":%llu},",
+      "\"alloc_waits_marking\":%llu,\"alloc_wait_build_ns\":%llu,\"assists\":%llu,\"assist_bytes\":"
+      "%llu,\"assist_ns\":%llu},",
       U64(s.mark_concurrent_cycles), U64(s.mark_concurrent_ns), U64(s.mark_barrier_values),
       U64(s.mark_black_bytes), U64(s.mark_final_objects), U64(s.mark_remark_retries),
       U64(s.plan_concurrent_ns), U64(s.alloc_waits), U64(s.alloc_wait_ns),
-      U64(s.alloc_waits_marking), U64(s.mark_assists), U64(s.mark_assist_bytes),
-      U64(s.mark_assist_ns));
+      U64(s.alloc_waits_marking), U64(s.alloc_wait_build_ns), U64(s.mark_assists),
+      U64(s.mark_assist_bytes), U64(s.mark_assist_ns));
   fprintf(
       out,
       "\"compaction\":{\"pages_total\":%llu,\"pages_in_place\":%llu,"

@@ -2,7 +2,9 @@
  * thread runs every job it is kicked for exactly once (wait), a closed job is never run
  * after ugc_thread_pool_close returns, the last thread's callback sees each job once with
  * its generation, CPU time is accounted, threads start once per process, and a fork child
- * starts its own. The worker pool on top of it runs every index exactly once. */
+ * starts its own. An outside thread joins only a job in progress, and the job ends (wait,
+ * on_last) only after it. The worker pool on top of it runs every index exactly once. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -20,12 +22,15 @@ static _Atomic uint64_t last_generation;
 static _Atomic bool job_open;
 static _Atomic unsigned late_runs; /* runs of a job after its close */
 static _Atomic bool spin;
+static _Atomic bool hold; /* the pool's threads stay in the job while set */
 
 static void body(void *data, unsigned index) {
   (void)data;
   if (!atomic_load(&job_open))
     atomic_fetch_add(&late_runs, 1);
   atomic_fetch_add(&runs[index], 1);
+  while (atomic_load(&hold))
+    sched_yield();
   if (atomic_load(&spin)) { /* some CPU time to account */
     uint64_t until = ugc_thread_cpu_ns() + 2000000;
     while (ugc_thread_cpu_ns() < until) {
@@ -96,6 +101,53 @@ static void check_cpu(ugc_thread_pool *pool) {
   CHECK(ugc_thread_pool_cpu_ns(pool) - before >= 3 * 2000000u);
 }
 
+static _Atomic bool joiner_inside, joiner_done;
+static _Atomic unsigned lasts_seen_inside;
+
+static void joiner_fn(void *arg) {
+  (void)arg;
+  atomic_store(&lasts_seen_inside, atomic_load(&lasts));
+  atomic_store(&joiner_inside, true);
+  usleep(20000); /* the pool's threads are done by now: the job must still not end */
+  atomic_store(&joiner_done, true);
+}
+
+static void *joiner_main(void *pool) {
+  CHECK(ugc_thread_pool_join(pool, joiner_fn, NULL));
+  return NULL;
+}
+
+static void never_run(void *arg) {
+  (void)arg;
+  CHECK(!"a join ran without a job in progress");
+}
+
+static void check_join(ugc_thread_pool *pool) {
+  /* The last job's on_last may still be on its way (it comes after the waiters wake). */
+  while (atomic_load(&last_generation) != pool->generation)
+    sched_yield();
+  reset_counts();
+  atomic_store(&job_open, true);
+  CHECK(!ugc_thread_pool_join(pool, never_run, NULL)); /* no job since the last wait */
+  atomic_store(&hold, true);
+  uint64_t generation = ugc_thread_pool_kick(pool);
+  CHECK(generation != 0);
+  pthread_t joiner;
+  REQUIRE(pthread_create(&joiner, NULL, joiner_main, pool) == 0);
+  while (!atomic_load(&joiner_inside))
+    sched_yield();
+  atomic_store(&hold, false);
+  ugc_thread_pool_wait(pool);
+  CHECK(atomic_load(&joiner_done)); /* wait waited for the joiner */
+  CHECK_EQ_U64(atomic_load(&lasts_seen_inside), 0);
+  REQUIRE(pthread_join(joiner, NULL) == 0);
+  while (atomic_load(&last_generation) != generation)
+    sched_yield();
+  usleep(1000);
+  CHECK_EQ_U64(atomic_load(&lasts), 1); /* the job ended once, after the joiner */
+  CHECK(!ugc_thread_pool_join(pool, never_run, NULL));
+}
+
 static void check_fork(ugc_thread_pool *pool) {
   ugc_thread_pool_fork_prepare(pool);
   pid_t pid = fork();
@@ -159,6 +211,7 @@ int main(void) {
   check_close(&pool);
   check_wait(&pool); /* a closed job leaves the pool usable */
   check_cpu(&pool);
+  check_join(&pool);
   check_fork(&pool);
   check_wait(&pool);
   ugc_thread_pool_destroy(&pool);

@@ -200,6 +200,7 @@ static void put_row(FILE *f, const bench_row *row) {
   put_u64(f, "alloc_waits", r->alloc_waits, true);
   put_num(f, "alloc_wait_s", r->alloc_wait_s, true);
   put_u64(f, "alloc_waits_marking", r->alloc_waits_marking, true);
+  put_num(f, "alloc_wait_build_s", r->alloc_wait_build_s, true);
   put_u64(f, "mark_assists", r->mark_assists, true);
   put_num(f, "mark_assist_mb", r->mark_assist_mb, true);
   put_num(f, "mark_assist_s", r->mark_assist_s, false);

@@ -103,9 +103,9 @@ void bench_print_footer(FILE *out, const bench_row *row) {
   if (r->alloc_waits)
     fprintf(out,
             "[%s/%s] heap full during a cycle: %llu allocations waited %.3f ms for it (%llu "
-            "of them while marking ran).\n",
+            "of them while marking ran; %.3f ms of the wait building compaction pages).\n",
             w, b, (unsigned long long)r->alloc_waits, r->alloc_wait_s * 1e3,
-            (unsigned long long)r->alloc_waits_marking);
+            (unsigned long long)r->alloc_waits_marking, r->alloc_wait_build_s * 1e3);
   if (r->mark_assists)
     fprintf(out, "[%s/%s] mutator assists: %llu allocations marked %.1f MB in %.3f ms.\n", w, b,
             (unsigned long long)r->mark_assists, r->mark_assist_mb, r->mark_assist_s * 1e3);
