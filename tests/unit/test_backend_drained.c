@@ -26,26 +26,23 @@ static uintptr_t aligned_area(size_t bytes) {
   return ((uintptr_t)raw + CHUNK - 1) & ~(CHUNK - 1);
 }
 
-static bool resident(uintptr_t addr, size_t len) {
-  size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = len / page;
+/* Resident pages of [addr, addr + len) (mincore). */
+static size_t resident_pages(uintptr_t addr, size_t len) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = len / page, count = 0;
   unsigned char vec[4096];
   REQUIRE(pages <= sizeof vec);
   REQUIRE(mincore((void *)addr, len, vec) == 0);
   for (size_t i = 0; i < pages; i++)
-    if (!(vec[i] & 1))
-      return false;
-  return true;
+    count += vec[i] & 1;
+  return count;
+}
+
+static bool resident(uintptr_t addr, size_t len) {
+  return resident_pages(addr, len) == len / (size_t)sysconf(_SC_PAGESIZE);
 }
 
 static bool nothing_resident(uintptr_t addr, size_t len) {
-  size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = len / page;
-  unsigned char vec[4096];
-  REQUIRE(pages <= sizeof vec);
-  REQUIRE(mincore((void *)addr, len, vec) == 0);
-  for (size_t i = 0; i < pages; i++)
-    if (vec[i] & 1)
-      return false;
-  return true;
+  return resident_pages(addr, len) == 0;
 }
 
 /* Every byte of the chunk at `addr` is `value`. */

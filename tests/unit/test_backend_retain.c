@@ -51,6 +51,18 @@ static void fill_garbage(ugc_mutator *m, ugc_type_id type, size_t bytes) {
   }
 }
 
+/* Fills `live` (a rooted reference array) with `count` 1000-byte objects of 0xa5, as much
+ * garbage after each. */
+static void fill_live(ugc_mutator *m, ugc_type_id bytes_type, void **live, size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    unsigned char *p = ugc_alloc(m, bytes_type, 1000);
+    REQUIRE(p);
+    memset(p, 0xa5, 1000);
+    ugc_write(m, live, &live[i], p);
+    fill_garbage(m, bytes_type, 1000);
+  }
+}
+
 static ugc_heap *copy_heap(size_t heap_max, size_t heap_initial) {
   ugc_config config = fixture_config(heap_max, heap_initial);
   config.backend = "copy";
@@ -99,13 +111,7 @@ static void kept_within_target(void) {
   REQUIRE(live);
   ugc_scope scope = ugc_scope_open(m);
   ugc_root(m, &live);
-  for (size_t i = 0; i < count; i++) {
-    unsigned char *p = ugc_alloc(m, bytes_type, 1000);
-    REQUIRE(p);
-    memset(p, 0xa5, 1000);
-    ugc_write(m, live, &live[i], p);
-    fill_garbage(m, bytes_type, 1000);
-  }
+  fill_live(m, bytes_type, live, count);
   ugc_collect(m, UGC_COLLECT_FULL);
   ugc_collect(m, UGC_COLLECT_FINISH);
   /* Drop the live set: the next collection shrinks the sizing target to heap_initial. */
@@ -142,13 +148,7 @@ static void allocation_during_compaction(void) {
   REQUIRE(live);
   ugc_scope scope = ugc_scope_open(m);
   ugc_root(m, &live);
-  for (size_t i = 0; i < count; i++) {
-    fill_garbage(m, bytes_type, 1000);
-    unsigned char *p = ugc_alloc(m, bytes_type, 1000);
-    REQUIRE(p);
-    memset(p, 0xa5, 1000);
-    ugc_write(m, live, &live[i], p);
-  }
+  fill_live(m, bytes_type, live, count);
   ugc_stats before;
   ugc_stats_get(heap, &before);
   ugc_collect(m, UGC_COLLECT_FULL); /* returns after the compaction pause */
