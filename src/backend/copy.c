@@ -77,7 +77,6 @@
 #include "uffd/uffd.h"
 
 static const char zero_page[UGC_PAGE_SIZE] __attribute__((aligned(4096)));
-#define UGC_HUGE_PAGE_SIZE ((size_t)2 << 20) /* room kept above the data for the touch */
 #define PAUSE_BATCH_BYTES (UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE)
 
 /* ---- mapping primitives (async-signal-safe) ------------------------------------------- */
@@ -420,91 +419,6 @@ void ugc_copy_detach(ugc_heap *heap) {
   heap->backend_data = NULL;
 }
 
-/* Which heap range the next cycle allocates into and this compaction keeps from-space for:
- * from the new top, rounded up to a huge page, to the sizing target plus what mutators
- * allocate while the next cycle marks (ugc_heap_next_extent), within the old heap. Empty without
- * UFFDIO_MOVE, or when the whole heap is registered for the compaction. */
-static void choose_kept_range(ugc_copy_backend *backend, const ugc_compact_plan *plan) {
-  backend->keep_low = backend->keep_high = 0;
-  if (!(backend->uffd.features & UFFD_FEATURE_MOVE) ||
-      backend->registered_bytes == backend->space_bytes)
-    return;
-  /* The move backend recycles from-space pages itself (backend/move.c): a page must not be
-   * both a build target there and kept for allocation here. */
-  if (backend->variant)
-    return;
-  ugc_heap *heap = backend->heap;
-  uintptr_t low = (plan->new_top + UGC_RETAIN_CHUNK - 1) & ~(UGC_RETAIN_CHUNK - 1);
-  uintptr_t target =
-      backend->space_base + ugc_heap_next_extent(heap, plan->new_top - plan->space_base);
-  uintptr_t high = (target + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
-  uintptr_t old_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
-  if (high > old_end)
-    high = old_end;
-  if (low < high) {
-    backend->keep_low = low;
-    backend->keep_high = high;
-  }
-}
-
-/* Allocation during the compaction takes from-space the GC threads drained (retain.h):
- * plain copy with UFFDIO_MOVE (the move backend builds into drained pages itself), above
- * the new top and below the last huge page of the heap (the hand-off's touch). GC threads
- * drain in steps of UGC_CONCURRENT_RELEASE_CHUNK (8 MiB); the pool holds two steps, so
- * that allocation finds memory between them, and releases older chunks beyond: drained
- * memory allocation does not take goes back early, as without the pool. */
-#define DRAINED_POOL_BYTES (2 * UGC_CONCURRENT_RELEASE_CHUNK)
-static void open_drained_pool(ugc_copy_backend *backend, const ugc_compact_plan *plan,
-                              uintptr_t tail_low, uintptr_t tail_high) {
-  if (!(backend->uffd.features & UFFD_FEATURE_MOVE) || backend->variant ||
-      backend->registered_bytes == backend->space_bytes)
-    return;
-  uintptr_t heap_limit = backend->space_base + backend->space_bytes - UGC_HUGE_PAGE_SIZE;
-  if (tail_high > heap_limit)
-    tail_high = heap_limit;
-  intptr_t from_delta = (intptr_t)(backend->from_base - backend->space_base);
-  ugc_drained_open(&backend->drained, backend->from_base, plan->new_top, heap_limit,
-                   DRAINED_POOL_BYTES, tail_low + (uintptr_t)from_delta,
-                   (tail_high > tail_low ? tail_high : tail_low) + (uintptr_t)from_delta);
-}
-
-/* Kept chunks the last cycle's allocation did not reach would go with from-space below;
- * up to what mutators allocate while a cycle runs (the sizing headroom, at least the pool's
- * size) moves into the heap above the top instead, as allocation reaching it would have,
- * a few chunks per hold of the heap lock. The hand-off then carries it into from-space
- * above the old top, where no build reads: the pool's tail, which allocation during the
- * compaction takes from its first moment, before GC threads have drained anything. */
-#define CARRY_STEP_CHUNKS 4
-static void carry_kept_chunks(ugc_copy_backend *backend) {
-  ugc_heap *heap = backend->heap;
-  if (backend->owner_pid != getpid() || !ugc_retained_pending(&backend->retained))
-    return;
-  size_t budget = ugc_sizing_headroom(heap);
-  if (budget < DRAINED_POOL_BYTES)
-    budget = DRAINED_POOL_BYTES;
-  uintptr_t limit = 0;
-  for (;;) {
-    ugc_retain_counts counts = {0};
-    pthread_mutex_lock(&heap->lock);
-    uintptr_t top = heap->moving.top;
-    uintptr_t next = atomic_load_explicit(&backend->retained.next, memory_order_relaxed);
-    if (!limit)
-      limit = ((top + UGC_RETAIN_CHUNK - 1) & ~(UGC_RETAIN_CHUNK - 1)) + budget;
-    if (!next || next >= limit) {
-      pthread_mutex_unlock(&heap->lock);
-      return;
-    }
-    uintptr_t end = next + CARRY_STEP_CHUNKS * UGC_RETAIN_CHUNK;
-    ugc_retained_take(&backend->retained, &backend->uffd, top, end < limit ? end : limit,
-                      &heap->moving.recycled_low, &heap->moving.recycled_high, &counts);
-    pthread_mutex_unlock(&heap->lock);
-    ugc_stats_lock(heap); /* reused when allocation takes them (prepare_alloc, the pool) */
-    heap->stats.compaction.move_ioctls += counts.move_calls;
-    heap->stats.compaction.madvise_calls += counts.release_calls;
-    ugc_stats_unlock(heap);
-  }
-}
-
 /* Before the compaction pause: the memory the last compaction kept (backend/retain.h) is
  * dropped and from-space becomes a bare reservation again, while mutators run. Left for the
  * hand-off, its pages were freed by the mremap in the pause (MREMAP_FIXED unmaps what is at
@@ -515,7 +429,7 @@ void ugc_copy_compact_prepare(ugc_heap *heap) {
   ugc_copy_backend *backend = heap->backend_data;
   if (!backend || (!ugc_retained_pending(&backend->retained) && !backend->from_space_has_tables))
     return;
-  carry_kept_chunks(backend);
+  ugc_copy_carry_kept_chunks(backend);
   ugc_retained_drop(&backend->retained, false); /* no chunk moves in after this */
   /* On failure (no memory to split a VMA) the pages stay: the hand-off's mremap frees them
    * in the pause, as it did before this step existed. Even with every kept page moved out,
@@ -585,7 +499,7 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
     return ugc_backend_stw.compact_start(heap, plan);
   }
   backend->registered_bytes = data_bytes;
-  choose_kept_range(backend, plan);
+  ugc_copy_choose_kept_range(backend, plan);
   /* An access between the mremap and the registration (a thread that is not parked: a
    * signal handler, a system call in a blocking region) mapped an ordinary page that the
    * registration does not cover: dropped now, in the pause, every data page faults to us
@@ -618,7 +532,7 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
   }
   backend->plan = plan;
   backend->from_end = (plan->old_top + UGC_PAGE_SIZE - 1) & ~(uintptr_t)(UGC_PAGE_SIZE - 1);
-  open_drained_pool(backend, plan, tail_low, tail_high);
+  ugc_copy_open_drained_pool(backend, plan, tail_low, tail_high);
   uint64_t fixed_start = ugc_now_ns();
   ugc_concurrent_build_held_in_place(&backend->concurrent); /* pinned objects' pages */
   uint64_t update_start = ugc_now_ns(); /* more kernel work of the pause: the hand-off's */
@@ -805,34 +719,6 @@ static void copy_on_threads_idle(void *data, uint64_t generation) {
   ugc_completion_on_idle(&backend->completion, generation, complete_compaction, backend);
 }
 
-/* Allocation reaches [start, end): the drained or kept chunks it needs move in
- * (backend/retain.h).
- * Heap lock held. */
-static void copy_prepare_alloc(ugc_heap *heap, uintptr_t start, uintptr_t end) {
-  ugc_copy_backend *backend = heap->backend_data;
-  if (backend->keep_low < backend->keep_high) /* set in the pause, under the heap lock */
-    atomic_store_explicit(&backend->alloc_frontier, end, memory_order_relaxed);
-  bool compacting = atomic_load_explicit(&backend->compacting, memory_order_acquire);
-  if (!compacting && !ugc_retained_pending(&backend->retained))
-    return;
-  if (backend->owner_pid != getpid()) { /* the parent's descriptor: never act through it */
-    ugc_retained_drop(&backend->retained, false);
-    return;
-  }
-  ugc_retain_counts counts = {0};
-  if (compacting) /* the pool is open from the hand-off to complete_compaction */
-    ugc_drained_take(&backend->drained, &backend->uffd, start, end, &heap->moving.recycled_low,
-                     &heap->moving.recycled_high, &counts);
-  ugc_retained_take(&backend->retained, &backend->uffd, start, end, &heap->moving.recycled_low,
-                    &heap->moving.recycled_high, &counts);
-  ugc_compaction_stats *s = &heap->stats.compaction;
-  ugc_stats_lock(heap);
-  s->pages_retained_reused += counts.moved_bytes / UGC_PAGE_SIZE;
-  s->move_ioctls += counts.move_calls;
-  s->madvise_calls += counts.release_calls;
-  ugc_stats_unlock(heap);
-}
-
 /* Heap full during the compaction: the mutator builds pages too (backend.h). */
 bool ugc_copy_compact_assist(ugc_heap *heap) {
   ugc_copy_backend *backend = heap->backend_data;
@@ -877,7 +763,7 @@ const ugc_backend_ops ugc_backend_copy = {
     .compact_wait = ugc_copy_compact_wait,
     .compact_resumed = ugc_copy_compact_resumed,
     .compact_assist = ugc_copy_compact_assist,
-    .prepare_alloc = copy_prepare_alloc,
+    .prepare_alloc = ugc_copy_prepare_alloc,
     .fork_prepare = ugc_copy_fork_prepare,
     .fork_parent = ugc_copy_fork_parent,
     .fork_child = ugc_copy_fork_child,

@@ -90,6 +90,19 @@ ugc_uffd *ugc_copy_uffd(ugc_heap *heap);
  * handlers (see copy.c). Async-signal-safe. */
 void ugc_copy_check_owner(const ugc_heap *heap);
 
+#define UGC_HUGE_PAGE_SIZE ((size_t)2 << 20) /* room kept above the data for the touch */
+
+/* Memory kept for allocation (backend/copy_retain.c, backend/retain.h). In the compaction
+ * pause: chooses the from-space range kept for the next cycle, and opens the pool that
+ * allocation during this compaction takes from (with the tail: heap [tail_low, tail_high)
+ * before the hand-off). Before the pause, mutators running: moves the kept chunks the last
+ * cycle did not reach above the top (the next pool's tail). The allocation hook. */
+void ugc_copy_choose_kept_range(ugc_copy_backend *backend, const ugc_compact_plan *plan);
+void ugc_copy_open_drained_pool(ugc_copy_backend *backend, const ugc_compact_plan *plan,
+                                uintptr_t tail_low, uintptr_t tail_high);
+void ugc_copy_carry_kept_chunks(ugc_copy_backend *backend);
+void ugc_copy_prepare_alloc(ugc_heap *heap, uintptr_t start, uintptr_t end);
+
 /* The backend operations, for a variant's ops table. */
 void ugc_copy_detach(ugc_heap *heap);
 void ugc_copy_compact_prepare(ugc_heap *heap);
