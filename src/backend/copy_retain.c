@@ -9,7 +9,6 @@
 #include "backend/copy.h"
 #include "backend/retain.h"
 #include "runtime/heap.h"
-#include "runtime/sizing.h"
 
 /* Which heap range the next cycle allocates into and this compaction keeps from-space for:
  * from the new top, rounded up to a huge page, to the sizing target plus what mutators
