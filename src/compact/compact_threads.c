@@ -6,11 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include "os/inject.h"
 #include "os/log.h"
 
 static void compact_body(void *data, unsigned index) {
   ugc_compact_threads *t = data;
+  if (ugc_inject("compact.late_start")) /* tests: the mutators fault first */
+    usleep(50 * 1000);
   ugc_concurrent_gc_work(t->job, t->batches[index]);
 }
 

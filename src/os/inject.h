@@ -23,6 +23,8 @@
  *                     could write into it: it must wait for its page, never be lost)
  *   compact.threads   creating a compaction GC thread fails (the pages are then built in
  *                     the pause, by the collecting thread)
+ *   compact.late_start  the compaction GC threads sleep 50 ms before their first page, so
+ *                     that a test's mutator surely faults pages in itself (not a failure)
  *   plan.tables       no memory for the compaction plan's tables
  *   plan.small_rounds the plan is extended between the pauses in rounds of at most 3 pages
  *                     and as many rounds as that takes, not in a few large ones (tests the
@@ -88,7 +90,7 @@ bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len);
 /* The known points, comma-separated, for messages. */
 #define UGC_INJECT_KNOWN_POINTS                                                                    \
   "copy.mremap, copy.register, copy.unregister, copy.page_states, copy.stray_read, "               \
-  "copy.reopen, compact.threads, plan.tables, plan.small_rounds, uffd.eagain, uffd.partial, "      \
+  "copy.reopen, compact.threads, compact.late_start, plan.tables, plan.small_rounds, uffd.eagain, uffd.partial, "      \
   "uffd.eexist, "                                                                                  \
   "uffd.enoent, uffd.esrch, uffd.enomem, uffd.efault, uffd.ebusy, copy.update_mremap, "            \
   "copy.update_register, move.busy, sigsegv.flip, sigsegv.mprotect, sigsegv.page_states, "         \

@@ -206,6 +206,9 @@ static void collect_checked(heap_setup *s, ugc_compaction_stats *d) {
 
 static int scenario_kept(void) {
   static heap_setup s;
+  /* The GC threads start late, so that the mutator's reads surely fault pages in (on a
+   * loaded machine they could otherwise build every page first). */
+  setenv("UFFDGC_INJECT", "compact.late_start", 1);
   setup(&s);
   uintptr_t first_node = (uintptr_t)s.nodes[0];
   uint64_t by_mutators = 0;
@@ -241,7 +244,9 @@ static int scenario_kept(void) {
          cycles_kept, fresh_starts, (unsigned long long)by_mutators, last_pieces);
   CHECK(cycles_kept >= CYCLES / 2);
   CHECK(fresh_starts >= 1);
+#ifndef UGC_NO_FAULT_INJECTION
   CHECK(by_mutators > 0);
+#endif
   return ugc_test_failures;
 }
 
