@@ -45,6 +45,7 @@ typedef struct bench_compaction {
   uint64_t pages_moved_huge;      /* of pages_in_place: moved as whole 2 MiB chunks (move) */
   uint64_t pages_retained_reused; /* kept from-space moved back for allocation (copy, move) */
   uint64_t pages_recycled_huge;   /* of pages_recycled: moved as whole 2 MiB chunks (move) */
+  uint64_t pages_untouched; /* of pages_in_place: neither read nor written (stw, copy, move) */
   uint64_t pages_by_mutator, pages_by_gc;
   uint64_t copy_ioctls, move_ioctls, continue_ioctls, zeropage_ioctls, madvise_calls;
   uint64_t moves_misreported; /* MOVEs that moved their page and answered EEXIST (move) */

@@ -229,6 +229,7 @@ void bench_ugc_finish(bench_ctx *ctx) {
   o->pages_moved_huge = c->pages_moved_huge;
   o->pages_retained_reused = c->pages_retained_reused;
   o->pages_recycled_huge = c->pages_recycled_huge;
+  o->pages_untouched = c->pages_untouched;
   o->moves_misreported = c->moves_misreported;
   o->pages_by_mutator = c->pages_by_mutator;
   o->pages_by_gc = c->pages_by_gc;

@@ -468,6 +468,11 @@ typedef struct ugc_compaction_stats {
    * was found at its destination and gone from its source: taken as moved; said once on
    * stderr). A kernel quirk seen about once in 80 runs of a pinned-I/O stress test. */
   uint64_t moves_misreported;
+  /* stw, copy and move backends: pages of pages_in_place that the compaction left where they
+   * were, neither read nor written (fully live data without references in the dense prefix,
+   * in whole 2 MiB chunks: docs/design.md, "Untouched spans"). Not built, so not in
+   * pages_by_gc or pages_by_mutator: those two and this one add up to pages_total. */
+  uint64_t pages_untouched;
 } ugc_compaction_stats;
 
 typedef struct ugc_stats {

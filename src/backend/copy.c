@@ -183,8 +183,21 @@ static void copy_release_from(void *ctx, uintptr_t from, size_t bytes) {
     uintptr_t kept = kept_from(backend) + (backend->from_base - backend->space_base);
     bytes = from >= kept ? 0 : kept - from < bytes ? kept - from : bytes;
   }
-  if (bytes)
-    ugc_drained_add(&backend->drained, from, bytes);
+  /* The from-space twins of untouched spans were never handed off (still the bare
+   * reservation): the pool takes what lies between them, as separate pieces. */
+  const ugc_compact_plan *plan = backend->plan;
+  uintptr_t delta = backend->from_base - backend->space_base, end = from + bytes;
+  for (size_t r = 0; r < plan->untouched_count && from < end; r++) {
+    uintptr_t span_start = plan->untouched[r].start + delta,
+              span_end = plan->untouched[r].end + delta;
+    if (span_end <= from || span_start >= end)
+      continue;
+    if (span_start > from)
+      ugc_drained_add(&backend->drained, from, span_start - from);
+    from = span_end < end ? span_end : end;
+  }
+  if (from < end)
+    ugc_drained_add(&backend->drained, from, end - from);
 }
 
 /* ---- fault delivery --------------------------------------------------------------------- */
@@ -663,16 +676,18 @@ static void complete_compaction(void *data) {
    * page is counted once: the shares add up to the pages built. */
   uint64_t in_place = atomic_load(&k->pages_in_place), recycled = atomic_load(&k->pages_recycled);
   uint64_t whole = atomic_load(&k->pages_slid_whole), held = atomic_load(&k->pages_held);
+  uint64_t untouched = plan->untouched_pages; /* in place, never built */
   if (!c->mapper.move)
     in_place = (plan->dense_end - plan->space_base) / UGC_PAGE_SIZE +
                ugc_compact_held_pages_from(plan, plan->dense_end);
   else
-    in_place += held;
+    in_place += held + untouched;
   add_stat(&s->pages_in_place, in_place);
+  add_stat(&s->pages_untouched, untouched);
   add_stat(&s->pages_recycled, recycled);
   add_stat(&s->pages_slid_whole, whole);
-  add_stat(&s->pages_fresh,
-           by_gc + by_mutator + atomic_load(&k->zero_pages) - in_place - recycled - whole);
+  add_stat(&s->pages_fresh, by_gc + by_mutator + untouched + atomic_load(&k->zero_pages) -
+                                in_place - recycled - whole);
   add_stat(&s->move_ioctls, atomic_load(&k->move_calls));
   add_stat(&s->moves_misreported, atomic_load(&k->moves_misreported));
   add_stat(&s->pages_by_gc, by_gc);
@@ -756,6 +771,7 @@ void ugc_copy_fork_child(ugc_heap *heap) {
 const ugc_backend_ops ugc_backend_copy = {
     .name = "copy",
     .concurrent = true,
+    .untouched_spans = true,
     .attach = copy_attach,
     .detach = ugc_copy_detach,
     .compact_start = ugc_copy_compact_start,

@@ -12,12 +12,33 @@
 #include "os/remap.h"
 #include "os/reserve.h"
 
-/* Stretch `r` of [0, all): the space between held span r - 1 and held span r, as offsets
- * from the space's base (k spans make k + 1 stretches, some maybe empty). */
+/* The spans that stay in the heap range: the held spans and the untouched spans (disjoint),
+ * in ascending order; stay k of stays(plan). */
+static size_t stays(const ugc_compact_plan *plan) {
+  return plan->held_count + plan->untouched_count;
+}
+
+static ugc_fixed_range stay(const ugc_compact_plan *plan, size_t k) {
+  size_t held = 0, untouched = 0;
+  for (;;) {
+    bool take_held =
+        held < plan->held_count && (untouched == plan->untouched_count ||
+                                    plan->held[held].start < plan->untouched[untouched].start);
+    ugc_fixed_range next = take_held ? plan->held[held++]
+                                     : (ugc_fixed_range){plan->untouched[untouched].start,
+                                                         plan->untouched[untouched].end, 0};
+    untouched += !take_held;
+    if (k-- == 0)
+      return next;
+  }
+}
+
+/* Stretch `r` of [0, all): the space between stay r - 1 and stay r, as offsets from the
+ * space's base (k stays make k + 1 stretches, some maybe empty). */
 static void stretch(const ugc_moving_space *space, const ugc_compact_plan *plan, size_t r,
                     size_t all, size_t *start, size_t *end) {
-  *start = r ? plan->held[r - 1].end - space->base : 0;
-  *end = r < plan->held_count ? plan->held[r].start - space->base : all;
+  *start = r ? stay(plan, r - 1).end - space->base : 0;
+  *end = r < stays(plan) ? stay(plan, r).start - space->base : all;
   if (*end < *start)
     *end = *start;
 }
@@ -44,10 +65,10 @@ static void move_back(ugc_moving_space *space, const ugc_compact_plan *plan, siz
 int ugc_handoff_around_held(ugc_moving_space *space, const ugc_compact_plan *plan,
                             const char *who) {
   size_t all = space->reserved_bytes;
-  if (!plan->held_count)
+  if (!stays(plan))
     return ugc_remap_dontunmap((void *)space->base, (void *)space->from_base, all, NULL);
   bool moved_one = false;
-  for (size_t r = 0; r <= plan->held_count; r++) {
+  for (size_t r = 0; r <= stays(plan); r++) {
     size_t start, end;
     stretch(space, plan, r, all, &start, &end);
     if (end <= start)
@@ -62,12 +83,17 @@ int ugc_handoff_around_held(ugc_moving_space *space, const ugc_compact_plan *pla
       return rc;
     }
   }
-  for (size_t k = 0; k < plan->held_count; k++) {
-    size_t start = plan->held[k].start - space->base;
-    size_t bytes = plan->held[k].end - plan->held[k].start;
+  for (size_t k = 0; k < plan->held_count + plan->untouched_count; k++) {
+    /* Held spans whole, untouched spans' tails (compact.h) */
+    bool held = k < plan->held_count;
+    const ugc_untouched_span *span = held ? NULL : &plan->untouched[k - plan->held_count];
+    size_t start = (held ? plan->held[k].start : span->tail) - space->base;
+    size_t bytes = (held ? plan->held[k].end : span->end) - (space->base + start);
+    if (!bytes)
+      continue;
     int rc = ugc_vm_map_fixed((void *)(space->from_base + start), bytes, true);
     if (rc != 0) {
-      move_back(space, plan, plan->held_count + 1, who);
+      move_back(space, plan, stays(plan) + 1, who);
       return rc;
     }
     memcpy((void *)(space->from_base + start), (const void *)(space->base + start), bytes);
@@ -76,13 +102,22 @@ int ugc_handoff_around_held(ugc_moving_space *space, const ugc_compact_plan *pla
 }
 
 void ugc_handoff_undo(ugc_moving_space *space, const ugc_compact_plan *plan, const char *who) {
-  move_back(space, plan, plan->held_count + 1, who);
+  move_back(space, plan, stays(plan) + 1, who);
+}
+
+size_t ugc_handoff_stretches(const ugc_compact_plan *plan) {
+  return stays(plan) + 1;
+}
+
+void ugc_handoff_stretch(const ugc_moving_space *space, const ugc_compact_plan *plan, size_t r,
+                         size_t all, size_t *start, size_t *end) {
+  stretch(space, plan, r, all, start, end);
 }
 
 size_t ugc_handoff_drop_unheld(const ugc_moving_space *space, const ugc_compact_plan *plan,
                                size_t bytes) {
   size_t calls = 0;
-  for (size_t r = 0; r <= plan->held_count; r++) {
+  for (size_t r = 0; r <= stays(plan); r++) {
     size_t start, end;
     stretch(space, plan, r, bytes, &start, &end);
     if (start >= bytes)

@@ -14,8 +14,12 @@
  *                 mremap        copy  mremap       copy  mremap
  *   from-space  |  stretch 0  |copy|  stretch 1  |copy|  stretch 2 ...                 |
  *
- * Without held spans one mremap moves the whole 1 GiB-multiple reservation (whole PUD
- * entries); with k spans it takes k + 1 calls, at PMD or PTE granularity at the edges. */
+ * The plan's untouched spans (compact.h: fully live LEAF data of the dense prefix, 2 MiB
+ * aligned) stay too, but get no copy: no build reads them, and they are never built.
+ *
+ * Without held or untouched spans one mremap moves the whole 1 GiB-multiple reservation
+ * (whole PUD entries); with k spans it takes k + 1 calls, at PMD or PTE granularity at the
+ * edges. */
 #ifndef UGC_BACKEND_HANDOFF_H
 #define UGC_BACKEND_HANDOFF_H
 
@@ -35,8 +39,15 @@ int ugc_handoff_around_held(ugc_moving_space *space, const ugc_compact_plan *pla
  * put back. */
 void ugc_handoff_undo(ugc_moving_space *space, const ugc_compact_plan *plan, const char *who);
 
-/* MADV_DONTNEED over [base, base + bytes) but the held spans: drops pages that an access
- * mapped between the hand-off and a registration. Returns the number of calls. */
+/* The stretches the hand-off moves: [0, ugc_handoff_stretches(plan)); stretch r as offsets
+ * [*start, *end) from the space's base, capped at `all` (the part of the range past the
+ * last span), maybe empty. For a backend that empties the heap range itself. */
+size_t ugc_handoff_stretches(const ugc_compact_plan *plan);
+void ugc_handoff_stretch(const ugc_moving_space *space, const ugc_compact_plan *plan, size_t r,
+                         size_t all, size_t *start, size_t *end);
+
+/* MADV_DONTNEED over [base, base + bytes) but the held and untouched spans: drops pages that an
+ * access mapped between the hand-off and a registration. Returns the number of calls. */
 size_t ugc_handoff_drop_unheld(const ugc_moving_space *space, const ugc_compact_plan *plan,
                                size_t bytes);
 

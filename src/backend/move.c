@@ -303,6 +303,7 @@ const ugc_backend_ops ugc_backend_move = {
     .name = "move",
     .concurrent = true,
     .whole_page_slides = true,
+    .untouched_spans = true,
     .attach = move_attach,
     .detach = move_detach,
     .compact_start = ugc_copy_compact_start,

@@ -9,7 +9,8 @@
  *
  * Pinned objects' pages (the plan's held spans) never leave the heap range (backend/handoff.h):
  * the hand-off moves the stretches between them, the held pages are copied into from-space
- * and built in place: only fillers over their dead words and reference slots change.
+ * and built in place: only fillers over their dead words and reference slots change. The
+ * plan's untouched spans (fully live LEAF data) stay as well, and are not built at all.
  *
  * If mremap fails, the used range is copied to from-space instead (slower, same result),
  * and that is reported once. */
@@ -37,6 +38,8 @@ typedef struct page_job {
 static void build_one(void *raw, size_t page, unsigned worker) {
   page_job *job = raw;
   uintptr_t address = job->base + page * UGC_PAGE_SIZE;
+  if (ugc_compact_untouched_at(job->plan, address))
+    return; /* never left the heap; its build would give the same bytes */
   intptr_t from_delta = ugc_compact_held_at(job->plan, address) ? 0 : job->from_delta;
   size_t bytes = ugc_compact_build_page(job->plan, page, from_delta, (void *)address);
   atomic_fetch_add_explicit(&job->bytes_copied, bytes, memory_order_relaxed);
@@ -52,7 +55,7 @@ static void report_fallback(ugc_heap *heap, const char *what, int err) {
 
 /* Makes the old contents of [base, base + used) readable in from-space and leaves the
  * heap range mapped and empty (reads as zeros), but for the held spans, which keep their
- * pages (and have a copy in from-space). */
+ * pages (and have a copy in from-space), and the untouched spans, which keep theirs. */
 static void hand_off(ugc_heap *heap, const ugc_compact_plan *plan, size_t used) {
   ugc_moving_space *space = &heap->moving;
   void *base = (void *)space->base, *from = (void *)space->from_base;
@@ -63,7 +66,7 @@ static void hand_off(ugc_heap *heap, const ugc_compact_plan *plan, size_t used) 
     if (err == 0)
       return;
   }
-  if (!plan->held_count && (err == -EOPNOTSUPP || err == -EINVAL)) {
+  if (ugc_handoff_stretches(plan) == 1 && (err == -EOPNOTSUPP || err == -EINVAL)) {
     /* no DONTUNMAP: move, then map fresh */
     err = ugc_remap_move(base, from, all, NULL);
     if (err == 0) {
@@ -81,16 +84,14 @@ static void hand_off(ugc_heap *heap, const ugc_compact_plan *plan, size_t used) 
   if (ugc_vm_map_fixed(from, used, true) != 0)
     ugc_fatal("stw backend: cannot map %zu MiB of from-space for the copy", used >> 20);
   memcpy(from, base, used);
-  /* Empty the heap range but the held spans. */
-  size_t offset = 0;
-  for (size_t r = 0; r <= plan->held_count; r++) {
-    size_t end = r < plan->held_count ? plan->held[r].start - space->base : used;
+  /* Empty the heap range but the held and untouched spans. */
+  for (size_t r = 0; r < ugc_handoff_stretches(plan); r++) {
+    size_t start, end;
+    ugc_handoff_stretch(space, plan, r, used, &start, &end);
     if (end > used)
       end = used;
-    if (end > offset && ugc_madv_dontneed((char *)base + offset, end - offset) != 0)
-      memset((char *)base + offset, 0, end - offset);
-    if (r < plan->held_count)
-      offset = plan->held[r].end - space->base;
+    if (end > start && ugc_madv_dontneed((char *)base + start, end - start) != 0)
+      memset((char *)base + start, 0, end - start);
   }
 }
 
@@ -117,7 +118,8 @@ static int stw_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
 
   stats->pages_total += plan->page_count;
   stats->pages_in_place += (plan->dense_end - space->base) / UGC_PAGE_SIZE;
-  stats->pages_by_gc += plan->page_count;
+  stats->pages_untouched += plan->untouched_pages;
+  stats->pages_by_gc += plan->page_count - plan->untouched_pages;
   stats->bytes_copied += atomic_load(&job.bytes_copied);
   stats->map_ns += t1 - t0;
   stats->memcpy_ns += t2 - t1;
@@ -130,6 +132,7 @@ static void stw_compact_wait(ugc_heap *heap) {}
 const ugc_backend_ops ugc_backend_stw = {
     .name = "stw",
     .concurrent = false,
+    .untouched_spans = true,
     .attach = NULL,
     .detach = NULL,
     .compact_start = stw_compact_start,

@@ -36,6 +36,17 @@
 #define UGC_PAGE_SIZE 4096u
 #define UGC_CHUNK_BYTES 512u
 
+/* At most this many untouched spans (each costs the hand-off one more mremap). */
+#define UGC_UNTOUCHED_MAX 4
+
+/* An untouched span [start, end) (see ugc_compact_plan). [tail, end) are its last pages when
+ * an object whose header lies in them goes on past end: the build of the page at end reads
+ * that header in from-space, so the hand-off gives these pages a from-space copy (tail ==
+ * end: no object crosses end). */
+typedef struct ugc_untouched_span {
+  uintptr_t start, end, tail;
+} ugc_untouched_span;
+
 /* Pages [start, end) kept in place although they lie past dense_end (page aligned). */
 typedef struct ugc_fixed_range {
   uintptr_t start, end;
@@ -56,8 +67,9 @@ typedef struct ugc_compact_plan {
   const uintptr_t *pinned; /* header addresses of pinned objects, ascending (may be NULL): each
                               live one in [dense_end, old_top) keeps its address */
   size_t pinned_count;
-  bool whole_slides; /* place runs of fully live, leaf-only slid pages page-aligned, so that
-                        a backend can move them whole (see "Whole-page slides" below) */
+  bool whole_slides;    /* place runs of fully live, leaf-only slid pages page-aligned, so that
+                           a backend can move them whole (see "Whole-page slides" below) */
+  bool leave_untouched; /* find untouched spans of the dense prefix (see below) */
 
   /* Outputs of ugc_compact_plan_compute. */
   uintptr_t dense_end;                  /* page aligned; [space_base, dense_end) stays in place */
@@ -96,6 +108,13 @@ typedef struct ugc_compact_plan {
    * writing into them). ugc_fixed_range entries, slid_end unused. */
   ugc_fixed_range *held;
   size_t held_count, held_capacity;
+  /* Untouched spans (with leave_untouched; compact/untouched.c): parts of the
+   * dense prefix whose every word is live (or padding) and whose objects are all LEAF. Their
+   * pages come out of a build exactly as they are and no other page's build reads them: a
+   * backend may leave them where they are, unread and unwritten, and count them built.
+   * Ascending, disjoint from the held spans. */
+  ugc_untouched_span untouched[UGC_UNTOUCHED_MAX];
+  size_t untouched_count, untouched_pages;
   uint64_t *forward_copy; /* tables behind forward_words and fixed (reused across cycles) */
   size_t forward_capacity, fixed_capacity;
 
@@ -206,6 +225,27 @@ static inline uintptr_t ugc_compact_next_held(const ugc_compact_plan *plan, uint
   return ugc_compact_next_range(plan->held, plan->held_count, address, UINTPTR_MAX);
 }
 
+/* The untouched span holding `address`, or NULL (a few spans: a linear scan). */
+static inline const ugc_untouched_span *ugc_compact_untouched_at(const ugc_compact_plan *plan,
+                                                                 uintptr_t address) {
+  for (size_t r = 0; r < plan->untouched_count; r++)
+    if (address - plan->untouched[r].start < plan->untouched[r].end - plan->untouched[r].start)
+      return &plan->untouched[r];
+  return NULL;
+}
+
+/* Start of the first untouched span at or after `address`, or UINTPTR_MAX. */
+static inline uintptr_t ugc_compact_next_untouched(const ugc_compact_plan *plan,
+                                                   uintptr_t address) {
+  for (size_t r = 0; r < plan->untouched_count; r++)
+    if (plan->untouched[r].start >= address)
+      return plan->untouched[r].start;
+  return UINTPTR_MAX;
+}
+
+/* Finds the untouched spans (compact/untouched.c); called by ugc_compact_plan_compute. */
+void ugc_compact_plan_untouched(ugc_compact_plan *plan);
+
 /* Pages of the held spans at or after `address` (page aligned). */
 static inline size_t ugc_compact_held_pages_from(const ugc_compact_plan *plan, uintptr_t address) {
   size_t pages = 0;
@@ -279,6 +319,26 @@ static inline size_t ugc_compact_bitmap_next(const uint64_t *words, size_t bit, 
   }
   size_t found = (w << 6) + (size_t)__builtin_ctzll(word);
   return found < limit ? found : limit;
+}
+
+/* Whether bit `bit` of `words` is set. */
+static inline int ugc_compact_bit_set(const uint64_t *words, size_t bit) {
+  return (int)((words[bit >> 6] >> (bit & 63)) & 1u);
+}
+
+/* Highest set bit in [low, high) of `words`, or SIZE_MAX if there is none. */
+static inline size_t ugc_compact_bitmap_prev(const uint64_t *words, size_t low, size_t high) {
+  if (low >= high)
+    return SIZE_MAX;
+  size_t top = high - 1, w = top >> 6;
+  uint64_t word = words[w] & ((top & 63) == 63 ? ~UINT64_C(0) : (UINT64_C(2) << (top & 63)) - 1);
+  while (word == 0) {
+    if (w == low >> 6)
+      return SIZE_MAX;
+    word = words[--w];
+  }
+  size_t found = w * 64 + 63 - (size_t)__builtin_clzll(word);
+  return found >= low ? found : SIZE_MAX;
 }
 
 /* First live word at or after old address `from` (8-aligned), or `limit` if none below it. */

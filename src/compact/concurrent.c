@@ -146,6 +146,22 @@ static uintptr_t page_address(const ugc_concurrent *c, size_t page) {
   return c->space_base + page * UGC_PAGE_SIZE;
 }
 
+/* Untouched spans (compact.h) never left the heap and are never built: no thread claims
+ * their pages, and their states stay UNPROCESSED (setting them MAPPED would cost the pause a
+ * store per page). The few places that walk pages skip them with these two. */
+
+/* The page after the untouched span holding `page`, or `page` itself when none holds it. */
+static size_t past_untouched(const ugc_concurrent *c, size_t page) {
+  const ugc_untouched_span *span = ugc_compact_untouched_at(c->plan, page_address(c, page));
+  return span ? (span->end - c->space_base) / UGC_PAGE_SIZE : page;
+}
+
+/* The first page of the first untouched span at or after `page`, or SIZE_MAX. */
+static size_t next_untouched(const ugc_concurrent *c, size_t page) {
+  uintptr_t start = ugc_compact_next_untouched(c->plan, page_address(c, page));
+  return start == UINTPTR_MAX ? SIZE_MAX : (start - c->space_base) / UGC_PAGE_SIZE;
+}
+
 /* Whether `p` lies in from-space (an in-place or recycled page) rather than a buffer. */
 static bool in_from_space(const ugc_concurrent *c, const void *p) {
   uintptr_t from_base = c->space_base + (uintptr_t)c->from_delta;
@@ -208,6 +224,8 @@ static bool read_later(const ugc_concurrent *c, size_t page) {
     uintptr_t first = c->plan->page_first_object[later];
     if (first < lo || first >= hi)
       return false;
+    if (later != past_untouched(c, later)) /* never built: it reads nothing */
+      continue;
     if (ugc_page_get(&c->states, later) < UGC_PAGE_BUILT)
       return true;
   }
@@ -406,7 +424,11 @@ int ugc_concurrent_resolve_fault(ugc_concurrent *c, uintptr_t addr, void *page_b
     return -1;
   uint64_t t0 = ugc_now_ns();
   size_t page = offset / UGC_PAGE_SIZE;
-  if (page >= c->states.count) {
+  if (page != past_untouched(c, page)) {
+    /* Its page never left the heap: only a page dropped behind our back (MADV_DONTNEED by
+     * someone else) faults here, and rebuilding it is impossible (from-space has no copy). */
+    return -1;
+  } else if (page >= c->states.count) {
     map_zero_page(c, c->space_base + page * UGC_PAGE_SIZE);
   } else if (c->mapper.build_base && ugc_page_try_claim(&c->states, page, UGC_PAGE_BY_MUTATOR)) {
     build_one(c, page, in_place(c, page));
@@ -449,8 +471,9 @@ static void release_drained_from_space(ugc_concurrent *c) {
     return;
   const ugc_compact_plan *plan = c->plan;
   size_t page = c->watermark_page;
-  while (page < c->states.count && ugc_page_get(&c->states, page) == UGC_PAGE_MAPPED)
-    page++;
+  while (page < c->states.count &&
+         (ugc_page_get(&c->states, page) == UGC_PAGE_MAPPED || past_untouched(c, page) != page))
+    page = past_untouched(c, page) != page ? past_untouched(c, page) : page + 1;
   c->watermark_page = page;
   /* The builds still to come read from-space from the first object of page `page` on, and
    * a dense-prefix page also reads its own old bytes (its first live object may start
@@ -577,10 +600,23 @@ static bool take_work(ugc_concurrent *c, size_t *first, size_t *end, bool only_a
   for (;;) {
     if (at >= c->states.count)
       return false;
-    size_t step = huge_chunk_at(c, at) ? HUGE_CHUNK_PAGES : UGC_CONCURRENT_BATCH_PAGES;
+    /* Untouched spans are stepped over; work stops short of the next one. */
+    size_t skip = past_untouched(c, at);
+    size_t step = skip != at             ? skip - at
+                  : huge_chunk_at(c, at) ? HUGE_CHUNK_PAGES
+                                         : UGC_CONCURRENT_BATCH_PAGES;
+    size_t span = skip != at ? SIZE_MAX : next_untouched(c, at);
+    if (span != SIZE_MAX && at + step > span)
+      step = span - at;
     size_t expected = at;
     if (atomic_compare_exchange_weak_explicit(&c->next_page, &expected, at + step,
                                               memory_order_relaxed, memory_order_relaxed)) {
+      if (skip != at) { /* nothing to build there: on to what follows */
+        if (only_at)
+          return false;
+        at += step;
+        continue;
+      }
       *first = at;
       *end = at + step < c->states.count ? at + step : c->states.count;
       return true;
@@ -737,7 +773,10 @@ void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
 uint64_t ugc_concurrent_finish(ugc_concurrent *c) {
   uint64_t t0 = ugc_now_ns();
   for (size_t page = 0; page < c->states.count; page++)
-    ugc_page_wait_mapped(&c->states, page);
+    if (past_untouched(c, page) != page)
+      page = past_untouched(c, page) - 1; /* never built, never waited for */
+    else
+      ugc_page_wait_mapped(&c->states, page);
   atomic_thread_fence(memory_order_seq_cst);
   while (atomic_load(&c->helpers_active)) /* still reading from-space */
     sched_yield();

@@ -264,21 +264,6 @@ static inline unsigned select_bit(uint64_t word, unsigned rank) {
   return position;
 }
 
-/* Highest set bit in [low, high) of `words`, or SIZE_MAX if there is none. */
-static size_t bitmap_prev(const uint64_t *words, size_t low, size_t high) {
-  if (low >= high)
-    return SIZE_MAX;
-  size_t top = high - 1, w = top >> 6;
-  uint64_t word = words[w] & ((top & 63) == 63 ? ~UINT64_C(0) : (UINT64_C(2) << (top & 63)) - 1);
-  while (word == 0) {
-    if (w == low >> 6)
-      return SIZE_MAX;
-    word = words[--w];
-  }
-  size_t found = w * 64 + 63 - (size_t)__builtin_clzll(word);
-  return found >= low ? found : SIZE_MAX;
-}
-
 /* Pass 3b: the first object of the slid pages [from_page, page_count). The caller records
  * the page before from_page; `previous_bit` is the live word landing at its start (for the
  * first slid page: the first live word at or after dense_end) or any bit below the first
@@ -319,14 +304,10 @@ static void record_slid_pages(ugc_compact_plan *plan, size_t from_page, size_t t
       continue;
     }
     size_t bit = chunk * 64 + select_bit(word, (unsigned)(rank - before[chunk]));
-    size_t start = bitmap_prev(starts, previous_bit + 1, bit + 1);
+    size_t start = ugc_compact_bitmap_prev(starts, previous_bit + 1, bit + 1);
     first[page] = start == SIZE_MAX ? first[page - 1] : base + 8 * start;
     previous_bit = bit;
   }
-}
-
-static inline int bit_set(const uint64_t *words, size_t bit) {
-  return (int)((words[bit >> 6] >> (bit & 63)) & 1u);
 }
 
 static uintptr_t page_floor(uintptr_t address) {
@@ -348,9 +329,9 @@ static uintptr_t widen_down(const ugc_compact_plan *plan, uintptr_t start, uintp
   for (;;) {
     size_t bit = (start - base) / 8;
     if (start <= floor || !(live_word(plan, bit >> 6, limit_bit) & 1) ||
-        bit_set(plan->start_words, bit))
+        ugc_compact_bit_set(plan->start_words, bit))
       break;
-    size_t header = bitmap_prev(plan->start_words, floor_bit, bit);
+    size_t header = ugc_compact_bitmap_prev(plan->start_words, floor_bit, bit);
     /* No start bit back to the floor: the object started below it. */
     start = header == SIZE_MAX ? floor : page_floor(base + 8 * header);
   }
@@ -389,7 +370,7 @@ static int compute_fixed_ranges(ugc_compact_plan *plan, size_t limit_bit) {
   for (size_t i = 0; i < plan->pinned_count; i++) {
     uintptr_t pinned = plan->pinned[i];
     if (pinned >= plan->old_top || (pinned - base) % 8 ||
-        !bit_set(plan->start_words, (pinned - base) / 8))
+        !ugc_compact_bit_set(plan->start_words, (pinned - base) / 8))
       continue;
     /* In the dense prefix the object stays anyway; its pages (down to the header of an
      * object straddling into them, up to its end or dense_end) are only held. */
@@ -446,8 +427,8 @@ static void record_segments(ugc_compact_plan *plan, size_t chunks, size_t limit_
     if (data_end > from) {
       size_t from_bit = (from - base) / 8;
       uintptr_t start;
-      if (straddler_header && bit_set(plan->live_words, from_bit) &&
-          !bit_set(plan->start_words, from_bit))
+      if (straddler_header && ugc_compact_bit_set(plan->live_words, from_bit) &&
+          !ugc_compact_bit_set(plan->start_words, from_bit))
         start = straddler_header; /* stays put, heads the segment's first page */
       else
         start = ugc_compact_next_live(plan, from, to);
@@ -558,9 +539,10 @@ static void offer_run(whole_runs *r, size_t first, size_t end) {
   /* Trim: the object crossing into page `end` must not start in the run. */
   while (end > first) {
     size_t end_bit = end * (UGC_PAGE_SIZE / 8);
-    if (end_bit >= r->limit_bit || !bit_set(live, end_bit) || bit_set(starts, end_bit))
+    if (end_bit >= r->limit_bit || !ugc_compact_bit_set(live, end_bit) ||
+        ugc_compact_bit_set(starts, end_bit))
       break;
-    size_t header_bit = bitmap_prev(starts, first * (UGC_PAGE_SIZE / 8), end_bit);
+    size_t header_bit = ugc_compact_bitmap_prev(starts, first * (UGC_PAGE_SIZE / 8), end_bit);
     if (header_bit == SIZE_MAX)
       break; /* it starts before the run: the page before it is built, and reads it */
     end = header_bit / (UGC_PAGE_SIZE / 8);
@@ -569,8 +551,9 @@ static void offer_run(whole_runs *r, size_t first, size_t end) {
     return;
   /* The object holding the run's first word keeps its page offset: padding before it. */
   size_t first_bit = first * (UGC_PAGE_SIZE / 8);
-  size_t head_bit =
-      bit_set(starts, first_bit) ? first_bit : bitmap_prev(starts, r->dense_bit, first_bit);
+  size_t head_bit = ugc_compact_bit_set(starts, first_bit)
+                        ? first_bit
+                        : ugc_compact_bitmap_prev(starts, r->dense_bit, first_bit);
   if (head_bit == SIZE_MAX)
     return; /* a straddler from the dense prefix: it does not move */
   size_t head_chunk = head_bit / 64;
@@ -580,7 +563,8 @@ static void offer_run(whole_runs *r, size_t first, size_t end) {
   if (head_chunk < low)
     return;
   size_t pad_chunk = head_chunk;
-  while (bit_set(live, pad_chunk * 64) && !bit_set(starts, pad_chunk * 64)) {
+  while (ugc_compact_bit_set(live, pad_chunk * 64) &&
+         !ugc_compact_bit_set(starts, pad_chunk * 64)) {
     if (pad_chunk == low)
       return; /* every boundary in reach is crossed by an object */
     pad_chunk--;
@@ -641,7 +625,9 @@ static size_t place_whole_runs(ugc_compact_plan *plan, size_t dense_pages, size_
       /* Objects are contiguous from the one holding the page's first word to the run's end:
        * split the run around every non-LEAF one. */
       size_t bit = page * (UGC_PAGE_SIZE / 8);
-      size_t head = bit_set(plan->start_words, bit) ? bit : bitmap_prev(plan->start_words, 0, bit);
+      size_t head = ugc_compact_bit_set(plan->start_words, bit)
+                        ? bit
+                        : ugc_compact_bitmap_prev(plan->start_words, 0, bit);
       uintptr_t object = plan->space_base + 8 * head;
       uintptr_t run_end = plan->space_base + end * UGC_PAGE_SIZE;
       size_t sub = page;
@@ -740,6 +726,7 @@ int ugc_compact_plan_compute(ugc_compact_plan *plan) {
   uintptr_t last_dense = dense_pages ? record_dense_pages(plan, 0, dense_pages, limit_bit, 0) : 0;
   if (plan->new_top > plan->dense_end) /* then dense_end < old_top */
     record_segments(plan, chunks, limit_bit, last_dense);
+  ugc_compact_plan_untouched(plan);
   return 0;
 }
 
@@ -761,7 +748,7 @@ uintptr_t ugc_compact_plan_extend_boundary(const ugc_compact_plan *plan, uintptr
     uint64_t starts = __atomic_load_n(&plan->start_words[bit / 64], __ATOMIC_RELAXED);
     if (!((live >> (bit % 64)) & 1) || ((starts >> (bit % 64)) & 1))
       return at;
-    size_t header = bitmap_prev(plan->start_words, floor_bit, bit);
+    size_t header = ugc_compact_bitmap_prev(plan->start_words, floor_bit, bit);
     if (header == SIZE_MAX)
       return floor; /* no header above old_top: not a bitmap this plan can extend over */
     at = base + ((8 * header) & ~(uintptr_t)(UGC_PAGE_SIZE - 1));

@@ -26,6 +26,9 @@
  *   compact.late_start  the compaction GC threads sleep 50 ms before their first page, so
  *                     that a test's mutator surely faults pages in itself (not a failure)
  *   plan.tables       no memory for the compaction plan's tables
+ *   plan.no_untouched the plan finds no untouched spans (compact/untouched.c): tests of what
+ *                     builds those pages otherwise (move's whole huge chunks of the dense
+ *                     prefix) keep their subject
  *   plan.small_rounds the plan is extended between the pauses in rounds of at most 3 pages
  *                     and as many rounds as that takes, not in a few large ones (tests the
  *                     round boundaries: runtime/concurrent_mark.c)
@@ -90,7 +93,7 @@ bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len);
 /* The known points, comma-separated, for messages. */
 #define UGC_INJECT_KNOWN_POINTS                                                                    \
   "copy.mremap, copy.register, copy.unregister, copy.page_states, copy.stray_read, "               \
-  "copy.reopen, compact.threads, compact.late_start, plan.tables, plan.small_rounds, uffd.eagain, uffd.partial, "      \
+  "copy.reopen, compact.threads, compact.late_start, plan.tables, plan.no_untouched, plan.small_rounds, uffd.eagain, uffd.partial, "      \
   "uffd.eexist, "                                                                                  \
   "uffd.enoent, uffd.esrch, uffd.enomem, uffd.efault, uffd.ebusy, copy.update_mremap, "            \
   "copy.update_register, move.busy, sigsegv.flip, sigsegv.mprotect, sigsegv.page_states, "         \

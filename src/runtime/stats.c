@@ -76,31 +76,32 @@ void ugc_stats_write_json(ugc_heap *heap, FILE *out) {
       U64(s.plan_concurrent_ns), U64(s.alloc_waits), U64(s.alloc_wait_ns),
       U64(s.alloc_waits_marking), U64(s.alloc_wait_build_ns), U64(s.mark_assists),
       U64(s.mark_assist_bytes), U64(s.mark_assist_ns));
-  fprintf(
-      out,
-      "\"compaction\":{\"pages_total\":%llu,\"pages_in_place\":%llu,"
-      "\"pages_slid_whole\":%llu,\"pages_recycled\":%llu,\"pages_fresh\":%llu,"
-      "\"pages_by_mutator\":%llu,\"pages_by_gc\":%llu,\"pages_helped\":%llu,"
-      "\"copy_ioctls\":%llu,"
-      "\"move_ioctls\":%llu,\"continue_ioctls\":%llu,\"zeropage_ioctls\":%llu,"
-      "\"madvise_calls\":%llu,\"bytes_copied\":%llu,\"concurrent_ns\":%llu,"
-      "\"forwarding_ns\":%llu,\"memcpy_ns\":%llu,\"map_ns\":%llu,\"madvise_ns\":%llu,"
-      "\"wait_ns\":%llu,\"handoff_ns\":%llu,\"handoff_max_ns\":%llu,"
-      "\"update_pages_by_gc\":%llu,\"update_pages_by_mutator\":%llu,"
-      "\"update_pages_in_pause\":%llu,\"compactions_in_pause\":%llu,\"mprotect_calls\":%llu,"
-      "\"vmas_peak\":%llu,"
-      "\"runs_extended\":%llu,\"cycles_merged\":%llu,\"kept_bytes_copied\":%llu,"
-      "\"pages_moved_huge\":%llu,\"pages_retained_reused\":%llu,"
-      "\"pages_recycled_huge\":%llu}}\n",
-      U64(c->pages_total), U64(c->pages_in_place), U64(c->pages_slid_whole), U64(c->pages_recycled),
-      U64(c->pages_fresh), U64(c->pages_by_mutator), U64(c->pages_by_gc), U64(c->pages_helped),
-      U64(c->copy_ioctls), U64(c->move_ioctls), U64(c->continue_ioctls), U64(c->zeropage_ioctls),
-      U64(c->madvise_calls), U64(c->bytes_copied), U64(c->concurrent_ns), U64(c->forwarding_ns),
-      U64(c->memcpy_ns), U64(c->map_ns), U64(c->madvise_ns), U64(c->wait_ns), U64(c->handoff_ns),
-      U64(c->handoff_max_ns), U64(c->update_pages_by_gc), U64(c->update_pages_by_mutator),
-      U64(c->update_pages_in_pause), U64(c->compactions_in_pause), U64(c->mprotect_calls),
-      U64(c->vmas_peak), U64(c->runs_extended), U64(c->cycles_merged), U64(c->kept_bytes_copied),
-      U64(c->pages_moved_huge), U64(c->pages_retained_reused), U64(c->pages_recycled_huge));
+  fprintf(out,
+          "\"compaction\":{\"pages_total\":%llu,\"pages_in_place\":%llu,"
+          "\"pages_slid_whole\":%llu,\"pages_recycled\":%llu,\"pages_fresh\":%llu,"
+          "\"pages_by_mutator\":%llu,\"pages_by_gc\":%llu,\"pages_helped\":%llu,"
+          "\"copy_ioctls\":%llu,"
+          "\"move_ioctls\":%llu,\"continue_ioctls\":%llu,\"zeropage_ioctls\":%llu,"
+          "\"madvise_calls\":%llu,\"bytes_copied\":%llu,\"concurrent_ns\":%llu,"
+          "\"forwarding_ns\":%llu,\"memcpy_ns\":%llu,\"map_ns\":%llu,\"madvise_ns\":%llu,"
+          "\"wait_ns\":%llu,\"handoff_ns\":%llu,\"handoff_max_ns\":%llu,"
+          "\"update_pages_by_gc\":%llu,\"update_pages_by_mutator\":%llu,"
+          "\"update_pages_in_pause\":%llu,\"compactions_in_pause\":%llu,\"mprotect_calls\":%llu,"
+          "\"vmas_peak\":%llu,"
+          "\"runs_extended\":%llu,\"cycles_merged\":%llu,\"kept_bytes_copied\":%llu,"
+          "\"pages_moved_huge\":%llu,\"pages_retained_reused\":%llu,"
+          "\"pages_recycled_huge\":%llu,\"pages_untouched\":%llu}}\n",
+          U64(c->pages_total), U64(c->pages_in_place), U64(c->pages_slid_whole),
+          U64(c->pages_recycled), U64(c->pages_fresh), U64(c->pages_by_mutator),
+          U64(c->pages_by_gc), U64(c->pages_helped), U64(c->copy_ioctls), U64(c->move_ioctls),
+          U64(c->continue_ioctls), U64(c->zeropage_ioctls), U64(c->madvise_calls),
+          U64(c->bytes_copied), U64(c->concurrent_ns), U64(c->forwarding_ns), U64(c->memcpy_ns),
+          U64(c->map_ns), U64(c->madvise_ns), U64(c->wait_ns), U64(c->handoff_ns),
+          U64(c->handoff_max_ns), U64(c->update_pages_by_gc), U64(c->update_pages_by_mutator),
+          U64(c->update_pages_in_pause), U64(c->compactions_in_pause), U64(c->mprotect_calls),
+          U64(c->vmas_peak), U64(c->runs_extended), U64(c->cycles_merged),
+          U64(c->kept_bytes_copied), U64(c->pages_moved_huge), U64(c->pages_retained_reused),
+          U64(c->pages_recycled_huge), U64(c->pages_untouched));
 }
 
 uint64_t ugc_collections(const ugc_heap *heap) {

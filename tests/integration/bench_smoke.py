@@ -34,7 +34,7 @@ DIST = {"pause_us": ["count", "p50", "p95", "p99", "max"],
         "unit_us": ["count", "p50", "p99", "max"]}
 KIND = ["count", "p50", "p99", "max"]
 COMPACTION = ["pages_total", "pages_in_place", "pages_slid_whole", "pages_recycled",
-              "pages_fresh", "pages_moved_huge", "pages_retained_reused", "pages_recycled_huge", "pages_by_mutator", "pages_by_gc", "copy_ioctls", "move_ioctls",
+              "pages_fresh", "pages_moved_huge", "pages_retained_reused", "pages_recycled_huge", "pages_untouched", "pages_by_mutator", "pages_by_gc", "copy_ioctls", "move_ioctls",
               "moves_misreported", "continue_ioctls", "zeropage_ioctls", "madvise_calls", "bytes_copied",
               "concurrent_s", "breakdown_s",
               # derived (uffdgc-bench), documented in docs/benchmarks.md

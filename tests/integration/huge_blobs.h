@@ -83,12 +83,18 @@ static ugc_type_id blob_type, table_type;
 
 /* Skips unless this kernel has the move backend and THP is on (its setting goes to
  * `setting`); returns a move heap of heap_max bytes (first trigger `initial`) with one
- * compaction thread, the blob and table types registered. */
-static ugc_heap *blob_heap_or_skip(size_t heap_max, size_t initial, char *setting, size_t size) {
+ * compaction thread, the blob and table types registered. `inject`: UFFDGC_INJECT for it
+ * (ignored where fault injection is compiled out), or NULL. */
+static ugc_heap *blob_heap_or_skip(size_t heap_max, size_t initial, const char *inject,
+                                   char *setting, size_t size) {
   setvbuf(stdout, NULL, _IONBF, 0);
   unsetenv("UFFDGC_BACKEND");
   unsetenv("UFFDGC_INJECT");
   unsetenv("UFFDGC_DISABLE");
+#ifndef UGC_NO_FAULT_INJECTION
+  if (inject)
+    setenv("UFFDGC_INJECT", inject, 1);
+#endif
   char reason[256];
   if (!ugc_backend_available("move", reason, sizeof reason))
     SKIP("backend move: %s", reason);

@@ -25,7 +25,8 @@
 
 int main(void) {
   char setting[128];
-  ugc_heap *heap = blob_heap_or_skip((size_t)256 << 20, (size_t)128 << 20, setting, sizeof setting);
+  ugc_heap *heap =
+      blob_heap_or_skip((size_t)256 << 20, (size_t)128 << 20, NULL, setting, sizeof setting);
   ugc_mutator *m = fixture_attach(heap);
   ugc_scope scope = ugc_scope_open(m);
   void **roots = NULL;

@@ -362,7 +362,7 @@ int main(void) {
     /* Held pages, built in place in the pause, are counted once like every other page:
      * as built (by the GC) and as in place (no cycle fell back to stw, which counts less). */
     const ugc_compaction_stats *c = &stats.compaction;
-    CHECK_EQ_U64(c->pages_by_gc + c->pages_by_mutator, c->pages_total);
+    CHECK_EQ_U64(c->pages_by_gc + c->pages_by_mutator + c->pages_untouched, c->pages_total);
     CHECK_EQ_U64(c->pages_in_place + c->pages_slid_whole + c->pages_recycled + c->pages_fresh,
                  c->pages_total);
   }

@@ -88,9 +88,10 @@ typedef struct synth_params {
   double pin_prob;  /* chance that an object is pinned (plan.pinned) */
   int whole;        /* plan.whole_slides */
   int kept_padding; /* padding from a previous cycle on random pages (plan.kept_pad_words) */
+  int untouched;    /* plan.leave_untouched */
 } synth_params;
 
-enum { SHAPE_MIXED, SHAPE_PAIRS, SHAPE_LEAVES, SHAPE_GIANT, SHAPE_COLD };
+enum { SHAPE_MIXED, SHAPE_PAIRS, SHAPE_LEAVES, SHAPE_GIANT, SHAPE_COLD, SHAPE_STRINGS };
 
 typedef struct synth_heap {
   char *space, *from; /* the moving space and the from-space copy */
@@ -144,6 +145,12 @@ static void synth_pick(uint64_t *rng, int shape, uint8_t *type, size_t *payload)
   if (shape == SHAPE_LEAVES) {
     *type = T_LEAF;
     *payload = rng_below(rng, 48);
+    return;
+  }
+  if (shape == SHAPE_STRINGS) { /* large strings, one pair in about 400 objects */
+    int pair = rng_below(rng, 400) == 0;
+    *type = pair ? T_PAIR : T_LEAF;
+    *payload = pair ? 24 : 2000 + rng_below(rng, 14000);
     return;
   }
   if (shape == SHAPE_COLD) { /* large strings, small garbage and a few pairs in between */
@@ -570,6 +577,7 @@ static inline void synth_build(synth_heap *h, const synth_params *params, uint64
   if (h->whole)
     synth_expect_whole(h);
   h->plan.whole_slides = params->whole;
+  h->plan.leave_untouched = params->untouched;
   h->plan.space_base = h->base;
   h->plan.old_top = h->old_top;
   h->plan.live_words = h->bitmap;

@@ -59,6 +59,7 @@ static void put_compaction(FILE *f, const bench_compaction *c) {
   put_u64(f, "pages_moved_huge", c->pages_moved_huge, true);
   put_u64(f, "pages_retained_reused", c->pages_retained_reused, true);
   put_u64(f, "pages_recycled_huge", c->pages_recycled_huge, true);
+  put_u64(f, "pages_untouched", c->pages_untouched, true);
   put_u64(f, "pages_by_mutator", c->pages_by_mutator, true);
   put_u64(f, "pages_by_gc", c->pages_by_gc, true);
   put_u64(f, "copy_ioctls", c->copy_ioctls, true);

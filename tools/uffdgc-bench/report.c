@@ -128,17 +128,19 @@ void bench_print_footer(FILE *out, const bench_row *row) {
             rates.ns_per_page_map);
     const bench_compaction *c = &r->compaction;
     double total = c->pages_total ? (double)c->pages_total : 1.0;
-    fprintf(
-        out,
-        "[%s/%s] pages: %.1f%% in place (%.1f%% as whole huge pages), %.1f%% recycled (%.1f%% as "
-        "whole huge pages), "
-        "%.1f%% slid whole, %.1f%% fresh; work %.1f ms (build + map + madvise, all threads), "
-        "%.1f%% of it in the kernel; %llu kept from-space pages reused by allocation.\n",
-        w, b, 100.0 * (double)c->pages_in_place / total,
-        100.0 * (double)c->pages_moved_huge / total, 100.0 * (double)c->pages_recycled / total,
-        100.0 * (double)c->pages_recycled_huge / total, 100.0 * (double)c->pages_slid_whole / total,
-        100.0 * (double)c->pages_fresh / total, rates.work_s * 1e3, 100.0 * rates.kernel_share,
-        (unsigned long long)c->pages_retained_reused);
+    fprintf(out,
+            "[%s/%s] pages: %.1f%% in place (%.1f%% as whole huge pages, %.1f%% untouched), %.1f%% "
+            "recycled (%.1f%% as "
+            "whole huge pages), "
+            "%.1f%% slid whole, %.1f%% fresh; work %.1f ms (build + map + madvise, all threads), "
+            "%.1f%% of it in the kernel; %llu kept from-space pages reused by allocation.\n",
+            w, b, 100.0 * (double)c->pages_in_place / total,
+            100.0 * (double)c->pages_moved_huge / total, 100.0 * (double)c->pages_untouched / total,
+            100.0 * (double)c->pages_recycled / total,
+            100.0 * (double)c->pages_recycled_huge / total,
+            100.0 * (double)c->pages_slid_whole / total, 100.0 * (double)c->pages_fresh / total,
+            rates.work_s * 1e3, 100.0 * rates.kernel_share,
+            (unsigned long long)c->pages_retained_reused);
     if (r->compaction.handoff_s > 0 && r->gc_cycles)
       fprintf(out, "[%s/%s] kernel hand-off in the compaction pause: %.1f us mean, %.1f max.\n", w,
               b, r->compaction.handoff_s * 1e6 / (double)r->gc_cycles,
