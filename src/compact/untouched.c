@@ -25,11 +25,14 @@
  * them (marking read them in this cycle too). */
 #include "compact/compact.h"
 
+#include <stdlib.h>
+
 #include "heap/object.h"
 #include "os/inject.h"
 
 #define CHUNK_BYTES ((uintptr_t)2 << 20)
 #define BITS_PER_CHUNK (CHUNK_BYTES / 8)
+#define REGION_BYTES ((uintptr_t)1 << 30)
 
 /* Whether the object whose header is at bit `bit` has no reference slot. */
 static bool leaf_at(const ugc_compact_plan *plan, size_t bit) {
@@ -106,21 +109,44 @@ void ugc_compact_plan_untouched(ugc_compact_plan *plan) {
   uintptr_t top = plan->dense_end < plan->old_top ? plan->dense_end : plan->old_top;
   uintptr_t from = (base + CHUNK_BYTES - 1) & ~(CHUNK_BYTES - 1);
   uintptr_t to = top & ~(CHUNK_BYTES - 1);
-  size_t limit_bit = (plan->old_top - base) / 8;
-  size_t span_start = SIZE_MAX;
-  for (uintptr_t chunk = from; chunk < to; chunk += CHUNK_BYTES) {
-    size_t bit = (chunk - base) / 8;
-    if (chunk_untouched(plan, bit)) {
+  if (from >= to)
+    return;
+  /* Pass 1: which chunks qualify, and how many in each 1 GiB region. */
+  size_t chunks = (to - from) / CHUNK_BYTES;
+  uint64_t *qualifies = calloc((chunks + 63) / 64, sizeof *qualifies);
+  if (!qualifies)
+    return; /* no spans: every page is built, as without them */
+  uintptr_t best_region = 0;
+  size_t best_count = 0, count = 0;
+  for (size_t i = 0; i < chunks; i++) {
+    uintptr_t chunk = from + i * CHUNK_BYTES;
+    if (i && chunk % REGION_BYTES == 0)
+      count = 0;
+    if (!chunk_untouched(plan, (chunk - base) / 8))
+      continue;
+    qualifies[i / 64] |= UINT64_C(1) << (i % 64);
+    if (++count > best_count) {
+      best_count = count;
+      best_region = chunk & ~(REGION_BYTES - 1);
+    }
+  }
+  /* Pass 2: the spans of that region only. */
+  size_t limit_bit = (plan->old_top - base) / 8, span_start = SIZE_MAX;
+  for (size_t i = 0; i < chunks; i++) {
+    uintptr_t chunk = from + i * CHUNK_BYTES;
+    bool in_region = (chunk & ~(REGION_BYTES - 1)) == best_region && best_count;
+    if (in_region && (qualifies[i / 64] >> (i % 64) & 1)) {
       if (span_start == SIZE_MAX)
-        span_start = bit;
+        span_start = (chunk - base) / 8;
       continue;
     }
     if (span_start != SIZE_MAX)
-      offer_span(plan, span_start, bit, limit_bit);
+      offer_span(plan, span_start, (chunk - base) / 8, limit_bit);
     span_start = SIZE_MAX;
   }
-  if (span_start != SIZE_MAX && from < to)
+  if (span_start != SIZE_MAX)
     offer_span(plan, span_start, (to - base) / 8, limit_bit);
+  free(qualifies);
   for (size_t i = 0; i < plan->untouched_count; i++)
     plan->untouched_pages += (plan->untouched[i].end - plan->untouched[i].start) / UGC_PAGE_SIZE;
 }
