@@ -68,6 +68,8 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
     endif()
     if(TARGET test_untouched)
       ugc_matrix_test("integration/untouched[${suffix}]" test_untouched "${env}")
+      ugc_matrix_test("integration/untouched[${suffix},default]" test_untouched
+                      "${env};UGC_TEST_UNTOUCHED=2")
     endif()
     if(TARGET test_pinned_large)
       ugc_matrix_test("integration/pinned_large[${suffix}]" test_pinned_large "${env}")

@@ -39,8 +39,9 @@ typedef struct ugc_backend_ops {
   /* The plan should place pages it can slide whole page-aligned (compact.h): the backend
    * moves them without building them. */
   bool whole_page_slides;
-  /* The plan should find untouched spans of the dense prefix (compact.h): the backend leaves
-   * them in the heap range and never builds them. Needs the hand-off of backend/handoff.h. */
+  /* The plan may find untouched spans of the dense prefix (compact.h): the backend leaves
+   * them in the heap range and never builds them. Needs the hand-off of backend/handoff.h.
+   * A concurrent backend gets them only with config.untouched_concurrent. */
   bool untouched_spans;
   /* At heap creation: -1 with *error filled if the backend cannot run on this heap. */
   int (*attach)(ugc_heap *heap, ugc_error *error);

@@ -115,7 +115,12 @@ typedef struct ugc_compact_plan {
    * Ascending, disjoint from the held spans. */
   ugc_untouched_span untouched[UGC_UNTOUCHED_MAX];
   size_t untouched_count, untouched_pages;
-  uint64_t *forward_copy; /* tables behind forward_words and fixed (reused across cycles) */
+  /* Carried across cycles: per 2 MiB chunk of the space (from space_base rounded down), set
+   * when every object in it was found LEAF and the chunk has not moved since (it stayed below
+   * dense_end): its headers need no second reading (compact/untouched.c). */
+  uint64_t *leaf_chunks;
+  size_t leaf_chunk_capacity; /* chunks the bitmap covers */
+  uint64_t *forward_copy;     /* tables behind forward_words and fixed (reused across cycles) */
   size_t forward_capacity, fixed_capacity;
 
   /* Carried across cycles: the padding the space holds now, per page [0, kept_pad_pages);
@@ -246,6 +251,9 @@ static inline uintptr_t ugc_compact_next_untouched(const ugc_compact_plan *plan,
 /* Finds the untouched spans (compact/untouched.c); called by ugc_compact_plan_compute. */
 void ugc_compact_plan_untouched(ugc_compact_plan *plan);
 
+/* Forgets the LEAF finding of every chunk that reaches `from` or past it. */
+void ugc_compact_plan_forget_leaf_chunks(ugc_compact_plan *plan, uintptr_t from);
+
 /* Pages of the held spans at or after `address` (page aligned). */
 static inline size_t ugc_compact_held_pages_from(const ugc_compact_plan *plan, uintptr_t address) {
   size_t pages = 0;
@@ -258,7 +266,8 @@ static inline size_t ugc_compact_held_pages_from(const ugc_compact_plan *plan, u
 }
 
 /* Records that the space now holds what the plan computed (the compaction happened): its
- * page_pad_words become the padding the next compute counts with the live words. */
+ * page_pad_words become the padding the next compute counts with the live words, and chunks
+ * at or past dense_end forget that they were found LEAF (their objects moved). */
 void ugc_compact_plan_keep_padding(ugc_compact_plan *plan);
 
 /* Frees the plan's tables. */

@@ -138,6 +138,9 @@ void ugc_compact_plan_free(ugc_compact_plan *plan) {
   plan->fixed = NULL;
   free(plan->held);
   plan->held = NULL;
+  free(plan->leaf_chunks);
+  plan->leaf_chunks = NULL;
+  plan->leaf_chunk_capacity = 0;
   plan->held_count = plan->held_capacity = 0;
   plan->chunk_capacity = 0;
   plan->page_capacity = 0;
@@ -152,6 +155,7 @@ void ugc_compact_plan_keep_padding(ugc_compact_plan *plan) {
   plan->kept_pad_words = plan->page_pad_words;
   plan->page_pad_words = kept;
   plan->kept_pad_pages = plan->page_count;
+  ugc_compact_plan_forget_leaf_chunks(plan, plan->dense_end);
 }
 
 /* Grows the forward copy to `words` bitmap words and the range table to `ranges` entries. */

@@ -26,6 +26,7 @@
 #include "compact/compact.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "heap/object.h"
 #include "os/inject.h"
@@ -40,9 +41,41 @@ static bool leaf_at(const ugc_compact_plan *plan, size_t bit) {
   return plan->types->entries[ugc_header_type(header)].layout == UGC_LAYOUT_LEAF;
 }
 
+/* The LEAF findings of earlier cycles (plan->leaf_chunks): chunk index of `address`. */
+static size_t leaf_chunk_index(const ugc_compact_plan *plan, uintptr_t address) {
+  return (address - (plan->space_base & ~(CHUNK_BYTES - 1))) / CHUNK_BYTES;
+}
+
+static bool leaf_chunk_known(const ugc_compact_plan *plan, size_t index) {
+  return index < plan->leaf_chunk_capacity && (plan->leaf_chunks[index / 64] >> (index % 64) & 1);
+}
+
+/* Makes room for chunk `index`; false when there is no memory (then nothing is remembered). */
+static bool leaf_chunks_reserve(ugc_compact_plan *plan, size_t index) {
+  if (index < plan->leaf_chunk_capacity)
+    return true;
+  size_t capacity = (index + 1 + 63) / 64 * 64 * 2;
+  uint64_t *bits = realloc(plan->leaf_chunks, capacity / 8);
+  if (!bits)
+    return false;
+  memset(bits + plan->leaf_chunk_capacity / 64, 0, (capacity - plan->leaf_chunk_capacity) / 8);
+  plan->leaf_chunks = bits;
+  plan->leaf_chunk_capacity = capacity;
+  return true;
+}
+
+void ugc_compact_plan_forget_leaf_chunks(ugc_compact_plan *plan, uintptr_t from) {
+  if (from < plan->space_base)
+    from = plan->space_base;
+  for (size_t index = leaf_chunk_index(plan, from); index < plan->leaf_chunk_capacity; index++)
+    plan->leaf_chunks[index / 64] &= ~(UINT64_C(1) << (index % 64));
+}
+
 /* Whether every word of [bit, bit + BITS_PER_CHUNK) is live or padding a compaction placed
- * (a filler already), no held span touches it, and every object overlapping it is LEAF. */
-static bool chunk_untouched(const ugc_compact_plan *plan, size_t bit) {
+ * (a filler already), no held span touches it, and every object overlapping it is LEAF.
+ * The last is remembered per chunk: a chunk below dense_end keeps its objects (they do not
+ * move, none is allocated there), so once found LEAF it stays so until it moves. */
+static bool chunk_untouched(ugc_compact_plan *plan, size_t bit) {
   uintptr_t address = plan->space_base + 8 * bit;
   if (ugc_compact_next_held(plan, address) < address + CHUNK_BYTES ||
       ugc_compact_held_at(plan, address))
@@ -56,6 +89,9 @@ static bool chunk_untouched(const ugc_compact_plan *plan, size_t bit) {
     if (live + (page < plan->page_count ? plan->page_pad_words[page] : 0) != words_per_page)
       return false;
   }
+  size_t index = leaf_chunk_index(plan, address);
+  if (leaf_chunk_known(plan, index))
+    return true;
   /* The object straddling in from before the chunk, then every object starting in it. */
   if (ugc_compact_bit_set(plan->live_words, bit) && !ugc_compact_bit_set(plan->start_words, bit)) {
     size_t header = ugc_compact_bitmap_prev(plan->start_words, 0, bit);
@@ -67,6 +103,8 @@ static bool chunk_untouched(const ugc_compact_plan *plan, size_t bit) {
        at = ugc_compact_bitmap_next(plan->start_words, at + 1, end, 0))
     if (!leaf_at(plan, at))
       return false;
+  if (leaf_chunks_reserve(plan, index))
+    plan->leaf_chunks[index / 64] |= UINT64_C(1) << (index % 64);
   return true;
 }
 

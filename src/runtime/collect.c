@@ -301,7 +301,8 @@ void ugc_collect_plan(ugc_heap *heap, uintptr_t plan_top, uintptr_t reserve_top,
   plan->pinned = heap->pins.headers;
   plan->pinned_count = heap->pins.header_count;
   plan->whole_slides = heap->backend->whole_page_slides;
-  plan->leave_untouched = heap->backend->untouched_spans;
+  plan->leave_untouched = heap->backend->untouched_spans &&
+                          (!heap->backend->concurrent || heap->config.untouched_concurrent);
   uint64_t start = ugc_now_ns();
   work->planned = ugc_compact_plan_compute(plan) == 0;
   work->plan_ns += ugc_now_ns() - start;

@@ -116,6 +116,11 @@ static int apply_environment(ugc_config *config, ugc_error *error) {
       return bad_env(error, "UFFDGC_MARK_ASSIST", value, MARK_ASSIST_ACCEPTED);
     config->mark_assist = flag;
   }
+  if ((value = env("UFFDGC_UNTOUCHED_CONCURRENT"))) {
+    if (!parse_bool(value, &flag))
+      return bad_env(error, "UFFDGC_UNTOUCHED_CONCURRENT", value, "1 (on) or 0 (off)");
+    config->untouched_concurrent = flag;
+  }
   if ((value = env("UFFDGC_CHECK"))) {
     if (!parse_bool(value, &flag))
       return bad_env(error, "UFFDGC_CHECK", value, "1 (on) or 0 (off)");

@@ -25,6 +25,7 @@ static const env_case bad_env[] = {
     {"UFFDGC_CONCURRENT_MARK", "2", "1 (mark while mutators run) or 0 (mark in the pause)"},
     {"UFFDGC_CONCURRENT_MARK", "on", "1 (mark while mutators run) or 0"},
     {"UFFDGC_MARK_ASSIST", "2", "1 (mutators help a concurrent marking) or 0"},
+    {"UFFDGC_UNTOUCHED_CONCURRENT", "yes", "1 (on) or 0 (off)"},
     {"UFFDGC_VERIFY", "on", "2 (on, compactions finished in the pause) or 0 (off)"},
     {"UFFDGC_VERIFY", "10", "2 (on, compactions finished in the pause) or 0 (off)"},
     {"UFFDGC_VERIFY", "3", "2 (on, compactions finished in the pause) or 0 (off)"},
@@ -46,12 +47,19 @@ static const env_case bad_env[] = {
 
 /* Values that must be accepted (each then leaves a working heap). */
 static const env_case good_env[] = {
-    {"UFFDGC_BACKEND", "stw", NULL},     {"UFFDGC_BACKEND", "", NULL},
-    {"UFFDGC_DELIVERY", "thread", NULL}, {"UFFDGC_TRACE", "0", NULL},
-    {"UFFDGC_VERIFY", "0", NULL},        {"UFFDGC_VERIFY", "2", NULL},
-    {"UFFDGC_HEAP_MAX", "1T", NULL},     {"UFFDGC_HEAP_MAX", "48MiB", NULL},
-    {"UFFDGC_HEAP_MAX", "", NULL},       {"UFFDGC_GC_THREADS", "64", NULL},
-    {"UFFDGC_GC_THREADS", "0", NULL},    {"UFFDGC_MARK_ASSIST", "0", NULL},
+    {"UFFDGC_BACKEND", "stw", NULL},
+    {"UFFDGC_BACKEND", "", NULL},
+    {"UFFDGC_DELIVERY", "thread", NULL},
+    {"UFFDGC_TRACE", "0", NULL},
+    {"UFFDGC_VERIFY", "0", NULL},
+    {"UFFDGC_VERIFY", "2", NULL},
+    {"UFFDGC_HEAP_MAX", "1T", NULL},
+    {"UFFDGC_HEAP_MAX", "48MiB", NULL},
+    {"UFFDGC_HEAP_MAX", "", NULL},
+    {"UFFDGC_GC_THREADS", "64", NULL},
+    {"UFFDGC_GC_THREADS", "0", NULL},
+    {"UFFDGC_MARK_ASSIST", "0", NULL},
+    {"UFFDGC_UNTOUCHED_CONCURRENT", "1", NULL},
 };
 
 typedef struct field_case {
@@ -180,10 +188,17 @@ static void check_sizes(void) {
 }
 
 int main(void) {
-  static const char *const vars[] = {
-      "UFFDGC_BACKEND",         "UFFDGC_DELIVERY",   "UFFDGC_TRACE",   "UFFDGC_VERIFY",
-      "UFFDGC_HEAP_MAX",        "UFFDGC_GC_THREADS", "UFFDGC_DISABLE", "UFFDGC_INJECT",
-      "UFFDGC_CONCURRENT_MARK", "UFFDGC_MARK_ASSIST"};
+  static const char *const vars[] = {"UFFDGC_BACKEND",
+                                     "UFFDGC_DELIVERY",
+                                     "UFFDGC_TRACE",
+                                     "UFFDGC_VERIFY",
+                                     "UFFDGC_HEAP_MAX",
+                                     "UFFDGC_GC_THREADS",
+                                     "UFFDGC_DISABLE",
+                                     "UFFDGC_INJECT",
+                                     "UFFDGC_CONCURRENT_MARK",
+                                     "UFFDGC_MARK_ASSIST",
+                                     "UFFDGC_UNTOUCHED_CONCURRENT"};
   for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
     unsetenv(vars[i]);
   check_sizes();
