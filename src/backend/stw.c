@@ -40,8 +40,10 @@ static void build_one(void *raw, size_t page, unsigned worker) {
   uintptr_t address = job->base + page * UGC_PAGE_SIZE;
   if (ugc_compact_untouched_at(job->plan, address))
     return; /* never left the heap; its build would give the same bytes */
-  intptr_t from_delta = ugc_compact_held_at(job->plan, address) ? 0 : job->from_delta;
-  size_t bytes = ugc_compact_build_page(job->plan, page, from_delta, (void *)address);
+  size_t bytes =
+      ugc_compact_held_at(job->plan, address)
+          ? ugc_compact_update_page_in_place(job->plan, page, job->from_delta, (void *)address)
+          : ugc_compact_build_page(job->plan, page, job->from_delta, (void *)address);
   atomic_fetch_add_explicit(&job->bytes_copied, bytes, memory_order_relaxed);
 }
 

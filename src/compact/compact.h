@@ -102,8 +102,8 @@ typedef struct ugc_compact_plan {
   ugc_fixed_range *fixed;               /* ascending, disjoint, none below dense_end */
   size_t fixed_count;
   /* Pages of pinned objects that stay where they are with their data: the fixed ranges and,
-   * in the dense prefix, the pages of each pinned object (down to the header of an object
-   * straddling into them, cut at dense_end). Ascending, disjoint, page aligned; a backend
+   * in the dense prefix, the pages of each pinned object (from its header's page, cut at
+   * dense_end). Ascending, disjoint, page aligned; a backend
    * makes them available first (a system call in a thread the pause does not stop may be
    * writing into them). ugc_fixed_range entries, slid_end unused. */
   ugc_fixed_range *held;
@@ -384,9 +384,11 @@ static inline uintptr_t ugc_compact_next_dead(const ugc_compact_plan *plan, uint
 size_t ugc_compact_build_page(const ugc_compact_plan *plan, size_t page_index, intptr_t from_delta,
                               void *out);
 
-/* ugc_compact_build_page for a page of the dense prefix (below dense_end) whose `out` is
- * another view of the very memory of its from-space page (the minor backend's kept pages:
- * one file page behind both the alias and from-space): no byte is copied, the dead runs
+/* ugc_compact_build_page for a page of the dense prefix (below dense_end) or of a fixed
+ * range whose `out` holds the page's old bytes already: another view of the very memory of
+ * its from-space page (the minor backend's kept pages: one file page behind both the alias
+ * and from-space), or the heap page of a held span with a copy in from-space (headers and
+ * slots are read at old + from_delta): no byte is copied, the dead runs
  * become fillers and the reference slots are rewritten in place. Headers never change, so
  * a later page's build reads the same header of an object starting here before and after;
  * it reads the slots of its own part of the object only, which this leaves alone. */

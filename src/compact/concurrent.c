@@ -406,7 +406,9 @@ size_t ugc_concurrent_build_held_in_place(ugc_concurrent *c) {
       size_t index = (page - c->space_base) / UGC_PAGE_SIZE;
       if (index >= c->states.count || !ugc_page_try_claim(&c->states, index, UGC_PAGE_BY_GC))
         continue; /* past the data (held spans end below new_top: never) */
-      ugc_compact_build_page(plan, index, 0, (void *)page);
+      /* Fillers and reference slots only, reading headers and slots in from-space (the
+       * hand-off copied the page there): a system call may be writing the pinned bytes. */
+      ugc_compact_update_page_in_place(plan, index, c->from_delta, (void *)page);
       ugc_page_set(&c->states, index, UGC_PAGE_MAPPED);
       built++;
     }

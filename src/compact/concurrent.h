@@ -169,11 +169,12 @@ int ugc_concurrent_begin(ugc_concurrent *c, const ugc_compact_plan *plan, intptr
                          ugc_histogram *stall);
 
 /* In the pause, after ugc_concurrent_begin, for a backend whose hand-off left the held spans'
- * pages in the heap (backend/handoff.h): builds each of them in place, from the heap page
- * itself (from_delta 0: only fillers over dead words and reference slots are written, never
- * the bytes of a live object, so what a system call writes into a pinned object meanwhile
- * stays), and marks it MAPPED, so that no GC thread, faulting thread or helper ever builds
- * or maps it. Counted as pages built by GC threads. Returns the number of pages. */
+ * pages in the heap and copied them to from-space (backend/handoff.h): updates each of them
+ * in place (ugc_compact_update_page_in_place, reading in from-space: only fillers over dead
+ * words and reference slots are written, never the bytes of a live object, so what a system
+ * call writes into a pinned object meanwhile stays), and marks it MAPPED, so that no GC thread,
+ * faulting thread or helper ever builds or maps it. Counted as pages built by GC threads. Returns
+ * the number of pages. */
 size_t ugc_concurrent_build_held_in_place(ugc_concurrent *c);
 
 /* Resolves the fault at `addr` for a faulting thread: builds and maps its page (in

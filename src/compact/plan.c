@@ -376,11 +376,14 @@ static int compute_fixed_ranges(ugc_compact_plan *plan, size_t limit_bit) {
     if (pinned >= plan->old_top || (pinned - base) % 8 ||
         !ugc_compact_bit_set(plan->start_words, (pinned - base) / 8))
       continue;
-    /* In the dense prefix the object stays anyway; its pages (down to the header of an
-     * object straddling into them, up to its end or dense_end) are only held. */
+    /* In the dense prefix the object stays anyway; its pages (up to its end or dense_end)
+     * are only held. Not widened down over an object straddling into its first page: a held
+     * page is updated in place reading its objects' headers and slots in from-space, where
+     * the page before it lies too (backend/handoff.h). In the slid region the straddler must
+     * stay with the range: widened. */
     bool dense = pinned < plan->dense_end;
-    uintptr_t floor = dense ? base : plan->dense_end;
-    uintptr_t start = widen_down(plan, page_floor(pinned), floor, limit_bit);
+    uintptr_t start = dense ? page_floor(pinned)
+                            : widen_down(plan, page_floor(pinned), plan->dense_end, limit_bit);
     size_t next = (pinned - base) / 8 + 1;
     size_t end_bit = ugc_compact_bitmap_next(plan->start_words, next, limit_bit, 0);
     size_t dead_bit = ugc_compact_bitmap_next(plan->live_words, next, limit_bit, ~UINT64_C(0));
@@ -405,12 +408,10 @@ static int compute_fixed_ranges(ugc_compact_plan *plan, size_t limit_bit) {
       return -1;
     plan->fixed[plan->fixed_count++] = (ugc_fixed_range){start, end, 0};
   }
-  /* A range that starts at dense_end may have a live object straddling into it from the
-   * dense prefix: its pages are held too (they stay anyway), so that the range's pages can
-   * be built in place from the range alone. */
+  /* The ranges are held too (a range's first page may hold the tail of an object straddling
+   * in from the dense prefix: its header is read in from-space, like a dense held page's). */
   for (size_t r = 0; r < plan->fixed_count; r++)
-    if (add_held(plan, widen_down(plan, plan->fixed[r].start, base, limit_bit),
-                 plan->fixed[r].end) != 0)
+    if (add_held(plan, plan->fixed[r].start, plan->fixed[r].end) != 0)
       return -1;
   return 0;
 }

@@ -93,7 +93,9 @@ bool ugc_inject_list_check(const char *list, char *bad_entry, size_t bad_len);
 /* The known points, comma-separated, for messages. */
 #define UGC_INJECT_KNOWN_POINTS                                                                    \
   "copy.mremap, copy.register, copy.unregister, copy.page_states, copy.stray_read, "               \
-  "copy.reopen, compact.threads, compact.late_start, plan.tables, plan.no_untouched, plan.small_rounds, uffd.eagain, uffd.partial, "      \
+  "copy.reopen, handoff.held_stretch, compact.threads, compact.late_start, plan.tables, "          \
+  "plan.no_untouched, "                                                                            \
+  "plan.small_rounds, uffd.eagain, uffd.partial, "                                                 \
   "uffd.eexist, "                                                                                  \
   "uffd.enoent, uffd.esrch, uffd.enomem, uffd.efault, uffd.ebusy, copy.update_mremap, "            \
   "copy.update_register, move.busy, sigsegv.flip, sigsegv.mprotect, sigsegv.page_states, "         \
