@@ -70,6 +70,31 @@ static ugc_heap *copy_heap(size_t heap_max, size_t heap_initial) {
   return fixture_heap(&config);
 }
 
+/* A copy heap with a rooted array `live` of `live_bytes / 1008` 1000-byte objects (garbage
+ * between them), in a scope the caller closes. `live` is rooted in place: keep `s` where it
+ * is while the scope is open. */
+typedef struct live_heap {
+  ugc_heap *heap;
+  ugc_mutator *m;
+  ugc_type_id bytes_type;
+  void **live;
+  size_t count;
+  ugc_scope scope;
+} live_heap;
+
+static void live_heap_open(live_heap *s, size_t heap_max, size_t initial, size_t live_bytes) {
+  s->heap = copy_heap(heap_max, initial);
+  s->bytes_type = fixture_leaf_type(s->heap, "bytes");
+  ugc_type_id array_type = fixture_type(s->heap, "array", UGC_LAYOUT_REF_ARRAY, 0, NULL, 0);
+  s->m = fixture_attach(s->heap);
+  s->count = live_bytes / 1008;
+  s->live = ugc_alloc(s->m, array_type, s->count * sizeof(void *));
+  REQUIRE(s->live);
+  s->scope = ugc_scope_open(s->m);
+  ugc_root(s->m, &s->live);
+  fill_live(s->m, s->bytes_type, s->live, s->count);
+}
+
 static void reuse_starts_zeroed(void) {
   ugc_heap *heap = copy_heap(256 * MiB, 64 * MiB);
   ugc_type_id bytes_type = fixture_leaf_type(heap, "bytes");
@@ -101,22 +126,17 @@ static void reuse_starts_zeroed(void) {
 }
 
 static void kept_within_target(void) {
-  ugc_heap *heap = copy_heap(512 * MiB, 16 * MiB);
-  ugc_type_id bytes_type = fixture_leaf_type(heap, "bytes");
-  ugc_type_id array_type = fixture_type(heap, "array", UGC_LAYOUT_REF_ARRAY, 0, NULL, 0);
-  ugc_mutator *m = fixture_attach(heap);
   /* A live set that grows the trigger to about 2 x 64 MiB, garbage between its objects. */
-  size_t count = 64 * MiB / 1008;
-  void **live = ugc_alloc(m, array_type, count * sizeof(void *));
-  REQUIRE(live);
-  ugc_scope scope = ugc_scope_open(m);
-  ugc_root(m, &live);
-  fill_live(m, bytes_type, live, count);
+  live_heap s;
+  live_heap_open(&s, 512 * MiB, 16 * MiB, 64 * MiB);
+  ugc_heap *heap = s.heap;
+  ugc_mutator *m = s.m;
+  ugc_type_id bytes_type = s.bytes_type;
   ugc_collect(m, UGC_COLLECT_FULL);
   ugc_collect(m, UGC_COLLECT_FINISH);
   /* Drop the live set: the next collection shrinks the sizing target to heap_initial. */
-  ugc_scope_close(m, scope);
-  live = NULL;
+  ugc_scope_close(m, s.scope);
+  s.live = NULL;
   fill_garbage(m, bytes_type, 8 * MiB);
   ugc_collect(m, UGC_COLLECT_FULL);
   ugc_collect(m, UGC_COLLECT_FINISH);
@@ -139,16 +159,11 @@ static void kept_within_target(void) {
  * heap_max and wait (building pages of a compaction in progress, if it finds one; the
  * waits are printed, test_runtime_trigger makes them happen). */
 static void allocation_during_compaction(void) {
-  ugc_heap *heap = copy_heap(200 * MiB, 200 * MiB);
-  ugc_type_id bytes_type = fixture_leaf_type(heap, "bytes");
-  ugc_type_id array_type = fixture_type(heap, "array", UGC_LAYOUT_REF_ARRAY, 0, NULL, 0);
-  ugc_mutator *m = fixture_attach(heap);
-  size_t count = 96 * MiB / 1008;
-  void **live = ugc_alloc(m, array_type, count * sizeof(void *));
-  REQUIRE(live);
-  ugc_scope scope = ugc_scope_open(m);
-  ugc_root(m, &live);
-  fill_live(m, bytes_type, live, count);
+  live_heap s;
+  live_heap_open(&s, 200 * MiB, 200 * MiB, 96 * MiB);
+  ugc_heap *heap = s.heap;
+  ugc_mutator *m = s.m;
+  ugc_type_id bytes_type = s.bytes_type;
   ugc_stats before;
   ugc_stats_get(heap, &before);
   ugc_collect(m, UGC_COLLECT_FULL); /* returns after the compaction pause */
@@ -176,14 +191,14 @@ static void allocation_during_compaction(void) {
   CHECK(after.alloc_wait_build_ns - before.alloc_wait_build_ns <=
         after.alloc_wait_ns - before.alloc_wait_ns);
   size_t damaged = 0;
-  for (size_t i = 0; i < count; i++) {
-    const unsigned char *p = live[i];
+  for (size_t i = 0; i < s.count; i++) {
+    const unsigned char *p = s.live[i];
     damaged += p[0] != 0xa5 || p[999] != 0xa5 || p[500] != 0xa5;
   }
   CHECK_EQ_U64(damaged, 0);
   ugc_error error;
   CHECK(ugc_verify(m, &error) == 0);
-  ugc_scope_close(m, scope);
+  ugc_scope_close(m, s.scope);
   ugc_thread_detach(m);
   ugc_heap_destroy(heap);
 }
