@@ -473,9 +473,12 @@ static void release_drained_from_space(ugc_concurrent *c) {
     return;
   const ugc_compact_plan *plan = c->plan;
   size_t page = c->watermark_page;
-  while (page < c->states.count &&
-         (ugc_page_get(&c->states, page) == UGC_PAGE_MAPPED || past_untouched(c, page) != page))
-    page = past_untouched(c, page) != page ? past_untouched(c, page) : page + 1;
+  while (page < c->states.count) {
+    size_t past = past_untouched(c, page); /* a span counts as mapped */
+    if (past == page && ugc_page_get(&c->states, page) != UGC_PAGE_MAPPED)
+      break;
+    page = past == page ? page + 1 : past;
+  }
   c->watermark_page = page;
   /* The builds still to come read from-space from the first object of page `page` on, and
    * a dense-prefix page also reads its own old bytes (its first live object may start
