@@ -18,19 +18,27 @@ static size_t stays(const ugc_compact_plan *plan) {
   return plan->held_count + plan->untouched_count;
 }
 
+/* Stay k: the held spans may be many (one per pinned object), the untouched ones are at most
+ * UGC_UNTOUCHED_MAX, so each untouched span's place in the merged order is found by a binary
+ * search among the held spans, and the rest are held spans in their own order. */
 static ugc_fixed_range stay(const ugc_compact_plan *plan, size_t k) {
-  size_t held = 0, untouched = 0;
-  for (;;) {
-    bool take_held =
-        held < plan->held_count && (untouched == plan->untouched_count ||
-                                    plan->held[held].start < plan->untouched[untouched].start);
-    ugc_fixed_range next = take_held ? plan->held[held++]
-                                     : (ugc_fixed_range){plan->untouched[untouched].start,
-                                                         plan->untouched[untouched].end, 0};
-    untouched += !take_held;
-    if (k-- == 0)
-      return next;
+  size_t untouched_before = 0;
+  for (size_t u = 0; u < plan->untouched_count; u++) {
+    const ugc_untouched_span *span = &plan->untouched[u];
+    size_t low = 0, high = plan->held_count; /* held spans starting before the span */
+    while (low < high) {
+      size_t mid = (low + high) / 2;
+      if (plan->held[mid].start < span->start)
+        low = mid + 1;
+      else
+        high = mid;
+    }
+    size_t position = u + low;
+    if (position == k)
+      return (ugc_fixed_range){span->start, span->end, 0};
+    untouched_before += position < k;
   }
+  return plan->held[k - untouched_before];
 }
 
 /* Stretch `r` of [0, all): the space between stay r - 1 and stay r, as offsets from the
