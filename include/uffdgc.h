@@ -76,6 +76,13 @@ typedef struct ugc_error {
 /* Called when an allocation fails even after a full collection, before NULL is returned. */
 typedef void (*ugc_oom_handler)(ugc_heap *heap, size_t requested_bytes, void *data);
 
+/* Whether the moving space is mapped with transparent huge pages (ugc_config.huge_pages). */
+typedef enum ugc_huge_pages {
+  UGC_HUGE_PAGES_AUTO = 0, /* the backend's choice */
+  UGC_HUGE_PAGES_ON = 1,
+  UGC_HUGE_PAGES_OFF = 2
+} ugc_huge_pages;
+
 typedef struct ugc_config {
   size_t heap_max;         /* maximum bytes of the whole heap (moving, non-moving and large
                               objects together); default 256 MiB */
@@ -126,6 +133,11 @@ typedef struct ugc_config {
    * compaction pause (the hand-off's mremap moves the region around a span entry by entry).
    * Default false. */
   bool untouched_concurrent;
+  /* Transparent huge pages for the moving space (MADV_HUGEPAGE or MADV_NOHUGEPAGE on it):
+   * UGC_HUGE_PAGES_AUTO (the default) lets the backend choose: on for `stw`, `sigsegv` and
+   * `minor`, off for `copy` and `move` (docs/api.md says why). UFFDGC_DISABLE=thp turns
+   * them off whatever this says. */
+  ugc_huge_pages huge_pages;
 } ugc_config;
 
 /* Fills *config with the defaults. Always call it before setting fields. */
@@ -134,7 +146,7 @@ UGC_API void ugc_config_init(ugc_config *config);
 /* Creates a heap. The environment overrides the config: UFFDGC_BACKEND, UFFDGC_TRACE=1,
  * UFFDGC_VERIFY=1 or 2, UFFDGC_CHECK=1, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY,
  * UFFDGC_GC_THREADS, UFFDGC_CONCURRENT_MARK=0 or 1, UFFDGC_MARK_ASSIST=0 or 1,
- * UFFDGC_UNTOUCHED_CONCURRENT=0 or 1 (and, for tests,
+ * UFFDGC_UNTOUCHED_CONCURRENT=0 or 1, UFFDGC_THP=auto, 1 or 0 (and, for tests,
  * UFFDGC_DISABLE and UFFDGC_INJECT). A variable unset or empty, or a size, name or count field left
  * at 0 (NULL), takes its default (for verify, concurrent_mark, mark_assist and trace 0 means off);
  * any other bad value makes the call fail with UGC_ERR_INVALID and a message naming the variable or

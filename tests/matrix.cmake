@@ -71,6 +71,11 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
       ugc_matrix_test("integration/untouched[${suffix},default]" test_untouched
                       "${env};UGC_TEST_UNTOUCHED=2")
     endif()
+    if(TARGET test_huge_pages)
+      ugc_matrix_test("integration/huge_pages[${suffix}]" test_huge_pages "${env}")
+      ugc_matrix_test("integration/huge_pages[${suffix},no_thp]" test_huge_pages
+                      "${env};UFFDGC_DISABLE=thp")
+    endif()
     if(TARGET test_pinned_large)
       ugc_matrix_test("integration/pinned_large[${suffix}]" test_pinned_large "${env}")
     endif()

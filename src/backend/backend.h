@@ -43,6 +43,9 @@ typedef struct ugc_backend_ops {
    * them in the heap range and never builds them. Needs the hand-off of backend/handoff.h.
    * A concurrent backend gets them only with config.untouched_concurrent. */
   bool untouched_spans;
+  /* The moving space gets transparent huge pages unless config.huge_pages says otherwise
+   * (applied before attach: heap/space.h, ugc_moving_space_use_huge_pages). */
+  bool huge_pages;
   /* At heap creation: -1 with *error filled if the backend cannot run on this heap. */
   int (*attach)(ugc_heap *heap, ugc_error *error);
   void (*detach)(ugc_heap *heap);

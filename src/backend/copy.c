@@ -488,14 +488,17 @@ int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan) {
     (void)*(volatile char *)space; /* maps the zero page: this page's copy will see EEXIST */
   size_t data_bytes = plan->page_count * UGC_PAGE_SIZE;
   if (data_bytes + UGC_HUGE_PAGE_SIZE <= backend->space_bytes) {
-    /* The touch must not fault in (and zero) a whole huge page: THP off around it. Flipping
-     * the flag of the whole VMA does not split it. */
+    /* The touch must not fault in (and zero) a whole huge page: THP off around it, when the
+     * space has it. Flipping the flag of the whole VMA does not split it. */
     volatile char *last =
         (volatile char *)(backend->space_base + backend->space_bytes - UGC_PAGE_SIZE);
-    ugc_madv_nohugepage(space, backend->space_bytes);
+    bool huge = backend->heap->moving.huge_pages;
+    if (huge)
+      ugc_madv_nohugepage(space, backend->space_bytes);
     *last = 0; /* the VMA gets its anon_vma before the split (see top) */
     ugc_madv_dontneed((void *)last, UGC_PAGE_SIZE);
-    ugc_madv_hugepage(space, backend->space_bytes);
+    if (huge)
+      ugc_madv_hugepage(space, backend->space_bytes);
   } else {
     data_bytes = backend->space_bytes; /* no room for the touch: register it all, no split */
   }

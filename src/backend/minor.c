@@ -653,6 +653,7 @@ static bool minor_compact_assist(ugc_heap *heap) {
 
 const ugc_backend_ops ugc_backend_minor = {
     .name = "minor",
+    .huge_pages = true,
     .concurrent = true,
     .attach = minor_attach,
     .detach = minor_detach,

@@ -4,6 +4,7 @@
 
 #include "backend/availability.h"
 #include "backend/backend.h"
+#include "heap/space.h"
 #include "runtime/heap.h"
 
 /* Every backend built into the library. Adding one is one line here (its ops are
@@ -53,6 +54,16 @@ static void trace(ugc_heap *heap, const char *fmt, const char *a, const char *b)
     fprintf(heap->config.trace_file ? heap->config.trace_file : stderr, fmt, a, b);
 }
 
+/* Huge pages for the moving space as config.huge_pages or the backend ask, set before the
+ * backend attaches (it may map parts of the space). */
+static void advise_space(ugc_heap *heap, const ugc_backend_ops *ops) {
+  ugc_huge_pages wanted = heap->config.huge_pages;
+  bool on = wanted == UGC_HUGE_PAGES_AUTO ? ops->huge_pages : wanted == UGC_HUGE_PAGES_ON;
+  ugc_moving_space_use_huge_pages(&heap->moving, on);
+  trace(heap, "uffdgc: moving space for %s: transparent huge pages %s\n", ops->name,
+        heap->moving.huge_pages ? "on" : "off");
+}
+
 int ugc_backend_select(ugc_heap *heap, const char *requested, ugc_error *error) {
   char reason[320];
   ugc_error attach_error;
@@ -67,6 +78,7 @@ int ugc_backend_select(ugc_heap *heap, const char *requested, ugc_error *error) 
         continue;
       }
       memset(&attach_error, 0, sizeof attach_error);
+      advise_space(heap, ops);
       if (ops->attach && ops->attach(heap, &attach_error) != 0) {
         trace(heap, "uffdgc: backend auto: %s could not attach (%s); falling back\n", name,
               attach_error.message);
@@ -93,6 +105,7 @@ int ugc_backend_select(ugc_heap *heap, const char *requested, ugc_error *error) 
     return -1;
   }
   memset(&attach_error, 0, sizeof attach_error);
+  advise_space(heap, ops);
   if (ops->attach && ops->attach(heap, &attach_error) != 0) {
     ugc_set_error(error, attach_error.code ? attach_error.code : UGC_ERR_UNAVAILABLE,
                   "ugc_heap_create: backend \"%s\" could not start: %s", requested,

@@ -452,6 +452,7 @@ static bool sigsegv_compact_assist(ugc_heap *heap) {
 
 const ugc_backend_ops ugc_backend_sigsegv = {
     .name = "sigsegv",
+    .huge_pages = true,
     .concurrent = true,
     .attach = sigsegv_attach,
     .detach = sigsegv_detach,

@@ -133,6 +133,7 @@ static void stw_compact_wait(ugc_heap *heap) {}
 
 const ugc_backend_ops ugc_backend_stw = {
     .name = "stw",
+    .huge_pages = true,
     .concurrent = false,
     .untouched_spans = true,
     .attach = NULL,

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include "heap/vm.h"
+#include "os/disable.h"
 #include "os/log.h"
 #include "os/madvise.h"
 
@@ -38,10 +39,7 @@ int ugc_moving_space_init(ugc_moving_space *space, size_t heap_max, size_t nonmo
   space->nonmoving_bytes = nonmoving_bytes;
   if (ugc_vm_map_fixed(base, reserved, true) != 0)
     goto fail_all;
-  /* Transparent huge pages for the moving space: after each compaction the free part is
-   * fresh memory again, and allocation there takes a fault per page; with THP one fault
-   * brings 2 MiB (gcbench: about 1.5x faster). UFFDGC_DISABLE=thp turns it off. */
-  ugc_madv_hugepage(base, reserved);
+  /* Huge pages or not: decided with the backend (ugc_moving_space_use_huge_pages). */
   void *from = ugc_vm_reserve_aligned(reserved, UGC_VM_GiB);
   if (!from)
     goto fail_all;
@@ -77,6 +75,21 @@ fail_all:;
   ugc_moving_space_destroy(space);
   errno = saved;
   return fail(error, "the moving space's from-space, bitmaps or cards", reserved);
+}
+
+/* Huge pages make a fault in the free part of the heap bring 2 MiB at once: `stw`, which
+ * gives that part back after every compaction and faults it in again, runs 1.2-1.9x faster
+ * with them here. The concurrent backends keep that memory for the next cycle instead
+ * (backend/retain.h) and build to-space as 4 KiB pages anyway, so what is left for huge
+ * pages is the first touch of the heap, which on a VM whose host takes back free guest
+ * memory costs about 16 us per 4 KiB as huge pages against 2 us as small ones
+ * (docs/design.md, "Huge pages"). */
+void ugc_moving_space_use_huge_pages(ugc_moving_space *space, bool on) {
+  space->huge_pages = on && !ugc_feature_disabled("thp");
+  if (space->huge_pages)
+    ugc_madv_hugepage((void *)space->base, space->reserved_bytes);
+  else
+    ugc_madv_nohugepage((void *)space->base, space->reserved_bytes);
 }
 
 void ugc_moving_space_destroy(ugc_moving_space *space) {

@@ -46,6 +46,7 @@ typedef struct ugc_moving_space {
   size_t spare_moving_cards, spare_nm_first, spare_nm_cards;
   uintptr_t covered_low;
   size_t covered_bytes;
+  bool huge_pages; /* the space is advised MADV_HUGEPAGE (else MADV_NOHUGEPAGE) */
 } ugc_moving_space;
 
 /* Reserves everything; nonmoving_bytes is reserved (PROT_NONE) right after the moving space
@@ -53,6 +54,10 @@ typedef struct ugc_moving_space {
 int ugc_moving_space_init(ugc_moving_space *space, size_t heap_max, size_t nonmoving_bytes,
                           ugc_error *error);
 void ugc_moving_space_destroy(ugc_moving_space *space);
+
+/* Advises the whole moving space MADV_HUGEPAGE (on) or MADV_NOHUGEPAGE, and remembers it
+ * for the backends that re-advise parts of it. UFFDGC_DISABLE=thp makes it off. */
+void ugc_moving_space_use_huge_pages(ugc_moving_space *space, bool on);
 
 /* Bumps `bytes` (multiple of 8) from top; 0 when the space limit would be passed.
  * Caller holds the heap lock. */

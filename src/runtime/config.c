@@ -76,6 +76,7 @@ static bool delivery_known(const char *name) {
 #define VERIFY_ACCEPTED "1 (on), 2 (on, compactions finished in the pause) or 0 (off)"
 #define CONCURRENT_MARK_ACCEPTED "1 (mark while mutators run) or 0 (mark in the pause)"
 #define MARK_ASSIST_ACCEPTED "1 (mutators help a concurrent marking) or 0"
+#define HUGE_PAGES_ACCEPTED "auto (the backend's choice), 1 (on) or 0 (off)"
 #define GC_THREADS_ACCEPTED "0 (automatic: the number of CPUs, at most 8) to 64"
 #define HEAP_MAX_ACCEPTED "a size from 1M to 64T (suffix K, M, G or T)"
 
@@ -120,6 +121,14 @@ static int apply_environment(ugc_config *config, ugc_error *error) {
     if (!parse_bool(value, &flag))
       return bad_env(error, "UFFDGC_UNTOUCHED_CONCURRENT", value, "1 (on) or 0 (off)");
     config->untouched_concurrent = flag;
+  }
+  if ((value = env("UFFDGC_THP"))) {
+    if (!strcmp(value, "auto"))
+      config->huge_pages = UGC_HUGE_PAGES_AUTO;
+    else if (parse_bool(value, &flag))
+      config->huge_pages = flag ? UGC_HUGE_PAGES_ON : UGC_HUGE_PAGES_OFF;
+    else
+      return bad_env(error, "UFFDGC_THP", value, HUGE_PAGES_ACCEPTED);
   }
   if ((value = env("UFFDGC_CHECK"))) {
     if (!parse_bool(value, &flag))
@@ -194,6 +203,12 @@ static int check_fields(ugc_config *config, ugc_error *error) {
   if (config->concurrent_mark != 0 && config->concurrent_mark != 1) {
     snprintf(text, sizeof text, "%d", config->concurrent_mark);
     return bad_field(error, "concurrent_mark", text, CONCURRENT_MARK_ACCEPTED);
+  }
+  if (config->huge_pages != UGC_HUGE_PAGES_AUTO && config->huge_pages != UGC_HUGE_PAGES_ON &&
+      config->huge_pages != UGC_HUGE_PAGES_OFF) {
+    snprintf(text, sizeof text, "%d", (int)config->huge_pages);
+    return bad_field(error, "huge_pages", text,
+                     "UGC_HUGE_PAGES_AUTO (0), UGC_HUGE_PAGES_ON (1) or UGC_HUGE_PAGES_OFF (2)");
   }
   if (config->mark_assist != 0 && config->mark_assist != 1) {
     snprintf(text, sizeof text, "%d", config->mark_assist);

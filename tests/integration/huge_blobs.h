@@ -102,7 +102,8 @@ static ugc_heap *blob_heap_or_skip(size_t heap_max, size_t initial, const char *
     SKIP("transparent huge pages are off here (enabled: %s)", setting);
   ugc_config config = fixture_config(heap_max, initial);
   config.backend = "move";
-  config.gc_threads = 2; /* one compaction thread */
+  config.huge_pages = UGC_HUGE_PAGES_ON; /* the whole-chunk moves are of huge pages */
+  config.gc_threads = 2;                 /* one compaction thread */
   ugc_heap *heap = fixture_heap(&config);
   blob_type = fixture_leaf_type(heap, "blob");
   table_type = fixture_type(heap, "table", UGC_LAYOUT_REF_ARRAY, 0, NULL, 0);
