@@ -79,10 +79,10 @@ fail_all:;
 
 /* Huge pages make a fault in the free part of the heap bring 2 MiB at once: `stw`, which
  * gives that part back after every compaction and faults it in again, runs 1.2-1.9x faster
- * with them here. The concurrent backends keep that memory for the next cycle instead
- * (backend/retain.h) and build to-space as 4 KiB pages anyway, so what is left for huge
- * pages is the first touch of the heap, which on a VM whose host takes back free guest
- * memory costs about 16 us per 4 KiB as huge pages against 2 us as small ones
+ * with them here. `copy` keeps that memory for the next cycle instead (backend/retain.h),
+ * and both concurrent backends build to-space as 4 KiB pages; on a VM whose host takes back
+ * free guest memory, a first touch costs about 16 us per 4 KiB as huge pages against 2 us
+ * as small ones, and `copy` and `move` measured as fast or faster without them
  * (docs/design.md, "Huge pages"). */
 void ugc_moving_space_use_huge_pages(ugc_moving_space *space, bool on) {
   space->huge_pages = on && !ugc_feature_disabled("thp");
