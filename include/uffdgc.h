@@ -138,6 +138,11 @@ typedef struct ugc_config {
    * `minor`, off for `copy` and `move` (docs/api.md says why). UFFDGC_DISABLE=thp turns
    * them off whatever this says. */
   ugc_huge_pages huge_pages;
+  /* GC threads that build pages during a concurrent compaction (copy, move, sigsegv,
+   * minor), at most 64; 0 (the default) = gc_threads - 1, at least 1: a CPU is left to the
+   * application. More finish a compaction sooner, so fewer mutator operations meet pages
+   * not built yet, at the cost of the CPU they take from the mutators (docs/api.md). */
+  unsigned compact_threads;
 } ugc_config;
 
 /* Fills *config with the defaults. Always call it before setting fields. */
@@ -146,7 +151,8 @@ UGC_API void ugc_config_init(ugc_config *config);
 /* Creates a heap. The environment overrides the config: UFFDGC_BACKEND, UFFDGC_TRACE=1,
  * UFFDGC_VERIFY=1 or 2, UFFDGC_CHECK=1, UFFDGC_HEAP_MAX (e.g. 1G), UFFDGC_DELIVERY,
  * UFFDGC_GC_THREADS, UFFDGC_CONCURRENT_MARK=0 or 1, UFFDGC_MARK_ASSIST=0 or 1,
- * UFFDGC_UNTOUCHED_CONCURRENT=0 or 1, UFFDGC_THP=auto, 1 or 0 (and, for tests,
+ * UFFDGC_UNTOUCHED_CONCURRENT=0 or 1, UFFDGC_THP=auto, 1 or 0, UFFDGC_COMPACT_THREADS (and,
+ * for tests,
  * UFFDGC_DISABLE and UFFDGC_INJECT). A variable unset or empty, or a size, name or count field left
  * at 0 (NULL), takes its default (for verify, concurrent_mark, mark_assist and trace 0 means off);
  * any other bad value makes the call fail with UGC_ERR_INVALID and a message naming the variable or

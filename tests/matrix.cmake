@@ -71,6 +71,9 @@ foreach(backend ${UGC_MATRIX_BACKENDS})
       ugc_matrix_test("integration/untouched[${suffix},default]" test_untouched
                       "${env};UGC_TEST_UNTOUCHED=2")
     endif()
+    if(TARGET test_compact_threads)
+      ugc_matrix_test("integration/compact_threads[${suffix}]" test_compact_threads "${env}")
+    endif()
     if(TARGET test_huge_pages)
       ugc_matrix_test("integration/huge_pages[${suffix}]" test_huge_pages "${env}")
       ugc_matrix_test("integration/huge_pages[${suffix},no_thp]" test_huge_pages

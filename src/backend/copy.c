@@ -377,10 +377,8 @@ int ugc_copy_attach(ugc_heap *heap, ugc_error *error, const char *name,
     free(backend);
     return -1;
   }
-  /* Compaction runs beside the application: leave it a CPU (marking, in the pause, uses
-   * them all). */
-  unsigned threads = heap->config.gc_threads > 1 ? heap->config.gc_threads - 1 : 1;
-  ugc_compact_threads_init(&backend->threads, threads);
+  /* config.compact_threads: by default a CPU is left to the application (runtime/config.c). */
+  ugc_compact_threads_init(&backend->threads, heap->config.compact_threads);
   ugc_compact_threads_on_idle(&backend->threads, copy_on_threads_idle, backend);
   backend->concurrent.first_work = ugc_anon_update_gc_work;
   backend->concurrent.first_work_data = &heap->update_pages;

@@ -365,6 +365,7 @@ static int minor_attach(ugc_heap *heap, ugc_error *error) {
   backend->uffd.fd = -1;
   ugc_file_space_init(&backend->space, heap->moving.base, heap->moving.reserved_bytes,
                       heap->moving.from_base, false);
+  backend->space.huge_pages = heap->moving.huge_pages;
   const char *delivery = heap->config.delivery ? heap->config.delivery : "sigbus";
   backend->sigbus_delivery = strcmp(delivery, "thread") != 0;
   if (backend->sigbus_delivery && !(ugc_uffd_caps_get()->features & UFFD_FEATURE_SIGBUS)) {
@@ -383,8 +384,7 @@ static int minor_attach(ugc_heap *heap, ugc_error *error) {
     free(backend);
     return -1;
   }
-  unsigned threads = heap->config.gc_threads > 1 ? heap->config.gc_threads - 1 : 1;
-  ugc_compact_threads_init(&backend->threads, threads);
+  ugc_compact_threads_init(&backend->threads, heap->config.compact_threads);
   ugc_compact_threads_on_idle(&backend->threads, minor_on_threads_idle, backend);
   backend->concurrent.first_work = ugc_anon_update_gc_work;
   backend->concurrent.first_work_data = &heap->update_pages;

@@ -217,6 +217,7 @@ static int sigsegv_attach(ugc_heap *heap, ugc_error *error) {
   backend->owner_pid = getpid();
   ugc_file_space_init(&backend->space, heap->moving.base, heap->moving.reserved_bytes,
                       heap->moving.from_base, true);
+  backend->space.huge_pages = heap->moving.huge_pages;
   int id = ugc_segv_add_range((void *)heap->moving.base, heap->moving.reserved_bytes,
                               sigsegv_on_fault, backend);
   if (id < 0) {
@@ -229,8 +230,7 @@ static int sigsegv_attach(ugc_heap *heap, ugc_error *error) {
   ugc_completion_init(&backend->completion);
   ugc_concurrent_init(&backend->concurrent);
   refresh_headroom(backend);
-  unsigned threads = heap->config.gc_threads > 1 ? heap->config.gc_threads - 1 : 1;
-  ugc_compact_threads_init(&backend->threads, threads);
+  ugc_compact_threads_init(&backend->threads, heap->config.compact_threads);
   ugc_compact_threads_on_idle(&backend->threads, sigsegv_on_threads_idle, backend);
   backend->concurrent.first_work = ugc_sigsegv_update_gc_work;
   backend->concurrent.first_work_data = &heap->update_pages;

@@ -14,6 +14,7 @@ void ugc_file_space_init(ugc_file_space *fs, uintptr_t base, size_t reserved, ui
                          bool protect_data) {
   memset(fs, 0, sizeof *fs);
   fs->protect_data = protect_data;
+  fs->huge_pages = true;
   fs->base = base;
   fs->reserved_bytes = reserved;
   fs->from_base = from_base;
@@ -97,7 +98,10 @@ static int map_heap_view(ugc_file_space *fs, const ugc_file_piece *pieces, unsig
     int rc = ugc_vm_map_fixed((void *)(at + offset), rest, true);
     if (rc != 0)
       return rc;
-    ugc_madv_hugepage((void *)(at + offset), rest);
+    if (fs->huge_pages)
+      ugc_madv_hugepage((void *)(at + offset), rest);
+    else
+      ugc_madv_nohugepage((void *)(at + offset), rest);
   }
   return 0;
 }

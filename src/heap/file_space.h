@@ -71,6 +71,8 @@ typedef struct ugc_file_space {
   char *alias; /* MAP_SHARED view of [base, base + file_bytes) while a compaction builds it */
   size_t alias_bytes;
   bool protect_data;   /* the flip maps the new data PROT_NONE (sigsegv) or RW (minor) */
+  bool huge_pages;     /* the fresh memory above the data gets MADV_HUGEPAGE (default), else
+                          MADV_NOHUGEPAGE: the moving space's choice (heap/space.h) */
   uintptr_t staged;    /* where the new heap view waits during the flip (step 3); else 0 */
   unsigned max_pieces; /* UGC_FILE_SPACE_MAX_PIECES unless a test lowers it */
 } ugc_file_space;

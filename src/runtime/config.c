@@ -58,6 +58,18 @@ static bool parse_bool(const char *text, bool *out) {
   return false;
 }
 
+/* A thread count from the environment: decimal, 0 to GC_THREADS_MAX. */
+static int parse_thread_count(const char *value, const char *name, const char *accepted,
+                              unsigned *out, ugc_error *error) {
+  char *end;
+  errno = 0;
+  long threads = strtol(value, &end, 10);
+  if (value[0] < '0' || value[0] > '9' || *end || errno || threads > (long)GC_THREADS_MAX)
+    return bad_env(error, name, value, accepted);
+  *out = (unsigned)threads;
+  return 0;
+}
+
 static bool backend_name_known(const char *name) {
   if (!strcmp(name, "auto"))
     return true;
@@ -77,6 +89,7 @@ static bool delivery_known(const char *name) {
 #define CONCURRENT_MARK_ACCEPTED "1 (mark while mutators run) or 0 (mark in the pause)"
 #define MARK_ASSIST_ACCEPTED "1 (mutators help a concurrent marking) or 0"
 #define HUGE_PAGES_ACCEPTED "auto (the backend's choice), 1 (on) or 0 (off)"
+#define COMPACT_THREADS_ACCEPTED "0 (automatic: gc_threads - 1, at least 1) to 64"
 #define GC_THREADS_ACCEPTED "0 (automatic: the number of CPUs, at most 8) to 64"
 #define HEAP_MAX_ACCEPTED "a size from 1M to 64T (suffix K, M, G or T)"
 
@@ -141,14 +154,14 @@ static int apply_environment(ugc_config *config, ugc_error *error) {
       return bad_env(error, "UFFDGC_HEAP_MAX", value, HEAP_MAX_ACCEPTED);
     config->heap_max = size;
   }
-  if ((value = env("UFFDGC_GC_THREADS"))) {
-    char *end;
-    errno = 0;
-    long threads = strtol(value, &end, 10);
-    if (value[0] < '0' || value[0] > '9' || *end || errno || threads > (long)GC_THREADS_MAX)
-      return bad_env(error, "UFFDGC_GC_THREADS", value, GC_THREADS_ACCEPTED);
-    config->gc_threads = (unsigned)threads;
-  }
+  if ((value = env("UFFDGC_GC_THREADS")) &&
+      parse_thread_count(value, "UFFDGC_GC_THREADS", GC_THREADS_ACCEPTED, &config->gc_threads,
+                         error) != 0)
+    return -1;
+  if ((value = env("UFFDGC_COMPACT_THREADS")) &&
+      parse_thread_count(value, "UFFDGC_COMPACT_THREADS", COMPACT_THREADS_ACCEPTED,
+                         &config->compact_threads, error) != 0)
+    return -1;
   char bad[64];
   if ((value = env("UFFDGC_DISABLE")) && !ugc_disable_list_check(value, bad, sizeof bad)) {
     ugc_set_error(error, UGC_ERR_INVALID,
@@ -224,6 +237,12 @@ static int check_fields(ugc_config *config, ugc_error *error) {
                          : (unsigned long)cpus > GC_THREADS_AUTO_MAX ? GC_THREADS_AUTO_MAX
                                                                      : (unsigned)cpus;
   }
+  if (config->compact_threads > GC_THREADS_MAX) {
+    snprintf(text, sizeof text, "%u", config->compact_threads);
+    return bad_field(error, "compact_threads", text, COMPACT_THREADS_ACCEPTED);
+  }
+  if (config->compact_threads == 0) /* compaction runs beside the application: leave a CPU */
+    config->compact_threads = config->gc_threads > 1 ? config->gc_threads - 1 : 1;
   if (config->heap_max == 0)
     config->heap_max = 256 * MiB;
   if (config->heap_max < UGC_HEAP_MAX_MIN || config->heap_max > UGC_HEAP_MAX_LIMIT)

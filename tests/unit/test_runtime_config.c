@@ -39,6 +39,10 @@ static const env_case bad_env[] = {
     {"UFFDGC_GC_THREADS", "65", "to 64"},
     {"UFFDGC_GC_THREADS", "4x", "to 64"},
     {"UFFDGC_GC_THREADS", "+4", "to 64"},
+    {"UFFDGC_COMPACT_THREADS", "-1", "0 (automatic: gc_threads - 1"},
+    {"UFFDGC_COMPACT_THREADS", "65", "to 64"},
+    {"UFFDGC_COMPACT_THREADS", "two", "to 64"},
+    {"UFFDGC_THP", "yes", "auto (the backend's choice), 1 (on) or 0 (off)"},
     {"UFFDGC_DISABLE", "move,bogus", "uffd, dev"},
     {"UFFDGC_INJECT", "copy.nothing", "copy.mremap"},
     {"UFFDGC_INJECT", "copy.mremap:x", "point:N"},
@@ -58,6 +62,10 @@ static const env_case good_env[] = {
     {"UFFDGC_HEAP_MAX", "", NULL},
     {"UFFDGC_GC_THREADS", "64", NULL},
     {"UFFDGC_GC_THREADS", "0", NULL},
+    {"UFFDGC_COMPACT_THREADS", "3", NULL},
+    {"UFFDGC_COMPACT_THREADS", "0", NULL},
+    {"UFFDGC_THP", "auto", NULL},
+    {"UFFDGC_THP", "0", NULL},
     {"UFFDGC_MARK_ASSIST", "0", NULL},
     {"UFFDGC_UNTOUCHED_CONCURRENT", "1", NULL},
 };
@@ -71,6 +79,12 @@ typedef struct field_case {
 
 static void big_threads(ugc_config *c) {
   c->gc_threads = 65;
+}
+static void big_compact_threads(ugc_config *c) {
+  c->compact_threads = 65;
+}
+static void odd_huge_pages(ugc_config *c) {
+  c->huge_pages = (ugc_huge_pages)3;
 }
 static void small_heap(ugc_config *c) {
   c->heap_max = 1000;
@@ -108,6 +122,8 @@ static void odd_delivery(ugc_config *c) {
 
 static const field_case bad_fields[] = {
     {"gc_threads", big_threads, "65", "to 64"},
+    {"compact_threads", big_compact_threads, "65", "0 (automatic: gc_threads - 1"},
+    {"huge_pages", odd_huge_pages, "3", "UGC_HUGE_PAGES_AUTO (0)"},
     {"heap_max", small_heap, "1000 (1000B)", "1 MiB to 64 TiB"},
     {"heap_max", huge_heap, "(100TiB)", "1 MiB to 64 TiB"},
     {"nonmoving_max", huge_nonmoving, "(2.0TiB)", "at most 1 TiB"},
@@ -198,7 +214,9 @@ int main(void) {
                                      "UFFDGC_INJECT",
                                      "UFFDGC_CONCURRENT_MARK",
                                      "UFFDGC_MARK_ASSIST",
-                                     "UFFDGC_UNTOUCHED_CONCURRENT"};
+                                     "UFFDGC_UNTOUCHED_CONCURRENT",
+                                     "UFFDGC_COMPACT_THREADS",
+                                     "UFFDGC_THP"};
   for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
     unsetenv(vars[i]);
   check_sizes();
