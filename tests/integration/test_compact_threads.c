@@ -10,14 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "itest.h"
+#include "counted_list.h"
 
 #define NODES 60000u
-
-typedef struct node {
-  struct node *next;
-  uint64_t value;
-} node;
 
 /* Threads of this process whose name is `name`. */
 static unsigned threads_named(const char *name) {
@@ -50,37 +45,13 @@ static int run_heap(unsigned gc_threads, unsigned compact_threads) {
   config.compact_threads = compact_threads;
   ugc_heap *heap = itest_heap_create(&config);
   ugc_mutator *m = fixture_attach(heap);
-  static const uint32_t refs[] = {0};
-  ugc_type_id t_node = fixture_type(heap, "node", UGC_LAYOUT_FIXED, sizeof(node), refs, 1);
+  ugc_type_id t_node = counted_list_type(heap);
   ugc_scope scope = ugc_scope_open(m);
-  node *head = NULL;
+  counted_node *head = NULL;
   ugc_root(m, (void **)&head);
-  for (unsigned i = 0; i < NODES; i++) {
-    node *n = ugc_alloc(m, t_node, sizeof(node));
-    REQUIRE(n != NULL);
-    n->value = NODES - 1 - i;
-    ugc_write(m, n, (void **)&n->next, head);
-    head = n;
-    (void)ugc_alloc(m, t_node, sizeof(node)); /* garbage: the list moves */
-  }
-  for (int cycle = 0; cycle < 3; cycle++) {
-    ugc_collect(m, UGC_COLLECT_FULL);
-    ugc_collect(m, UGC_COLLECT_FINISH); /* the concurrent compaction too */
-    ugc_error error;
-    memset(&error, 0, sizeof error);
-    if (ugc_verify(m, &error) != 0) {
-      fprintf(stderr, "ugc_verify: %s\n", error.message);
-      CHECK(0);
-    }
-    unsigned count = 0;
-    for (node *n = head; n; n = n->next, count++)
-      if (n->value != count) {
-        fprintf(stderr, "node %u holds %" PRIu64 "\n", count, n->value);
-        CHECK(0);
-        break;
-      }
-    CHECK_EQ_U64(count, NODES);
-  }
+  counted_list_build(m, t_node, NODES, &head);
+  for (int cycle = 0; cycle < 3; cycle++)
+    counted_list_collect_and_check(m, &head, NODES);
   ugc_stats stats;
   ugc_stats_get(heap, &stats);
   CHECK_EQ_U64(stats.cycles, 3);

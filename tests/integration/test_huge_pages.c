@@ -1,9 +1,10 @@
 /* Transparent huge pages for the moving space (config.huge_pages, UFFDGC_THP): the backend's
  * choice by default (stw, sigsegv and minor on; copy and move off), or what the config or
  * the environment says; UFFDGC_DISABLE=thp wins over both. Checked where the kernel shows
- * it, in the VmFlags of the mapping that holds the heap's objects ("hg": MADV_HUGEPAGE,
- * "nh": MADV_NOHUGEPAGE), before and after collections (the copy backend's hand-off flips
- * the flag around one touch and must leave it as it was), with the data intact and the
+ * it, in the VmFlags ("hg": MADV_HUGEPAGE, "nh": MADV_NOHUGEPAGE) of the mapping that holds
+ * the heap's objects before any collection, and of the fresh memory above the compacted data
+ * after each (copy's hand-off flips the flag around one touch and must leave it as it was;
+ * sigsegv and minor map new memory there at every compaction), with the data intact and the
  * verifier clean. Bad values of the field or the variable fail with an error naming them.
  * Run per backend by the matrix (UFFDGC_BACKEND). */
 #include <inttypes.h>
@@ -11,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "itest.h"
+#include "counted_list.h"
 
 #define NODES 60000u
 #define FRESH_BYTES (100u << 10)
@@ -27,11 +28,6 @@ static ugc_type_id t_node, t_blob;
     }                                                                                              \
     CHECK(cond);                                                                                   \
   } while (0)
-
-typedef struct node {
-  struct node *next;
-  uint64_t value;
-} node;
 
 /* 'h' (hg), 'n' (nh) or '-' (neither) for the mapping holding `address`. */
 static char huge_flag_at(uintptr_t address) {
@@ -57,32 +53,16 @@ static char huge_flag_at(uintptr_t address) {
 static char run_heap(ugc_config *config, const char **backend_out) {
   ugc_heap *heap = itest_heap_create(config);
   ugc_mutator *m = fixture_attach(heap);
-  static const uint32_t refs[] = {0};
-  t_node = fixture_type(heap, "node", UGC_LAYOUT_FIXED, sizeof(node), refs, 1);
+  t_node = counted_list_type(heap);
   t_blob = fixture_leaf_type(heap, "blob");
   ugc_scope scope = ugc_scope_open(m);
-  node *head = NULL;
+  counted_node *head = NULL;
   ugc_root(m, (void **)&head);
-  for (unsigned i = 0; i < NODES; i++) {
-    node *n = ugc_alloc(m, t_node, sizeof(node));
-    REQUIRE(n != NULL);
-    n->value = NODES - 1 - i;
-    ugc_write(m, n, (void **)&n->next, head);
-    head = n;
-    (void)ugc_alloc(m, t_node, sizeof(node)); /* garbage: the collections move the list */
-  }
+  counted_list_build(m, t_node, NODES, &head);
   char before = huge_flag_at((uintptr_t)head);
   *backend_out = ugc_heap_backend(heap);
   for (int cycle = 0; cycle < 2; cycle++) {
-    ugc_collect(m, UGC_COLLECT_FULL);
-    ugc_collect(m, UGC_COLLECT_FINISH); /* the concurrent compaction too */
-    ugc_error error;
-    memset(&error, 0, sizeof error);
-    CHECK_SAID(ugc_verify(m, &error) == 0, "ugc_verify: %s", error.message);
-    unsigned count = 0;
-    for (node *n = head; n; n = n->next, count++)
-      CHECK_SAID(n->value == count, "node %u holds %" PRIu64, count, n->value);
-    CHECK_SAID(count == NODES, "the list has %u nodes after collection %d", count, cycle);
+    counted_list_collect_and_check(m, &head, NODES);
     /* Fresh memory above the compacted data: what allocation faults in next. (sigsegv and
      * minor hold the data itself in file pages after a compaction, whose huge pages follow
      * the kernel's shmem setting.) A 100 KiB object ends past the data's last page. */
