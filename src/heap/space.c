@@ -82,7 +82,7 @@ fail_all:;
  * with them here. `copy` keeps that memory for the next cycle instead (backend/retain.h),
  * and both concurrent backends build to-space as 4 KiB pages; on a VM whose host takes back
  * free guest memory, a first touch costs about 16 us per 4 KiB as huge pages against 2 us
- * as small ones, and `copy` and `move` measured as fast or faster without them
+ * as small ones: `copy` and `move` were faster without them on most workloads measured
  * (docs/design.md, "Huge pages"). */
 void ugc_moving_space_use_huge_pages(ugc_moving_space *space, bool on) {
   space->huge_pages = on && !ugc_feature_disabled("thp");
