@@ -105,10 +105,8 @@ static uintptr_t try_alloc_locked(ugc_heap *heap, ugc_mutator *mutator, alloc_sp
       return 0;
     /* Concurrent marking: start a cycle and keep allocating up to the hard limit while it
      * runs (objects allocated meanwhile are live: allocate black, below). */
-    if (!heap->allocate_black) {
-      ugc_sizing_cycle_requested(heap);
+    if (!heap->allocate_black)
       ugc_cmark_start(heap);
-    }
   }
   uintptr_t hdr = 0;
   switch (space) {
@@ -191,6 +189,11 @@ static void collect_for_room(ugc_heap *heap, ugc_mutator *mutator, bool skip_if_
   bool concurrent = heap->cmark != NULL;
   uint64_t start = concurrent ? ugc_now_ns() : 0;
   bool marking = mutator->fast.marking; /* set and cleared in pauses: stable here */
+  if (concurrent) {
+    pthread_mutex_lock(&heap->lock);
+    ugc_sizing_ran_full(heap);
+    pthread_mutex_unlock(&heap->lock);
+  }
   uint64_t build_ns = 0;
   if (heap->backend->compact_assist) {
     uint64_t build_start = ugc_now_ns();

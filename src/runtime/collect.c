@@ -275,9 +275,16 @@ void ugc_collect_mark_done(ugc_heap *heap, const ugc_mark_totals *totals, uint64
 }
 
 size_t ugc_heap_next_extent(const ugc_heap *heap, size_t moving_live) {
-  double next = (double)moving_live * heap->config.growth_factor + ugc_sizing_headroom(heap);
-  size_t extent = next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;
-  return extent > heap->config.heap_initial ? extent : heap->config.heap_initial;
+  /* A heap that ran full in this cycle will again: mutators allocate up to the limit. */
+  if (heap->sizing.ran_full)
+    return heap->config.heap_max;
+  /* The trigger's target (at least heap_initial), plus what mutators allocate while the
+   * cycle it starts runs. */
+  double target = (double)moving_live * heap->config.growth_factor;
+  if (target < (double)heap->config.heap_initial)
+    target = (double)heap->config.heap_initial;
+  double next = target + (double)ugc_sizing_headroom(heap);
+  return next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;
 }
 
 void ugc_collect_sweep(ugc_heap *heap, ugc_cycle_work *work) {

@@ -17,26 +17,23 @@ static size_t occupancy(const ugc_heap *heap) {
   return (heap->moving.top - heap->moving.base) + heap->other_since_gc;
 }
 
-static void window_start(ugc_heap *heap) {
-  heap->sizing.started = true;
+/* The window opens at the initial pause, not when allocation crossed the trigger: a cycle
+ * asked for while the last compaction still runs waits for it, and counting that wait
+ * would feed back. A larger headroom moves the trigger down, closer to the occupancy a
+ * compaction leaves, so the next request comes during the compaction, waits longer, and
+ * measures a longer window: on `cold` with the move backend the headroom reached the
+ * whole heap, the trigger sat at the occupancy after every cycle, and cycles ran back to
+ * back with mutators allocating black through each (60-70 MiB of floating garbage per
+ * cycle at a 128 MiB heap, 0.8-1.8 s of waits for a full heap per run). */
+void ugc_sizing_mark_started(ugc_heap *heap) {
   heap->sizing.start_ns = ugc_now_ns();
   heap->sizing.start_occupancy = occupancy(heap);
-}
-
-void ugc_sizing_cycle_requested(ugc_heap *heap) {
-  if (!heap->sizing.started)
-    window_start(heap);
-}
-
-void ugc_sizing_mark_started(ugc_heap *heap) {
-  ugc_sizing_cycle_requested(heap);
 }
 
 void ugc_sizing_mark_ended(ugc_heap *heap) {
   ugc_sizing *s = &heap->sizing;
   uint64_t now = ugc_now_ns();
   size_t occupied = occupancy(heap);
-  s->started = false;
   /* TLABs handed out count whole: an upper bound of what was allocated. */
   double allocated = occupied > s->start_occupancy ? (double)(occupied - s->start_occupancy) : 0;
   double duration = now > s->start_ns ? (double)(now - s->start_ns) : 1;
@@ -53,6 +50,10 @@ void ugc_sizing_mark_ended(ugc_heap *heap) {
       duration > s->window_ns ? duration : SMOOTHING * duration + (1 - SMOOTHING) * s->window_ns;
 }
 
+void ugc_sizing_ran_full(ugc_heap *heap) {
+  heap->sizing.ran_full = true;
+}
+
 size_t ugc_sizing_headroom(const ugc_heap *heap) {
   const ugc_sizing *s = &heap->sizing;
   if (!heap->cmark)
@@ -66,6 +67,7 @@ size_t ugc_sizing_headroom(const ugc_heap *heap) {
 
 size_t ugc_sizing_next_trigger(ugc_heap *heap, size_t moving_live, size_t other_live) {
   const ugc_config *config = &heap->config;
+  heap->sizing.ran_full = false;
   /* The target size from the live data, between heap_initial and heap_max. */
   double grown = (double)moving_live * config->growth_factor;
   size_t target = grown > (double)config->heap_max ? config->heap_max : (size_t)grown;

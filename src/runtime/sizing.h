@@ -13,27 +13,29 @@
 #include <stdint.h>
 
 typedef struct ugc_sizing {
-  /* The current cycle: when allocation crossed the trigger (or, for a cycle asked for by
-   * ugc_collect, its initial pause) and the occupancy then (moving space + other
+  /* The current cycle: its initial pause and the occupancy then (moving space + other
    * allocation). Memory comes back only at the final pause: that is the window to cover. */
-  bool started;
   uint64_t start_ns;
   size_t start_occupancy;
   double alloc_rate; /* bytes per ns allocated in that window, smoothed */
   double window_ns;  /* its length, smoothed */
   bool estimated;    /* a concurrent cycle has been measured */
+  /* A mutator found the heap full since the last compaction pause: what it would have
+   * allocated is not in the measured rate, and the next cycle will reach the limit too. */
+  bool ran_full;
 } ugc_sizing;
 
 struct ugc_heap;
 
-/* Allocation crossed the trigger and asked for a concurrent cycle (heap lock held). */
-void ugc_sizing_cycle_requested(struct ugc_heap *heap);
 /* The initial pause of a concurrent cycle (heap lock held, TLABs retired). */
 void ugc_sizing_mark_started(struct ugc_heap *heap);
 /* The final pause of a concurrent cycle, before its TLABs are retired (heap lock held). */
 void ugc_sizing_mark_ended(struct ugc_heap *heap);
+/* A mutator found the heap full and waits for a collection (heap lock held). */
+void ugc_sizing_ran_full(struct ugc_heap *heap);
 /* The moving-space occupancy that starts the next collection, from the live bytes of the
- * moving space and of the other spaces after this collection. Heap lock held. */
+ * moving space and of the other spaces after this collection; forgets ran_full (after the
+ * compaction pause has chosen what to keep). Heap lock held. */
 size_t ugc_sizing_next_trigger(struct ugc_heap *heap, size_t moving_live, size_t other_live);
 /* The room the trigger leaves below the hard limit for allocation during marking. */
 size_t ugc_sizing_headroom(const struct ugc_heap *heap);
