@@ -173,6 +173,11 @@ if(TARGET test_runtime_fork)
                   "UFFDGC_BACKEND=copy;UFFDGC_DELIVERY=thread")
 endif()
 
+# Memory kept between cycles on the move backend too (the default run is copy's).
+if(TARGET test_backend_retain)
+  ugc_matrix_test("unit/test_backend_retain[move]" test_backend_retain "UFFDGC_BACKEND=move")
+endif()
+
 # bench/smoke: every workload on every backend at --scale 1 with --verify (compact on
 # 128 MiB, both delivery modes); the --json output must hold every key docs/benchmarks.md
 # promises. About 30 s here.

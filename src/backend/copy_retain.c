@@ -13,15 +13,13 @@
 /* Which heap range the next cycle allocates into and this compaction keeps from-space for:
  * from the new top, rounded up to a huge page, to the sizing target plus what mutators
  * allocate while the next cycle marks (ugc_heap_next_extent), within the old heap. Empty without
- * UFFDIO_MOVE, or when the whole heap is registered for the compaction. */
+ * UFFDIO_MOVE, or when the whole heap is registered for the compaction. The move backend
+ * recycles from-space pages only below the kept range (move.c, recycle_limit), so that a
+ * page is never both a build target and kept. */
 void ugc_copy_choose_kept_range(ugc_copy_backend *backend, const ugc_compact_plan *plan) {
   backend->keep_low = backend->keep_high = 0;
   if (!(backend->uffd.features & UFFD_FEATURE_MOVE) ||
       backend->registered_bytes == backend->space_bytes)
-    return;
-  /* The move backend recycles from-space pages itself (backend/move.c): a page must not be
-   * both a build target there and kept for allocation here. */
-  if (backend->variant)
     return;
   ugc_heap *heap = backend->heap;
   uintptr_t low = (plan->new_top + UGC_RETAIN_CHUNK - 1) & ~(UGC_RETAIN_CHUNK - 1);
@@ -37,16 +35,18 @@ void ugc_copy_choose_kept_range(ugc_copy_backend *backend, const ugc_compact_pla
   }
 }
 
-/* Allocation during the compaction takes from-space the GC threads drained (retain.h):
- * plain copy with UFFDIO_MOVE (the move backend builds into drained pages itself), above
- * the new top and below the last huge page of the heap (the hand-off's touch). GC threads
- * drain in steps of UGC_CONCURRENT_RELEASE_CHUNK (8 MiB); the pool holds two steps, so
- * that allocation finds memory between them, and releases older chunks beyond: drained
- * memory allocation does not take goes back early, as without the pool. */
+/* Allocation during the compaction takes from-space the GC threads drained (retain.h),
+ * with UFFDIO_MOVE, above the new top and below the last huge page of the heap (the hand-off's
+ * touch). GC threads drain in steps of UGC_CONCURRENT_RELEASE_CHUNK (8 MiB); the pool holds two
+ * steps, so that allocation finds memory between them, and releases older chunks beyond: drained
+ * memory allocation does not take goes back early, as without the pool. The move backend
+ * builds into drained pages itself (its release_from replaces copy_release_from, so nothing
+ * drains into this pool): it opens with the tail alone, which lies above the old top, out
+ * of the move backend's reach. */
 #define DRAINED_POOL_BYTES (2 * UGC_CONCURRENT_RELEASE_CHUNK)
 void ugc_copy_open_drained_pool(ugc_copy_backend *backend, const ugc_compact_plan *plan,
                                 uintptr_t tail_low, uintptr_t tail_high) {
-  if (!(backend->uffd.features & UFFD_FEATURE_MOVE) || backend->variant ||
+  if (!(backend->uffd.features & UFFD_FEATURE_MOVE) ||
       backend->registered_bytes == backend->space_bytes)
     return;
   uintptr_t heap_limit = backend->space_base + backend->space_bytes - UGC_HUGE_PAGE_SIZE;

@@ -16,7 +16,9 @@
  * grows, so what the driver releases is always its continuation, and a page is taken with
  * one compare-and-swap (async-signal-safe: mutators take pages in their SIGBUS handler).
  * Pages taken one after the other by one thread are contiguous, so a GC thread's run is
- * one MOVE. What is never recycled goes back with the whole from-space mapping at the end.
+ * one MOVE. What is never recycled goes back with the whole from-space mapping at the end,
+ * but for the range the copy backend keeps for the next cycle's allocation (retain.h), which
+ * recycling stops below (recycle_limit).
  *
  * A GC thread building a whole 2 MiB chunk of slid pages (compact/concurrent.c, "whole
  * huge pages") takes a 2 MiB-aligned region: pool_next jumps to the next boundary and past
@@ -60,6 +62,11 @@ typedef struct move_backend {
   ugc_uffd *uffd;
   ugc_page_mapper copy; /* the copy backend's mapper: copies, zero pages, the fallback */
   uintptr_t slid_from;  /* from-space address of dense_end: recycling starts there */
+  /* From-space twin of the range the copy backend keeps for the next cycle's allocation
+   * (backend/retain.h): recycling stops there, so that a page is never both a build target
+   * and kept. The pages below it outnumber the slid pages to build (keep_low is above the
+   * new top); UINTPTR_MAX when nothing is kept. */
+  uintptr_t recycle_limit;
   _Atomic uintptr_t pool_next, pool_limit;
   /* Pages skipped to align a region: first and end page (from slid_from), 32 bits each. */
   _Atomic uint64_t gap;
@@ -225,6 +232,8 @@ static void move_release_from(void *ctx, uintptr_t from, size_t bytes) {
     uintptr_t dense_end = end < backend->slid_from ? end : backend->slid_from;
     ugc_madv_dontneed((void *)from, dense_end - from);
   }
+  if (end > backend->recycle_limit)
+    end = backend->recycle_limit; /* kept: released or taken when the compaction completes */
   if (end > atomic_load_explicit(&backend->pool_limit, memory_order_relaxed))
     atomic_store_explicit(&backend->pool_limit, end, memory_order_release);
 }
@@ -234,6 +243,9 @@ static void move_begin(void *ctx, ugc_page_mapper *mapper, const ugc_compact_pla
   move_backend *backend = ctx;
   backend->copy = *mapper;
   backend->slid_from = plan->dense_end + (uintptr_t)from_delta;
+  const ugc_copy_backend *copy = mapper->backend; /* chose its kept range before this */
+  backend->recycle_limit =
+      copy->keep_low < copy->keep_high ? copy->keep_low + (uintptr_t)from_delta : UINTPTR_MAX;
   atomic_store(&backend->pool_next, backend->slid_from);
   atomic_store(&backend->pool_limit, backend->slid_from);
   atomic_store(&backend->gap, 0);
@@ -311,6 +323,7 @@ const ugc_backend_ops ugc_backend_move = {
     .compact_wait = ugc_copy_compact_wait,
     .compact_resumed = ugc_copy_compact_resumed,
     .compact_assist = ugc_copy_compact_assist,
+    .prepare_alloc = ugc_copy_prepare_alloc,
     .fork_prepare = ugc_copy_fork_prepare,
     .fork_parent = ugc_copy_fork_parent,
     .fork_child = ugc_copy_fork_child,

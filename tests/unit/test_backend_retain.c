@@ -1,4 +1,6 @@
-/* Retention of moving-space memory between cycles (copy backend, backend/retain.h):
+/* Retention of moving-space memory between cycles (backend/retain.h), on the copy backend
+ * or, with UFFDGC_BACKEND=move (tests/matrix.cmake), the move backend, whose recycled build
+ * targets stay below the kept range:
  *   - after a compaction, allocation reuses the drained from-space pages (moved back with
  *     UFFDIO_MOVE: stats.compaction.pages_retained_reused grows) and every object it hands out of
  *     them still starts zeroed, small (TLAB) and medium alike; the heap verifies;
@@ -7,6 +9,7 @@
  *   - allocation while a large compaction runs (memory from the drained pool and its tail)
  *     hands out zeroed objects, and the live objects the compaction moved keep their
  *     contents. */
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -63,9 +66,15 @@ static void fill_live(ugc_mutator *m, ugc_type_id bytes_type, void **live, size_
   }
 }
 
+/* "copy", or the backend UFFDGC_BACKEND names. */
+static const char *backend_name(void) {
+  const char *name = getenv("UFFDGC_BACKEND");
+  return name && *name ? name : "copy";
+}
+
 static ugc_heap *copy_heap(size_t heap_max, size_t heap_initial) {
   ugc_config config = fixture_config(heap_max, heap_initial);
-  config.backend = "copy";
+  config.backend = backend_name();
   config.concurrent_mark = 1;
   return fixture_heap(&config);
 }
@@ -205,10 +214,12 @@ static void allocation_during_compaction(void) {
 
 int main(void) {
   char reason[200];
-  if (!ugc_backend_available("copy", reason, sizeof reason))
-    SKIP("copy backend: %s", reason);
+  const char *backend = backend_name();
+  if (!ugc_backend_available(backend, reason, sizeof reason))
+    SKIP("%s backend: %s", backend, reason);
   if (!(ugc_uffd_caps_get()->features & UFFD_FEATURE_MOVE))
     SKIP("no UFFDIO_MOVE here: the copy backend releases from-space instead of keeping it");
+  printf("backend %s\n", backend);
   reuse_starts_zeroed();
   kept_within_target();
   allocation_during_compaction();
