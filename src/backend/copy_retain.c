@@ -12,7 +12,7 @@
 
 /* Which heap range the next cycle allocates into and this compaction keeps from-space for:
  * from the new top, rounded up to a huge page, to the sizing target plus what mutators
- * allocate while the next cycle marks (ugc_heap_next_extent), within the old heap. Empty without
+ * allocate past the next cycle's trigger (ugc_heap_next_extent), within the old heap. Empty without
  * UFFDIO_MOVE, or when the whole heap is registered for the compaction. The move backend
  * recycles from-space pages only below the kept range (move.c, recycle_limit), so that a
  * page is never both a build target and kept. */

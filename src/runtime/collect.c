@@ -278,12 +278,12 @@ size_t ugc_heap_next_extent(const ugc_heap *heap, size_t moving_live) {
   /* A heap that ran full in this cycle will again: mutators allocate up to the limit. */
   if (heap->sizing.ran_full)
     return heap->config.heap_max;
-  /* The trigger's target (at least heap_initial), plus what mutators allocate while the
-   * cycle it starts runs. */
+  /* The trigger's target (at least heap_initial), plus how far past the trigger the cycle
+   * it starts allocates. */
   double target = (double)moving_live * heap->config.growth_factor;
   if (target < (double)heap->config.heap_initial)
     target = (double)heap->config.heap_initial;
-  double next = target + (double)ugc_sizing_headroom(heap);
+  double next = target + (double)ugc_sizing_reach(heap);
   return next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;
 }
 

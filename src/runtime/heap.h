@@ -190,9 +190,10 @@ void ugc_tlabs_retire_all(ugc_heap *heap);
 void ugc_collect_locked(ugc_heap *heap);
 /* How far the next cycle's allocation reaches into the moving space after a collection
  * that left `moving_live` bytes live there: the sizing target max(heap_initial, live *
- * growth_factor), plus, with concurrent marking, the room mutators allocate into while that
- * cycle marks (runtime/sizing.h); at most heap_max, and heap_max when a mutator found the heap
- * full since the last compaction pause. What a backend may keep memory for. */
+ * growth_factor), plus, with concurrent marking, how far past the trigger mutators allocate
+ * before that cycle's compaction pause (ugc_sizing_reach); at most heap_max, and heap_max
+ * when a mutator found the heap full since the last compaction pause. What a backend may
+ * keep memory for. */
 size_t ugc_heap_next_extent(const ugc_heap *heap, size_t moving_live);
 
 /* The steps of a cycle once marking is complete. ugc_collect_locked runs them all in one

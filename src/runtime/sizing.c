@@ -38,9 +38,12 @@ void ugc_sizing_mark_ended(ugc_heap *heap) {
   double allocated = occupied > s->start_occupancy ? (double)(occupied - s->start_occupancy) : 0;
   double duration = now > s->start_ns ? (double)(now - s->start_ns) : 1;
   double rate = allocated / duration;
+  /* Past the trigger: the wait for a compaction in progress included (see above). */
+  double overshoot = occupied > heap->trigger_bytes ? (double)(occupied - heap->trigger_bytes) : 0;
   if (!s->estimated) {
     s->alloc_rate = rate;
     s->window_ns = duration;
+    s->overshoot = overshoot;
     s->estimated = true;
     return;
   }
@@ -48,6 +51,8 @@ void ugc_sizing_mark_ended(ugc_heap *heap) {
   s->alloc_rate = rate > s->alloc_rate ? rate : SMOOTHING * rate + (1 - SMOOTHING) * s->alloc_rate;
   s->window_ns =
       duration > s->window_ns ? duration : SMOOTHING * duration + (1 - SMOOTHING) * s->window_ns;
+  s->overshoot =
+      overshoot > s->overshoot ? overshoot : SMOOTHING * overshoot + (1 - SMOOTHING) * s->overshoot;
 }
 
 void ugc_sizing_ran_full(ugc_heap *heap) {
@@ -63,6 +68,14 @@ size_t ugc_sizing_headroom(const ugc_heap *heap) {
   if (room < (double)floor)
     return floor;
   return room < (double)heap->config.heap_max ? (size_t)room : heap->config.heap_max;
+}
+
+size_t ugc_sizing_reach(const ugc_heap *heap) {
+  size_t headroom = ugc_sizing_headroom(heap);
+  double overshoot = heap->sizing.overshoot;
+  if (overshoot > (double)heap->config.heap_max)
+    return heap->config.heap_max;
+  return (size_t)overshoot > headroom ? (size_t)overshoot : headroom;
 }
 
 size_t ugc_sizing_next_trigger(ugc_heap *heap, size_t moving_live, size_t other_live) {

@@ -19,7 +19,10 @@ typedef struct ugc_sizing {
   size_t start_occupancy;
   double alloc_rate; /* bytes per ns allocated in that window, smoothed */
   double window_ns;  /* its length, smoothed */
-  bool estimated;    /* a concurrent cycle has been measured */
+  /* How far occupancy went past the trigger by the final pause, smoothed as the rate: the
+   * window above plus the wait of a cycle asked for while a compaction still ran. */
+  double overshoot;
+  bool estimated; /* a concurrent cycle has been measured */
   /* A mutator found the heap full since the last compaction pause: what it would have
    * allocated is not in the measured rate, and the next cycle will reach the limit too. */
   bool ran_full;
@@ -39,5 +42,8 @@ void ugc_sizing_ran_full(struct ugc_heap *heap);
 size_t ugc_sizing_next_trigger(struct ugc_heap *heap, size_t moving_live, size_t other_live);
 /* The room the trigger leaves below the hard limit for allocation during marking. */
 size_t ugc_sizing_headroom(const struct ugc_heap *heap);
+/* How far past the trigger the next cycle's allocation is expected to reach: the headroom,
+ * or more when cycles started late (asked for while a compaction still ran). */
+size_t ugc_sizing_reach(const struct ugc_heap *heap);
 
 #endif

@@ -5,7 +5,8 @@
  *     before the initial pause (while the cycle waited for the last compaction, say) does
  *     not count: counting it fed back into ever earlier triggers;
  *   - the extent is max(heap_initial, live x growth_factor) plus the headroom, at most
- *     heap_max (a live set below heap_initial / growth_factor once lost the headroom);
+ *     heap_max (a live set below heap_initial / growth_factor once lost the headroom), or
+ *     plus how far occupancy went past the trigger, when cycles start late;
  *   - after a mutator found the heap full, the extent is heap_max until the next
  *     collection's trigger is computed. */
 #include <time.h>
@@ -87,6 +88,35 @@ static void extent_covers_the_next_cycle(void) {
   ugc_heap_destroy(heap);
 }
 
+/* A cycle asked for while a compaction still ran starts late: occupancy goes further past
+ * the trigger than the headroom (measured from the initial pause) says. The extent covers
+ * that overshoot; the trigger does not move for it. */
+static void extent_covers_a_late_start(void) {
+  ugc_heap *heap = sizing_heap();
+  window(heap, 0, 10 * MiB, 10); /* headroom: the floor, 32 MiB */
+  size_t headroom = ugc_sizing_headroom(heap);
+  pthread_mutex_lock(&heap->lock);
+  size_t trigger_before = ugc_sizing_next_trigger(heap, 1 * MiB, 0);
+  heap->trigger_bytes = trigger_before;
+  pthread_mutex_unlock(&heap->lock);
+  /* 60 MiB past the trigger (64 MiB) by the compaction pause, 10 MiB of it after the
+   * initial pause. */
+  window(heap, trigger_before + 50 * MiB, 10 * MiB, 10);
+  pthread_mutex_lock(&heap->lock);
+  size_t reach = ugc_sizing_reach(heap);
+  size_t extent = ugc_heap_next_extent(heap, 1 * MiB);
+  size_t trigger_after = ugc_sizing_next_trigger(heap, 1 * MiB, 0);
+  pthread_mutex_unlock(&heap->lock);
+  printf("headroom %.1f MiB, reach %.1f MiB, extent %.1f MiB, trigger %.1f -> %.1f MiB\n",
+         (double)ugc_sizing_headroom(heap) / MiB, (double)reach / MiB, (double)extent / MiB,
+         (double)trigger_before / MiB, (double)trigger_after / MiB);
+  CHECK_EQ_U64(ugc_sizing_headroom(heap), headroom);
+  CHECK(near(reach, 60 * MiB));
+  CHECK(near(extent, (size_t)HEAP_INITIAL * MiB + 60 * MiB));
+  CHECK_EQ_U64(trigger_after, trigger_before);
+  ugc_heap_destroy(heap);
+}
+
 static void full_heap_keeps_everything(void) {
   ugc_heap *heap = sizing_heap();
   pthread_mutex_lock(&heap->lock);
@@ -102,6 +132,7 @@ static void full_heap_keeps_everything(void) {
 int main(void) {
   headroom_from_marking_window();
   extent_covers_the_next_cycle();
+  extent_covers_a_late_start();
   full_heap_keeps_everything();
   return ugc_test_failures ? 1 : 0;
 }
