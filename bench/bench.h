@@ -61,6 +61,10 @@ typedef struct bench_result {
   char backend[BENCH_NAME_LEN];           /* what ran ("stw", "bdw", ...) */
   char backend_requested[BENCH_NAME_LEN]; /* what was asked ("auto", ...) */
   char delivery[BENCH_NAME_LEN];          /* fault delivery asked for: "sigbus", "thread" */
+  /* The library's settings as the heap resolved them (ugc_heap_config); bdw: empty, 0. */
+  char huge_pages[4]; /* "on" or "off": the moving space's transparent huge pages */
+  unsigned gc_threads, compact_threads;
+  int concurrent_mark;
   char kernel[72];
   char error[512]; /* empty when the run succeeded (holds a whole ugc_error message) */
   bool ok;

@@ -78,6 +78,13 @@ int bench_ugc_setup(bench_ctx *ctx, const char *backend) {
                                        .compaction_done = on_compaction_done};
   ugc_set_event_listener(heap, &listener);
   snprintf(ctx->result->backend, sizeof ctx->result->backend, "%s", ugc_heap_backend(heap));
+  ugc_config settings;
+  ugc_heap_config(heap, &settings);
+  snprintf(ctx->result->huge_pages, sizeof ctx->result->huge_pages, "%s",
+           settings.huge_pages == UGC_HUGE_PAGES_ON ? "on" : "off");
+  ctx->result->gc_threads = settings.gc_threads;
+  ctx->result->compact_threads = settings.compact_threads;
+  ctx->result->concurrent_mark = settings.concurrent_mark;
   return 0;
 }
 

@@ -166,6 +166,14 @@ UGC_API void ugc_heap_destroy(ugc_heap *heap);
 /* The backend the heap runs ("stw", "copy", ...), after "auto" was resolved. */
 UGC_API const char *ugc_heap_backend(const ugc_heap *heap);
 
+/* The settings the heap runs with, into *config: the caller's ugc_config after the
+ * environment (UFFDGC_*) and the defaults were applied, every automatic choice resolved:
+ * `backend` as ugc_heap_backend gives it, `gc_threads` and `compact_threads` as counts, and
+ * `huge_pages` UGC_HUGE_PAGES_ON or _OFF as the moving space is advised now (the backend's
+ * choice for AUTO; UFFDGC_DISABLE=thp applied). `delivery` is as configured (it matters to
+ * copy, move and minor only). */
+UGC_API void ugc_heap_config(const ugc_heap *heap, ugc_config *config);
+
 /* Whether system calls that read or write heap objects (read(2) into an object, write(2)
  * from one) can fail with EFAULT while a concurrent compaction is in flight, and why (into
  * reason, may be NULL). True with SIGBUS delivery, and with any delivery when userfaultfd

@@ -173,6 +173,12 @@ if(TARGET test_runtime_fork)
                   "UFFDGC_BACKEND=copy;UFFDGC_DELIVERY=thread")
 endif()
 
+# The resolved settings with huge pages disabled (read once per process: a run of its own).
+if(TARGET test_runtime_heap_config)
+  ugc_matrix_test("unit/test_runtime_heap_config[no_thp]" test_runtime_heap_config
+                  "UFFDGC_DISABLE=thp")
+endif()
+
 # Memory kept between cycles on the move backend too (the default run is copy's).
 if(TARGET test_backend_retain)
   ugc_matrix_test("unit/test_backend_retain[move]" test_backend_retain "UFFDGC_BACKEND=move")

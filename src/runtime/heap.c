@@ -229,6 +229,12 @@ const char *ugc_heap_backend(const ugc_heap *heap) {
   return heap->backend->name;
 }
 
+void ugc_heap_config(const ugc_heap *heap, ugc_config *config) {
+  *config = heap->config; /* resolved at creation (runtime/config.c) */
+  config->backend = heap->backend->name;
+  config->huge_pages = heap->moving.huge_pages ? UGC_HUGE_PAGES_ON : UGC_HUGE_PAGES_OFF;
+}
+
 unsigned ugc_version(void) {
   return UGC_VERSION;
 }

@@ -18,6 +18,7 @@ why; bad options exit with status 2 and name the option; latency rows saw at lea
 collection cycle overlap their timed units, split them into units during a cycle and idle
 ones that add up, and report the MMU at 1, 10 and 100 ms."""
 import json
+import os
 import numbers
 import subprocess
 import sys
@@ -90,6 +91,8 @@ def check_row(row):
             fail("%s.%s: expected a non-empty string" % (where, key))
     if row.get("ok") is not True:
         fail("%s: run failed: %s" % (where, row.get("error")))
+    if row["backend"] != "bdw":
+        check_settings(row, where)
     need_numbers(row, ["threads", "heap_max_bytes", "wall_s", "mutator_cpu_s", "gc_cpu_s",
                        "user_cpu_s", "sys_cpu_s", "sys_cpu_share", "minor_faults",
                        "major_faults", "rss_peak_over_live", "gc_cycles", "live_bytes_peak", "rss_peak_bytes",
@@ -126,6 +129,24 @@ def check_row(row):
     if row["workload"] == "latency":
         check_latency(row, where)
     return True
+
+
+def check_settings(row, where):
+    """The library's resolved settings (ugc_heap_config): counts, and huge pages as the
+    backend chose them: off for copy and move unless UFFDGC_THP says otherwise."""
+    need(row, ["settings"], where)
+    settings = row["settings"]
+    need_numbers(settings, ["gc_threads", "compact_threads", "concurrent_mark"],
+                 where + ".settings")
+    if settings["gc_threads"] < 1 or settings["compact_threads"] < 1:
+        fail("%s.settings: thread counts not resolved: %r" % (where, settings))
+    if settings.get("huge_pages") not in ("on", "off"):
+        fail("%s.settings.huge_pages: expected \"on\" or \"off\", got %r" %
+             (where, settings.get("huge_pages")))
+    thp_set = os.environ.get("UFFDGC_THP", "auto") != "auto"
+    if row["backend"] in ("copy", "move") and not thp_set and settings["huge_pages"] != "off":
+        fail("%s.settings.huge_pages: %r, but copy and move run without huge pages" %
+             (where, settings["huge_pages"]))
 
 
 def check_usage(row, where):

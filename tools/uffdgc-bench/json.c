@@ -185,6 +185,15 @@ static void put_row(FILE *f, const bench_row *row) {
   put_string(f, r->kernel);
   fputs(",\n   ", f);
   put_u64(f, "threads", r->threads, true);
+  if (r->huge_pages[0]) {
+    fputs("\"settings\": {", f);
+    put_u64(f, "gc_threads", r->gc_threads, true);
+    put_u64(f, "compact_threads", r->compact_threads, true);
+    put_u64(f, "concurrent_mark", (uint64_t)r->concurrent_mark, true);
+    fputs("\"huge_pages\": ", f);
+    put_string(f, r->huge_pages);
+    fputs("}, ", f);
+  }
   put_u64(f, "heap_max_bytes", r->heap_max_bytes, true);
   put_num(f, "wall_s", r->wall_s, true);
   put_num(f, "mutator_cpu_s", r->mutator_cpu_s, true);

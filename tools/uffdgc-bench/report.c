@@ -72,6 +72,13 @@ void bench_print_footer(FILE *out, const bench_row *row) {
   }
   fprintf(out, "[%s/%s] Completed %llu major collections (0 minor).\n", w, b,
           (unsigned long long)r->gc_cycles);
+  if (r->huge_pages[0]) {
+    fprintf(out, "[%s/%s] settings: %u GC threads", w, b, r->gc_threads);
+    if (strcmp(r->backend, "stw") != 0) /* stw compacts in the pause, with all of them */
+      fprintf(out, ", %u of them compacting", r->compact_threads);
+    fprintf(out, ", huge pages %s, %s marking.\n", r->huge_pages,
+            r->concurrent_mark ? "concurrent" : "stop-the-world");
+  }
   fprintf(out, "[%s/%s] %.3f ms total time (%.3f stopped).\n", w, b, r->wall_s * 1e3,
           r->gc_total_pause_s * 1e3);
   fprintf(out, "[%s/%s] %.3f ms median pause time, %.3f p95, %.3f max.\n", w, b, r->pause.p50 / 1e6,
