@@ -424,7 +424,10 @@ void ugc_collect_compact_locked(ugc_heap *heap, const ugc_mark_totals *totals,
                                              .concurrent = !work->mark_end,
                                              .initial_ns = work->initial_ns,
                                              .remark_ns = work->remark_ns,
-                                             .note = heap->cycle_note});
+                                             .note = heap->cycle_note,
+                                             .next_trigger = heap->trigger_bytes,
+                                             .headroom = ugc_sizing_headroom(heap),
+                                             .reach = ugc_sizing_reach(heap)});
   heap->cycle_note[0] = 0;
   ugc_event_pause_end(heap, mark_ns + compact_ns);
 }

@@ -23,6 +23,9 @@ typedef struct ugc_cycle_trace {
   uint64_t initial_ns, remark_ns; /* these the cycle's earlier pauses; sweep and plan ran
                                      between the remark and the compaction pause */
   const char *note;               /* appended as it is (concurrent marking's phases), or NULL */
+  /* Concurrent marking: the trigger of the next cycle, the headroom it leaves below the hard
+   * limit and how far past it the kept extent reaches (runtime/sizing.h). */
+  size_t next_trigger, headroom, reach;
 } ugc_cycle_trace;
 
 /* The pause's line. Heap lock held. */

@@ -1,7 +1,8 @@
 /* GCBench's shape on a small heap: a long-lived tree and array, then many temporary trees
  * built top-down and bottom-up, so the heap fills and collects many times on its own.
  * Tracing goes to a temporary file (config.trace_file, with UFFDGC_TRACE=1 set as well):
- * there must be exactly one "uffdgc: cycle" line per collection. Public API only. */
+ * there must be exactly one "uffdgc: cycle" line per collection, with its sizing part on
+ * every cycle that marked concurrently. Public API only. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,9 +125,10 @@ int main(void) {
   fflush(trace);
   rewind(trace);
   char line[1024];
-  uint64_t cycle_lines = 0, other_lines = 0;
+  uint64_t cycle_lines = 0, other_lines = 0, sizing_lines = 0;
   while (fgets(line, sizeof line, trace)) {
     if (strncmp(line, "uffdgc: cycle", 13) == 0) {
+      sizing_lines += strstr(line, " sizing(next-trigger=") != NULL;
       if (cycle_lines++ == 0)
         printf("first trace line: %s", line);
     } else {
@@ -140,5 +142,7 @@ int main(void) {
          (unsigned long long)other_lines, stats.pause.max_ns / 1e6);
   CHECK(stats.cycles >= 4); /* the small heap must have collected on its own */
   CHECK_EQ_U64(cycle_lines, stats.cycles);
+  /* Cycles that marked concurrently also give the next trigger, headroom and reach. */
+  CHECK_EQ_U64(sizing_lines, stats.mark_concurrent_cycles);
   TEST_DONE();
 }
