@@ -278,13 +278,9 @@ size_t ugc_heap_next_extent(const ugc_heap *heap, size_t moving_live) {
   /* A heap that ran full in this cycle will again: mutators allocate up to the limit. */
   if (heap->sizing.ran_full)
     return heap->config.heap_max;
-  /* The trigger's target (at least heap_initial), plus how far past the trigger the cycle
-   * it starts allocates. */
-  double target = (double)moving_live * heap->config.growth_factor;
-  if (target < (double)heap->config.heap_initial)
-    target = (double)heap->config.heap_initial;
-  double next = target + (double)ugc_sizing_reach(heap);
-  return next > (double)heap->config.heap_max ? heap->config.heap_max : (size_t)next;
+  /* The trigger's target, plus how far past the trigger the cycle it starts allocates. */
+  size_t next = ugc_sizing_target(heap, moving_live) + ugc_sizing_reach(heap);
+  return next < heap->config.heap_max ? next : heap->config.heap_max;
 }
 
 void ugc_collect_sweep(ugc_heap *heap, ugc_cycle_work *work) {

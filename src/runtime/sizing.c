@@ -70,6 +70,13 @@ size_t ugc_sizing_headroom(const ugc_heap *heap) {
   return room < (double)heap->config.heap_max ? (size_t)room : heap->config.heap_max;
 }
 
+size_t ugc_sizing_target(const ugc_heap *heap, size_t moving_live) {
+  const ugc_config *config = &heap->config;
+  double grown = (double)moving_live * config->growth_factor;
+  size_t target = grown > (double)config->heap_max ? config->heap_max : (size_t)grown;
+  return target > config->heap_initial ? target : config->heap_initial;
+}
+
 size_t ugc_sizing_reach(const ugc_heap *heap) {
   size_t headroom = ugc_sizing_headroom(heap);
   double overshoot = heap->sizing.overshoot;
@@ -81,11 +88,7 @@ size_t ugc_sizing_reach(const ugc_heap *heap) {
 size_t ugc_sizing_next_trigger(ugc_heap *heap, size_t moving_live, size_t other_live) {
   const ugc_config *config = &heap->config;
   heap->sizing.ran_full = false;
-  /* The target size from the live data, between heap_initial and heap_max. */
-  double grown = (double)moving_live * config->growth_factor;
-  size_t target = grown > (double)config->heap_max ? config->heap_max : (size_t)grown;
-  if (target < config->heap_initial)
-    target = config->heap_initial;
+  size_t target = ugc_sizing_target(heap, moving_live);
   /* The hard limit in the trigger's terms: the other spaces' live objects count against
    * heap_max too. Concurrent marking starts early enough to leave the headroom below it. */
   size_t limit = other_live < config->heap_max ? config->heap_max - other_live : 0;

@@ -42,6 +42,9 @@ void ugc_sizing_ran_full(struct ugc_heap *heap);
 size_t ugc_sizing_next_trigger(struct ugc_heap *heap, size_t moving_live, size_t other_live);
 /* The room the trigger leaves below the hard limit for allocation during marking. */
 size_t ugc_sizing_headroom(const struct ugc_heap *heap);
+/* The size target from the live data: live * growth_factor, between heap_initial and
+ * heap_max. */
+size_t ugc_sizing_target(const struct ugc_heap *heap, size_t moving_live);
 /* How far past the trigger the next cycle's allocation is expected to reach: the headroom,
  * or more when cycles started late (asked for while a compaction still ran). */
 size_t ugc_sizing_reach(const struct ugc_heap *heap);
