@@ -47,6 +47,7 @@ typedef struct bench_compaction {
   uint64_t pages_recycled_huge;   /* of pages_recycled: moved as whole 2 MiB chunks (move) */
   uint64_t pages_untouched; /* of pages_in_place: neither read nor written (stw, copy, move) */
   uint64_t pages_by_mutator, pages_by_gc;
+  uint64_t pages_by_waiting_mutators; /* of pages_by_gc */
   uint64_t copy_ioctls, move_ioctls, continue_ioctls, zeropage_ioctls, madvise_calls;
   uint64_t moves_misreported; /* MOVEs that moved their page and answered EEXIST (move) */
   uint64_t bytes_copied;

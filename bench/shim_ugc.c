@@ -240,6 +240,7 @@ void bench_ugc_finish(bench_ctx *ctx) {
   o->moves_misreported = c->moves_misreported;
   o->pages_by_mutator = c->pages_by_mutator;
   o->pages_by_gc = c->pages_by_gc;
+  o->pages_by_waiting_mutators = c->pages_by_waiting_mutators;
   o->copy_ioctls = c->copy_ioctls;
   o->move_ioctls = c->move_ioctls;
   o->continue_ioctls = c->continue_ioctls;

@@ -508,6 +508,10 @@ typedef struct ugc_compaction_stats {
    * built, so not in pages_by_gc or pages_by_mutator: those two and this one add up to pages_total.
    */
   uint64_t pages_untouched;
+  /* Concurrent backends: pages of pages_by_gc taken by mutators that waited for the
+   * compaction (it must end before the next cycle can start) and built pages beside the GC
+   * threads instead of sleeping: a thread that found the heap full, or one in ugc_collect. */
+  uint64_t pages_by_waiting_mutators;
 } ugc_compaction_stats;
 
 typedef struct ugc_stats {

@@ -69,12 +69,13 @@ typedef struct ugc_backend_ops {
    * take the CPU of the thread ending the pause. compact_wait must complete a compaction
    * whether or not this ran. */
   void (*compact_resumed)(ugc_heap *heap);
-  /* Optional. A mutator found the heap full while the compaction started last still runs:
-   * memory comes back only at the next cycle's compaction pause, and that cycle cannot start
-   * before this compaction is complete. Instead of sleeping, the mutator builds pages beside
-   * the GC threads until none is left to take (no lock held, the mutator still RUNNING: the
-   * next pause waits for this compaction anyway). Returns whether it took part. */
-  bool (*compact_assist)(ugc_heap *heap);
+  /* Optional. A mutator waits for the compaction started last: it found the heap full
+   * (memory comes back only at the next cycle's compaction pause) or called ugc_collect, and
+   * no cycle starts before this compaction is complete. Instead of sleeping, the mutator
+   * builds pages beside the GC threads until none is left to take (no lock held, the
+   * mutator still RUNNING: the next pause waits for this compaction anyway). Returns the
+   * pages it took (0: it took no part). */
+  size_t (*compact_assist)(ugc_heap *heap);
   /* Optional. Allocation is about to hand out [start, end) of the moving space (heap lock
    * held, mutators running; start is the old top, so nothing at or above it has been handed
    * out since the last compaction). The backend may map memory it kept from the last

@@ -736,9 +736,9 @@ static void copy_on_threads_idle(void *data, uint64_t generation) {
 }
 
 /* Heap full during the compaction: the mutator builds pages too (backend.h). */
-bool ugc_copy_compact_assist(ugc_heap *heap) {
+size_t ugc_copy_compact_assist(ugc_heap *heap) {
   ugc_copy_backend *backend = heap->backend_data;
-  return backend && ugc_compact_threads_assist(&backend->threads);
+  return backend ? ugc_compact_threads_assist(&backend->threads) : 0;
 }
 
 /* fork(): compact_wait has run (no compaction in flight, none can start: the heap's locks

@@ -109,7 +109,7 @@ void ugc_copy_compact_prepare(ugc_heap *heap);
 int ugc_copy_compact_start(ugc_heap *heap, ugc_compact_plan *plan);
 void ugc_copy_compact_wait(ugc_heap *heap);
 void ugc_copy_compact_resumed(ugc_heap *heap);
-bool ugc_copy_compact_assist(ugc_heap *heap);
+size_t ugc_copy_compact_assist(ugc_heap *heap);
 void ugc_copy_fork_prepare(ugc_heap *heap);
 void ugc_copy_fork_parent(ugc_heap *heap);
 void ugc_copy_fork_child(ugc_heap *heap);

@@ -445,9 +445,9 @@ static void sigsegv_fork_child(ugc_heap *heap) {
 }
 
 /* Heap full during the compaction: the mutator builds pages too (backend.h). */
-static bool sigsegv_compact_assist(ugc_heap *heap) {
+static size_t sigsegv_compact_assist(ugc_heap *heap) {
   sigsegv_backend *backend = heap->backend_data;
-  return backend && ugc_compact_threads_assist(&backend->threads);
+  return backend ? ugc_compact_threads_assist(&backend->threads) : 0;
 }
 
 const ugc_backend_ops ugc_backend_sigsegv = {

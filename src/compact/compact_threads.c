@@ -112,20 +112,23 @@ void ugc_compact_threads_run_deferred_here(ugc_compact_threads *t) {
 
 static void assist_body(void *data) {
   ugc_compact_threads *t = data;
-  ugc_concurrent_gc_work(t->job, t->assist_batch); /* job: published by the kick */
+  t->assist_pages = ugc_concurrent_gc_work(t->job, t->assist_batch); /* job: from the kick */
 }
 
-bool ugc_compact_threads_assist(ugc_compact_threads *t) {
+size_t ugc_compact_threads_assist(ugc_compact_threads *t) {
   if (pthread_mutex_trylock(&t->assist_lock) != 0)
-    return false;
+    return 0;
   if (!t->assist_batch) {
     void *batch = mmap(NULL, UGC_CONCURRENT_BATCH_PAGES * UGC_PAGE_SIZE, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     t->assist_batch = batch == MAP_FAILED ? NULL : batch;
   }
-  bool joined = t->assist_batch && ugc_thread_pool_join(&t->pool, assist_body, t);
+  t->assist_pages = 0;
+  if (t->assist_batch)
+    ugc_thread_pool_join(&t->pool, assist_body, t);
+  size_t pages = t->assist_pages;
   pthread_mutex_unlock(&t->assist_lock);
-  return joined;
+  return pages;
 }
 
 void ugc_compact_threads_fork_prepare(ugc_compact_threads *t) {

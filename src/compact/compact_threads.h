@@ -28,6 +28,7 @@ typedef struct ugc_compact_threads {
   /* One outside thread at a time helps a running job (ugc_compact_threads_assist). */
   pthread_mutex_t assist_lock;
   void *assist_batch;
+  size_t assist_pages; /* taken by the assist in progress (assist_lock held) */
 } ugc_compact_threads;
 
 /* Sets up a pool of `count` (>= 1) threads; they start on the first kick. */
@@ -57,10 +58,11 @@ void ugc_compact_threads_start_deferred(ugc_compact_threads *t);
  * ugc_compact_threads_wait). */
 void ugc_compact_threads_run_deferred_here(ugc_compact_threads *t);
 /* The calling thread (a mutator that has nothing else to do: it waits for heap memory the
- * next cycle gives back, which cannot start before this compaction ends) builds pages of
- * the running job beside the GC threads, until none is left to take. Returns false at once
- * when no job runs or another thread assists already. */
-bool ugc_compact_threads_assist(ugc_compact_threads *t);
+ * next cycle gives back, or for a collection it asked for, which cannot start before this
+ * compaction ends) builds pages of the running job beside the GC threads, until none is
+ * left to take. Returns the pages it took; 0 at once when no job runs or another thread
+ * assists already. */
+size_t ugc_compact_threads_assist(ugc_compact_threads *t);
 /* Waits until every thread has returned from the current job. */
 void ugc_compact_threads_wait(ugc_compact_threads *t);
 /* fork(): the pool's own handlers and the kick lock (no job may be running at prepare: the

@@ -751,11 +751,11 @@ static void build_work(ugc_concurrent *c, char *buffer, size_t first, size_t end
   }
 }
 
-void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
+size_t ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
   if (c->first_work)
     c->first_work(c->first_work_data, batch);
   huge_pending pending = {0};
-  size_t first = 0, end = 0;
+  size_t first = 0, end = 0, taken_pages = 0;
   for (;;) {
     /* A pending chunk waits for the page right after it: this thread takes the work there
      * when nobody has, else that page's owner is building it (wait a little). */
@@ -768,11 +768,13 @@ void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch) {
     }
     if (!taken && !take_work(c, &first, &end, false))
       break;
+    taken_pages += end - first;
     build_work(c, batch, first, end, &pending);
     release_drained_from_space(c);
   }
   finish_pending(c, &pending);
   note_mapped_now(c); /* this thread's last page: the end, unless a later one maps after */
+  return taken_pages;
 }
 
 uint64_t ugc_concurrent_finish(ugc_concurrent *c) {

@@ -192,8 +192,9 @@ void ugc_concurrent_map_built(ugc_concurrent *c, size_t first, const void *built
 
 /* A GC thread's share of the work: builds pages from the shared cursor until none is left.
  * `batch` holds UGC_CONCURRENT_BATCH_PAGES pages (unused, may be NULL, when building in
- * place). Several threads may run it at once. */
-void ugc_concurrent_gc_work(ugc_concurrent *c, void *batch);
+ * place). Several threads may run it at once. Returns the pages this call took from the
+ * cursor (built by it, or updated in place). */
+size_t ugc_concurrent_gc_work(ugc_concurrent *c, void *batch);
 
 /* After every GC thread returned from gc_work: waits until pages claimed by faulting
  * threads are mapped too. From-space not yet released is the backend's to drop. Returns the

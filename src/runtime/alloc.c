@@ -194,12 +194,8 @@ static void collect_for_room(ugc_heap *heap, ugc_mutator *mutator, bool skip_if_
     ugc_sizing_ran_full(heap);
     pthread_mutex_unlock(&heap->lock);
   }
-  uint64_t build_ns = 0;
-  if (heap->backend->compact_assist) {
-    uint64_t build_start = ugc_now_ns();
-    if (heap->backend->compact_assist(heap))
-      build_ns = ugc_now_ns() - build_start;
-  }
+  uint64_t build_start = ugc_now_ns();
+  uint64_t build_ns = ugc_collect_assist_compaction(heap) ? ugc_now_ns() - build_start : 0;
   ugc_collect_now(heap, mutator, skip_if_collected);
   if (concurrent) {
     uint64_t waited = ugc_now_ns() - start;

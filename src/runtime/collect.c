@@ -476,6 +476,16 @@ void ugc_collect_now(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected) 
   ugc_event_pause_done(heap);
 }
 
+size_t ugc_collect_assist_compaction(ugc_heap *heap) {
+  size_t pages = heap->backend->compact_assist ? heap->backend->compact_assist(heap) : 0;
+  if (pages) {
+    ugc_stats_lock(heap);
+    heap->stats.compaction.pages_by_waiting_mutators += pages;
+    ugc_stats_unlock(heap);
+  }
+  return pages;
+}
+
 void ugc_collect(ugc_mutator *mutator, ugc_collect_kind kind) {
   ugc_check_attached(mutator, "ugc_collect");
   if (mutator->state == UGC_MUTATOR_BLOCKING)
@@ -483,11 +493,15 @@ void ugc_collect(ugc_mutator *mutator, ugc_collect_kind kind) {
   if (mutator->in_walk)
     ugc_misuse("ugc_collect", "called inside a ugc_heap_walk callback");
   ugc_heap *heap = mutator->heap;
+  if (kind != UGC_COLLECT_FULL && kind != UGC_COLLECT_FINISH)
+    ugc_misuse("ugc_collect", "unknown collection kind");
+  /* Either kind waits for the compaction in flight first (a new cycle starts only after
+   * it): the caller builds pages of it meanwhile instead of leaving its CPU idle, as a
+   * thread that found the heap full does (alloc.c, collect_for_room). */
+  ugc_collect_assist_compaction(heap);
   if (kind == UGC_COLLECT_FINISH) {
     heap->backend->compact_wait(heap);
     return;
   }
-  if (kind != UGC_COLLECT_FULL)
-    ugc_misuse("ugc_collect", "unknown collection kind");
   ugc_collect_now(heap, mutator, true);
 }

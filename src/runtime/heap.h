@@ -241,6 +241,10 @@ uint64_t ugc_collect_verify_locked(ugc_heap *heap, const char *when);
 /* Stops the world, collects (unless another thread's collection finished while waiting,
  * when `skip_if_collected`), resumes. */
 void ugc_collect_now(ugc_heap *heap, ugc_mutator *self, bool skip_if_collected);
+/* A mutator about to wait for the compaction in flight (no lock held, the thread RUNNING)
+ * builds pages of it instead (backend.h, compact_assist), counted in
+ * stats.compaction.pages_by_waiting_mutators. Returns the pages it took (0: none). */
+size_t ugc_collect_assist_compaction(ugc_heap *heap);
 
 /* ---- references (lookup.c) ---- */
 typedef enum ugc_ref_kind {

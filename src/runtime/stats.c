@@ -90,7 +90,8 @@ void ugc_stats_write_json(ugc_heap *heap, FILE *out) {
           "\"vmas_peak\":%llu,"
           "\"runs_extended\":%llu,\"cycles_merged\":%llu,\"kept_bytes_copied\":%llu,"
           "\"pages_moved_huge\":%llu,\"pages_retained_reused\":%llu,"
-          "\"pages_recycled_huge\":%llu,\"pages_untouched\":%llu}}\n",
+          "\"pages_recycled_huge\":%llu,\"pages_untouched\":%llu,"
+          "\"pages_by_waiting_mutators\":%llu}}\n",
           U64(c->pages_total), U64(c->pages_in_place), U64(c->pages_slid_whole),
           U64(c->pages_recycled), U64(c->pages_fresh), U64(c->pages_by_mutator),
           U64(c->pages_by_gc), U64(c->pages_helped), U64(c->copy_ioctls), U64(c->move_ioctls),
@@ -101,7 +102,7 @@ void ugc_stats_write_json(ugc_heap *heap, FILE *out) {
           U64(c->update_pages_in_pause), U64(c->compactions_in_pause), U64(c->mprotect_calls),
           U64(c->vmas_peak), U64(c->runs_extended), U64(c->cycles_merged),
           U64(c->kept_bytes_copied), U64(c->pages_moved_huge), U64(c->pages_retained_reused),
-          U64(c->pages_recycled_huge), U64(c->pages_untouched));
+          U64(c->pages_recycled_huge), U64(c->pages_untouched), U64(c->pages_by_waiting_mutators));
 }
 
 uint64_t ugc_collections(const ugc_heap *heap) {

@@ -62,6 +62,7 @@ static void put_compaction(FILE *f, const bench_compaction *c) {
   put_u64(f, "pages_untouched", c->pages_untouched, true);
   put_u64(f, "pages_by_mutator", c->pages_by_mutator, true);
   put_u64(f, "pages_by_gc", c->pages_by_gc, true);
+  put_u64(f, "pages_by_waiting_mutators", c->pages_by_waiting_mutators, true);
   put_u64(f, "copy_ioctls", c->copy_ioctls, true);
   put_u64(f, "move_ioctls", c->move_ioctls, true);
   put_u64(f, "moves_misreported", c->moves_misreported, true);

@@ -123,14 +123,16 @@ void bench_print_footer(FILE *out, const bench_row *row) {
   bench_compaction_rates rates;
   bench_compaction_rates_of(&r->compaction, &rates);
   if (rates.pages_built) {
-    fprintf(out,
-            "[%s/%s] compaction: %llu pages built (%llu by GC threads, %llu by "
-            "mutators), %.1f MB in %.1f ms %s: %.2f GB/s.\n",
-            w, b, (unsigned long long)rates.pages_built,
-            (unsigned long long)r->compaction.pages_by_gc,
-            (unsigned long long)r->compaction.pages_by_mutator, rates.compacted_bytes / MB,
-            rates.compaction_s * 1e3, r->compaction.concurrent_s > 0 ? "concurrent" : "in pauses",
-            rates.gb_per_s);
+    fprintf(
+        out,
+        "[%s/%s] compaction: %llu pages built (%llu by GC threads, %llu by "
+        "mutators; %llu more by mutators waiting for it), %.1f MB in %.1f ms %s: %.2f GB/s.\n",
+        w, b, (unsigned long long)rates.pages_built,
+        (unsigned long long)(r->compaction.pages_by_gc - r->compaction.pages_by_waiting_mutators),
+        (unsigned long long)r->compaction.pages_by_mutator,
+        (unsigned long long)r->compaction.pages_by_waiting_mutators, rates.compacted_bytes / MB,
+        rates.compaction_s * 1e3, r->compaction.concurrent_s > 0 ? "concurrent" : "in pauses",
+        rates.gb_per_s);
     fprintf(out, "[%s/%s] per page: build %.0f ns, map %.0f ns.\n", w, b, rates.ns_per_page_build,
             rates.ns_per_page_map);
     const bench_compaction *c = &r->compaction;
