@@ -558,8 +558,9 @@ typedef struct ugc_stats {
                                    building pages of the compaction in progress (which
                                    has to end before the next cycle can start) */
   /* Mutator assists: slow-path allocations during concurrent marking whose thread marked
-   * (its allocation had outrun the GC threads' marking), the scan work they did (bytes of
-   * objects traced) and the time it took them. */
+   * (its allocation had outrun the GC threads' marking), and steps of threads that marked
+   * while they waited for the cycle (ugc_collect, a full heap); the scan work they did
+   * (bytes of objects traced) and the time it took them. */
   uint64_t mark_assists;
   uint64_t mark_assist_bytes;
   uint64_t mark_assist_ns;

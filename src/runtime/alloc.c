@@ -215,6 +215,10 @@ static void *alloc_in(ugc_mutator *mutator, ugc_type_id type, size_t bytes, allo
    * thread takes from the heap while marking runs. */
   bool in_tlab = space == SPACE_MOVING && total <= MEDIUM_BYTES;
   ugc_assist_alloc(mutator, in_tlab && total < UGC_TLAB_BYTES ? UGC_TLAB_BYTES : total);
+  /* The TLAB this refill replaces: marked now, while its objects are in this thread's
+   * cache (allocate_black changes only in pauses, while this thread is parked). */
+  if (in_tlab && heap->allocate_black)
+    ugc_cmark_mark_own_tlab(mutator);
   /* Attempt 0 respects the trigger; a collection (skipped if another thread's just ran);
    * attempt 1 may use the whole heap; one last full collection; attempt 2; then OOM. */
   for (int attempt = 0; attempt < 3; attempt++) {
@@ -315,6 +319,8 @@ bool ugc_reserve(ugc_mutator *mutator, size_t bytes) {
     return false;
   }
   ugc_assist_alloc(mutator, bytes > UGC_TLAB_BYTES ? bytes : UGC_TLAB_BYTES);
+  if (heap->allocate_black) /* as in alloc_in */
+    ugc_cmark_mark_own_tlab(mutator);
   for (int attempt = 0; attempt < 3; attempt++) {
     zero_span zero = {0, 0};
     pthread_mutex_lock(&heap->lock);

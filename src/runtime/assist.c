@@ -20,6 +20,8 @@
 #define ASSIST_WAIT_NS 20000u
 /* Above this ratio the heap is as good as full: mutators mark as much as they can. */
 #define ASSIST_MAX_WORK_PER_BYTE 64.0
+/* Empty takes in a row after which a thread waiting for the cycle stops assisting. */
+#define WAITING_EMPTY_TRIES 3
 
 void ugc_assist_init(ugc_assist *assist) {
   pthread_mutex_init(&assist->lock, NULL);
@@ -75,16 +77,56 @@ void ugc_assist_end(ugc_heap *heap) {
   pthread_mutex_unlock(&heap->lock);
 }
 
+/* Enters an assist of the marker running now: NULL when none may start. */
+static struct ugc_marker *assist_enter(ugc_assist *assist, double *work_per_byte) {
+  pthread_mutex_lock(&assist->lock);
+  struct ugc_marker *marker = assist->marker;
+  if (marker)
+    assist->in_flight++;
+  if (work_per_byte)
+    *work_per_byte = assist->work_per_byte;
+  pthread_mutex_unlock(&assist->lock);
+  return marker;
+}
+
+/* Leaves it, with the scan work done and the time it took. */
+static void assist_leave(ugc_assist *assist, size_t done, uint64_t ns) {
+  pthread_mutex_lock(&assist->lock);
+  if (done) {
+    assist->calls++;
+    assist->bytes += done;
+    assist->ns += ns;
+  }
+  if (--assist->in_flight == 0 && !assist->marker)
+    pthread_cond_broadcast(&assist->idle);
+  pthread_mutex_unlock(&assist->lock);
+}
+
+size_t ugc_assist_while_waiting(ugc_mutator *mutator) {
+  ugc_assist *assist = &mutator->heap->assist;
+  size_t total = 0;
+  /* An empty take may only mean that the GC thread has not shared its stack yet (it does
+   * when an assist found the pool empty): a few tries before giving up. */
+  for (unsigned empty = 0; empty < WAITING_EMPTY_TRIES;) {
+    ugc_safepoint(mutator);
+    struct ugc_marker *marker = assist_enter(assist, NULL);
+    if (!marker)
+      break;
+    uint64_t start = ugc_now_ns();
+    size_t done = ugc_marker_assist(marker, ASSIST_MAX_BYTES, ASSIST_WAIT_NS);
+    assist_leave(assist, done, ugc_now_ns() - start);
+    total += done;
+    empty = done ? 0 : empty + 1;
+  }
+  return total;
+}
+
 void ugc_assist_alloc(ugc_mutator *mutator, size_t bytes) {
   if (!mutator->fast.marking)
     return;
   ugc_assist *assist = &mutator->heap->assist;
-  pthread_mutex_lock(&assist->lock);
-  struct ugc_marker *marker = assist->marker;
-  double ratio = assist->work_per_byte;
-  if (marker)
-    assist->in_flight++;
-  pthread_mutex_unlock(&assist->lock);
+  double ratio;
+  struct ugc_marker *marker = assist_enter(assist, &ratio);
   if (!marker)
     return;
   mutator->assist_debt += (int64_t)(ratio * (double)bytes);
@@ -104,13 +146,5 @@ void ugc_assist_alloc(ugc_mutator *mutator, size_t bytes) {
     if (mutator->assist_debt > ASSIST_MAX_DEBT)
       mutator->assist_debt = ASSIST_MAX_DEBT;
   }
-  pthread_mutex_lock(&assist->lock);
-  if (done) {
-    assist->calls++;
-    assist->bytes += done;
-    assist->ns += end - start;
-  }
-  if (--assist->in_flight == 0 && !assist->marker)
-    pthread_cond_broadcast(&assist->idle);
-  pthread_mutex_unlock(&assist->lock);
+  assist_leave(assist, done, end - start);
 }

@@ -42,5 +42,9 @@ void ugc_assist_begin(ugc_heap *heap, struct ugc_marker *marker, size_t expected
 void ugc_assist_end(ugc_heap *heap);
 /* A slow-path allocation of `bytes` (no lock held): pays the mutator's marking debt. */
 void ugc_assist_alloc(ugc_mutator *mutator, size_t bytes);
+/* A mutator that waits for a cycle (ugc_collect, a full heap; RUNNING, no lock held) marks
+ * while the concurrent drains run, whatever its debt, until no work is left to take; it
+ * reaches safepoints between steps. Returns the scan work it did, in bytes. */
+size_t ugc_assist_while_waiting(ugc_mutator *mutator);
 
 #endif

@@ -35,6 +35,11 @@ void ugc_cmark_collect(ugc_heap *heap, ugc_mutator *self, bool fresh);
  * objects are marked live by the collector thread. */
 void ugc_cmark_tlab_retired(ugc_heap *heap, uintptr_t start, uintptr_t end);
 
+/* A mutator about to replace its full TLAB while heap->allocate_black (no lock held, the
+ * TLAB still open) marks its objects itself, while they are in its cache: the TLAB then
+ * need not wait for the collector thread (ugc_tlab_retire skips it). */
+void ugc_cmark_mark_own_tlab(ugc_mutator *mutator);
+
 /* A medium object [hdr, hdr + total) was bumped while heap->allocate_black (heap lock
  * held): it gets its bits now, there being no TLAB to mark later. */
 void ugc_cmark_medium_allocated(ugc_heap *heap, uintptr_t hdr, size_t total);

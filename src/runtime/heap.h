@@ -42,6 +42,8 @@ struct ugc_mutator {
   ugc_heap *heap;
   ugc_alloc_failure last_failure; /* ugc_last_alloc_failure */
   uintptr_t tlab_start;           /* start of the current TLAB (for allocation statistics) */
+  uintptr_t tlab_marked_to;       /* its objects below this are marked black (by this thread,
+                                     ugc_cmark_mark_own_tlab); 0: none */
   int state;                      /* enum ugc_mutator_state */
   /* Set by ugc_reserve: the TLAB's free room belongs to a reserved sequence, whose
    * allocations neither poll nor collect. Ends when one does not fit, or the TLAB ends. */

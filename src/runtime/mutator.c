@@ -186,10 +186,13 @@ void ugc_tlab_retire(ugc_mutator *mutator) {
     *(uint64_t *)fast->tlab_cursor = ugc_filler_header(fast->tlab_limit - fast->tlab_cursor);
   if (mutator->tlab_start)
     mutator->heap->stats.allocated_bytes += fast->tlab_cursor - mutator->tlab_start;
-  if (mutator->tlab_start && mutator->heap->allocate_black)
+  /* Unless its thread marked it already (ugc_cmark_mark_own_tlab: up to the cursor, and
+   * the rest is the filler). */
+  if (mutator->tlab_start && mutator->heap->allocate_black &&
+      mutator->tlab_marked_to != fast->tlab_cursor)
     ugc_cmark_tlab_retired(mutator->heap, mutator->tlab_start, fast->tlab_limit);
   fast->tlab_cursor = fast->tlab_limit = 0;
-  mutator->tlab_start = 0;
+  mutator->tlab_start = mutator->tlab_marked_to = 0;
   mutator->reserved = false;
 }
 

@@ -8,7 +8,12 @@
  * tree (values, node count), its graph digest and the verifier after ten cycles. The
  * allocation waits while marking ran (alloc_waits_marking) are printed for both: on a
  * machine shared with other work they depend on when the collector thread gets a CPU, so
- * they are reported, not asserted. */
+ * they are reported, not asserted.
+ *
+ * Second scenario: no thread allocates, the only mutator calls ugc_collect five times and
+ * has nothing to do while it waits, so it marks beside the collector thread
+ * (ugc_assist_while_waiting): assist bytes with assists on, none with them off; the tree,
+ * its digest and the verifier checked after. */
 #include <pthread.h>
 #include <time.h>
 
@@ -173,6 +178,42 @@ static outcome run(int mark_assist) {
   return out;
 }
 
+/* The waiting scenario; returns the assist bytes of five collections. */
+static uint64_t run_waiting(int mark_assist) {
+  ugc_config config = fixture_config(HEAP_MAX, (size_t)40 << 20);
+  config.concurrent_mark = 1;
+  config.mark_assist = mark_assist;
+  heap = fixture_heap(&config);
+  static const uint32_t offsets[FANOUT] = {0, 8, 16, 24};
+  node_type = fixture_type(heap, "node", UGC_LAYOUT_FIXED, sizeof(node), offsets, FANOUT);
+  ugc_mutator *m = fixture_attach(heap);
+  ugc_global_root_add(heap, &tree);
+  size_t built = build_tree(m);
+  size_t nodes;
+  uint64_t sum = tree_sum(&nodes);
+  uint64_t digest = ugc_graph_digest(m);
+  for (int i = 0; i < 5; i++)
+    ugc_collect(m, UGC_COLLECT_FULL);
+  ugc_collect(m, UGC_COLLECT_FINISH);
+  ugc_stats stats;
+  ugc_stats_get(heap, &stats);
+  size_t nodes_after;
+  CHECK_EQ_U64(tree_sum(&nodes_after), sum);
+  CHECK_EQ_U64(nodes_after, built);
+  CHECK_EQ_U64(ugc_graph_digest(m), digest);
+  ugc_error error;
+  CHECK_EQ_U64(ugc_verify(m, &error), 0);
+  CHECK(stats.mark_concurrent_cycles >= 5);
+  ugc_global_root_remove(heap, &tree);
+  ugc_thread_detach(m);
+  ugc_heap_destroy(heap);
+  printf("waiting in ugc_collect, mark_assist=%d: %llu cycles; %llu assist steps marked %.1f "
+         "MiB in %.1f ms\n",
+         mark_assist, (unsigned long long)stats.cycles, (unsigned long long)stats.mark_assists,
+         stats.mark_assist_bytes / 1048576.0, stats.mark_assist_ns / 1e6);
+  return stats.mark_assist_bytes;
+}
+
 int main(void) {
   unsetenv("UFFDGC_CONCURRENT_MARK"); /* the test is about concurrent cycles */
   unsetenv("UFFDGC_MARK_ASSIST");
@@ -190,5 +231,9 @@ int main(void) {
   /* Nothing writes during the cycles and the only root is marked in the initial pause:
    * an assist that left work behind would show here (or lose it: the digest). */
   CHECK_EQ_U64(on.stats.mark_final_objects, 0);
+
+  /* A thread waiting for its collection marks too, and only with assists on. */
+  CHECK_EQ_U64(run_waiting(0), 0);
+  CHECK(run_waiting(1) > 0);
   return ugc_test_failures ? 1 : 0;
 }
